@@ -1,0 +1,57 @@
+# Tether: `make` builds everything, `make test` installs what it needs and
+# runs every test, `make demo` runs Tether on one machine, `make bench` measures.
+CC      ?= gcc
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+BUILD   ?= build
+
+ARCH_INCLUDE := /usr/include/$(shell $(CC) -dumpmachine)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Iinclude -Iuser/lib -I$(BUILD)
+LDLIBS  := -lbpf -lelf -lz
+BPF_CFLAGS := -target bpf -O2 -g -Wall -Werror -Iinclude -I$(ARCH_INCLUDE)
+
+BPF_SRC   := bpf/tether_xdp.c
+BPF_OBJ   := $(BUILD)/tether_xdp.bpf.o
+SKEL      := $(BUILD)/tether_xdp.skel.h
+BPF_HDRS  := $(wildcard bpf/*.h) $(wildcard include/tether/*.h)
+
+LIB_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/lib/*.c))
+TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/*.c))
+UNIT_TESTS   := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c))
+BPF_TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/bpf/test_*.c))
+TOOLS        := $(patsubst %.c,$(BUILD)/%,$(wildcard tools/*.c))
+PROGRAMS     := $(BUILD)/tetherd $(BUILD)/tetherctl
+
+.PHONY: all deps test bench clean
+all: $(BPF_OBJ) $(SKEL) $(LIB_OBJS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS)
+
+deps:
+	@tools/install-deps.sh
+
+$(BPF_OBJ): $(BPF_SRC) $(BPF_HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(SKEL): $(BPF_OBJ)
+	$(BPFTOOL) gen skeleton $< name tether_xdp > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/%.o: %.c $(SKEL) $(wildcard include/tether/*.h user/lib/*.h tests/lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB_OBJS) $(TESTLIB_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcmocka -lm
+
+$(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lm
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS)
+
+clean:
+	rm -rf $(BUILD)
+
+.SECONDARY:

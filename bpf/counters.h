@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/* Per-CPU decision counters: one named field of struct tether_stats each. */
+#ifndef TETHER_BPF_COUNTERS_H
+#define TETHER_BPF_COUNTERS_H
+
+#include "maps.h"
+
+static __always_inline struct tether_stats *stats_for_this_cpu(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&stats, &zero);
+}
+
+/* Per-CPU, so no atomics; stats is never NULL for index 0 of a
+ * one-entry array, but the verifier wants the check. */
+#define count(stats, field)                 \
+	do {                                \
+		if (stats)                  \
+			(stats)->field++;   \
+	} while (0)
+
+static __always_inline void count_container(__u32 slot, __u64 bytes)
+{
+	struct container_counters *counters = bpf_map_lookup_elem(&container_stats, &slot);
+
+	if (counters) {
+		counters->packets++;
+		counters->bytes += bytes;
+	}
+}
+
+#endif

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* Every map of the XDP program. Keys and values come from include/tether/maps.h;
+ * every map is pinned by name under the pin root by the loader (user/lib/loader.c). */
+#ifndef TETHER_BPF_MAPS_H
+#define TETHER_BPF_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "tether/maps.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TETHER_MAX_SERVICES);
+	__type(key, struct service_key);
+	__type(value, struct service_info);
+} services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TETHER_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct backend_record);
+} backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TETHER_MAX_CONTAINERS);
+	__type(key, __u32);
+	__type(value, struct container_record);
+} containers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TETHER_MAX_CONTAINERS);
+	__type(key, __u32);
+	__type(value, struct container_counters);
+} container_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TETHER_MAX_AFFINITY);
+	__type(key, struct affinity_key);
+	__type(value, struct affinity_value);
+} affinity SEC(".maps");
+
+/* Template of a pool table; real tables are sized to their pool. */
+struct pool_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, TETHER_MAX_FUNCTIONS);
+	__type(key, __u64);
+	__array(values, struct pool_table);
+} pools SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, TETHER_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+} tx_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tether_stats);
+} stats SEC(".maps");
+
+#endif

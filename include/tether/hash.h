@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* The hashes that place keys and flows on a pool table. Shared by the XDP
+ * program, the Maglev builder and the tests, so every router (and every test)
+ * computes the same placement from the same inputs. */
+#ifndef TETHER_HASH_H
+#define TETHER_HASH_H
+
+#include <linux/types.h>
+
+/* MurmurHash3's 64-bit finalizer: cheap in BPF, good avalanche. */
+static inline __u64 tether_mix64(__u64 x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+/* Routing key of a function (host byte order) -> 64-bit placement hash. */
+static inline __u64 tether_hash_key(__u64 function_id, __u64 routing_key)
+{
+	return tether_mix64(routing_key ^ tether_mix64(function_id));
+}
+
+/* A flow: addresses as 16 bytes (v4-mapped for IPv4), ports as on the wire. */
+static inline __u64 tether_hash_flow(const __u8 src[16], const __u8 dst[16],
+				     __u16 src_port, __u16 dst_port)
+{
+	__u64 words[4];
+
+	__builtin_memcpy(words, src, 16);
+	__builtin_memcpy(&words[2], dst, 16);
+	__u64 h = tether_mix64(words[0] ^ 0x9e3779b97f4a7c15ULL);
+	h = tether_mix64(h ^ words[1]);
+	h = tether_mix64(h ^ words[2]);
+	h = tether_mix64(h ^ words[3]);
+	return tether_mix64(h ^ ((__u64)src_port << 16 | dst_port));
+}
+
+/* Index of the table entry a hash falls on (entries 1..size). */
+static inline __u32 tether_pool_index(__u64 hash, __u32 size)
+{
+	return 1 + (__u32)(hash % size);
+}
+
+#endif

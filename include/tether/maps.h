@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/* Keys and values of every BPF map, shared by the XDP program and userspace.
+ * The maps themselves are declared in bpf/maps.h; their names (at most 15
+ * characters, the bpffs pin names) are listed here so userspace uses the same. */
+#ifndef TETHER_MAPS_H
+#define TETHER_MAPS_H
+
+#include <linux/types.h>
+
+#define TETHER_MAX_SERVICES 1024
+#define TETHER_MAX_BACKENDS 4096
+#define TETHER_MAX_CONTAINERS (1u << 20) /* slots; token.slot < this */
+#define TETHER_MAX_FUNCTIONS 65536       /* functions with a warm pool */
+#define TETHER_MAX_AFFINITY (1u << 20)   /* (function, key) entries, LRU */
+#define TETHER_MAX_PORTS 256             /* egress interfaces */
+
+/* A pool table picks a container for a hash; when the picked one cannot take
+ * work (its backend just missed its heartbeats), the next few slots are tried
+ * before the request goes to the slow path. */
+#define TETHER_POOL_PROBES 4
+
+#define TETHER_MAP_SERVICES "services"
+#define TETHER_MAP_BACKENDS "backends"
+#define TETHER_MAP_CONTAINERS "containers"
+#define TETHER_MAP_CONTAINER_STATS "container_stats"
+#define TETHER_MAP_AFFINITY "affinity"
+#define TETHER_MAP_POOLS "pools"
+#define TETHER_MAP_TX_PORTS "tx_ports"
+#define TETHER_MAP_STATS "stats"
+
+/* services: which (address, UDP port) pairs are Tether service addresses.
+ * IPv4 addresses are stored v4-mapped (::ffff:a.b.c.d). For every service the
+ * library also keeps an entry with port 0 for its address alone: fragments and
+ * packets whose UDP header cannot be read are judged by address. */
+struct service_key {
+	__u8 addr[16];
+	__be16 port; /* 0: the address-only entry */
+	__u16 pad;
+};
+
+struct service_info {
+	__u32 service_id;
+	__u32 pad;
+};
+
+enum backend_state {
+	BACKEND_FREE = 0, /* slot unused */
+	BACKEND_UP = 1,
+	BACKEND_DRAINING = 2,
+	BACKEND_DOWN = 3,
+};
+
+/* backends: ARRAY indexed by backend_id. */
+struct backend_record {
+	/* CLOCK_MONOTONIC ns after which the backend counts as down unless a
+	 * heartbeat moved it on; 0 = no heartbeat deadline. Checked in the data
+	 * plane so a silent VM loses its traffic at once, tetherd alive or not. */
+	__u64 heartbeat_expiry_ns;
+	__u32 state;   /* enum backend_state */
+	__u32 ifindex; /* interface that reaches the backend */
+	__u8 mac[6];     /* the backend's L2 address */
+	__u8 src_mac[6]; /* the edge host's address on ifindex */
+	__u32 pad;
+	__u8 addr[16]; /* informational: the backend's IP, v4-mapped for IPv4 */
+};
+
+enum container_state {
+	CONTAINER_FREE = 0, /* slot unused */
+	CONTAINER_STARTING = 1,
+	CONTAINER_WARM = 2,
+	CONTAINER_DRAINING = 3,
+	CONTAINER_GONE = 4,
+};
+
+/* containers: ARRAY indexed by slot (the token's slot). A token names the
+ * record when slot, generation and secret all match. */
+struct container_record {
+	__u64 function_id;
+	__u64 secret;            /* the token's secret, random per container */
+	__u64 drain_deadline_ns; /* CLOCK_MONOTONIC; meaningful when DRAINING */
+	__u32 generation;        /* bumped each time the slot is reused */
+	__u32 backend_id;
+	__u32 state; /* enum container_state */
+	__u32 pad;
+};
+
+/* container_stats: PERCPU_ARRAY indexed by slot. */
+struct container_counters {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* affinity: LRU_HASH (function, routing key) -> container, learned on the
+ * fast path. The generation makes an entry for a reused slot a miss. */
+struct affinity_key {
+	__u64 function_id;
+	__u64 routing_key;
+};
+
+struct affinity_value {
+	__u32 slot;
+	__u32 generation;
+};
+
+/* pools: HASH_OF_MAPS function_id -> pool table, an ARRAY of __u32 sized for
+ * its pool (BPF_F_INNER_MAP). Entry 0 holds the table size M, entries 1..M
+ * container slots, so a packet sees size and slots of one table: the swap is
+ * one pointer update of the outer map. */
+#define TETHER_POOL_SIZE_INDEX 0
+
+/* stats: PERCPU_ARRAY with one entry; a counter for every decision. */
+struct tether_stats {
+	__u64 token_hit;     /* token named a live container of the function */
+	__u64 token_miss;    /* no such container, wrong secret, gone, not accepting */
+	__u64 token_foreign; /* token of a container of another function */
+	__u64 key_hit;       /* affinity entry's container took the request */
+	__u64 key_new;       /* no entry: picked from the pool and learned */
+	__u64 key_rehomed;   /* entry's container gone: picked anew and learned */
+	__u64 flow_pick;     /* neither token nor key: picked by flow hash */
+	__u64 no_capacity;   /* no warm container: handed to the slow path */
+	__u64 strict_gone;   /* STRICT and the asked-for container is gone */
+	__u64 malformed;     /* for a service address but not a valid request */
+	__u64 fragment;      /* IP fragment for a service address */
+	__u64 pass;          /* not for a service address: to the host stack */
+	__u64 no_route;      /* backend's interface missing from tx_ports */
+};
+
+#endif

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/* The Tether wire format (DESIGN.md, "Wire format"): the 48-byte header at
+ * the start of every request and reply UDP payload. Shared by the XDP program
+ * and userspace; this is the only definition. All integers are big-endian. */
+#ifndef TETHER_WIRE_H
+#define TETHER_WIRE_H
+
+#include <linux/types.h>
+
+#define TETHER_MAGIC 0x5445 /* "TE" */
+#define TETHER_VERSION 1
+#define TETHER_HDR_LEN 48
+
+enum tether_flag {
+	TETHER_F_KEY = 0x01,     /* routing_key is meaningful */
+	TETHER_F_TOKEN = 0x02,   /* container_token is meaningful */
+	TETHER_F_STRICT = 0x04,  /* answer CONTAINER_GONE rather than fall back */
+	TETHER_F_STAMPED = 0x40, /* set by the router only */
+	TETHER_F_REPLY = 0x80,   /* set by backends in replies */
+};
+
+/* Flags a client may set on a request; any other bit makes it malformed. */
+#define TETHER_F_CLIENT_MASK (TETHER_F_KEY | TETHER_F_TOKEN | TETHER_F_STRICT)
+
+enum tether_status {
+	TETHER_STATUS_OK = 0,
+	TETHER_STATUS_NO_CAPACITY = 1,
+	TETHER_STATUS_CONTAINER_GONE = 2,
+	TETHER_STATUS_MALFORMED = 3,
+	TETHER_STATUS_OVERLOADED = 4,
+};
+
+/* The router's token layout: the slot indexes the container array directly
+ * (an array lookup, not a hash walk), the generation changes each time a slot
+ * is reused, and the 64-bit secret is random per container. A guessed token
+ * therefore reaches a chosen container with probability 2^-64. */
+struct tether_token {
+	__be32 slot;
+	__be32 generation;
+	__u64 secret; /* random bytes: compared, never interpreted */
+};
+
+struct tether_hdr {
+	__be16 magic;
+	__u8 version;
+	__u8 flags;
+	__u8 status;
+	__u8 reserved[3];
+	__be64 function_id;
+	__be64 routing_key;
+	struct tether_token container_token;
+	__be64 request_id;
+};
+
+_Static_assert(sizeof(struct tether_token) == 16, "token is 16 bytes on the wire");
+_Static_assert(sizeof(struct tether_hdr) == TETHER_HDR_LEN, "header is 48 bytes on the wire");
+
+#endif

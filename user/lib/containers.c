@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "dataplane.h"
+#include "tether_xdp.skel.h"
+
+static int containers_fd(struct dataplane *dp)
+{
+	return bpf_map__fd(dp->skel->maps.containers);
+}
+
+__u64 monotonic_ns(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (__u64)now.tv_sec * 1000000000ull + now.tv_nsec;
+}
+
+static int random_secret(__u64 *secret)
+{
+	do {
+		if (getrandom(secret, sizeof(*secret), 0) != sizeof(*secret))
+			return -errno;
+	} while (*secret == 0);
+	return 0;
+}
+
+void container_token(__u32 slot, const struct container_record *record,
+		     struct tether_token *token)
+{
+	token->slot = htonl(slot);
+	token->generation = htonl(record->generation);
+	token->secret = record->secret;
+}
+
+int container_get(struct dataplane *dp, __u32 slot, struct container_record *record)
+{
+	if (slot >= TETHER_MAX_CONTAINERS)
+		return -EINVAL;
+	if (bpf_map_lookup_elem(containers_fd(dp), &slot, record))
+		return -errno;
+	return record->state == CONTAINER_FREE ? -ENOENT : 0;
+}
+
+int container_install(struct dataplane *dp, __u32 slot, __u64 function_id, __u32 backend_id,
+		      enum container_state state, struct tether_token *token)
+{
+	struct container_record record;
+	int err;
+
+	if (slot >= TETHER_MAX_CONTAINERS || function_id == 0 ||
+	    backend_id >= TETHER_MAX_BACKENDS || state == CONTAINER_FREE)
+		return -EINVAL;
+	if (bpf_map_lookup_elem(containers_fd(dp), &slot, &record))
+		return -errno;
+	if (record.state != CONTAINER_FREE)
+		return -EEXIST;
+	/* A new generation and secret: tokens of the slot's past containers
+	 * can never name this one. */
+	record = (struct container_record){
+		.function_id = function_id,
+		.generation = record.generation + 1,
+		.backend_id = backend_id,
+		.state = state,
+	};
+	if ((err = random_secret(&record.secret)))
+		return err;
+	if (bpf_map_update_elem(containers_fd(dp), &slot, &record, BPF_ANY))
+		return -errno;
+	if (token)
+		container_token(slot, &record, token);
+	return 0;
+}
+
+int container_set_state(struct dataplane *dp, __u32 slot, enum container_state state,
+			__u64 drain_deadline_ns)
+{
+	struct container_record record;
+	int err;
+
+	if (state == CONTAINER_FREE)
+		return -EINVAL;
+	if ((err = container_get(dp, slot, &record)))
+		return err;
+	record.state = state;
+	record.drain_deadline_ns = state == CONTAINER_DRAINING ? drain_deadline_ns : 0;
+	if (bpf_map_update_elem(containers_fd(dp), &slot, &record, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+/* The generation stays, so the slot's next container gets a new one; the
+ * secret is cleared so nothing matches the freed slot. */
+int container_remove(struct dataplane *dp, __u32 slot)
+{
+	struct container_record record;
+	int err;
+
+	if ((err = container_get(dp, slot, &record)))
+		return err;
+	record = (struct container_record){ .generation = record.generation };
+	if (bpf_map_update_elem(containers_fd(dp), &slot, &record, BPF_ANY))
+		return -errno;
+	return 0;
+}

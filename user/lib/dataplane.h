@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/* Typed writes and reads of the data plane's maps: what tetherd and the tests
+ * use to add and change services, backends, containers and pools. Each call
+ * returns 0 or a negative errno and changes nothing on failure. */
+#ifndef TETHER_DATAPLANE_H
+#define TETHER_DATAPLANE_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "loader.h"
+#include "maglev.h"
+#include "tether/maps.h"
+#include "tether/wire.h"
+
+/* Addresses: "192.0.2.1" or "2001:db8::1" to the maps' 16-byte form. */
+int addr_parse(const char *text, __u8 out[16]);
+int addr_format(const __u8 addr[16], char *out, size_t size);
+int addr_is_v4mapped(const __u8 addr[16]);
+
+/* services.c: service address and UDP port (host order). */
+int service_add(struct dataplane *dp, const __u8 addr[16], __u16 port, __u32 service_id);
+int service_del(struct dataplane *dp, const __u8 addr[16], __u16 port);
+
+/* backends.c: the record is written whole; src_mac is filled from ifindex,
+ * and ifindex is added to tx_ports. */
+int backend_set(struct dataplane *dp, __u32 backend_id, const struct backend_record *record);
+int backend_get(struct dataplane *dp, __u32 backend_id, struct backend_record *record);
+int backend_del(struct dataplane *dp, __u32 backend_id);
+
+/* containers.c: install mints a new token for the slot (next generation, a
+ * fresh random secret); remove frees the slot so no old token names it. */
+int container_install(struct dataplane *dp, __u32 slot, __u64 function_id, __u32 backend_id,
+		      enum container_state state, struct tether_token *token);
+int container_set_state(struct dataplane *dp, __u32 slot, enum container_state state,
+			__u64 drain_deadline_ns);
+int container_get(struct dataplane *dp, __u32 slot, struct container_record *record);
+int container_remove(struct dataplane *dp, __u32 slot);
+void container_token(__u32 slot, const struct container_record *record,
+		     struct tether_token *token);
+
+/* pools.c: builds the function's Maglev table over members and swaps it in
+ * atomically; no members removes the pool (the function has no capacity). */
+int pool_replace(struct dataplane *dp, __u64 function_id, const struct maglev_member *members,
+		 size_t n);
+/* Reads the live table: *size entries into table (at most cap). */
+int pool_read(struct dataplane *dp, __u64 function_id, __u32 *table, __u32 cap, __u32 *size);
+
+/* stats.c: per-CPU counters summed over CPUs. */
+int stats_read(struct dataplane *dp, struct tether_stats *total);
+int container_stats_read(struct dataplane *dp, __u32 slot, struct container_counters *total);
+
+/* CLOCK_MONOTONIC in ns: the clock of deadlines and heartbeat expiries. */
+__u64 monotonic_ns(void);
+
+#endif

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT
+#include "loader.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/magic.h>
+
+#include "tether_xdp.skel.h"
+
+static int print_libbpf(enum libbpf_print_level level, const char *format, va_list args)
+{
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	return vfprintf(stderr, format, args);
+}
+
+static int mkdir_p(const char *path)
+{
+	char partial[PATH_MAX];
+
+	if (snprintf(partial, sizeof(partial), "%s", path) >= (int)sizeof(partial))
+		return -ENAMETOOLONG;
+	for (char *p = partial + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(partial, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(partial, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int pin_root_prepare(const char *pin_root)
+{
+	struct statfs fs;
+	int err = mkdir_p(pin_root);
+
+	if (err) {
+		fprintf(stderr, "tether: cannot create pin root %s: %s\n", pin_root, strerror(-err));
+		return err;
+	}
+	if (statfs(pin_root, &fs)) {
+		err = -errno;
+		fprintf(stderr, "tether: cannot stat pin root %s: %s\n", pin_root, strerror(errno));
+		return err;
+	}
+	if (fs.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mount("bpf", pin_root, "bpf", 0, "mode=0700")) {
+		err = -errno;
+		fprintf(stderr,
+			"tether: %s is not on a bpf filesystem and mounting one there failed: %s\n"
+			"  (mount -t bpf bpf /sys/fs/bpf, or run as root with CAP_SYS_ADMIN)\n",
+			pin_root, strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
+static int pin_path(char *out, size_t size, const char *pin_root, const char *name)
+{
+	if (snprintf(out, size, "%s/%s", pin_root, name) >= (int)size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* A pinned map is adopted only when it is the map this program expects: a
+ * map of another shape would be misread by the program. */
+static int check_shape(const struct bpf_map *map, int fd, const char *path)
+{
+	struct bpf_map_info info = {};
+	__u32 info_len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &info_len))
+		return -errno;
+	if (info.type == (__u32)bpf_map__type(map) && info.key_size == bpf_map__key_size(map) &&
+	    info.value_size == bpf_map__value_size(map) &&
+	    info.max_entries == bpf_map__max_entries(map))
+		return 0;
+	fprintf(stderr,
+		"tether: pinned map %s does not match this program (type %u/%u, key %u/%u, "
+		"value %u/%u, entries %u/%u: pinned/expected).\n"
+		"  It was pinned by an incompatible tether version; unload it first "
+		"(tetherd --unload, or rm %s).\n",
+		path, info.type, bpf_map__type(map), info.key_size, bpf_map__key_size(map),
+		info.value_size, bpf_map__value_size(map), info.max_entries,
+		bpf_map__max_entries(map), path);
+	return -EINVAL;
+}
+
+static int adopt_pinned_maps(struct dataplane *dp)
+{
+	struct bpf_map *map;
+	char path[PATH_MAX];
+	int err;
+
+	bpf_object__for_each_map(map, dp->skel->obj) {
+		if ((err = pin_path(path, sizeof(path), dp->pin_root, bpf_map__name(map))))
+			return err;
+		if (access(path, F_OK))
+			continue;
+		int fd = bpf_obj_get(path);
+
+		if (fd < 0) {
+			err = -errno;
+			fprintf(stderr, "tether: cannot open pinned map %s: %s\n", path,
+				strerror(errno));
+			return err;
+		}
+		err = check_shape(map, fd, path);
+		if (!err)
+			err = bpf_map__reuse_fd(map, fd);
+		close(fd);
+		if (err)
+			return err;
+		dp->adopted = true;
+	}
+	return 0;
+}
+
+static int pin_new_maps(struct dataplane *dp)
+{
+	struct bpf_map *map;
+	char path[PATH_MAX];
+	int err;
+
+	bpf_object__for_each_map(map, dp->skel->obj) {
+		if ((err = pin_path(path, sizeof(path), dp->pin_root, bpf_map__name(map))))
+			return err;
+		if (!access(path, F_OK))
+			continue;
+		if (bpf_obj_pin(bpf_map__fd(map), path)) {
+			err = -errno;
+			fprintf(stderr, "tether: cannot pin map at %s: %s\n", path, strerror(errno));
+			return err;
+		}
+	}
+	return 0;
+}
+
+int dataplane_open(struct dataplane *dp, const struct dataplane_opts *opts)
+{
+	int err;
+
+	memset(dp, 0, sizeof(*dp));
+	libbpf_set_print(print_libbpf);
+	if (opts && opts->pin_root) {
+		if (snprintf(dp->pin_root, sizeof(dp->pin_root), "%s", opts->pin_root) >=
+		    (int)sizeof(dp->pin_root))
+			return -ENAMETOOLONG;
+		if ((err = pin_root_prepare(dp->pin_root)))
+			return err;
+	}
+	dp->skel = tether_xdp__open();
+	if (!dp->skel) {
+		err = -errno;
+		fprintf(stderr, "tether: cannot open the BPF object: %s\n", strerror(errno));
+		return err;
+	}
+	if (dp->pin_root[0] && (err = adopt_pinned_maps(dp)))
+		goto fail;
+	/* libbpf prints the verifier's log when the kernel refuses the program. */
+	err = tether_xdp__load(dp->skel);
+	if (err) {
+		fprintf(stderr, "tether: the kernel refused the XDP program (%s); "
+				"the verifier's log is above.\n", strerror(-err));
+		goto fail;
+	}
+	if (dp->pin_root[0] && (err = pin_new_maps(dp)))
+		goto fail;
+	return 0;
+fail:
+	tether_xdp__destroy(dp->skel);
+	dp->skel = NULL;
+	return err;
+}
+
+void dataplane_close(struct dataplane *dp)
+{
+	tether_xdp__destroy(dp->skel);
+	dp->skel = NULL;
+}
+
+int dataplane_unpin(struct dataplane *dp)
+{
+	struct bpf_map *map;
+	char path[PATH_MAX];
+	int err = 0;
+
+	if (!dp->pin_root[0])
+		return 0;
+	bpf_object__for_each_map(map, dp->skel->obj) {
+		if (pin_path(path, sizeof(path), dp->pin_root, bpf_map__name(map)))
+			continue;
+		if (unlink(path) && errno != ENOENT)
+			err = -errno;
+	}
+	return err;
+}
+
+int dataplane_prog_fd(const struct dataplane *dp)
+{
+	return bpf_program__fd(dp->skel->progs.tether_route);
+}

@@ -41,6 +41,8 @@ $(BUILD)/%.o: %.c $(SKEL) $(wildcard include/tether/*.h user/lib/*.h tests/lib/*
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/tests/%.o: CFLAGS += -Itests/lib
+
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB_OBJS) $(TESTLIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcmocka -lm
 
@@ -55,3 +57,22 @@ clean:
 	rm -rf $(BUILD)
 
 .SECONDARY:
+
+# Benchmarks: BPF wrappers in tools/bench/, harness tools/bench_dataplane.c.
+BENCH_BPF_OBJ := $(BUILD)/bench_xdp.bpf.o
+BENCH_SKEL    := $(BUILD)/bench_xdp.skel.h
+
+$(BENCH_BPF_OBJ): tools/bench/bench_xdp.bpf.c tools/bench/bench_xdp.h $(BPF_HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -Ibpf -c $< -o $@
+
+$(BENCH_SKEL): $(BENCH_BPF_OBJ)
+	$(BPFTOOL) gen skeleton $< name bench_xdp > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tools/bench_dataplane.o: $(BENCH_SKEL)
+$(BUILD)/tools/bench_dataplane.o: CFLAGS += -Itools -Itests/lib
+$(BUILD)/tools/bench_dataplane: $(BUILD)/tests/lib/pktgen.o
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/tools/bench_dataplane --json $(BUILD)/bench.json

@@ -208,7 +208,7 @@ static __always_inline enum route_verdict route_request(const struct request *re
 {
 	const struct tether_hdr *hdr = req->hdr;
 	__u64 function_id = bpf_be64_to_cpu(hdr->function_id);
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns();
 
 	if (hdr->flags & TETHER_F_TOKEN) {
 		if (route_by_token(hdr, function_id, now, stats, out)) {

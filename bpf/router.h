@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/* One frame through Tether: parse, route (bpf/routing.h), stamp and forward
+ * (bpf/forward.h); everything not for a service address goes to the host
+ * stack untouched. The XDP entry point (tether_xdp.c) and the benchmark's
+ * wrapper (tools/bench/) both call route_frame(). */
+#ifndef TETHER_BPF_ROUTER_H
+#define TETHER_BPF_ROUTER_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "counters.h"
+#include "forward.h"
+#include "maps.h"
+#include "parse.h"
+#include "routing.h"
+
+static __always_inline int route_frame(struct xdp_md *ctx)
+{
+	struct tether_stats *stats = stats_for_this_cpu();
+	struct request req = {};
+
+	switch (parse_request(ctx, &req)) {
+	case PARSE_NOT_SERVICE:
+		count(stats, pass);
+		return XDP_PASS;
+	case PARSE_MALFORMED:
+		count(stats, malformed);
+		return XDP_DROP;
+	case PARSE_FRAGMENT:
+		count(stats, fragment);
+		return XDP_DROP;
+	case PARSE_REQUEST:
+		break;
+	}
+
+	struct choice chosen = {};
+
+	switch (route_request(&req, stats, &chosen)) {
+	case ROUTE_FORWARD:
+		stamp_token(&req, &chosen);
+		return send_to_backend(ctx, &req, &chosen, stats);
+	case ROUTE_NO_CAPACITY:
+		return hand_to_slow_path(&req, TETHER_STATUS_NO_CAPACITY);
+	case ROUTE_STRICT_GONE:
+		return hand_to_slow_path(&req, TETHER_STATUS_CONTAINER_GONE);
+	}
+	return XDP_DROP;
+}
+
+#endif

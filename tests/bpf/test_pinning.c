@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+/* Pinning and adoption against the real kernel and bpffs: maps pinned under
+ * a unique pin root survive the process that made them, a new dataplane_open
+ * adopts them with their state, bpftool shows named fields, a map of the wrong
+ * shape is refused, and bpffs is mounted at a pin root that has none. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/magic.h>
+
+#include "dataplane.h"
+#include "tether_xdp.skel.h"
+#include "xdp_harness.h"
+
+static char pin_root[128];
+
+static void remove_pin_root(void)
+{
+	char command[256];
+
+	snprintf(command, sizeof(command), "rm -rf '%s'", pin_root);
+	if (system(command))
+		fprintf(stderr, "could not remove %s\n", pin_root);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(pin_root, sizeof(pin_root), "/sys/fs/bpf/tether-test-pin-%d-%u", getpid(),
+		 (unsigned)monotonic_ns());
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	remove_pin_root();
+	return 0;
+}
+
+static void test_adopts_pinned_state(void **state)
+{
+	struct dataplane first, second;
+	struct dataplane_opts opts = { .pin_root = pin_root };
+	struct tether_token token;
+	struct container_record record;
+	(void)state;
+
+	assert_int_equal(dataplane_open(&first, &opts), 0);
+	assert_false(first.adopted);
+	assert_int_equal(container_install(&first, 17, 4242, 3, CONTAINER_WARM, &token), 0);
+	dataplane_close(&first);
+
+	assert_int_equal(dataplane_open(&second, &opts), 0);
+	assert_true(second.adopted);
+	assert_int_equal(container_get(&second, 17, &record), 0);
+	assert_int_equal(record.function_id, 4242);
+	assert_int_equal(record.backend_id, 3);
+	assert_memory_equal(&record.secret, &token.secret, sizeof(token.secret));
+	dataplane_close(&second);
+}
+
+static int bpftool_dump_contains(const char *map, const char *needle)
+{
+	char command[512], line[512];
+	int found = 0;
+
+	snprintf(command, sizeof(command), "bpftool map dump pinned '%s/%s' 2>&1", pin_root, map);
+	FILE *out = popen(command, "r");
+
+	assert_non_null(out);
+	while (fgets(line, sizeof(line), out))
+		if (strstr(line, needle))
+			found = 1;
+	pclose(out);
+	return found;
+}
+
+static void test_bpftool_prints_named_fields(void **state)
+{
+	struct dataplane dp;
+	struct dataplane_opts opts = { .pin_root = pin_root };
+	struct backend_record backend = { .state = BACKEND_UP, .ifindex = 1 };
+	struct tether_token token;
+	__u8 vip[16];
+	(void)state;
+
+	assert_int_equal(dataplane_open(&dp, &opts), 0);
+	assert_int_equal(addr_parse("198.51.100.7", vip), 0);
+	assert_int_equal(service_add(&dp, vip, 7777, 1), 0);
+	assert_int_equal(backend_set(&dp, 1, &backend), 0);
+	assert_int_equal(container_install(&dp, 2, 77, 1, CONTAINER_WARM, &token), 0);
+	struct affinity_key key = { .function_id = 77, .routing_key = 5 };
+	struct affinity_value value = { .slot = 2, .generation = 1 };
+
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(dp.skel->maps.affinity), &key, &value,
+					     BPF_ANY), 0);
+	assert_true(bpftool_dump_contains("stats", "\"token_hit\""));
+	assert_true(bpftool_dump_contains("containers", "\"function_id\": 77"));
+	assert_true(bpftool_dump_contains("backends", "\"heartbeat_expiry_ns\""));
+	assert_true(bpftool_dump_contains("affinity", "\"routing_key\": 5"));
+	assert_true(bpftool_dump_contains("services", "\"port\""));
+	assert_true(bpftool_dump_contains("container_stats", "\"packets\""));
+	dataplane_close(&dp);
+}
+
+static void test_refuses_map_of_wrong_shape(void **state)
+{
+	struct dataplane dp;
+	struct dataplane_opts opts = { .pin_root = pin_root };
+	char path[256];
+	(void)state;
+
+	assert_int_equal(pin_root_prepare(pin_root), 0);
+	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "stats", 4, 8, 1, NULL);
+
+	assert_true(fd >= 0);
+	snprintf(path, sizeof(path), "%s/stats", pin_root);
+	assert_int_equal(bpf_obj_pin(fd, path), 0);
+	close(fd);
+	assert_int_equal(dataplane_open(&dp, &opts), -EINVAL);
+}
+
+static void test_unpin_removes_every_pin(void **state)
+{
+	struct dataplane dp;
+	struct dataplane_opts opts = { .pin_root = pin_root };
+	char path[256];
+	(void)state;
+
+	assert_int_equal(dataplane_open(&dp, &opts), 0);
+	snprintf(path, sizeof(path), "%s/containers", pin_root);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(dataplane_unpin(&dp), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	dataplane_close(&dp);
+}
+
+static void test_mounts_bpffs_where_none_is(void **state)
+{
+	char dir[] = "/tmp/tether-test-pinroot-XXXXXX";
+	struct statfs fs;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(statfs(dir, &fs), 0);
+	assert_int_not_equal(fs.f_type, BPF_FS_MAGIC);
+	int err = pin_root_prepare(dir);
+	int mounted = statfs(dir, &fs) == 0 && fs.f_type == BPF_FS_MAGIC;
+
+	umount(dir);
+	rmdir(dir);
+	assert_int_equal(err, 0);
+	assert_true(mounted);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_adopts_pinned_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bpftool_prints_named_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_map_of_wrong_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unpin_removes_every_pin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mounts_bpffs_where_none_is, setup, teardown),
+	};
+
+	harness_enter_private_netns();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

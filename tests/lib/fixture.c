@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+#include "fixture.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const __u8 fixture_local_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x01, 0x01 };
+const __u8 fixture_remote_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x02, 0x02 };
+
+static void check(int err, const char *what)
+{
+	if (err) {
+		fprintf(stderr, "fixture: %s failed: %d\n", what, err);
+		abort();
+	}
+}
+
+void fixture_enter_netns(void)
+{
+	harness_enter_private_netns();
+}
+
+__u32 fixture_backend_of(__u32 slot)
+{
+	if (slot == 12 || slot == 13)
+		return FIXTURE_BACKEND_REMOTE;
+	return FIXTURE_BACKEND_LOCAL;
+}
+
+static void add_services(struct fixture *fx)
+{
+	__u8 vip[16];
+
+	pkt_v4mapped(vip, PKT_TEST_VIP4);
+	check(service_add(&fx->dp, vip, PKT_TEST_VIP_PORT, 1), "service_add v4");
+	pkt_addr6(vip, PKT_TEST_VIP6);
+	check(service_add(&fx->dp, vip, PKT_TEST_VIP_PORT, 2), "service_add v6");
+}
+
+static void add_backends(struct fixture *fx)
+{
+	struct backend_record local = { .state = BACKEND_UP, .ifindex = fx->lo_ifindex };
+	struct backend_record remote = { .state = BACKEND_UP, .ifindex = fx->tx0_ifindex };
+
+	memcpy(local.mac, fixture_local_mac, 6);
+	memcpy(remote.mac, fixture_remote_mac, 6);
+	check(backend_set(&fx->dp, FIXTURE_BACKEND_LOCAL, &local), "backend_set local");
+	check(backend_set(&fx->dp, FIXTURE_BACKEND_REMOTE, &remote), "backend_set remote");
+}
+
+static void add_containers(struct fixture *fx, __u64 function_id, __u32 first, __u32 count)
+{
+	for (__u32 slot = first; slot < first + count; slot++)
+		check(container_install(&fx->dp, slot, function_id, fixture_backend_of(slot),
+					CONTAINER_WARM, &fx->tokens[slot]),
+		      "container_install");
+	fixture_rebuild_pool(fx, function_id);
+}
+
+void fixture_rebuild_pool(struct fixture *fx, __u64 function_id)
+{
+	__u32 first = function_id == FIXTURE_F1 ? FIXTURE_F1_FIRST_SLOT : FIXTURE_F2_FIRST_SLOT;
+	__u32 count = function_id == FIXTURE_F1 ? FIXTURE_F1_CONTAINERS : FIXTURE_F2_CONTAINERS;
+	struct maglev_member members[8];
+	size_t n = 0;
+
+	for (__u32 slot = first; slot < first + count; slot++) {
+		struct container_record record;
+
+		if (container_get(&fx->dp, slot, &record) == 0 && record.state == CONTAINER_WARM)
+			members[n++] = (struct maglev_member){ .id = slot, .slot = slot };
+	}
+	check(pool_replace(&fx->dp, function_id, members, n), "pool_replace");
+}
+
+void fixture_setup(struct fixture *fx)
+{
+	memset(fx, 0, sizeof(*fx));
+	fx->lo_ifindex = harness_ifindex("lo");
+	fx->tx0_ifindex = harness_ifindex("tx0");
+	check(dataplane_open(&fx->dp, NULL), "dataplane_open");
+	add_services(fx);
+	add_backends(fx);
+	add_containers(fx, FIXTURE_F1, FIXTURE_F1_FIRST_SLOT, FIXTURE_F1_CONTAINERS);
+	add_containers(fx, FIXTURE_F2, FIXTURE_F2_FIRST_SLOT, FIXTURE_F2_CONTAINERS);
+}
+
+void fixture_teardown(struct fixture *fx)
+{
+	dataplane_close(&fx->dp);
+}
+
+void fixture_run(struct fixture *fx, const __u8 *frame, size_t len, struct xdp_result *result,
+		 struct tether_stats *delta)
+{
+	struct tether_stats before, after;
+
+	check(stats_read(&fx->dp, &before), "stats_read");
+	check(harness_run(&fx->dp, frame, len, fx->lo_ifindex, result), "harness_run");
+	check(stats_read(&fx->dp, &after), "stats_read");
+	stats_delta(&before, &after, delta);
+}
+
+long fixture_stamped_slot(const struct xdp_result *result)
+{
+	struct pkt_tether hdr;
+	__u32 slot;
+
+	if (pkt_tether_read(result->frame, result->len, &hdr) ||
+	    !(hdr.flags & TETHER_F_STAMPED))
+		return -1;
+	memcpy(&slot, hdr.token, 4);
+	return ntohl(slot);
+}

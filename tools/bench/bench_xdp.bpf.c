@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/* Benchmark wrappers around Tether's router for BPF_PROG_TEST_RUN with a large
+ * repeat count. The router rewrites the frame it is given (token, STAMPED,
+ * checksum, MACs), and the kernel hands the same buffer to every repeat, so
+ * each run first restores the frame from a template, optionally varying the
+ * token, key or flow across a population. The restore alone is measured too
+ * (bench_restore_only), as are two floors: a MAC swap, and parse + one lookup. */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "router.h"
+
+#include "bench_xdp.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bench_template);
+} bench_template SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BENCH_POPULATION);
+	__type(key, __u32);
+	__type(value, struct bench_token);
+} bench_tokens SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BENCH_POPULATION);
+	__type(key, __u32);
+	__type(value, struct bench_key);
+} bench_keys SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} bench_sequence SEC(".maps");
+
+static __always_inline __u32 next_index(__u32 population)
+{
+	__u32 zero = 0;
+	__u32 *sequence = bpf_map_lookup_elem(&bench_sequence, &zero);
+
+	if (!sequence || !population)
+		return 0;
+	__u32 index = *sequence;
+
+	*sequence = index + 1 >= population ? 0 : index + 1;
+	return index;
+}
+
+static __always_inline int restore_frame(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct bench_template *template = bpf_map_lookup_elem(&bench_template, &zero);
+
+	if (!template)
+		return -1;
+	__u8 *hdr = data + (template->hdr_offset & 0xff);
+	__u16 *udp_check = data + (template->udp_offset & 0xff) + 6;
+	__u8 *src_addr = data + (template->src_addr_offset & 0xff);
+
+	if ((void *)(hdr + TETHER_HDR_LEN) > data_end || (void *)(udp_check + 1) > data_end ||
+	    (void *)(src_addr + 4) > data_end || data + 12 > data_end)
+		return -1;
+	__builtin_memcpy(data, template->macs, 12);
+	__builtin_memcpy(hdr, template->hdr, TETHER_HDR_LEN);
+	*udp_check = template->udp_check;
+
+	struct tether_hdr *request = (struct tether_hdr *)hdr;
+
+	switch (template->vary) {
+	case VARY_TOKEN: {
+		__u32 index = next_index(template->population);
+		struct bench_token *token = bpf_map_lookup_elem(&bench_tokens, &index);
+
+		if (token) {
+			request->container_token = token->token;
+			request->function_id = token->function_id;
+		}
+		break;
+	}
+	case VARY_KEY: {
+		__u32 index = next_index(template->population);
+		struct bench_key *key = bpf_map_lookup_elem(&bench_keys, &index);
+
+		if (key) {
+			request->function_id = key->function_id;
+			request->routing_key = key->routing_key;
+		}
+		break;
+	}
+	case VARY_FLOW: {
+		__u32 index = next_index(template->population);
+		struct bench_key *key = bpf_map_lookup_elem(&bench_keys, &index);
+
+		if (key)
+			request->function_id = key->function_id;
+		__builtin_memcpy(src_addr, &index, 4);
+		break;
+	}
+	}
+	return 0;
+}
+
+SEC("xdp")
+int bench_route(struct xdp_md *ctx)
+{
+	if (restore_frame(ctx))
+		return XDP_ABORTED;
+	return route_frame(ctx);
+}
+
+SEC("xdp")
+int bench_restore_only(struct xdp_md *ctx)
+{
+	if (restore_frame(ctx))
+		return XDP_ABORTED;
+	return XDP_TX;
+}
+
+/* The floor: the least an XDP forwarder does. */
+SEC("xdp")
+int bench_mac_swap(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u8 mac[ETH_ALEN];
+
+	if ((void *)(eth + 1) > data_end)
+		return XDP_DROP;
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+	return XDP_TX;
+}
+
+/* Parse to UDP and do one hash lookup: what any map-driven forwarder pays. */
+SEC("xdp")
+int bench_parse_lookup(struct xdp_md *ctx)
+{
+	struct request req = {};
+
+	if (parse_request(ctx, &req) != PARSE_REQUEST)
+		return XDP_DROP;
+	return XDP_TX;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared by the benchmark's BPF wrappers (bench_xdp.bpf.c) and its harness
+ * (tools/bench_dataplane.c). */
+#ifndef TETHER_BENCH_XDP_H
+#define TETHER_BENCH_XDP_H
+
+#include <linux/types.h>
+#include "tether/wire.h"
+
+enum bench_vary {
+	VARY_NONE = 0,
+	VARY_TOKEN = 1, /* function and token from bench_tokens[i] */
+	VARY_KEY = 2,   /* function and routing key from bench_keys[i] */
+	VARY_FLOW = 3,  /* function from bench_keys[i], source address from i */
+};
+
+struct bench_token {
+	struct tether_token token;
+	__be64 function_id;
+};
+
+struct bench_key {
+	__be64 function_id;
+	__be64 routing_key;
+};
+
+struct bench_template {
+	__u8 macs[12];
+	__u8 hdr[TETHER_HDR_LEN];
+	__u16 udp_check;
+	__u16 hdr_offset;     /* of the Tether header in the frame */
+	__u16 udp_offset;
+	__u16 src_addr_offset; /* of the last 4 bytes of the source address */
+	__u32 vary;           /* enum bench_vary */
+	__u32 population;     /* entries of bench_tokens / bench_keys in use */
+};
+
+#define BENCH_POPULATION (1u << 20)
+
+#endif

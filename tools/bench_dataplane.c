@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: MIT
+/* ns/packet of the XDP router with BPF_PROG_TEST_RUN, at scale: a million
+ * containers in ten thousand function pools and a million affinity entries.
+ * Each case runs the router (through tools/bench/bench_xdp.bpf.c, which
+ * restores the frame before each repeat) and checks that the counter it claims
+ * to measure moved by exactly the number of runs. Floors are measured in the
+ * same run: MAC swap, parse + one lookup, and the template restore alone.
+ *
+ *   bench_dataplane [--quick] [--json FILE]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bench/bench_xdp.h"
+#include "bench_xdp.skel.h"
+#include "dataplane.h"
+#include "pktgen.h"
+#include "tether/hash.h"
+#include "tether_xdp.skel.h"
+
+#define FUNCTIONS 10000
+#define CONTAINERS_PER_FUNCTION 100
+#define CONTAINERS (FUNCTIONS * CONTAINERS_PER_FUNCTION)
+#define BACKENDS 1000
+#define AFFINITY_ENTRIES 1000000
+#define FIRST_FUNCTION 1000
+
+struct scale {
+	__u32 functions, per_function, affinity, repeat, runs;
+};
+
+struct world {
+	struct dataplane dp;
+	struct bench_xdp *bench;
+	struct scale scale;
+	struct bench_token *tokens; /* one per container, shuffled */
+	struct bench_key *keys;     /* one per affinity entry, shuffled */
+	__u32 containers;
+};
+
+static void fail(const char *what, int err)
+{
+	fprintf(stderr, "bench_dataplane: %s: %s\n", what, strerror(err < 0 ? -err : err));
+	exit(1);
+}
+
+static __u64 rng_state = 0x7e7e7e7e12345678ull;
+
+static __u64 next_random(void)
+{
+	rng_state += 0x9e3779b97f4a7c15ull;
+	return tether_mix64(rng_state);
+}
+
+static void shuffle(void *items, size_t n, size_t size)
+{
+	char tmp[64];
+	char *base = items;
+
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = next_random() % (i + 1);
+
+		memcpy(tmp, base + i * size, size);
+		memcpy(base + i * size, base + j * size, size);
+		memcpy(base + j * size, tmp, size);
+	}
+}
+
+static void enter_private_netns(void)
+{
+	if (unshare(CLONE_NEWNET) || system("ip link set lo up"))
+		fail("a private network namespace (run as root)", errno);
+}
+
+static void load_backends(struct world *w)
+{
+	/* All on lo: ingress is lo in BPF_PROG_TEST_RUN, so the verdict is XDP_TX.
+	 * A heartbeat deadline an hour away keeps its check on the path. */
+	struct backend_record backend = {
+		.state = BACKEND_UP,
+		.ifindex = 1,
+		.mac = { 0x02, 0, 0, 0, 0x0b, 0x01 },
+		.heartbeat_expiry_ns = monotonic_ns() + 3600ull * 1000000000ull,
+	};
+	for (__u32 id = 0; id < BACKENDS; id++) {
+		int err = backend_set(&w->dp, id, &backend);
+
+		if (err)
+			fail("backend_set", err);
+	}
+}
+
+static void load_containers_and_pools(struct world *w)
+{
+	struct maglev_member *members = calloc(w->scale.per_function, sizeof(*members));
+
+	w->containers = w->scale.functions * w->scale.per_function;
+	w->tokens = calloc(w->containers, sizeof(*w->tokens));
+	if (!members || !w->tokens)
+		fail("memory", ENOMEM);
+	for (__u32 f = 0; f < w->scale.functions; f++) {
+		__u64 function_id = FIRST_FUNCTION + f;
+
+		for (__u32 c = 0; c < w->scale.per_function; c++) {
+			__u32 slot = f * w->scale.per_function + c;
+			struct bench_token *token = &w->tokens[slot];
+			int err = container_install(&w->dp, slot, function_id, slot % BACKENDS,
+						    CONTAINER_WARM, &token->token);
+			if (err)
+				fail("container_install", err);
+			token->function_id = htobe64(function_id);
+			members[c] = (struct maglev_member){ .id = slot, .slot = slot };
+		}
+		int err = pool_replace(&w->dp, function_id, members, w->scale.per_function);
+
+		if (err)
+			fail("pool_replace", err);
+	}
+	free(members);
+	shuffle(w->tokens, w->containers, sizeof(*w->tokens));
+}
+
+static void load_affinity(struct world *w)
+{
+	int fd = bpf_map__fd(w->dp.skel->maps.affinity);
+
+	w->keys = calloc(w->scale.affinity, sizeof(*w->keys));
+	if (!w->keys)
+		fail("memory", ENOMEM);
+	for (__u32 i = 0; i < w->scale.affinity; i++) {
+		__u32 slot = next_random() % w->containers;
+		struct container_record record;
+		struct affinity_key key = {
+			.function_id = FIRST_FUNCTION + slot / w->scale.per_function,
+			.routing_key = next_random(),
+		};
+		int err = container_get(&w->dp, slot, &record);
+
+		if (err)
+			fail("container_get", err);
+		struct affinity_value value = { .slot = slot, .generation = record.generation };
+
+		if (bpf_map_update_elem(fd, &key, &value, BPF_NOEXIST))
+			fail("affinity update", errno);
+		w->keys[i] = (struct bench_key){ htobe64(key.function_id), htobe64(key.routing_key) };
+	}
+}
+
+/* The bench object shares every map of the router's by name. */
+static void open_bench(struct world *w)
+{
+	struct bpf_map *map;
+
+	w->bench = bench_xdp__open();
+	if (!w->bench)
+		fail("opening the bench object", errno);
+	bpf_object__for_each_map(map, w->bench->obj) {
+		struct bpf_map *router_map =
+			bpf_object__find_map_by_name(w->dp.skel->obj, bpf_map__name(map));
+
+		if (router_map && bpf_map__reuse_fd(map, bpf_map__fd(router_map)))
+			fail("sharing a map with the bench object", errno);
+	}
+	int err = bench_xdp__load(w->bench);
+
+	if (err)
+		fail("loading the bench object", err);
+	int tokens_fd = bpf_map__fd(w->bench->maps.bench_tokens);
+	int keys_fd = bpf_map__fd(w->bench->maps.bench_keys);
+
+	for (__u32 i = 0; i < w->containers; i++)
+		if (bpf_map_update_elem(tokens_fd, &i, &w->tokens[i], BPF_ANY))
+			fail("bench_tokens", errno);
+	for (__u32 i = 0; i < w->scale.affinity; i++)
+		if (bpf_map_update_elem(keys_fd, &i, &w->keys[i], BPF_ANY))
+			fail("bench_keys", errno);
+}
+
+struct bench_case {
+	const char *name;
+	int family;
+	int program;      /* 0 route, 1 restore only, 2 mac swap, 3 parse+lookup */
+	__u32 flags;      /* Tether flags of the template */
+	int vary;         /* enum bench_vary */
+	int function;     /* 1: a function with no pool */
+	int not_service;  /* UDP to another port */
+	int bad_magic;
+	size_t counter;   /* offsetof(struct tether_stats, ...), or -1 */
+};
+
+#define COUNTER(field) offsetof(struct tether_stats, field)
+#define NO_COUNTER ((size_t)-1)
+
+static int program_fd(struct world *w, int program)
+{
+	switch (program) {
+	case 1: return bpf_program__fd(w->bench->progs.bench_restore_only);
+	case 2: return bpf_program__fd(w->bench->progs.bench_mac_swap);
+	case 3: return bpf_program__fd(w->bench->progs.bench_parse_lookup);
+	default: return bpf_program__fd(w->bench->progs.bench_route);
+	}
+}
+
+static size_t build_template(struct world *w, const struct bench_case *c, __u8 *frame,
+			     struct bench_template *template)
+{
+	struct pkt_spec spec;
+	struct pkt_view view;
+
+	pkt_spec_default(&spec, c->family);
+	spec.hdr.function_id = c->function ? 999 : be64toh(w->tokens[0].function_id);
+	spec.hdr.flags = c->flags;
+	memcpy(spec.hdr.token, &w->tokens[0].token, 16);
+	spec.hdr.routing_key = be64toh(w->keys[0].routing_key);
+	if (c->flags & TETHER_F_KEY)
+		spec.hdr.function_id = be64toh(w->keys[0].function_id);
+	if (c->not_service)
+		spec.dst_port = PKT_TEST_VIP_PORT + 1;
+	if (c->bad_magic) {
+		spec.hdr.magic = 0x1234;
+		spec.hdr_raw = 1;
+		spec.hdr.version = TETHER_VERSION;
+	}
+	size_t len = pkt_build(&spec, frame, 512);
+
+	if (!len || pkt_parse(frame, len, &view))
+		fail("building a template frame", EINVAL);
+	memset(template, 0, sizeof(*template));
+	memcpy(template->macs, frame, 12);
+	memcpy(template->hdr, frame + view.tether_off, TETHER_HDR_LEN);
+	memcpy(&template->udp_check, frame + view.l4_off + 6, 2);
+	template->hdr_offset = view.tether_off;
+	template->udp_offset = view.l4_off;
+	template->src_addr_offset = view.l3_off + (c->family == 4 ? 12 : 8 + 12);
+	template->vary = c->vary;
+	template->population = c->vary == VARY_TOKEN ? w->containers : w->scale.affinity;
+	return len;
+}
+
+static __u64 counter_value(struct world *w, size_t counter)
+{
+	struct tether_stats total;
+
+	if (counter == NO_COUNTER)
+		return 0;
+	int err = stats_read(&w->dp, &total);
+
+	if (err)
+		fail("stats_read", err);
+	return *(__u64 *)((char *)&total + counter);
+}
+
+static int compare_u32(const void *a, const void *b)
+{
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static __u32 measure(struct world *w, const struct bench_case *c)
+{
+	__u8 frame[512], out[512];
+	struct bench_template template;
+	size_t len = build_template(w, c, frame, &template);
+	__u32 zero = 0, durations[16];
+
+	if (bpf_map_update_elem(bpf_map__fd(w->bench->maps.bench_template), &zero, &template,
+				BPF_ANY))
+		fail("bench_template", errno);
+	for (__u32 run = 0; run < w->scale.runs; run++) {
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
+			    .data_out = out, .data_size_out = sizeof(out),
+			    .repeat = w->scale.repeat);
+		__u64 before = counter_value(w, c->counter);
+
+		if (bpf_prog_test_run_opts(program_fd(w, c->program), &opts))
+			fail(c->name, errno);
+		__u64 moved = counter_value(w, c->counter) - before;
+
+		if (c->counter != NO_COUNTER && moved != w->scale.repeat) {
+			fprintf(stderr, "bench_dataplane: %s: counter moved %llu for %u runs: "
+					"the case does not measure what it claims\n",
+				c->name, (unsigned long long)moved, w->scale.repeat);
+			exit(1);
+		}
+		durations[run] = opts.duration;
+	}
+	qsort(durations, w->scale.runs, sizeof(durations[0]), compare_u32);
+	return durations[w->scale.runs / 2];
+}
+
+static const struct bench_case cases[] = {
+	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER },
+	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER },
+	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER },
+	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit) },
+	{ "token hit, varied (all containers)", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
+	  COUNTER(token_hit) },
+	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit) },
+	{ "key hit, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
+	  COUNTER(key_hit) },
+	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick) },
+	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick) },
+	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity) },
+	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass) },
+	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed) },
+	{ "IPv6 token hit, repeated", 6, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
+	  COUNTER(token_hit) },
+	{ "IPv6 token hit, varied", 6, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
+	  COUNTER(token_hit) },
+	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit) },
+	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit) },
+	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick) },
+	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick) },
+};
+
+static void setup_services(struct world *w)
+{
+	__u8 vip[16];
+
+	pkt_v4mapped(vip, PKT_TEST_VIP4);
+	int err = service_add(&w->dp, vip, PKT_TEST_VIP_PORT, 1);
+
+	pkt_addr6(vip, PKT_TEST_VIP6);
+	if (!err)
+		err = service_add(&w->dp, vip, PKT_TEST_VIP_PORT, 2);
+	if (err)
+		fail("service_add", err);
+}
+
+int main(int argc, char **argv)
+{
+	struct world w = { .scale = { FUNCTIONS, CONTAINERS_PER_FUNCTION, AFFINITY_ENTRIES,
+				      1000000, 5 } };
+	const char *json_path = NULL;
+	int option;
+
+	static const struct option options[] = { { "quick", no_argument, 0, 'q' },
+						 { "json", required_argument, 0, 'j' },
+						 { 0, 0, 0, 0 } };
+	while ((option = getopt_long(argc, argv, "qj:", options, NULL)) != -1) {
+		if (option == 'q')
+			w.scale = (struct scale){ 100, 10, 10000, 20000, 3 };
+		else if (option == 'j')
+			json_path = optarg;
+		else
+			return 2;
+	}
+	enter_private_netns();
+	int err = dataplane_open(&w.dp, NULL);
+
+	if (err)
+		fail("dataplane_open", err);
+	__u64 start = monotonic_ns();
+
+	setup_services(&w);
+	load_backends(&w);
+	load_containers_and_pools(&w);
+	load_affinity(&w);
+	open_bench(&w);
+	printf("loaded %u containers in %u functions, %u affinity entries (%.1f s)\n\n",
+	       w.containers, w.scale.functions, w.scale.affinity,
+	       (monotonic_ns() - start) / 1e9);
+
+	FILE *json = json_path ? fopen(json_path, "w") : NULL;
+
+	if (json_path && !json)
+		fail(json_path, errno);
+	printf("%-38s %10s\n", "case (median of runs)", "ns/packet");
+	if (json)
+		fprintf(json, "{\"containers\": %u, \"functions\": %u, \"affinity\": %u, "
+			      "\"repeat\": %u, \"runs\": %u, \"cases\": [",
+			w.containers, w.scale.functions, w.scale.affinity, w.scale.repeat,
+			w.scale.runs);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		__u32 ns = measure(&w, &cases[i]);
+
+		printf("%-38s %10u\n", cases[i].name, ns);
+		if (json)
+			fprintf(json, "%s{\"case\": \"%s\", \"ns_per_packet\": %u}", i ? ", " : "",
+				cases[i].name, ns);
+	}
+	if (json) {
+		fprintf(json, "]}\n");
+		fclose(json);
+	}
+	bench_xdp__destroy(w.bench);
+	dataplane_close(&w.dp);
+	free(w.tokens);
+	free(w.keys);
+	return 0;
+}

@@ -6,7 +6,7 @@
  * to measure moved by exactly the number of runs. Floors are measured in the
  * same run: MAC swap, parse + one lookup, and the template restore alone.
  *
- *   bench_dataplane [--quick] [--json FILE]
+ *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -342,17 +342,20 @@ int main(int argc, char **argv)
 {
 	struct world w = { .scale = { FUNCTIONS, CONTAINERS_PER_FUNCTION, AFFINITY_ENTRIES,
 				      1000000, 5 } };
-	const char *json_path = NULL;
+	const char *json_path = NULL, *only = NULL;
 	int option;
 
 	static const struct option options[] = { { "quick", no_argument, 0, 'q' },
 						 { "json", required_argument, 0, 'j' },
+						 { "only", required_argument, 0, 'o' },
 						 { 0, 0, 0, 0 } };
-	while ((option = getopt_long(argc, argv, "qj:", options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, "qj:o:", options, NULL)) != -1) {
 		if (option == 'q')
 			w.scale = (struct scale){ 100, 10, 10000, 20000, 3 };
 		else if (option == 'j')
 			json_path = optarg;
+		else if (option == 'o')
+			only = optarg;
 		else
 			return 2;
 	}
@@ -366,7 +369,9 @@ int main(int argc, char **argv)
 	setup_services(&w);
 	load_backends(&w);
 	load_containers_and_pools(&w);
+	fprintf(stderr, "containers and pools loaded (%.1f s)\n", (monotonic_ns() - start) / 1e9);
 	load_affinity(&w);
+	fprintf(stderr, "affinity loaded (%.1f s)\n", (monotonic_ns() - start) / 1e9);
 	open_bench(&w);
 	printf("loaded %u containers in %u functions, %u affinity entries (%.1f s)\n\n",
 	       w.containers, w.scale.functions, w.scale.affinity,
@@ -382,13 +387,18 @@ int main(int argc, char **argv)
 			      "\"repeat\": %u, \"runs\": %u, \"cases\": [",
 			w.containers, w.scale.functions, w.scale.affinity, w.scale.repeat,
 			w.scale.runs);
+	int first = 1;
+
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (only && !strstr(cases[i].name, only))
+			continue;
 		__u32 ns = measure(&w, &cases[i]);
 
 		printf("%-38s %10u\n", cases[i].name, ns);
 		if (json)
-			fprintf(json, "%s{\"case\": \"%s\", \"ns_per_packet\": %u}", i ? ", " : "",
-				cases[i].name, ns);
+			fprintf(json, "%s{\"case\": \"%s\", \"ns_per_packet\": %u}",
+				first ? "" : ", ", cases[i].name, ns);
+		first = 0;
 	}
 	if (json) {
 		fprintf(json, "]}\n");

@@ -22,7 +22,8 @@ static __always_inline struct tether_stats *stats_for_this_cpu(void)
 
 static __always_inline void count_container(__u32 slot, __u64 bytes)
 {
-	struct container_counters *counters = bpf_map_lookup_elem(&container_stats, &slot);
+	__u32 index = bpf_get_smp_processor_id() * TETHER_MAX_CONTAINERS + slot;
+	struct container_counters *counters = bpf_map_lookup_elem(&container_stats, &index);
 
 	if (counters) {
 		counters->packets++;

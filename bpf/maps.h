@@ -29,8 +29,10 @@ struct {
 	__type(value, struct container_record);
 } containers SEC(".maps");
 
+/* Sized by the loader to (possible CPUs) x TETHER_MAX_CONTAINERS, indexed
+ * cpu * TETHER_MAX_CONTAINERS + slot: see include/tether/maps.h. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, TETHER_MAX_CONTAINERS);
 	__type(key, __u32);
 	__type(value, struct container_counters);

@@ -43,6 +43,14 @@ void container_token(__u32 slot, const struct container_record *record,
  * atomically; no members removes the pool (the function has no capacity). */
 int pool_replace(struct dataplane *dp, __u64 function_id, const struct maglev_member *members,
 		 size_t n);
+/* Many functions' pools at once (start-up, bulk changes): each swap is still
+ * atomic per function; on error, updates before the failing one may be in. */
+struct pool_update {
+	__u64 function_id;
+	const struct maglev_member *members;
+	size_t n;
+};
+int pools_replace(struct dataplane *dp, const struct pool_update *updates, size_t count);
 /* Reads the live table: *size entries into table (at most cap). */
 int pool_read(struct dataplane *dp, __u64 function_id, __u32 *table, __u32 cap, __u32 *size);
 

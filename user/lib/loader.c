@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 #include <linux/magic.h>
 
+#include "tether/maps.h"
 #include "tether_xdp.skel.h"
 
 static int print_libbpf(enum libbpf_print_level level, const char *format, va_list args)
@@ -151,6 +152,16 @@ static int pin_new_maps(struct dataplane *dp)
 	return 0;
 }
 
+static int size_per_cpu_maps(struct dataplane *dp)
+{
+	int cpus = libbpf_num_possible_cpus();
+
+	if (cpus < 0)
+		return cpus;
+	return bpf_map__set_max_entries(dp->skel->maps.container_stats,
+					(__u32)cpus * TETHER_MAX_CONTAINERS);
+}
+
 int dataplane_open(struct dataplane *dp, const struct dataplane_opts *opts)
 {
 	int err;
@@ -170,6 +181,8 @@ int dataplane_open(struct dataplane *dp, const struct dataplane_opts *opts)
 		fprintf(stderr, "tether: cannot open the BPF object: %s\n", strerror(errno));
 		return err;
 	}
+	if ((err = size_per_cpu_maps(dp)))
+		goto fail;
 	if (dp->pin_root[0] && (err = adopt_pinned_maps(dp)))
 		goto fail;
 	/* libbpf prints the verifier's log when the kernel refuses the program. */

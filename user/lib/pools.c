@@ -47,35 +47,85 @@ out:
 	return fd;
 }
 
-int pool_replace(struct dataplane *dp, __u64 function_id, const struct maglev_member *members,
-		 size_t n)
+static int pool_delete(int pools_fd, __u64 function_id)
 {
-	int pools_fd = bpf_map__fd(dp->skel->maps.pools);
+	if (bpf_map_delete_elem(pools_fd, &function_id) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
 
-	if (function_id == 0)
-		return -EINVAL;
-	if (n == 0) {
-		if (bpf_map_delete_elem(pools_fd, &function_id) && errno != ENOENT)
-			return -errno;
-		return 0;
-	}
-
-	__u32 size = maglev_table_size(n);
+static int build_table_map(const struct pool_update *update)
+{
+	__u32 size = maglev_table_size(update->n);
 	__u32 *table = malloc((size_t)size * sizeof(*table));
 
 	if (!table)
 		return -ENOMEM;
-	int err = maglev_build(members, n, table, size);
-	int table_fd = err ? err : create_table_map(function_id, table, size);
+	int err = maglev_build(update->members, update->n, table, size);
+	int fd = err ? err : create_table_map(update->function_id, table, size);
 
 	free(table);
-	if (table_fd < 0)
-		return table_fd;
-	/* One pointer update: a packet sees the old table or the new one. */
-	if (bpf_map_update_elem(pools_fd, &function_id, &table_fd, BPF_ANY))
+	return fd;
+}
+
+/* Up to POOL_BATCH new tables are built, then swapped in by one batch update:
+ * the kernel waits for running programs once per update call (an RCU grace
+ * period, milliseconds), so one call per table would make loading ten thousand
+ * functions take minutes. Each function's swap stays a single pointer update. */
+#define POOL_BATCH 256
+
+static int swap_in_batch(int pools_fd, const struct pool_update *updates, size_t count)
+{
+	__u64 keys[POOL_BATCH];
+	int fds[POOL_BATCH];
+	__u32 built = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < count && !err; i++) {
+		if (updates[i].function_id == 0) {
+			err = -EINVAL;
+		} else if (updates[i].n == 0) {
+			err = pool_delete(pools_fd, updates[i].function_id);
+		} else {
+			int fd = build_table_map(&updates[i]);
+
+			if (fd < 0) {
+				err = fd;
+				break;
+			}
+			keys[built] = updates[i].function_id;
+			fds[built++] = fd;
+		}
+	}
+	__u32 applied = built;
+
+	if (!err && built && bpf_map_update_batch(pools_fd, keys, fds, &applied, NULL))
 		err = -errno;
-	close(table_fd);
+	for (__u32 i = 0; i < built; i++)
+		close(fds[i]);
 	return err;
+}
+
+int pools_replace(struct dataplane *dp, const struct pool_update *updates, size_t count)
+{
+	int pools_fd = bpf_map__fd(dp->skel->maps.pools);
+
+	for (size_t done = 0; done < count; done += POOL_BATCH) {
+		size_t chunk = count - done < POOL_BATCH ? count - done : POOL_BATCH;
+		int err = swap_in_batch(pools_fd, updates + done, chunk);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int pool_replace(struct dataplane *dp, __u64 function_id, const struct maglev_member *members,
+		 size_t n)
+{
+	struct pool_update update = { .function_id = function_id, .members = members, .n = n };
+
+	return pools_replace(dp, &update, 1);
 }
 
 int pool_read(struct dataplane *dp, __u64 function_id, __u32 *table, __u32 cap, __u32 *size)

@@ -44,26 +44,21 @@ int stats_read(struct dataplane *dp, struct tether_stats *total)
 int container_stats_read(struct dataplane *dp, __u32 slot, struct container_counters *total)
 {
 	int cpus = libbpf_num_possible_cpus();
-	struct container_counters *per_cpu;
+	int fd = bpf_map__fd(dp->skel->maps.container_stats);
 
 	if (cpus < 0)
 		return cpus;
 	if (slot >= TETHER_MAX_CONTAINERS)
 		return -EINVAL;
-	per_cpu = calloc(cpus, sizeof(*per_cpu));
-	if (!per_cpu)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.container_stats), &slot, per_cpu)) {
-		int err = -errno;
-
-		free(per_cpu);
-		return err;
-	}
 	*total = (struct container_counters){};
 	for (int cpu = 0; cpu < cpus; cpu++) {
-		total->packets += per_cpu[cpu].packets;
-		total->bytes += per_cpu[cpu].bytes;
+		__u32 index = (__u32)cpu * TETHER_MAX_CONTAINERS + slot;
+		struct container_counters counters;
+
+		if (bpf_map_lookup_elem(fd, &index, &counters))
+			return -errno;
+		total->packets += counters.packets;
+		total->bytes += counters.bytes;
 	}
-	free(per_cpu);
 	return 0;
 }

@@ -39,7 +39,11 @@ __u32 maglev_table_size(size_t n)
 	if (n == 0 || n > MAGLEV_MAX_MEMBERS)
 		return 0;
 
-	__u32 size = (__u32)n * MAGLEV_SIZE_FACTOR;
+	__u32 band = 1;
+
+	while (band < n)
+		band <<= 1;
+	__u32 size = band * MAGLEV_SIZE_FACTOR;
 
 	while (!is_prime(size))
 		size++;

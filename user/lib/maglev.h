@@ -2,20 +2,20 @@
 /* Maglev consistent hashing (Eisenbud et al., NSDI 2016): builds the lookup
  * table of a pool, in which every member owns an almost equal number of
  * entries and a change of membership moves few entries. The table depends only
- * on the set of members, so every router builds the same one. */
+ * on its size and the set of members, so every router builds the same one. */
 #ifndef TETHER_MAGLEV_H
 #define TETHER_MAGLEV_H
 
 #include <linux/types.h>
 #include <stddef.h>
 
-/* Table entries per member, chosen by measurement (tests/unit/test_maglev.c):
- * owners' counts differ by at most one, so the busiest member holds at most
- * 1 + n / M = 1.01 times the mean share. Removing one of N members moves its
- * own 1/N of the table and, on average, at most 2.5% more (N <= 30; 1.6% at
- * N = 100, 0.6% at 1000, 0.08% at 10000). A larger factor lowers that only
- * slowly (250: 1.5%, 1.0%, 0.5%, 0.08%) for 2.5 times the memory. */
-#define MAGLEV_SIZE_FACTOR 100
+/* Table entries per member of the size band (below), chosen by measurement
+ * (tests/unit/test_maglev.c): owners' counts differ by at most one, so the
+ * busiest member holds at most 1 + n / M <= 1.016 times the mean share.
+ * Removing one of N members moves its own 1/N of the table and, on average,
+ * a few percent more (measured at factor 100: at most 2.5% for N <= 30, 1.6% at
+ * N = 100, 0.6% at 1000, 0.08% at 10000; between factor 64 and 128 here). */
+#define MAGLEV_SIZE_FACTOR 64
 /* Largest pool maglev_table_size() sizes; its table stays below 2^24 entries. */
 #define MAGLEV_MAX_MEMBERS 65536
 
@@ -31,8 +31,12 @@ struct maglev_member {
 };
 
 /* Table size for a pool of n members: the smallest prime >=
- * MAGLEV_SIZE_FACTOR * n. n == 0 or n > MAGLEV_MAX_MEMBERS -> 0, which
- * maglev_build() rejects. */
+ * MAGLEV_SIZE_FACTOR * the band of n, the smallest power of two >= n.
+ * n == 0 or n > MAGLEV_MAX_MEMBERS -> 0, which maglev_build() rejects.
+ * Disruption is low only between tables of the same size: another size moves
+ * nearly every entry. Sizing by band keeps the size while members come and go
+ * within a band (up to twice the memory of sizing by n), and the size still
+ * depends on n alone, so every router of a fleet picks the same one. */
 __u32 maglev_table_size(size_t n);
 
 /* Fills table[0..size-1] with member slots. Deterministic: the same set of

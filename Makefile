@@ -8,8 +8,10 @@ BUILD   ?= build
 ARCH_INCLUDE := /usr/include/$(shell $(CC) -dumpmachine)
 
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Iinclude -Iuser/lib -I$(BUILD)
-LDLIBS  := -lbpf -lelf -lz
+GLIB_CFLAGS := $(shell pkg-config --cflags glib-2.0 2>/dev/null)
+GLIB_LIBS   := $(shell pkg-config --libs glib-2.0 2>/dev/null)
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Iinclude -Iuser/lib -Iuser/tetherd -I$(BUILD) $(GLIB_CFLAGS)
+LDLIBS  := -lbpf -lelf -lz $(GLIB_LIBS)
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Werror -Iinclude -I$(ARCH_INCLUDE)
 
 BPF_SRC   := bpf/tether_xdp.c
@@ -19,13 +21,16 @@ BPF_HDRS  := $(wildcard bpf/*.h) $(wildcard include/tether/*.h)
 
 LIB_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/lib/*.c))
 TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/*.c))
+# tetherd's code but its main(): what the tests link against.
+TETHERD_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out user/tetherd/main.c,$(wildcard user/tetherd/*.c)))
+TETHERCTL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/tetherctl/*.c))
 UNIT_TESTS   := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c))
 BPF_TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/bpf/test_*.c))
 TOOLS        := $(patsubst %.c,$(BUILD)/%,$(wildcard tools/*.c))
 PROGRAMS     := $(BUILD)/tetherd $(BUILD)/tetherctl
 
 .PHONY: all deps test bench clean
-all: $(BPF_OBJ) $(SKEL) $(LIB_OBJS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS)
+all: $(BPF_OBJ) $(SKEL) $(LIB_OBJS) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS)
 
 deps:
 	@tools/install-deps.sh
@@ -37,13 +42,19 @@ $(BPF_OBJ): $(BPF_SRC) $(BPF_HDRS)
 $(SKEL): $(BPF_OBJ)
 	$(BPFTOOL) gen skeleton $< name tether_xdp > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/%.o: %.c $(SKEL) $(wildcard include/tether/*.h user/lib/*.h tests/lib/*.h)
+$(BUILD)/%.o: %.c $(SKEL) $(wildcard include/tether/*.h user/lib/*.h user/tetherd/*.h tests/lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/tests/%.o: CFLAGS += -Itests/lib
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB_OBJS) $(TESTLIB_OBJS)
+$(BUILD)/tetherd: $(BUILD)/user/tetherd/main.o $(TETHERD_OBJS) $(LIB_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tetherctl: $(TETHERCTL_OBJS) $(LIB_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TETHERD_OBJS) $(LIB_OBJS) $(TESTLIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcmocka -lm
 
 $(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB_OBJS)

@@ -75,4 +75,19 @@ struct {
 	__type(value, struct tether_stats);
 } stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TETHER_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct backend_meta);
+} backend_meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, TETHER_MAX_CONTAINERS);
+	__type(key, __u32);
+	__type(value, struct container_meta);
+} container_meta SEC(".maps");
+
 #endif

@@ -27,6 +27,9 @@
 #define TETHER_MAP_POOLS "pools"
 #define TETHER_MAP_TX_PORTS "tx_ports"
 #define TETHER_MAP_STATS "stats"
+#define TETHER_MAP_BACKEND_META "backend_meta"
+#define TETHER_MAP_CONTAINER_META "container_meta"
+#define TETHER_NAME_MAX 32 /* names of backends and containers, with the NUL */
 
 /* services: which (address, UDP port) pairs are Tether service addresses.
  * IPv4 addresses are stored v4-mapped (::ffff:a.b.c.d). For every service the
@@ -127,6 +130,21 @@ struct tether_stats {
 	__u64 fragment;      /* IP fragment for a service address */
 	__u64 pass;          /* not for a service address: to the host stack */
 	__u64 no_route;      /* backend's interface missing from tx_ports */
+};
+
+/* backend_meta and container_meta: what tetherd knows that the XDP program
+ * does not need, pinned with the other maps so a restarted tetherd rebuilds
+ * its whole view from the pin root. The program never reads them. */
+struct backend_meta {
+	char name[TETHER_NAME_MAX];
+	char iface[16];
+	__u32 heartbeat_ms;
+	__u32 pad;
+	__u64 drain_deadline_ns; /* CLOCK_MONOTONIC; when the backend drains */
+};
+
+struct container_meta {
+	char name[TETHER_NAME_MAX]; /* the agent's local name, may be empty */
 };
 
 #endif

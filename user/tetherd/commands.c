@@ -1,0 +1,617 @@
+// SPDX-License-Identifier: MIT
+/* The requests of docs/protocol.md: each handler checks its arguments, calls
+ * the lifecycle (the one interface that changes state) and writes records. */
+#include "commands.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "tether_xdp.skel.h"
+
+#define NS_PER_MS 1000000ull
+
+struct command {
+	const char *verb, *noun;
+	const char *const *keys; /* allowed keys, NULL-terminated */
+	enum proto_error (*run)(struct tetherd *d, const struct requester *who,
+				const struct proto_request *req, struct proto_writer *w,
+				char *message, size_t size);
+};
+
+static enum proto_error lifecycle_failed(struct tetherd *d, enum proto_error code, char *message,
+					 size_t size)
+{
+	if (code)
+		snprintf(message, size, "%s", lifecycle_error(&d->lc));
+	return code;
+}
+
+static __s64 ms_until(struct tetherd *d, __u64 deadline_ns)
+{
+	__u64 now = lifecycle_now(&d->lc);
+
+	if (!deadline_ns)
+		return -1;
+	return deadline_ns > now ? (__s64)((deadline_ns - now) / NS_PER_MS) : 0;
+}
+
+/* A remote agent bound to a backend acts on that backend only. */
+static enum proto_error check_backend_allowed(const struct requester *who, const char *backend,
+					      char *message, size_t size)
+{
+	if (!who->remote || !who->backend[0] || !strcmp(who->backend, backend))
+		return PROTO_OK;
+	snprintf(message, size, "this agent is bound to backend '%s', not '%s'", who->backend,
+		 backend);
+	return PROTO_UNAUTHORIZED;
+}
+
+static enum proto_error check_container_allowed(struct tetherd *d, const struct requester *who,
+						__u32 slot, char *message, size_t size)
+{
+	const struct container_record *record = lc_container(&d->lc, slot);
+
+	if (!record)
+		return lifecycle_failed(d, PROTO_NOT_FOUND, message, size);
+	return check_backend_allowed(who, d->lc.backends[record->backend_id].meta.name, message,
+				     size);
+}
+
+/* --- backends --- */
+
+static void write_backend(struct tetherd *d, struct proto_writer *w, const struct backend *b)
+{
+	char addr[64], mac[18];
+
+	addr_format(b->record.addr, addr, sizeof(addr));
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", b->record.mac[0],
+		 b->record.mac[1], b->record.mac[2], b->record.mac[3], b->record.mac[4],
+		 b->record.mac[5]);
+	__u64 now = lifecycle_now(&d->lc);
+	bool expired = b->record.heartbeat_expiry_ns && now >= b->record.heartbeat_expiry_ns;
+
+	proto_record_begin(w);
+	proto_record_str(w, "backend", b->meta.name);
+	proto_record_u64(w, "id", b->id);
+	proto_record_str(w, "state", expired ? "down" : backend_state_name(b->record.state));
+	proto_record_str(w, "addr", addr);
+	proto_record_str(w, "mac", mac);
+	proto_record_str(w, "iface", b->meta.iface);
+	proto_record_u64(w, "heartbeat_ms", b->meta.heartbeat_ms);
+	proto_record_u64(w, "expires_in_ms", ms_until(d, b->record.heartbeat_expiry_ns) < 0
+						     ? 0
+						     : ms_until(d, b->record.heartbeat_expiry_ns));
+	proto_record_u64(w, "containers", b->containers);
+	proto_record_end(w);
+}
+
+static enum proto_error add_backend(struct tetherd *d, const struct requester *who,
+				    const struct proto_request *req, struct proto_writer *w,
+				    char *message, size_t size)
+{
+	const char *name, *iface;
+	__u8 addr[16], mac[6];
+	__u32 heartbeat_ms = 0, id;
+	enum proto_error err;
+
+	if ((err = proto_get_name(req, "name", 1, &name, message, size)) ||
+	    (err = proto_get_addr(req, "addr", 1, addr, message, size)) ||
+	    (err = proto_get_mac(req, "mac", 1, mac, message, size)) ||
+	    (err = proto_get_name(req, "iface", 1, &iface, message, size)) ||
+	    (err = proto_get_u32(req, "heartbeat_ms", 0, &heartbeat_ms, message, size)) ||
+	    (err = check_backend_allowed(who, name, message, size)))
+		return err;
+	err = lc_backend_add(&d->lc, name, addr, mac, iface, heartbeat_ms, &id);
+	if (err)
+		return lifecycle_failed(d, err, message, size);
+	proto_write_ok(w);
+	write_backend(d, w, &d->lc.backends[id]);
+	return PROTO_OK;
+}
+
+static enum proto_error backend_named(const struct requester *who,
+				      const struct proto_request *req, const char **name,
+				      char *message, size_t size)
+{
+	enum proto_error err = proto_get_name(req, "name", 1, name, message, size);
+
+	return err ? err : check_backend_allowed(who, *name, message, size);
+}
+
+static enum proto_error heartbeat_backend(struct tetherd *d, const struct requester *who,
+					  const struct proto_request *req,
+					  struct proto_writer *w, char *message, size_t size)
+{
+	const char *name;
+	enum proto_error err = backend_named(who, req, &name, message, size);
+
+	if (!err)
+		err = lifecycle_failed(d, lc_backend_heartbeat(&d->lc, name), message, size);
+	if (!err)
+		proto_write_ok(w);
+	return err;
+}
+
+static enum proto_error drain_backend(struct tetherd *d, const struct requester *who,
+				      const struct proto_request *req, struct proto_writer *w,
+				      char *message, size_t size)
+{
+	const char *name;
+	__u32 deadline_ms = 0;
+	enum proto_error err = backend_named(who, req, &name, message, size);
+
+	if (!err)
+		err = proto_get_u32(req, "deadline_ms", 0, &deadline_ms, message, size);
+	if (!err)
+		err = lifecycle_failed(d, lc_backend_drain(&d->lc, name, deadline_ms), message,
+				       size);
+	if (!err)
+		proto_write_ok(w);
+	return err;
+}
+
+static enum proto_error del_backend(struct tetherd *d, const struct requester *who,
+				    const struct proto_request *req, struct proto_writer *w,
+				    char *message, size_t size)
+{
+	const char *name;
+	enum proto_error err = backend_named(who, req, &name, message, size);
+
+	if (!err)
+		err = lifecycle_failed(d, lc_backend_del(&d->lc, name), message, size);
+	if (!err)
+		proto_write_ok(w);
+	return err;
+}
+
+static enum proto_error list_backend(struct tetherd *d, const struct requester *who,
+				     const struct proto_request *req, struct proto_writer *w,
+				     char *message, size_t size)
+{
+	(void)who, (void)req, (void)message, (void)size;
+	proto_write_ok(w);
+	for (__u32 id = 1; id < TETHER_MAX_BACKENDS; id++)
+		if (d->lc.backends[id].in_use)
+			write_backend(d, w, &d->lc.backends[id]);
+	return PROTO_OK;
+}
+
+/* --- containers --- */
+
+/* Affinity entries naming the container: read in batches, since the map can
+ * hold a million entries. */
+static __u64 count_affinities(struct tetherd *d, __u32 slot, __u32 generation)
+{
+	int fd = bpf_map__fd(d->dp.skel->maps.affinity);
+	struct affinity_key keys[4096];
+	struct affinity_value values[4096];
+	struct affinity_key out_batch;
+	void *in_batch = NULL;
+	__u64 found = 0;
+
+	for (;;) {
+		__u32 count = 4096;
+		int err = bpf_map_lookup_batch(fd, in_batch, &out_batch, keys, values, &count, NULL);
+
+		for (__u32 i = 0; i < count; i++)
+			if (values[i].slot == slot && values[i].generation == generation)
+				found++;
+		if (err)
+			break; /* ENOENT: the end */
+		in_batch = &out_batch;
+	}
+	return found;
+}
+
+static void write_container(struct tetherd *d, struct proto_writer *w, __u32 slot, bool details)
+{
+	const struct container_record *record = &d->lc.containers[slot];
+	struct tether_token token;
+	char name[TETHER_NAME_MAX];
+
+	container_token(slot, record, &token);
+	proto_record_begin(w);
+	proto_record_u64(w, "container", slot);
+	proto_record_u64(w, "function", record->function_id);
+	proto_record_str(w, "backend", d->lc.backends[record->backend_id].meta.name);
+	proto_record_str(w, "state", container_state_name(record->state));
+	proto_record_str(w, "name", lc_container_name(&d->lc, slot, name, sizeof(name)));
+	proto_record_u64(w, "deadline_in_ms", record->state == CONTAINER_DRAINING
+						      ? (__u64)ms_until(d, record->drain_deadline_ns)
+						      : 0);
+	proto_record_hex(w, "token", (const __u8 *)&token, sizeof(token));
+	if (details) {
+		struct container_counters counters = {};
+
+		container_stats_read(&d->dp, slot, &counters);
+		proto_record_u64(w, "packets", counters.packets);
+		proto_record_u64(w, "bytes", counters.bytes);
+		proto_record_u64(w, "affinities", count_affinities(d, slot, record->generation));
+	}
+	proto_record_end(w);
+}
+
+static enum proto_error parse_new_state(const struct proto_request *req,
+					enum container_state *state, char *message, size_t size)
+{
+	const char *text = proto_get(req, "state");
+
+	*state = CONTAINER_STARTING;
+	if (!text || !strcmp(text, "starting"))
+		return PROTO_OK;
+	if (!strcmp(text, "warm")) {
+		*state = CONTAINER_WARM;
+		return PROTO_OK;
+	}
+	snprintf(message, size, "state '%s' is not starting or warm", text);
+	return PROTO_BAD_ARGUMENT;
+}
+
+static enum proto_error add_container(struct tetherd *d, const struct requester *who,
+				      const struct proto_request *req, struct proto_writer *w,
+				      char *message, size_t size)
+{
+	const char *backend, *name = "";
+	__u64 function_id;
+	enum container_state state;
+	struct tether_token token;
+	__u32 slot;
+	enum proto_error err;
+
+	if ((err = proto_get_function(req, "function", 1, &function_id, message, size)) ||
+	    (err = proto_get_name(req, "backend", 1, &backend, message, size)) ||
+	    (err = proto_get_name(req, "name", 0, &name, message, size)) ||
+	    (err = parse_new_state(req, &state, message, size)) ||
+	    (err = check_backend_allowed(who, backend, message, size)))
+		return err;
+	err = lc_container_add(&d->lc, function_id, backend, name, state, &slot, &token);
+	if (err)
+		return lifecycle_failed(d, err, message, size);
+	proto_write_ok(w);
+	write_container(d, w, slot, false);
+	return PROTO_OK;
+}
+
+static enum proto_error container_argument(struct tetherd *d, const struct requester *who,
+					   const struct proto_request *req, __u32 *slot,
+					   char *message, size_t size)
+{
+	enum proto_error err = proto_get_u32(req, "container", 1, slot, message, size);
+
+	return err ? err : check_container_allowed(d, who, *slot, message, size);
+}
+
+static enum proto_error change_container(struct tetherd *d, const struct requester *who,
+					 const struct proto_request *req,
+					 struct proto_writer *w, char *message, size_t size)
+{
+	__u32 slot, deadline_ms = 0;
+	enum proto_error err = container_argument(d, who, req, &slot, message, size);
+
+	if (!err)
+		err = proto_get_u32(req, "deadline_ms", 0, &deadline_ms, message, size);
+	if (err)
+		return err;
+	if (!strcmp(req->verb, "up"))
+		err = lc_container_up(&d->lc, slot);
+	else if (!strcmp(req->verb, "drain"))
+		err = lc_container_drain(&d->lc, slot, deadline_ms);
+	else if (!strcmp(req->verb, "idle"))
+		err = lc_container_idle(&d->lc, slot);
+	else
+		err = lc_container_del(&d->lc, slot);
+	if (err)
+		return lifecycle_failed(d, err, message, size);
+	proto_write_ok(w);
+	return PROTO_OK;
+}
+
+static enum proto_error list_container(struct tetherd *d, const struct requester *who,
+				       const struct proto_request *req, struct proto_writer *w,
+				       char *message, size_t size)
+{
+	__u64 function_id = 0;
+	const char *backend_name = NULL;
+	struct backend *backend = NULL;
+	enum proto_error err;
+
+	(void)who;
+	if ((err = proto_get_function(req, "function", 0, &function_id, message, size)) ||
+	    (err = proto_get_name(req, "backend", 0, &backend_name, message, size)))
+		return err;
+	if (backend_name && !(backend = lc_backend_find(&d->lc, backend_name)))
+		return lifecycle_failed(d, PROTO_NOT_FOUND, message, size);
+	proto_write_ok(w);
+	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS; slot++) {
+		const struct container_record *record = &d->lc.containers[slot];
+
+		if (record->state == CONTAINER_FREE ||
+		    (function_id && record->function_id != function_id) ||
+		    (backend && record->backend_id != backend->id))
+			continue;
+		write_container(d, w, slot, false);
+	}
+	return PROTO_OK;
+}
+
+static enum proto_error show_container(struct tetherd *d, const struct requester *who,
+				       const struct proto_request *req, struct proto_writer *w,
+				       char *message, size_t size)
+{
+	__u32 slot;
+	enum proto_error err = proto_get_u32(req, "container", 1, &slot, message, size);
+
+	(void)who;
+	if (err)
+		return err;
+	if (!lc_container(&d->lc, slot))
+		return lifecycle_failed(d, PROTO_NOT_FOUND, message, size);
+	proto_write_ok(w);
+	write_container(d, w, slot, true);
+	return PROTO_OK;
+}
+
+/* --- functions --- */
+
+static void write_function(struct tetherd *d, struct proto_writer *w,
+			   const struct function *function)
+{
+	__u64 by_state[CONTAINER_GONE + 1] = {};
+	GHashTableIter iter;
+	gpointer key;
+
+	g_hash_table_iter_init(&iter, function->slots);
+	while (g_hash_table_iter_next(&iter, &key, NULL)) {
+		__u32 state = d->lc.containers[GPOINTER_TO_UINT(key) - 1].state;
+
+		if (state <= CONTAINER_GONE)
+			by_state[state]++;
+	}
+	proto_record_begin(w);
+	proto_record_u64(w, "function", function->function_id);
+	proto_record_u64(w, "warm", by_state[CONTAINER_WARM]);
+	proto_record_u64(w, "starting", by_state[CONTAINER_STARTING]);
+	proto_record_u64(w, "draining", by_state[CONTAINER_DRAINING]);
+	proto_record_u64(w, "pool", function->pool_size);
+	proto_record_u64(w, "waiting",
+			 d->slowpath ? slowpath_waiting(d->slowpath, function->function_id) : 0);
+	proto_record_end(w);
+}
+
+static gint compare_functions(gconstpointer a, gconstpointer b)
+{
+	__u64 x = (*(struct function *const *)a)->function_id;
+	__u64 y = (*(struct function *const *)b)->function_id;
+
+	return (x > y) - (x < y);
+}
+
+static enum proto_error list_function(struct tetherd *d, const struct requester *who,
+				      const struct proto_request *req, struct proto_writer *w,
+				      char *message, size_t size)
+{
+	GPtrArray *functions = g_ptr_array_new();
+	GHashTableIter iter;
+	gpointer value;
+
+	(void)who, (void)req, (void)message, (void)size;
+	g_hash_table_iter_init(&iter, d->lc.functions);
+	while (g_hash_table_iter_next(&iter, NULL, &value))
+		g_ptr_array_add(functions, value);
+	g_ptr_array_sort(functions, compare_functions);
+	proto_write_ok(w);
+	for (guint i = 0; i < functions->len; i++)
+		write_function(d, w, g_ptr_array_index(functions, i));
+	g_ptr_array_free(functions, TRUE);
+	return PROTO_OK;
+}
+
+static enum proto_error show_function(struct tetherd *d, const struct requester *who,
+				      const struct proto_request *req, struct proto_writer *w,
+				      char *message, size_t size)
+{
+	__u64 function_id;
+	enum proto_error err = proto_get_function(req, "function", 1, &function_id, message, size);
+	struct function *function;
+
+	(void)who;
+	if (err)
+		return err;
+	if (!(function = lc_function(&d->lc, function_id))) {
+		snprintf(message, size, "no function %llu has containers (tetherctl function list)",
+			 (unsigned long long)function_id);
+		return PROTO_NOT_FOUND;
+	}
+	proto_write_ok(w);
+	write_function(d, w, function);
+	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS; slot++)
+		if (g_hash_table_contains(function->slots, GUINT_TO_POINTER(slot + 1)))
+			write_container(d, w, slot, false);
+	return PROTO_OK;
+}
+
+/* --- affinity --- */
+
+static enum proto_error show_affinity(struct tetherd *d, const struct requester *who,
+				      const struct proto_request *req, struct proto_writer *w,
+				      char *message, size_t size)
+{
+	struct affinity_key key;
+	struct affinity_value value;
+	enum proto_error err;
+
+	(void)who;
+	if ((err = proto_get_function(req, "function", 1, &key.function_id, message, size)) ||
+	    (err = proto_get_u64(req, "key", 1, &key.routing_key, message, size)))
+		return err;
+	if (bpf_map_lookup_elem(bpf_map__fd(d->dp.skel->maps.affinity), &key, &value)) {
+		snprintf(message, size, "function %llu has no affinity for key %llu",
+			 (unsigned long long)key.function_id, (unsigned long long)key.routing_key);
+		return PROTO_NOT_FOUND;
+	}
+	const struct container_record *record = &d->lc.containers[value.slot];
+	bool live = record->state != CONTAINER_FREE && record->generation == value.generation;
+
+	proto_write_ok(w);
+	proto_record_begin(w);
+	proto_record_u64(w, "function", key.function_id);
+	proto_record_u64(w, "key", key.routing_key);
+	proto_record_u64(w, "container", value.slot);
+	proto_record_str(w, "state", live ? container_state_name(record->state) : "gone");
+	proto_record_end(w);
+	return PROTO_OK;
+}
+
+static __u64 flush_function_affinities(int fd, __u64 function_id)
+{
+	struct affinity_key key, next;
+	const struct affinity_key *previous = NULL;
+	GArray *doomed = g_array_new(FALSE, FALSE, sizeof(struct affinity_key));
+	__u64 flushed = 0;
+
+	while (!bpf_map_get_next_key(fd, previous, &next)) {
+		if (next.function_id == function_id)
+			g_array_append_val(doomed, next);
+		key = next;
+		previous = &key;
+	}
+	for (guint i = 0; i < doomed->len; i++)
+		if (!bpf_map_delete_elem(fd, &g_array_index(doomed, struct affinity_key, i)))
+			flushed++;
+	g_array_free(doomed, TRUE);
+	return flushed;
+}
+
+static enum proto_error flush_affinity(struct tetherd *d, const struct requester *who,
+				       const struct proto_request *req, struct proto_writer *w,
+				       char *message, size_t size)
+{
+	int fd = bpf_map__fd(d->dp.skel->maps.affinity);
+	struct affinity_key key = {};
+	__u64 flushed;
+	enum proto_error err;
+
+	(void)who;
+	if ((err = proto_get_function(req, "function", 1, &key.function_id, message, size)) ||
+	    (err = proto_get_u64(req, "key", 0, &key.routing_key, message, size)))
+		return err;
+	if (proto_get(req, "key"))
+		flushed = bpf_map_delete_elem(fd, &key) ? 0 : 1;
+	else
+		flushed = flush_function_affinities(fd, key.function_id);
+	proto_write_ok(w);
+	proto_record_begin(w);
+	proto_record_u64(w, "flushed", flushed);
+	proto_record_end(w);
+	return PROTO_OK;
+}
+
+/* --- stats, unload --- */
+
+static enum proto_error show_stats(struct tetherd *d, const struct requester *who,
+				   const struct proto_request *req, struct proto_writer *w,
+				   char *message, size_t size)
+{
+	struct tether_stats stats;
+	struct slowpath_stats slow = {};
+	int err = stats_read(&d->dp, &stats);
+
+	(void)who, (void)req;
+	if (err) {
+		snprintf(message, size, "reading the data plane counters: %s", strerror(-err));
+		return PROTO_INTERNAL;
+	}
+	if (d->slowpath)
+		slowpath_stats(d->slowpath, &slow);
+	proto_write_ok(w);
+	proto_record_begin(w);
+	proto_record_str(w, "part", "dataplane");
+#define STAT(field) proto_record_u64(w, #field, stats.field)
+	STAT(token_hit); STAT(token_miss); STAT(token_foreign); STAT(key_hit); STAT(key_new);
+	STAT(key_rehomed); STAT(flow_pick); STAT(no_capacity); STAT(strict_gone);
+	STAT(malformed); STAT(fragment); STAT(pass); STAT(no_route);
+#undef STAT
+	proto_record_end(w);
+	proto_record_begin(w);
+	proto_record_str(w, "part", "slowpath");
+#define STAT(field) proto_record_u64(w, #field, slow.field)
+	STAT(received); STAT(held); STAT(forwarded); STAT(no_capacity); STAT(container_gone);
+	STAT(overloaded); STAT(malformed); STAT(send_errors); STAT(capacity_requests);
+#undef STAT
+	proto_record_end(w);
+	return PROTO_OK;
+}
+
+static enum proto_error unload_tetherd(struct tetherd *d, const struct requester *who,
+				       const struct proto_request *req, struct proto_writer *w,
+				       char *message, size_t size)
+{
+	(void)req;
+	if (who->remote) {
+		snprintf(message, size, "unload is refused over TCP; use the local socket");
+		return PROTO_UNAUTHORIZED;
+	}
+	d->unload_requested = true;
+	d->stop = true;
+	proto_write_ok(w);
+	return PROTO_OK;
+}
+
+#define KEYS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+static const struct command commands[] = {
+	{ "add", "backend", KEYS("name", "addr", "mac", "iface", "heartbeat_ms"), add_backend },
+	{ "heartbeat", "backend", KEYS("name"), heartbeat_backend },
+	{ "drain", "backend", KEYS("name", "deadline_ms"), drain_backend },
+	{ "del", "backend", KEYS("name"), del_backend },
+	{ "list", "backend", KEYS(NULL), list_backend },
+	{ "add", "container", KEYS("function", "backend", "name", "state"), add_container },
+	{ "up", "container", KEYS("container"), change_container },
+	{ "drain", "container", KEYS("container", "deadline_ms"), change_container },
+	{ "idle", "container", KEYS("container"), change_container },
+	{ "del", "container", KEYS("container"), change_container },
+	{ "list", "container", KEYS("function", "backend"), list_container },
+	{ "show", "container", KEYS("container"), show_container },
+	{ "list", "function", KEYS(NULL), list_function },
+	{ "show", "function", KEYS("function"), show_function },
+	{ "show", "affinity", KEYS("function", "key"), show_affinity },
+	{ "flush", "affinity", KEYS("function", "key"), flush_affinity },
+	{ "show", "stats", KEYS(NULL), show_stats },
+	{ "unload", "tetherd", KEYS(NULL), unload_tetherd },
+};
+
+void commands_execute(struct tetherd *d, const struct requester *who,
+		      const struct proto_request *req, struct proto_writer *w)
+{
+	char message[512] = "";
+	enum proto_error err = PROTO_UNKNOWN_VERB;
+	const struct command *command = NULL;
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(commands[i].verb, req->verb) && !strcmp(commands[i].noun, req->noun))
+			command = &commands[i];
+	if (!command) {
+		snprintf(message, sizeof(message),
+			 "no request '%s %s' (docs/protocol.md lists them; tetherctl --help)",
+			 req->verb, req->noun);
+	} else if (who->remote && !who->authenticated) {
+		err = PROTO_UNAUTHORIZED;
+		snprintf(message, sizeof(message), "authenticate first: auth agent secret=...");
+	} else if (!(err = proto_check_keys(req, command->keys, message, sizeof(message)))) {
+		err = command->run(d, who, req, w, message, sizeof(message));
+	}
+	if (err == PROTO_OK && !w->failed) {
+		proto_write_end(w);
+		return;
+	}
+	proto_writer_reset(w);
+	if (err == PROTO_OK)
+		proto_write_error(w, PROTO_INTERNAL, "the answer could not be written");
+	else
+		proto_write_error(w, err, "%s", message);
+	proto_write_end(w);
+}

@@ -1,0 +1,478 @@
+// SPDX-License-Identifier: MIT
+#define _GNU_SOURCE
+#include "control.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "commands.h"
+
+/* A watcher that does not read its events is cut off past this backlog,
+ * rather than letting tetherd's memory grow. */
+#define WATCHER_BACKLOG_MAX (1u << 20)
+/* Failed TCP authentications: each one doubles the wait before the same
+ * address may try again, up to this. */
+#define AUTH_BACKOFF_MAX_MS 60000
+
+struct connection {
+	struct control *control;
+	int fd;
+	struct requester who;
+	GString *in;
+	GString *out;
+	bool watching;
+	bool closing; /* close once out is sent */
+};
+
+struct control {
+	struct tetherd *d;
+	int unix_fd, tcp_fd;
+	char unix_path[108];
+	char secret[128];
+	gid_t group;
+	bool group_set;
+	GHashTable *connections;   /* fd -> struct connection */
+	GHashTable *auth_failures; /* peer address string -> struct auth_failure */
+};
+
+struct auth_failure {
+	__u32 count;
+	__u64 retry_after_ns;
+};
+
+static void connection_close(struct connection *conn)
+{
+	struct control *control = conn->control;
+
+	loop_remove(control->d->loop, conn->fd);
+	g_hash_table_remove(control->connections, GINT_TO_POINTER(conn->fd));
+}
+
+static void connection_free(gpointer data)
+{
+	struct connection *conn = data;
+
+	close(conn->fd);
+	g_string_free(conn->in, TRUE);
+	g_string_free(conn->out, TRUE);
+	g_free(conn);
+}
+
+static void queue_error(struct connection *conn, enum proto_error code, const char *message)
+{
+	struct proto_writer w;
+
+	proto_writer_init(&w);
+	proto_write_error(&w, code, "%s", message);
+	proto_write_end(&w);
+	g_string_append_len(conn->out, w.data, w.len);
+	proto_writer_free(&w);
+}
+
+static void peer_address(int fd, char *out, size_t size)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+
+	snprintf(out, size, "unknown");
+	if (getpeername(fd, (struct sockaddr *)&peer, &len))
+		return;
+	if (peer.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, out, size);
+	else if (peer.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, out, size);
+}
+
+/* Constant time in the secret's content, so timing does not reveal it. */
+static bool secrets_equal(const char *given, const char *expected)
+{
+	size_t given_len = strlen(given), expected_len = strlen(expected);
+	unsigned char difference = given_len != expected_len;
+
+	for (size_t i = 0; i < expected_len; i++)
+		difference |= (unsigned char)given[i < given_len ? i : 0] ^
+			      (unsigned char)expected[i];
+	return difference == 0;
+}
+
+static void authenticate(struct connection *conn, const struct proto_request *req)
+{
+	struct control *control = conn->control;
+	char address[64], message[256];
+	const char *secret = proto_get(req, "secret");
+	const char *backend = proto_get(req, "backend");
+	static const char *const keys[] = { "secret", "backend", NULL };
+	__u64 now = lifecycle_now(&control->d->lc);
+
+	if (proto_check_keys(req, keys, message, sizeof(message))) {
+		queue_error(conn, PROTO_BAD_ARGUMENT, message);
+		return;
+	}
+	peer_address(conn->fd, address, sizeof(address));
+	struct auth_failure *failure = g_hash_table_lookup(control->auth_failures, address);
+
+	if (failure && now < failure->retry_after_ns) {
+		queue_error(conn, PROTO_UNAUTHORIZED,
+			    "too many failed attempts from this address; wait and try again");
+		conn->closing = true;
+		return;
+	}
+	bool good = secret && control->secret[0] && secrets_equal(secret, control->secret);
+	if (!good) {
+		if (!failure) {
+			failure = g_new0(struct auth_failure, 1);
+			g_hash_table_insert(control->auth_failures, g_strdup(address), failure);
+		}
+		failure->count++;
+		__u64 backoff_ms = MIN(AUTH_BACKOFF_MAX_MS, 100ull << MIN(failure->count, 10));
+
+		failure->retry_after_ns = now + backoff_ms * 1000000ull;
+		queue_error(conn, PROTO_UNAUTHORIZED, "wrong secret");
+		conn->closing = true;
+		return;
+	}
+	if (failure)
+		g_hash_table_remove(control->auth_failures, address);
+	conn->who.authenticated = true;
+	snprintf(conn->who.backend, sizeof(conn->who.backend), "%s", backend ? backend : "");
+	g_string_append(conn->out, "ok\n\n");
+}
+
+static void start_watching(struct connection *conn, const struct proto_request *req)
+{
+	if (req->arg_count) {
+		queue_error(conn, PROTO_BAD_ARGUMENT, "watch event takes no arguments");
+		return;
+	}
+	if (conn->who.remote && !conn->who.authenticated) {
+		queue_error(conn, PROTO_UNAUTHORIZED, "authenticate first: auth agent secret=...");
+		return;
+	}
+	conn->watching = true;
+	g_string_append(conn->out, "ok\n");
+}
+
+static void handle_line(struct connection *conn, const char *line, size_t len)
+{
+	struct proto_request *req = g_new(struct proto_request, 1);
+	char message[512];
+	enum proto_error err = proto_parse_line(line, len, req, message, sizeof(message));
+
+	if (err) {
+		queue_error(conn, err, message);
+	} else if (!strcmp(req->verb, "auth") && !strcmp(req->noun, "agent")) {
+		authenticate(conn, req);
+	} else if (!strcmp(req->verb, "watch") && !strcmp(req->noun, "event")) {
+		start_watching(conn, req);
+	} else {
+		struct proto_writer w;
+
+		proto_writer_init(&w);
+		commands_execute(conn->control->d, &conn->who, req, &w);
+		g_string_append_len(conn->out, w.data, w.len);
+		proto_writer_free(&w);
+	}
+	g_free(req);
+}
+
+static void handle_input(struct connection *conn)
+{
+	char *newline;
+
+	while (!conn->closing && !conn->watching &&
+	       (newline = memchr(conn->in->str, '\n', conn->in->len))) {
+		size_t len = newline - conn->in->str + 1;
+
+		handle_line(conn, conn->in->str, len);
+		g_string_erase(conn->in, 0, len);
+	}
+	if (conn->in->len >= PROTO_LINE_MAX) {
+		queue_error(conn, PROTO_BAD_REQUEST, "line longer than 1024 bytes; closing");
+		conn->closing = true;
+	}
+}
+
+static void on_connection(void *ctx, int fd, uint32_t events)
+{
+	struct connection *conn = ctx;
+	char buffer[4096];
+
+	(void)fd;
+	if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN)) {
+		connection_close(conn);
+		return;
+	}
+	if (events & EPOLLIN) {
+		ssize_t got = read(conn->fd, buffer, sizeof(buffer));
+
+		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+			connection_close(conn);
+			return;
+		}
+		if (got > 0) {
+			g_string_append_len(conn->in, buffer, got);
+			handle_input(conn);
+		}
+	}
+	if (events & EPOLLOUT)
+		control_flush(conn->control);
+}
+
+/* Root, tetherd's own user, or the configured group may talk to tetherd. */
+static bool unix_peer_allowed(struct control *control, int fd)
+{
+	struct ucred peer;
+	socklen_t len = sizeof(peer);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len))
+		return false;
+	return peer.uid == 0 || peer.uid == geteuid() ||
+	       (control->group_set && peer.gid == control->group);
+}
+
+static void accept_connection(struct control *control, int listen_fd, bool remote)
+{
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (!remote && !unix_peer_allowed(control, fd)) {
+		static const char refusal[] =
+			"error unauthorized: your user may not use this socket\n\n";
+
+		if (write(fd, refusal, sizeof(refusal) - 1) < 0)
+			{ /* the peer is refused either way */ }
+		close(fd);
+		return;
+	}
+	struct connection *conn = g_new0(struct connection, 1);
+
+	conn->control = control;
+	conn->fd = fd;
+	conn->who.remote = remote;
+	conn->in = g_string_new(NULL);
+	conn->out = g_string_new(NULL);
+	g_hash_table_insert(control->connections, GINT_TO_POINTER(fd), conn);
+	loop_add(control->d->loop, fd, EPOLLIN, on_connection, conn);
+}
+
+static void on_unix_listener(void *ctx, int fd, uint32_t events)
+{
+	(void)events;
+	accept_connection(ctx, fd, false);
+}
+
+static void on_tcp_listener(void *ctx, int fd, uint32_t events)
+{
+	(void)events;
+	accept_connection(ctx, fd, true);
+}
+
+struct control *control_new(struct tetherd *d)
+{
+	struct control *control = g_new0(struct control, 1);
+
+	control->d = d;
+	control->unix_fd = control->tcp_fd = -1;
+	control->connections =
+		g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, connection_free);
+	control->auth_failures = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	return control;
+}
+
+void control_free(struct control *control)
+{
+	if (!control)
+		return;
+	g_hash_table_destroy(control->connections);
+	g_hash_table_destroy(control->auth_failures);
+	if (control->unix_fd >= 0) {
+		close(control->unix_fd);
+		unlink(control->unix_path);
+	}
+	if (control->tcp_fd >= 0)
+		close(control->tcp_fd);
+	g_free(control);
+}
+
+static int make_parent_dir(const char *path)
+{
+	g_autofree char *dir = g_path_get_dirname(path);
+
+	return g_mkdir_with_parents(dir, 0755) ? -errno : 0;
+}
+
+int control_listen_unix(struct control *control, const char *path, const char *group)
+{
+	struct sockaddr_un address = { .sun_family = AF_UNIX };
+	int err;
+
+	if (strlen(path) >= sizeof(address.sun_path)) {
+		fprintf(stderr, "tetherd: socket path %s is too long\n", path);
+		return -ENAMETOOLONG;
+	}
+	if (group && group[0]) {
+		struct group *entry = getgrnam(group);
+
+		if (!entry) {
+			fprintf(stderr, "tetherd: no group named '%s' for the socket\n", group);
+			return -ENOENT;
+		}
+		control->group = entry->gr_gid;
+		control->group_set = true;
+	}
+	snprintf(address.sun_path, sizeof(address.sun_path), "%s", path);
+	snprintf(control->unix_path, sizeof(control->unix_path), "%s", path);
+	if ((err = make_parent_dir(path)))
+		return err;
+	unlink(path); /* a stale socket of an earlier tetherd */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	mode_t old_mask = umask(0177);
+
+	err = fd < 0 || bind(fd, (struct sockaddr *)&address, sizeof(address)) ? -errno : 0;
+	umask(old_mask);
+	if (!err && control->group_set &&
+	    (chown(path, (uid_t)-1, control->group) || chmod(path, 0660)))
+		err = -errno;
+	if (!err && listen(fd, 64))
+		err = -errno;
+	if (err) {
+		fprintf(stderr, "tetherd: cannot listen on %s: %s\n", path, strerror(-err));
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	control->unix_fd = fd;
+	return loop_add(control->d->loop, fd, EPOLLIN, on_unix_listener, control);
+}
+
+static int parse_listen_address(const char *text, struct sockaddr_storage *out, socklen_t *len)
+{
+	g_autofree char *copy = g_strdup(text);
+	char *colon = strrchr(copy, ':');
+	char *host = copy;
+
+	if (!colon)
+		return -EINVAL;
+	*colon = '\0';
+	long port = strtol(colon + 1, NULL, 10);
+
+	if (port <= 0 || port > 65535)
+		return -EINVAL;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		host[strlen(host) - 1] = '\0';
+		host++;
+	}
+	struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons(port);
+		*len = sizeof(*v4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons(port);
+		*len = sizeof(*v6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int control_listen_tcp(struct control *control, const char *address, const char *secret)
+{
+	struct sockaddr_storage bind_address;
+	socklen_t len;
+	int one = 1;
+
+	if (!secret || strlen(secret) < 16) {
+		fprintf(stderr, "tetherd: the TCP listener needs a shared secret of at least 16 "
+				"characters (--tcp-secret-file)\n");
+		return -EINVAL;
+	}
+	if (parse_listen_address(address, &bind_address, &len)) {
+		fprintf(stderr, "tetherd: --tcp-listen '%s' is not ADDR:PORT\n", address);
+		return -EINVAL;
+	}
+	snprintf(control->secret, sizeof(control->secret), "%s", secret);
+	int fd = socket(bind_address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&bind_address, len) || listen(fd, 64)) {
+		int err = -errno;
+
+		fprintf(stderr, "tetherd: cannot listen on %s: %s\n", address, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	control->tcp_fd = fd;
+	return loop_add(control->d->loop, fd, EPOLLIN, on_tcp_listener, control);
+}
+
+void control_broadcast(struct control *control, const char *line)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init(&iter, control->connections);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		struct connection *conn = value;
+
+		if (!conn->watching || conn->closing)
+			continue;
+		if (conn->out->len > WATCHER_BACKLOG_MAX) {
+			g_string_append(conn->out, "event=overflow reason=watcher_too_slow\n");
+			conn->closing = true;
+			continue;
+		}
+		g_string_append(conn->out, line);
+		g_string_append_c(conn->out, '\n');
+	}
+}
+
+/* Writes what it can; a connection with output left waits for EPOLLOUT. */
+static bool send_output(struct connection *conn)
+{
+	while (conn->out->len) {
+		ssize_t sent = send(conn->fd, conn->out->str, conn->out->len, MSG_NOSIGNAL);
+
+		if (sent < 0 && (errno == EAGAIN || errno == EINTR))
+			break;
+		if (sent <= 0)
+			return false;
+		g_string_erase(conn->out, 0, sent);
+	}
+	loop_modify(conn->control->d->loop, conn->fd,
+		    EPOLLIN | (conn->out->len ? EPOLLOUT : 0));
+	return !(conn->closing && conn->out->len == 0);
+}
+
+void control_flush(struct control *control)
+{
+	GHashTableIter iter;
+	gpointer value;
+	GPtrArray *finished = g_ptr_array_new();
+
+	g_hash_table_iter_init(&iter, control->connections);
+	while (g_hash_table_iter_next(&iter, NULL, &value))
+		if (!send_output(value))
+			g_ptr_array_add(finished, value);
+	for (guint i = 0; i < finished->len; i++)
+		connection_close(g_ptr_array_index(finished, i));
+	g_ptr_array_free(finished, TRUE);
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* The control socket: a Unix socket for operators and local agents (peer
+ * credentials checked), an optional TCP listener for remote agents (shared
+ * secret first, failed attempts slowed down), line framing, and the streams of
+ * "watch event" subscribers. Answers are queued and sent by control_flush()
+ * after the daemon has swapped in the pools the requests changed. */
+#ifndef TETHER_CONTROL_H
+#define TETHER_CONTROL_H
+
+#include "tetherd.h"
+
+struct control *control_new(struct tetherd *d);
+void control_free(struct control *control);
+
+/* Binds path (replacing a stale socket), mode 0600, or 0660 with the group. */
+int control_listen_unix(struct control *control, const char *path, const char *group);
+/* ADDR:PORT ("127.0.0.1:7070", "[::1]:7070"); agents send the secret first. */
+int control_listen_tcp(struct control *control, const char *address, const char *secret);
+
+/* Queues an event line for every watcher. */
+void control_broadcast(struct control *control, const char *line);
+/* Sends what is queued; closes connections that asked to be closed. */
+void control_flush(struct control *control);
+
+#endif

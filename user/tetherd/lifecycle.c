@@ -1,0 +1,798 @@
+// SPDX-License-Identifier: MIT
+#include "lifecycle.h"
+
+#include <errno.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "tether_xdp.skel.h"
+
+#define NS_PER_MS 1000000ull
+
+static enum proto_error fail(struct lifecycle *lc, enum proto_error code, const char *format,
+			     ...)
+{
+	va_list args;
+
+	va_start(args, format);
+	vsnprintf(lc->error, sizeof(lc->error), format, args);
+	va_end(args);
+	return code;
+}
+
+static enum proto_error fail_kernel(struct lifecycle *lc, const char *what, int err)
+{
+	return fail(lc, PROTO_INTERNAL, "%s: the kernel refused the map update: %s", what,
+		    strerror(err < 0 ? -err : err));
+}
+
+const char *lifecycle_error(const struct lifecycle *lc)
+{
+	return lc->error;
+}
+
+__u64 lifecycle_now(const struct lifecycle *lc)
+{
+	return lc->config.now_ns(lc->config.clock_ctx);
+}
+
+const char *container_state_name(enum container_state state)
+{
+	switch (state) {
+	case CONTAINER_STARTING: return "starting";
+	case CONTAINER_WARM: return "warm";
+	case CONTAINER_DRAINING: return "draining";
+	case CONTAINER_GONE: return "gone";
+	default: return "free";
+	}
+}
+
+const char *backend_state_name(enum backend_state state)
+{
+	switch (state) {
+	case BACKEND_UP: return "up";
+	case BACKEND_DRAINING: return "draining";
+	case BACKEND_DOWN: return "down";
+	default: return "free";
+	}
+}
+
+static void emit(struct lifecycle *lc, const char *format, ...)
+{
+	char line[256];
+	va_list args;
+
+	if (!lc->config.observer.event)
+		return;
+	va_start(args, format);
+	vsnprintf(line, sizeof(line), format, args);
+	va_end(args);
+	lc->config.observer.event(lc->config.observer.ctx, line);
+}
+
+/* --- functions and their pools --- */
+
+static void function_free(gpointer data)
+{
+	struct function *function = data;
+
+	g_hash_table_destroy(function->slots);
+	g_free(function);
+}
+
+struct function *lc_function(struct lifecycle *lc, __u64 function_id)
+{
+	return g_hash_table_lookup(lc->functions, &function_id);
+}
+
+static struct function *function_get_or_create(struct lifecycle *lc, __u64 function_id)
+{
+	struct function *function = lc_function(lc, function_id);
+
+	if (function)
+		return function;
+	function = g_new0(struct function, 1);
+	function->function_id = function_id;
+	function->slots = g_hash_table_new(g_direct_hash, g_direct_equal);
+	g_hash_table_insert(lc->functions, &function->function_id, function);
+	return function;
+}
+
+static void mark_pool_dirty(struct lifecycle *lc, __u64 function_id)
+{
+	struct function *function = lc_function(lc, function_id);
+
+	if (function)
+		function->pool_dirty = true;
+}
+
+static bool backend_is_up(const struct lifecycle *lc, __u32 backend_id)
+{
+	const struct backend *backend = &lc->backends[backend_id];
+
+	return backend->in_use && backend->record.state == BACKEND_UP &&
+	       (backend->record.heartbeat_expiry_ns == 0 ||
+		lifecycle_now(lc) < backend->record.heartbeat_expiry_ns);
+}
+
+bool lc_container_in_pool(const struct lifecycle *lc, const struct container_record *record)
+{
+	return record->state == CONTAINER_WARM && backend_is_up(lc, record->backend_id);
+}
+
+/* The Maglev identity of a container: slot and generation, like its token. */
+static __u64 member_id(__u32 slot, const struct container_record *record)
+{
+	return (__u64)slot << 32 | record->generation;
+}
+
+static int collect_members(struct lifecycle *lc, struct function *function,
+			   struct maglev_member **members, size_t *n)
+{
+	GHashTableIter iter;
+	gpointer key;
+
+	*members = g_new(struct maglev_member, g_hash_table_size(function->slots) + 1);
+	*n = 0;
+	g_hash_table_iter_init(&iter, function->slots);
+	while (g_hash_table_iter_next(&iter, &key, NULL)) {
+		__u32 slot = GPOINTER_TO_UINT(key) - 1;
+		const struct container_record *record = &lc->containers[slot];
+
+		if (lc_container_in_pool(lc, record))
+			(*members)[(*n)++] = (struct maglev_member){ member_id(slot, record), slot };
+	}
+	return 0;
+}
+
+int lifecycle_flush_pools(struct lifecycle *lc)
+{
+	GPtrArray *dirty = g_ptr_array_new();
+	GArray *updates = g_array_new(FALSE, TRUE, sizeof(struct pool_update));
+	GHashTableIter iter;
+	gpointer value;
+	int err;
+
+	g_hash_table_iter_init(&iter, lc->functions);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		struct function *function = value;
+
+		if (!function->pool_dirty)
+			continue;
+		struct pool_update update = { .function_id = function->function_id };
+		struct maglev_member *members;
+
+		collect_members(lc, function, &members, &update.n);
+		update.members = members;
+		g_array_append_val(updates, update);
+		g_ptr_array_add(dirty, function);
+	}
+	err = pools_replace(lc->dp, (struct pool_update *)updates->data, updates->len);
+	for (guint i = 0; i < updates->len; i++) {
+		struct pool_update *update = &g_array_index(updates, struct pool_update, i);
+		struct function *function = g_ptr_array_index(dirty, i);
+
+		if (!err) {
+			function->pool_dirty = false;
+			function->pool_size = update->n;
+		}
+		g_free((void *)update->members);
+	}
+	g_array_free(updates, TRUE);
+	g_ptr_array_free(dirty, TRUE);
+	if (err)
+		fail_kernel(lc, "replacing pool tables", err);
+	return err;
+}
+
+/* --- backends --- */
+
+static bool name_is_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len >= TETHER_NAME_MAX)
+		return false;
+	for (const char *c = name; *c; c++)
+		if (!g_ascii_isalnum(*c) && *c != '.' && *c != '_' && *c != '-')
+			return false;
+	return true;
+}
+
+struct backend *lc_backend_find(struct lifecycle *lc, const char *name)
+{
+	struct backend *backend = g_hash_table_lookup(lc->backend_names, name);
+
+	if (!backend)
+		fail(lc, PROTO_NOT_FOUND, "no backend named '%s' (tetherctl backend list shows them)",
+		     name);
+	return backend;
+}
+
+static int write_backend(struct lifecycle *lc, struct backend *backend)
+{
+	int err = backend_set(lc->dp, backend->id, &backend->record);
+
+	if (err)
+		return err;
+	if (bpf_map_update_elem(bpf_map__fd(lc->dp->skel->maps.backend_meta), &backend->id,
+				&backend->meta, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+static struct backend *free_backend(struct lifecycle *lc)
+{
+	/* id 0 stays unused so a zeroed record never names a real backend. */
+	for (__u32 id = 1; id < TETHER_MAX_BACKENDS; id++)
+		if (!lc->backends[id].in_use)
+			return &lc->backends[id];
+	return NULL;
+}
+
+enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __u8 addr[16],
+				const __u8 mac[6], const char *iface, __u32 heartbeat_ms,
+				__u32 *id)
+{
+	if (!name_is_valid(name))
+		return fail(lc, PROTO_BAD_ARGUMENT,
+			    "backend name '%s' must be 1-31 of A-Z a-z 0-9 . _ -", name);
+	if (g_hash_table_lookup(lc->backend_names, name))
+		return fail(lc, PROTO_EXISTS, "a backend named '%s' exists already", name);
+	__u32 ifindex = if_nametoindex(iface);
+
+	if (!ifindex || strlen(iface) >= sizeof(((struct backend_meta *)0)->iface))
+		return fail(lc, PROTO_BAD_ARGUMENT,
+			    "interface '%s' does not exist on this host (ip link shows them)", iface);
+	struct backend *slot = free_backend(lc);
+
+	if (!slot)
+		return fail(lc, PROTO_FULL, "all %u backend ids are in use", TETHER_MAX_BACKENDS - 1);
+
+	struct backend backend = { .in_use = true, .id = (__u32)(slot - lc->backends) };
+
+	if (!heartbeat_ms)
+		heartbeat_ms = lc->config.heartbeat_ms;
+	backend.record.state = BACKEND_UP;
+	backend.record.ifindex = ifindex;
+	backend.record.heartbeat_expiry_ns = lifecycle_now(lc) + heartbeat_ms * NS_PER_MS;
+	memcpy(backend.record.mac, mac, 6);
+	memcpy(backend.record.addr, addr, 16);
+	snprintf(backend.meta.name, sizeof(backend.meta.name), "%s", name);
+	snprintf(backend.meta.iface, sizeof(backend.meta.iface), "%s", iface);
+	backend.meta.heartbeat_ms = heartbeat_ms;
+
+	int err = write_backend(lc, &backend);
+
+	if (err) {
+		backend_del(lc->dp, backend.id);
+		return fail_kernel(lc, "adding the backend", err);
+	}
+	*slot = backend;
+	g_hash_table_insert(lc->backend_names, slot->meta.name, slot);
+	*id = slot->id;
+	emit(lc, "event=backend_up backend=%s id=%u", name, slot->id);
+	return PROTO_OK;
+}
+
+/* Every function with a container on the backend rebuilds its pool. */
+static void mark_backend_pools_dirty(struct lifecycle *lc, __u32 backend_id)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init(&iter, lc->functions);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		struct function *function = value;
+		GHashTableIter slots;
+		gpointer key;
+
+		g_hash_table_iter_init(&slots, function->slots);
+		while (g_hash_table_iter_next(&slots, &key, NULL)) {
+			if (lc->containers[GPOINTER_TO_UINT(key) - 1].backend_id == backend_id) {
+				function->pool_dirty = true;
+				break;
+			}
+		}
+	}
+}
+
+enum proto_error lc_backend_heartbeat(struct lifecycle *lc, const char *name)
+{
+	struct backend *backend = lc_backend_find(lc, name);
+
+	if (!backend)
+		return PROTO_NOT_FOUND;
+	struct backend updated = *backend;
+	bool was_down = !backend_is_up(lc, backend->id) && backend->record.state != BACKEND_DRAINING;
+
+	updated.record.heartbeat_expiry_ns =
+		lifecycle_now(lc) + updated.meta.heartbeat_ms * NS_PER_MS;
+	if (updated.record.state == BACKEND_DOWN)
+		updated.record.state = BACKEND_UP;
+	int err = backend_set(lc->dp, updated.id, &updated.record);
+
+	if (err)
+		return fail_kernel(lc, "recording the heartbeat", err);
+	*backend = updated;
+	if (was_down) {
+		mark_backend_pools_dirty(lc, backend->id);
+		emit(lc, "event=backend_up backend=%s id=%u", name, backend->id);
+	}
+	return PROTO_OK;
+}
+
+static enum proto_error container_drain_until(struct lifecycle *lc, __u32 slot, __u64 deadline);
+
+enum proto_error lc_backend_drain(struct lifecycle *lc, const char *name, __u32 deadline_ms)
+{
+	struct backend *backend = lc_backend_find(lc, name);
+
+	if (!backend)
+		return PROTO_NOT_FOUND;
+	if (backend->record.state != BACKEND_UP)
+		return fail(lc, PROTO_INVALID_TRANSITION, "backend '%s' is %s; only an up backend drains",
+			    name, backend_state_name(backend->record.state));
+	__u64 deadline = lifecycle_now(lc) + (deadline_ms ? deadline_ms : lc->config.drain_ms) *
+						     NS_PER_MS;
+	struct backend updated = *backend;
+
+	updated.record.state = BACKEND_DRAINING;
+	updated.meta.drain_deadline_ns = deadline;
+	int err = write_backend(lc, &updated);
+
+	if (err)
+		return fail_kernel(lc, "draining the backend", err);
+	*backend = updated;
+	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS && backend->containers; slot++) {
+		const struct container_record *record = &lc->containers[slot];
+
+		if (record->backend_id == backend->id && (record->state == CONTAINER_WARM ||
+							  record->state == CONTAINER_STARTING))
+			container_drain_until(lc, slot, deadline);
+	}
+	mark_backend_pools_dirty(lc, backend->id);
+	emit(lc, "event=backend_draining backend=%s id=%u", name, backend->id);
+	return PROTO_OK;
+}
+
+static enum proto_error container_gone(struct lifecycle *lc, __u32 slot, const char *why);
+
+enum proto_error lc_backend_del(struct lifecycle *lc, const char *name)
+{
+	struct backend *backend = lc_backend_find(lc, name);
+
+	if (!backend)
+		return PROTO_NOT_FOUND;
+	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS && backend->containers; slot++) {
+		const struct container_record *record = &lc->containers[slot];
+
+		if (record->state != CONTAINER_FREE && record->backend_id == backend->id) {
+			enum proto_error err = container_gone(lc, slot, "backend removed");
+
+			if (err)
+				return err;
+		}
+	}
+	int err = backend_del(lc->dp, backend->id);
+
+	if (err)
+		return fail_kernel(lc, "removing the backend", err);
+	struct backend_meta cleared = {};
+
+	bpf_map_update_elem(bpf_map__fd(lc->dp->skel->maps.backend_meta), &backend->id, &cleared,
+			    BPF_ANY);
+	emit(lc, "event=backend_removed backend=%s id=%u", name, backend->id);
+	g_hash_table_remove(lc->backend_names, backend->meta.name);
+	memset(backend, 0, sizeof(*backend));
+	return PROTO_OK;
+}
+
+/* --- containers --- */
+
+static char *container_key(__u32 backend_id, const char *name)
+{
+	return g_strdup_printf("%u/%s", backend_id, name);
+}
+
+const struct container_record *lc_container(struct lifecycle *lc, __u32 slot)
+{
+	if (slot >= TETHER_MAX_CONTAINERS || lc->containers[slot].state == CONTAINER_FREE) {
+		fail(lc, PROTO_NOT_FOUND, "no container %u (tetherctl container list shows them)",
+		     slot);
+		return NULL;
+	}
+	return &lc->containers[slot];
+}
+
+const char *lc_container_name(struct lifecycle *lc, __u32 slot, char *buf, size_t size)
+{
+	struct container_meta meta;
+
+	buf[0] = '\0';
+	if (!bpf_map_lookup_elem(bpf_map__fd(lc->dp->skel->maps.container_meta), &slot, &meta))
+		snprintf(buf, size, "%s", meta.name);
+	return buf;
+}
+
+static bool find_free_slot(struct lifecycle *lc, __u32 *slot)
+{
+	for (__u32 i = 0; i < TETHER_MAX_CONTAINERS; i++) {
+		__u32 candidate = (lc->next_slot + i) % TETHER_MAX_CONTAINERS;
+
+		if (lc->containers[candidate].state == CONTAINER_FREE) {
+			*slot = candidate;
+			lc->next_slot = (candidate + 1) % TETHER_MAX_CONTAINERS;
+			return true;
+		}
+	}
+	return false;
+}
+
+static enum proto_error check_new_container(struct lifecycle *lc, const char *backend_name,
+					    const char *name, enum container_state state,
+					    struct backend **backend)
+{
+	if (state != CONTAINER_STARTING && state != CONTAINER_WARM)
+		return fail(lc, PROTO_BAD_ARGUMENT, "a new container is starting or warm");
+	*backend = lc_backend_find(lc, backend_name);
+	if (!*backend)
+		return PROTO_NOT_FOUND;
+	if ((*backend)->record.state != BACKEND_UP)
+		return fail(lc, PROTO_INVALID_TRANSITION,
+			    "backend '%s' is %s: new containers go to up backends", backend_name,
+			    backend_state_name((*backend)->record.state));
+	if (name[0] && !name_is_valid(name))
+		return fail(lc, PROTO_BAD_ARGUMENT,
+			    "container name '%s' must be 1-31 of A-Z a-z 0-9 . _ -", name);
+	if (name[0]) {
+		g_autofree char *key = container_key((*backend)->id, name);
+
+		if (g_hash_table_contains(lc->container_names, key))
+			return fail(lc, PROTO_EXISTS, "backend '%s' has a container named '%s'",
+				    backend_name, name);
+	}
+	return PROTO_OK;
+}
+
+enum proto_error lc_container_add(struct lifecycle *lc, __u64 function_id,
+				  const char *backend_name, const char *name,
+				  enum container_state state, __u32 *slot,
+				  struct tether_token *token)
+{
+	struct backend *backend = NULL;
+	enum proto_error check = check_new_container(lc, backend_name, name, state, &backend);
+
+	if (check)
+		return check;
+	if (function_id == 0)
+		return fail(lc, PROTO_BAD_ARGUMENT, "function ids are nonzero");
+	if (!find_free_slot(lc, slot))
+		return fail(lc, PROTO_FULL, "all %u container slots are in use",
+			    TETHER_MAX_CONTAINERS);
+	if (name[0]) {
+		struct container_meta meta = {};
+
+		snprintf(meta.name, sizeof(meta.name), "%s", name);
+		if (bpf_map_update_elem(bpf_map__fd(lc->dp->skel->maps.container_meta), slot, &meta,
+					BPF_ANY))
+			return fail_kernel(lc, "recording the container's name", errno);
+	}
+	int err = container_install(lc->dp, *slot, function_id, backend->id, state, token);
+
+	if (err) {
+		bpf_map_delete_elem(bpf_map__fd(lc->dp->skel->maps.container_meta), slot);
+		return fail_kernel(lc, "adding the container", err);
+	}
+	container_get(lc->dp, *slot, &lc->containers[*slot]);
+	backend->containers++;
+	if (name[0])
+		g_hash_table_insert(lc->container_names, container_key(backend->id, name),
+				    GUINT_TO_POINTER(*slot + 1));
+	struct function *function = function_get_or_create(lc, function_id);
+
+	g_hash_table_add(function->slots, GUINT_TO_POINTER(*slot + 1));
+	emit(lc, "event=container_added container=%u function=%llu backend=%s state=%s", *slot,
+	     (unsigned long long)function_id, backend_name, container_state_name(state));
+	if (state == CONTAINER_WARM) {
+		function->pool_dirty = true;
+		if (lc->config.observer.container_warm)
+			lc->config.observer.container_warm(lc->config.observer.ctx, *slot,
+							   function_id);
+	}
+	return PROTO_OK;
+}
+
+static enum proto_error set_state(struct lifecycle *lc, __u32 slot, enum container_state state,
+				  __u64 deadline)
+{
+	int err = container_set_state(lc->dp, slot, state, deadline);
+
+	if (err)
+		return fail_kernel(lc, "changing the container's state", err);
+	lc->containers[slot].state = state;
+	lc->containers[slot].drain_deadline_ns = state == CONTAINER_DRAINING ? deadline : 0;
+	return PROTO_OK;
+}
+
+static const char *backend_name_of(struct lifecycle *lc, const struct container_record *record)
+{
+	return lc->backends[record->backend_id].meta.name;
+}
+
+enum proto_error lc_container_up(struct lifecycle *lc, __u32 slot)
+{
+	const struct container_record *record = lc_container(lc, slot);
+
+	if (!record)
+		return PROTO_NOT_FOUND;
+	if (record->state != CONTAINER_STARTING)
+		return fail(lc, PROTO_INVALID_TRANSITION,
+			    "container %u is %s; only a starting container comes up", slot,
+			    container_state_name(record->state));
+	enum proto_error err = set_state(lc, slot, CONTAINER_WARM, 0);
+
+	if (err)
+		return err;
+	mark_pool_dirty(lc, record->function_id);
+	emit(lc, "event=container_up container=%u function=%llu backend=%s", slot,
+	     (unsigned long long)record->function_id, backend_name_of(lc, record));
+	if (lc->config.observer.container_warm)
+		lc->config.observer.container_warm(lc->config.observer.ctx, slot,
+						   record->function_id);
+	return PROTO_OK;
+}
+
+static enum proto_error container_drain_until(struct lifecycle *lc, __u32 slot, __u64 deadline)
+{
+	const struct container_record *record = &lc->containers[slot];
+	enum proto_error err = set_state(lc, slot, CONTAINER_DRAINING, deadline);
+
+	if (err)
+		return err;
+	mark_pool_dirty(lc, record->function_id);
+	emit(lc, "event=container_draining container=%u function=%llu backend=%s", slot,
+	     (unsigned long long)record->function_id, backend_name_of(lc, record));
+	return PROTO_OK;
+}
+
+enum proto_error lc_container_drain(struct lifecycle *lc, __u32 slot, __u32 deadline_ms)
+{
+	const struct container_record *record = lc_container(lc, slot);
+
+	if (!record)
+		return PROTO_NOT_FOUND;
+	if (record->state != CONTAINER_WARM && record->state != CONTAINER_STARTING)
+		return fail(lc, PROTO_INVALID_TRANSITION,
+			    "container %u is %s; only a warm or starting container drains", slot,
+			    container_state_name(record->state));
+	__u64 deadline = lifecycle_now(lc) +
+			 (deadline_ms ? deadline_ms : lc->config.drain_ms) * NS_PER_MS;
+
+	return container_drain_until(lc, slot, deadline);
+}
+
+static enum proto_error container_gone(struct lifecycle *lc, __u32 slot, const char *why)
+{
+	struct container_record record = lc->containers[slot];
+	char name[TETHER_NAME_MAX];
+	int err = container_remove(lc->dp, slot);
+
+	if (err)
+		return fail_kernel(lc, "removing the container", err);
+	lc_container_name(lc, slot, name, sizeof(name));
+	bpf_map_delete_elem(bpf_map__fd(lc->dp->skel->maps.container_meta), &slot);
+	if (name[0]) {
+		g_autofree char *key = container_key(record.backend_id, name);
+
+		g_hash_table_remove(lc->container_names, key);
+	}
+	lc->containers[slot] = (struct container_record){ .generation = record.generation };
+	lc->backends[record.backend_id].containers--;
+
+	struct function *function = lc_function(lc, record.function_id);
+
+	if (function) {
+		g_hash_table_remove(function->slots, GUINT_TO_POINTER(slot + 1));
+		function->pool_dirty = true;
+	}
+	emit(lc, "event=container_gone container=%u function=%llu backend=%s reason=%s", slot,
+	     (unsigned long long)record.function_id, backend_name_of(lc, &record), why);
+	return PROTO_OK;
+}
+
+enum proto_error lc_container_idle(struct lifecycle *lc, __u32 slot)
+{
+	const struct container_record *record = lc_container(lc, slot);
+
+	if (!record)
+		return PROTO_NOT_FOUND;
+	if (record->state != CONTAINER_DRAINING)
+		return fail(lc, PROTO_INVALID_TRANSITION,
+			    "container %u is %s; idle is reported by a draining container", slot,
+			    container_state_name(record->state));
+	return container_gone(lc, slot, "idle");
+}
+
+enum proto_error lc_container_del(struct lifecycle *lc, __u32 slot)
+{
+	if (!lc_container(lc, slot))
+		return PROTO_NOT_FOUND;
+	return container_gone(lc, slot, "deleted");
+}
+
+/* --- time --- */
+
+static void expire_backends(struct lifecycle *lc, __u64 now)
+{
+	for (__u32 id = 1; id < TETHER_MAX_BACKENDS; id++) {
+		struct backend *backend = &lc->backends[id];
+
+		if (!backend->in_use || backend->record.state == BACKEND_DOWN)
+			continue;
+		bool missed = backend->record.heartbeat_expiry_ns &&
+			      now >= backend->record.heartbeat_expiry_ns;
+		bool drained = backend->record.state == BACKEND_DRAINING && !backend->containers;
+
+		if (!missed && !drained)
+			continue;
+		struct backend_record down = backend->record;
+
+		down.state = BACKEND_DOWN;
+		if (backend_set(lc->dp, id, &down))
+			continue; /* tried again on the next tick */
+		backend->record = down;
+		mark_backend_pools_dirty(lc, id);
+		emit(lc, "event=backend_down backend=%s id=%u reason=%s", backend->meta.name, id,
+		     missed ? "heartbeat" : "drained");
+	}
+}
+
+static void expire_drains(struct lifecycle *lc, __u64 now)
+{
+	GHashTableIter iter;
+	gpointer value;
+	GArray *expired = g_array_new(FALSE, FALSE, sizeof(__u32));
+
+	g_hash_table_iter_init(&iter, lc->functions);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		GHashTableIter slots;
+		gpointer key;
+
+		g_hash_table_iter_init(&slots, ((struct function *)value)->slots);
+		while (g_hash_table_iter_next(&slots, &key, NULL)) {
+			__u32 slot = GPOINTER_TO_UINT(key) - 1;
+			const struct container_record *record = &lc->containers[slot];
+
+			if (record->state == CONTAINER_DRAINING && now >= record->drain_deadline_ns)
+				g_array_append_val(expired, slot);
+		}
+	}
+	for (guint i = 0; i < expired->len; i++)
+		container_gone(lc, g_array_index(expired, __u32, i), "deadline");
+	g_array_free(expired, TRUE);
+}
+
+void lifecycle_tick(struct lifecycle *lc)
+{
+	__u64 now = lifecycle_now(lc);
+
+	expire_drains(lc, now);
+	expire_backends(lc, now);
+}
+
+/* --- set-up and adoption --- */
+
+int lifecycle_init(struct lifecycle *lc, struct dataplane *dp,
+		   const struct lifecycle_config *config)
+{
+	memset(lc, 0, sizeof(*lc));
+	lc->dp = dp;
+	lc->config = *config;
+	lc->containers = calloc(TETHER_MAX_CONTAINERS, sizeof(*lc->containers));
+	if (!lc->containers)
+		return -ENOMEM;
+	lc->functions = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, function_free);
+	lc->backend_names = g_hash_table_new(g_str_hash, g_str_equal);
+	lc->container_names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	return 0;
+}
+
+void lifecycle_free(struct lifecycle *lc)
+{
+	if (!lc->functions)
+		return;
+	g_hash_table_destroy(lc->functions);
+	g_hash_table_destroy(lc->backend_names);
+	g_hash_table_destroy(lc->container_names);
+	free(lc->containers);
+	lc->containers = NULL;
+}
+
+static int adopt_backends(struct lifecycle *lc)
+{
+	int meta_fd = bpf_map__fd(lc->dp->skel->maps.backend_meta);
+
+	for (__u32 id = 1; id < TETHER_MAX_BACKENDS; id++) {
+		struct backend *backend = &lc->backends[id];
+
+		if (backend_get(lc->dp, id, &backend->record))
+			continue;
+		if (bpf_map_lookup_elem(meta_fd, &id, &backend->meta))
+			return -errno;
+		backend->in_use = true;
+		backend->id = id;
+		g_hash_table_insert(lc->backend_names, backend->meta.name, backend);
+	}
+	return 0;
+}
+
+static int adopt_containers(struct lifecycle *lc)
+{
+	int fd = bpf_map__fd(lc->dp->skel->maps.containers);
+	char name[TETHER_NAME_MAX];
+
+	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS; slot++) {
+		struct container_record *record = &lc->containers[slot];
+
+		if (bpf_map_lookup_elem(fd, &slot, record))
+			return -errno;
+		if (record->state == CONTAINER_FREE)
+			continue;
+		if (!lc->backends[record->backend_id].in_use) {
+			/* Its backend is gone: so is the container. */
+			container_remove(lc->dp, slot);
+			*record = (struct container_record){ .generation = record->generation };
+			continue;
+		}
+		lc->backends[record->backend_id].containers++;
+		g_hash_table_add(function_get_or_create(lc, record->function_id)->slots,
+				 GUINT_TO_POINTER(slot + 1));
+		if (lc_container_name(lc, slot, name, sizeof(name))[0])
+			g_hash_table_insert(lc->container_names,
+					    container_key(record->backend_id, name),
+					    GUINT_TO_POINTER(slot + 1));
+	}
+	return 0;
+}
+
+/* Tables of functions that no longer have containers are removed. */
+static int drop_orphan_pools(struct lifecycle *lc)
+{
+	int fd = bpf_map__fd(lc->dp->skel->maps.pools);
+	GArray *orphans = g_array_new(FALSE, FALSE, sizeof(__u64));
+	__u64 key, next;
+	const __u64 *previous = NULL;
+
+	while (!bpf_map_get_next_key(fd, previous, &next)) {
+		if (!lc_function(lc, next))
+			g_array_append_val(orphans, next);
+		key = next;
+		previous = &key;
+	}
+	for (guint i = 0; i < orphans->len; i++)
+		bpf_map_delete_elem(fd, &g_array_index(orphans, __u64, i));
+	g_array_free(orphans, TRUE);
+	return 0;
+}
+
+int lifecycle_adopt(struct lifecycle *lc)
+{
+	GHashTableIter iter;
+	gpointer value;
+	int err;
+
+	if ((err = adopt_backends(lc)) || (err = adopt_containers(lc)) ||
+	    (err = drop_orphan_pools(lc)))
+		return err;
+	g_hash_table_iter_init(&iter, lc->functions);
+	while (g_hash_table_iter_next(&iter, NULL, &value))
+		((struct function *)value)->pool_dirty = true;
+	return lifecycle_flush_pools(lc);
+}

@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MIT
+/* tetherd: loads Tether onto an edge host (or adopts what an earlier tetherd
+ * left pinned), serves the control socket, follows container lifecycle and
+ * runs the slow path. See docs/protocol.md and `tetherd --help`. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "config.h"
+#include "control.h"
+#include "tether_xdp.skel.h"
+#include "tetherd.h"
+
+#define TICK_MS 50
+
+static __u64 clock_monotonic(void *ctx)
+{
+	(void)ctx;
+	return monotonic_ns();
+}
+
+static void on_event(void *ctx, const char *line)
+{
+	struct tetherd *d = ctx;
+
+	if (d->control)
+		control_broadcast(d->control, line);
+}
+
+static void on_container_warm(void *ctx, __u32 slot, __u64 function_id)
+{
+	struct tetherd *d = ctx;
+
+	if (d->slowpath)
+		slowpath_container_warm(d->slowpath, slot, function_id);
+}
+
+static void on_tick(void *ctx, int fd, uint32_t events)
+{
+	struct tetherd *d = ctx;
+	__u64 expirations;
+
+	(void)events;
+	if (read(fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	lifecycle_tick(&d->lc);
+	slowpath_tick(d->slowpath);
+}
+
+static void on_signal(void *ctx, int fd, uint32_t events)
+{
+	struct tetherd *d = ctx;
+	struct signalfd_siginfo info;
+
+	(void)events;
+	if (read(fd, &info, sizeof(info)) == sizeof(info))
+		d->stop = true;
+}
+
+static void on_service(void *ctx, int fd, uint32_t events)
+{
+	struct tetherd *d = ctx;
+
+	(void)events;
+	slowpath_readable(d->slowpath, fd);
+}
+
+static int add_timer(struct tetherd *d)
+{
+	struct itimerspec every = {
+		.it_interval = { .tv_nsec = TICK_MS * 1000000L },
+		.it_value = { .tv_nsec = TICK_MS * 1000000L },
+	};
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+
+	if (fd < 0 || timerfd_settime(fd, 0, &every, NULL))
+		return -errno;
+	return loop_add(d->loop, fd, EPOLLIN, on_tick, d);
+}
+
+static int add_signals(struct tetherd *d)
+{
+	sigset_t mask;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+
+	return fd < 0 ? -errno : loop_add(d->loop, fd, EPOLLIN, on_signal, d);
+}
+
+static bool vip_configured(const struct tetherd *d, const struct service_key *key)
+{
+	for (int i = 0; i < d->config.vip_count; i++)
+		if (!memcmp(d->config.vips[i].addr, key->addr, 16) &&
+		    d->config.vips[i].port == ntohs(key->port))
+			return true;
+	return false;
+}
+
+/* The command line is the truth about service addresses: adopted ones that
+ * it no longer names are removed. */
+static int reconcile_services(struct tetherd *d)
+{
+	int fd = bpf_map__fd(d->dp.skel->maps.services);
+	struct service_key key, next, stale[TETHER_MAX_SERVICES];
+	const struct service_key *previous = NULL;
+	int stale_count = 0, err;
+
+	while (!bpf_map_get_next_key(fd, previous, &next)) {
+		if (next.port && !vip_configured(d, &next) && stale_count < TETHER_MAX_SERVICES)
+			stale[stale_count++] = next;
+		key = next;
+		previous = &key;
+	}
+	for (int i = 0; i < stale_count; i++)
+		service_del(&d->dp, stale[i].addr, ntohs(stale[i].port));
+	for (int i = 0; i < d->config.vip_count; i++) {
+		const struct tetherd_vip *vip = &d->config.vips[i];
+
+		if ((err = service_add(&d->dp, vip->addr, vip->port, i + 1))) {
+			fprintf(stderr, "tetherd: cannot add service %d: %s\n", i, strerror(-err));
+			return err;
+		}
+		int service_fd = slowpath_add_service(d->slowpath, vip->addr, vip->port);
+
+		if (service_fd < 0)
+			return service_fd;
+		if ((err = loop_add(d->loop, service_fd, EPOLLIN, on_service, d)))
+			return err;
+	}
+	return 0;
+}
+
+static int attach_interfaces(struct tetherd *d)
+{
+	for (int i = 0; i < d->config.iface_count; i++) {
+		const char *how;
+		int err = attach_interface(&d->dp, d->config.ifaces[i], d->config.xdp_mode, &how);
+
+		if (err)
+			return err;
+		fprintf(stderr, "tetherd: %s: XDP %s%s\n", d->config.ifaces[i], how,
+			strcmp(how, "replaced") ? " mode" : " the running program atomically");
+	}
+	return 0;
+}
+
+static int start(struct tetherd *d)
+{
+	struct dataplane_opts opts = { .pin_root = d->config.pin_root };
+	struct lifecycle_config lifecycle = {
+		.heartbeat_ms = d->config.heartbeat_ms,
+		.drain_ms = d->config.drain_ms,
+		.now_ns = clock_monotonic,
+		.observer = { .event = on_event, .container_warm = on_container_warm, .ctx = d },
+	};
+	int err;
+
+	if ((err = dataplane_open(&d->dp, &opts)))
+		return err;
+	if ((err = lifecycle_init(&d->lc, &d->dp, &lifecycle)))
+		return err;
+	if (d->dp.adopted) {
+		__u64 started = monotonic_ns();
+
+		if ((err = lifecycle_adopt(&d->lc))) {
+			fprintf(stderr, "tetherd: cannot adopt the pinned state: %s\n",
+				lifecycle_error(&d->lc));
+			return err;
+		}
+		fprintf(stderr, "tetherd: adopted the maps pinned at %s: %u functions (%.1f ms)\n",
+			d->config.pin_root, g_hash_table_size(d->lc.functions),
+			(monotonic_ns() - started) / 1e6);
+	}
+	d->loop = loop_new();
+	d->control = control_new(d);
+	d->slowpath = slowpath_new(&d->lc, &d->config.slowpath);
+	if (!d->loop || !d->slowpath)
+		return -ENOMEM;
+	if ((err = add_signals(d)) || (err = add_timer(d)) || (err = reconcile_services(d)) ||
+	    (err = control_listen_unix(d->control, d->config.socket_path,
+				       d->config.socket_group)))
+		return err;
+	if (d->config.tcp_listen[0] &&
+	    (err = control_listen_tcp(d->control, d->config.tcp_listen, d->config.tcp_secret)))
+		return err;
+	return attach_interfaces(d);
+}
+
+static void run(struct tetherd *d)
+{
+	fprintf(stderr, "tetherd: ready on %s (pin root %s)\n", d->config.socket_path,
+		d->config.pin_root);
+	while (!d->stop) {
+		loop_run_once(d->loop, -1);
+		/* Tables first, answers after: "ok" means routing follows already. */
+		lifecycle_flush_pools(&d->lc);
+		control_flush(d->control);
+	}
+}
+
+static int unload(const char *pin_root)
+{
+	int err = detach_all(pin_root);
+	GDir *dir = g_dir_open(pin_root, 0, NULL);
+	const char *name;
+
+	if (dir) {
+		while ((name = g_dir_read_name(dir))) {
+			g_autofree char *path = g_build_filename(pin_root, name, NULL);
+
+			if (unlink(path))
+				err = -errno;
+		}
+		g_dir_close(dir);
+	}
+	rmdir(pin_root);
+	if (err)
+		fprintf(stderr, "tetherd: unload of %s incomplete: %s\n", pin_root, strerror(-err));
+	else
+		fprintf(stderr, "tetherd: detached and removed the pins under %s\n", pin_root);
+	return err;
+}
+
+static void stop(struct tetherd *d)
+{
+	control_flush(d->control);
+	control_free(d->control);
+	slowpath_free(d->slowpath);
+	lifecycle_free(&d->lc);
+	dataplane_close(&d->dp);
+	loop_free(d->loop);
+}
+
+int main(int argc, char **argv)
+{
+	struct tetherd d = {};
+	int err = config_parse(&d.config, argc, argv);
+
+	if (err)
+		return err > 0 ? 0 : 2;
+	if (d.config.unload)
+		return unload(d.config.pin_root) ? 1 : 0;
+	err = start(&d);
+	if (!err)
+		run(&d);
+	bool unload_requested = d.unload_requested;
+
+	stop(&d);
+	if (unload_requested)
+		err = unload(d.config.pin_root);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/* The slow path: requests the XDP program could not route arrive here, up the
+ * host stack, on UDP sockets bound to the service addresses, with the reason
+ * in the status byte (bpf/forward.h hand_to_slow_path). STRICT failures are
+ * answered CONTAINER_GONE at once. Requests for a function with no warm
+ * container are held in a bounded queue per function while a capacity
+ * request goes out on `watch`; the first container of that function that
+ * turns warm gets them, stamped exactly as the fast path stamps, or, when
+ * the hold time passes, the client gets NO_CAPACITY. A full queue is answered
+ * OVERLOADED. Nothing is dropped without an answer and a counter. */
+#ifndef TETHER_SLOWPATH_H
+#define TETHER_SLOWPATH_H
+
+#include <linux/types.h>
+
+#include "lifecycle.h"
+
+struct slowpath_config {
+	__u32 hold_ms;             /* how long a request waits for capacity (1000) */
+	__u32 queue_per_function;  /* requests held per function (256) */
+	__u32 queue_total;         /* requests held in all (16384) */
+};
+
+struct slowpath_stats {
+	__u64 received;       /* datagrams read from the service sockets */
+	__u64 held;           /* requests queued to wait for capacity */
+	__u64 forwarded;      /* held requests sent to a container that came up */
+	__u64 no_capacity;    /* answered NO_CAPACITY after the hold time */
+	__u64 container_gone; /* answered CONTAINER_GONE (STRICT) */
+	__u64 overloaded;     /* answered OVERLOADED: queue full */
+	__u64 malformed;      /* not a Tether request: answered MALFORMED */
+	__u64 send_errors;    /* answers or forwards the kernel refused */
+	__u64 capacity_requests; /* capacity_needed events emitted */
+};
+
+struct slowpath;
+
+/* lc gives containers, backends and the data plane; events go to
+ * lc->config.observer.event (capacity_needed). */
+struct slowpath *slowpath_new(struct lifecycle *lc, const struct slowpath_config *config);
+void slowpath_free(struct slowpath *sp);
+
+/* Opens a UDP socket bound to the service address (IP_FREEBIND: the VIP need
+ * not be configured on the host for the bind to work) and returns its fd for
+ * the caller's epoll set, or a negative errno. */
+int slowpath_add_service(struct slowpath *sp, const __u8 addr[16], __u16 port);
+
+/* The fd is readable: reads every waiting datagram and acts on each. */
+void slowpath_readable(struct slowpath *sp, int fd);
+
+/* A container turned warm: its function's held requests go to it. */
+void slowpath_container_warm(struct slowpath *sp, __u32 slot, __u64 function_id);
+
+/* Answers NO_CAPACITY to every request held longer than hold_ms. */
+void slowpath_tick(struct slowpath *sp);
+
+/* Requests held now for function_id (0: in all). */
+__u32 slowpath_waiting(const struct slowpath *sp, __u64 function_id);
+void slowpath_stats(const struct slowpath *sp, struct slowpath_stats *stats);
+
+#endif

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* The daemon's parts and its settings (command line or config file). */
+#ifndef TETHER_TETHERD_H
+#define TETHER_TETHERD_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "attach.h"
+#include "dataplane.h"
+#include "lifecycle.h"
+#include "loop.h"
+#include "slowpath.h"
+
+#define TETHERD_MAX_IFACES 16
+#define TETHERD_MAX_VIPS 16
+
+struct tetherd_vip {
+	__u8 addr[16];
+	__u16 port;
+};
+
+struct tetherd_config {
+	char pin_root[256];
+	char socket_path[256];
+	char socket_group[64]; /* empty: root only (mode 0600) */
+	char ifaces[TETHERD_MAX_IFACES][16];
+	int iface_count;
+	enum xdp_mode_request xdp_mode;
+	struct tetherd_vip vips[TETHERD_MAX_VIPS];
+	int vip_count;
+	__u32 heartbeat_ms;
+	__u32 drain_ms;
+	struct slowpath_config slowpath;
+	char tcp_listen[64];  /* ADDR:PORT for remote agents; empty: none */
+	char tcp_secret[128]; /* shared secret agents authenticate with */
+	bool unload;
+};
+
+struct control;
+
+struct tetherd {
+	struct tetherd_config config;
+	struct dataplane dp;
+	struct lifecycle lc;
+	struct slowpath *slowpath;
+	struct loop *loop;
+	struct control *control;
+	bool stop;
+	bool unload_requested;
+};
+
+/* Who sent a request: the control socket's view of the connection. */
+struct requester {
+	bool remote;        /* over TCP */
+	bool authenticated; /* TCP: passed "auth agent" */
+	char backend[32];   /* TCP agent bound to this backend, or empty (any) */
+};
+
+#endif

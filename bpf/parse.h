@@ -57,6 +57,13 @@ static __always_inline void set_v4mapped(__u8 addr[16], __be32 ipv4)
 	__builtin_memcpy(&addr[12], &ipv4, 4);
 }
 
+static __always_inline int is_v4mapped(const __u8 addr[16])
+{
+	const __u32 *words = (const __u32 *)addr;
+
+	return words[0] == 0 && words[1] == 0 && words[2] == bpf_htonl(0x0000ffff);
+}
+
 static __always_inline int is_service_address(struct request *req)
 {
 	struct service_key address_only = req->service;
@@ -122,6 +129,12 @@ static __always_inline int parse_ipv6(struct request *req, void **cursor, void *
 	req->is_ipv4 = 0;
 	__builtin_memcpy(req->flow_src.addr, &ip6->saddr, 16);
 	__builtin_memcpy(req->service.addr, &ip6->daddr, 16);
+	/* IPv4 services are keyed ::ffff:a.b.c.d; an IPv6 packet to that
+	 * address is not for them. */
+	if (is_v4mapped(req->service.addr)) {
+		*early = PARSE_NOT_SERVICE;
+		return -1;
+	}
 
 	void *payload_end = (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len);
 
@@ -215,12 +228,15 @@ static __always_inline enum parse_result parse_request(struct xdp_md *ctx, struc
 
 	struct udphdr *udp = cursor;
 
-	if ((void *)(udp + 1) > data_end)
+	/* Within the IP packet, not just the frame: Ethernet padding is no
+	 * UDP header. */
+	if ((void *)(udp + 1) > data_end || (void *)(udp + 1) > l3_end)
 		return judged_by_address(req, PARSE_MALFORMED);
 	req->udp = udp;
 	req->flow_src.port = udp->source;
 	req->service.port = udp->dest;
-	if (!bpf_map_lookup_elem(&services, &req->service))
+	/* Port 0 keys the address-only entries: never a service. */
+	if (udp->dest == 0 || !bpf_map_lookup_elem(&services, &req->service))
 		return PARSE_NOT_SERVICE;
 
 	struct tether_hdr *hdr = (void *)(udp + 1);

@@ -129,7 +129,8 @@ struct tether_stats {
 	__u64 malformed;     /* for a service address but not a valid request */
 	__u64 fragment;      /* IP fragment for a service address */
 	__u64 pass;          /* not for a service address: to the host stack */
-	__u64 no_route;      /* backend's interface missing from tx_ports */
+	__u64 no_route;      /* fault, on top of the decision: the backend's
+			      * interface is missing from tx_ports; dropped */
 };
 
 /* backend_meta and container_meta: what tetherd knows that the XDP program

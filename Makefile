@@ -24,18 +24,24 @@ TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/*.c))
 # tetherd's code but its main(): what the tests link against.
 TETHERD_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out user/tetherd/main.c,$(wildcard user/tetherd/*.c)))
 TETHERCTL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/tetherctl/*.c))
+AGENT_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/agent/*.c))
 UNIT_TESTS   := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c))
 BPF_TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/bpf/test_*.c))
-TOOLS        := $(patsubst %.c,$(BUILD)/%,$(wildcard tools/*.c))
-PROGRAMS     := $(BUILD)/tetherd $(BUILD)/tetherctl
+TOOLS        := $(patsubst %.c,$(BUILD)/%,$(filter-out %.bpf.c,$(wildcard tools/*.c)))
+TOOL_BPF_OBJS := $(patsubst tools/%.bpf.c,$(BUILD)/%.bpf.o,$(wildcard tools/*.bpf.c))
+PROGRAMS     := $(BUILD)/tetherd $(BUILD)/tetherctl $(BUILD)/tether-agent
 
 .PHONY: all deps test bench clean
-all: $(BPF_OBJ) $(SKEL) $(LIB_OBJS) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS)
+all: $(BPF_OBJ) $(SKEL) $(LIB_OBJS) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS)
 
 deps:
 	@tools/install-deps.sh
 
 $(BPF_OBJ): $(BPF_SRC) $(BPF_HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.bpf.o: tools/%.bpf.c
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -52,6 +58,9 @@ $(BUILD)/tetherd: $(BUILD)/user/tetherd/main.o $(TETHERD_OBJS) $(LIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tetherctl: $(TETHERCTL_OBJS) $(LIB_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tether-agent: $(AGENT_OBJS) $(LIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TETHERD_OBJS) $(LIB_OBJS) $(TESTLIB_OBJS)

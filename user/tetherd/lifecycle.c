@@ -221,6 +221,8 @@ static int write_backend(struct lifecycle *lc, struct backend *backend)
 
 	if (err)
 		return err;
+	/* backend_set filled in src_mac: keep the record as the map has it. */
+	backend_get(lc->dp, backend->id, &backend->record);
 	if (bpf_map_update_elem(bpf_map__fd(lc->dp->skel->maps.backend_meta), &backend->id,
 				&backend->meta, BPF_ANY))
 		return -errno;
@@ -733,16 +735,45 @@ static int adopt_backends(struct lifecycle *lc)
 	return 0;
 }
 
-static int adopt_containers(struct lifecycle *lc)
+/* The whole array in large batches: a million lookups one by one would keep
+ * a restarted tetherd from serving for a second. */
+static int read_all_containers(struct lifecycle *lc)
 {
 	int fd = bpf_map__fd(lc->dp->skel->maps.containers);
-	char name[TETHER_NAME_MAX];
+	const __u32 batch = 65536;
+	__u32 *keys = malloc(batch * sizeof(*keys));
+	__u32 out_batch, done = 0;
+	int err = 0;
 
+	if (!keys)
+		return -ENOMEM;
+	while (done < TETHER_MAX_CONTAINERS) {
+		__u32 count = batch;
+
+		if (bpf_map_lookup_batch(fd, done ? &out_batch : NULL, &out_batch, keys,
+					 &lc->containers[done], &count, NULL) &&
+		    errno != ENOENT) {
+			err = -errno;
+			break;
+		}
+		done += count;
+		if (count == 0)
+			break;
+	}
+	free(keys);
+	return err;
+}
+
+static int adopt_containers(struct lifecycle *lc)
+{
+	char name[TETHER_NAME_MAX];
+	int err = read_all_containers(lc);
+
+	if (err)
+		return err;
 	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS; slot++) {
 		struct container_record *record = &lc->containers[slot];
 
-		if (bpf_map_lookup_elem(fd, &slot, record))
-			return -errno;
 		if (record->state == CONTAINER_FREE)
 			continue;
 		if (!lc->backends[record->backend_id].in_use) {

@@ -15,6 +15,14 @@
 
 #include "lifecycle.h"
 
+/* The largest request the slow path takes (Tether header and payload, the
+ * UDP payload): a jumbo frame's worth. A larger one could never leave as one
+ * frame to a backend (the fast path drops fragments too) and is answered
+ * MALFORMED. Held requests also stay within SLOWPATH_MAX_HELD_BYTES in all;
+ * past it new ones are answered OVERLOADED. */
+#define SLOWPATH_MAX_DATAGRAM 9000
+#define SLOWPATH_MAX_HELD_BYTES (64u << 20)
+
 struct slowpath_config {
 	__u32 hold_ms;             /* how long a request waits for capacity (1000) */
 	__u32 queue_per_function;  /* requests held per function (256) */
@@ -24,11 +32,12 @@ struct slowpath_config {
 struct slowpath_stats {
 	__u64 received;       /* datagrams read from the service sockets */
 	__u64 held;           /* requests queued to wait for capacity */
-	__u64 forwarded;      /* held requests sent to a container that came up */
+	__u64 forwarded;      /* requests sent to a container (held, or warm since) */
 	__u64 no_capacity;    /* answered NO_CAPACITY after the hold time */
 	__u64 container_gone; /* answered CONTAINER_GONE (STRICT) */
 	__u64 overloaded;     /* answered OVERLOADED: queue full */
-	__u64 malformed;      /* not a Tether request: answered MALFORMED */
+	__u64 malformed;      /* not a Tether request: answered MALFORMED, or
+			       * dropped when it has no Tether header at all */
 	__u64 send_errors;    /* answers or forwards the kernel refused */
 	__u64 capacity_requests; /* capacity_needed events emitted */
 };
@@ -42,7 +51,10 @@ void slowpath_free(struct slowpath *sp);
 
 /* Opens a UDP socket bound to the service address (IP_FREEBIND: the VIP need
  * not be configured on the host for the bind to work) and returns its fd for
- * the caller's epoll set, or a negative errno. */
+ * the caller's epoll set, or a negative errno (after printing why). It also
+ * makes the VIP a local address on lo (vip.h), so the host stack delivers
+ * the requests the XDP program passes up; slowpath_free takes off the
+ * addresses it added, and answers NO_CAPACITY to the requests still held. */
 int slowpath_add_service(struct slowpath *sp, const __u8 addr[16], __u16 port);
 
 /* The fd is readable: reads every waiting datagram and acts on each. */

@@ -96,3 +96,5 @@ $(BUILD)/tools/bench_dataplane: $(BUILD)/tests/lib/pktgen.o
 bench: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/tools/bench_dataplane --json $(BUILD)/bench.json
+
+$(BUILD)/tests/unit/test_tetherctl.o: $(wildcard user/tetherctl/*.c user/tetherctl/*.h)

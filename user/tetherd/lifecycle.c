@@ -305,6 +305,21 @@ static void mark_backend_pools_dirty(struct lifecycle *lc, __u32 backend_id)
 	}
 }
 
+/* Capacity is back: the slow path may hand held requests to these. */
+static void announce_warm_containers(struct lifecycle *lc, __u32 backend_id)
+{
+	if (!lc->config.observer.container_warm || !backend_is_up(lc, backend_id))
+		return;
+	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS && lc->backends[backend_id].containers;
+	     slot++) {
+		const struct container_record *record = &lc->containers[slot];
+
+		if (record->state == CONTAINER_WARM && record->backend_id == backend_id)
+			lc->config.observer.container_warm(lc->config.observer.ctx, slot,
+							   record->function_id);
+	}
+}
+
 enum proto_error lc_backend_heartbeat(struct lifecycle *lc, const char *name)
 {
 	struct backend *backend = lc_backend_find(lc, name);
@@ -316,8 +331,9 @@ enum proto_error lc_backend_heartbeat(struct lifecycle *lc, const char *name)
 
 	updated.record.heartbeat_expiry_ns =
 		lifecycle_now(lc) + updated.meta.heartbeat_ms * NS_PER_MS;
+	/* A backend that went down while draining comes back draining. */
 	if (updated.record.state == BACKEND_DOWN)
-		updated.record.state = BACKEND_UP;
+		updated.record.state = updated.meta.drain_deadline_ns ? BACKEND_DRAINING : BACKEND_UP;
 	int err = backend_set(lc->dp, updated.id, &updated.record);
 
 	if (err)
@@ -325,7 +341,9 @@ enum proto_error lc_backend_heartbeat(struct lifecycle *lc, const char *name)
 	*backend = updated;
 	if (was_down) {
 		mark_backend_pools_dirty(lc, backend->id);
-		emit(lc, "event=backend_up backend=%s id=%u", name, backend->id);
+		emit(lc, "event=backend_%s backend=%s id=%u",
+		     backend_state_name(backend->record.state), name, backend->id);
+		announce_warm_containers(lc, backend->id);
 	}
 	return PROTO_OK;
 }
@@ -376,7 +394,7 @@ enum proto_error lc_backend_del(struct lifecycle *lc, const char *name)
 		const struct container_record *record = &lc->containers[slot];
 
 		if (record->state != CONTAINER_FREE && record->backend_id == backend->id) {
-			enum proto_error err = container_gone(lc, slot, "backend removed");
+			enum proto_error err = container_gone(lc, slot, "backend_removed");
 
 			if (err)
 				return err;
@@ -777,8 +795,9 @@ static int adopt_containers(struct lifecycle *lc)
 		if (record->state == CONTAINER_FREE)
 			continue;
 		if (!lc->backends[record->backend_id].in_use) {
-			/* Its backend is gone: so is the container. */
+			/* Its backend is gone: so is the container, name and all. */
 			container_remove(lc->dp, slot);
+			bpf_map_delete_elem(bpf_map__fd(lc->dp->skel->maps.container_meta), &slot);
 			*record = (struct container_record){ .generation = record->generation };
 			continue;
 		}

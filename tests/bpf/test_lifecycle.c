@@ -501,18 +501,6 @@ struct sent {
 	struct tether_stats d; /* counter deltas */
 };
 
-static const char *verdict_name(int verdict)
-{
-	switch (verdict) {
-	case XDP_ABORTED: return "XDP_ABORTED";
-	case XDP_DROP: return "XDP_DROP";
-	case XDP_PASS: return "XDP_PASS";
-	case XDP_TX: return "XDP_TX";
-	case XDP_REDIRECT: return "XDP_REDIRECT";
-	default: return "(unknown verdict)";
-	}
-}
-
 static const char *counters_text(const struct tether_stats *d)
 {
 	static const char *const names[] = {
@@ -569,7 +557,7 @@ static void send_request(struct world *w, __u64 function_id, __u8 flags, __u64 k
 	memcpy(out->dst_mac, result.frame, 6);
 	CHECK(pkt_tether_read(result.frame, result.len, &hdr) == 0,
 	      "the program's output frame has no Tether header (verdict %s)",
-	      verdict_name(result.verdict));
+	      xdp_verdict_name(result.verdict));
 	out->status = hdr.status;
 	out->stamped = hdr.flags & TETHER_F_STAMPED;
 	memcpy(&stamped, hdr.token, sizeof(stamped));
@@ -597,7 +585,7 @@ static void expect_routed(struct world *w, const struct sent *r, const __u32 *sl
 
 	CHECK(r->verdict == XDP_TX || r->verdict == XDP_REDIRECT,
 	      "%s: verdict %s, expected the request forwarded to one of %s; counters: %s", what,
-	      verdict_name(r->verdict), slots_text(slots, n), counters_text(&r->d));
+	      xdp_verdict_name(r->verdict), slots_text(slots, n), counters_text(&r->d));
 	CHECK(r->stamped, "%s: forwarded but not STAMPED", what);
 	CHECK(slot_in(r->slot, slots, n),
 	      "%s: routed to slot %u, expected one of %s; counters: %s", what, r->slot,
@@ -612,7 +600,7 @@ static void expect_routed(struct world *w, const struct sent *r, const __u32 *sl
 	int want = backend.ifindex == w->lo ? XDP_TX : XDP_REDIRECT;
 
 	CHECK(r->verdict == want, "%s: verdict %s for a container on ifindex %u, expected %s", what,
-	      verdict_name(r->verdict), backend.ifindex, verdict_name(want));
+	      xdp_verdict_name(r->verdict), backend.ifindex, xdp_verdict_name(want));
 	CHECK(memcmp(r->dst_mac, backend.mac, 6) == 0,
 	      "%s: destination MAC is not backend %u's", what, record.backend_id);
 }
@@ -624,7 +612,7 @@ static void expect_no_capacity(const struct sent *r, const char *what)
 		      r->status == TETHER_STATUS_NO_CAPACITY,
 	      "%s: expected the slow path (XDP_PASS, no_capacity, status NO_CAPACITY); got %s, "
 	      "status %u, %s, counters: %s",
-	      what, verdict_name(r->verdict), r->status, r->stamped ? "stamped" : "not stamped",
+	      what, xdp_verdict_name(r->verdict), r->status, r->stamped ? "stamped" : "not stamped",
 	      counters_text(&r->d));
 }
 
@@ -722,7 +710,7 @@ static void expect_token_gone(struct world *w, __u64 function_id, __u32 slot, co
 		      r.d.strict_gone == 1 && r.status == TETHER_STATUS_CONTAINER_GONE,
 	      "%s: TOKEN|STRICT with slot %u's token should miss (token_miss, strict_gone, "
 	      "XDP_PASS, status CONTAINER_GONE); got %s, status %u, %s slot %u, counters: %s",
-	      what, slot, verdict_name(r.verdict), r.status, r.stamped ? "stamped" : "not stamped",
+	      what, slot, xdp_verdict_name(r.verdict), r.status, r.stamped ? "stamped" : "not stamped",
 	      r.slot, counters_text(&r.d));
 }
 
@@ -2022,7 +2010,7 @@ static void test_slot_reuse(void **state)
 	send_request(w, F1, TETHER_F_KEY | TETHER_F_STRICT, key, NULL, ++w->port_seq, &r);
 	CHECK(r.verdict == XDP_PASS && r.d.strict_gone == 1 && r.d.key_hit == 0,
 	      "key 0xfeed, STRICT, learned on the old container: expected strict_gone; got %s, "
-	      "counters %s", verdict_name(r.verdict), counters_text(&r.d));
+	      "counters %s", xdp_verdict_name(r.verdict), counters_text(&r.d));
 	send_request(w, F1, TETHER_F_KEY, key, NULL, ++w->port_seq, &r);
 	expect_routed(w, &r, &fresh, 1, "key 0xfeed after the slot was reused");
 	CHECK(r.d.key_rehomed == 1 && r.d.key_hit == 0,

@@ -70,65 +70,19 @@ static int teardown(void **state)
 
 /* ---- checks ---------------------------------------------------------------- */
 
-static const struct {
-	const char *name;
-	size_t offset;
-} stat_fields[] = {
-#define STAT_FIELD(f) { #f, offsetof(struct tether_stats, f) }
-	STAT_FIELD(token_hit),   STAT_FIELD(token_miss),  STAT_FIELD(token_foreign),
-	STAT_FIELD(key_hit),     STAT_FIELD(key_new),     STAT_FIELD(key_rehomed),
-	STAT_FIELD(flow_pick),   STAT_FIELD(no_capacity), STAT_FIELD(strict_gone),
-	STAT_FIELD(malformed),   STAT_FIELD(fragment),    STAT_FIELD(pass),
-	STAT_FIELD(no_route),
-#undef STAT_FIELD
-};
-
-_Static_assert(sizeof(stat_fields) / sizeof(stat_fields[0]) ==
-		       sizeof(struct tether_stats) / sizeof(__u64),
-	       "every counter is checked");
-
-static __u64 stat_value(const struct tether_stats *s, size_t offset)
-{
-	__u64 v;
-
-	memcpy(&v, (const char *)s + offset, sizeof(v));
-	return v;
-}
-
-/* The whole delta must equal want: exactly the named counters move. */
 static void expect_stats(const char *name, const struct tether_stats *got,
 			 const struct tether_stats *want)
 {
-	char diff[1024] = "";
-	size_t used = 0;
+	char diff[1024];
 
-	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
-		__u64 g = stat_value(got, stat_fields[i].offset);
-		__u64 w = stat_value(want, stat_fields[i].offset);
-
-		if (g != w && used < sizeof(diff))
-			used += snprintf(diff + used, sizeof(diff) - used, " %s %+lld (want %+lld)",
-					 stat_fields[i].name, (long long)g, (long long)w);
-	}
-	CHECK(used == 0, name, "counter deltas differ:%s", diff);
-}
-
-static const char *verdict_name(int verdict)
-{
-	switch (verdict) {
-	case XDP_ABORTED: return "XDP_ABORTED";
-	case XDP_DROP: return "XDP_DROP";
-	case XDP_PASS: return "XDP_PASS";
-	case XDP_TX: return "XDP_TX";
-	case XDP_REDIRECT: return "XDP_REDIRECT";
-	}
-	return "unknown verdict";
+	CHECK(stats_diff(got, want, diff, sizeof(diff)) == 0, name, "counter deltas differ:%s",
+	      diff);
 }
 
 static void expect_verdict(const char *name, int want)
 {
-	CHECK(res.verdict == want, name, "verdict %s, want %s", verdict_name(res.verdict),
-	      verdict_name(want));
+	CHECK(res.verdict == want, name, "verdict %s, want %s", xdp_verdict_name(res.verdict),
+	      xdp_verdict_name(want));
 }
 
 static void expect_output(const char *name, const __u8 *want, size_t len)

@@ -210,13 +210,6 @@ static __u64 ctr_of(const struct tether_stats *s, int i)
 	return ((const __u64 *)s)[i];
 }
 
-static const char *verdict_name(int v)
-{
-	static const char *const names[] = { "ABORTED", "DROP", "PASS", "TX", "REDIRECT" };
-
-	return v >= 0 && v <= XDP_REDIRECT ? names[v] : "?";
-}
-
 /* ---- the model ----------------------------------------------------------------- */
 
 struct mslot {
@@ -1865,10 +1858,10 @@ static void report(const __u64 *d, const struct cls *c, const struct expectation
 	result_names(c->ok, ok, sizeof(ok));
 	fprintf(stderr, "  reference: %s(%s)%s\n", ok, c->why ? c->why : "", c->grey ? " [grey]" : "");
 	delta_text(d, text, sizeof(text));
-	fprintf(stderr, "  got: verdict %s, counters %s\n", verdict_name(R.verdict), text);
+	fprintf(stderr, "  got: verdict %s, counters %s\n", xdp_verdict_name(R.verdict), text);
 	if (e) {
 		delta_text(e->d, text, sizeof(text));
-		fprintf(stderr, "  expected: verdict %s, counters %s, slot %d%s\n", verdict_name(e->verdict),
+		fprintf(stderr, "  expected: verdict %s, counters %s, slot %d%s\n", xdp_verdict_name(e->verdict),
 			text, e->slot, e->status ? (e->status == 1 ? ", status NO_CAPACITY"
 								   : ", status CONTAINER_GONE")
 						 : "");
@@ -1970,7 +1963,7 @@ static void check_forwarded(const struct req_info *rq, const struct aff *aff_bef
 	if (memcmp(R.frame, b->mac, 6) || memcmp(R.frame + 6, b->src_mac, 6))
 		failf("fwd-mac", "Ethernet addresses are not backend %u's", m->backend);
 	if ((R.verdict == XDP_TX) != (b->ifindex == P.ingress))
-		failf("fwd-action", "%s for backend %u on ifindex %u, ingress %u", verdict_name(R.verdict),
+		failf("fwd-action", "%s for backend %u on ifindex %u, ingress %u", xdp_verdict_name(R.verdict),
 		      m->backend, b->ifindex, P.ingress);
 	check_csum(rq, "fwd-csum");
 
@@ -2081,7 +2074,7 @@ static void check_packet(void)
 	}
 	last_stats = now_stats;
 	if (R.verdict < XDP_DROP || R.verdict > XDP_REDIRECT)
-		failf("verdict", "verdict %d (%s)", R.verdict, verdict_name(R.verdict));
+		failf("verdict", "verdict %d (%s)", R.verdict, xdp_verdict_name(R.verdict));
 	else
 		T.verdicts[R.verdict]++;
 	int forwarded = R.verdict == XDP_TX || R.verdict == XDP_REDIRECT;
@@ -2127,10 +2120,10 @@ static void check_packet(void)
 		if (want_pass ? R.verdict != XDP_PASS
 			      : want_drop || d[C_NO_ROUTE] ? R.verdict != XDP_DROP : !forwarded)
 			failf("counters-verdict", "counter %s%s with verdict %s", ctr_name[decision],
-			      d[C_NO_ROUTE] ? " and no_route" : "", verdict_name(R.verdict));
+			      d[C_NO_ROUTE] ? " and no_route" : "", xdp_verdict_name(R.verdict));
 	} else if (token_won && (d[C_NO_ROUTE] ? R.verdict != XDP_DROP : !forwarded)) {
 		failf("counters-verdict", "token_hit%s with verdict %s",
-		      d[C_NO_ROUTE] ? " and no_route" : "", verdict_name(R.verdict));
+		      d[C_NO_ROUTE] ? " and no_route" : "", xdp_verdict_name(R.verdict));
 	}
 
 	/* What the program decided, against the reference classifier. */
@@ -2184,7 +2177,7 @@ static void check_packet(void)
 			T.token_kinds_won++;
 			if (!(forwarded || d[C_NO_ROUTE]) || get32(R.frame + c.req.tether + 24) != ts)
 				failf("token-wins", "valid token of slot %u (%s), got verdict %s slot %u", ts,
-				      cstate_name(slots[ts].state), verdict_name(R.verdict),
+				      cstate_name(slots[ts].state), xdp_verdict_name(R.verdict),
 				      get32(R.frame + c.req.tether + 24));
 		}
 	}
@@ -2198,8 +2191,8 @@ static void check_packet(void)
 			failf("model-counters", "want %s, got %s", a, b);
 		}
 		if (R.verdict != e.verdict)
-			failf("model-verdict", "want %s, got %s", verdict_name(e.verdict),
-			      verdict_name(R.verdict));
+			failf("model-verdict", "want %s, got %s", xdp_verdict_name(e.verdict),
+			      xdp_verdict_name(R.verdict));
 		if (e.slot >= 0 && R.len == P.len &&
 		    (get32(R.frame + c.req.tether + 24) != (__u32)e.slot ||
 		     !(R.frame[c.req.tether + 3] & TETHER_F_STAMPED)))
@@ -2296,7 +2289,7 @@ static void print_totals(double seconds, long packets)
 	       (unsigned long long)seed, packets, seconds, packets / (seconds > 0 ? seconds : 1));
 	printf("verdicts:");
 	for (int v = XDP_DROP; v <= XDP_REDIRECT; v++)
-		printf(" %s=%ld", verdict_name(v), T.verdicts[v]);
+		printf(" %s=%ld", xdp_verdict_name(v), T.verdicts[v]);
 	printf("\ncounters:");
 	for (int i = 0; i < C_COUNT; i++)
 		printf("%s %s=%ld", i == 7 ? "\n         " : "", ctr_name[i], T.counters[i]);

@@ -72,46 +72,13 @@ static int teardown(void **state)
 
 /* ---- counters --------------------------------------------------------------- */
 
-static const struct {
-	const char *name;
-	size_t offset;
-} stat_fields[] = {
-#define STAT_FIELD(f) { #f, offsetof(struct tether_stats, f) }
-	STAT_FIELD(token_hit),   STAT_FIELD(token_miss),  STAT_FIELD(token_foreign),
-	STAT_FIELD(key_hit),     STAT_FIELD(key_new),     STAT_FIELD(key_rehomed),
-	STAT_FIELD(flow_pick),   STAT_FIELD(no_capacity), STAT_FIELD(strict_gone),
-	STAT_FIELD(malformed),   STAT_FIELD(fragment),    STAT_FIELD(pass),
-	STAT_FIELD(no_route),
-#undef STAT_FIELD
-};
-
-_Static_assert(sizeof(stat_fields) / sizeof(stat_fields[0]) ==
-		       sizeof(struct tether_stats) / sizeof(__u64),
-	       "every counter is checked");
-
-static __u64 stat_value(const struct tether_stats *s, size_t offset)
-{
-	__u64 v;
-
-	memcpy(&v, (const char *)s + offset, sizeof(v));
-	return v;
-}
-
 static void expect_stats(const char *name, const struct tether_stats *got,
 			 const struct tether_stats *want)
 {
-	char diff[1024] = "";
-	size_t used = 0;
+	char diff[1024];
 
-	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
-		__u64 g = stat_value(got, stat_fields[i].offset);
-		__u64 w = stat_value(want, stat_fields[i].offset);
-
-		if (g != w && used < sizeof(diff))
-			used += snprintf(diff + used, sizeof(diff) - used, " %s %+lld (want %+lld)",
-					 stat_fields[i].name, (long long)g, (long long)w);
-	}
-	CHECK(used == 0, name, "counter deltas differ:%s", diff);
+	CHECK(stats_diff(got, want, diff, sizeof(diff)) == 0, name, "counter deltas differ:%s",
+	      diff);
 }
 
 /* The delta must be base + more (base: the token counters of a miss). */
@@ -124,18 +91,6 @@ static void expect_stats_plus(const char *name, const struct tether_stats *got,
 	for (size_t i = 0; i < sizeof(base) / sizeof(__u64); i++)
 		b[i] += m[i];
 	expect_stats(name, got, &base);
-}
-
-static const char *verdict_name(int verdict)
-{
-	switch (verdict) {
-	case XDP_ABORTED: return "XDP_ABORTED";
-	case XDP_DROP: return "XDP_DROP";
-	case XDP_PASS: return "XDP_PASS";
-	case XDP_TX: return "XDP_TX";
-	case XDP_REDIRECT: return "XDP_REDIRECT";
-	}
-	return "unknown verdict";
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -314,7 +269,7 @@ static long expect_forwarded(struct fixture *fx, const char *name, __u64 functio
 	struct pkt_view v;
 
 	CHECK(res.verdict == XDP_TX || res.verdict == XDP_REDIRECT, name,
-	      "verdict %s, want the request forwarded%s", verdict_name(res.verdict),
+	      "verdict %s, want the request forwarded%s", xdp_verdict_name(res.verdict),
 	      want_slot >= 0 ? "" : " (the model finds no capacity)");
 	long slot = fixture_stamped_slot(&res);
 
@@ -332,7 +287,7 @@ static long expect_forwarded(struct fixture *fx, const char *name, __u64 functio
 	int verdict = b.ifindex == fx->lo_ifindex ? XDP_TX : XDP_REDIRECT;
 
 	CHECK(res.verdict == verdict, name, "verdict %s for slot %ld on backend %u, want %s",
-	      verdict_name(res.verdict), slot, c.backend_id, verdict_name(verdict));
+	      xdp_verdict_name(res.verdict), slot, c.backend_id, xdp_verdict_name(verdict));
 
 	memcpy(want, in, in_len);
 	CHECK(pkt_parse(want, in_len, &v) == 0 && v.tether_off >= 0, name, "input does not parse");
@@ -366,7 +321,7 @@ static void expect_slow_path(const char *name, __u8 status)
 	struct pkt_view v;
 
 	CHECK(res.verdict == XDP_PASS, name, "verdict %s, want XDP_PASS to the slow path",
-	      verdict_name(res.verdict));
+	      xdp_verdict_name(res.verdict));
 	CHECK(pkt_tether_read(res.frame, res.len, &hdr) == 0, name, "output has no Tether header");
 	CHECK(hdr.status == status, name, "status %u, want %u", hdr.status, status);
 	CHECK(!(hdr.flags & TETHER_F_STAMPED), name, "slow-path frame was stamped");

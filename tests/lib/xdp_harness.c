@@ -3,6 +3,7 @@
 #include "xdp_harness.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
@@ -73,4 +74,55 @@ void stats_delta(const struct tether_stats *before, const struct tether_stats *a
 
 	for (size_t i = 0; i < sizeof(*delta) / sizeof(__u64); i++)
 		d[i] = a[i] - b[i];
+}
+
+const char *xdp_verdict_name(int verdict)
+{
+	switch (verdict) {
+	case XDP_ABORTED: return "XDP_ABORTED";
+	case XDP_DROP: return "XDP_DROP";
+	case XDP_PASS: return "XDP_PASS";
+	case XDP_TX: return "XDP_TX";
+	case XDP_REDIRECT: return "XDP_REDIRECT";
+	}
+	return "unknown verdict";
+}
+
+static const struct {
+	const char *name;
+	size_t offset;
+} stat_fields[] = {
+#define STAT_FIELD(f) { #f, offsetof(struct tether_stats, f) }
+	STAT_FIELD(token_hit),   STAT_FIELD(token_miss),  STAT_FIELD(token_foreign),
+	STAT_FIELD(key_hit),     STAT_FIELD(key_new),     STAT_FIELD(key_rehomed),
+	STAT_FIELD(flow_pick),   STAT_FIELD(no_capacity), STAT_FIELD(strict_gone),
+	STAT_FIELD(malformed),   STAT_FIELD(fragment),    STAT_FIELD(pass),
+	STAT_FIELD(no_route),
+#undef STAT_FIELD
+};
+
+_Static_assert(sizeof(stat_fields) / sizeof(stat_fields[0]) ==
+		       sizeof(struct tether_stats) / sizeof(__u64),
+	       "every counter is named");
+
+int stats_diff(const struct tether_stats *got, const struct tether_stats *want, char *out,
+	       size_t size)
+{
+	size_t used = 0;
+	int differ = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
+		__u64 g, w;
+
+		memcpy(&g, (const char *)got + stat_fields[i].offset, sizeof(g));
+		memcpy(&w, (const char *)want + stat_fields[i].offset, sizeof(w));
+		if (g == w)
+			continue;
+		differ++;
+		if (used < size)
+			used += snprintf(out + used, size - used, " %s %+lld (want %+lld)",
+					 stat_fields[i].name, (long long)g, (long long)w);
+	}
+	return differ;
 }

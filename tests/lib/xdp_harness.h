@@ -31,6 +31,14 @@ int harness_run(struct dataplane *dp, const __u8 *frame, __u32 len, __u32 ingres
 void stats_delta(const struct tether_stats *before, const struct tether_stats *after,
 		 struct tether_stats *delta);
 
+/* "XDP_PASS" etc., for failure messages. */
+const char *xdp_verdict_name(int verdict);
+
+/* Describes in out every counter where got and want differ
+ * (" malformed +1 (want +0)" ...); returns how many differ. */
+int stats_diff(const struct tether_stats *got, const struct tether_stats *want, char *out,
+	       size_t size);
+
 /* Repeats frame `repeat` times in the kernel; returns the mean ns per run. */
 int harness_time(struct dataplane *dp, const __u8 *frame, __u32 len, __u32 repeat,
 		 __u32 *ns_per_run);

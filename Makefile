@@ -48,7 +48,7 @@ $(BUILD)/%.bpf.o: tools/%.bpf.c
 $(SKEL): $(BPF_OBJ)
 	$(BPFTOOL) gen skeleton $< name tether_xdp > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/%.o: %.c $(SKEL) $(wildcard include/tether/*.h user/lib/*.h user/tetherd/*.h tests/lib/*.h)
+$(BUILD)/%.o: %.c $(SKEL) $(wildcard include/tether/*.h user/lib/*.h user/tetherd/*.h user/agent/*.h user/tetherctl/*.h tests/lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -69,9 +69,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TETHERD_OBJS) $(LIB_OBJS) $(TESTLIB_OBJS)
 $(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lm
 
+E2E_TESTS := $(wildcard tests/e2e/test_*.sh)
+
 test: deps
 	@$(MAKE) --no-print-directory all
-	@tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS)
+	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TESTS)
 
 clean:
 	rm -rf $(BUILD)

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev iproute2 make gcc
-	  libglib2.0-dev pkg-config
+	  libglib2.0-dev pkg-config jq ethtool
 	  socat)
 missing=()
 for package in "${packages[@]}"; do

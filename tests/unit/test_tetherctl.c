@@ -1045,16 +1045,19 @@ static void test_wait_deadline_told_by_tetherd(void **state)
 		"ok\n\n",
 		"ok\ncontainer=17 state=draining deadline_in_ms=60000 packets=5 affinities=2\n\n",
 		"ok\ncontainer=17 state=draining deadline_in_ms=0 packets=5 affinities=2\n\n",
+		/* still there after the grace that tetherd's tick needs */
+		"ok\ncontainer=17 state=draining deadline_in_ms=0 packets=5 affinities=2\n\n",
 	};
 	struct fake_tetherd f;
 
 	(void)state;
-	fake_tetherd_start(&f, replies, 3);
+	fake_tetherd_start(&f, replies, 4);
 	struct run_result r = run_tetherctl(f.path, "drain container 17 --wait");
 
 	fake_tetherd_stop(&f);
 	assert_int_equal(r.status, 1);
-	assert_int_equal(f.requests->len, 3);
+	/* polls at the deadline, a period on, and at the end of the grace */
+	assert_int_equal(f.requests->len, 5);
 	assert_seconds_in(r.err, "container 17 draining: 2 affinities left, deadline in ", 59.5, 60.0);
 	assert_non_null(strstr(r.err, "tetherctl: the deadline passed with work left: container 17 draining: "));
 	assert_non_null(strstr(r.err, "2 affinities left, deadline in 0.0 s\n"));

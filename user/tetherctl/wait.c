@@ -14,6 +14,7 @@ struct waiter {
 	bool backend;                      /* waiting for a backend, else a container */
 	char request[PROTO_LINE_MAX + 1]; /* the poll */
 	__u64 deadline_ms;                 /* ctl_now_ms() clock; 0: unknown */
+	bool told;                         /* deadline_ms came from tetherd */
 	__u64 next_report_ms;
 	struct ctl_progress progress;
 	FILE *err;
@@ -71,9 +72,12 @@ static void update(struct waiter *w, const struct proto_request *records, size_t
 
 	/* tetherd's word on the deadline wins over our --deadline estimate.
 	 * It counted from after we asked, so asked_at + told is never later
-	 * than the real deadline. */
-	if (told >= 0)
+	 * than the real deadline; and once passed, tetherd says 0, which must
+	 * not move the deadline along with each poll. */
+	if (told >= 0 && (!w->told || asked_at_ms + told < w->deadline_ms)) {
 		w->deadline_ms = asked_at_ms + told;
+		w->told = true;
+	}
 	if (!w->backend && proto_get(&records[0], "packets") &&
 	    !proto_get_u64(&records[0], "packets", 1, &packets, NULL, 0))
 		ctl_progress_add(&w->progress, asked_at_ms, packets);
@@ -104,7 +108,7 @@ static enum poll_result observe(struct waiter *w, const struct ctl_answer *answe
 
 	update(w, records, count, asked_at_ms);
 	describe(w, records, count, now, line);
-	if (w->deadline_ms && asked_at_ms >= w->deadline_ms) {
+	if (w->deadline_ms && asked_at_ms >= w->deadline_ms + CTL_WAIT_GRACE_MS) {
 		fprintf(w->err, "tetherctl: the deadline passed with work left: %s\n", line->str);
 		return POLL_OVERDUE;
 	}
@@ -124,14 +128,15 @@ static void sleep_until(__u64 at_ms)
 		;
 }
 
-/* The next poll: a period on, or at the deadline, so that a drain still
- * busy at its deadline is seen there. */
+/* The next poll: a period on, or at the end of the grace after the
+ * deadline, so that a drain still busy then is seen there. */
 static __u64 next_poll_ms(const struct waiter *w, __u64 asked_at_ms)
 {
 	__u64 next = asked_at_ms + CTL_WAIT_POLL_MS;
+	__u64 overdue_at = w->deadline_ms + CTL_WAIT_GRACE_MS;
 
-	if (w->deadline_ms && w->deadline_ms > asked_at_ms && w->deadline_ms < next)
-		next = w->deadline_ms;
+	if (w->deadline_ms && overdue_at > asked_at_ms && overdue_at < next)
+		next = overdue_at;
 	return next;
 }
 

@@ -11,6 +11,9 @@
 
 #define CTL_WAIT_POLL_MS 250
 #define CTL_WAIT_REPORT_MS 1000
+/* tetherd removes a container at its deadline on its next tick (50 ms): a
+ * container still listed this long after the deadline is overdue. */
+#define CTL_WAIT_GRACE_MS 500
 
 /* Polls "show container container=H" (over when tetherd answers not_found)
  * or "list container backend=B" (over when none is left) every

@@ -1,0 +1,1148 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of tether-agent's pure parts (user/lib/agent_*): option
+ * parsing, the token check, the exact bytes of replies, the handlers' memory
+ * across calls, the container channel's messages, and reading tetherd's
+ * events, container and backend records. Then, when build/tether-agent
+ * exists and we are root, the agent itself against a fake tetherd (a Unix
+ * socket answering canned lines) in a private network namespace: the
+ * requests it sends on start-up, on capacity_needed and on SIGTERM, stamped
+ * requests served by real container processes, taking over a backend that
+ * exists, and replacing one registered differently. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <glib.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_frame.h"
+#include "agent_handlers.h"
+#include "agent_options.h"
+#include "agent_records.h"
+#include "agent_wire.h"
+
+#define MESSAGE_SIZE 512
+
+/* ---- Options ---------------------------------------------------------- */
+
+/* Parses a NULL-terminated list of words after "tether-agent". */
+static int parse_words(struct agent_options *o, char *message, const char *first, ...)
+{
+	char *argv[64] = { "tether-agent" };
+	int argc = 1;
+	va_list ap;
+
+	va_start(ap, first);
+	for (const char *word = first; word && argc < 63; word = va_arg(ap, const char *))
+		argv[argc++] = (char *)word;
+	va_end(ap);
+	argv[argc] = NULL;
+	message[0] = '\0';
+	return agent_options_parse(argc, argv, o, message, MESSAGE_SIZE);
+}
+
+#define REQUIRED "--name", "vm1", "--addr", "10.0.0.2", "--mac", "02:AA:bb:00:00:01", \
+		 "--router-iface", "veth-r1", "--vip", "10.9.9.9:7000"
+
+static void check_refused(int result, const char *message, const char *needle)
+{
+	if (result != -1 || !strstr(message, needle))
+		fail_msg("got %d \"%s\", expected -1 naming \"%s\"", result, message, needle);
+}
+
+static void test_options_full(void **state)
+{
+	struct agent_options o;
+	char message[MESSAGE_SIZE];
+
+	(void)state;
+	assert_int_equal(parse_words(&o, message, REQUIRED, "--vip", "[2001:db8::1]:7001",
+				     "--tetherd", "tcp:192.0.2.1:7070", "--secret-file", "/etc/s",
+				     "--function", "42:2", "--function", "0x2a0:0", "--handler",
+				     "echo", "--cold-start-ms", "50", "--heartbeat-ms", "600",
+				     "--drain-ms", "0", "--capacity", "--max-containers", "8", NULL),
+			 0);
+	assert_string_equal(o.name, "vm1");
+	assert_string_equal(o.addr, "10.0.0.2");
+	assert_string_equal(o.mac, "02:aa:bb:00:00:01"); /* written back lowercase */
+	assert_string_equal(o.router_iface, "veth-r1");
+	assert_int_equal(o.vip_count, 2);
+	assert_int_equal(o.vips[0].port, 7000);
+	assert_int_equal(o.vips[0].addr[10], 0xff); /* v4-mapped */
+	assert_int_equal(o.vips[0].addr[12], 10);
+	assert_int_equal(o.vips[1].port, 7001);
+	assert_int_equal(o.vips[1].addr[0], 0x20);
+	assert_true(o.tetherd.tcp);
+	assert_int_equal(o.tetherd.address.ss_family, AF_INET);
+	assert_string_equal(o.tetherd.text, "tcp:192.0.2.1:7070");
+	assert_string_equal(o.secret_file, "/etc/s");
+	assert_int_equal(o.function_count, 2);
+	assert_int_equal(o.functions[0].function_id, 42);
+	assert_int_equal(o.functions[0].count, 2);
+	assert_int_equal(o.functions[1].function_id, 0x2a0);
+	assert_int_equal(o.functions[1].count, 0);
+	assert_string_equal(o.handler, "echo");
+	assert_int_equal(o.cold_start_ms, 50);
+	assert_int_equal(o.heartbeat_ms, 600);
+	assert_int_equal(o.drain_ms, 0);
+	assert_int_equal(o.max_containers, 8);
+	assert_true(o.capacity);
+	assert_false(o.capacity_any);
+	assert_true(agent_serves_on_demand(&o, 42));
+	assert_true(agent_serves_on_demand(&o, 0x2a0));
+	assert_false(agent_serves_on_demand(&o, 43));
+}
+
+static void test_options_defaults(void **state)
+{
+	struct agent_options o;
+	char message[MESSAGE_SIZE];
+
+	(void)state;
+	assert_int_equal(parse_words(&o, message, REQUIRED, NULL), 0);
+	assert_false(o.tetherd.tcp);
+	assert_string_equal(o.tetherd.path, "/run/tether/tetherd.sock");
+	assert_string_equal(o.tetherd.text, "unix:/run/tether/tetherd.sock");
+	assert_string_equal(o.handler, "counter");
+	assert_int_equal(o.cold_start_ms, 300);
+	assert_int_equal(o.heartbeat_ms, 1000);
+	assert_int_equal(o.function_count, 0);
+	assert_false(o.capacity);
+	assert_false(agent_serves_on_demand(&o, 42));
+
+	/* --capacity-any serves every function on demand. */
+	assert_int_equal(parse_words(&o, message, REQUIRED, "--capacity-any", NULL), 0);
+	assert_true(o.capacity);
+	assert_true(agent_serves_on_demand(&o, 12345));
+
+	assert_int_equal(parse_words(&o, message, "--help", NULL), 1);
+	assert_non_null(strstr(agent_options_usage(), "--router-iface"));
+	assert_non_null(strstr(agent_options_usage(), "counter, echo"));
+}
+
+static void test_options_refused(void **state)
+{
+	struct agent_options o;
+	char m[MESSAGE_SIZE];
+
+	(void)state;
+	check_refused(parse_words(&o, m, "--addr", "10.0.0.2", NULL), m, "--name is required");
+	check_refused(parse_words(&o, m, "--name", "vm1", "--mac", "02:00:00:00:00:01",
+				  "--router-iface", "r1", "--vip", "10.9.9.9:1", NULL),
+		      m, "--addr is required");
+	check_refused(parse_words(&o, m, "--name", "vm1", "--addr", "10.0.0.2",
+				  "--mac", "02:00:00:00:00:01", "--router-iface", "r1", NULL),
+		      m, "--vip");
+	check_refused(parse_words(&o, m, REQUIRED, "--name", "no/slash", NULL), m, "--name");
+	check_refused(parse_words(&o, m, REQUIRED, "--addr", "10.0.0.256", NULL), m, "--addr");
+	check_refused(parse_words(&o, m, REQUIRED, "--mac", "02:00:00:00:00", NULL), m, "--mac");
+	check_refused(parse_words(&o, m, REQUIRED, "--mac", "02:00:00:00:00:0g", NULL), m,
+		      "--mac");
+	check_refused(parse_words(&o, m, REQUIRED, "--router-iface", "a-name-too-long-1", NULL),
+		      m, "--router-iface");
+	check_refused(parse_words(&o, m, REQUIRED, "--vip", "10.9.9.9", NULL), m, "--vip");
+	check_refused(parse_words(&o, m, REQUIRED, "--vip", "10.9.9.9:0", NULL), m, "--vip");
+	check_refused(parse_words(&o, m, REQUIRED, "--vip", "2001:db8::1:7000", NULL), m,
+		      "[ADDR]:PORT");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "tcp:192.0.2.1:7070", NULL), m,
+		      "needs --secret-file");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "relative/path", NULL), m,
+		      "--tetherd");
+	check_refused(parse_words(&o, m, REQUIRED, "--function", "0:1", NULL), m, "--function");
+	check_refused(parse_words(&o, m, REQUIRED, "--function", "42", NULL), m, "--function");
+	check_refused(parse_words(&o, m, REQUIRED, "--function", "42:-1", NULL), m,
+		      "--function");
+	check_refused(parse_words(&o, m, REQUIRED, "--function", "42:1", "--function", "42:2",
+				  NULL),
+		      m, "twice");
+	check_refused(parse_words(&o, m, REQUIRED, "--handler", "nope", NULL), m,
+		      "known: counter, echo");
+	check_refused(parse_words(&o, m, REQUIRED, "--heartbeat-ms", "10", NULL), m,
+		      "at least 30");
+	check_refused(parse_words(&o, m, REQUIRED, "--drain-ms", "soon", NULL), m, "--drain-ms");
+	check_refused(parse_words(&o, m, REQUIRED, "--bogus", NULL), m, "unknown option '--bogus'");
+	check_refused(parse_words(&o, m, REQUIRED, "--handler", NULL), m, "needs a value");
+	check_refused(parse_words(&o, m, REQUIRED, "extra", NULL), m, "unexpected argument");
+}
+
+static void test_endpoints(void **state)
+{
+	struct agent_endpoint e;
+
+	(void)state;
+	assert_int_equal(agent_parse_endpoint("unix:/run/x.sock", &e), 0);
+	assert_false(e.tcp);
+	assert_string_equal(e.path, "/run/x.sock");
+	assert_string_equal(e.text, "unix:/run/x.sock");
+	assert_int_equal(agent_parse_endpoint("/run/y.sock", &e), 0);
+	assert_string_equal(e.text, "unix:/run/y.sock");
+	assert_int_equal(agent_parse_endpoint("tcp:[2001:db8::7]:7070", &e), 0);
+	assert_true(e.tcp);
+	assert_int_equal(e.address.ss_family, AF_INET6);
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&e.address)->sin6_port), 7070);
+	assert_int_equal(agent_parse_endpoint("tcp:host.example:7070", &e), -1);
+	assert_int_equal(agent_parse_endpoint("tcp:192.0.2.1", &e), -1);
+	assert_int_equal(agent_parse_endpoint("unix:", &e), -1);
+}
+
+/* ---- The token check -------------------------------------------------- */
+
+static const __u8 own_token[16] = { 0, 0, 0, 7, 0, 0, 0, 3, 0xde, 0xad, 0xbe, 0xef,
+				    0x01, 0x02, 0x03, 0x04 };
+
+/* A request as the router forwards it: stamped with token. */
+static struct tether_hdr stamped_request(const __u8 token[16], __u8 client_flags)
+{
+	struct tether_hdr hdr = {
+		.magic = htons(TETHER_MAGIC),
+		.version = TETHER_VERSION,
+		.flags = client_flags | TETHER_F_STAMPED,
+		.function_id = htobe64(42),
+		.routing_key = htobe64(1000),
+		.request_id = htobe64(0x0102030405060708ull),
+	};
+
+	memcpy(&hdr.container_token, token, 16);
+	return hdr;
+}
+
+static struct agent_slot own_container(void)
+{
+	struct agent_slot slot = { .slot = 7, .function_id = 42, .serving = true };
+
+	memcpy(slot.token, own_token, 16);
+	return slot;
+}
+
+static void test_token_own(void **state)
+{
+	struct tether_hdr hdr = stamped_request(own_token, TETHER_F_KEY), parsed;
+	struct agent_slot own = own_container();
+
+	(void)state;
+	assert_int_equal(agent_request_check(&hdr, sizeof(hdr), &parsed), TETHER_STATUS_OK);
+	assert_int_equal(agent_token_slot(&parsed), 7);
+	assert_int_equal(agent_token_verdict(&parsed, &own), TETHER_STATUS_OK);
+}
+
+static void test_token_foreign_slot(void **state)
+{
+	__u8 token[16];
+	struct tether_hdr hdr;
+	struct agent_slot own = own_container();
+
+	(void)state;
+	memcpy(token, own_token, 16);
+	token[3] = 8; /* slot 8: not one of ours, so the agent finds no candidate */
+	hdr = stamped_request(token, 0);
+	assert_int_equal(agent_token_slot(&hdr), 8);
+	assert_int_equal(agent_token_verdict(&hdr, NULL), TETHER_STATUS_CONTAINER_GONE);
+	/* Handed the wrong container anyway, the check still refuses. */
+	assert_int_equal(agent_token_verdict(&hdr, &own), TETHER_STATUS_CONTAINER_GONE);
+}
+
+static void test_token_wrong_secret(void **state)
+{
+	struct agent_slot own = own_container();
+
+	(void)state;
+	/* Right slot, any other byte different: secret, then generation. */
+	for (int byte = 4; byte < 16; byte++) {
+		__u8 token[16];
+		struct tether_hdr hdr;
+
+		memcpy(token, own_token, 16);
+		token[byte] ^= 0x80;
+		hdr = stamped_request(token, TETHER_F_TOKEN);
+		assert_int_equal(agent_token_slot(&hdr), 7);
+		assert_int_equal(agent_token_verdict(&hdr, &own), TETHER_STATUS_CONTAINER_GONE);
+	}
+}
+
+static void test_token_unstamped(void **state)
+{
+	struct tether_hdr hdr = stamped_request(own_token, TETHER_F_KEY), parsed;
+	struct agent_slot own = own_container();
+
+	(void)state;
+	hdr.flags &= ~TETHER_F_STAMPED;
+	assert_int_equal(agent_request_check(&hdr, sizeof(hdr), &parsed),
+			 TETHER_STATUS_MALFORMED);
+	assert_int_equal(agent_token_verdict(&hdr, &own), TETHER_STATUS_MALFORMED);
+}
+
+static void test_token_other_function_or_not_serving(void **state)
+{
+	struct tether_hdr hdr = stamped_request(own_token, 0);
+	struct agent_slot own = own_container();
+
+	(void)state;
+	hdr.function_id = htobe64(43);
+	assert_int_equal(agent_token_verdict(&hdr, &own), TETHER_STATUS_CONTAINER_GONE);
+	hdr.function_id = htobe64(42);
+	own.serving = false; /* gone, or its process died */
+	assert_int_equal(agent_token_verdict(&hdr, &own), TETHER_STATUS_CONTAINER_GONE);
+}
+
+static void test_request_check(void **state)
+{
+	struct tether_hdr good = stamped_request(own_token, 0), hdr, parsed;
+	__u8 datagram[64] = { 0 };
+
+	(void)state;
+	memcpy(datagram, &good, sizeof(good));
+	assert_int_equal(agent_request_check(datagram, 64, &parsed), TETHER_STATUS_OK);
+	assert_int_equal(agent_request_check(datagram, 47, &parsed), AGENT_IGNORE);
+
+	hdr = good, hdr.magic = htons(0x4554);
+	assert_int_equal(agent_request_check(&hdr, sizeof(hdr), &parsed), AGENT_IGNORE);
+	hdr = good, hdr.version = 2;
+	assert_int_equal(agent_request_check(&hdr, sizeof(hdr), &parsed), AGENT_IGNORE);
+	hdr = good, hdr.flags |= TETHER_F_REPLY; /* never answer a reply */
+	assert_int_equal(agent_request_check(&hdr, sizeof(hdr), &parsed), AGENT_IGNORE);
+
+	hdr = good, hdr.flags |= 0x08;
+	assert_int_equal(agent_request_check(&hdr, sizeof(hdr), &parsed),
+			 TETHER_STATUS_MALFORMED);
+	hdr = good, hdr.status = 1;
+	assert_int_equal(agent_request_check(&hdr, sizeof(hdr), &parsed),
+			 TETHER_STATUS_MALFORMED);
+	hdr = good, hdr.reserved[2] = 1;
+	assert_int_equal(agent_request_check(&hdr, sizeof(hdr), &parsed),
+			 TETHER_STATUS_MALFORMED);
+	hdr = good, hdr.function_id = 0;
+	assert_int_equal(agent_request_check(&hdr, sizeof(hdr), &parsed),
+			 TETHER_STATUS_MALFORMED);
+}
+
+/* ---- Replies ---------------------------------------------------------- */
+
+static void test_reply_bytes(void **state)
+{
+	static const __u8 request_token[16] = { 0, 0, 0, 9, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8 };
+	static const __u8 container_token[16] = { 0, 0, 0, 9, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8 };
+	static const __u8 expected[] = {
+		0x54, 0x45, 0x01, 0xc3, 0x00, 0x00, 0x00, 0x00, /* magic, version, flags, status */
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a, /* function 42 */
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xe8, /* key 1000 */
+		0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x01, /* the container's token */
+		0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+		0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, /* request id */
+		'h', 'i',
+	};
+	struct tether_hdr request = stamped_request(request_token, TETHER_F_KEY | TETHER_F_TOKEN);
+	__u8 out[128];
+
+	(void)state;
+	memset(out, 0xee, sizeof(out));
+	assert_int_equal(agent_build_reply(&request, TETHER_STATUS_OK, container_token, "hi", 2,
+					   out, sizeof(out)),
+			 sizeof(expected));
+	assert_memory_equal(out, expected, sizeof(expected));
+	assert_int_equal(out[sizeof(expected)], 0xee); /* nothing written past it */
+}
+
+static void test_reply_error_keeps_header(void **state)
+{
+	struct tether_hdr request = stamped_request(own_token, TETHER_F_KEY);
+	struct tether_hdr reply;
+	__u8 out[64];
+
+	(void)state;
+	assert_int_equal(agent_build_reply(&request, TETHER_STATUS_CONTAINER_GONE, NULL, NULL, 0,
+					   out, sizeof(out)),
+			 TETHER_HDR_LEN);
+	memcpy(&reply, out, sizeof(reply));
+	assert_int_equal(reply.flags, TETHER_F_KEY | TETHER_F_STAMPED | TETHER_F_REPLY);
+	assert_int_equal(reply.status, TETHER_STATUS_CONTAINER_GONE);
+	assert_memory_equal(&reply.container_token, own_token, 16); /* as received */
+	assert_int_equal(be64toh(reply.request_id), 0x0102030405060708ull);
+	assert_int_equal(be64toh(reply.routing_key), 1000);
+
+	/* Too small a buffer: nothing. */
+	assert_int_equal(agent_build_reply(&request, TETHER_STATUS_OK, NULL, "x", 1, out, 48), 0);
+}
+
+/* ---- Handlers --------------------------------------------------------- */
+
+static const char *call(const struct agent_handler *handler, struct agent_memory *memory,
+			__u64 key, bool has_key, const char *payload)
+{
+	static char out[256];
+	struct agent_call c = {
+		.slot = 5,
+		.name = "vm1-1",
+		.function_id = 42,
+		.routing_key = key,
+		.has_key = has_key,
+		.payload = payload,
+		.length = payload ? strlen(payload) : 0,
+		.pid = 4321,
+	};
+	size_t len = handler->run(memory, &c, out, sizeof(out) - 1);
+
+	out[len] = '\0';
+	return out;
+}
+
+static void test_counter_keeps_state(void **state)
+{
+	const struct agent_handler *counter = agent_handler_find("counter");
+	struct agent_memory memory;
+
+	(void)state;
+	assert_non_null(counter);
+	agent_memory_init(&memory);
+	assert_string_equal(call(counter, &memory, 7, true, NULL),
+			    "container=5 name=vm1-1 function=42 key=7 count=1 total=1 pid=4321");
+	assert_string_equal(call(counter, &memory, 7, true, NULL),
+			    "container=5 name=vm1-1 function=42 key=7 count=2 total=2 pid=4321");
+	assert_string_equal(call(counter, &memory, 8, true, NULL),
+			    "container=5 name=vm1-1 function=42 key=8 count=1 total=3 pid=4321");
+	assert_string_equal(call(counter, &memory, 99, false, NULL),
+			    "container=5 name=vm1-1 function=42 key=none count=1 total=4 pid=4321");
+	assert_string_equal(call(counter, &memory, 7, true, NULL),
+			    "container=5 name=vm1-1 function=42 key=7 count=3 total=5 pid=4321");
+	agent_memory_free(&memory);
+
+	/* A new container starts from nothing. */
+	agent_memory_init(&memory);
+	assert_string_equal(call(counter, &memory, 7, true, NULL),
+			    "container=5 name=vm1-1 function=42 key=7 count=1 total=1 pid=4321");
+	agent_memory_free(&memory);
+}
+
+static void test_other_handlers(void **state)
+{
+	struct agent_memory memory;
+
+	(void)state;
+	agent_memory_init(&memory);
+	assert_string_equal(call(agent_handler_find("echo"), &memory, 0, false, "hello"), "hello");
+	assert_string_equal(call(agent_handler_find("served-by"), &memory, 0, false, NULL),
+			    "served-by=vm1-1 slot=5");
+	assert_int_equal(memory.total, 2);
+	agent_memory_free(&memory);
+	assert_null(agent_handler_find("nope"));
+	assert_string_equal(agent_handler_names(), "counter, echo, served-by");
+}
+
+/* ---- The container channel ------------------------------------------- */
+
+static void test_frames(void **state)
+{
+	struct agent_frame frame = { .type = AGENT_FRAME_REQUEST, .slot = 3, .id = 99,
+				     .function_id = 42, .routing_key = 7, .has_key = 1 };
+	struct agent_frame decoded;
+	static __u8 buffer[AGENT_FRAME_MAX];
+	const void *payload;
+	size_t len;
+
+	(void)state;
+	len = agent_frame_encode(&frame, "abc", 3, buffer, sizeof(buffer));
+	assert_int_equal(len, sizeof(frame) + 3);
+	assert_int_equal(agent_frame_decode(buffer, len, &decoded, &payload), 0);
+	assert_int_equal(decoded.type, AGENT_FRAME_REQUEST);
+	assert_int_equal(decoded.slot, 3);
+	assert_int_equal(decoded.id, 99);
+	assert_int_equal(decoded.routing_key, 7);
+	assert_int_equal(decoded.length, 3);
+	assert_memory_equal(payload, "abc", 3);
+
+	assert_int_equal(agent_frame_decode(buffer, len - 1, &decoded, &payload), -1);
+	assert_int_equal(agent_frame_decode(buffer, sizeof(frame) - 1, &decoded, &payload), -1);
+	frame.type = 9;
+	len = agent_frame_encode(&frame, NULL, 0, buffer, sizeof(buffer));
+	assert_int_equal(agent_frame_decode(buffer, len, &decoded, &payload), -1);
+	assert_int_equal(agent_frame_encode(&frame, buffer, AGENT_PAYLOAD_MAX + 1, buffer,
+					    sizeof(buffer)),
+			 0);
+	assert_int_equal(agent_frame_encode(&frame, "abc", 3, buffer, sizeof(frame) + 2), 0);
+}
+
+/* ---- tetherd's events and records ------------------------------------ */
+
+static void test_event_capacity_needed(void **state)
+{
+	struct agent_event event;
+	char message[MESSAGE_SIZE];
+	const char *line = "event=capacity_needed function=42 waiting=3\n";
+
+	(void)state;
+	assert_int_equal(agent_event_parse(line, strlen(line), &event, message, sizeof(message)),
+			 0);
+	assert_int_equal(event.type, AGENT_EVENT_CAPACITY_NEEDED);
+	assert_int_equal(event.function_id, 42);
+	assert_int_equal(event.waiting, 3);
+
+	line = "event=capacity_needed function=0x2a";
+	assert_int_equal(agent_event_parse(line, strlen(line), &event, message, sizeof(message)),
+			 0);
+	assert_int_equal(event.function_id, 42);
+	assert_int_equal(event.waiting, 0);
+
+	line = "event=capacity_needed waiting=3\n";
+	assert_int_equal(agent_event_parse(line, strlen(line), &event, message, sizeof(message)),
+			 -1);
+	assert_non_null(strstr(message, "function"));
+	line = "event=capacity_needed function=0 waiting=3\n";
+	assert_int_equal(agent_event_parse(line, strlen(line), &event, message, sizeof(message)),
+			 -1);
+}
+
+static void test_event_others(void **state)
+{
+	struct agent_event event;
+	char message[MESSAGE_SIZE];
+	const char *line = "event=container_draining container=12 function=42 backend=vm1\n";
+
+	(void)state;
+	assert_int_equal(agent_event_parse(line, strlen(line), &event, message, sizeof(message)),
+			 0);
+	assert_int_equal(event.type, AGENT_EVENT_CONTAINER_DRAINING);
+	assert_int_equal(event.container, 12);
+	assert_string_equal(event.backend, "vm1");
+
+	line = "event=container_gone container=12 function=42 backend=vm1 reason=idle\n";
+	assert_int_equal(agent_event_parse(line, strlen(line), &event, message, sizeof(message)),
+			 0);
+	assert_int_equal(event.type, AGENT_EVENT_CONTAINER_GONE);
+
+	line = "event=backend_up backend=vm1 id=1\n";
+	assert_int_equal(agent_event_parse(line, strlen(line), &event, message, sizeof(message)),
+			 0);
+	assert_int_equal(event.type, AGENT_EVENT_OTHER);
+
+	line = "not an event\n";
+	assert_int_equal(agent_event_parse(line, strlen(line), &event, message, sizeof(message)),
+			 -1);
+	line = "backend=vm1\n";
+	assert_int_equal(agent_event_parse(line, strlen(line), &event, message, sizeof(message)),
+			 -1);
+}
+
+static void test_container_record(void **state)
+{
+	struct proto_request record;
+	struct agent_container_record parsed;
+	char message[MESSAGE_SIZE];
+	const char *line = "container=5 function=42 backend=vm1 state=draining name=vm1-1 "
+			   "deadline_in_ms=2500 token=0000000500000001aabbccddeeff0011\n";
+
+	(void)state;
+	assert_int_equal(proto_parse_record(line, strlen(line), &record, message, sizeof(message)),
+			 0);
+	assert_int_equal(agent_container_record_parse(&record, &parsed, message, sizeof(message)),
+			 0);
+	assert_int_equal(parsed.slot, 5);
+	assert_int_equal(parsed.state, CONTAINER_DRAINING);
+	assert_int_equal(parsed.deadline_in_ms, 2500);
+	assert_int_equal(parsed.token[3], 5);
+	assert_int_equal(parsed.token[15], 0x11);
+
+	line = "container=5 state=warm\n";
+	assert_int_equal(proto_parse_record(line, strlen(line), &record, message, sizeof(message)),
+			 0);
+	assert_int_equal(agent_container_record_parse(&record, &parsed, message, sizeof(message)),
+			 -1);
+	assert_non_null(strstr(message, "token"));
+}
+
+static void check_backend_record(const char *line, bool matches, const char *needle)
+{
+	struct agent_options o;
+	struct proto_request record;
+	char message[MESSAGE_SIZE], difference[MESSAGE_SIZE] = "";
+
+	assert_int_equal(parse_words(&o, message, REQUIRED, "--heartbeat-ms", "600", NULL), 0);
+	assert_int_equal(proto_parse_record(line, strlen(line), &record, message, sizeof(message)),
+			 0);
+	assert_int_equal(agent_backend_matches(&record, &o, difference, sizeof(difference)),
+			 matches);
+	if (needle && !strstr(difference, needle))
+		fail_msg("difference \"%s\" does not name \"%s\"", difference, needle);
+}
+
+static void test_backend_record(void **state)
+{
+	(void)state;
+	check_backend_record("backend=vm1 id=1 state=up addr=10.0.0.2 mac=02:aa:bb:00:00:01 "
+			     "iface=veth-r1 heartbeat_ms=600 expires_in_ms=10 containers=0",
+			     true, NULL);
+	check_backend_record("backend=vm1 addr=10.0.0.3 mac=02:aa:bb:00:00:01 iface=veth-r1 "
+			     "heartbeat_ms=600",
+			     false, "addr is 10.0.0.3, this agent's is 10.0.0.2");
+	check_backend_record("backend=vm1 addr=10.0.0.2 mac=02:aa:bb:00:00:02 iface=veth-r1 "
+			     "heartbeat_ms=600",
+			     false, "mac is 02:aa:bb:00:00:02");
+	check_backend_record("backend=vm1 addr=10.0.0.2 mac=02:aa:bb:00:00:01 iface=veth-r2 "
+			     "heartbeat_ms=600",
+			     false, "iface is veth-r2");
+	check_backend_record("backend=vm1 addr=10.0.0.2 mac=02:aa:bb:00:00:01 iface=veth-r1 "
+			     "heartbeat_ms=3000",
+			     false, "heartbeat_ms is 3000, this agent's is 600");
+	check_backend_record("backend=vm1 addr=10.0.0.2", false, "mac is unset");
+}
+
+/* ---- The agent against a fake tetherd --------------------------------- */
+
+#define FAKE_MAX_CONNECTIONS 8
+#define FAKE_FIRST_SLOT 10
+#define TEST_VIP "10.9.9.9"
+#define TEST_PORT 7000
+
+struct fake_connection {
+	int fd;
+	GString *in;
+	bool watching;
+};
+
+/* tetherd as the agent sees it: answers canned lines and records every
+ * request of the control connection but heartbeats. */
+struct fake {
+	char dir[40], socket_path[64], log_path[64];
+	int listen_fd;
+	struct fake_connection connections[FAKE_MAX_CONNECTIONS];
+	int connection_count;
+	GPtrArray *requests; /* char *, in arrival order */
+	int heartbeats;
+	int next_slot;
+	bool backend_exists;        /* add backend answers "exists" (till del backend) */
+	const char *backend_record; /* what list backend answers */
+	const char *list_records;   /* the records list container answers */
+	pid_t agent;
+};
+
+/* The token the fake gives the container in slot. */
+static void fake_token(__u32 slot, __u8 token[16])
+{
+	__u32 be_slot = htonl(slot), generation = htonl(1);
+	__u64 secret = htobe64(0x1122334455660000ull | slot);
+
+	memcpy(token, &be_slot, 4);
+	memcpy(token + 4, &generation, 4);
+	memcpy(token + 8, &secret, 8);
+}
+
+static void fake_answer(struct fake *f, struct fake_connection *conn, const char *line)
+{
+	char answer[512];
+
+	if (!strncmp(line, "watch event", 11)) {
+		conn->watching = true;
+		snprintf(answer, sizeof(answer), "ok\n");
+	} else if (!strncmp(line, "add backend", 11) && f->backend_exists) {
+		snprintf(answer, sizeof(answer), "error exists: a backend named 'vm1' exists already\n\n");
+	} else if (!strncmp(line, "add backend", 11)) {
+		snprintf(answer, sizeof(answer), "ok\nbackend=vm1 id=1 state=up\n\n");
+	} else if (!strncmp(line, "del backend", 11)) {
+		f->backend_exists = false;
+		snprintf(answer, sizeof(answer), "ok\n\n");
+	} else if (!strncmp(line, "list backend", 12)) {
+		snprintf(answer, sizeof(answer), "ok\n%s\n",
+			 f->backend_record ? f->backend_record : "");
+	} else if (!strncmp(line, "list container", 14)) {
+		snprintf(answer, sizeof(answer), "ok\n%s\n", f->list_records ? f->list_records : "");
+	} else if (!strncmp(line, "add container", 13)) {
+		__u8 token[16];
+		char hex[33];
+		int slot = f->next_slot++;
+
+		fake_token(slot, token);
+		for (int i = 0; i < 16; i++)
+			sprintf(hex + 2 * i, "%02x", token[i]);
+		snprintf(answer, sizeof(answer),
+			 "ok\ncontainer=%d function=42 backend=vm1 state=starting name=x "
+			 "deadline_in_ms=0 token=%s\n\n",
+			 slot, hex);
+	} else {
+		snprintf(answer, sizeof(answer), "ok\n\n");
+	}
+	if (write(conn->fd, answer, strlen(answer)) < 0)
+		fail_msg("fake tetherd: write: %s", strerror(errno));
+}
+
+static void fake_line(struct fake *f, struct fake_connection *conn, const char *line)
+{
+	/* The watch connection's one request is checked by fake_watcher(). */
+	if (!strncmp(line, "heartbeat backend", 17))
+		f->heartbeats++;
+	else if (strncmp(line, "watch event", 11))
+		g_ptr_array_add(f->requests, g_strdup(line));
+	fake_answer(f, conn, line);
+}
+
+static void fake_read(struct fake *f, struct fake_connection *conn)
+{
+	char buffer[4096], *newline;
+	ssize_t got = read(conn->fd, buffer, sizeof(buffer));
+
+	if (got <= 0) {
+		close(conn->fd);
+		conn->fd = -1;
+		return;
+	}
+	g_string_append_len(conn->in, buffer, got);
+	while ((newline = memchr(conn->in->str, '\n', conn->in->len))) {
+		g_autofree char *line = g_strndup(conn->in->str, newline - conn->in->str);
+
+		g_string_erase(conn->in, 0, newline - conn->in->str + 1);
+		fake_line(f, conn, line);
+	}
+}
+
+/* Serves connections for up to timeout_ms. */
+static void fake_poll(struct fake *f, int timeout_ms)
+{
+	struct pollfd fds[FAKE_MAX_CONNECTIONS + 1] = { { .fd = f->listen_fd, .events = POLLIN } };
+
+	for (int i = 0; i < f->connection_count; i++)
+		fds[i + 1] = (struct pollfd){ .fd = f->connections[i].fd, .events = POLLIN };
+	if (poll(fds, f->connection_count + 1, timeout_ms) <= 0)
+		return;
+	for (int i = 0; i < f->connection_count; i++)
+		if (fds[i + 1].revents && f->connections[i].fd >= 0)
+			fake_read(f, &f->connections[i]);
+	if (fds[0].revents & POLLIN && f->connection_count < FAKE_MAX_CONNECTIONS) {
+		struct fake_connection *conn = &f->connections[f->connection_count++];
+
+		conn->fd = accept(f->listen_fd, NULL, NULL);
+		conn->in = g_string_new(NULL);
+		conn->watching = false;
+	}
+}
+
+static int fake_count(struct fake *f, const char *prefix)
+{
+	int count = 0;
+
+	for (guint i = 0; i < f->requests->len; i++)
+		if (g_str_has_prefix(g_ptr_array_index(f->requests, i), prefix))
+			count++;
+	return count;
+}
+
+static __u64 monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
+}
+
+static void fake_dump(struct fake *f)
+{
+	g_autofree char *log = NULL;
+
+	fprintf(stderr, "requests the fake tetherd got:\n");
+	for (guint i = 0; i < f->requests->len; i++)
+		fprintf(stderr, "  %s\n", (char *)g_ptr_array_index(f->requests, i));
+	if (g_file_get_contents(f->log_path, &log, NULL, NULL))
+		fprintf(stderr, "the agent's log:\n%s", log);
+}
+
+/* Serves until count requests start with prefix, or fails after timeout. */
+static void fake_wait_for(struct fake *f, const char *prefix, int count, int timeout_ms)
+{
+	__u64 deadline = monotonic_ms() + timeout_ms;
+
+	while (fake_count(f, prefix) < count) {
+		if (monotonic_ms() > deadline) {
+			fake_dump(f);
+			fail_msg("no %d x '%s' from the agent within %d ms", count, prefix,
+				 timeout_ms);
+		}
+		fake_poll(f, 20);
+	}
+}
+
+static struct fake_connection *fake_watcher(struct fake *f)
+{
+	for (int i = 0; i < f->connection_count; i++)
+		if (f->connections[i].watching && f->connections[i].fd >= 0)
+			return &f->connections[i];
+	return NULL;
+}
+
+static void fake_send_event(struct fake *f, const char *line)
+{
+	struct fake_connection *watcher = fake_watcher(f);
+
+	assert_non_null(watcher);
+	assert_int_equal(write(watcher->fd, line, strlen(line)), (ssize_t)strlen(line));
+}
+
+static bool agent_binary(char *path, size_t size)
+{
+	char self[512];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (len <= 0)
+		return false;
+	self[len] = '\0';
+	/* build/tests/unit/test_agent -> build/tether-agent */
+	snprintf(path, size, "%s/../../tether-agent", dirname(self));
+	return access(path, X_OK) == 0;
+}
+
+/* In the child: a private network namespace with lo up, like a fresh VM. */
+static void enter_private_netns(void)
+{
+	struct ifreq ifr = { 0 };
+	int fd;
+
+	if (unshare(CLONE_NEWNET))
+		_exit(126);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr))
+		_exit(126);
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr))
+		_exit(126);
+	close(fd);
+}
+
+static pid_t start_agent(struct fake *f, const char *binary, const char *extra)
+{
+	g_autofree char *command = g_strdup_printf(
+		"%s --name vm1 --addr 10.0.0.2 --mac 02:00:00:00:00:01 --router-iface veth-r1 "
+		"--vip " TEST_VIP ":%d --tetherd unix:%s --function 42:2 --cold-start-ms 50 "
+		"--heartbeat-ms 300 --drain-ms 2000%s%s",
+		binary, TEST_PORT, f->socket_path, extra[0] ? " " : "", extra);
+	g_auto(GStrv) argv = g_strsplit(command, " ", -1);
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int log = open(f->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		enter_private_netns();
+		dup2(log, STDERR_FILENO);
+		execv(binary, argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int fake_setup(void **state)
+{
+	struct fake *f = g_new0(struct fake, 1);
+	struct sockaddr_un address = { .sun_family = AF_UNIX };
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_agent.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->socket_path, sizeof(f->socket_path), "%s/tetherd.sock", f->dir);
+	snprintf(f->log_path, sizeof(f->log_path), "%s/agent.log", f->dir);
+	snprintf(address.sun_path, sizeof(address.sun_path), "%s", f->socket_path);
+	f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (f->listen_fd < 0 || bind(f->listen_fd, (struct sockaddr *)&address, sizeof(address)) ||
+	    listen(f->listen_fd, 8))
+		return -1;
+	f->requests = g_ptr_array_new_with_free_func(g_free);
+	f->next_slot = FAKE_FIRST_SLOT;
+	*state = f;
+	return 0;
+}
+
+static int fake_teardown(void **state)
+{
+	struct fake *f = *state;
+
+	if (f->agent > 0 && kill(f->agent, SIGKILL) == 0)
+		waitpid(f->agent, NULL, 0);
+	for (int i = 0; i < f->connection_count; i++) {
+		if (f->connections[i].fd >= 0)
+			close(f->connections[i].fd);
+		g_string_free(f->connections[i].in, TRUE);
+	}
+	close(f->listen_fd);
+	unlink(f->socket_path);
+	unlink(f->log_path);
+	rmdir(f->dir);
+	g_ptr_array_free(f->requests, TRUE);
+	g_free(f);
+	return 0;
+}
+
+/* Needs the built agent and root (namespaces). Outside CI a developer
+ * without them gets a skip; in CI (CI=true) it fails loudly. */
+static void start_or_skip(struct fake *f, const char *extra)
+{
+	char binary[600];
+
+	if (!agent_binary(binary, sizeof(binary)) || geteuid() != 0) {
+		const char *ci = getenv("CI");
+
+		if (ci && !strcmp(ci, "true"))
+			fail_msg("CI=true: these tests need root and build/tether-agent");
+		fprintf(stderr, "skipping: needs root and build/tether-agent\n");
+		skip();
+	}
+	f->agent = start_agent(f, binary, extra);
+	assert_true(f->agent > 0);
+}
+
+/* One stamped request to the VIP from inside the agent's namespace; the
+ * reply's bytes in reply, its length returned (-1: no reply). */
+static ssize_t ask_agent(struct fake *f, __u32 slot, __u64 key, __u8 *reply, size_t size)
+{
+	char ns_path[64];
+	int pipe_fds[2];
+	ssize_t len = -1;
+
+	snprintf(ns_path, sizeof(ns_path), "/proc/%d/ns/net", (int)f->agent);
+	assert_int_equal(pipe(pipe_fds), 0);
+	pid_t child = fork();
+
+	if (child == 0) {
+		__u8 token[16], answer[512];
+		struct tether_hdr request;
+		struct sockaddr_in vip = { .sin_family = AF_INET, .sin_port = htons(TEST_PORT) };
+		struct timeval timeout = { .tv_sec = 2 };
+		int ns = open(ns_path, O_RDONLY), fd;
+		ssize_t got;
+
+		fake_token(slot, token);
+		request = stamped_request(token, TETHER_F_KEY);
+		request.routing_key = htobe64(key);
+		inet_pton(AF_INET, TEST_VIP, &vip.sin_addr);
+		if (ns < 0 || setns(ns, CLONE_NEWNET))
+			_exit(1);
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+		sendto(fd, &request, sizeof(request), 0, (struct sockaddr *)&vip, sizeof(vip));
+		got = recv(fd, answer, sizeof(answer), 0);
+		if (got > 0 && write(pipe_fds[1], answer, got) != got)
+			_exit(1);
+		_exit(0);
+	}
+	close(pipe_fds[1]);
+	for (__u64 deadline = monotonic_ms() + 3000; monotonic_ms() < deadline;) {
+		struct pollfd pfd = { .fd = pipe_fds[0], .events = POLLIN };
+
+		fake_poll(f, 0); /* tetherd keeps answering heartbeats meanwhile */
+		if (poll(&pfd, 1, 20) > 0) {
+			len = read(pipe_fds[0], reply, size);
+			break;
+		}
+	}
+	close(pipe_fds[0]);
+	waitpid(child, NULL, 0);
+	return len > 0 ? len : -1;
+}
+
+/* The reply to ask_agent(slot): flags, status, the token of slot (the
+ * container's own on OK; the stamped one, as received, otherwise), payload. */
+static void check_reply(const __u8 *reply, ssize_t len, __u32 slot, enum tether_status status,
+			const char *payload_prefix)
+{
+	struct tether_hdr hdr;
+	__u8 token[16];
+
+	assert_true(len >= TETHER_HDR_LEN);
+	memcpy(&hdr, reply, sizeof(hdr));
+	fake_token(slot, token);
+	assert_int_equal(hdr.flags, TETHER_F_KEY | TETHER_F_STAMPED | TETHER_F_REPLY);
+	assert_int_equal(hdr.status, status);
+	assert_memory_equal(&hdr.container_token, token, 16);
+	assert_int_equal(be64toh(hdr.request_id), 0x0102030405060708ull);
+	if (payload_prefix &&
+	    strncmp((const char *)reply + TETHER_HDR_LEN, payload_prefix, strlen(payload_prefix)))
+		fail_msg("payload '%.*s' does not start with '%s'", (int)(len - TETHER_HDR_LEN),
+			 reply + TETHER_HDR_LEN, payload_prefix);
+}
+
+/* Sends SIGTERM and serves until the agent exits; its exit status. */
+static int stop_agent(struct fake *f)
+{
+	int status;
+	__u64 deadline = monotonic_ms() + 8000;
+
+	assert_int_equal(kill(f->agent, SIGTERM), 0);
+	while (waitpid(f->agent, &status, WNOHANG) == 0) {
+		if (monotonic_ms() > deadline) {
+			fake_dump(f);
+			fail_msg("the agent did not exit within 8 s of SIGTERM");
+		}
+		fake_poll(f, 20);
+	}
+	f->agent = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int request_index(struct fake *f, const char *line)
+{
+	for (guint i = 0; i < f->requests->len; i++)
+		if (g_str_has_prefix(g_ptr_array_index(f->requests, i), line))
+			return (int)i;
+	fake_dump(f);
+	fail_msg("the agent never sent '%s'", line);
+	return -1;
+}
+
+static void test_agent_lifecycle(void **state)
+{
+	struct fake *f = *state;
+	__u8 reply[512];
+	ssize_t len;
+
+	start_or_skip(f, "--capacity");
+	fake_wait_for(f, "up container", 2, 5000);
+
+	/* Start-up: the backend, what tetherd knows, each container added starting
+	 * (its process forked after), each one up once warm. */
+	assert_string_equal(g_ptr_array_index(f->requests, 0),
+			    "add backend name=vm1 addr=10.0.0.2 mac=02:00:00:00:00:01 iface=veth-r1 heartbeat_ms=300");
+	int list = request_index(f, "list container backend=vm1");
+	int add1 = request_index(f, "add container function=42 backend=vm1 name=vm1-1 state=starting");
+	int add2 = request_index(f, "add container function=42 backend=vm1 name=vm1-2 state=starting");
+	int up1 = request_index(f, "up container container=10");
+	int up2 = request_index(f, "up container container=11");
+
+	assert_true(list < add1 && add1 < add2 && add1 < up1 && add2 < up2);
+	assert_non_null(fake_watcher(f));
+
+	/* Heartbeats every heartbeat_ms / 3. */
+	for (__u64 until = monotonic_ms() + 400; monotonic_ms() < until;)
+		fake_poll(f, 20);
+	assert_true(f->heartbeats >= 2);
+
+	/* A stamped request runs in the container its token names and keeps its
+	 * count; a wrong slot is CONTAINER_GONE. */
+	len = ask_agent(f, 10, 7, reply, sizeof(reply));
+	check_reply(reply, len, 10, TETHER_STATUS_OK, "container=10 name=vm1-1 function=42 key=7 count=1 total=1 pid=");
+	len = ask_agent(f, 10, 7, reply, sizeof(reply));
+	check_reply(reply, len, 10, TETHER_STATUS_OK, "container=10 name=vm1-1 function=42 key=7 count=2 total=2 pid=");
+	len = ask_agent(f, 11, 7, reply, sizeof(reply));
+	check_reply(reply, len, 11, TETHER_STATUS_OK, "container=11 name=vm1-2 function=42 key=7 count=1 total=1 pid=");
+	len = ask_agent(f, 12, 7, reply, sizeof(reply));
+	check_reply(reply, len, 12, TETHER_STATUS_CONTAINER_GONE, NULL);
+
+	/* capacity_needed for a function it serves starts one more container;
+	 * for another function, nothing. */
+	fake_send_event(f, "event=capacity_needed function=43 waiting=1\n");
+	fake_send_event(f, "event=capacity_needed function=42 waiting=2\n");
+	fake_wait_for(f, "up container container=12", 1, 5000);
+	assert_int_equal(fake_count(f, "add container function=42 backend=vm1 name=vm1-3"), 1);
+	assert_int_equal(fake_count(f, "add container function=43"), 0);
+
+	/* SIGTERM: each container drains, then reports idle; the backend goes
+	 * last; exit 0. */
+	assert_int_equal(stop_agent(f), 0);
+	for (int slot = 10; slot <= 12; slot++) {
+		char drain[64], idle[64];
+
+		snprintf(drain, sizeof(drain), "drain container container=%d deadline_ms=", slot);
+		snprintf(idle, sizeof(idle), "idle container container=%d", slot);
+		assert_true(request_index(f, drain) < request_index(f, idle));
+	}
+	assert_string_equal(g_ptr_array_index(f->requests, f->requests->len - 1),
+			    "del backend name=vm1");
+	assert_int_equal(fake_count(f, "del backend"), 1);
+}
+
+#define EXISTING_BACKEND "backend=vm1 id=1 state=down addr=10.0.0.2 mac=02:00:00:00:00:01 " \
+			 "iface=veth-r1 heartbeat_ms=300 expires_in_ms=0 containers=1\n"
+
+static void test_agent_takes_over_existing_backend(void **state)
+{
+	struct fake *f = *state;
+
+	/* An earlier agent left backend vm1 with container 3; tetherd kept it. */
+	f->backend_exists = true;
+	f->backend_record = EXISTING_BACKEND;
+	f->list_records = "container=3 function=42 backend=vm1 state=warm name=vm1-1 "
+			  "deadline_in_ms=0 token=00000003000000010102030405060708\n";
+	start_or_skip(f, "");
+	fake_wait_for(f, "up container", 2, 5000);
+	int list = request_index(f, "list container backend=vm1");
+	int stale = request_index(f, "del container container=3");
+	int add = request_index(f, "add container function=42 backend=vm1 name=vm1-1");
+
+	/* Registered as we would: taken over, with a heartbeat at once (it was
+	 * down); the stale container goes before ours are added (it holds the
+	 * name vm1-1). */
+	assert_string_equal(g_ptr_array_index(f->requests, 1), "list backend");
+	assert_int_equal(fake_count(f, "add backend"), 1);
+	assert_true(list < stale && stale < add);
+	assert_true(f->heartbeats >= 1);
+	assert_int_equal(stop_agent(f), 0);
+	assert_string_equal(g_ptr_array_index(f->requests, f->requests->len - 1),
+			    "del backend name=vm1");
+}
+
+static void test_agent_replaces_different_backend(void **state)
+{
+	struct fake *f = *state;
+
+	/* Backend vm1 exists with another MAC (the VM came back on a new link). */
+	f->backend_exists = true;
+	f->backend_record = "backend=vm1 id=1 state=up addr=10.0.0.2 mac=02:00:00:00:00:09 "
+			    "iface=veth-r1 heartbeat_ms=300\n";
+	start_or_skip(f, "");
+	fake_wait_for(f, "up container", 2, 5000);
+	assert_string_equal(g_ptr_array_index(f->requests, 0),
+			    "add backend name=vm1 addr=10.0.0.2 mac=02:00:00:00:00:01 iface=veth-r1 heartbeat_ms=300");
+	assert_string_equal(g_ptr_array_index(f->requests, 1), "list backend");
+	assert_string_equal(g_ptr_array_index(f->requests, 2), "del backend name=vm1");
+	assert_string_equal(g_ptr_array_index(f->requests, 3),
+			    "add backend name=vm1 addr=10.0.0.2 mac=02:00:00:00:00:01 iface=veth-r1 heartbeat_ms=300");
+	assert_string_equal(g_ptr_array_index(f->requests, 4), "list container backend=vm1");
+	assert_int_equal(stop_agent(f), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_options_full),
+		cmocka_unit_test(test_options_defaults),
+		cmocka_unit_test(test_options_refused),
+		cmocka_unit_test(test_endpoints),
+		cmocka_unit_test(test_token_own),
+		cmocka_unit_test(test_token_foreign_slot),
+		cmocka_unit_test(test_token_wrong_secret),
+		cmocka_unit_test(test_token_unstamped),
+		cmocka_unit_test(test_token_other_function_or_not_serving),
+		cmocka_unit_test(test_request_check),
+		cmocka_unit_test(test_reply_bytes),
+		cmocka_unit_test(test_reply_error_keeps_header),
+		cmocka_unit_test(test_counter_keeps_state),
+		cmocka_unit_test(test_other_handlers),
+		cmocka_unit_test(test_frames),
+		cmocka_unit_test(test_event_capacity_needed),
+		cmocka_unit_test(test_event_others),
+		cmocka_unit_test(test_container_record),
+		cmocka_unit_test(test_backend_record),
+		cmocka_unit_test_setup_teardown(test_agent_lifecycle, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_takes_over_existing_backend, fake_setup,
+						fake_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_replaces_different_backend, fake_setup,
+						fake_teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/* tether-agent's state: its options, its two links to tetherd, its backend's
+ * registration, its containers and the sockets it serves requests on. Each
+ * part is changed by its own file; this header only holds them together. */
+#ifndef TETHER_AGENT_AGENT_H
+#define TETHER_AGENT_AGENT_H
+
+#include <glib.h>
+#include <linux/types.h>
+#include <stdbool.h>
+
+#include "agent_options.h"
+#include "control_client.h"
+#include "loop.h"
+
+/* The backend's registration at tetherd over the control link (session.c). */
+enum session_state {
+	SESSION_OFFLINE,        /* no control link */
+	SESSION_NEED_BACKEND,   /* linked: add backend next */
+	SESSION_ADDING_BACKEND,
+	SESSION_NEED_CHECK,     /* it existed: is it registered as we would? */
+	SESSION_CHECKING,
+	SESSION_REPLACING,      /* it differed: del backend, then add it again */
+	SESSION_NEED_LIST,      /* registered: learn which containers tetherd knows */
+	SESSION_LISTING,
+	SESSION_READY,          /* containers may talk to tetherd; heartbeats flow */
+	SESSION_REMOVING,       /* del backend sent (stopping) */
+	SESSION_REMOVED,
+};
+
+/* A UDP socket bound to one VIP:PORT (dispatch.c). */
+struct service {
+	int fd;
+	const struct agent_vip *vip;
+	bool vip_added; /* the agent put the address on lo, and removes it */
+};
+
+struct agent {
+	struct agent_options options;
+	char secret[128]; /* from --secret-file */
+	struct loop *loop;
+	struct tetherd_link control; /* requests and their answers */
+	struct tetherd_link watch;   /* the event stream */
+
+	enum session_state session;
+	bool registered_once; /* tetherd has known our backend in this run */
+	__u64 session_retry_ms; /* after a refusal, do not ask again before */
+	__u64 heartbeat_due_ms;
+	bool heartbeat_pending;
+	GArray *stale_slots; /* __u32: containers of our backend that are not ours */
+
+	GPtrArray *containers; /* struct container * */
+	GHashTable *by_slot;   /* slot -> struct container * */
+	__u32 next_container_id;
+
+	struct service services[AGENT_MAX_VIPS];
+	int service_count;
+	GHashTable *requests; /* request id -> struct dispatched (dispatch.c) */
+	__u64 next_request_id;
+
+	int signal_fd;
+	bool stopping;          /* SIGTERM: drain, report idle, leave */
+	bool hurry;             /* a second signal: do not wait for work */
+	__u64 stop_deadline_ms; /* give up on tetherd then */
+	bool finished;
+	int exit_status;
+};
+
+/* The agent from a struct tetherd_link's owner_ctx. */
+static inline struct agent *agent_of(struct tetherd_link *link)
+{
+	return link->owner_ctx;
+}
+
+#endif

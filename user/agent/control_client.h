@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/* A connection to tetherd's control socket (docs/protocol.md), never
+ * blocking the agent: connects (Unix or TCP, authenticating first on TCP),
+ * pipelines requests and hands each its answer in order, or streams events
+ * after "watch event". When the connection drops, every waiting request is
+ * told it is lost and the link reconnects with a growing backoff. */
+#ifndef TETHER_AGENT_CONTROL_CLIENT_H
+#define TETHER_AGENT_CONTROL_CLIENT_H
+
+#include <glib.h>
+#include <linux/types.h>
+#include <stdbool.h>
+
+#include "agent_options.h"
+#include "protocol.h"
+
+struct tetherd_link;
+
+struct tetherd_answer {
+	const char *request; /* "add backend": for messages */
+	bool lost;           /* no answer came: the connection dropped */
+	bool ok;             /* "ok"; else "error CODE: message" */
+	enum proto_error error;
+	char message[PROTO_LINE_MAX];
+	GArray *records; /* struct proto_request, the lines after "ok" */
+};
+
+/* Called once per request with its answer (or lost). It may send new
+ * requests; on a lost answer the link is down and sending fails. */
+typedef void (*tetherd_done)(struct tetherd_link *link, const struct tetherd_answer *answer,
+			     __u32 arg);
+
+/* What the link's owner is told. */
+struct link_owner {
+	void (*up)(struct tetherd_link *link);   /* connected (and authenticated) */
+	void (*down)(struct tetherd_link *link); /* an up link dropped */
+	void (*event)(struct tetherd_link *link, const char *line, size_t len);
+};
+
+enum link_state {
+	LINK_DOWN,
+	LINK_CONNECTING,
+	LINK_AUTHENTICATING,
+	LINK_UP,
+	LINK_STREAMING, /* after "watch event": every line is an event */
+};
+
+struct tetherd_link {
+	void *owner_ctx; /* the agent */
+	const char *role; /* "control", "watch": in messages */
+	const struct agent_endpoint *endpoint;
+	const char *secret;  /* tcp: sent first, with backend */
+	const char *backend;
+	const struct link_owner *owner;
+	struct loop *loop;
+	enum link_state state;
+	int fd;
+	GString *in, *out;
+	GQueue pending; /* struct link_request *, oldest first */
+	struct tetherd_answer answer; /* the one being read */
+	bool status_read;
+	__u64 connect_started_ms, retry_at_ms;
+	__u32 backoff_ms;
+	char last_failure[256]; /* a failure is logged once, not at every retry */
+	char broken[128];       /* why sending failed: link_tick drops the link */
+};
+
+void link_init(struct tetherd_link *link, void *owner_ctx, const char *role,
+	       const struct agent_endpoint *endpoint, const char *secret, const char *backend,
+	       const struct link_owner *owner, struct loop *loop);
+void link_free(struct tetherd_link *link);
+
+/* Connects when the backoff allows and gives up on slow connects and late
+ * answers. Call it often. */
+void link_tick(struct tetherd_link *link, __u64 now);
+
+/* Up and taking requests. */
+bool link_is_up(const struct tetherd_link *link);
+
+/* Sends the request line built in w (proto_request_begin ... end) and frees
+ * w. Returns 0, and done gets the answer later (never before this returns);
+ * or -1 when the link is not up or w failed (done is never called then). */
+int link_request(struct tetherd_link *link, struct proto_writer *w, tetherd_done done,
+		 __u32 arg);
+
+/* "watch event": the link streams events to owner->event from its "ok" on. */
+int link_watch(struct tetherd_link *link, tetherd_done done);
+
+/* Closes the connection at once (pending answers are lost) and, with
+ * reconnect, connects again after the backoff. */
+void link_drop(struct tetherd_link *link, const char *why, bool reconnect);
+
+/* "tetherd at unix:/run/tether/tetherd.sock refused add backend: exists: ...",
+ * logged. */
+void link_log_refusal(const struct tetherd_link *link, const struct tetherd_answer *answer);
+
+#endif

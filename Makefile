@@ -32,7 +32,8 @@ TOOL_BPF_OBJS := $(patsubst tools/%.bpf.c,$(BUILD)/%.bpf.o,$(wildcard tools/*.bp
 PROGRAMS     := $(BUILD)/tetherd $(BUILD)/tetherctl $(BUILD)/tether-agent
 
 .PHONY: all deps test bench clean
-all: $(BPF_OBJ) $(SKEL) $(LIB_OBJS) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS)
+all: $(BPF_OBJ) $(SKEL) $(LIB_OBJS) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS) \
+     $(FUZZ_TARGETS)
 
 deps:
 	@tools/install-deps.sh
@@ -71,9 +72,19 @@ $(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB_OBJS)
 
 E2E_TESTS := $(wildcard tests/e2e/test_*.sh)
 
+# libFuzzer targets (clang, ASan + UBSan), each with the library code it fuzzes.
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-Iinclude -Iuser/lib
+$(BUILD)/fuzz/fuzz_protocol: user/lib/protocol.c
+$(BUILD)/fuzz/fuzz_agent_wire: user/lib/agent_wire.c
+$(BUILD)/fuzz/%: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) $^ -o $@
+
 test: deps
 	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TESTS)
+	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TESTS) tests/fuzz/run.sh
 
 clean:
 	rm -rf $(BUILD)

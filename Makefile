@@ -31,6 +31,11 @@ TOOLS        := $(patsubst %.c,$(BUILD)/%,$(filter-out %.bpf.c,$(wildcard tools/
 TOOL_BPF_OBJS := $(patsubst tools/%.bpf.c,$(BUILD)/%.bpf.o,$(wildcard tools/*.bpf.c))
 PROGRAMS     := $(BUILD)/tetherd $(BUILD)/tetherctl $(BUILD)/tether-agent
 
+# libFuzzer targets (clang, ASan + UBSan), each with the library code it fuzzes.
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-Iinclude -Iuser/lib
+
 .PHONY: all deps test bench clean
 all: $(BPF_OBJ) $(SKEL) $(LIB_OBJS) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS) \
      $(FUZZ_TARGETS)
@@ -72,19 +77,17 @@ $(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB_OBJS)
 
 E2E_TESTS := $(wildcard tests/e2e/test_*.sh)
 
-# libFuzzer targets (clang, ASan + UBSan), each with the library code it fuzzes.
-FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-Iinclude -Iuser/lib
+
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TESTS) tests/fuzz/run.sh
+
 $(BUILD)/fuzz/fuzz_protocol: user/lib/protocol.c
 $(BUILD)/fuzz/fuzz_agent_wire: user/lib/agent_wire.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) $^ -o $@
-
-test: deps
-	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TESTS) tests/fuzz/run.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -10,8 +10,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 scratch=$(mktemp -d /tmp/tether-fuzz-XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 
+targets=("$build"/fuzz/fuzz_*)
+if [[ ! -x ${targets[0]} ]]; then
+	echo "not ok - no fuzz targets in $build/fuzz: run make first"
+	exit 1
+fi
 failed=0
-for target in "$build"/fuzz/fuzz_*; do
+for target in "${targets[@]}"; do
 	name=$(basename "$target")
 	corpus="$here/corpus/${name#fuzz_}"
 	mkdir -p "$scratch/$name"
@@ -28,6 +33,5 @@ for target in "$build"/fuzz/fuzz_*; do
 		trap - EXIT
 	fi
 done
-total=$(ls -d "$build"/fuzz/fuzz_* | wc -l)
-echo "$((total - failed)) passed, $failed failed"
+echo "$((${#targets[@]} - failed)) passed, $failed failed"
 ((failed == 0))

@@ -72,6 +72,7 @@ $(BUILD)/tether-agent: $(AGENT_OBJS) $(LIB_OBJS)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TETHERD_OBJS) $(LIB_OBJS) $(TESTLIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcmocka -lm
 
+$(BUILD)/tools/bench_control: $(TETHERD_OBJS)
 $(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lm
 
@@ -111,6 +112,7 @@ $(BUILD)/tools/bench_dataplane: $(BUILD)/tests/lib/pktgen.o
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	$(BUILD)/tools/bench_dataplane --json $(BUILD)/bench.json
+	$(BUILD)/tools/bench_dataplane --json $(BUILD)/bench-dataplane.json
+	$(BUILD)/tools/bench_control --json $(BUILD)/bench-control.json
 
 $(BUILD)/tests/unit/test_tetherctl.o: $(wildcard user/tetherctl/*.c user/tetherctl/*.h)

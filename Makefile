@@ -25,11 +25,12 @@ TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/*.c))
 TETHERD_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out user/tetherd/main.c,$(wildcard user/tetherd/*.c)))
 TETHERCTL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/tetherctl/*.c))
 AGENT_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/agent/*.c))
+INVOKE_OBJS    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/invoke/*.c))
 UNIT_TESTS   := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c))
 BPF_TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/bpf/test_*.c))
 TOOLS        := $(patsubst %.c,$(BUILD)/%,$(filter-out %.bpf.c,$(wildcard tools/*.c)))
 TOOL_BPF_OBJS := $(patsubst tools/%.bpf.c,$(BUILD)/%.bpf.o,$(wildcard tools/*.bpf.c))
-PROGRAMS     := $(BUILD)/tetherd $(BUILD)/tetherctl $(BUILD)/tether-agent
+PROGRAMS     := $(BUILD)/tetherd $(BUILD)/tetherctl $(BUILD)/tether-agent $(BUILD)/tether-invoke
 
 # libFuzzer targets (clang, ASan + UBSan), each with the library code it fuzzes.
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -54,7 +55,7 @@ $(BUILD)/%.bpf.o: tools/%.bpf.c
 $(SKEL): $(BPF_OBJ)
 	$(BPFTOOL) gen skeleton $< name tether_xdp > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/%.o: %.c $(SKEL) $(wildcard include/tether/*.h user/lib/*.h user/tetherd/*.h user/agent/*.h user/tetherctl/*.h tests/lib/*.h)
+$(BUILD)/%.o: %.c $(SKEL) $(wildcard include/tether/*.h user/lib/*.h user/tetherd/*.h user/agent/*.h user/tetherctl/*.h user/invoke/*.h tests/lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -67,6 +68,9 @@ $(BUILD)/tetherctl: $(TETHERCTL_OBJS) $(LIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tether-agent: $(AGENT_OBJS) $(LIB_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tether-invoke: $(INVOKE_OBJS) $(LIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TETHERD_OBJS) $(LIB_OBJS) $(TESTLIB_OBJS)

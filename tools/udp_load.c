@@ -2,62 +2,73 @@
 /* udp_load: sends Tether requests to one service address and counts the
  * answers.
  *
- *   udp_load --vip ADDR:PORT [--count N] [--rate R] [--function F]
+ *   udp_load --vip ADDR:PORT [--count N | --duration-s D] [--rate R] [--function F]
  *            [--key K] [--sessions S] [--keys-per-session N] [--token-follow]
  *            [--token HEX] [--strict] [--timeout-ms T] [--source-port P]
- *            [--per-container]
+ *            [--per-container] [--json]
  *
  * Request i belongs to session i % S. Keyed requests (--key, --sessions or
  * --keys-per-session given) carry KEY; session s cycles over the keys
- * K + s * N ... K + s * N + N - 1 (K random when not given). --token-follow
- * presents, with TOKEN, the token of the latest reply the same session got
- * so far; --token presents a fixed token (32 hex digits, as on the wire) on
- * every request.
+ * K + s * N ... K + s * N + N - 1 (K random when not given), so a session
+ * stays on its own key set. --token-follow presents, with TOKEN, the token of
+ * the latest reply the same session got so far (a session forgets it on
+ * CONTAINER_GONE); --token presents a fixed token (32 hex digits, as on the
+ * wire) on every request. --duration-s sends for D seconds instead of N
+ * requests.
  *
- * One UDP socket, connected to the service address: it sends nowhere else and
- * only hears answers from there (the backends answer from the VIP: direct
- * server return). Answers are matched by request_id. A request without an
- * answer within --timeout-ms of being sent is lost; an answer after that is
- * late, and lost too.
+ * One client (user/lib/tether_client.h): a UDP socket connected to the
+ * service address, so it sends nowhere else and only hears answers from
+ * there (the backends answer from the VIP: direct server return). Answers
+ * are matched by request_id. A request without an answer within
+ * --timeout-ms of being sent is lost; an answer after that is late, and lost
+ * too. At most WINDOW requests are in flight; past that, sending waits.
  *
  * Output, key=value:
  *   sent=N answered=N lost=N ok=N no_capacity=N container_gone=N malformed=N
  *     overloaded=N containers=K late=N invalid=N duplicate=N send_errors=N
- *     [sticky_sessions=N sessions=S]
+ *     [sticky_sessions=N sessions=S sticky_share=F] errors=N
+ *     p50_us=N p99_us=N p999_us=N max_us=N
  *   container=SLOT count=N served_by=NAME          (--per-container, one each)
- * containers is the number of distinct container slots in OK answers;
- * sticky_sessions counts sessions whose OK answers all came from one slot.
- * invalid: answers that are not a reply to one of our requests, or whose
- * payload names another slot than their token. Exit status 0, 2 on a usage
- * error, 1 when the socket cannot be set up. */
+ * or, with --json, one object with the same fields ("per_container": a list
+ * of {"container","count","served_by"} with --per-container).
+ * containers is the number of distinct container slots in OK answers, the
+ * slot taken from the reply's token; served_by is the name the first OK
+ * answer's payload gave: "served-by=NAME slot=SLOT" (echo_backend, the
+ * agent's served-by handler) or "container=SLOT name=NAME ..." (the agent's
+ * counter handler); "-" for other payloads. sticky_sessions counts sessions
+ * whose OK answers all came from one slot; sticky_share is that over S.
+ * errors counts answers in time with a status other than OK; the latency
+ * figures (microseconds, send to answer, within 1.6%) are over every answer
+ * in time. invalid: answers that are not a reply to one of our requests, or
+ * whose payload names another slot than their token. Exit status 0, 2 on a
+ * usage error, 1 when the socket cannot be set up. */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <endian.h>
 #include <errno.h>
 #include <getopt.h>
+#include <glib.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "tether/wire.h"
+#include "ctl_json.h"
+#include "tether_client.h"
 
 #define NS_PER_SEC 1000000000ull
 #define NS_PER_MS 1000000ull
-#define MAX_DATAGRAM 65536
+#define NS_PER_US 1000ull
+#define MAX_COUNT 100000000ull
+#define MAX_DURATION_S 86400ull
+#define WINDOW (1u << 16) /* requests in flight at most */
 #define NO_SLOT UINT32_MAX
+#define NO_SEQ UINT64_MAX
 
 struct options {
 	const char *vip;
 	uint64_t count;
-	uint64_t rate; /* requests per second; 0: as fast as the socket takes them */
+	uint64_t duration_s; /* 0: send count requests */
+	uint64_t rate;       /* requests per second; 0: as fast as the socket takes them */
 	uint64_t function_id;
 	bool keyed;
 	uint64_t key_base;
@@ -65,21 +76,23 @@ struct options {
 	uint64_t keys_per_session;
 	bool token_follow;
 	bool fixed_token;
-	__u8 token[16];
+	uint8_t token[TETHER_TOKEN_LEN];
 	bool strict;
 	uint64_t timeout_ms;
 	uint16_t source_port;
 	bool per_container;
+	bool json;
 };
 
-struct request {
-	uint64_t sent_ns; /* 0: not sent */
-	bool answered;
+/* A request in flight: ring[seq % WINDOW] while it may still be answered in
+ * time; whether it was answered at all is in the answered bitmap. */
+struct flight {
+	uint64_t seq; /* NO_SEQ: empty */
+	uint64_t sent_ns;
 };
 
 struct session {
-	__u8 token[16];
-	bool has_token;
+	struct tether_session client; /* the token it presents with --token-follow */
 	uint32_t slot; /* of its first OK answer; NO_SLOT: none yet */
 	bool moved;    /* an OK answer came from another slot */
 };
@@ -92,36 +105,36 @@ struct container_count {
 
 struct tally {
 	uint64_t sent, answered, late, invalid, duplicate, send_errors;
-	uint64_t status[5]; /* by TETHER_STATUS_* */
-	struct container_count *containers;
-	size_t ncontainers, containers_cap;
+	uint64_t status[TETHER_STATUS_OVERLOADED + 1];
+	struct tether_histogram latency_us;
+	GArray *containers;  /* struct container_count, in order of first answer */
+	GHashTable *by_slot; /* slot -> index + 1 in containers */
 };
 
 struct load {
 	struct options opt;
-	int fd;
+	struct tether_client client;
 	uint64_t id_base; /* request i has request_id id_base + i */
-	struct request *requests;
+	uint64_t next;    /* requests sent so far */
+	struct flight *ring;
+	uint8_t *answered; /* one bit per request */
+	uint64_t answered_bits;
 	struct session *sessions;
 	struct tally tally;
+	uint8_t buf[TETHER_DATAGRAM_MAX];
 };
 
 static const char usage[] =
-	"usage: udp_load --vip ADDR:PORT [--count N] [--rate R] [--function F]\n"
+	"usage: udp_load --vip ADDR:PORT [--count N | --duration-s D] [--rate R] [--function F]\n"
 	"                [--key K] [--sessions S] [--keys-per-session N] [--token-follow]\n"
 	"                [--token HEX] [--strict] [--timeout-ms T] [--source-port P]\n"
-	"                [--per-container]\n"
-	"Sends N Tether requests (R per second) to ADDR:PORT and prints a summary:\n"
-	"sent= answered= lost= ok= no_capacity= container_gone= malformed= overloaded=\n"
-	"containers= ...; --per-container adds 'container=SLOT count=N' lines.\n";
+	"                [--per-container] [--json]\n"
+	"Sends N Tether requests (or for D seconds, R per second) to ADDR:PORT and prints\n"
+	"a summary: sent= answered= lost= ok= no_capacity= container_gone= malformed=\n"
+	"overloaded= containers= ... p50_us= p99_us= p999_us=; --per-container adds\n"
+	"'container=SLOT count=N served_by=NAME' lines; --json prints one object.\n";
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
-}
+/* ---- Options --------------------------------------------------------------- */
 
 static int parse_u64(const char *text, uint64_t *out)
 {
@@ -134,63 +147,6 @@ static int parse_u64(const char *text, uint64_t *out)
 	return errno || *end ? -1 : 0;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int parse_token(const char *text, __u8 out[16])
-{
-	if (strlen(text) != 32)
-		return -1;
-	for (int i = 0; i < 16; i++) {
-		int high = hex_digit(text[2 * i]), low = hex_digit(text[2 * i + 1]);
-
-		if (high < 0 || low < 0)
-			return -1;
-		out[i] = high << 4 | low;
-	}
-	return 0;
-}
-
-/* "198.51.100.1:7777" or "[2001:db8::1]:7777" to a socket address. */
-static int parse_endpoint(const char *text, struct sockaddr_storage *out, socklen_t *len)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon = strrchr(text, ':');
-	uint64_t port;
-
-	if (!colon || (size_t)(colon - text) >= sizeof(host) || parse_u64(colon + 1, &port) ||
-	    port == 0 || port > 65535)
-		return -1;
-	memcpy(host, text, colon - text);
-	host[colon - text] = '\0';
-	memset(out, 0, sizeof(*out));
-	size_t hlen = strlen(host);
-
-	if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
-
-		host[hlen - 1] = '\0';
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		*len = sizeof(*sin6);
-		return inet_pton(AF_INET6, host + 1, &sin6->sin6_addr) == 1 ? 0 : -1;
-	}
-	struct sockaddr_in *sin = (struct sockaddr_in *)out;
-
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons(port);
-	*len = sizeof(*sin);
-	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
-}
-
 static int usage_error(const char *what, const char *value)
 {
 	fprintf(stderr, "udp_load: bad %s '%s' (udp_load --help)\n", what, value ? value : "");
@@ -199,11 +155,13 @@ static int usage_error(const char *what, const char *value)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { O_VIP = 1, O_COUNT, O_RATE, O_FUNCTION, O_KEY, O_SESSIONS, O_KPS, O_FOLLOW,
-	       O_TOKEN, O_STRICT, O_TIMEOUT, O_SPORT, O_PER_CONTAINER, O_HELP };
+	enum { O_VIP = 1, O_COUNT, O_DURATION, O_RATE, O_FUNCTION, O_KEY, O_SESSIONS, O_KPS,
+	       O_FOLLOW, O_TOKEN, O_STRICT, O_TIMEOUT, O_SPORT, O_PER_CONTAINER, O_JSON,
+	       O_HELP };
 	static const struct option options[] = {
 		{ "vip", required_argument, 0, O_VIP },
 		{ "count", required_argument, 0, O_COUNT },
+		{ "duration-s", required_argument, 0, O_DURATION },
 		{ "rate", required_argument, 0, O_RATE },
 		{ "function", required_argument, 0, O_FUNCTION },
 		{ "key", required_argument, 0, O_KEY },
@@ -215,11 +173,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "timeout-ms", required_argument, 0, O_TIMEOUT },
 		{ "source-port", required_argument, 0, O_SPORT },
 		{ "per-container", no_argument, 0, O_PER_CONTAINER },
+		{ "json", no_argument, 0, O_JSON },
 		{ "help", no_argument, 0, O_HELP },
 		{ 0, 0, 0, 0 },
 	};
 	uint64_t port = 0;
-	bool key_given = false;
+	bool key_given = false, count_given = false;
 	int id;
 
 	*o = (struct options){ .count = 1, .rate = 1000, .function_id = 1, .sessions = 1,
@@ -230,6 +189,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case O_COUNT:
 			if (parse_u64(optarg, &o->count))
 				return usage_error("--count", optarg);
+			count_given = true;
+			break;
+		case O_DURATION:
+			if (parse_u64(optarg, &o->duration_s) || !o->duration_s ||
+			    o->duration_s > MAX_DURATION_S)
+				return usage_error("--duration-s (1 to 86400)", optarg);
 			break;
 		case O_RATE:
 			if (parse_u64(optarg, &o->rate))
@@ -258,7 +223,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case O_FOLLOW: o->token_follow = true; break;
 		case O_TOKEN:
-			if (parse_token(optarg, o->token))
+			if (tether_token_from_hex(optarg, o->token))
 				return usage_error("--token (32 hex digits)", optarg);
 			o->fixed_token = true;
 			break;
@@ -274,6 +239,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->source_port = port;
 			break;
 		case O_PER_CONTAINER: o->per_container = true; break;
+		case O_JSON: o->json = true; break;
 		case O_HELP: fputs(usage, stdout); exit(0);
 		default: fputs(usage, stderr); return -1;
 		}
@@ -282,291 +248,465 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return usage_error("argument", argv[optind]);
 	if (!o->vip)
 		return usage_error("--vip (required)", "");
-	if (o->count > 100000000)
+	if (o->count > MAX_COUNT)
 		return usage_error("--count (at most 100000000)", "");
+	if (count_given && o->duration_s)
+		return usage_error("--count with --duration-s", "");
 	if (o->token_follow && o->fixed_token)
 		return usage_error("--token with --token-follow", "");
-	if (o->keyed && !key_given && getrandom(&o->key_base, sizeof(o->key_base), 0) < 0)
-		o->key_base = now_ns();
+	if (o->keyed && !key_given)
+		o->key_base = tether_random_id();
 	return 0;
 }
 
-static int open_socket(const struct options *o)
+/* ---- Bookkeeping ----------------------------------------------------------- */
+
+static bool was_answered(const struct load *l, uint64_t seq)
 {
-	struct sockaddr_storage to, from = {};
-	socklen_t to_len;
-	int one = 1;
-
-	if (parse_endpoint(o->vip, &to, &to_len)) {
-		usage_error("--vip (ADDR:PORT or [IPv6]:PORT)", o->vip);
-		return -2;
-	}
-	int fd = socket(to.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	if (o->source_port) {
-		from.ss_family = to.ss_family;
-		/* Port at the same offset in both families. */
-		((struct sockaddr_in *)&from)->sin_port = htons(o->source_port);
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, (struct sockaddr *)&from, to_len))
-			goto fail;
-	}
-	if (connect(fd, (struct sockaddr *)&to, to_len))
-		goto fail;
-	return fd;
-fail:
-	fprintf(stderr, "udp_load: %s: %s\n", o->vip, strerror(errno));
-	close(fd);
-	return -1;
+	return l->answered[seq / 8] & 1u << (seq % 8);
 }
 
-static void build_request(struct load *l, uint64_t i, struct tether_hdr *hdr)
+static void mark_answered(struct load *l, uint64_t seq)
 {
-	const struct options *o = &l->opt;
-	struct session *s = &l->sessions[i % o->sessions];
-	uint64_t session = i % o->sessions, round = i / o->sessions;
+	l->answered[seq / 8] |= 1u << (seq % 8);
+}
 
-	memset(hdr, 0, sizeof(*hdr));
-	hdr->magic = htons(TETHER_MAGIC);
-	hdr->version = TETHER_VERSION;
-	hdr->function_id = htobe64(o->function_id);
-	hdr->request_id = htobe64(l->id_base + i);
-	if (o->keyed) {
-		hdr->flags |= TETHER_F_KEY;
-		hdr->routing_key = htobe64(o->key_base + session * o->keys_per_session +
-					   round % o->keys_per_session);
-	}
-	if (o->fixed_token || (o->token_follow && s->has_token)) {
-		hdr->flags |= TETHER_F_TOKEN;
-		memcpy(&hdr->container_token, o->fixed_token ? o->token : s->token, 16);
-	}
-	if (o->strict)
-		hdr->flags |= TETHER_F_STRICT;
+/* Room for the bit of request seq (the bitmap grows with --duration-s). */
+static bool reserve_bit(struct load *l, uint64_t seq)
+{
+	if (seq < l->answered_bits)
+		return true;
+	uint64_t bits = l->answered_bits ? 2 * l->answered_bits : 1 << 16;
+
+	while (bits <= seq)
+		bits *= 2;
+	uint8_t *grown = realloc(l->answered, bits / 8);
+
+	if (!grown)
+		return false;
+	memset(grown + l->answered_bits / 8, 0, (bits - l->answered_bits) / 8);
+	l->answered = grown;
+	l->answered_bits = bits;
+	return true;
+}
+
+static uint64_t timeout_ns(const struct load *l)
+{
+	return l->opt.timeout_ms * NS_PER_MS;
+}
+
+/* Nanoseconds until ring slot of request seq may take it: 0 when it is empty
+ * or its request was answered or timed out. */
+static uint64_t window_wait_ns(const struct load *l, uint64_t seq, uint64_t now)
+{
+	const struct flight *f = &l->ring[seq % WINDOW];
+
+	if (f->seq == NO_SEQ || was_answered(l, f->seq) || now - f->sent_ns > timeout_ns(l))
+		return 0;
+	return f->sent_ns + timeout_ns(l) + 1 - now;
 }
 
 static void count_container(struct tally *t, uint32_t slot, const char *served_by)
 {
-	for (size_t i = 0; i < t->ncontainers; i++) {
-		if (t->containers[i].slot == slot) {
-			t->containers[i].count++;
-			return;
-		}
-	}
-	if (t->ncontainers == t->containers_cap) {
-		size_t cap = t->containers_cap ? 2 * t->containers_cap : 16;
-		struct container_count *grown = realloc(t->containers, cap * sizeof(*grown));
+	size_t index = GPOINTER_TO_SIZE(g_hash_table_lookup(t->by_slot, GUINT_TO_POINTER(slot)));
 
-		if (!grown)
-			return;
-		t->containers = grown;
-		t->containers_cap = cap;
+	if (index) {
+		g_array_index(t->containers, struct container_count, index - 1).count++;
+		return;
 	}
-	struct container_count *c = &t->containers[t->ncontainers++];
+	struct container_count c = { .slot = slot, .count = 1 };
 
-	c->slot = slot;
-	c->count = 1;
-	snprintf(c->served_by, sizeof(c->served_by), "%s", served_by);
+	snprintf(c.served_by, sizeof(c.served_by), "%s", served_by);
+	g_array_append_val(t->containers, c);
+	g_hash_table_insert(t->by_slot, GUINT_TO_POINTER(slot),
+			    GSIZE_TO_POINTER(t->containers->len));
 }
 
-/* An OK answer's payload is "served-by=NAME slot=SLOT" from the backend: its
- * slot must be the token's. */
-static bool read_served_by(const char *payload, size_t len, uint32_t slot, char *name,
-			   size_t size)
-{
-	char text[256], word[64];
-	unsigned int named_slot;
+/* ---- Sending --------------------------------------------------------------- */
 
-	if (len >= sizeof(text))
+static void build_request(const struct load *l, uint64_t i, struct tether_request *request)
+{
+	const struct options *o = &l->opt;
+	uint64_t session = i % o->sessions, round = i / o->sessions;
+
+	*request = (struct tether_request){ .function_id = o->function_id,
+					    .request_id = l->id_base + i,
+					    .strict = o->strict };
+	if (o->keyed) {
+		request->has_key = true;
+		request->key = o->key_base + session * o->keys_per_session +
+			       round % o->keys_per_session;
+	}
+	if (o->fixed_token) {
+		request->has_token = true;
+		memcpy(request->token, o->token, TETHER_TOKEN_LEN);
+	} else if (o->token_follow) {
+		tether_session_present(&l->sessions[session].client, request);
+	}
+}
+
+/* Sends request l->next; false when the socket is full (try again). */
+static bool send_next(struct load *l)
+{
+	struct tether_request request;
+	uint64_t i = l->next;
+
+	if (!reserve_bit(l, i)) {
+		fprintf(stderr, "udp_load: out of memory\n");
+		exit(1);
+	}
+	build_request(l, i, &request);
+	/* Stamped before sending: on the loopback the answer can be queued
+	 * before send returns. */
+	uint64_t sent_ns = tether_clock_ns();
+	int error = tether_client_send(&l->client, &request);
+
+	if (error == -EAGAIN || error == -ENOBUFS)
 		return false;
-	memcpy(text, payload, len);
-	text[len] = '\0';
-	if (sscanf(text, "served-by=%63s slot=%u", word, &named_slot) != 2 ||
-	    named_slot != slot)
-		return false;
-	snprintf(name, size, "%s", word);
+	if (error)
+		l->tally.send_errors++;
+	l->ring[i % WINDOW] = (struct flight){ .seq = i, .sent_ns = sent_ns };
+	l->tally.sent++;
+	l->next++;
 	return true;
 }
 
-static void on_answer(struct load *l, const __u8 *buf, size_t len, uint64_t now)
+/* ---- Receiving ------------------------------------------------------------- */
+
+/* Who the payload of an OK answer says ran it. Both payloads the rig's
+ * backends send name the slot, as "served-by=NAME slot=SLOT" or
+ * "container=SLOT name=NAME ..."; other payloads name nothing, which is
+ * fine: the slot comes from the token. */
+struct payload_claim {
+	char name[64];
+	bool has_slot;
+	uint32_t slot;
+};
+
+static void read_claim(const uint8_t *payload, size_t len, struct payload_claim *claim)
 {
-	const struct tether_hdr *hdr = (const struct tether_hdr *)buf;
-	struct tally *t = &l->tally;
+	char text[512];
+	char *save = NULL;
+	bool named_by_served_by = false;
 
-	if (len < TETHER_HDR_LEN || ntohs(hdr->magic) != TETHER_MAGIC ||
-	    hdr->version != TETHER_VERSION || !(hdr->flags & TETHER_F_REPLY) ||
-	    hdr->status > TETHER_STATUS_OVERLOADED ||
-	    be64toh(hdr->function_id) != l->opt.function_id) {
-		t->invalid++;
-		return;
-	}
-	uint64_t i = be64toh(hdr->request_id) - l->id_base;
+	*claim = (struct payload_claim){ .name = "-" };
+	if (len >= sizeof(text))
+		len = sizeof(text) - 1; /* the words that matter come first */
+	memcpy(text, payload, len);
+	text[len] = '\0';
+	for (char *word = strtok_r(text, " \n", &save); word; word = strtok_r(NULL, " \n", &save)) {
+		char *value = strchr(word, '=');
+		uint64_t number;
 
-	if (i >= l->opt.count || !l->requests[i].sent_ns) {
-		t->invalid++;
-		return;
+		if (!value)
+			continue;
+		*value++ = '\0';
+		if (!strcmp(word, "served-by")) {
+			snprintf(claim->name, sizeof(claim->name), "%s", value);
+			named_by_served_by = true;
+		} else if (!strcmp(word, "name") && !named_by_served_by) {
+			snprintf(claim->name, sizeof(claim->name), "%s", value);
+		} else if ((!strcmp(word, "slot") || !strcmp(word, "container")) &&
+			   !claim->has_slot && !parse_u64(value, &number) && number <= UINT32_MAX) {
+			claim->has_slot = true;
+			claim->slot = (uint32_t)number;
+		}
 	}
-	struct request *r = &l->requests[i];
+}
 
-	if (r->answered) {
-		t->duplicate++;
-		return;
-	}
-	r->answered = true;
-	if (now - r->sent_ns > l->opt.timeout_ms * NS_PER_MS) {
-		t->late++;
-		return;
-	}
-	if (hdr->status != TETHER_STATUS_OK) {
-		t->answered++;
-		t->status[hdr->status]++;
-		return;
-	}
-	uint32_t slot = ntohl(hdr->container_token.slot);
-	char served_by[64];
+static void note_session(struct load *l, uint64_t seq, const struct tether_reply *reply)
+{
+	struct session *s = &l->sessions[seq % l->opt.sessions];
+	uint32_t slot = tether_token_slot(reply->token);
 
-	if (!(hdr->flags & TETHER_F_STAMPED) ||
-	    !read_served_by((const char *)buf + TETHER_HDR_LEN, len - TETHER_HDR_LEN, slot,
-			    served_by, sizeof(served_by))) {
-		t->invalid++;
+	tether_session_learn(&s->client, reply);
+	if (reply->status != TETHER_STATUS_OK)
 		return;
-	}
-	t->answered++;
-	t->status[TETHER_STATUS_OK]++;
-	count_container(t, slot, served_by);
-
-	struct session *s = &l->sessions[i % l->opt.sessions];
-
-	memcpy(s->token, &hdr->container_token, 16);
-	s->has_token = true;
 	if (s->slot == NO_SLOT)
 		s->slot = slot;
 	else if (s->slot != slot)
 		s->moved = true;
 }
 
-static void receive_all(struct load *l)
+static void on_answer(struct load *l, const uint8_t *buf, size_t len, uint64_t now)
 {
-	static __u8 buf[MAX_DATAGRAM];
+	struct tally *t = &l->tally;
+	struct tether_reply reply;
+	struct payload_claim claim;
+
+	if (tether_reply_parse(buf, len, &reply) != TETHER_REPLY_VALID ||
+	    reply.function_id != l->opt.function_id) {
+		t->invalid++;
+		return;
+	}
+	uint64_t seq = reply.request_id - l->id_base;
+
+	if (seq >= l->next) {
+		t->invalid++;
+		return;
+	}
+	uint32_t slot = tether_token_slot(reply.token);
+
+	if (reply.status == TETHER_STATUS_OK) {
+		read_claim(reply.payload, reply.payload_len, &claim);
+		if (claim.has_slot && claim.slot != slot) {
+			t->invalid++;
+			return;
+		}
+	}
+	if (was_answered(l, seq)) {
+		t->duplicate++;
+		return;
+	}
+	mark_answered(l, seq);
+	const struct flight *f = &l->ring[seq % WINDOW];
+
+	if (f->seq != seq || now - f->sent_ns > timeout_ns(l)) {
+		t->late++;
+		return;
+	}
+	t->answered++;
+	t->status[reply.status]++;
+	tether_histogram_add(&t->latency_us, (now - f->sent_ns) / NS_PER_US);
+	note_session(l, seq, &reply);
+	if (reply.status == TETHER_STATUS_OK)
+		count_container(t, slot, claim.name);
+}
+
+/* Reads answers: waits up to wait_ns for the first, then takes what is
+ * there. */
+static void receive(struct load *l, uint64_t wait_ns)
+{
+	int64_t wait_us = (int64_t)((wait_ns + NS_PER_US - 1) / NS_PER_US);
 
 	for (;;) {
-		ssize_t len = recv(l->fd, buf, sizeof(buf), 0);
+		ssize_t len = tether_client_recv(&l->client, l->buf, sizeof(l->buf), wait_us);
 
-		if (len < 0) {
-			/* ICMP errors (ECONNREFUSED...) are reported once: read on. */
-			if (errno == ECONNREFUSED || errno == EHOSTUNREACH ||
-			    errno == ENETUNREACH || errno == EINTR)
-				continue;
-			return; /* EAGAIN: nothing more for now */
-		}
-		on_answer(l, buf, (size_t)len, now_ns());
+		if (len == -ETIMEDOUT)
+			return;
+		wait_us = 0;
+		if (len >= 0)
+			on_answer(l, l->buf, (size_t)len, tether_clock_ns());
+		/* else an ICMP error (port unreachable...), reported once: read on */
 	}
 }
 
-static bool send_one(struct load *l, uint64_t i)
-{
-	struct tether_hdr hdr;
+/* ---- The run --------------------------------------------------------------- */
 
-	build_request(l, i, &hdr);
-	if (send(l->fd, &hdr, sizeof(hdr), 0) < 0) {
-		if (errno == EAGAIN || errno == ENOBUFS)
-			return false; /* try again shortly */
-		l->tally.send_errors++;
-	}
-	l->requests[i].sent_ns = now_ns();
-	l->tally.sent++;
-	return true;
+/* When request i is due, by the rate, from start (0: now). */
+static uint64_t due_ns(const struct options *o, uint64_t start, uint64_t i)
+{
+	if (!o->rate)
+		return 0;
+	return start + i / o->rate * NS_PER_SEC + i % o->rate * NS_PER_SEC / o->rate;
 }
 
-static void wait_readable(int fd, uint64_t until_ns)
+static bool done_sending(const struct load *l, uint64_t start, uint64_t now)
 {
-	uint64_t now = now_ns();
-	uint64_t wait = until_ns > now ? until_ns - now : 0;
-	struct timespec timeout = { .tv_sec = wait / NS_PER_SEC, .tv_nsec = wait % NS_PER_SEC };
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	const struct options *o = &l->opt;
 
-	ppoll(&pfd, 1, &timeout, NULL);
+	if (!o->duration_s)
+		return l->next >= o->count;
+	uint64_t end = start + o->duration_s * NS_PER_SEC;
+
+	return now >= end || due_ns(o, start, l->next) >= end;
 }
 
 static void run(struct load *l)
 {
-	const struct options *o = &l->opt;
-	uint64_t start = now_ns(), next = 0;
+	uint64_t start = tether_clock_ns(), now = start;
 
-	while (next < o->count) {
-		uint64_t due = o->rate ? start + next * NS_PER_SEC / o->rate : 0;
+	while (!done_sending(l, start, now)) {
+		uint64_t due = due_ns(&l->opt, start, l->next);
+		uint64_t wait = due > now ? due - now : window_wait_ns(l, l->next, now);
 
-		if (now_ns() >= due) {
-			if (!send_one(l, next))
-				wait_readable(l->fd, now_ns() + NS_PER_MS / 10);
-			else
-				next++;
-		} else {
-			wait_readable(l->fd, due);
-		}
-		receive_all(l);
+		if (wait)
+			receive(l, wait);
+		else if (!send_next(l))
+			receive(l, NS_PER_MS / 10); /* the socket is full */
+		else
+			receive(l, 0);
+		now = tether_clock_ns();
 	}
-	uint64_t end = now_ns() + o->timeout_ms * NS_PER_MS;
+	uint64_t end = tether_clock_ns() + timeout_ns(l);
 
-	while (l->tally.answered + l->tally.late < l->tally.sent && now_ns() < end) {
-		wait_readable(l->fd, end);
-		receive_all(l);
-	}
+	while (l->tally.answered + l->tally.late < l->tally.sent && (now = tether_clock_ns()) < end)
+		receive(l, end - now);
 }
 
-static void report(const struct load *l)
+/* ---- Report ---------------------------------------------------------------- */
+
+struct summary {
+	uint64_t sticky;
+	double sticky_share;
+	uint64_t errors;
+	uint64_t p50, p99, p999, max;
+};
+
+static struct summary summarize(const struct load *l)
+{
+	const struct tally *t = &l->tally;
+	struct summary s = {
+		.errors = t->answered - t->status[TETHER_STATUS_OK],
+		.p50 = tether_histogram_quantile(&t->latency_us, 1, 2),
+		.p99 = tether_histogram_quantile(&t->latency_us, 99, 100),
+		.p999 = tether_histogram_quantile(&t->latency_us, 999, 1000),
+		.max = t->latency_us.max,
+	};
+
+	for (uint64_t i = 0; i < l->opt.sessions; i++)
+		s.sticky += l->sessions[i].slot != NO_SLOT && !l->sessions[i].moved;
+	s.sticky_share = (double)s.sticky / (double)l->opt.sessions;
+	return s;
+}
+
+static void report_text(const struct load *l, const struct summary *s)
 {
 	const struct tally *t = &l->tally;
 
 	printf("sent=%" PRIu64 " answered=%" PRIu64 " lost=%" PRIu64 " ok=%" PRIu64
 	       " no_capacity=%" PRIu64 " container_gone=%" PRIu64 " malformed=%" PRIu64
-	       " overloaded=%" PRIu64 " containers=%zu late=%" PRIu64 " invalid=%" PRIu64
+	       " overloaded=%" PRIu64 " containers=%u late=%" PRIu64 " invalid=%" PRIu64
 	       " duplicate=%" PRIu64 " send_errors=%" PRIu64,
 	       t->sent, t->answered, t->sent - t->answered, t->status[TETHER_STATUS_OK],
 	       t->status[TETHER_STATUS_NO_CAPACITY], t->status[TETHER_STATUS_CONTAINER_GONE],
 	       t->status[TETHER_STATUS_MALFORMED], t->status[TETHER_STATUS_OVERLOADED],
-	       t->ncontainers, t->late, t->invalid, t->duplicate, t->send_errors);
-	if (l->opt.keyed) {
-		uint64_t sticky = 0;
+	       t->containers->len, t->late, t->invalid, t->duplicate, t->send_errors);
+	if (l->opt.keyed)
+		printf(" sticky_sessions=%" PRIu64 " sessions=%" PRIu64 " sticky_share=%.3f",
+		       s->sticky, l->opt.sessions, s->sticky_share);
+	printf(" errors=%" PRIu64 " p50_us=%" PRIu64 " p99_us=%" PRIu64 " p999_us=%" PRIu64
+	       " max_us=%" PRIu64 "\n",
+	       s->errors, s->p50, s->p99, s->p999, s->max);
+	if (!l->opt.per_container)
+		return;
+	for (guint i = 0; i < t->containers->len; i++) {
+		const struct container_count *c =
+			&g_array_index(t->containers, struct container_count, i);
 
-		for (uint64_t s = 0; s < l->opt.sessions; s++)
-			sticky += l->sessions[s].slot != NO_SLOT && !l->sessions[s].moved;
-		printf(" sticky_sessions=%" PRIu64 " sessions=%" PRIu64, sticky, l->opt.sessions);
+		printf("container=%u count=%" PRIu64 " served_by=%s\n", c->slot, c->count,
+		       c->served_by);
 	}
-	printf("\n");
-	if (l->opt.per_container)
-		for (size_t i = 0; i < t->ncontainers; i++)
-			printf("container=%u count=%" PRIu64 " served_by=%s\n",
-			       t->containers[i].slot, t->containers[i].count,
-			       t->containers[i].served_by);
+}
+
+static void report_json(const struct load *l, const struct summary *s)
+{
+	const struct tally *t = &l->tally;
+	GString *out = g_string_new(NULL);
+
+	g_string_append_printf(
+		out,
+		"{\"sent\":%" PRIu64 ",\"answered\":%" PRIu64 ",\"lost\":%" PRIu64
+		",\"ok\":%" PRIu64 ",\"no_capacity\":%" PRIu64 ",\"container_gone\":%" PRIu64
+		",\"malformed\":%" PRIu64 ",\"overloaded\":%" PRIu64 ",\"containers\":%u"
+		",\"late\":%" PRIu64 ",\"invalid\":%" PRIu64 ",\"duplicate\":%" PRIu64
+		",\"send_errors\":%" PRIu64,
+		t->sent, t->answered, t->sent - t->answered, t->status[TETHER_STATUS_OK],
+		t->status[TETHER_STATUS_NO_CAPACITY], t->status[TETHER_STATUS_CONTAINER_GONE],
+		t->status[TETHER_STATUS_MALFORMED], t->status[TETHER_STATUS_OVERLOADED],
+		t->containers->len, t->late, t->invalid, t->duplicate, t->send_errors);
+	if (l->opt.keyed)
+		g_string_append_printf(out,
+				       ",\"sticky_sessions\":%" PRIu64 ",\"sessions\":%" PRIu64
+				       ",\"sticky_share\":%.3f",
+				       s->sticky, l->opt.sessions, s->sticky_share);
+	g_string_append_printf(out,
+			       ",\"errors\":%" PRIu64 ",\"p50_us\":%" PRIu64 ",\"p99_us\":%" PRIu64
+			       ",\"p999_us\":%" PRIu64 ",\"max_us\":%" PRIu64,
+			       s->errors, s->p50, s->p99, s->p999, s->max);
+	if (l->opt.per_container) {
+		g_string_append(out, ",\"per_container\":[");
+		for (guint i = 0; i < t->containers->len; i++) {
+			const struct container_count *c =
+				&g_array_index(t->containers, struct container_count, i);
+
+			g_string_append_printf(out, "%s{\"container\":%u,\"count\":%" PRIu64
+					       ",\"served_by\":", i ? "," : "", c->slot, c->count);
+			ctl_json_string(out, c->served_by);
+			g_string_append_c(out, '}');
+		}
+		g_string_append_c(out, ']');
+	}
+	g_string_append(out, "}\n");
+	fputs(out->str, stdout);
+	g_string_free(out, TRUE);
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
+static struct load *load_new(const struct options *o)
+{
+	struct load *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->opt = *o;
+	l->client.fd = -1;
+	l->ring = malloc(WINDOW * sizeof(*l->ring));
+	l->sessions = calloc(o->sessions, sizeof(*l->sessions));
+	if (!l->ring || !l->sessions || !reserve_bit(l, o->duration_s ? 0 : o->count)) {
+		free(l->ring);
+		free(l->sessions);
+		free(l);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < WINDOW; i++)
+		l->ring[i].seq = NO_SEQ;
+	for (uint64_t s = 0; s < o->sessions; s++) {
+		tether_session_init(&l->sessions[s].client);
+		l->sessions[s].slot = NO_SLOT;
+	}
+	tether_histogram_init(&l->tally.latency_us);
+	l->tally.containers = g_array_new(FALSE, FALSE, sizeof(struct container_count));
+	l->tally.by_slot = g_hash_table_new(g_direct_hash, g_direct_equal);
+	l->id_base = tether_random_id() >> 1; /* room for the sequence numbers above it */
+	return l;
+}
+
+static void load_free(struct load *l)
+{
+	tether_client_close(&l->client);
+	g_array_free(l->tally.containers, TRUE);
+	g_hash_table_destroy(l->tally.by_slot);
+	free(l->answered);
+	free(l->ring);
+	free(l->sessions);
+	free(l);
 }
 
 int main(int argc, char **argv)
 {
-	struct load l = {};
+	struct options opt;
 
-	if (parse_options(argc, argv, &l.opt))
+	struct sockaddr_storage vip;
+	socklen_t vip_len;
+
+	if (parse_options(argc, argv, &opt))
 		return 2;
-	l.fd = open_socket(&l.opt);
-	if (l.fd < 0)
-		return l.fd == -2 ? 2 : 1;
-	l.requests = calloc(l.opt.count ? l.opt.count : 1, sizeof(*l.requests));
-	l.sessions = calloc(l.opt.sessions, sizeof(*l.sessions));
-	if (!l.requests || !l.sessions) {
+	if (tether_endpoint_parse(opt.vip, &vip, &vip_len)) {
+		usage_error("--vip (ADDR:PORT or [IPv6]:PORT)", opt.vip);
+		return 2;
+	}
+	struct load *l = load_new(&opt);
+
+	if (!l) {
 		fprintf(stderr, "udp_load: out of memory\n");
 		return 1;
 	}
-	for (uint64_t s = 0; s < l.opt.sessions; s++)
-		l.sessions[s].slot = NO_SLOT;
-	if (getrandom(&l.id_base, sizeof(l.id_base), 0) < 0)
-		l.id_base = now_ns();
-	l.id_base &= ~0ull >> 1; /* room for count ids above it */
-	run(&l);
-	report(&l);
-	close(l.fd);
-	free(l.requests);
-	free(l.sessions);
-	free(l.tally.containers);
+	int error = tether_client_open(&l->client, opt.vip, opt.source_port);
+
+	if (error) {
+		fprintf(stderr, "udp_load: %s: %s\n", opt.vip, strerror(-error));
+		load_free(l);
+		return 1;
+	}
+	run(l);
+	struct summary s = summarize(l);
+
+	if (opt.json)
+		report_json(l, &s);
+	else
+		report_text(l, &s);
+	load_free(l);
 	return 0;
 }

@@ -8,6 +8,12 @@
 #     | veth  E2E_IF_R1 <-> E2E_IF_V1     | veth  E2E_IF_R2 <-> E2E_IF_V2
 #   vm1 (203.0.113.2, VIP on lo)          vm2 (203.0.113.18, VIP on lo)
 #
+# e2e_topology --vms 3 --clients 2 adds vm3 (203.0.113.34) and a second client
+# (198.18.2.10, 2001:db8:4::10) on its own veth to the router (E2E_IF_CL2 <->
+# E2E_IF_RC2, XDP there too). VMs may run the real VM agent instead of the
+# echo backend: e2e_agent_start vm1 --function 1:2 (agents register
+# themselves; e2e_agent_kill is a VM crash).
+#
 # Requests go client -> router -> VM (XDP redirect); the VMs answer the client
 # directly (DSR) through the router's ordinary forwarding. Every name carries
 # a random id, so rigs can run side by side; e2e_cleanup (an EXIT trap set by
@@ -16,6 +22,8 @@
 #
 # Use:  source tests/e2e/lib.sh; e2e_init; e2e_topology; e2e_tetherd_start
 #       e2e_backend_start vm1; e2e_ctl backend list; e2e_load --count 10 ...
+# or:   e2e_topology --vms 3 --clients 2; e2e_tetherd_start
+#       e2e_agent_start vm1 --function 1:2; e2e_agent_wait_warm vm1 2
 
 E2E_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 E2E_BUILD=${BUILD:-$E2E_REPO/build}
@@ -24,6 +32,7 @@ E2E_TETHERD=$E2E_BUILD/tetherd
 E2E_TETHERCTL=$E2E_BUILD/tetherctl
 E2E_ECHO=$E2E_BUILD/tools/echo_backend
 E2E_LOAD=$E2E_BUILD/tools/udp_load
+E2E_AGENT=$E2E_BUILD/tether-agent
 E2E_XDP_PASS=$E2E_BUILD/xdp_pass.bpf.o
 
 E2E_PORT=7777
@@ -31,11 +40,17 @@ E2E_VIP4=198.51.100.1
 E2E_VIP6=2001:db8:100::1
 E2E_CLIENT4=192.0.2.10
 E2E_CLIENT6=2001:db8:2::10
+E2E_CLIENT2_4=198.18.2.10      # the second client (e2e_topology --clients 2)
+E2E_CLIENT2_6=2001:db8:4::10
+E2E_ROUTER4=192.0.2.1          # the router's own addresses on the client's link
+E2E_ROUTER6=2001:db8:2::1
 
 # Background processes are recorded in files of the rig's run directory, not
 # in variables, so that tests may run in subshells and cleanup still finds
-# everything: $E2E_RUN_DIR/pids (all), $E2E_RUN_DIR/tetherd.pid (the current).
+# everything: $E2E_RUN_DIR/pids (all), $E2E_RUN_DIR/tetherd.pid (the current),
+# $E2E_RUN_DIR/agent_NAME.pid (the VM agents).
 E2E_TETHERD_ARGS=()  # extra tetherd options, kept for restarts
+E2E_TETHERD_IFACES=() # the router's client-facing interfaces (XDP), set by e2e_init/e2e_topology
 
 e2e_die() {
 	echo "e2e: FATAL: $*" >&2
@@ -72,12 +87,19 @@ e2e_init() {
 	E2E_NS_ROUTER=$E2E_ID-router
 	E2E_NS_VM1=$E2E_ID-vm1
 	E2E_NS_VM2=$E2E_ID-vm2
+	E2E_NS_VM3=$E2E_ID-vm3          # e2e_topology --vms 3
+	E2E_NS_CLIENT2=$E2E_ID-client2  # e2e_topology --clients 2
 	E2E_IF_CL=${E2E_ID}cl   # client's end, towards the router
 	E2E_IF_RC=${E2E_ID}rc   # router's end, towards the client (XDP here)
 	E2E_IF_R1=${E2E_ID}r1   # router -> vm1
 	E2E_IF_V1=${E2E_ID}v1
 	E2E_IF_R2=${E2E_ID}r2   # router -> vm2
 	E2E_IF_V2=${E2E_ID}v2
+	E2E_IF_R3=${E2E_ID}r3   # router -> vm3
+	E2E_IF_V3=${E2E_ID}v3
+	E2E_IF_CL2=${E2E_ID}cl2 # the second client's end
+	E2E_IF_RC2=${E2E_ID}rc2 # router's end towards it (XDP here too)
+	E2E_TETHERD_IFACES=("$E2E_IF_RC")
 	E2E_PIN_ROOT=/sys/fs/bpf/$E2E_ID
 	E2E_RUN_DIR=/run/$E2E_ID
 	E2E_SOCKET=$E2E_RUN_DIR/tetherd.sock
@@ -88,30 +110,33 @@ e2e_init() {
 	trap e2e_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
-	e2e_log "rig $E2E_ID (logs in $E2E_LOG_DIR)"
+	[[ -n ${E2E_QUIET:-} ]] || e2e_log "rig $E2E_ID (logs in $E2E_LOG_DIR)"
 }
 
 e2e_cleanup() {
-	local status=$? pid pids=()
+	local status=$? pid pids=() agents=()
 	trap - EXIT INT TERM
 	if [[ -f ${E2E_RUN_DIR:-}/pids ]]; then
 		for pid in $(<"$E2E_RUN_DIR/pids"); do
-			e2e_ours "$pid" && pids+=("$pid")
+			e2e_ours "$pid" || continue
+			if [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$E2E_AGENT" ]]; then
+				agents+=("$pid")
+			else
+				pids+=("$pid")
+			fi
 		done
 	fi
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		e2e_wait_gone "$pid" 30 || kill -KILL "$pid" 2>/dev/null || true
-	done
+	# VM agents first, while tetherd still answers their leaving; then the rest.
+	e2e_stop_all agents "${agents[@]}"
+	e2e_stop_all others "${pids[@]}"
 	if [[ -n ${E2E_PIN_ROOT:-} && -e $E2E_PIN_ROOT ]]; then
 		"$E2E_TETHERD" --unload --pin-root "$E2E_PIN_ROOT" >/dev/null 2>&1 || true
 		rm -rf "$E2E_PIN_ROOT"
 	fi
 	local ns
-	for ns in "${E2E_NS_CLIENT:-}" "${E2E_NS_ROUTER:-}" "${E2E_NS_VM1:-}" "${E2E_NS_VM2:-}"; do
-		[[ -n $ns ]] && ip netns del "$ns" 2>/dev/null || true
+	for ns in "${E2E_NS_CLIENT:-}" "${E2E_NS_CLIENT2:-}" "${E2E_NS_ROUTER:-}" "${E2E_NS_VM1:-}" \
+		"${E2E_NS_VM2:-}" "${E2E_NS_VM3:-}"; do
+		[[ -n $ns && -e /var/run/netns/$ns ]] && ip netns del "$ns" 2>/dev/null || true
 	done
 	[[ -n ${E2E_RUN_DIR:-} ]] && rm -rf "$E2E_RUN_DIR"
 	if ((status == 0)) && [[ -n ${E2E_LOG_DIR:-} ]]; then
@@ -120,6 +145,27 @@ e2e_cleanup() {
 		echo "# logs kept in $E2E_LOG_DIR" >&2
 	fi
 	exit "$status"
+}
+
+# Sends TERM to every pid given (after a label), waits up to 3 s for all of
+# them together, then KILLs what is left.
+e2e_stop_all() {
+	local pid left i
+	shift
+	(($#)) || return 0
+	kill -TERM "$@" 2>/dev/null || true
+	for ((i = 0; i < 30; i++)); do
+		left=0
+		for pid in "$@"; do
+			e2e_alive "$pid" && left=1
+		done
+		((left)) || return 0
+		sleep 0.1
+	done
+	kill -KILL "$@" 2>/dev/null || true
+	for pid in "$@"; do
+		e2e_wait_gone "$pid" 20 || true
+	done
 }
 
 # True while pid runs (an exited child not yet reaped is not running).
@@ -145,11 +191,32 @@ e2e_track() {
 	echo "$1" >>"$E2E_RUN_DIR/pids"
 }
 
-# True when pid still runs one of the rig's programs (not a reused pid).
+# True when pid still runs one of the rig's programs (not a reused pid): a
+# program of the build, or one recorded by e2e_track_any that still has the
+# start time it had then.
 e2e_ours() {
 	local exe
 	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
-	[[ $exe == "$E2E_BUILD"/* ]]
+	[[ $exe == "$E2E_BUILD"/* ]] && return 0
+	[[ -f ${E2E_RUN_DIR:-}/pids.any ]] &&
+		grep -qx "$1 $(e2e_start_time "$1")" "$E2E_RUN_DIR/pids.any"
+}
+
+# The start time of pid (clock ticks since boot; empty when it is gone).
+e2e_start_time() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	stat=${stat##*) }
+	# shellcheck disable=SC2086 # the fields, one a word
+	set -- $stat
+	echo "${20}"
+}
+
+# Records a background process that is no program of the build (socat,
+# python) for cleanup, with its start time so a reused pid is left alone.
+e2e_track_any() {
+	echo "$1 $(e2e_start_time "$1")" >>"$E2E_RUN_DIR/pids.any"
+	e2e_track "$1"
 }
 
 # Runs a command in a namespace (its own /sys, no bpffs: not for tetherd).
@@ -214,9 +281,42 @@ e2e_vm() {
 	ip -n "$ns" link set dev "$if_vm" xdpdrv obj "$E2E_XDP_PASS" sec xdp
 }
 
+# A client: its link to the router (the router's end gets tetherd's XDP),
+# addresses, and routes to the VIPs through the router.
+e2e_client() {
+	local ns=$1 if_client=$2 if_router=$3 client4=$4 client6=$5 router4=$6 router6=$7
+	e2e_veth "$ns" "$if_client" "$E2E_NS_ROUTER" "$if_router"
+	# veth hands its peer CHECKSUM_PARTIAL skbs (only the pseudo-header sum in
+	# the UDP checksum); a frame the router's XDP redirects loses that state and
+	# reaches the VM with a bad checksum. A real NIC delivers whole checksums:
+	# have the client compute them.
+	ip netns exec "$ns" ethtool -K "$if_client" tx off >/dev/null
+	e2e_addr "$ns" "$if_client" "$client4/24"
+	e2e_addr "$ns" "$if_client" "$client6/64"
+	e2e_addr "$E2E_NS_ROUTER" "$if_router" "$router4/24"
+	e2e_addr "$E2E_NS_ROUTER" "$if_router" "$router6/64"
+	ip -n "$ns" route add "$E2E_VIP4/32" via "$router4"
+	ip -n "$ns" -6 route add "$E2E_VIP6/128" via "$router6"
+}
+
+# The rig: client, router, vm1, vm2; --vms 3 adds vm3, --clients 2 a second
+# client (whose router-side interface joins E2E_TETHERD_IFACES).
 e2e_topology() {
-	local ns
-	for ns in "$E2E_NS_CLIENT" "$E2E_NS_ROUTER" "$E2E_NS_VM1" "$E2E_NS_VM2"; do
+	local vms=2 clients=1 ns
+	while (($#)); do
+		case $1 in
+		--vms) vms=$2 ;;
+		--clients) clients=$2 ;;
+		*) e2e_die "e2e_topology: unknown option '$1'" ;;
+		esac
+		shift 2
+	done
+	((vms >= 2 && vms <= 3)) || e2e_die "e2e_topology: --vms is 2 or 3"
+	((clients >= 1 && clients <= 2)) || e2e_die "e2e_topology: --clients is 1 or 2"
+	local namespaces=("$E2E_NS_CLIENT" "$E2E_NS_ROUTER" "$E2E_NS_VM1" "$E2E_NS_VM2")
+	((vms < 3)) || namespaces+=("$E2E_NS_VM3")
+	((clients < 2)) || namespaces+=("$E2E_NS_CLIENT2")
+	for ns in "${namespaces[@]}"; do
 		ip netns add "$ns"
 		ip -n "$ns" link set lo up
 		# No duplicate address detection, link-local addresses included:
@@ -224,23 +324,19 @@ e2e_topology() {
 		e2e_sysctl "$ns" net.ipv6.conf.all.accept_dad 0
 		e2e_sysctl "$ns" net.ipv6.conf.default.accept_dad 0
 	done
-	e2e_veth "$E2E_NS_CLIENT" "$E2E_IF_CL" "$E2E_NS_ROUTER" "$E2E_IF_RC"
-	# veth hands its peer CHECKSUM_PARTIAL skbs (only the pseudo-header sum in
-	# the UDP checksum); a frame the router's XDP redirects loses that state and
-	# reaches the VM with a bad checksum. A real NIC delivers whole checksums:
-	# have the client compute them.
-	ip netns exec "$E2E_NS_CLIENT" ethtool -K "$E2E_IF_CL" tx off >/dev/null
-	e2e_addr "$E2E_NS_CLIENT" "$E2E_IF_CL" "$E2E_CLIENT4/24"
-	e2e_addr "$E2E_NS_CLIENT" "$E2E_IF_CL" "$E2E_CLIENT6/64"
-	e2e_addr "$E2E_NS_ROUTER" "$E2E_IF_RC" 192.0.2.1/24
-	e2e_addr "$E2E_NS_ROUTER" "$E2E_IF_RC" 2001:db8:2::1/64
-	ip -n "$E2E_NS_CLIENT" route add "$E2E_VIP4/32" via 192.0.2.1
-	ip -n "$E2E_NS_CLIENT" -6 route add "$E2E_VIP6/128" via 2001:db8:2::1
+	e2e_client "$E2E_NS_CLIENT" "$E2E_IF_CL" "$E2E_IF_RC" "$E2E_CLIENT4" "$E2E_CLIENT6" \
+		"$E2E_ROUTER4" "$E2E_ROUTER6"
+	if ((clients >= 2)); then
+		e2e_client "$E2E_NS_CLIENT2" "$E2E_IF_CL2" "$E2E_IF_RC2" "$E2E_CLIENT2_4" \
+			"$E2E_CLIENT2_6" 198.18.2.1 2001:db8:4::1
+		E2E_TETHERD_IFACES+=("$E2E_IF_RC2")
+	fi
 	e2e_sysctl "$E2E_NS_ROUTER" net.ipv4.ip_forward 1
 	e2e_sysctl "$E2E_NS_ROUTER" net.ipv6.conf.all.forwarding 1
 	e2e_sysctl "$E2E_NS_ROUTER" net.ipv4.conf.all.rp_filter 0
 	e2e_vm "$E2E_NS_VM1" "$E2E_IF_R1" "$E2E_IF_V1" 203.0.113 2001:db8:3::1 1 2
 	e2e_vm "$E2E_NS_VM2" "$E2E_IF_R2" "$E2E_IF_V2" 203.0.113 2001:db8:3::2 17 18
+	((vms < 3)) || e2e_vm "$E2E_NS_VM3" "$E2E_IF_R3" "$E2E_IF_V3" 203.0.113 2001:db8:3::3 33 34
 }
 
 # --- tetherd -----------------------------------------------------------------
@@ -252,7 +348,11 @@ e2e_tetherd_start() {
 	echo "=== tetherd $(date +%T.%N) ${E2E_TETHERD_ARGS[*]}" >>"$E2E_TETHERD_LOG"
 	# A simple command, not a function, so that $! is tetherd itself (nsenter
 	# and ip netns exec exec their command): signals reach it, not a subshell.
-	nsenter --net="/var/run/netns/$E2E_NS_ROUTER" "$E2E_TETHERD" --iface "$E2E_IF_RC" \
+	local iface ifaces=()
+	for iface in "${E2E_TETHERD_IFACES[@]}"; do
+		ifaces+=(--iface "$iface")
+	done
+	nsenter --net="/var/run/netns/$E2E_NS_ROUTER" "$E2E_TETHERD" "${ifaces[@]}" \
 		--vip "$E2E_VIP4:$E2E_PORT" --vip "[$E2E_VIP6]:$E2E_PORT" \
 		--pin-root "$E2E_PIN_ROOT" --socket "$E2E_SOCKET" \
 		"${E2E_TETHERD_ARGS[@]}" >>"$E2E_TETHERD_LOG" 2>&1 &
@@ -314,14 +414,22 @@ e2e_xdp_prog_id() {
 
 # --- backends and clients ------------------------------------------------------
 
-# Starts the echo backend NAME (vm1 or vm2) in its namespace, on both VIPs.
+# Sets E2E_VM_NS, E2E_VM_IFR (the router's veth to it), E2E_VM_IFV (its
+# own veth) and E2E_VM_ADDR for VM NAME (vm1, vm2, vm3).
+e2e_vm_vars() {
+	case $1 in
+	vm1) E2E_VM_NS=$E2E_NS_VM1 E2E_VM_IFR=$E2E_IF_R1 E2E_VM_IFV=$E2E_IF_V1 E2E_VM_ADDR=203.0.113.2 ;;
+	vm2) E2E_VM_NS=$E2E_NS_VM2 E2E_VM_IFR=$E2E_IF_R2 E2E_VM_IFV=$E2E_IF_V2 E2E_VM_ADDR=203.0.113.18 ;;
+	vm3) E2E_VM_NS=$E2E_NS_VM3 E2E_VM_IFR=$E2E_IF_R3 E2E_VM_IFV=$E2E_IF_V3 E2E_VM_ADDR=203.0.113.34 ;;
+	*) e2e_die "no VM '$1'" ;;
+	esac
+}
+
+# Starts the echo backend NAME (vm1, vm2, vm3) in its namespace, on both VIPs.
 e2e_backend_start() {
 	local name=$1 ns
-	case $name in
-	vm1) ns=$E2E_NS_VM1 ;;
-	vm2) ns=$E2E_NS_VM2 ;;
-	*) e2e_die "no VM '$name'" ;;
-	esac
+	e2e_vm_vars "$name"
+	ns=$E2E_VM_NS
 	ip netns exec "$ns" "$E2E_ECHO" --vip "$E2E_VIP4:$E2E_PORT" --vip "[$E2E_VIP6]:$E2E_PORT" \
 		--name "$name" >"$E2E_LOG_DIR/echo_$name.log" 2>&1 &
 	local pid=$! i
@@ -335,14 +443,11 @@ e2e_backend_start() {
 	e2e_die "echo_backend $name did not start"
 }
 
-# Registers vm1 or vm2 with tetherd: its VM-side MAC, the router's veth to it.
+# Registers vm1, vm2 or vm3 with tetherd: its VM-side MAC, the router's veth to it.
 e2e_backend_add() {
 	local name=$1 ns ifr ifv addr
-	case $name in
-	vm1) ns=$E2E_NS_VM1 ifr=$E2E_IF_R1 ifv=$E2E_IF_V1 addr=203.0.113.2 ;;
-	vm2) ns=$E2E_NS_VM2 ifr=$E2E_IF_R2 ifv=$E2E_IF_V2 addr=203.0.113.18 ;;
-	*) e2e_die "no VM '$name'" ;;
-	esac
+	e2e_vm_vars "$name"
+	ns=$E2E_VM_NS ifr=$E2E_VM_IFR ifv=$E2E_VM_IFV addr=$E2E_VM_ADDR
 	e2e_ctl backend add "$name" --addr "$addr" --mac "$(e2e_mac "$ns" "$ifv")" \
 		--iface "$ifr" "${@:2}"
 }
@@ -372,4 +477,264 @@ e2e_load_wait() {
 e2e_field() {
 	local line=$1 key=$2
 	sed -n "s/.*\(^\| \)$key=\([^ ]*\).*/\2/p" <<<"$line" | head -n1
+}
+
+# --- VM agents -------------------------------------------------------------------
+
+# Starts the VM agent in VM NAME (vm1..vm3), registered with this rig's tetherd
+# over its socket, serving both VIPs; the options after NAME are the agent's
+# (--function 1:2 --capacity --cold-start-ms 300 --heartbeat-ms 1000 ...).
+# Its log: $E2E_LOG_DIR/agent_NAME.log. Does not wait: see e2e_agent_wait_warm.
+e2e_agent_start() {
+	local name=$1 mac
+	shift
+	[[ -x $E2E_AGENT ]] || e2e_die "$E2E_AGENT is missing: run 'make' first"
+	e2e_vm_vars "$name"
+	mac=$(e2e_mac "$E2E_VM_NS" "$E2E_VM_IFV")
+	echo "=== tether-agent $(date +%T.%N) $*" >>"$E2E_LOG_DIR/agent_$name.log"
+	ip netns exec "$E2E_VM_NS" "$E2E_AGENT" --name "$name" --addr "$E2E_VM_ADDR" --mac "$mac" \
+		--router-iface "$E2E_VM_IFR" --vip "$E2E_VIP4:$E2E_PORT" --vip "[$E2E_VIP6]:$E2E_PORT" \
+		--tetherd "unix:$E2E_SOCKET" "$@" >>"$E2E_LOG_DIR/agent_$name.log" 2>&1 &
+	local pid=$!
+	disown "$pid" # killed on purpose by the tests: no "Killed" notice from bash
+	e2e_track "$pid"
+	echo "$pid" >"$E2E_RUN_DIR/agent_$name.pid"
+}
+
+# The pid of VM NAME's agent (empty when none runs).
+e2e_agent_pid() {
+	local pid
+	pid=$(cat "$E2E_RUN_DIR/agent_$1.pid" 2>/dev/null) || return 0
+	e2e_alive "$pid" && echo "$pid"
+	return 0
+}
+
+# The container processes of VM NAME's agent (its children), one per line.
+e2e_agent_children() {
+	local pid
+	pid=$(e2e_agent_pid "$1")
+	[[ -n $pid ]] || return 0
+	cat /proc/"$pid"/task/*/children 2>/dev/null | tr ' ' '\n' | sed '/^$/d'
+}
+
+# Waits (up to 10 s) until backend NAME is up at tetherd with at least COUNT
+# warm containers.
+e2e_agent_wait_warm() {
+	local name=$1 count=$2 i warm pid
+	for ((i = 0; i < 100; i++)); do
+		warm=$(e2e_ctl --json container list --backend "$name" 2>/dev/null |
+			jq '[.[] | select(.state == "warm")] | length' 2>/dev/null) || warm=0
+		((${warm:-0} >= count)) && return 0
+		pid=$(cat "$E2E_RUN_DIR/agent_$name.pid" 2>/dev/null || true)
+		if [[ -n $pid ]] && ! e2e_alive "$pid"; then
+			cat "$E2E_LOG_DIR/agent_$name.log" >&2
+			e2e_die "tether-agent $name exited (log above)"
+		fi
+		sleep 0.1
+	done
+	cat "$E2E_LOG_DIR/agent_$name.log" >&2
+	e2e_die "tether-agent $name: ${warm:-0} of $count containers warm after 10 s (log above)"
+}
+
+# A VM crash: SIGKILL to VM NAME's agent and to every container process it
+# ran; sets E2E_KILLED_AT_NS to the wall-clock time (ns) right after the kill.
+e2e_agent_kill() {
+	local name=$1 pid children
+	pid=$(e2e_agent_pid "$name")
+	[[ -n $pid ]] || e2e_die "no agent runs in $name"
+	children=$(e2e_agent_children "$name")
+	# shellcheck disable=SC2086 # one pid a word
+	kill -KILL "$pid" $children 2>/dev/null || true
+	# When it died (wall clock, ns): nothing of the VM runs after this.
+	E2E_KILLED_AT_NS=${EPOCHREALTIME/./}000
+	e2e_wait_gone "$pid" 50 || e2e_die "tether-agent $name ($pid) survived SIGKILL"
+	for pid in $children; do
+		e2e_wait_gone "$pid" 50 || e2e_die "container process $pid of $name survived SIGKILL"
+	done
+	rm -f "$E2E_RUN_DIR/agent_$name.pid"
+}
+
+# Stops VM NAME's agent with SIGTERM (it drains and leaves) and waits.
+e2e_agent_stop() {
+	local name=$1 pid
+	pid=$(e2e_agent_pid "$name")
+	[[ -n $pid ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	e2e_wait_gone "$pid" 150 || e2e_die "tether-agent $name ($pid) did not exit after SIGTERM"
+	rm -f "$E2E_RUN_DIR/agent_$name.pid"
+}
+
+# --- extra tetherds, refused starts, client connections (test_tetherd.sh) ------
+
+# A veth pair with both ends in the router's namespace, up: an interface of its
+# own for an extra tetherd (NAME; its peer is NAMEp). NAME: at most 14
+# characters, by convention $E2E_ID and a short tag. The namespace takes it
+# away with it.
+e2e_router_veth() {
+	local name=$1
+	ip link add "$name" netns "$E2E_NS_ROUTER" type veth peer name "${name}p" \
+		netns "$E2E_NS_ROUTER"
+	ip -n "$E2E_NS_ROUTER" link set "$name" up
+	ip -n "$E2E_NS_ROUTER" link set "${name}p" up
+}
+
+# Waits until tetherd PID answers on SOCKET; dies (printing LOG) when it exits
+# first or does not answer within 10 s.
+e2e_socket_wait_ready() {
+	local pid=$1 socket=$2 log=$3 i answer
+	for ((i = 0; i < 100; i++)); do
+		if ! e2e_alive "$pid"; then
+			cat "$log" >&2
+			e2e_die "tetherd ($pid) exited during start-up (log above)"
+		fi
+		answer=""
+		if [[ -S $socket ]]; then
+			answer=$(printf 'list backend\n' |
+				socat -t1 - "UNIX-CONNECT:$socket" 2>/dev/null || true)
+		fi
+		[[ ${answer%%$'\n'*} == ok ]] && return 0
+		sleep 0.1
+	done
+	cat "$log" >&2
+	e2e_die "tetherd's socket $socket did not answer within 10 s"
+}
+
+# Starts one more tetherd in the router's namespace with exactly the options
+# given (none added: they name its --iface, --vip, --pin-root and --socket, or
+# a --config that does), logging to $E2E_LOG_DIR/tetherd-NAME.log, and waits
+# until SOCKET answers. Sets E2E_SPAWN_PID. Cleanup stops it like the rig's
+# tetherd; a pin root other than $E2E_PIN_ROOT is the caller's to remove.
+e2e_tetherd_spawn() {
+	local name=$1 socket=$2 log=$E2E_LOG_DIR/tetherd-$1.log
+	shift 2
+	echo "=== tetherd $(date +%T.%N) $*" >>"$log"
+	nsenter --net="/var/run/netns/$E2E_NS_ROUTER" "$E2E_TETHERD" "$@" >>"$log" 2>&1 &
+	E2E_SPAWN_PID=$!
+	disown "$E2E_SPAWN_PID"
+	e2e_track "$E2E_SPAWN_PID"
+	e2e_socket_wait_ready "$E2E_SPAWN_PID" "$socket" "$log"
+}
+
+# Runs tetherd in the router's namespace with exactly the options given,
+# expecting it to refuse to start: prints what it wrote (stdout and stderr) and
+# returns its exit status, 124 when it still ran after 5 s (it is stopped then).
+e2e_tetherd_try() {
+	local status=0
+	timeout --kill-after=2 5 nsenter --net="/var/run/netns/$E2E_NS_ROUTER" \
+		"$E2E_TETHERD" "$@" 2>&1 || status=$?
+	return "$status"
+}
+
+# Client connections to tetherd that stay open between requests, several at
+# once: a socat in the router's namespace (so 127.0.0.1 is the router's; Unix
+# sockets are reached as well) reads from a FIFO this shell keeps open and
+# writes what it receives to $E2E_LOG_DIR/conn-NAME/out. NAME: [A-Za-z0-9_]+.
+#   e2e_conn_open NAME ADDRESS   ADDRESS as socat takes it: TCP:127.0.0.1:PORT,
+#                                UNIX-CONNECT:PATH
+#   e2e_conn_send NAME LINE      sends one line (nonzero when it cannot)
+#   e2e_conn_answer NAME         prints the next answer, its lines up to the
+#                                empty line; nonzero (printing what came) when
+#                                none came within 3 s or the peer closed first
+#   e2e_conn_wait NAME REGEX     waits up to 3 s for a received line matching
+#                                the extended REGEX
+#   e2e_conn_closed NAME         0 when the peer closed the connection (3 s)
+#   e2e_conn_close NAME          closes it
+# socat lives at most 60 s, and ends soon after the peer closes.
+e2e_conn_open() {
+	local name=$1 address=$2 dir=$E2E_LOG_DIR/conn-$1 fd
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	mkfifo "$dir/in"
+	: >"$dir/out"
+	echo 0 >"$dir/seen"
+	nsenter --net="/var/run/netns/$E2E_NS_ROUTER" timeout 60 socat -t 0.2 - "$address" \
+		<"$dir/in" >"$dir/out" 2>"$dir/err" &
+	echo "$!" >"$dir/pid"
+	disown "$!"
+	exec {fd}>"$dir/in"
+	printf -v "E2E_CONN_FD_$name" '%s' "$fd"
+}
+
+e2e_conn_send() {
+	local var=E2E_CONN_FD_$1
+	(printf '%s\n' "$2" >&"${!var}") 2>/dev/null
+}
+
+e2e_conn_answer() {
+	local dir=$E2E_LOG_DIR/conn-$1 seen i k alive lines=()
+	for ((i = 0; i < 150; i++)); do
+		alive=0
+		e2e_alive "$(<"$dir/pid")" && alive=1
+		seen=$(<"$dir/seen")
+		mapfile -t lines < <(tail -n "+$((seen + 1))" "$dir/out")
+		for ((k = 0; k < ${#lines[@]}; k++)); do
+			if [[ -z ${lines[k]} ]]; then
+				((k == 0)) || printf '%s\n' "${lines[@]:0:k}"
+				echo $((seen + k + 1)) >"$dir/seen"
+				return 0
+			fi
+		done
+		((alive)) || break
+		sleep 0.02
+	done
+	((${#lines[@]} == 0)) || printf '%s\n' "${lines[@]}"
+	return 1
+}
+
+e2e_conn_wait() {
+	local dir=$E2E_LOG_DIR/conn-$1 i
+	for ((i = 0; i < 150; i++)); do
+		grep -Eq -- "$2" "$dir/out" && return 0
+		sleep 0.02
+	done
+	return 1
+}
+
+e2e_conn_closed() {
+	e2e_wait_gone "$(<"$E2E_LOG_DIR/conn-$1/pid")" 30
+}
+
+e2e_conn_close() {
+	local var=E2E_CONN_FD_$1 pid fd
+	pid=$(<"$E2E_LOG_DIR/conn-$1/pid")
+	fd=${!var:-}
+	[[ -z $fd ]] || exec {fd}>&-
+	kill -TERM "$pid" 2>/dev/null || true
+	e2e_wait_gone "$pid" 20 || kill -KILL "$pid" 2>/dev/null || true
+}
+
+# --- faults (test_faults.sh) -------------------------------------------------------
+
+# Stops the echo backend of VM NAME (vm1..vm3) and waits until it is gone.
+e2e_backend_stop() {
+	local name=$1 pid pids=()
+	[[ -f $E2E_RUN_DIR/pids ]] || return 0
+	for pid in $(<"$E2E_RUN_DIR/pids"); do
+		[[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$E2E_ECHO" ]] || continue
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--name $name " &&
+			pids+=("$pid")
+	done
+	e2e_stop_all echo "${pids[@]}"
+}
+
+# Checks the maps pinned at the rig's pin root (build/tools/check_pins: pool
+# tables against warm containers, backends, names); prints its summary or its
+# problems, nonzero when it found any.
+e2e_check_pins() {
+	"$E2E_BUILD/tools/check_pins" --pin-root "$E2E_PIN_ROOT" "$@"
+}
+
+# A VM that stops answering and heartbeating for a while (SIGSTOP to VM NAME's
+# agent; its container processes wait for it), and comes back (SIGCONT).
+e2e_agent_pause() {
+	local pid
+	pid=$(e2e_agent_pid "$1")
+	[[ -n $pid ]] || e2e_die "no agent runs in $1"
+	kill -STOP "$pid"
+}
+
+e2e_agent_resume() {
+	local pid
+	pid=$(e2e_agent_pid "$1")
+	[[ -z $pid ]] || kill -CONT "$pid"
 }

@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <net/if.h>
 #include <getopt.h>
 #include <glib.h>
 #include <stdio.h>
@@ -194,6 +196,29 @@ static int apply_file(struct tetherd_config *config, const char *path)
 	return 0;
 }
 
+/* What can be checked before anything is loaded or pinned: a start that
+ * will be refused leaves nothing behind. */
+static int check_settings(const struct tetherd_config *config)
+{
+	for (int i = 0; i < config->iface_count; i++)
+		if (!if_nametoindex(config->ifaces[i])) {
+			fprintf(stderr, "tetherd: interface '%s' does not exist (ip link shows them)\n",
+				config->ifaces[i]);
+			return -ENODEV;
+		}
+	if (config->socket_group[0] && !getgrnam(config->socket_group)) {
+		fprintf(stderr, "tetherd: no group named '%s' for --socket-group\n",
+			config->socket_group);
+		return -ENOENT;
+	}
+	if (config->tcp_listen[0] && strlen(config->tcp_secret) < 16) {
+		fprintf(stderr, "tetherd: the TCP listener needs a shared secret of at least 16 "
+				"characters (--tcp-secret-file)\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static void set_defaults(struct tetherd_config *config)
 {
 	memset(config, 0, sizeof(*config));
@@ -216,7 +241,18 @@ int config_parse(struct tetherd_config *config, int argc, char **argv)
 	for (int i = 1; i + 1 < argc; i++)
 		if (!strcmp(argv[i], "--config") && (err = apply_file(config, argv[i + 1])))
 			return err;
+	/* A list given on the command line replaces the file's list. */
+	bool cmdline_ifaces = false, cmdline_vips = false;
+
 	while ((id = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		if (id == OPT_IFACE && !cmdline_ifaces) {
+			config->iface_count = 0;
+			cmdline_ifaces = true;
+		}
+		if (id == OPT_VIP && !cmdline_vips) {
+			config->vip_count = 0;
+			cmdline_vips = true;
+		}
 		if (id == OPT_HELP) {
 			fputs(usage, stdout);
 			return 1;
@@ -236,5 +272,5 @@ int config_parse(struct tetherd_config *config, int argc, char **argv)
 		fprintf(stderr, "tetherd: give at least one --iface and one --vip\n%s", usage);
 		return -EINVAL;
 	}
-	return 0;
+	return config->unload ? 0 : check_settings(config);
 }

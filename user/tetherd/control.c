@@ -229,7 +229,32 @@ static void on_connection(void *ctx, int fd, uint32_t events)
 		control_flush(conn->control);
 }
 
-/* Root, tetherd's own user, or the configured group may talk to tetherd. */
+/* Whether the peer process holds gid among its supplementary groups, as the
+ * kernel has them (the "Groups:" line of /proc/PID/status). */
+static bool peer_in_group(pid_t pid, gid_t gid)
+{
+	char path[64], line[4096];
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *status = fopen(path, "r");
+
+	if (!status)
+		return false;
+	while (!found && fgets(line, sizeof(line), status)) {
+		if (strncmp(line, "Groups:", 7))
+			continue;
+		char *cursor = line + 7, *end;
+
+		for (long group; (group = strtol(cursor, &end, 10)), end != cursor; cursor = end)
+			if ((gid_t)group == gid)
+				found = true;
+	}
+	fclose(status);
+	return found;
+}
+
+/* Root, tetherd's own user, or a member of the configured group. */
 static bool unix_peer_allowed(struct control *control, int fd)
 {
 	struct ucred peer;
@@ -237,8 +262,10 @@ static bool unix_peer_allowed(struct control *control, int fd)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len))
 		return false;
-	return peer.uid == 0 || peer.uid == geteuid() ||
-	       (control->group_set && peer.gid == control->group);
+	if (peer.uid == 0 || peer.uid == geteuid())
+		return true;
+	return control->group_set &&
+	       (peer.gid == control->group || peer_in_group(peer.pid, control->group));
 }
 
 static void accept_connection(struct control *control, int listen_fd, bool remote)

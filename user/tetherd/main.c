@@ -260,6 +260,9 @@ int main(int argc, char **argv)
 	err = start(&d);
 	if (!err)
 		run(&d);
+	else if (d.dp.skel && !d.dp.adopted)
+		/* Maps this failed start pinned itself serve nobody. */
+		d.unload_requested = true;
 	bool unload_requested = d.unload_requested;
 
 	stop(&d);

@@ -110,6 +110,25 @@ $(BENCH_BPF_OBJ): tools/bench/bench_xdp.bpf.c tools/bench/bench_xdp.h $(BPF_HDRS
 $(BENCH_SKEL): $(BENCH_BPF_OBJ)
 	$(BPFTOOL) gen skeleton $< name bench_xdp > $@.tmp && mv $@.tmp $@
 
+# Forwarding throughput (tools/bench_forward.sh): BPF programs and tools in tools/bench/.
+FWD_BPF_OBJS := $(BUILD)/forward_xdp.bpf.o $(BUILD)/forward_sink.bpf.o
+FWD_SKELS    := $(FWD_BPF_OBJS:.bpf.o=.skel.h)
+FWD_TOOLS    := $(BUILD)/tools/bench/forward_ctl $(BUILD)/tools/bench/userspace_router
+all: $(FWD_TOOLS)
+
+$(BUILD)/forward_%.bpf.o: tools/bench/forward_%.bpf.c tools/bench/forward.h include/tether/wire.h
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/forward_%.skel.h: $(BUILD)/forward_%.bpf.o
+	$(BPFTOOL) gen skeleton $< name forward_$* > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tools/bench/forward_ctl.o: $(FWD_SKELS) tools/bench/forward.h
+$(BUILD)/tools/bench/forward_ctl.o: CFLAGS += -Itools -Itests/lib
+$(BUILD)/tools/bench/forward_ctl: $(BUILD)/tests/lib/pktgen.o
+$(BUILD)/tools/bench/userspace_router: $(BUILD)/tools/bench/userspace_router.o
+	$(CC) $(CFLAGS) $^ -o $@
+
 $(BUILD)/tools/bench_dataplane.o: $(BENCH_SKEL)
 $(BUILD)/tools/bench_dataplane.o: CFLAGS += -Itools -Itests/lib
 $(BUILD)/tools/bench_dataplane: $(BUILD)/tests/lib/pktgen.o
@@ -118,5 +137,6 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/tools/bench_dataplane --json $(BUILD)/bench-dataplane.json
 	$(BUILD)/tools/bench_control --json $(BUILD)/bench-control.json
+	BUILD=$(BUILD) tools/bench_forward.sh --json $(BUILD)/bench-forward.json
 
 $(BUILD)/tests/unit/test_tetherctl.o: $(wildcard user/tetherctl/*.c user/tetherctl/*.h)

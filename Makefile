@@ -37,7 +37,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 		-Iinclude -Iuser/lib
 
-.PHONY: all deps test bench clean
+.PHONY: all deps test bench bench-forward demo clean
 all: $(BPF_OBJ) $(SKEL) $(LIB_OBJS) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS) \
      $(FUZZ_TARGETS)
 
@@ -81,6 +81,10 @@ $(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lm
 
 E2E_TESTS := $(wildcard tests/e2e/test_*.sh)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tools/demo.sh
 
 
 

@@ -53,7 +53,7 @@ void link_init(struct tetherd_link *link, void *owner_ctx, const char *role,
 	link->in = g_string_new(NULL);
 	link->out = g_string_new(NULL);
 	g_queue_init(&link->pending);
-	link->answer.records = g_array_new(FALSE, FALSE, sizeof(struct proto_request));
+	link->answer.records = g_ptr_array_new_with_free_func(g_free);
 	link->backoff_ms = BACKOFF_MIN_MS;
 }
 
@@ -63,7 +63,7 @@ void link_free(struct tetherd_link *link)
 		link_drop(link, NULL, false);
 	g_string_free(link->in, TRUE);
 	g_string_free(link->out, TRUE);
-	g_array_free(link->answer.records, TRUE);
+	g_ptr_array_free(link->answer.records, TRUE);
 }
 
 bool link_is_up(const struct tetherd_link *link)
@@ -84,7 +84,7 @@ static void reset_answer(struct tetherd_link *link)
 	link->answer.lost = false;
 	link->answer.error = PROTO_OK;
 	link->answer.message[0] = '\0';
-	g_array_set_size(link->answer.records, 0);
+	g_ptr_array_set_size(link->answer.records, 0);
 }
 
 /* Logs a failure unless it is the one logged last (a tetherd that stays
@@ -378,14 +378,17 @@ static int answer_line(struct tetherd_link *link, const char *line, size_t len, 
 		complete_answer(link);
 		return 0;
 	}
-	struct proto_request record;
+	/* A parsed record points into its own buffer: it must never move, so
+	 * each lives in its own allocation. */
+	struct proto_request *record = g_new(struct proto_request, 1);
 	char message[256];
 
-	if (proto_parse_record(line, len, &record, message, sizeof(message))) {
+	if (proto_parse_record(line, len, record, message, sizeof(message))) {
 		snprintf(why, size, "tetherd sent a record the agent cannot read: %s", message);
+		g_free(record);
 		return -1;
 	}
-	g_array_append_val(link->answer.records, record);
+	g_ptr_array_add(link->answer.records, record);
 	return 0;
 }
 

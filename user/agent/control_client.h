@@ -22,7 +22,7 @@ struct tetherd_answer {
 	bool ok;             /* "ok"; else "error CODE: message" */
 	enum proto_error error;
 	char message[PROTO_LINE_MAX];
-	GArray *records; /* struct proto_request, the lines after "ok" */
+	GPtrArray *records; /* struct proto_request *, the lines after "ok" */
 };
 
 /* Called once per request with its answer (or lost). It may send new

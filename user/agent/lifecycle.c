@@ -61,7 +61,7 @@ static void on_added(struct tetherd_link *link, const struct tetherd_answer *ans
 		return;
 	}
 	if (!answer->records->len ||
-	    agent_container_record_parse(&g_array_index(answer->records, struct proto_request, 0),
+	    agent_container_record_parse(((struct proto_request *)g_ptr_array_index(answer->records, 0)),
 					 &record, message, sizeof(message))) {
 		agent_log("tetherd at %s answered add container without a usable record (%s); asking again",
 			  link->endpoint->text, answer->records->len ? message : "none");
@@ -159,8 +159,7 @@ static bool shown_record(const struct tetherd_answer *answer, const struct conta
 	char message[256];
 
 	return answer->ok && answer->records->len &&
-	       !agent_container_record_parse(&g_array_index(answer->records,
-							     struct proto_request, 0),
+	       !agent_container_record_parse(((struct proto_request *)g_ptr_array_index(answer->records, 0)),
 					     record, message, sizeof(message)) &&
 	       record->slot == c->slot && !memcmp(record->token, c->token, sizeof(c->token)) &&
 	       record->state != CONTAINER_GONE;

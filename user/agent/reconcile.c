@@ -55,7 +55,7 @@ static bool is_ours(struct agent *agent, const struct agent_container_record *re
 	return c && !memcmp(c->token, record->token, 16) && c->reg != REG_GONE;
 }
 
-void reconcile(struct agent *agent, GArray *answer_records)
+void reconcile(struct agent *agent, GPtrArray *answer_records)
 {
 	GArray *records = g_array_new(FALSE, FALSE, sizeof(struct agent_container_record));
 	char message[256];
@@ -63,8 +63,7 @@ void reconcile(struct agent *agent, GArray *answer_records)
 	for (guint i = 0; i < answer_records->len; i++) {
 		struct agent_container_record record;
 
-		if (agent_container_record_parse(&g_array_index(answer_records,
-								struct proto_request, i),
+		if (agent_container_record_parse(((struct proto_request *)g_ptr_array_index(answer_records, i)),
 						 &record, message, sizeof(message)) == 0)
 			g_array_append_val(records, record);
 	}

@@ -8,10 +8,10 @@
 
 #include "agent.h"
 
-/* records: struct proto_request, one per container of our backend. A
+/* records: struct proto_request *, one per container of our backend. A
  * container of ours that tetherd knows (same slot and token) takes tetherd's
  * state; one it does not know is added again; one of tetherd's that is not
  * ours (left by an earlier agent) goes on agent->stale_slots, to delete. */
-void reconcile(struct agent *agent, GArray *records);
+void reconcile(struct agent *agent, GPtrArray *records);
 
 #endif

@@ -81,8 +81,7 @@ static void on_backend_added(struct tetherd_link *link, const struct tetherd_ans
 {
 	struct agent *agent = agent_of(link);
 	const char *id = answer->ok && answer->records->len
-				 ? proto_get(&g_array_index(answer->records,
-							    struct proto_request, 0),
+				 ? proto_get(((struct proto_request *)g_ptr_array_index(answer->records, 0)),
 					     "id")
 				 : NULL;
 
@@ -152,10 +151,10 @@ static void replace_backend(struct agent *agent, const char *difference)
 		agent->session = SESSION_REPLACING;
 }
 
-static const struct proto_request *find_backend(const GArray *records, const char *name)
+static const struct proto_request *find_backend(const GPtrArray *records, const char *name)
 {
 	for (guint i = 0; i < records->len; i++) {
-		const struct proto_request *record = &g_array_index(records, struct proto_request, i);
+		const struct proto_request *record = ((struct proto_request *)g_ptr_array_index(records, i));
 		const char *backend = proto_get(record, "backend");
 
 		if (backend && !strcmp(backend, name))

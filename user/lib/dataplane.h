@@ -5,6 +5,7 @@
 #ifndef TETHER_DATAPLANE_H
 #define TETHER_DATAPLANE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
 
@@ -49,14 +50,23 @@ struct pool_update {
 	__u64 function_id;
 	const struct maglev_member *members;
 	size_t n;
+	/* keep_table: table_fd receives an fd of the table swapped in (the
+	 * caller closes it), or -1 (pool removed, or the call failed). Reading
+	 * a table later by its map id needs CAP_SYS_ADMIN; the fd does not. */
+	bool keep_table;
+	int table_fd;
 };
-int pools_replace(struct dataplane *dp, const struct pool_update *updates, size_t count);
+int pools_replace(struct dataplane *dp, struct pool_update *updates, size_t count);
 /* Reads the live table: *size entries into table (at most cap). */
 int pool_read(struct dataplane *dp, __u64 function_id, __u32 *table, __u32 cap, __u32 *size);
 
 /* stats.c: per-CPU counters summed over CPUs. */
 int stats_read(struct dataplane *dp, struct tether_stats *total);
 int container_stats_read(struct dataplane *dp, __u32 slot, struct container_counters *total);
+/* Entries in the affinity LRU map now, counted with batched lookups (which
+ * do not touch the LRU order). The kernel does not count LRU evictions; with
+ * this count they are learned - entries - flushed (docs/protocol.md). */
+int affinity_entries_read(struct dataplane *dp, __u64 *entries);
 
 /* CLOCK_MONOTONIC in ns: the clock of deadlines and heartbeat expiries. */
 __u64 monotonic_ns(void);

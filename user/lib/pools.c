@@ -74,13 +74,16 @@ static int build_table_map(const struct pool_update *update)
  * functions take minutes. Each function's swap stays a single pointer update. */
 #define POOL_BATCH 256
 
-static int swap_in_batch(int pools_fd, const struct pool_update *updates, size_t count)
+static int swap_in_batch(int pools_fd, struct pool_update *updates, size_t count)
 {
 	__u64 keys[POOL_BATCH];
 	int fds[POOL_BATCH];
+	size_t owners[POOL_BATCH]; /* the update each new table belongs to */
 	__u32 built = 0;
 	int err = 0;
 
+	for (size_t i = 0; i < count; i++)
+		updates[i].table_fd = -1;
 	for (size_t i = 0; i < count && !err; i++) {
 		if (updates[i].function_id == 0) {
 			err = -EINVAL;
@@ -94,6 +97,7 @@ static int swap_in_batch(int pools_fd, const struct pool_update *updates, size_t
 				break;
 			}
 			keys[built] = updates[i].function_id;
+			owners[built] = i;
 			fds[built++] = fd;
 		}
 	}
@@ -101,12 +105,16 @@ static int swap_in_batch(int pools_fd, const struct pool_update *updates, size_t
 
 	if (!err && built && bpf_map_update_batch(pools_fd, keys, fds, &applied, NULL))
 		err = -errno;
-	for (__u32 i = 0; i < built; i++)
-		close(fds[i]);
+	for (__u32 i = 0; i < built; i++) {
+		if (!err && updates[owners[i]].keep_table)
+			updates[owners[i]].table_fd = fds[i];
+		else
+			close(fds[i]);
+	}
 	return err;
 }
 
-int pools_replace(struct dataplane *dp, const struct pool_update *updates, size_t count)
+int pools_replace(struct dataplane *dp, struct pool_update *updates, size_t count)
 {
 	int pools_fd = bpf_map__fd(dp->skel->maps.pools);
 
@@ -114,8 +122,15 @@ int pools_replace(struct dataplane *dp, const struct pool_update *updates, size_
 		size_t chunk = count - done < POOL_BATCH ? count - done : POOL_BATCH;
 		int err = swap_in_batch(pools_fd, updates + done, chunk);
 
-		if (err)
+		if (err) {
+			/* Kept tables of chunks before this one: not the caller's. */
+			for (size_t i = 0; i < done; i++)
+				if (updates[i].table_fd >= 0) {
+					close(updates[i].table_fd);
+					updates[i].table_fd = -1;
+				}
 			return err;
+		}
 	}
 	return 0;
 }

@@ -62,3 +62,40 @@ int container_stats_read(struct dataplane *dp, __u32 slot, struct container_coun
 	}
 	return 0;
 }
+
+#define AFFINITY_BATCH 8192
+
+int affinity_entries_read(struct dataplane *dp, __u64 *entries)
+{
+	int fd = bpf_map__fd(dp->skel->maps.affinity);
+	struct affinity_key *keys = malloc(AFFINITY_BATCH * sizeof(*keys));
+	struct affinity_value *values = malloc(AFFINITY_BATCH * sizeof(*values));
+	struct affinity_key out_batch;
+	void *in_batch = NULL;
+	int err = 0;
+
+	*entries = 0;
+	if (!keys || !values) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		__u32 count = AFFINITY_BATCH;
+
+		err = bpf_map_lookup_batch(fd, in_batch, &out_batch, keys, values, &count, NULL)
+			      ? -errno
+			      : 0;
+		*entries += count;
+		if (err == -ENOENT) { /* the end of the map */
+			err = 0;
+			break;
+		}
+		if (err)
+			break;
+		in_batch = &out_batch;
+	}
+out:
+	free(keys);
+	free(values);
+	return err;
+}

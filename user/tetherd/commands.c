@@ -518,9 +518,12 @@ static enum proto_error show_stats(struct tetherd *d, const struct requester *wh
 {
 	struct tether_stats stats;
 	struct slowpath_stats slow = {};
+	__u64 affinity_entries = 0;
 	int err = stats_read(&d->dp, &stats);
 
 	(void)who, (void)req;
+	if (!err)
+		err = affinity_entries_read(&d->dp, &affinity_entries);
 	if (err) {
 		snprintf(message, size, "reading the data plane counters: %s", strerror(-err));
 		return PROTO_INTERNAL;
@@ -535,6 +538,9 @@ static enum proto_error show_stats(struct tetherd *d, const struct requester *wh
 	STAT(key_rehomed); STAT(flow_pick); STAT(no_capacity); STAT(strict_gone);
 	STAT(malformed); STAT(fragment); STAT(pass); STAT(no_route);
 #undef STAT
+	/* Of TETHER_MAX_AFFINITY. The kernel does not count LRU evictions:
+	 * they are learned - entries - flushed (docs/protocol.md). */
+	proto_record_u64(w, "affinity_entries", affinity_entries);
 	proto_record_end(w);
 	proto_record_begin(w);
 	proto_record_str(w, "part", "slowpath");

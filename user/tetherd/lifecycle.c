@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -82,6 +84,8 @@ static void function_free(gpointer data)
 {
 	struct function *function = data;
 
+	if (function->table_fd >= 0)
+		close(function->table_fd);
 	g_hash_table_destroy(function->slots);
 	g_free(function);
 }
@@ -99,6 +103,7 @@ static struct function *function_get_or_create(struct lifecycle *lc, __u64 funct
 		return function;
 	function = g_new0(struct function, 1);
 	function->function_id = function_id;
+	function->table_fd = -1;
 	function->slots = g_hash_table_new(g_direct_hash, g_direct_equal);
 	g_hash_table_insert(lc->functions, &function->function_id, function);
 	return function;
@@ -151,12 +156,25 @@ static int collect_members(struct lifecycle *lc, struct function *function,
 	return 0;
 }
 
+/* The function's table is now fd (-1: none kept). */
+static void keep_table(struct lifecycle *lc, struct function *function, int fd)
+{
+	if (function->table_fd >= 0) {
+		close(function->table_fd);
+		lc->kept_tables--;
+	}
+	function->table_fd = fd;
+	if (fd >= 0)
+		lc->kept_tables++;
+}
+
 int lifecycle_flush_pools(struct lifecycle *lc)
 {
 	GPtrArray *dirty = g_ptr_array_new();
 	GArray *updates = g_array_new(FALSE, TRUE, sizeof(struct pool_update));
 	GHashTableIter iter;
 	gpointer value;
+	__u32 kept = lc->kept_tables; /* with the tables this flush will keep */
 	int err;
 
 	g_hash_table_iter_init(&iter, lc->functions);
@@ -165,8 +183,14 @@ int lifecycle_flush_pools(struct lifecycle *lc)
 
 		if (!function->pool_dirty)
 			continue;
-		struct pool_update update = { .function_id = function->function_id };
+		struct pool_update update = {
+			.function_id = function->function_id,
+			.keep_table = function->table_fd >= 0 || kept < lc->max_kept_tables,
+		};
 		struct maglev_member *members;
+
+		if (function->table_fd < 0 && update.keep_table)
+			kept++;
 
 		collect_members(lc, function, &members, &update.n);
 		update.members = members;
@@ -181,6 +205,7 @@ int lifecycle_flush_pools(struct lifecycle *lc)
 		if (!err) {
 			function->pool_dirty = false;
 			function->pool_size = update->n;
+			keep_table(lc, function, update->table_fd);
 		}
 		g_free((void *)update->members);
 	}
@@ -443,12 +468,14 @@ const char *lc_container_name(struct lifecycle *lc, __u32 slot, char *buf, size_
 
 static bool find_free_slot(struct lifecycle *lc, __u32 *slot)
 {
-	for (__u32 i = 0; i < TETHER_MAX_CONTAINERS; i++) {
-		__u32 candidate = (lc->next_slot + i) % TETHER_MAX_CONTAINERS;
+	__u32 limit = lc->config.max_containers;
+
+	for (__u32 i = 0; i < limit; i++) {
+		__u32 candidate = (lc->next_slot + i) % limit;
 
 		if (lc->containers[candidate].state == CONTAINER_FREE) {
 			*slot = candidate;
-			lc->next_slot = (candidate + 1) % TETHER_MAX_CONTAINERS;
+			lc->next_slot = (candidate + 1) % limit;
 			return true;
 		}
 	}
@@ -494,8 +521,10 @@ enum proto_error lc_container_add(struct lifecycle *lc, __u64 function_id,
 	if (function_id == 0)
 		return fail(lc, PROTO_BAD_ARGUMENT, "function ids are nonzero");
 	if (!find_free_slot(lc, slot))
-		return fail(lc, PROTO_FULL, "all %u container slots are in use",
-			    TETHER_MAX_CONTAINERS);
+		return fail(lc, PROTO_FULL,
+			    "all %u container slots are in use (tetherctl container list; "
+			    "del or drain containers to make room)",
+			    lc->config.max_containers);
 	if (name[0]) {
 		struct container_meta meta = {};
 
@@ -715,6 +744,16 @@ int lifecycle_init(struct lifecycle *lc, struct dataplane *dp,
 	memset(lc, 0, sizeof(*lc));
 	lc->dp = dp;
 	lc->config = *config;
+	if (!lc->config.max_containers || lc->config.max_containers > TETHER_MAX_CONTAINERS)
+		lc->config.max_containers = TETHER_MAX_CONTAINERS;
+	struct rlimit files;
+
+	/* Kept pool tables may use half the fds: the rest is for connections
+	 * and for building tables. */
+	if (!getrlimit(RLIMIT_NOFILE, &files))
+		lc->max_kept_tables = files.rlim_cur == RLIM_INFINITY || files.rlim_cur > UINT32_MAX
+					      ? TETHER_MAX_FUNCTIONS
+					      : (__u32)(files.rlim_cur / 2);
 	lc->containers = calloc(TETHER_MAX_CONTAINERS, sizeof(*lc->containers));
 	if (!lc->containers)
 		return -ENOMEM;

@@ -28,6 +28,10 @@ struct lifecycle_observer {
 struct lifecycle_config {
 	__u32 heartbeat_ms; /* default for backends that do not say */
 	__u32 drain_ms;     /* default drain deadline */
+	/* Container slots new containers may take: 0..max_containers-1; 0 (or
+	 * more than TETHER_MAX_CONTAINERS) means all of them. Tests use a small
+	 * limit to reach "full" quickly; the maps keep their size. */
+	__u32 max_containers;
 	__u64 (*now_ns)(void *ctx);
 	void *clock_ctx;
 	struct lifecycle_observer observer;
@@ -46,6 +50,10 @@ struct function {
 	GHashTable *slots; /* live containers of the function (slot set) */
 	bool pool_dirty;   /* the warm set changed: rebuild its table */
 	__u32 pool_size;   /* members of the table in the data plane */
+	/* An fd of that table, for the slow path's picks (opening it by id
+	 * needs CAP_SYS_ADMIN, which tetherd drops); -1: no pool, or past
+	 * max_kept_tables. */
+	int table_fd;
 };
 
 struct lifecycle {
@@ -57,6 +65,8 @@ struct lifecycle {
 	GHashTable *backend_names;   /* name -> struct backend */
 	GHashTable *container_names; /* "backend_id/name" -> slot + 1 */
 	__u32 next_slot;             /* where the search for a free slot starts */
+	__u32 kept_tables;           /* functions with a table_fd */
+	__u32 max_kept_tables;       /* half of RLIMIT_NOFILE at init */
 	char error[256];             /* why the last call failed */
 };
 

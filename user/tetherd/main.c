@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "privileges.h"
 #include "tether_xdp.skel.h"
 #include "tetherd.h"
 
@@ -170,8 +171,10 @@ static int start(struct tetherd *d)
 		.now_ns = clock_monotonic,
 		.observer = { .event = on_event, .container_warm = on_container_warm, .ctx = d },
 	};
+	char kept[128];
 	int err;
 
+	privileges_raise_nofile(); /* before lifecycle_init: it sizes by the limit */
 	if ((err = dataplane_open(&d->dp, &opts)))
 		return err;
 	if ((err = lifecycle_init(&d->lc, &d->dp, &lifecycle)))
@@ -200,7 +203,15 @@ static int start(struct tetherd *d)
 	if (d->config.tcp_listen[0] &&
 	    (err = control_listen_tcp(d->control, d->config.tcp_listen, d->config.tcp_secret)))
 		return err;
-	return attach_interfaces(d);
+	if ((err = attach_interfaces(d)))
+		return err;
+	/* Loaded, adopted, pinned, bound, attached: the rest needs little. */
+	if ((err = privileges_drop(kept, sizeof(kept)))) {
+		fprintf(stderr, "tetherd: cannot drop its capabilities: %s\n", strerror(-err));
+		return err;
+	}
+	fprintf(stderr, "tetherd: capabilities kept: %s (the others dropped)\n", kept);
+	return 0;
 }
 
 static void run(struct tetherd *d)

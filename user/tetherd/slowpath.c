@@ -505,17 +505,32 @@ static bool in_pool(const struct lifecycle *lc, __u32 slot, __u64 function_id)
 	       lc_container_in_pool(lc, &lc->containers[slot]);
 }
 
+/* The table the lifecycle kept, else one opened by its id (that needs
+ * CAP_SYS_ADMIN, which tetherd has dropped: then -1). *opened: close it. */
+static int table_fd(struct slowpath *sp, __u64 function_id, bool *opened)
+{
+	struct function *function = lc_function(sp->lc, function_id);
+	__u32 table_id;
+
+	*opened = false;
+	if (function && function->table_fd >= 0)
+		return function->table_fd;
+	if (bpf_map_lookup_elem(bpf_map__fd(sp->lc->dp->skel->maps.pools), &function_id,
+				&table_id))
+		return -1;
+	int fd = bpf_map_get_fd_by_id(table_id);
+
+	*opened = fd >= 0;
+	return fd;
+}
+
 /* The fast path's pick: the function's table in the data plane, the entry
  * the hash falls on and the next few. */
 static bool pick_from_table(struct slowpath *sp, __u64 function_id, __u64 hash, __u32 *slot)
 {
-	__u32 table_id, size, size_index = TETHER_POOL_SIZE_INDEX;
-	bool found = false;
-
-	if (bpf_map_lookup_elem(bpf_map__fd(sp->lc->dp->skel->maps.pools), &function_id,
-				&table_id))
-		return false;
-	int fd = bpf_map_get_fd_by_id(table_id);
+	__u32 size, size_index = TETHER_POOL_SIZE_INDEX;
+	bool found = false, opened;
+	int fd = table_fd(sp, function_id, &opened);
 
 	if (fd < 0)
 		return false;
@@ -528,7 +543,8 @@ static bool pick_from_table(struct slowpath *sp, __u64 function_id, __u64 hash, 
 			index = index >= size ? 1 : index + 1;
 		}
 	}
-	close(fd);
+	if (opened)
+		close(fd);
 	return found;
 }
 

@@ -11,6 +11,7 @@
 
 #include "agent_options.h"
 #include "control_client.h"
+#include "agent_clock.h"
 #include "loop.h"
 
 /* The backend's registration at tetherd over the control link (session.c). */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "agent_clock.h"
 #include "loop.h"
 
 #define BACKOFF_MIN_MS 100

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The agent's event loop: one epoll set, a callback per file descriptor,
- * and the monotonic clock every deadline of the agent is measured on. */
-#ifndef TETHER_AGENT_LOOP_H
-#define TETHER_AGENT_LOOP_H
+/* The event loop of tetherd and tether-agent: one epoll set, a callback per
+ * file descriptor. */
+#ifndef TETHER_LOOP_H
+#define TETHER_LOOP_H
 
-#include <linux/types.h>
 #include <stdint.h>
 
 struct loop;
@@ -18,8 +17,5 @@ int loop_modify(struct loop *loop, int fd, uint32_t events);
 void loop_remove(struct loop *loop, int fd);
 /* Waits up to timeout_ms and runs the callbacks of the ready fds. */
 int loop_run_once(struct loop *loop, int timeout_ms);
-
-/* CLOCK_MONOTONIC in milliseconds. */
-__u64 now_ms(void);
 
 #endif

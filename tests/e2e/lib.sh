@@ -738,3 +738,29 @@ e2e_agent_resume() {
 	pid=$(e2e_agent_pid "$1")
 	[[ -z $pid ]] || kill -CONT "$pid"
 }
+
+# --- the TAP runner of the test scripts -----------------------------------------
+
+# Runs test_NAME in a subshell (a failure ends only that test) and prints
+# "ok N - NAME (ms)" or "not ok ..."; counts in the script's passed, failed
+# and number variables.
+run_test() {
+	local name=$1 started status
+	number=$((number + 1))
+	started=$(date +%s%N)
+	set +e
+	(
+		set -euo pipefail
+		"test_$name"
+	)
+	status=$?
+	set -e
+	local ms=$((($(date +%s%N) - started) / 1000000))
+	if ((status == 0)); then
+		passed=$((passed + 1))
+		echo "ok $number - $name (${ms} ms)"
+	else
+		failed=$((failed + 1))
+		echo "not ok $number - $name (${ms} ms)"
+	fi
+}

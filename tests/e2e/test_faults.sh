@@ -588,27 +588,6 @@ passed=0
 failed=0
 number=0
 
-run_test() {
-	local name=$1 started status
-	number=$((number + 1))
-	started=$(date +%s%N)
-	set +e
-	(
-		set -euo pipefail
-		"test_$name"
-	)
-	status=$?
-	set -e
-	local ms=$((($(date +%s%N) - started) / 1000000))
-	if ((status == 0)); then
-		passed=$((passed + 1))
-		echo "ok $number - $name (${ms} ms)"
-	else
-		failed=$((failed + 1))
-		echo "not ok $number - $name (${ms} ms)"
-	fi
-}
-
 main() {
 	local selected=("$@") name
 	((${#selected[@]})) || selected=("${TESTS[@]}")

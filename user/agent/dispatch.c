@@ -16,7 +16,7 @@
 #include "dataplane.h"
 #include "log.h"
 #include "process.h"
-#include "vip_local.h"
+#include "vip.h"
 
 #define IN_FLIGHT_MAX 1024     /* per container; more is OVERLOADED */
 #define RECEIVE_BATCH 64       /* datagrams per wakeup of one socket */
@@ -204,7 +204,7 @@ static int bind_vip(const struct agent_vip *vip)
 static int open_service(struct agent *agent, const struct agent_vip *vip)
 {
 	struct service *service = &agent->services[agent->service_count];
-	int added = agent_vip_add(vip->addr);
+	int added = vip_make_local(vip->addr);
 
 	if (added < 0) {
 		agent_log("cannot add VIP %s to lo: %s", vip->text, strerror(-added));
@@ -246,7 +246,7 @@ void dispatch_close(struct agent *agent)
 		}
 		/* Only the first service of an address added it: it alone removes it. */
 		if (service->vip_added)
-			agent_vip_remove(service->vip->addr);
+			vip_remove_local(service->vip->addr);
 	}
 	agent->service_count = 0;
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Service addresses as local addresses of the edge host: a VIP on `lo`
- * (/32 or /128) makes the host stack deliver the requests the XDP program
- * passes up (the slow path) to tetherd's socket on it, instead of routing
- * them on. Plain rtnetlink, no `ip` commands. */
+/* Service addresses as local addresses: a VIP on `lo` (/32 or /128) makes
+ * the host stack deliver requests for it to a socket bound there. On the
+ * edge host that is tetherd's slow path (what the XDP program passes up); on
+ * a VM it is the agent. Plain rtnetlink, no `ip` commands. */
 #ifndef TETHER_VIP_H
 #define TETHER_VIP_H
 

@@ -90,7 +90,8 @@ demo: deps
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TESTS) tests/fuzz/run.sh
+	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TESTS) tests/fuzz/run.sh \
+		tests/bench/test_bench_quick.sh
 
 $(BUILD)/fuzz/fuzz_protocol: user/lib/protocol.c
 $(BUILD)/fuzz/fuzz_agent_wire: user/lib/agent_wire.c

@@ -200,6 +200,7 @@ struct bench_case {
 	int not_service;  /* UDP to another port */
 	int bad_magic;
 	size_t counter;   /* offsetof(struct tether_stats, ...), or -1 */
+	__u32 population; /* of the varied field; 0: all of it */
 };
 
 #define COUNTER(field) offsetof(struct tether_stats, field)
@@ -248,6 +249,8 @@ static size_t build_template(struct world *w, const struct bench_case *c, __u8 *
 	template->src_addr_offset = view.l3_off + (c->family == 4 ? 12 : 8 + 12);
 	template->vary = c->vary;
 	template->population = c->vary == VARY_TOKEN ? w->containers : w->scale.affinity;
+	if (c->population)
+		template->population = c->population;
 	return len;
 }
 
@@ -304,30 +307,55 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 }
 
 static const struct bench_case cases[] = {
-	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER },
-	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER },
-	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER },
+	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0 },
+	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0 },
+	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0 },
 	{ "floor: template restore, varied tokens", 4, 1, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  NO_COUNTER },
-	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit) },
+	  NO_COUNTER, 0 },
+	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit), 0 },
 	{ "token hit, varied (all containers)", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit) },
-	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit) },
+	  COUNTER(token_hit), 0 },
+	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0 },
 	{ "key hit, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
-	  COUNTER(key_hit) },
-	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick) },
-	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick) },
-	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity) },
-	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass) },
-	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed) },
+	  COUNTER(key_hit), 0 },
+	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0 },
+	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0 },
+	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0 },
+	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0 },
+	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0 },
 	{ "IPv6 token hit, repeated", 6, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(token_hit) },
+	  COUNTER(token_hit), 0 },
 	{ "IPv6 token hit, varied", 6, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit) },
-	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit) },
-	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit) },
-	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick) },
-	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick) },
+	  COUNTER(token_hit), 0 },
+	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0 },
+	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit), 0 },
+	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0 },
+	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0 },
+	{ "IPv6 no capacity", 6, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0 },
+	{ "IPv6 pass (other port)", 6, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0 },
+	{ "IPv6 malformed (bad magic)", 6, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0 },
+	/* Re-home and learn change the affinity table, so they come last, and
+	 * re-home (which needs the loaded entries) before learn (which evicts them). */
+	{ "floor: restore + stale affinity, repeated", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0,
+	  0, NO_COUNTER, 1 },
+	{ "floor: restore + stale affinity, varied", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
+	  NO_COUNTER, 0 },
+	{ "key re-home, repeated", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
+	  COUNTER(key_rehomed), 1 },
+	{ "key re-home, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
+	  COUNTER(key_rehomed), 0 },
+	{ "IPv6 key re-home, repeated", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
+	  COUNTER(key_rehomed), 1 },
+	{ "IPv6 key re-home, varied", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
+	  COUNTER(key_rehomed), 0 },
+	{ "key new (learn), one function", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
+	  COUNTER(key_new), 1 },
+	{ "key new (learn), varied functions", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
+	  COUNTER(key_new), 0 },
+	{ "IPv6 key new (learn), one function", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
+	  COUNTER(key_new), 1 },
+	{ "IPv6 key new (learn), varied functions", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
+	  COUNTER(key_new), 0 },
 };
 
 static void setup_services(struct world *w)
@@ -387,7 +415,7 @@ int main(int argc, char **argv)
 
 	if (json_path && !json)
 		fail(json_path, errno);
-	printf("%-38s %10s\n", "case (median of runs)", "ns/packet");
+	printf("%-42s %10s\n", "case (median of runs)", "ns/packet");
 	if (json)
 		fprintf(json, "{\"containers\": %u, \"functions\": %u, \"affinity\": %u, "
 			      "\"repeat\": %u, \"runs\": %u, \"cases\": [",
@@ -400,7 +428,7 @@ int main(int argc, char **argv)
 			continue;
 		__u32 ns = measure(&w, &cases[i]);
 
-		printf("%-38s %10u\n", cases[i].name, ns);
+		printf("%-42s %10u\n", cases[i].name, ns);
 		if (json)
 			fprintf(json, "%s{\"case\": \"%s\", \"ns_per_packet\": %u}",
 				first ? "" : ", ", cases[i].name, ns);

@@ -40,6 +40,41 @@ struct {
 	__type(value, __u32);
 } bench_sequence SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} bench_fresh_keys SEC(".maps");
+
+/* Never repeats within a run of the bench (one counter for all CPUs, as runs
+ * may move between them), and never collides in practice with the random keys
+ * loaded into the affinity table. */
+static __always_inline __u64 next_fresh_key(void)
+{
+	__u32 zero = 0;
+	__u64 *sent = bpf_map_lookup_elem(&bench_fresh_keys, &zero);
+
+	if (!sent)
+		return 0;
+	*sent += 1;
+	return (*sent * 0x9e3779b97f4a7c15ull) ^ 0x5eed5eed00000000ull;
+}
+
+/* A generation that no longer matches makes the router re-home the key: the
+ * state a key is in after its container was replaced. */
+static __always_inline void make_affinity_stale(const struct bench_key *key)
+{
+	struct affinity_key lookup = {
+		.function_id = bpf_be64_to_cpu(key->function_id),
+		.routing_key = bpf_be64_to_cpu(key->routing_key),
+	};
+	struct affinity_value *known = bpf_map_lookup_elem(&affinity, &lookup);
+
+	if (known)
+		known->generation ^= 0x80000000u;
+}
+
 static __always_inline __u32 next_index(__u32 population)
 {
 	__u32 zero = 0;
@@ -93,6 +128,26 @@ static __always_inline int restore_frame(struct xdp_md *ctx)
 		if (key) {
 			request->function_id = key->function_id;
 			request->routing_key = key->routing_key;
+		}
+		break;
+	}
+	case VARY_KEY_NEW: {
+		__u32 index = next_index(template->population);
+		struct bench_key *key = bpf_map_lookup_elem(&bench_keys, &index);
+
+		if (key)
+			request->function_id = key->function_id;
+		request->routing_key = bpf_cpu_to_be64(next_fresh_key());
+		break;
+	}
+	case VARY_KEY_STALE: {
+		__u32 index = next_index(template->population);
+		struct bench_key *key = bpf_map_lookup_elem(&bench_keys, &index);
+
+		if (key) {
+			request->function_id = key->function_id;
+			request->routing_key = key->routing_key;
+			make_affinity_stale(key);
 		}
 		break;
 	}

@@ -12,6 +12,8 @@ enum bench_vary {
 	VARY_TOKEN = 1, /* function and token from bench_tokens[i] */
 	VARY_KEY = 2,   /* function and routing key from bench_keys[i] */
 	VARY_FLOW = 3,  /* function from bench_keys[i], source address from i */
+	VARY_KEY_NEW = 4,   /* function from bench_keys[i], a routing key never sent before */
+	VARY_KEY_STALE = 5, /* bench_keys[i], its affinity entry made stale first (re-home) */
 };
 
 struct bench_token {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# `make bench` in --quick mode, as a smoke test in `make test`: every bench
+# runs end to end on small populations, each data-plane case's counter moved
+# once per packet (bench_dataplane exits 1 otherwise), forwarding delivered
+# packets to the right containers only, and every JSON file has the figures
+# the README's tables are made of. Timings are printed, never asserted: the
+# machine is shared.
+set -uo pipefail
+build=${BUILD:-build}
+scratch=$(mktemp -d /tmp/tether-bench-quick-XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+count=0
+failed=0
+
+ok() {
+	count=$((count + 1))
+	echo "ok $count - $*"
+}
+
+not_ok() {
+	count=$((count + 1))
+	failed=$((failed + 1))
+	echo "not ok $count - $*"
+}
+
+# NAME JSON JQ-CHECK COMMAND...: runs the bench, then checks its JSON.
+bench() {
+	local name=$1 json=$2 check=$3
+	shift 3
+	echo "# $name: $*"
+	if ! "$@" > "$scratch/$name.log" 2>&1; then
+		sed 's/^/#   /' "$scratch/$name.log"
+		not_ok "$name ran (exit status above)"
+		return
+	fi
+	sed 's/^/#   /' "$scratch/$name.log"
+	if jq -e "$check" "$json" > /dev/null 2>&1; then
+		ok "$name: ran, JSON has its figures"
+	else
+		not_ok "$name: JSON $json lacks its figures (check: $check)"
+	fi
+}
+
+command -v jq > /dev/null || { echo "not ok - jq is not installed (make deps)"; exit 1; }
+
+bench dataplane "$scratch/dataplane.json" \
+	'(.cases | length) >= 30 and all(.cases[]; .ns_per_packet > 0)' \
+	"$build/tools/bench_dataplane" --quick --json "$scratch/dataplane.json"
+bench control "$scratch/control.json" \
+	'.figures | length >= 20 and all(.[]; .value >= 0)' \
+	"$build/tools/bench_control" --quick --json "$scratch/control.json"
+bench forward "$scratch/forward.json" \
+	'[.rows[] | select(.row | startswith("tether"))] | length == 3 and
+	 all(.[]; .right_share == 1 and .delivered_pps > 0)' \
+	env BUILD="$build" tools/bench_forward.sh --quick --json "$scratch/forward.json"
+
+echo "1..$count"
+((failed == 0))

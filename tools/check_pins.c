@@ -222,7 +222,7 @@ static void check_table(struct state *s, __u64 function_id, int table_fd, GHashT
 		problem(s, "function %llu: cannot read its table: %s", f, strerror(errno));
 		goto out;
 	}
-	if (size == 0 || size + 1 != info.max_entries) {
+	if (size == 0 || TETHER_POOL_TABLE_ENTRIES(size) != info.max_entries) {
 		problem(s, "function %llu: table size %u in a map of %u entries", f, size,
 			info.max_entries);
 		goto out;

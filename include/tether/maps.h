@@ -112,8 +112,13 @@ struct affinity_value {
 /* pools: HASH_OF_MAPS function_id -> pool table, an ARRAY of __u32 sized for
  * its pool (BPF_F_INNER_MAP). Entry 0 holds the table size M, entries 1..M
  * container slots, so a packet sees size and slots of one table: the swap is
- * one pointer update of the outer map. */
+ * one pointer update of the outer map. Entries M+1 and M+2 hold the low and
+ * high halves of the digest of the members the table was built from, for a
+ * restarted tetherd to know which tables are still right; the program never
+ * reads past M. */
 #define TETHER_POOL_SIZE_INDEX 0
+#define TETHER_POOL_TABLE_ENTRIES(size) ((size) + 3)
+#define TETHER_POOL_DIGEST_INDEX(size) ((size) + 1)
 
 /* stats: PERCPU_ARRAY with one entry; a counter for every decision. */
 struct tether_stats {

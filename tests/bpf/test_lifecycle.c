@@ -2107,6 +2107,16 @@ static void expect_same_view(struct world *w, struct lifecycle *a, struct lifecy
 	(void)w;
 }
 
+/* The map id of the function's live table. */
+static __u32 pool_table_id(struct world *w, __u64 function_id)
+{
+	__u32 id = 0;
+
+	CHECK(bpf_map_lookup_elem(bpf_map__fd(w->dp.skel->maps.pools), &function_id, &id) == 0,
+	      "function 0x%llx has no table", (unsigned long long)function_id);
+	return id;
+}
+
 static void test_adopt_rebuilds_view(void **state)
 {
 	struct world *w = *state;
@@ -2155,6 +2165,8 @@ static void test_adopt_rebuilds_view(void **state)
 
 	CHECK(pool_replace(&w->dp, F1, stale_f1, 4) == 0, "corrupting F1's pool");
 	CHECK(pool_replace(&w->dp, F3, stale_f3, 1) == 0, "corrupting F3's pool");
+	__u32 f1_table = pool_table_id(w, F1), f2_table = pool_table_id(w, F2);
+
 	g_ptr_array_set_size(w->events, 0);
 	g_array_set_size(w->warm_calls, 0);
 
@@ -2183,6 +2195,9 @@ static void test_adopt_rebuilds_view(void **state)
 					       "and starting a2)");
 	expect_pool(w, lc2, F2, SLOTS(b1), "F2's pool after adoption");
 	expect_pool(w, lc2, F3, NO_SLOTS, "F3's stale pool after adoption (no containers)");
+	CHECK(pool_table_id(w, F1) != f1_table, "adoption kept F1's stale table");
+	CHECK_EQ(pool_table_id(w, F2), f2_table, "F2's table (right) after adoption: rebuilt, "
+						 "not kept");
 	expect_routing(w, F1, SLOTS(a1, a4), "F1 after adoption");
 	expect_no_events(w, "adoption");
 	expect_warm_calls(w, "adoption", 0);

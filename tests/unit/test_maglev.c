@@ -533,6 +533,41 @@ static void test_errors(void **state)
 	assert_int_equal(build_into_canary(members, 1, 2), 0);
 }
 
+/* The digest names the table's inputs: the same set in any order gives the
+ * same digest, and any change of id, slot or membership another one. */
+static void test_digest(void **state)
+{
+	struct maglev_member members[64], reversed[64];
+
+	(void)state;
+	for (__u32 i = 0; i < 64; i++) {
+		members[i] = (struct maglev_member){ .id = (__u64)(i * 7 + 3) << 32 | 1, .slot = i * 5 };
+		reversed[63 - i] = members[i];
+	}
+	__u64 digest = maglev_digest(members, 64);
+
+	assert_int_equal(maglev_digest(reversed, 64), digest);
+	assert_int_not_equal(maglev_digest(members, 63), digest);
+	assert_int_not_equal(maglev_digest(members + 1, 63), maglev_digest(members, 63));
+	for (__u32 i = 0; i < 64; i += 9) {
+		struct maglev_member saved = members[i];
+
+		members[i].slot++;
+		assert_int_not_equal(maglev_digest(members, 64), digest);
+		members[i] = saved;
+		members[i].id ^= 1ull << 32; /* another generation of the same slot */
+		assert_int_not_equal(maglev_digest(members, 64), digest);
+		members[i] = saved;
+	}
+	/* Two members trading slots make another table. */
+	__u32 slot = members[0].slot;
+
+	members[0].slot = members[1].slot;
+	members[1].slot = slot;
+	assert_int_not_equal(maglev_digest(members, 64), digest);
+	assert_int_not_equal(maglev_digest(members, 0), maglev_digest(members, 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -547,6 +582,7 @@ int main(void)
 		cmocka_unit_test(test_disruption_remove_one),
 		cmocka_unit_test(test_disruption_add_one),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_digest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

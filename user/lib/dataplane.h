@@ -57,6 +57,10 @@ struct pool_update {
 	int table_fd;
 };
 int pools_replace(struct dataplane *dp, struct pool_update *updates, size_t count);
+/* 1 when the function's live table was built from members of this digest
+ * (maglev_digest), with an fd of it in *table_fd when that is not NULL (the
+ * caller closes it); 0 when it was not or there is none; -errno. */
+int pool_table_matches(struct dataplane *dp, __u64 function_id, __u64 digest, int *table_fd);
 /* Reads the live table: *size entries into table (at most cap). */
 int pool_read(struct dataplane *dp, __u64 function_id, __u32 *table, __u32 cap, __u32 *size);
 

@@ -165,3 +165,18 @@ out:
 	free(sorted);
 	return err;
 }
+
+/* Bump when the placement changes (seeds, size rule, fill order): tables built
+ * by an older tetherd then no longer match and are rebuilt on adoption. */
+#define MAGLEV_ALGORITHM_VERSION 1
+
+__u64 maglev_digest(const struct maglev_member *members, size_t n)
+{
+	/* A sum of mixed members is order-independent; the members are tetherd's
+	 * own, not an adversary's, so a set hash this simple is enough. */
+	__u64 sum = tether_mix64(((__u64)MAGLEV_ALGORITHM_VERSION << 32) ^ n);
+
+	for (size_t i = 0; i < n; i++)
+		sum += tether_mix64(members[i].id ^ tether_mix64(members[i].slot ^ MAGLEV_SEED_SKIP));
+	return sum;
+}

@@ -46,4 +46,10 @@ __u32 maglev_table_size(size_t n);
 int maglev_build(const struct maglev_member *members, size_t n, __u32 *table,
 		 __u32 size);
 
+/* A digest of everything maglev_build()'s table depends on (the members' ids
+ * and slots, their number, the algorithm's version), whatever their order:
+ * a restarted tetherd keeps a pinned table whose digest matches instead of
+ * rebuilding it. */
+__u64 maglev_digest(const struct maglev_member *members, size_t n);
+
 #endif

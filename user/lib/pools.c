@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -10,31 +11,34 @@
 #include "dataplane.h"
 #include "tether_xdp.skel.h"
 
-/* A table map sized to its pool: entry 0 holds the size M, 1..M the slots. */
-static int create_table_map(__u64 function_id, const __u32 *table, __u32 size)
+/* A table map sized to its pool: entry 0 holds the size M, 1..M the slots,
+ * M+1 and M+2 the digest of its members. */
+static int create_table_map(__u64 function_id, const __u32 *table, __u32 size, __u64 digest)
 {
 	char name[BPF_OBJ_NAME_LEN];
 	LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = BPF_F_INNER_MAP);
 
 	snprintf(name, sizeof(name), "pool_%llx", (unsigned long long)function_id);
-	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(__u32), sizeof(__u32), size + 1,
+	__u32 count = TETHER_POOL_TABLE_ENTRIES(size);
+	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(__u32), sizeof(__u32), count,
 				&create);
 	if (fd < 0)
 		return -errno;
 
-	__u32 *keys = malloc((size_t)(size + 1) * sizeof(*keys));
-	__u32 *values = malloc((size_t)(size + 1) * sizeof(*values));
-	__u32 count = size + 1;
+	__u32 *keys = malloc((size_t)count * sizeof(*keys));
+	__u32 *values = malloc((size_t)count * sizeof(*values));
 	int err = 0;
 
 	if (!keys || !values) {
 		err = -ENOMEM;
 		goto out;
 	}
-	for (__u32 i = 0; i <= size; i++) {
+	for (__u32 i = 0; i < count; i++)
 		keys[i] = i;
-		values[i] = i == TETHER_POOL_SIZE_INDEX ? size : table[i - 1];
-	}
+	values[TETHER_POOL_SIZE_INDEX] = size;
+	memcpy(&values[1], table, (size_t)size * sizeof(*table));
+	values[TETHER_POOL_DIGEST_INDEX(size)] = (__u32)digest;
+	values[TETHER_POOL_DIGEST_INDEX(size) + 1] = (__u32)(digest >> 32);
 	if (bpf_map_update_batch(fd, keys, values, &count, NULL))
 		err = -errno;
 out:
@@ -62,7 +66,9 @@ static int build_table_map(const struct pool_update *update)
 	if (!table)
 		return -ENOMEM;
 	int err = maglev_build(update->members, update->n, table, size);
-	int fd = err ? err : create_table_map(update->function_id, table, size);
+	int fd = err ? err
+		     : create_table_map(update->function_id, table, size,
+					maglev_digest(update->members, update->n));
 
 	free(table);
 	return fd;
@@ -169,4 +175,33 @@ int pool_read(struct dataplane *dp, __u64 function_id, __u32 *table, __u32 cap, 
 out:
 	close(fd);
 	return err;
+}
+
+/* Opening a table by its map id needs CAP_SYS_ADMIN: tetherd does this while
+ * adopting, before it drops its privileges. */
+int pool_table_matches(struct dataplane *dp, __u64 function_id, __u64 digest, int *table_fd)
+{
+	__u32 table_id, size, zero = TETHER_POOL_SIZE_INDEX;
+	struct bpf_map_info info = {};
+	__u32 info_len = sizeof(info);
+
+	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.pools), &function_id, &table_id))
+		return errno == ENOENT ? 0 : -errno;
+	int fd = bpf_map_get_fd_by_id(table_id);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	__u32 low = 0, high = 0;
+	int matches = !bpf_obj_get_info_by_fd(fd, &info, &info_len) &&
+		      !bpf_map_lookup_elem(fd, &zero, &size) &&
+		      info.max_entries == TETHER_POOL_TABLE_ENTRIES(size) && /* older tables: no digest */
+		      !bpf_map_lookup_elem(fd, &(__u32){ TETHER_POOL_DIGEST_INDEX(size) }, &low) &&
+		      !bpf_map_lookup_elem(fd, &(__u32){ TETHER_POOL_DIGEST_INDEX(size) + 1 }, &high);
+
+	matches = matches && (((__u64)high << 32) | low) == digest;
+	if (matches && table_fd)
+		*table_fd = fd;
+	else
+		close(fd);
+	return matches;
 }

@@ -871,6 +871,31 @@ static int drop_orphan_pools(struct lifecycle *lc)
 	return 0;
 }
 
+/* A pinned table built from the members the function has now is kept as it
+ * is; every other is rebuilt. Rebuilding all of them would keep a restarted
+ * tetherd with ten thousand pools from serving for many seconds. */
+static int adopt_pool(struct lifecycle *lc, struct function *function)
+{
+	struct maglev_member *members;
+	size_t n;
+	int table_fd = -1;
+
+	collect_members(lc, function, &members, &n);
+	int matches = n ? pool_table_matches(lc->dp, function->function_id,
+					     maglev_digest(members, n),
+					     lc->kept_tables < lc->max_kept_tables ? &table_fd : NULL)
+			: 0;
+	g_free(members);
+	if (matches < 0)
+		return matches;
+	function->pool_dirty = !matches;
+	if (matches) {
+		function->pool_size = n;
+		keep_table(lc, function, table_fd);
+	}
+	return 0;
+}
+
 int lifecycle_adopt(struct lifecycle *lc)
 {
 	GHashTableIter iter;
@@ -882,6 +907,7 @@ int lifecycle_adopt(struct lifecycle *lc)
 		return err;
 	g_hash_table_iter_init(&iter, lc->functions);
 	while (g_hash_table_iter_next(&iter, NULL, &value))
-		((struct function *)value)->pool_dirty = true;
+		if ((err = adopt_pool(lc, value)))
+			return err;
 	return lifecycle_flush_pools(lc);
 }

@@ -454,7 +454,7 @@ static void expect_pool(struct world *w, struct lifecycle *lc, __u64 function_id
 	qsort(want, n, sizeof(*want), (int (*)(const void *, const void *))compare_u32);
 	const char *got_text = slots_text((__u32 *)got->data, got->len);
 	const char *want_text = slots_text(want, n);
-	bool same = n == got->len && memcmp(got->data, want, n * sizeof(*want)) == 0;
+	bool same = n == got->len && (!n || memcmp(got->data, want, n * sizeof(*want)) == 0);
 
 	g_array_free(got, TRUE);
 	g_free(want);
@@ -1114,7 +1114,7 @@ static void expect_unchanged(struct world *w, struct lifecycle *lc, struct snaps
 	for (int i = 0; i < SNAP_PARTS && differs < 0; i++) {
 		GByteArray *a = before->part[i], *b = after.part[i];
 
-		if (a->len != b->len || memcmp(a->data, b->data, a->len)) {
+		if (a->len != b->len || (a->len && memcmp(a->data, b->data, a->len))) {
 			differs = i;
 			offset = pkt_first_diff(a->data, a->len, b->data, b->len);
 		}
@@ -1491,6 +1491,32 @@ static void test_pools_follow_warm_set(void **state)
 	snapshot_take(w, lc, &snap);
 	flush(lc, "nothing changed");
 	expect_unchanged(w, lc, &snap, "a flush with no change");
+}
+
+/* Pools emptied in one flush go in one batch, and a function that had no
+ * table does not stop the others' removal. */
+static void test_pools_emptied_together(void **state)
+{
+	struct world *w = *state;
+	struct maglev_member one = { .id = 1, .slot = 7 };
+	struct pool_update updates[] = {
+		{ .function_id = F1, .n = 0 }, /* no table: skipped */
+		{ .function_id = F2, .n = 0 },
+		{ .function_id = 0x5000, .n = 0 },
+		{ .function_id = F3, .members = &one, .n = 1 },
+	};
+	__u32 table_id;
+	int pools_fd = bpf_map__fd(w->dp.skel->maps.pools);
+
+	CHECK(pool_replace(&w->dp, F2, &one, 1) == 0 && pool_replace(&w->dp, 0x5000, &one, 1) == 0,
+	      "tables for F2 and 0x5000");
+	CHECK(pools_replace(&w->dp, updates, 4) == 0, "pools_replace with three empty pools");
+	CHECK(bpf_map_lookup_elem(pools_fd, &(__u64){ F2 }, &table_id) && errno == ENOENT,
+	      "F2's table is still there");
+	CHECK(bpf_map_lookup_elem(pools_fd, &(__u64){ 0x5000 }, &table_id) && errno == ENOENT,
+	      "0x5000's table is still there");
+	CHECK(bpf_map_lookup_elem(pools_fd, &(__u64){ F3 }, &table_id) == 0,
+	      "F3's table, built in the same call, is missing");
 }
 
 /* ---- tests: heartbeats ------------------------------------------------------- */
@@ -2335,6 +2361,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_container_add, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_container_transitions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pools_follow_warm_set, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pools_emptied_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_down_and_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_expiry_seen_by_dataplane, setup,
 						teardown),

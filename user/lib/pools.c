@@ -51,10 +51,20 @@ out:
 	return fd;
 }
 
-static int pool_delete(int pools_fd, __u64 function_id)
+/* In one batch call, as every update or delete of the outer map waits for an
+ * RCU grace period: pools emptied together are removed with one wait. A key
+ * without a pool stops the kernel's batch; it is skipped. */
+static int pools_delete(int pools_fd, const __u64 *function_ids, __u32 count)
 {
-	if (bpf_map_delete_elem(pools_fd, &function_id) && errno != ENOENT)
-		return -errno;
+	for (__u32 done = 0; done < count;) {
+		__u32 deleted = count - done;
+
+		if (!bpf_map_delete_batch(pools_fd, function_ids + done, &deleted, NULL))
+			return 0;
+		if (errno != ENOENT)
+			return -errno;
+		done += deleted + 1;
+	}
 	return 0;
 }
 
@@ -82,10 +92,10 @@ static int build_table_map(const struct pool_update *update)
 
 static int swap_in_batch(int pools_fd, struct pool_update *updates, size_t count)
 {
-	__u64 keys[POOL_BATCH];
+	__u64 keys[POOL_BATCH], emptied[POOL_BATCH];
 	int fds[POOL_BATCH];
 	size_t owners[POOL_BATCH]; /* the update each new table belongs to */
-	__u32 built = 0;
+	__u32 built = 0, empty = 0;
 	int err = 0;
 
 	for (size_t i = 0; i < count; i++)
@@ -94,7 +104,7 @@ static int swap_in_batch(int pools_fd, struct pool_update *updates, size_t count
 		if (updates[i].function_id == 0) {
 			err = -EINVAL;
 		} else if (updates[i].n == 0) {
-			err = pool_delete(pools_fd, updates[i].function_id);
+			emptied[empty++] = updates[i].function_id;
 		} else {
 			int fd = build_table_map(&updates[i]);
 
@@ -111,6 +121,8 @@ static int swap_in_batch(int pools_fd, struct pool_update *updates, size_t count
 
 	if (!err && built && bpf_map_update_batch(pools_fd, keys, fds, &applied, NULL))
 		err = -errno;
+	if (!err && empty)
+		err = pools_delete(pools_fd, emptied, empty);
 	for (__u32 i = 0; i < built; i++) {
 		if (!err && updates[owners[i]].keep_table)
 			updates[owners[i]].table_fd = fds[i];

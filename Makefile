@@ -143,5 +143,6 @@ bench: deps
 	$(BUILD)/tools/bench_dataplane --json $(BUILD)/bench-dataplane.json
 	$(BUILD)/tools/bench_control --json $(BUILD)/bench-control.json
 	BUILD=$(BUILD) tools/bench_forward.sh --json $(BUILD)/bench-forward.json
+	BUILD=$(BUILD) tools/bench_socket.sh --json $(BUILD)/bench-socket.json
 
 $(BUILD)/tests/unit/test_tetherctl.o: $(wildcard user/tetherctl/*.c user/tetherctl/*.h)

@@ -54,6 +54,9 @@ bench forward "$scratch/forward.json" \
 	'[.rows[] | select(.row | startswith("tether"))] | length == 3 and
 	 all(.[]; .right_share == 1 and .delivered_pps > 0)' \
 	env BUILD="$build" tools/bench_forward.sh --quick --json "$scratch/forward.json"
+bench socket "$scratch/socket.json" \
+	'.control_socket | length == 3 and all(.[]; .add_per_s > 0 and .up_per_s > 0 and .del_per_s > 0)' \
+	env BUILD="$build" tools/bench_socket.sh --quick --json "$scratch/socket.json"
 
 echo "1..$count"
 ((failed == 0))

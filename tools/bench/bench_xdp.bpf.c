@@ -121,13 +121,16 @@ static __always_inline int restore_frame(struct xdp_md *ctx)
 		}
 		break;
 	}
-	case VARY_KEY: {
+	case VARY_KEY:
+	case VARY_KEY_STALE: {
 		__u32 index = next_index(template->population);
 		struct bench_key *key = bpf_map_lookup_elem(&bench_keys, &index);
 
 		if (key) {
 			request->function_id = key->function_id;
 			request->routing_key = key->routing_key;
+			if (template->vary == VARY_KEY_STALE)
+				make_affinity_stale(key);
 		}
 		break;
 	}
@@ -138,17 +141,6 @@ static __always_inline int restore_frame(struct xdp_md *ctx)
 		if (key)
 			request->function_id = key->function_id;
 		request->routing_key = bpf_cpu_to_be64(next_fresh_key());
-		break;
-	}
-	case VARY_KEY_STALE: {
-		__u32 index = next_index(template->population);
-		struct bench_key *key = bpf_map_lookup_elem(&bench_keys, &index);
-
-		if (key) {
-			request->function_id = key->function_id;
-			request->routing_key = key->routing_key;
-			make_affinity_stale(key);
-		}
 		break;
 	}
 	case VARY_FLOW: {

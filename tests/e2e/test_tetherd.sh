@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Integration tests of tetherd as an operator runs it: the settings file, the
-# XDP attach mode, the TCP listener for VM agents and its authentication, the
-# Unix socket's permissions, the event stream, heartbeats and the systemd
-# unit. The rig is tests/e2e/lib.sh's (client, router, vm1, vm2 namespaces);
+# XDP attach mode, the TCP listener for VM agents and its authentication (the
+# shared secret, and per-backend secrets that keep an agent to its backend),
+# the Unix socket's permissions, the event stream, heartbeats and the systemd
+# unit. The rig is tests/e2e/lib.sh's (client, router, vm1..vm3 namespaces);
 # tests that need a tetherd of their own start one in the router namespace on
 # a veth pair of their own, with a pin root $E2E_PIN_ROOT-TAG. Run as root:
 #
@@ -52,6 +53,12 @@ expect_le() {
 # Prints a (multi-line) text as TAP comments.
 show() {
 	sed 's/^/#     /' <<<"$1"
+}
+
+# 16 random hex digits: the shortest secret tetherd takes.
+random_secret() {
+	head -c8 /dev/urandom | od -An -tx1 | tr -d ' \n'
+	echo
 }
 
 # Milliseconds since the epoch.
@@ -342,18 +349,28 @@ test_xdp_native() {
 
 # --- c. the TCP listener -----------------------------------------------------------------------
 
+# A request as the log shows it: the secrets the tests use are not printed.
+masked() {
+	local text=${1/secret=$SECRET/secret=<the shared secret>}
+	text=${text/secret=$AS1_SECRET/secret=<the as1 secret>}
+	echo "${text/secret=$AS1_ROTATED/secret=<the new as1 secret>}"
+}
+
 # Sends a line on a connection; sets ANSWER to the first line of the answer
-# ("" when none came: the connection was closed, or tetherd was silent).
+# ("" when none came: the connection was closed, or tetherd was silent) and
+# ANSWER_ALL to all of it, records included.
 tcp_ask() {
 	local out
 	ANSWER=""
+	ANSWER_ALL=""
 	if ! e2e_conn_send "$1" "$2"; then
-		echo "#   [$1] $2 -> (cannot send: the connection is closed)"
+		echo "#   [$1] $(masked "$2") -> (cannot send: the connection is closed)"
 		return 0
 	fi
 	out=$(e2e_conn_answer "$1") || true
 	ANSWER=$(head -n1 <<<"$out")
-	echo "#   [$1] ${2/secret=$SECRET/secret=<the secret>} -> ${ANSWER:-(no answer)}"
+	ANSWER_ALL=$out
+	echo "#   [$1] $(masked "$2") -> ${ANSWER:-(no answer)}"
 }
 
 # Opens connection NAME to the rig's TCP listener and checks it is up: a
@@ -506,6 +523,201 @@ test_tcp_short_secret() {
 		IFS=';'
 		echo "${problems[*]}"
 	)"
+}
+
+# --- c2. per-backend secrets ------------------------------------------------------------
+
+# The backend= values in an answer's records, one a word ("" when none).
+record_backends() {
+	grep -o '\(^\| \)backend=[^ ]*' <<<"$1" | sed 's/^ //; s/^backend=//' | sort -u | tr '\n' ' '
+}
+
+# Opens connection NAME and authenticates it with LINE; expects ok.
+tcp_auth_ok() {
+	tcp_open "$1"
+	tcp_ask "$1" "$2"
+	expect_eq "$(masked "$2")" "$ANSWER" ok
+}
+
+# Opens connection NAME, sends the auth LINE, expects 'wrong secret' and the
+# connection closed.
+tcp_auth_wrong() {
+	tcp_open "$1"
+	tcp_ask "$1" "$2"
+	expect_eq "$(masked "$2")" "$ANSWER" "error unauthorized: wrong secret"
+	expect_closed "$1"
+}
+
+# c2. An agent that authenticates with its backend's own secret
+# (--agent-secrets-dir/as1) registers its backend and changes its containers;
+# it cannot touch another backend or its containers, nor read them, and
+# hears only its own events. Its secret is good only with backend=as1, a
+# wrong one is refused and backs off, a changed one counts at the next auth,
+# a file others may read is refused.
+test_agent_secret() {
+	local h_vm1 h_start mine before after request mac name
+	mac=$(vm_mac vm1)
+	h_vm1=$(add_warm 61 vm1)
+	h_start=$(e2e_ctl --json container add --function 61 --backend vm1 | jq -er '.container')
+	echo "#   vm1: container $h_vm1 (warm), $h_start (starting) of function 61; secrets in $SECRETS_DIR"
+
+	tcp_auth_ok p "auth agent backend=as1 secret=$AS1_SECRET"
+	tcp_ask p "add backend name=as1 addr=203.0.113.2 mac=$mac iface=$E2E_IF_R1 heartbeat_ms=3600000"
+	expect_eq "as1 registers itself" "$ANSWER" ok
+	tcp_ask p "add container function=61 backend=as1 state=starting"
+	expect_eq "as1 adds a container" "$ANSWER" ok
+	mine=$(sed -n 's/^container=\([0-9]*\) .*/\1/p' <<<"$ANSWER_ALL")
+	tcp_ask p "up container container=$mine"
+	expect_eq "as1 brings its container $mine up" "$ANSWER" ok
+	tcp_ask p "heartbeat backend name=as1"
+	expect_eq "as1's heartbeat" "$ANSWER" ok
+	tcp_ask p "show container container=$mine"
+	expect_eq "as1 shows its container" "$ANSWER" ok
+	tcp_ask p "list backend"
+	expect_eq "the backends as1 sees" "$(record_backends "$ANSWER_ALL")" "as1 "
+	tcp_ask p "list container"
+	expect_eq "the containers' backends as1 sees" "$(record_backends "$ANSWER_ALL")" "as1 "
+
+	# Events: vm1's are not for as1; its own are.
+	tcp_auth_ok q "auth agent backend=as1 secret=$AS1_SECRET"
+	e2e_conn_send q "watch event"
+	e2e_conn_wait q '^ok$' || fail "watch event: no 'ok' ($(cat "$E2E_LOG_DIR/conn-q/out"))"
+	e2e_ctl container del "$(add_warm 63 vm1)" >/dev/null
+	tcp_ask p "add container function=63 backend=as1 state=warm"
+	e2e_conn_wait q "^event=container_added .*function=63 backend=as1 " ||
+		fail "no container_added of as1 on its watch: $(cat "$E2E_LOG_DIR/conn-q/out")"
+	! grep -q "backend=vm1" "$E2E_LOG_DIR/conn-q/out" ||
+		fail "as1's watch hears of vm1: $(grep backend=vm1 "$E2E_LOG_DIR/conn-q/out")"
+	e2e_conn_close q
+
+	before=$(controller_state)
+	for request in "add container function=61 backend=vm1 state=warm" \
+		"up container container=$h_start" "drain container container=$h_vm1" \
+		"idle container container=$h_vm1" "del container container=$h_vm1" \
+		"show container container=$h_vm1" "list container backend=vm1" \
+		"heartbeat backend name=vm1" "drain backend name=vm1" "del backend name=vm1" \
+		"add backend name=as2 addr=203.0.113.2 mac=$mac iface=$E2E_IF_R1" \
+		"flush affinity function=61" "show affinity function=61 key=1" "show stats" \
+		"list function" "show function function=61" "unload tetherd"; do
+		expect_unauthorized p "$request"
+		expect_contains "the refusal of '$request'" "$ANSWER" "bound to backend 'as1'"
+	done
+	expect_contains "what as1 may do" "$ANSWER" "it may add, heartbeat, drain, del and list backend as1"
+	after=$(controller_state)
+	[[ $after == "$before" ]] || fail "the state changed:
+$(diff <(echo "$before") <(echo "$after") | sed 's/^/#     /')"
+
+	# Its own secret without backend=, or for another backend, is no good.
+	tcp_auth_wrong r "auth agent secret=$AS1_SECRET"
+	sleep 0.3 # past the 200 ms after one failure
+	tcp_auth_ok s "auth agent backend=as1 secret=$AS1_SECRET"
+	tcp_auth_wrong t "auth agent backend=vm1 secret=$AS1_SECRET"
+	sleep 0.3
+	# A wrong own secret: refused, and the right one right after too.
+	tcp_auth_ok u "auth agent backend=as1 secret=$AS1_SECRET"
+	tcp_open v
+	tcp_open w
+	tcp_ask v "auth agent backend=as1 secret=$WRONG_SECRET"
+	expect_eq "a wrong secret for as1" "$ANSWER" "error unauthorized: wrong secret"
+	tcp_ask w "auth agent backend=as1 secret=$AS1_SECRET"
+	expect_contains "the right secret right after a wrong one" "$ANSWER" \
+		"error unauthorized: too many failed attempts"
+	expect_closed v
+	expect_closed w
+	sleep 0.3
+
+	# A new secret in the file counts at the next auth; the old one is gone.
+	printf '%s\n' "$AS1_ROTATED" >"$SECRETS_DIR/as1"
+	tcp_auth_ok x "auth agent backend=as1 secret=$AS1_ROTATED"
+	tcp_auth_wrong y "auth agent backend=as1 secret=$AS1_SECRET"
+	sleep 0.3
+
+	# A secret file others may read is refused, and the log says why.
+	chmod 0644 "$SECRETS_DIR/as1"
+	tcp_auth_wrong z "auth agent backend=as1 secret=$AS1_ROTATED"
+	chmod 0600 "$SECRETS_DIR/as1"
+	show "$(grep -F "$SECRETS_DIR/as1 is open" "$E2E_TETHERD_LOG" | tail -n1)"
+	grep -qF "$SECRETS_DIR/as1 is open to group or others (mode 0644)" "$E2E_TETHERD_LOG" ||
+		fail "the log does not say why as1's secret file was refused: $(tail -n3 "$E2E_TETHERD_LOG")"
+	sleep 0.5 # two failures in a row: 400 ms
+	tcp_auth_ok a "auth agent backend=as1 secret=$AS1_ROTATED"
+	tcp_ask a "del backend name=as1"
+	expect_eq "as1 removes itself" "$ANSWER" ok
+	printf '%s\n' "$AS1_SECRET" >"$SECRETS_DIR/as1"
+	for name in p s u x a; do
+		e2e_conn_close "$name"
+	done
+	e2e_ctl container del "$h_vm1" >/dev/null
+	e2e_ctl container del "$h_start" >/dev/null
+}
+
+# c3. The VM agent over TCP with its backend's own secret: it registers, runs
+# its containers and serves their requests, reports a drain it did not start
+# (the event, show container, idle), and removes its backend when it stops.
+test_agent_tcp() {
+	local function=62 h out t0 ms
+	e2e_agent_start vm3 --tetherd "tcp:203.0.113.33:$TCP_PORT" --secret-file "$SECRETS_DIR/vm3" \
+		--function "$function:2" --cold-start-ms 100
+	e2e_agent_wait_warm vm3 2
+	echo "#   vm3's agent (tcp:203.0.113.33:$TCP_PORT, secret $SECRETS_DIR/vm3): 2 warm containers"
+	out=$(e2e_load --function "$function" --count 20 --rate 500 --timeout-ms 2000)
+	echo "#   20 requests for function $function: $out"
+	expect_eq "answered OK by vm3's containers" "$(e2e_field "$out" ok)" 20
+
+	h=$(e2e_ctl --json container list --backend vm3 | jq -er '.[0].container')
+	t0=$(now_ms)
+	e2e_ctl drain container "$h" --deadline 10s --wait >/dev/null 2>&1 ||
+		fail "tetherctl drain container $h --wait failed"
+	ms=$(($(now_ms) - t0))
+	echo "#   drain of vm3's container $h by the operator: gone after $ms ms (deadline 10 s)"
+	expect_le "ms until the agent reported container $h idle" "$ms" 3000
+
+	e2e_agent_stop vm3
+	expect_eq "backend vm3 after its agent stopped" "$(backend_field vm3 state)" ""
+	! grep -q "refused" "$E2E_LOG_DIR/agent_vm3.log" ||
+		fail "tetherd refused vm3's agent: $(grep refused "$E2E_LOG_DIR/agent_vm3.log")"
+	! grep -q "auth agent backend=vm3 .*refused" "$E2E_TETHERD_LOG" ||
+		fail "tetherd refused vm3's agent: $(grep 'backend=vm3' "$E2E_TETHERD_LOG")"
+}
+
+# c4. Per-backend secrets tetherd will not use: it refuses to start, says why
+# and how to fix it, and makes nothing.
+test_agent_secrets_refused() {
+	local out status item label setup expected hint first dir
+	instance as
+	dir=$E2E_LOG_DIR/as-secrets
+	# label|what is done to the directory DIR|the message|the fix it names
+	local -a cases=(
+		"a directory others may read|chmod 755 DIR|DIR is open to group or others (mode 0755)|chmod 700 DIR"
+		"a directory of another user|chown nobody DIR|DIR belongs to uid $(id -u nobody)|chown 0 DIR"
+		"a secret file others may read|chmod 644 DIR/vm1|DIR/vm1 is open to group or others (mode 0644)|chmod 600 DIR/vm1"
+		"a secret of 15 characters|printf 0123456789abcde >DIR/vm1|DIR/vm1 must hold one secret of 16 to 127 characters|(it holds 15 characters)"
+		"a symbolic link|ln -s vm1 DIR/vm2|cannot open DIR/vm2|put the secret itself there"
+		"a file name that is no backend name|cp -p DIR/vm1 DIR/vm\\ 1|DIR/vm 1: the file name is no backend name|[A-Za-z0-9._-]"
+		"no such directory|rm -rf DIR|cannot open the agent secrets directory DIR|No such file"
+		"no --tcp-listen|NO_LISTENER|--agent-secrets-dir is for agents on the TCP listener|give --tcp-listen"
+	)
+	for item in "${cases[@]}"; do
+		IFS='|' read -r label setup expected hint <<<"$item"
+		rm -rf "$dir"
+		mkdir -m 700 "$dir"
+		(umask 077 && random_secret >"$dir/vm1")
+		local args=(--iface "$IFACE" --vip "198.51.100.20:$E2E_PORT" --pin-root "$PIN"
+			--socket "$SOCK" --agent-secrets-dir "$dir")
+		if [[ $setup != NO_LISTENER ]]; then
+			args+=(--tcp-listen "127.0.0.1:$((TCP_PORT + 2))")
+			eval "${setup//DIR/\"\$dir\"}"
+		fi
+		status=0
+		out=$(e2e_tetherd_try "${args[@]}") || status=$?
+		first=$(head -n1 <<<"$out")
+		echo "#   $label: exit $status: $first"
+		((status != 0 && status != 124)) || fail "$label: exit status $status"
+		expect_contains "$label: the message" "$first" "${expected//DIR/$dir}"
+		expect_contains "$label: the fix" "$first" "${hint//DIR/$dir}"
+		expect_nothing_made "$label" 198.51.100.20
+	done
+	rm -rf "$dir"
 }
 
 # --- d. the Unix socket's permissions -----------------------------------------------------
@@ -754,7 +966,8 @@ test_systemd_unit() {
 # --- runner --------------------------------------------------------------------------------------
 
 TESTS=(systemd_unit config_file config_override config_override_lists config_bad xdp_generic
-	xdp_native tcp_auth tcp_backoff tcp_short_secret socket_perms watch heartbeat)
+	xdp_native tcp_auth tcp_backoff tcp_short_secret agent_secret agent_tcp
+	agent_secrets_refused socket_perms watch heartbeat)
 passed=0
 failed=0
 number=0
@@ -813,12 +1026,20 @@ main() {
 	DEFAULT_PIN_EXISTED=$([[ -e /sys/fs/bpf/tether ]] && echo yes || echo no)
 	TCP_PORT=$((20000 + RANDOM % 20000))
 	# 16 characters: the shortest secret tetherd takes.
-	SECRET=$(head -c8 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	SECRET=$(random_secret)
 	SECRET_FILE=$E2E_LOG_DIR/tcp.secret
 	(umask 077 && printf '%s\n' "$SECRET" >"$SECRET_FILE")
-	e2e_topology
-	e2e_tetherd_start --hold-ms "$HOLD_MS" --tcp-listen "127.0.0.1:$TCP_PORT" \
-		--tcp-secret-file "$SECRET_FILE"
+	# Per-backend secrets: as1 (test_agent_secret), vm3 (vm3's agent).
+	SECRETS_DIR=$E2E_LOG_DIR/agents
+	AS1_SECRET=$(random_secret)
+	AS1_ROTATED=$(random_secret)
+	mkdir -m 700 "$SECRETS_DIR"
+	(umask 077 && printf '%s\n' "$AS1_SECRET" >"$SECRETS_DIR/as1" &&
+		random_secret >"$SECRETS_DIR/vm3")
+	e2e_topology --vms 3
+	# On every address of the router: vm3's agent reaches it at 203.0.113.33.
+	e2e_tetherd_start --hold-ms "$HOLD_MS" --tcp-listen "0.0.0.0:$TCP_PORT" \
+		--tcp-secret-file "$SECRET_FILE" --agent-secrets-dir "$SECRETS_DIR"
 	e2e_backend_start vm1
 	e2e_backend_start vm2
 	e2e_backend_add vm1 --heartbeat-ms "$HOUR" >/dev/null

@@ -34,7 +34,10 @@ static const char usage[] =
 	"                         adds ADDR to lo (rtnetlink, /32 or /128), removes it on\n"
 	"                         exit if it added it, and serves UDP on ADDR:PORT\n"
 	"  --tetherd ENDPOINT     unix:/path or tcp:ADDR:PORT (" AGENT_DEFAULT_TETHERD ")\n"
-	"  --secret-file F        the shared secret for a tcp: endpoint\n"
+	"  --secret-file F        the secret for a tcp: endpoint, sent with backend=NAME:\n"
+	"                         best this backend's own (the file NAME in tetherd's\n"
+	"                         --agent-secrets-dir), which lets the agent change only\n"
+	"                         this backend and its containers; else the shared one\n"
 	"  --function F:COUNT     start COUNT warm containers of function F (repeatable)\n"
 	"  --handler NAME         the function handler containers run (" AGENT_DEFAULT_HANDLER
 	"): %s\n"

@@ -17,6 +17,7 @@
 struct command {
 	const char *verb, *noun;
 	const char *const *keys; /* allowed keys, NULL-terminated */
+	bool bound_ok;           /* for a connection bound to a backend, kept to it */
 	enum proto_error (*run)(struct tetherd *d, const struct requester *who,
 				const struct proto_request *req, struct proto_writer *w,
 				char *message, size_t size);
@@ -39,14 +40,20 @@ static __s64 ms_until(struct tetherd *d, __u64 deadline_ns)
 	return deadline_ns > now ? (__s64)((deadline_ns - now) / NS_PER_MS) : 0;
 }
 
-/* A remote agent bound to a backend acts on that backend only. */
+/* A connection bound to a backend ("auth agent backend=NAME") acts on that
+ * backend and its containers only, whichever secret it authenticated with. */
+static bool is_bound(const struct requester *who)
+{
+	return who->remote && who->backend[0];
+}
+
 static enum proto_error check_backend_allowed(const struct requester *who, const char *backend,
 					      char *message, size_t size)
 {
-	if (!who->remote || !who->backend[0] || !strcmp(who->backend, backend))
+	if (!is_bound(who) || !strcmp(who->backend, backend))
 		return PROTO_OK;
-	snprintf(message, size, "this agent is bound to backend '%s', not '%s'", who->backend,
-		 backend);
+	snprintf(message, size, "this agent is bound to backend '%s', not '%s': it may change "
+		 "%s and %s's containers only", who->backend, backend, who->backend, who->backend);
 	return PROTO_UNAUTHORIZED;
 }
 
@@ -57,8 +64,24 @@ static enum proto_error check_container_allowed(struct tetherd *d, const struct 
 
 	if (!record)
 		return lifecycle_failed(d, PROTO_NOT_FOUND, message, size);
-	return check_backend_allowed(who, d->lc.backends[record->backend_id].meta.name, message,
-				     size);
+	const char *backend = d->lc.backends[record->backend_id].meta.name;
+
+	if (!is_bound(who) || !strcmp(who->backend, backend))
+		return PROTO_OK;
+	snprintf(message, size, "container %u is on backend '%s'; this agent is bound to backend "
+		 "'%s' and may change %s's containers only", slot, backend, who->backend,
+		 who->backend);
+	return PROTO_UNAUTHORIZED;
+}
+
+static enum proto_error refuse_bound(const struct requester *who, const struct proto_request *req,
+				     char *message, size_t size)
+{
+	snprintf(message, size, "'%s %s' is not for an agent bound to backend '%s': it may add, "
+		 "heartbeat, drain, del and list backend %s, add, up, drain, idle, del, list and "
+		 "show its containers, and watch events; the rest takes the shared secret or the "
+		 "local socket", req->verb, req->noun, who->backend, who->backend);
+	return PROTO_UNAUTHORIZED;
 }
 
 /* --- backends --- */
@@ -172,11 +195,14 @@ static enum proto_error list_backend(struct tetherd *d, const struct requester *
 				     const struct proto_request *req, struct proto_writer *w,
 				     char *message, size_t size)
 {
-	(void)who, (void)req, (void)message, (void)size;
+	(void)req, (void)message, (void)size;
 	proto_write_ok(w);
-	for (__u32 id = 1; id < TETHER_MAX_BACKENDS; id++)
-		if (d->lc.backends[id].in_use)
-			write_backend(d, w, &d->lc.backends[id]);
+	for (__u32 id = 1; id < TETHER_MAX_BACKENDS; id++) {
+		const struct backend *b = &d->lc.backends[id];
+
+		if (b->in_use && (!is_bound(who) || !strcmp(b->meta.name, who->backend)))
+			write_backend(d, w, b);
+	}
 	return PROTO_OK;
 }
 
@@ -319,10 +345,12 @@ static enum proto_error list_container(struct tetherd *d, const struct requester
 	struct backend *backend = NULL;
 	enum proto_error err;
 
-	(void)who;
 	if ((err = proto_get_function(req, "function", 0, &function_id, message, size)) ||
-	    (err = proto_get_name(req, "backend", 0, &backend_name, message, size)))
+	    (err = proto_get_name(req, "backend", 0, &backend_name, message, size)) ||
+	    (backend_name && (err = check_backend_allowed(who, backend_name, message, size))))
 		return err;
+	if (is_bound(who))
+		backend_name = who->backend;
 	if (backend_name && !(backend = lc_backend_find(&d->lc, backend_name)))
 		return lifecycle_failed(d, PROTO_NOT_FOUND, message, size);
 	proto_write_ok(w);
@@ -343,13 +371,10 @@ static enum proto_error show_container(struct tetherd *d, const struct requester
 				       char *message, size_t size)
 {
 	__u32 slot;
-	enum proto_error err = proto_get_u32(req, "container", 1, &slot, message, size);
+	enum proto_error err = container_argument(d, who, req, &slot, message, size);
 
-	(void)who;
 	if (err)
 		return err;
-	if (!lc_container(&d->lc, slot))
-		return lifecycle_failed(d, PROTO_NOT_FOUND, message, size);
 	proto_write_ok(w);
 	write_container(d, w, slot, true);
 	return PROTO_OK;
@@ -569,25 +594,28 @@ static enum proto_error unload_tetherd(struct tetherd *d, const struct requester
 
 #define KEYS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
+/* bound_ok: what an agent needs for its own backend; each of those checks
+ * the backend or container it names, or lists only its own. */
 static const struct command commands[] = {
-	{ "add", "backend", KEYS("name", "addr", "mac", "iface", "heartbeat_ms"), add_backend },
-	{ "heartbeat", "backend", KEYS("name"), heartbeat_backend },
-	{ "drain", "backend", KEYS("name", "deadline_ms"), drain_backend },
-	{ "del", "backend", KEYS("name"), del_backend },
-	{ "list", "backend", KEYS(NULL), list_backend },
-	{ "add", "container", KEYS("function", "backend", "name", "state"), add_container },
-	{ "up", "container", KEYS("container"), change_container },
-	{ "drain", "container", KEYS("container", "deadline_ms"), change_container },
-	{ "idle", "container", KEYS("container"), change_container },
-	{ "del", "container", KEYS("container"), change_container },
-	{ "list", "container", KEYS("function", "backend"), list_container },
-	{ "show", "container", KEYS("container"), show_container },
-	{ "list", "function", KEYS(NULL), list_function },
-	{ "show", "function", KEYS("function"), show_function },
-	{ "show", "affinity", KEYS("function", "key"), show_affinity },
-	{ "flush", "affinity", KEYS("function", "key"), flush_affinity },
-	{ "show", "stats", KEYS(NULL), show_stats },
-	{ "unload", "tetherd", KEYS(NULL), unload_tetherd },
+	{ "add", "backend", KEYS("name", "addr", "mac", "iface", "heartbeat_ms"), true,
+	  add_backend },
+	{ "heartbeat", "backend", KEYS("name"), true, heartbeat_backend },
+	{ "drain", "backend", KEYS("name", "deadline_ms"), true, drain_backend },
+	{ "del", "backend", KEYS("name"), true, del_backend },
+	{ "list", "backend", KEYS(NULL), true, list_backend },
+	{ "add", "container", KEYS("function", "backend", "name", "state"), true, add_container },
+	{ "up", "container", KEYS("container"), true, change_container },
+	{ "drain", "container", KEYS("container", "deadline_ms"), true, change_container },
+	{ "idle", "container", KEYS("container"), true, change_container },
+	{ "del", "container", KEYS("container"), true, change_container },
+	{ "list", "container", KEYS("function", "backend"), true, list_container },
+	{ "show", "container", KEYS("container"), true, show_container },
+	{ "list", "function", KEYS(NULL), false, list_function },
+	{ "show", "function", KEYS("function"), false, show_function },
+	{ "show", "affinity", KEYS("function", "key"), false, show_affinity },
+	{ "flush", "affinity", KEYS("function", "key"), false, flush_affinity },
+	{ "show", "stats", KEYS(NULL), false, show_stats },
+	{ "unload", "tetherd", KEYS(NULL), false, unload_tetherd },
 };
 
 void commands_execute(struct tetherd *d, const struct requester *who,
@@ -606,7 +634,11 @@ void commands_execute(struct tetherd *d, const struct requester *who,
 			 req->verb, req->noun);
 	} else if (who->remote && !who->authenticated) {
 		err = PROTO_UNAUTHORIZED;
-		snprintf(message, sizeof(message), "authenticate first: auth agent secret=...");
+		snprintf(message, sizeof(message),
+			 "authenticate first: auth agent backend=NAME secret=S (the backend's own "
+			 "secret) or auth agent secret=S (the shared one)");
+	} else if (is_bound(who) && !command->bound_ok) {
+		err = refuse_bound(who, req, message, sizeof(message));
 	} else if (!(err = proto_check_keys(req, command->keys, message, sizeof(message)))) {
 		err = command->run(d, who, req, w, message, sizeof(message));
 	}

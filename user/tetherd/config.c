@@ -1,14 +1,22 @@
 // SPDX-License-Identifier: MIT
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <net/if.h>
 #include <getopt.h>
 #include <glib.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "privileges.h"
+#include "protocol.h"
 
 static const char usage[] =
 	"usage: tetherd --iface IF [--iface IF2 ...] --vip ADDR:PORT [--vip ...] [options]\n"
@@ -28,15 +36,26 @@ static const char usage[] =
 	"  --drain-ms N           default drain deadline (30000)\n"
 	"  --hold-ms N            how long the slow path holds a request for capacity (1000)\n"
 	"  --queue N              requests held per function (256)\n"
-	"  --tcp-listen ADDR:PORT a TCP listener for remote VM agents\n"
-	"  --tcp-secret-file F    the shared secret agents must send first\n"
+	"  --tcp-listen ADDR:PORT a TCP listener for remote VM agents and orchestrators;\n"
+	"                         each connection authenticates first (auth agent)\n"
+	"  --tcp-secret-file F    the shared secret: the operator's or orchestrator's\n"
+	"                         credential, good for every backend (full access but unload)\n"
+	"  --agent-secrets-dir D  per-backend secrets: D/NAME holds backend NAME's own\n"
+	"                         secret (16+ characters), read again at each auth. An agent\n"
+	"                         that sends it with backend=NAME may change NAME and its\n"
+	"                         containers, nothing else. D and its files must be the\n"
+	"                         user's of tetherd (root, or --user) and private to it\n"
+	"                         (chmod 700 D, chmod 600 D/*), or tetherd refuses them\n"
+	"  --user NAME            once loaded, attached and listening, run as NAME (its uid,\n"
+	"                         gid and groups) with the same few capabilities; its\n"
+	"                         group may use the pins. Start as root\n"
 	"  --config FILE          settings file: [tetherd] group, same names, lists with ';'\n"
 	"  --unload               detach, remove every pin under the pin root, exit\n";
 
 enum option_id {
 	OPT_IFACE = 1, OPT_VIP, OPT_XDP_MODE, OPT_PIN_ROOT, OPT_SOCKET, OPT_SOCKET_GROUP,
 	OPT_HEARTBEAT, OPT_DRAIN, OPT_HOLD, OPT_QUEUE, OPT_TCP_LISTEN, OPT_TCP_SECRET,
-	OPT_CONFIG, OPT_UNLOAD, OPT_HELP,
+	OPT_AGENT_SECRETS, OPT_USER, OPT_CONFIG, OPT_UNLOAD, OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -52,6 +71,8 @@ static const struct option options[] = {
 	{ "queue", required_argument, 0, OPT_QUEUE },
 	{ "tcp-listen", required_argument, 0, OPT_TCP_LISTEN },
 	{ "tcp-secret-file", required_argument, 0, OPT_TCP_SECRET },
+	{ "agent-secrets-dir", required_argument, 0, OPT_AGENT_SECRETS },
+	{ "user", required_argument, 0, OPT_USER },
 	{ "config", required_argument, 0, OPT_CONFIG },
 	{ "unload", no_argument, 0, OPT_UNLOAD },
 	{ "help", no_argument, 0, OPT_HELP },
@@ -161,6 +182,11 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 		return copy_setting(name, value, config->tcp_listen, sizeof(config->tcp_listen));
 	case OPT_TCP_SECRET:
 		return read_secret(value, config->tcp_secret, sizeof(config->tcp_secret));
+	case OPT_AGENT_SECRETS:
+		return copy_setting(name, value, config->agent_secrets_dir,
+				    sizeof(config->agent_secrets_dir));
+	case OPT_USER:
+		return copy_setting(name, value, config->user, sizeof(config->user));
 	case OPT_UNLOAD:
 		config->unload = true;
 		return 0;
@@ -196,10 +222,218 @@ static int apply_file(struct tetherd_config *config, const char *path)
 	return 0;
 }
 
+/* --- per-backend agent secrets ---------------------------------------------- */
+
+static bool is_backend_name(const char *name)
+{
+	size_t len = strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "0123456789._-");
+
+	return len && len == strlen(name) && len <= PROTO_NAME_MAX;
+}
+
+/* As ssh checks its keys: a secret anyone but its reader may read or
+ * replace is no secret. */
+static int check_private(const char *path, const struct stat *st, bool dir, uid_t owner,
+			 char *why, size_t size)
+{
+	if (dir ? !S_ISDIR(st->st_mode) : !S_ISREG(st->st_mode)) {
+		snprintf(why, size, "%s is not a %s", path, dir ? "directory" : "regular file");
+		return -EINVAL;
+	}
+	if (st->st_uid != owner) {
+		snprintf(why, size, "%s belongs to uid %u, but tetherd reads its secrets as uid %u: "
+			 "chown %u %s",
+			 path, (unsigned)st->st_uid, (unsigned)owner, (unsigned)owner, path);
+		return -EPERM;
+	}
+	if (st->st_mode & 077) {
+		snprintf(why, size, "%s is open to group or others (mode %04o), so a secret in it "
+			 "is not private: chmod %s %s",
+			 path, (unsigned)(st->st_mode & 07777), dir ? "700" : "600", path);
+		return -EPERM;
+	}
+	return 0;
+}
+
+int config_open_agent_secrets(const char *dir, uid_t owner, char *why, size_t size)
+{
+	struct stat st;
+	int err, fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		err = -errno;
+		snprintf(why, size, "cannot open the agent secrets directory %s: %s", dir,
+			 strerror(errno));
+		return err;
+	}
+	err = fstat(fd, &st) ? -errno : check_private(dir, &st, true, owner, why, size);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* The secret in dir_fd/name: a regular file (no symlink), private, one
+ * protocol value of 16-127 characters. -ENOENT (why empty) when there is no
+ * such file. */
+static int read_secret_file(int dir_fd, const char *dir, const char *name, uid_t owner,
+			    char *secret, size_t secret_size, char *why, size_t size)
+{
+	char path[512], contents[256];
+	struct stat st;
+	ssize_t got = 0;
+	int err;
+
+	why[0] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0) {
+		err = -errno;
+		if (err != -ENOENT)
+			snprintf(why, size, "cannot open %s: %s%s", path, strerror(errno),
+				 err == -ELOOP ? " (a symbolic link: put the secret itself there)"
+					       : "");
+		return err;
+	}
+	err = fstat(fd, &st) ? -errno : check_private(path, &st, false, owner, why, size);
+	if (!err && (got = read(fd, contents, sizeof(contents) - 1)) < 0)
+		err = -errno;
+	close(fd);
+	if (err) {
+		if (!why[0])
+			snprintf(why, size, "cannot read %s: %s", path, strerror(-err));
+		return err;
+	}
+	contents[got] = '\0';
+	g_strstrip(contents);
+	if (strlen(contents) < 16 || strlen(contents) >= secret_size ||
+	    !proto_value_valid(contents)) {
+		snprintf(why, size, "%s must hold one secret of 16 to %zu characters without "
+			 "spaces or '=' (it holds %zu characters)",
+			 path, secret_size - 1, strlen(contents));
+		err = -EINVAL;
+	} else {
+		snprintf(secret, secret_size, "%s", contents);
+	}
+	explicit_bzero(contents, sizeof(contents));
+	return err;
+}
+
+int config_read_agent_secret(int dir_fd, const char *dir, const char *backend, uid_t owner,
+			     char *secret, size_t secret_size, char *why, size_t size)
+{
+	struct stat st;
+	int err;
+
+	why[0] = '\0';
+	if (!is_backend_name(backend)) {
+		snprintf(why, size, "'%s' is no backend name", backend);
+		return -EINVAL;
+	}
+	/* The directory's mode and owner may have changed since start. */
+	if (fstat(dir_fd, &st)) {
+		snprintf(why, size, "cannot stat %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	if ((err = check_private(dir, &st, true, owner, why, size)))
+		return err;
+	return read_secret_file(dir_fd, dir, backend, owner, secret, secret_size, why, size);
+}
+
+/* Every file of the directory, as an auth would read it: a mistake shows
+ * at start, not when an agent is turned away. */
+static int check_agent_secrets(const char *dir, uid_t owner)
+{
+	char why[768], secret[128];
+	int err = 0, dir_fd = config_open_agent_secrets(dir, owner, why, sizeof(why));
+	struct dirent *entry;
+
+	if (dir_fd < 0) {
+		fprintf(stderr, "tetherd: %s\n", why);
+		return dir_fd;
+	}
+	DIR *listing = fdopendir(dup(dir_fd));
+
+	if (!listing) {
+		err = -errno;
+		snprintf(why, sizeof(why), "cannot list %s: %s", dir, strerror(errno));
+	}
+	while (!err && (entry = readdir(listing))) {
+		if (!strcmp(entry->d_name, ".") || !strcmp(entry->d_name, ".."))
+			continue;
+		if (is_backend_name(entry->d_name)) {
+			err = read_secret_file(dir_fd, dir, entry->d_name, owner, secret,
+					       sizeof(secret), why, sizeof(why));
+			continue;
+		}
+		snprintf(why, sizeof(why), "%s/%s: the file name is no backend name "
+			 "([A-Za-z0-9._-], 1-31 characters)", dir, entry->d_name);
+		err = -EINVAL;
+	}
+	if (err)
+		fprintf(stderr, "tetherd: %s\n", why);
+	explicit_bzero(secret, sizeof(secret));
+	if (listing)
+		closedir(listing);
+	close(dir_fd);
+	return err;
+}
+
+static int check_tcp_settings(const struct tetherd_config *config, uid_t secrets_owner)
+{
+	if (config->agent_secrets_dir[0] && !config->tcp_listen[0]) {
+		fprintf(stderr, "tetherd: --agent-secrets-dir is for agents on the TCP listener: "
+				"give --tcp-listen ADDR:PORT too\n");
+		return -EINVAL;
+	}
+	if (!config->tcp_listen[0])
+		return 0;
+	if (config->tcp_secret[0] ? strlen(config->tcp_secret) < 16
+				  : !config->agent_secrets_dir[0]) {
+		fprintf(stderr, "tetherd: the TCP listener needs a shared secret of at least 16 "
+				"characters (--tcp-secret-file), per-backend secrets "
+				"(--agent-secrets-dir), or both\n");
+		return -EINVAL;
+	}
+	return config->agent_secrets_dir[0]
+		       ? check_agent_secrets(config->agent_secrets_dir, secrets_owner)
+		       : 0;
+}
+
+/* --user: it must exist, and tetherd must be able to become it. */
+static int look_up_user(struct tetherd_config *config)
+{
+	char why[256];
+
+	errno = 0;
+	struct passwd *entry = getpwnam(config->user);
+
+	if (!entry) {
+		fprintf(stderr, "tetherd: no user named '%s' for --user%s%s (getent passwd %s; "
+				"a system user of its own: useradd --system --user-group "
+				"--no-create-home --shell /usr/sbin/nologin %s)\n",
+			config->user, errno ? ": " : "", errno ? strerror(errno) : "",
+			config->user, config->user);
+		return -ENOENT;
+	}
+	config->user_uid = entry->pw_uid;
+	config->user_gid = entry->pw_gid;
+	if (privileges_can_switch(why, sizeof(why))) {
+		fprintf(stderr, "tetherd: cannot become user '%s' later: %s\n", config->user, why);
+		return -EPERM;
+	}
+	return 0;
+}
+
 /* What can be checked before anything is loaded or pinned: a start that
  * will be refused leaves nothing behind. */
-static int check_settings(const struct tetherd_config *config)
+static int check_settings(struct tetherd_config *config)
 {
+	int err;
+
 	for (int i = 0; i < config->iface_count; i++)
 		if (!if_nametoindex(config->ifaces[i])) {
 			fprintf(stderr, "tetherd: interface '%s' does not exist (ip link shows them)\n",
@@ -211,12 +445,10 @@ static int check_settings(const struct tetherd_config *config)
 			config->socket_group);
 		return -ENOENT;
 	}
-	if (config->tcp_listen[0] && strlen(config->tcp_secret) < 16) {
-		fprintf(stderr, "tetherd: the TCP listener needs a shared secret of at least 16 "
-				"characters (--tcp-secret-file)\n");
-		return -EINVAL;
-	}
-	return 0;
+	if (config->user[0] && (err = look_up_user(config)))
+		return err;
+	/* The secrets are read by tetherd as the user it runs as. */
+	return check_tcp_settings(config, config->user[0] ? config->user_uid : geteuid());
 }
 
 static void set_defaults(struct tetherd_config *config)

@@ -15,4 +15,19 @@ int config_parse(struct tetherd_config *config, int argc, char **argv);
 /* "198.51.100.1:7777" or "[2001:db8::1]:7777". */
 int config_parse_vip(const char *text, struct tetherd_vip *vip);
 
+/* --agent-secrets-dir: opened once, at start (as root, so its parents need
+ * not be open to --user), and checked: a directory of owner's that nobody
+ * else may use. Returns its fd, or a negative errno with why, a sentence for
+ * the operator. */
+int config_open_agent_secrets(const char *dir, uid_t owner, char *why, size_t size);
+
+/* Backend's own secret: the file backend in the directory dir_fd (dir, its
+ * path, for messages), read again at every auth, so a secret added, changed
+ * or removed while tetherd runs counts at once. The directory and the file
+ * must be owner's and private to it (as ssh wants its keys), the file a
+ * regular one holding 16-127 characters. 0 with the secret; -ENOENT with why
+ * empty when backend has no file; else a negative errno with why. */
+int config_read_agent_secret(int dir_fd, const char *dir, const char *backend, uid_t owner,
+			     char *secret, size_t secret_size, char *why, size_t size);
+
 #endif

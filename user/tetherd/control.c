@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "config.h"
 
 /* A watcher that does not read its events is cut off past this backlog,
  * rather than letting tetherd's memory grow. */
@@ -39,7 +40,9 @@ struct control {
 	struct tetherd *d;
 	int unix_fd, tcp_fd;
 	char unix_path[108];
-	char secret[128];
+	char secret[128];        /* shared: any backend; empty: none */
+	const char *secrets_dir; /* DIR/NAME: backend NAME's own secret; NULL: none */
+	int secrets_fd;          /* DIR, opened at start; -1: none */
 	gid_t group;
 	bool group_set;
 	GHashTable *connections;   /* fd -> struct connection */
@@ -106,44 +109,88 @@ static bool secrets_equal(const char *given, const char *expected)
 	return difference == 0;
 }
 
+/* The shared secret, or with backend= that backend's own one, read from
+ * the secrets directory now: a secret added, changed or removed while
+ * tetherd runs counts from the next auth. A secret file tetherd refuses
+ * (its mode, its owner) is logged for the operator. */
+static bool secret_accepted(struct control *control, const char *given, const char *backend,
+			    const char *address)
+{
+	char own[128] = "", why[768];
+	bool shared = control->secret[0] && secrets_equal(given, control->secret);
+	bool by_own = false;
+
+	if (backend && control->secrets_dir) {
+		int err = config_read_agent_secret(control->secrets_fd, control->secrets_dir,
+						   backend, geteuid(), own, sizeof(own), why,
+						   sizeof(why));
+
+		if (err && why[0])
+			fprintf(stderr, "tetherd: auth agent backend=%s from %s: %s\n", backend,
+				address, why);
+		by_own = !err && secrets_equal(given, own);
+		explicit_bzero(own, sizeof(own));
+	}
+	return shared || by_own;
+}
+
+/* Each failure from an address doubles its wait before the next try. */
+static void count_failure(struct control *control, const char *address, __u64 now)
+{
+	struct auth_failure *failure = g_hash_table_lookup(control->auth_failures, address);
+
+	if (!failure) {
+		failure = g_new0(struct auth_failure, 1);
+		g_hash_table_insert(control->auth_failures, g_strdup(address), failure);
+	}
+	failure->count++;
+	__u64 backoff_ms = MIN(AUTH_BACKOFF_MAX_MS, 100ull << MIN(failure->count, 10));
+
+	failure->retry_after_ns = now + backoff_ms * 1000000ull;
+}
+
+static bool waiting_after_failures(struct control *control, const char *address, __u64 now)
+{
+	struct auth_failure *failure = g_hash_table_lookup(control->auth_failures, address);
+
+	return failure && now < failure->retry_after_ns;
+}
+
+/* "auth agent secret=S [backend=NAME]": with backend= the connection is
+ * bound to NAME (commands.c keeps it to NAME and NAME's containers),
+ * whichever secret it gave; without, only the shared secret is good. */
 static void authenticate(struct connection *conn, const struct proto_request *req)
 {
 	struct control *control = conn->control;
 	char address[64], message[256];
 	const char *secret = proto_get(req, "secret");
-	const char *backend = proto_get(req, "backend");
+	const char *backend = NULL;
 	static const char *const keys[] = { "secret", "backend", NULL };
 	__u64 now = lifecycle_now(&control->d->lc);
+	enum proto_error err = proto_check_keys(req, keys, message, sizeof(message));
 
-	if (proto_check_keys(req, keys, message, sizeof(message))) {
-		queue_error(conn, PROTO_BAD_ARGUMENT, message);
+	if (!err)
+		err = proto_get_name(req, "backend", 0, &backend, message, sizeof(message));
+	if (err) {
+		queue_error(conn, err, message);
 		return;
 	}
 	peer_address(conn->fd, address, sizeof(address));
-	struct auth_failure *failure = g_hash_table_lookup(control->auth_failures, address);
-
-	if (failure && now < failure->retry_after_ns) {
+	if (waiting_after_failures(control, address, now)) {
 		queue_error(conn, PROTO_UNAUTHORIZED,
 			    "too many failed attempts from this address; wait and try again");
 		conn->closing = true;
 		return;
 	}
-	bool good = secret && control->secret[0] && secrets_equal(secret, control->secret);
-	if (!good) {
-		if (!failure) {
-			failure = g_new0(struct auth_failure, 1);
-			g_hash_table_insert(control->auth_failures, g_strdup(address), failure);
-		}
-		failure->count++;
-		__u64 backoff_ms = MIN(AUTH_BACKOFF_MAX_MS, 100ull << MIN(failure->count, 10));
-
-		failure->retry_after_ns = now + backoff_ms * 1000000ull;
+	if (!secret || !secret_accepted(control, secret, backend, address)) {
+		count_failure(control, address, now);
+		fprintf(stderr, "tetherd: auth agent%s%s from %s refused: wrong secret\n",
+			backend ? " backend=" : "", backend ? backend : "", address);
 		queue_error(conn, PROTO_UNAUTHORIZED, "wrong secret");
 		conn->closing = true;
 		return;
 	}
-	if (failure)
-		g_hash_table_remove(control->auth_failures, address);
+	g_hash_table_remove(control->auth_failures, address);
 	conn->who.authenticated = true;
 	snprintf(conn->who.backend, sizeof(conn->who.backend), "%s", backend ? backend : "");
 	g_string_append(conn->out, "ok\n\n");
@@ -156,7 +203,9 @@ static void start_watching(struct connection *conn, const struct proto_request *
 		return;
 	}
 	if (conn->who.remote && !conn->who.authenticated) {
-		queue_error(conn, PROTO_UNAUTHORIZED, "authenticate first: auth agent secret=...");
+		queue_error(conn, PROTO_UNAUTHORIZED,
+			    "authenticate first: auth agent backend=NAME secret=S (the backend's "
+			    "own secret) or auth agent secret=S (the shared one)");
 		return;
 	}
 	conn->watching = true;
@@ -311,7 +360,7 @@ struct control *control_new(struct tetherd *d)
 	struct control *control = g_new0(struct control, 1);
 
 	control->d = d;
-	control->unix_fd = control->tcp_fd = -1;
+	control->unix_fd = control->tcp_fd = control->secrets_fd = -1;
 	control->connections =
 		g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, connection_free);
 	control->auth_failures = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
@@ -330,6 +379,8 @@ void control_free(struct control *control)
 	}
 	if (control->tcp_fd >= 0)
 		close(control->tcp_fd);
+	if (control->secrets_fd >= 0)
+		close(control->secrets_fd);
 	g_free(control);
 }
 
@@ -420,35 +471,76 @@ static int parse_listen_address(const char *text, struct sockaddr_storage *out, 
 	return -EINVAL;
 }
 
+/* Opened now, while tetherd may still be root, and read as the user it will
+ * run as (--user), who owns the directory. */
+static int open_agent_secrets(struct control *control, const char *dir)
+{
+	const struct tetherd_config *config = &control->d->config;
+	uid_t owner = config->user[0] ? config->user_uid : geteuid();
+	char why[768];
+	int fd = config_open_agent_secrets(dir, owner, why, sizeof(why));
+
+	if (fd < 0) {
+		fprintf(stderr, "tetherd: %s\n", why);
+		return fd;
+	}
+	control->secrets_fd = fd;
+	control->secrets_dir = dir;
+	return 0;
+}
+
 int control_listen_tcp(struct control *control, const char *address, const char *secret)
 {
+	const char *secrets_dir = control->d->config.agent_secrets_dir;
+	bool shared = secret && secret[0];
 	struct sockaddr_storage bind_address;
 	socklen_t len;
-	int one = 1;
+	int one = 1, err;
 
-	if (!secret || strlen(secret) < 16) {
+	if (shared ? strlen(secret) < 16 : !secrets_dir[0]) {
 		fprintf(stderr, "tetherd: the TCP listener needs a shared secret of at least 16 "
-				"characters (--tcp-secret-file)\n");
+				"characters (--tcp-secret-file), per-backend secrets "
+				"(--agent-secrets-dir), or both\n");
 		return -EINVAL;
 	}
 	if (parse_listen_address(address, &bind_address, &len)) {
 		fprintf(stderr, "tetherd: --tcp-listen '%s' is not ADDR:PORT\n", address);
 		return -EINVAL;
 	}
-	snprintf(control->secret, sizeof(control->secret), "%s", secret);
+	snprintf(control->secret, sizeof(control->secret), "%s", shared ? secret : "");
+	if (secrets_dir[0] && (err = open_agent_secrets(control, secrets_dir)))
+		return err;
 	int fd = socket(bind_address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    bind(fd, (struct sockaddr *)&bind_address, len) || listen(fd, 64)) {
-		int err = -errno;
-
+		err = -errno;
 		fprintf(stderr, "tetherd: cannot listen on %s: %s\n", address, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return err;
 	}
 	control->tcp_fd = fd;
+	fprintf(stderr, "tetherd: TCP listener on %s: %s%s%s%s\n", address,
+		control->secret[0] ? "the shared secret (any backend)" : "no shared secret",
+		control->secrets_dir ? ", per-backend secrets in " : "",
+		control->secrets_dir ? control->secrets_dir : "",
+		control->secrets_dir ? " (their files read at each auth)" : "");
 	return loop_add(control->d->loop, fd, EPOLLIN, on_tcp_listener, control);
+}
+
+/* A connection bound to a backend hears of that backend only, and of what
+ * names no backend (capacity_needed). */
+static bool event_is_for(const struct connection *conn, const char *line)
+{
+	const char *field = strstr(line, " backend=");
+
+	if (!conn->who.backend[0] || !field)
+		return true;
+	field += strlen(" backend=");
+	size_t len = strcspn(field, " \n");
+
+	return len == strlen(conn->who.backend) && !strncmp(field, conn->who.backend, len);
 }
 
 void control_broadcast(struct control *control, const char *line)
@@ -460,7 +552,7 @@ void control_broadcast(struct control *control, const char *line)
 	while (g_hash_table_iter_next(&iter, NULL, &value)) {
 		struct connection *conn = value;
 
-		if (!conn->watching || conn->closing)
+		if (!conn->watching || conn->closing || !event_is_for(conn, line))
 			continue;
 		if (conn->out->len > WATCHER_BACKLOG_MAX) {
 			g_string_append(conn->out, "event=overflow reason=watcher_too_slow\n");

@@ -162,6 +162,33 @@ static int attach_interfaces(struct tetherd *d)
 	return 0;
 }
 
+/* Loaded, adopted, pinned, bound, attached: the rest needs little, and with
+ * --user no root file either (privileges.h). */
+static int drop_privileges(struct tetherd *d)
+{
+	const struct tetherd_config *config = &d->config;
+	struct privileges_user user = { config->user, config->user_uid, config->user_gid };
+	bool switching = config->user[0];
+	char kept[128];
+	int err;
+
+	if (switching && (err = privileges_share_pins(config->pin_root, config->user_gid)))
+		return err;
+	if ((err = privileges_drop(switching ? &user : NULL, kept, sizeof(kept)))) {
+		fprintf(stderr, "tetherd: cannot drop its privileges%s%s: %s\n",
+			switching ? " and become user " : "", switching ? config->user : "",
+			strerror(-err));
+		return err;
+	}
+	if (switching)
+		fprintf(stderr, "tetherd: running as user %s (uid %u, gid %u); its group may use "
+				"the pins under %s\n",
+			config->user, (unsigned)config->user_uid, (unsigned)config->user_gid,
+			config->pin_root);
+	fprintf(stderr, "tetherd: capabilities kept: %s (the others dropped)\n", kept);
+	return 0;
+}
+
 static int start(struct tetherd *d)
 {
 	struct dataplane_opts opts = { .pin_root = d->config.pin_root };
@@ -171,7 +198,6 @@ static int start(struct tetherd *d)
 		.now_ns = clock_monotonic,
 		.observer = { .event = on_event, .container_warm = on_container_warm, .ctx = d },
 	};
-	char kept[128];
 	int err;
 
 	privileges_raise_nofile(); /* before lifecycle_init: it sizes by the limit */
@@ -205,13 +231,7 @@ static int start(struct tetherd *d)
 		return err;
 	if ((err = attach_interfaces(d)))
 		return err;
-	/* Loaded, adopted, pinned, bound, attached: the rest needs little. */
-	if ((err = privileges_drop(kept, sizeof(kept)))) {
-		fprintf(stderr, "tetherd: cannot drop its capabilities: %s\n", strerror(-err));
-		return err;
-	}
-	fprintf(stderr, "tetherd: capabilities kept: %s (the others dropped)\n", kept);
-	return 0;
+	return drop_privileges(d);
 }
 
 static void run(struct tetherd *d)
@@ -241,7 +261,11 @@ static int unload(const char *pin_root)
 		}
 		g_dir_close(dir);
 	}
-	rmdir(pin_root);
+	if (rmdir(pin_root) && errno != ENOENT && !err)
+		fprintf(stderr, "tetherd: the pin root %s stays, empty: %s%s\n", pin_root,
+			strerror(errno),
+			geteuid() ? " (tetherd runs as a user that may not remove it; rmdir it as root)"
+				  : "");
 	if (err)
 		fprintf(stderr, "tetherd: unload of %s incomplete: %s\n", pin_root, strerror(-err));
 	else

@@ -33,7 +33,11 @@ struct tetherd_config {
 	__u32 drain_ms;
 	struct slowpath_config slowpath;
 	char tcp_listen[64];  /* ADDR:PORT for remote agents; empty: none */
-	char tcp_secret[128]; /* shared secret agents authenticate with */
+	char tcp_secret[128]; /* shared secret: operators, any backend; empty: none */
+	char agent_secrets_dir[256]; /* DIR/NAME: backend NAME's own secret; empty: none */
+	char user[64];       /* run as this user once started; empty: stay root */
+	uid_t user_uid;      /* ... its ids, looked up by config_parse */
+	gid_t user_gid;
 	bool unload;
 };
 

@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of tetherd's settings (user/tetherd/config.c) that need no BPF:
+ * the per-backend agent secrets (--agent-secrets-dir: a file per backend,
+ * private to tetherd's user, read again at every auth) and the checks of
+ * --agent-secrets-dir, --tcp-listen and --user before anything is loaded. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define SECRET "0123456789abcdef" /* 16 characters: the shortest taken */
+
+struct secrets {
+	char dir[64];
+	int fd;
+	char secret[128];
+	char why[768];
+};
+
+static void write_file(const struct secrets *s, const char *name, const char *contents,
+		       mode_t mode)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+	FILE *file = fopen(path, "w");
+
+	assert_non_null(file);
+	fputs(contents, file);
+	fclose(file);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static int secrets_setup(void **state)
+{
+	struct secrets *s = calloc(1, sizeof(*s));
+
+	snprintf(s->dir, sizeof(s->dir), "/tmp/tether-test-secrets.XXXXXX");
+	assert_non_null(mkdtemp(s->dir)); /* mode 0700 */
+	write_file(s, "vm1", "  " SECRET "\n", 0600);
+	s->fd = config_open_agent_secrets(s->dir, geteuid(), s->why, sizeof(s->why));
+	assert_true(s->fd >= 0);
+	*state = s;
+	return 0;
+}
+
+static int secrets_teardown(void **state)
+{
+	struct secrets *s = *state;
+	char command[128];
+
+	close(s->fd);
+	snprintf(command, sizeof(command), "rm -rf '%s'", s->dir);
+	assert_int_equal(system(command), 0);
+	free(s);
+	return 0;
+}
+
+static int read_secret(struct secrets *s, const char *backend)
+{
+	s->secret[0] = '\0';
+	return config_read_agent_secret(s->fd, s->dir, backend, geteuid(), s->secret,
+					sizeof(s->secret), s->why, sizeof(s->why));
+}
+
+static void expect_refused(struct secrets *s, const char *backend, int err, const char *why)
+{
+	assert_int_equal(read_secret(s, backend), err);
+	assert_string_equal(s->secret, "");
+	if (!strstr(s->why, why))
+		fail_msg("expected '%s' in '%s'", why, s->why);
+}
+
+static void test_secret_read(void **state)
+{
+	struct secrets *s = *state;
+
+	assert_int_equal(read_secret(s, "vm1"), 0);
+	assert_string_equal(s->secret, SECRET); /* white space stripped */
+	assert_string_equal(s->why, "");
+}
+
+static void test_secret_missing(void **state)
+{
+	struct secrets *s = *state;
+
+	assert_int_equal(read_secret(s, "vm2"), -ENOENT);
+	assert_string_equal(s->why, ""); /* no file: no secret of its own, no problem */
+}
+
+/* Read at every auth: a secret written while tetherd runs counts at once. */
+static void test_secret_changed(void **state)
+{
+	struct secrets *s = *state;
+
+	write_file(s, "vm1", "fedcba9876543210fedc\n", 0600);
+	assert_int_equal(read_secret(s, "vm1"), 0);
+	assert_string_equal(s->secret, "fedcba9876543210fedc");
+	write_file(s, "vm2", SECRET, 0600);
+	assert_int_equal(read_secret(s, "vm2"), 0);
+}
+
+static void test_secret_file_refused(void **state)
+{
+	struct secrets *s = *state;
+	char path[128];
+
+	write_file(s, "vm1", SECRET, 0640);
+	expect_refused(s, "vm1", -EPERM, "is open to group or others (mode 0640)");
+	expect_refused(s, "vm1", -EPERM, "chmod 600");
+	write_file(s, "vm1", SECRET, 0604);
+	expect_refused(s, "vm1", -EPERM, "chmod 600");
+	write_file(s, "vm1", "0123456789abcde", 0600);
+	expect_refused(s, "vm1", -EINVAL, "16 to 127 characters");
+	write_file(s, "vm1", "0123456789 abcdef", 0600);
+	expect_refused(s, "vm1", -EINVAL, "without spaces or '='");
+	write_file(s, "vm2", SECRET, 0600);
+	snprintf(path, sizeof(path), "%s/vm3", s->dir);
+	assert_int_equal(symlink("vm2", path), 0);
+	expect_refused(s, "vm3", -ELOOP, "a symbolic link");
+	snprintf(path, sizeof(path), "%s/vm4", s->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	expect_refused(s, "vm4", -EINVAL, "is not a regular file");
+	/* Names are backend names: nothing outside the directory. */
+	expect_refused(s, "../vm1", -EINVAL, "is no backend name");
+	expect_refused(s, "", -EINVAL, "is no backend name");
+	/* Another user's file: tetherd reads only its own. */
+	write_file(s, "vm1", SECRET, 0600);
+	assert_int_equal(config_read_agent_secret(s->fd, s->dir, "vm1", geteuid() + 1, s->secret,
+						  sizeof(s->secret), s->why, sizeof(s->why)),
+			 -EPERM);
+	assert_non_null(strstr(s->why, "chown"));
+}
+
+/* The directory, opened at start, is checked again at each read. */
+static void test_secret_dir_refused(void **state)
+{
+	struct secrets *s = *state;
+
+	assert_int_equal(chmod(s->dir, 0750), 0);
+	expect_refused(s, "vm1", -EPERM, "chmod 700");
+	assert_int_equal(chmod(s->dir, 0700), 0);
+	assert_int_equal(read_secret(s, "vm1"), 0);
+	assert_int_equal(chmod(s->dir, 0701), 0);
+	assert_true(config_open_agent_secrets(s->dir, geteuid(), s->why, sizeof(s->why)) < 0);
+	assert_non_null(strstr(s->why, "is open to group or others (mode 0701)"));
+	assert_int_equal(chmod(s->dir, 0700), 0);
+	assert_true(config_open_agent_secrets("/nonexistent-tether", geteuid(), s->why,
+					      sizeof(s->why)) == -ENOENT);
+}
+
+/* config_parse with the words given (after "tetherd"). */
+static int parse(struct tetherd_config *config, const char *const words[])
+{
+	char *argv[32] = { "tetherd" };
+	int argc = 1;
+
+	for (; words[argc - 1]; argc++)
+		argv[argc] = (char *)words[argc - 1];
+	optind = 0; /* glibc: start over */
+	return config_parse(config, argc, argv);
+}
+
+static void test_parse_agent_secrets(void **state)
+{
+	struct secrets *s = *state;
+	struct tetherd_config config;
+
+	/* Per-backend secrets without a shared one: a listener of agents only. */
+	assert_int_equal(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							       "198.51.100.1:7777", "--tcp-listen",
+							       "127.0.0.1:7070", "--agent-secrets-dir",
+							       s->dir, NULL }),
+			 0);
+	assert_string_equal(config.agent_secrets_dir, s->dir);
+	assert_string_equal(config.tcp_secret, "");
+	/* ... but a TCP listener needs one or the other. */
+	assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							  "198.51.100.1:7777", "--tcp-listen",
+							  "127.0.0.1:7070", NULL }) < 0);
+	/* Per-backend secrets are for the TCP listener. */
+	assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							  "198.51.100.1:7777", "--agent-secrets-dir",
+							  s->dir, NULL }) < 0);
+	/* A file of the directory that is not private: refused at start. */
+	write_file(s, "vm2", SECRET, 0644);
+	assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							  "198.51.100.1:7777", "--tcp-listen",
+							  "127.0.0.1:7070", "--agent-secrets-dir",
+							  s->dir, NULL }) < 0);
+}
+
+static void test_parse_user(void **state)
+{
+	struct tetherd_config config;
+	struct passwd *me = getpwuid(geteuid());
+
+	(void)state;
+	assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							  "198.51.100.1:7777", "--user",
+							  "no-such-user-of-tether-tests", NULL }) < 0);
+	if (geteuid() != 0 || !me) {
+		skip(); /* becoming a user takes CAP_SETUID, CAP_SETGID, CAP_CHOWN */
+		return;
+	}
+	assert_int_equal(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							       "198.51.100.1:7777", "--user", "nobody",
+							       NULL }),
+			 0);
+	assert_string_equal(config.user, "nobody");
+	assert_int_equal(config.user_uid, getpwnam("nobody")->pw_uid);
+	assert_int_equal(config.user_gid, getpwnam("nobody")->pw_gid);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_secret_read, secrets_setup, secrets_teardown),
+		cmocka_unit_test_setup_teardown(test_secret_missing, secrets_setup,
+						secrets_teardown),
+		cmocka_unit_test_setup_teardown(test_secret_changed, secrets_setup,
+						secrets_teardown),
+		cmocka_unit_test_setup_teardown(test_secret_file_refused, secrets_setup,
+						secrets_teardown),
+		cmocka_unit_test_setup_teardown(test_secret_dir_refused, secrets_setup,
+						secrets_teardown),
+		cmocka_unit_test_setup_teardown(test_parse_agent_secrets, secrets_setup,
+						secrets_teardown),
+		cmocka_unit_test(test_parse_user),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The control socket: a Unix socket for operators and local agents (peer
- * credentials checked), an optional TCP listener for remote agents (shared
- * secret first, failed attempts slowed down), line framing, and the streams of
- * "watch event" subscribers. Answers are queued and sent by control_flush()
+ * credentials checked), an optional TCP listener for remote agents (a secret
+ * first: the shared operator secret, or a backend's own secret, which binds
+ * the connection to that backend; failed attempts slowed down), line framing,
+ * and the streams of "watch event" subscribers. Answers are queued and sent by control_flush()
  * after the daemon has swapped in the pools the requests changed. */
 #ifndef TETHER_CONTROL_H
 #define TETHER_CONTROL_H

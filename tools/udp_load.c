@@ -5,7 +5,7 @@
  *   udp_load --vip ADDR:PORT [--count N | --duration-s D] [--rate R] [--function F]
  *            [--key K] [--sessions S] [--keys-per-session N] [--token-follow]
  *            [--token HEX] [--strict] [--timeout-ms T] [--source-port P]
- *            [--per-container] [--json]
+ *            [--per-container] [--json] [--stamped HEX] [--trace FILE]
  *
  * Request i belongs to session i % S. Keyed requests (--key, --sessions or
  * --keys-per-session given) carry KEY; session s cycles over the keys
@@ -15,6 +15,16 @@
  * CONTAINER_GONE); --token presents a fixed token (32 hex digits, as on the
  * wire) on every request. --duration-s sends for D seconds instead of N
  * requests.
+ *
+ * --stamped HEX sends every request as a router forwards it to the container
+ * whose token is HEX: STAMPED set and HEX in the token field, the request's
+ * own flags (KEY, TOKEN, STRICT) unchanged. A backend takes such a frame
+ * without a router in the path: it measures the backend alone (as
+ * tools/bench_latency.sh does, against the same requests through Tether).
+ * --trace FILE writes, after the run, one line per request:
+ *   request=SEQ sent_us=T answered_us=T|- latency_us=N|- status=NAME|lost container=SLOT|-
+ * times in microseconds of the wall clock (CLOCK_REALTIME, so they compare
+ * with `date +%s%N`), status lost for no answer in time (late included).
  *
  * One client (user/lib/tether_client.h): a UDP socket connected to the
  * service address, so it sends nowhere else and only hears answers from
@@ -41,7 +51,7 @@
  * figures (microseconds, send to answer, within 1.6%) are over every answer
  * in time. invalid: answers that are not a reply to one of our requests, or
  * whose payload names another slot than their token. Exit status 0, 2 on a
- * usage error, 1 when the socket cannot be set up. */
+ * usage error, 1 when the socket cannot be set up or the trace written. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -51,6 +61,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl_json.h"
 #include "tether_client.h"
@@ -82,6 +93,9 @@ struct options {
 	uint16_t source_port;
 	bool per_container;
 	bool json;
+	bool stamped; /* --stamped: send as a router forwards to stamp_token's container */
+	uint8_t stamp_token[TETHER_TOKEN_LEN];
+	const char *trace_path; /* --trace FILE; NULL: none */
 };
 
 /* A request in flight: ring[seq % WINDOW] while it may still be answered in
@@ -95,6 +109,13 @@ struct session {
 	struct tether_session client; /* the token it presents with --token-follow */
 	uint32_t slot; /* of its first OK answer; NO_SLOT: none yet */
 	bool moved;    /* an OK answer came from another slot */
+};
+
+/* What --trace writes of request seq: trace[seq]. */
+struct trace_entry {
+	uint64_t sent_ns, answered_ns; /* answered_ns 0: no answer in time */
+	uint32_t slot;
+	uint8_t status;
 };
 
 struct container_count {
@@ -121,6 +142,7 @@ struct load {
 	uint64_t answered_bits;
 	struct session *sessions;
 	struct tally tally;
+	struct trace_entry *trace; /* --trace: one per request, grown with answered */
 	uint8_t buf[TETHER_DATAGRAM_MAX];
 };
 
@@ -128,11 +150,15 @@ static const char usage[] =
 	"usage: udp_load --vip ADDR:PORT [--count N | --duration-s D] [--rate R] [--function F]\n"
 	"                [--key K] [--sessions S] [--keys-per-session N] [--token-follow]\n"
 	"                [--token HEX] [--strict] [--timeout-ms T] [--source-port P]\n"
-	"                [--per-container] [--json]\n"
+	"                [--per-container] [--json] [--stamped HEX] [--trace FILE]\n"
 	"Sends N Tether requests (or for D seconds, R per second) to ADDR:PORT and prints\n"
 	"a summary: sent= answered= lost= ok= no_capacity= container_gone= malformed=\n"
 	"overloaded= containers= ... p50_us= p99_us= p999_us=; --per-container adds\n"
-	"'container=SLOT count=N served_by=NAME' lines; --json prints one object.\n";
+	"'container=SLOT count=N served_by=NAME' lines; --json prints one object.\n"
+	"--stamped HEX: send each request as a router forwards it to the container whose\n"
+	"token is HEX (STAMPED set, HEX in the token field), to reach a backend with no\n"
+	"router in the path. --trace FILE: one line per request after the run:\n"
+	"'request=SEQ sent_us= answered_us= latency_us= status= container=' (wall clock, us).\n";
 
 /* ---- Options --------------------------------------------------------------- */
 
@@ -157,7 +183,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_VIP = 1, O_COUNT, O_DURATION, O_RATE, O_FUNCTION, O_KEY, O_SESSIONS, O_KPS,
 	       O_FOLLOW, O_TOKEN, O_STRICT, O_TIMEOUT, O_SPORT, O_PER_CONTAINER, O_JSON,
-	       O_HELP };
+	       O_STAMPED, O_TRACE, O_HELP };
 	static const struct option options[] = {
 		{ "vip", required_argument, 0, O_VIP },
 		{ "count", required_argument, 0, O_COUNT },
@@ -174,6 +200,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "source-port", required_argument, 0, O_SPORT },
 		{ "per-container", no_argument, 0, O_PER_CONTAINER },
 		{ "json", no_argument, 0, O_JSON },
+		{ "stamped", required_argument, 0, O_STAMPED },
+		{ "trace", required_argument, 0, O_TRACE },
 		{ "help", no_argument, 0, O_HELP },
 		{ 0, 0, 0, 0 },
 	};
@@ -240,6 +268,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case O_PER_CONTAINER: o->per_container = true; break;
 		case O_JSON: o->json = true; break;
+		case O_STAMPED:
+			if (tether_token_from_hex(optarg, o->stamp_token))
+				return usage_error("--stamped (32 hex digits)", optarg);
+			o->stamped = true;
+			break;
+		case O_TRACE: o->trace_path = optarg; break;
 		case O_HELP: fputs(usage, stdout); exit(0);
 		default: fputs(usage, stderr); return -1;
 		}
@@ -286,6 +320,14 @@ static bool reserve_bit(struct load *l, uint64_t seq)
 		return false;
 	memset(grown + l->answered_bits / 8, 0, (bits - l->answered_bits) / 8);
 	l->answered = grown;
+	if (l->opt.trace_path) {
+		struct trace_entry *trace = realloc(l->trace, bits * sizeof(*trace));
+
+		if (!trace)
+			return false;
+		memset(trace + l->answered_bits, 0, (bits - l->answered_bits) * sizeof(*trace));
+		l->trace = trace;
+	}
 	l->answered_bits = bits;
 	return true;
 }
@@ -345,6 +387,18 @@ static void build_request(const struct load *l, uint64_t i, struct tether_reques
 	}
 }
 
+/* --stamped: the header as the router rewrites it (STAMPED, the chosen
+ * container's token), sent as tether_client_send sends. */
+static int send_stamped(struct load *l, const struct tether_request *request)
+{
+	struct tether_hdr hdr;
+
+	tether_request_header(request, &hdr);
+	hdr.flags |= TETHER_F_STAMPED;
+	memcpy(&hdr.container_token, l->opt.stamp_token, TETHER_TOKEN_LEN);
+	return send(l->client.fd, &hdr, TETHER_HDR_LEN, 0) < 0 ? -errno : 0;
+}
+
 /* Sends request l->next; false when the socket is full (try again). */
 static bool send_next(struct load *l)
 {
@@ -359,13 +413,16 @@ static bool send_next(struct load *l)
 	/* Stamped before sending: on the loopback the answer can be queued
 	 * before send returns. */
 	uint64_t sent_ns = tether_clock_ns();
-	int error = tether_client_send(&l->client, &request);
+	int error = l->opt.stamped ? send_stamped(l, &request)
+				   : tether_client_send(&l->client, &request);
 
 	if (error == -EAGAIN || error == -ENOBUFS)
 		return false;
 	if (error)
 		l->tally.send_errors++;
 	l->ring[i % WINDOW] = (struct flight){ .seq = i, .sent_ns = sent_ns };
+	if (l->trace)
+		l->trace[i].sent_ns = sent_ns;
 	l->tally.sent++;
 	l->next++;
 	return true;
@@ -468,6 +525,9 @@ static void on_answer(struct load *l, const uint8_t *buf, size_t len, uint64_t n
 	t->answered++;
 	t->status[reply.status]++;
 	tether_histogram_add(&t->latency_us, (now - f->sent_ns) / NS_PER_US);
+	if (l->trace)
+		l->trace[seq] = (struct trace_entry){ .sent_ns = f->sent_ns, .answered_ns = now,
+						      .slot = slot, .status = reply.status };
 	note_session(l, seq, &reply);
 	if (reply.status == TETHER_STATUS_OK)
 		count_container(t, slot, claim.name);
@@ -632,6 +692,36 @@ static void report_json(const struct load *l, const struct summary *s)
 	g_string_free(out, TRUE);
 }
 
+/* --trace: one line per request, times on the wall clock (the monotonic
+ * clock the run used, shifted by the offset between the two now). */
+static int write_trace(const struct load *l)
+{
+	struct timespec real;
+	FILE *out = fopen(l->opt.trace_path, "w");
+
+	if (!out)
+		return -errno;
+	clock_gettime(CLOCK_REALTIME, &real);
+	int64_t offset_ns = (int64_t)(real.tv_sec * NS_PER_SEC + real.tv_nsec) -
+			    (int64_t)tether_clock_ns();
+
+	for (uint64_t i = 0; i < l->next; i++) {
+		const struct trace_entry *e = &l->trace[i];
+
+		fprintf(out, "request=%" PRIu64 " sent_us=%" PRId64, i,
+			((int64_t)e->sent_ns + offset_ns) / (int64_t)NS_PER_US);
+		if (e->answered_ns)
+			fprintf(out, " answered_us=%" PRId64 " latency_us=%" PRIu64
+				" status=%s container=%u\n",
+				((int64_t)e->answered_ns + offset_ns) / (int64_t)NS_PER_US,
+				(uint64_t)((e->answered_ns - e->sent_ns) / NS_PER_US),
+				tether_status_name(e->status), e->slot);
+		else
+			fputs(" answered_us=- latency_us=- status=lost container=-\n", out);
+	}
+	return fclose(out) ? -errno : 0;
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static struct load *load_new(const struct options *o)
@@ -669,6 +759,7 @@ static void load_free(struct load *l)
 	g_array_free(l->tally.containers, TRUE);
 	g_hash_table_destroy(l->tally.by_slot);
 	free(l->answered);
+	free(l->trace);
 	free(l->ring);
 	free(l->sessions);
 	free(l);
@@ -701,6 +792,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	run(l);
+	if (opt.trace_path && (error = write_trace(l))) {
+		fprintf(stderr, "udp_load: cannot write the trace to %s: %s\n", opt.trace_path,
+			strerror(-error));
+		load_free(l);
+		return 1;
+	}
 	struct summary s = summarize(l);
 
 	if (opt.json)

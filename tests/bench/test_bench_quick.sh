@@ -57,6 +57,12 @@ bench forward "$scratch/forward.json" \
 bench socket "$scratch/socket.json" \
 	'.control_socket | length == 3 and all(.[]; .add_per_s > 0 and .up_per_s > 0 and .del_per_s > 0)' \
 	env BUILD="$build" tools/bench_socket.sh --quick --json "$scratch/socket.json"
+bench latency "$scratch/latency.json" \
+	'[.rows[] | select(.path == "tether" or .path == "direct")] | length >= 4 and all(.[]; .answered > 0)' \
+	env BUILD="$build" tools/bench_latency.sh --quick --json "$scratch/latency.json"
+bench converge "$scratch/converge.json" \
+	'.rows | length == 3 and all(.[]; .trials >= 1 and .converge_from_start_ms_median != null)' \
+	env BUILD="$build" tools/bench_converge.sh --quick --json "$scratch/converge.json"
 
 echo "1..$count"
 ((failed == 0))

@@ -92,6 +92,7 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TESTS) tests/fuzz/run.sh \
 		tests/bench/test_bench_quick.sh
+	@$(MAKE) --no-print-directory test-sanitize
 
 $(BUILD)/fuzz/fuzz_protocol: user/lib/protocol.c
 $(BUILD)/fuzz/fuzz_agent_wire: user/lib/agent_wire.c
@@ -144,5 +145,34 @@ bench: deps
 	$(BUILD)/tools/bench_control --json $(BUILD)/bench-control.json
 	BUILD=$(BUILD) tools/bench_forward.sh --json $(BUILD)/bench-forward.json
 	BUILD=$(BUILD) tools/bench_socket.sh --json $(BUILD)/bench-socket.json
+	BUILD=$(BUILD) tools/bench_latency.sh --json $(BUILD)/bench-latency.json
+	BUILD=$(BUILD) tools/bench_converge.sh --json $(BUILD)/bench-converge.json
 
 $(BUILD)/tests/unit/test_tetherctl.o: $(wildcard user/tetherctl/*.c user/tetherctl/*.h)
+
+# --- Sanitizers ---------------------------------------------------------------
+# `make test-sanitize` (part of `make test`): all userspace built again in its
+# own directory with AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer
+# (CFLAGS from the environment, so the flags above still apply; the BPF objects
+# and skeletons take BPF_CFLAGS, never these), then the unit, bpf and end-to-end
+# tests on that build. A sanitizer report from any program a test started fails
+# the test (tools/run-tests.sh --sanitize; suppressions in tests/sanitize/).
+# Three at a time: the bpf tests are kernel-bound, the end-to-end ones mostly wait.
+SANITIZE_BUILD  ?= $(BUILD)/sanitize
+# clang: its UBSan writes to the report files tools/run-tests.sh checks (log_path);
+# GCC's libubsan writes to stderr whatever it is told, lost in a daemon's log.
+SANITIZE_CC     ?= $(CLANG)
+SANITIZE_CFLAGS ?= -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+		   -fno-omit-frame-pointer
+# valgrind cannot run what ASan built: test_valgrind.sh runs on the plain build.
+SANITIZE_E2E    := $(filter-out tests/e2e/test_valgrind.sh,$(E2E_TESTS))
+SANITIZE_TESTS  := $(patsubst $(BUILD)/%,$(SANITIZE_BUILD)/%,$(UNIT_TESTS) $(BPF_TESTS))
+
+.PHONY: userspace test-sanitize
+userspace: $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS)
+
+test-sanitize: deps
+	@CFLAGS="$(SANITIZE_CFLAGS)" $(MAKE) --no-print-directory -j$(shell nproc) \
+		BUILD=$(SANITIZE_BUILD) CC=$(SANITIZE_CC) ARCH_INCLUDE=$(ARCH_INCLUDE) userspace
+	@BUILD=$(SANITIZE_BUILD) tools/run-tests.sh --sanitize --jobs 3 $(SANITIZE_E2E) \
+		$(SANITIZE_TESTS)

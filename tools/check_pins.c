@@ -416,15 +416,24 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
+	int status = s.problems->len ? 1 : 0;
+
 	if (s.problems->len) {
 		for (guint i = 0; i < s.problems->len && i < MAX_REPORTED; i++)
 			printf("check_pins: PROBLEM: %s\n", (char *)g_ptr_array_index(s.problems, i));
 		printf("check_pins: %u problems (backends=%u containers=%u warm=%u pools=%u)\n",
 		       s.problems->len, backends, live, warm_count, pools);
-		return 1;
+	} else {
+		printf("check_pins: ok backends=%u containers=%u warm=%u functions_with_pool=%u "
+		       "table_entries=%u\n",
+		       backends, live, warm_count, pools, entries);
 	}
-	printf("check_pins: ok backends=%u containers=%u warm=%u functions_with_pool=%u "
-	       "table_entries=%u\n",
-	       backends, live, warm_count, pools, entries);
-	return 0;
+	/* Freed, so that LeakSanitizer and valgrind see no leak in a test tool. */
+	g_ptr_array_free(s.problems, TRUE);
+	g_free(s.backends);
+	g_free(s.backend_meta);
+	g_free(s.containers);
+	g_free(backends_after);
+	g_free(containers_after);
+	return status;
 }

@@ -801,7 +801,7 @@ static void test_ok_with_records(void **state)
 	static const char *const replies[] = {
 		"ok\nbackend=vm1 id=1 state=up containers=3\nbackend=vm2 id=2 state=down containers=0\n\n",
 	};
-	struct fake_tetherd f;
+	struct fake_tetherd f = {};
 
 	(void)state;
 	fake_tetherd_start(&f, replies, 1);
@@ -828,7 +828,7 @@ static void test_ok_with_records(void **state)
 static void test_bare_ok(void **state)
 {
 	static const char *const replies[] = { "ok\n\n" };
-	struct fake_tetherd f;
+	struct fake_tetherd f = {};
 
 	(void)state;
 	fake_tetherd_start(&f, replies, 1);
@@ -849,7 +849,7 @@ static void test_bare_ok(void **state)
 static void test_error_answer(void **state)
 {
 	static const char *const replies[] = { "error not_found: no backend 'vm9'\n\n" };
-	struct fake_tetherd f;
+	struct fake_tetherd f = {};
 
 	(void)state;
 	fake_tetherd_start(&f, replies, 1);
@@ -894,7 +894,7 @@ static void test_broken_answers(void **state)
 		"ok\nbackend=vm1\n", /* closed before the empty line */
 		long_line,
 	};
-	struct fake_tetherd f;
+	struct fake_tetherd f = {};
 
 	(void)state;
 	fake_tetherd_start(&f, replies, 4);
@@ -966,7 +966,7 @@ static void test_watch(void **state)
 	static const char *const replies[] = {
 		"ok\nevent=backend_up backend=vm1\nnot an event\nevent=capacity_needed function=42 waiting=3\n",
 	};
-	struct fake_tetherd f;
+	struct fake_tetherd f = {};
 
 	(void)state;
 	fake_tetherd_start(&f, replies, 1);
@@ -992,7 +992,7 @@ static void test_wait_until_gone(void **state)
 		"ok\ncontainer=17 state=draining deadline_in_ms=8750 packets=150 affinities=1\n\n",
 		"error not_found: no container 17\n\n",
 	};
-	struct fake_tetherd f;
+	struct fake_tetherd f = {};
 
 	(void)state;
 	fake_tetherd_start(&f, replies, 4);
@@ -1020,7 +1020,7 @@ static void test_wait_deadline_passes(void **state)
 		"ok\n\n",
 		"ok\ncontainer=17 state=draining packets=5 affinities=2\n\n",
 	};
-	struct fake_tetherd f;
+	struct fake_tetherd f = {};
 
 	(void)state;
 	fake_tetherd_start(&f, replies, 2);
@@ -1048,7 +1048,7 @@ static void test_wait_deadline_told_by_tetherd(void **state)
 		/* still there after the grace that tetherd's tick needs */
 		"ok\ncontainer=17 state=draining deadline_in_ms=0 packets=5 affinities=2\n\n",
 	};
-	struct fake_tetherd f;
+	struct fake_tetherd f = {};
 
 	(void)state;
 	fake_tetherd_start(&f, replies, 4);
@@ -1072,7 +1072,7 @@ static void test_wait_for_backend(void **state)
 		"ok\ncontainer=1 state=draining deadline_in_ms=4000\ncontainer=2 state=starting deadline_in_ms=0\n\n",
 		"ok\n\n",
 	};
-	struct fake_tetherd f;
+	struct fake_tetherd f = {};
 
 	(void)state;
 	fake_tetherd_start(&f, replies, 3);
@@ -1096,7 +1096,7 @@ static void test_wait_refused_drain(void **state)
 	static const char *const replies[] = {
 		"error invalid_transition: container 17 is gone\n\n",
 	};
-	struct fake_tetherd f;
+	struct fake_tetherd f = {};
 
 	(void)state;
 	fake_tetherd_start(&f, replies, 1);

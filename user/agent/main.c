@@ -98,6 +98,9 @@ static void teardown(struct agent *agent)
 	link_free(&agent->watch);
 	if (agent->signal_fd >= 0)
 		close(agent->signal_fd);
+	/* The containers too: the table does not own them (containers_sweep
+	 * frees the ones it removes). */
+	g_ptr_array_set_free_func(agent->containers, g_free);
 	g_ptr_array_free(agent->containers, TRUE);
 	g_hash_table_destroy(agent->by_slot);
 	g_hash_table_destroy(agent->requests);

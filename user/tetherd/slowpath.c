@@ -291,35 +291,39 @@ static __u16 csum_finish(__u64 sum)
 	return (__u16)~sum;
 }
 
+/* The IP headers are built aside and copied: after the 14-byte Ethernet
+ * header they are not 4-byte aligned, as struct iphdr and ipv6hdr must be. */
 static size_t write_ipv4(__u8 *at, const struct request *req, size_t udp_len)
 {
-	struct iphdr *ip = (struct iphdr *)at;
+	struct iphdr ip = {
+		.version = 4,
+		.ihl = 5,
+		.tot_len = htons(sizeof(ip) + udp_len),
+		.frag_off = htons(0x4000), /* DF, as the client's stack sets it */
+		.ttl = TTL,
+		.protocol = IPPROTO_UDP,
+	};
 
-	memset(ip, 0, sizeof(*ip));
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->tot_len = htons(sizeof(*ip) + udp_len);
-	ip->frag_off = htons(0x4000); /* DF, as the client's stack sets it */
-	ip->ttl = TTL;
-	ip->protocol = IPPROTO_UDP;
-	memcpy(&ip->saddr, req->client.addr + 12, 4);
-	memcpy(&ip->daddr, req->service->addr + 12, 4);
-	ip->check = htons(csum_finish(csum_add(0, ip, sizeof(*ip))));
-	return sizeof(*ip);
+	memcpy(&ip.saddr, req->client.addr + 12, 4);
+	memcpy(&ip.daddr, req->service->addr + 12, 4);
+	ip.check = htons(csum_finish(csum_add(0, &ip, sizeof(ip))));
+	memcpy(at, &ip, sizeof(ip));
+	return sizeof(ip);
 }
 
 static size_t write_ipv6(__u8 *at, const struct request *req, size_t udp_len)
 {
-	struct ipv6hdr *ip6 = (struct ipv6hdr *)at;
+	struct ipv6hdr ip6 = {
+		.version = 6,
+		.payload_len = htons(udp_len),
+		.nexthdr = IPPROTO_UDP,
+		.hop_limit = TTL,
+	};
 
-	memset(ip6, 0, sizeof(*ip6));
-	ip6->version = 6;
-	ip6->payload_len = htons(udp_len);
-	ip6->nexthdr = IPPROTO_UDP;
-	ip6->hop_limit = TTL;
-	memcpy(&ip6->saddr, req->client.addr, 16);
-	memcpy(&ip6->daddr, req->service->addr, 16);
-	return sizeof(*ip6);
+	memcpy(&ip6.saddr, req->client.addr, 16);
+	memcpy(&ip6.daddr, req->service->addr, 16);
+	memcpy(at, &ip6, sizeof(ip6));
+	return sizeof(ip6);
 }
 
 /* The header as the fast path stamps it (bpf/forward.h stamp_token): the

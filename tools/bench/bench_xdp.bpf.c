@@ -62,7 +62,9 @@ static __always_inline __u64 next_fresh_key(void)
 }
 
 /* A generation that no longer matches makes the router re-home the key: the
- * state a key is in after its container was replaced. */
+ * state a key is in after its container was replaced. Set, not flipped: when
+ * the router's update of a full LRU map finds no free node (rare) the entry
+ * stays as this left it, and must still be stale for the next packet. */
 static __always_inline void make_affinity_stale(const struct bench_key *key)
 {
 	struct affinity_key lookup = {
@@ -72,7 +74,7 @@ static __always_inline void make_affinity_stale(const struct bench_key *key)
 	struct affinity_value *known = bpf_map_lookup_elem(&affinity, &lookup);
 
 	if (known)
-		known->generation ^= 0x80000000u;
+		known->generation = BENCH_STALE_GENERATION;
 }
 
 static __always_inline __u32 next_index(__u32 population)

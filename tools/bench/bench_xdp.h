@@ -38,5 +38,7 @@ struct bench_template {
 };
 
 #define BENCH_POPULATION (1u << 20)
+/* No container of the bench reaches this generation. */
+#define BENCH_STALE_GENERATION 0xffffffffu
 
 #endif

@@ -86,7 +86,10 @@ static int add_timer(struct tetherd *d)
 	};
 	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 
-	if (fd < 0 || timerfd_settime(fd, 0, &every, NULL))
+	if (fd < 0)
+		return -errno;
+	d->timer_fd = fd;
+	if (timerfd_settime(fd, 0, &every, NULL))
 		return -errno;
 	return loop_add(d->loop, fd, EPOLLIN, on_tick, d);
 }
@@ -102,7 +105,10 @@ static int add_signals(struct tetherd *d)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
-	return fd < 0 ? -errno : loop_add(d->loop, fd, EPOLLIN, on_signal, d);
+	if (fd < 0)
+		return -errno;
+	d->signal_fd = fd;
+	return loop_add(d->loop, fd, EPOLLIN, on_signal, d);
 }
 
 static bool vip_configured(const struct tetherd *d, const struct service_key *key)
@@ -281,11 +287,15 @@ static void stop(struct tetherd *d)
 	lifecycle_free(&d->lc);
 	dataplane_close(&d->dp);
 	loop_free(d->loop);
+	if (d->timer_fd >= 0)
+		close(d->timer_fd);
+	if (d->signal_fd >= 0)
+		close(d->signal_fd);
 }
 
 int main(int argc, char **argv)
 {
-	struct tetherd d = {};
+	struct tetherd d = { .timer_fd = -1, .signal_fd = -1 };
 	int err = config_parse(&d.config, argc, argv);
 
 	if (err)

@@ -50,6 +50,7 @@ struct tetherd {
 	struct slowpath *slowpath;
 	struct loop *loop;
 	struct control *control;
+	int timer_fd, signal_fd; /* the loop's tick and SIGTERM/SIGINT; -1 when not open */
 	bool stop;
 	bool unload_requested;
 };

@@ -739,6 +739,57 @@ e2e_agent_resume() {
 	[[ -z $pid ]] || kill -CONT "$pid"
 }
 
+# --- assertions of the test scripts (scenarios.sh has the demo's own) ----------
+
+fail() {
+	echo "#   FAILED: $*"
+	return 1
+}
+
+expect_eq() {
+	local what=$1 actual=$2 expected=$3
+	[[ $actual == "$expected" ]] || fail "$what: expected '$expected', got '$actual'"
+}
+
+expect_contains() {
+	local what=$1 text=$2 part=$3
+	[[ $text == *"$part"* ]] || fail "$what: expected to contain '$part', got '$text'"
+}
+
+expect_ge() {
+	local what=$1 actual=$2 minimum=$3
+	[[ $actual =~ ^[0-9]+$ ]] && ((actual >= minimum)) ||
+		fail "$what: expected at least $minimum, got '$actual'"
+}
+
+expect_le() {
+	local what=$1 actual=$2 maximum=$3
+	[[ $actual =~ ^[0-9]+$ ]] && ((actual <= maximum)) ||
+		fail "$what: expected at most $maximum, got '$actual'"
+}
+
+# --- the TAP runner of the test scripts -----------------------------------------
+
+# Dies unless every name given has its function PREFIXNAME (before a rig is
+# built, so a typo costs nothing).
+check_test_names() {
+	local prefix=$1 name
+	shift
+	for name in "$@"; do
+		declare -F "$prefix$name" >/dev/null ||
+			e2e_die "no test '$name' (the script lists its tests near its end)"
+	done
+}
+
+# The TAP plan, then each test by run_test.
+run_tests() {
+	local name
+	echo "1..$#"
+	for name in "$@"; do
+		run_test "$name"
+	done
+}
+
 # --- the TAP runner of the test scripts -----------------------------------------
 
 # Runs test_NAME in a subshell (a failure ends only that test) and prints

@@ -19,22 +19,6 @@ HOUR=1h       # backends' heartbeat period: they stay up for the whole run
 
 # --- assertions ----------------------------------------------------------------
 
-fail() {
-	echo "#   FAILED: $*"
-	return 1
-}
-
-expect_eq() {
-	local what=$1 actual=$2 expected=$3
-	[[ $actual == "$expected" ]] || fail "$what: expected '$expected', got '$actual'"
-}
-
-expect_ge() {
-	local what=$1 actual=$2 minimum=$3
-	[[ $actual =~ ^[0-9]+$ ]] && ((actual >= minimum)) ||
-		fail "$what: expected at least $minimum, got '$actual'"
-}
-
 # Prints the figures of a udp_load summary line under a label.
 figures() {
 	local label=$1 line=$2 key out=""
@@ -414,11 +398,9 @@ failed=0
 number=0
 
 main() {
-	local selected=("$@") name
+	local selected=("$@")
 	((${#selected[@]})) || selected=("${TESTS[@]}")
-	for name in "${selected[@]}"; do
-		declare -F "test_$name" >/dev/null || e2e_die "no test '$name' (tests: ${TESTS[*]})"
-	done
+	check_test_names test_ "${selected[@]}"
 	e2e_init
 	e2e_topology
 	e2e_tetherd_start --hold-ms "$HOLD_MS"
@@ -426,10 +408,7 @@ main() {
 	e2e_backend_start vm2
 	e2e_backend_add vm1 --heartbeat-ms "$HOUR" >/dev/null
 	e2e_backend_add vm2 --heartbeat-ms "$HOUR" >/dev/null
-	echo "1..${#selected[@]}"
-	for name in "${selected[@]}"; do
-		run_test "$name"
-	done
+	run_tests "${selected[@]}"
 	echo "$passed passed, $failed failed"
 	((failed == 0))
 }

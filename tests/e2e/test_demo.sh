@@ -54,17 +54,12 @@ run_test() {
 }
 
 main() {
-	local selected=("$@") name
+	local selected=("$@")
 	((${#selected[@]})) || selected=("${SCEN_ALL[@]}")
-	for name in "${selected[@]}"; do
-		declare -F "scen_$name" >/dev/null || e2e_die "no test '$name' (tests: ${SCEN_ALL[*]})"
-	done
+	check_test_names scen_ "${selected[@]}"
 	scen_setup
 	scen_describe
-	echo "1..${#selected[@]}"
-	for name in "${selected[@]}"; do
-		run_test "$name"
-	done
+	run_tests "${selected[@]}"
 	echo "$passed passed, $failed failed"
 	((failed == 0))
 }

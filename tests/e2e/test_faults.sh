@@ -48,19 +48,6 @@ MAX_LIVE=24                # containers the driver keeps at most
 
 # --- assertions ----------------------------------------------------------------
 
-fail() {
-	echo "#   FAILED: $*"
-	return 1
-}
-
-expect_eq() {
-	[[ $2 == "$3" ]] || fail "$1: expected '$3', got '$2'"
-}
-
-expect_ge() {
-	[[ $2 =~ ^[0-9]+$ ]] && (($2 >= $3)) || fail "$1: expected at least $3, got '$2'"
-}
-
 now_ms() {
 	local t=${EPOCHREALTIME/./}
 	echo $((t / 1000))
@@ -589,11 +576,9 @@ failed=0
 number=0
 
 main() {
-	local selected=("$@") name
+	local selected=("$@")
 	((${#selected[@]})) || selected=("${TESTS[@]}")
-	for name in "${selected[@]}"; do
-		declare -F "test_$name" >/dev/null || e2e_die "no test '$name' (tests: ${TESTS[*]})"
-	done
+	check_test_names test_ "${selected[@]}"
 	e2e_init
 	[[ -x $E2E_BUILD/tools/check_pins ]] || e2e_die "$E2E_BUILD/tools/check_pins is missing: run 'make' first"
 	[[ -x $E2E_AGENT ]] || e2e_die "$E2E_AGENT is missing: run 'make' first"
@@ -603,10 +588,7 @@ main() {
 	e2e_backend_start vm2
 	e2e_backend_add vm1 --heartbeat-ms 1h >/dev/null
 	e2e_backend_add vm2 --heartbeat-ms 1h >/dev/null
-	echo "1..${#selected[@]}"
-	for name in "${selected[@]}"; do
-		run_test "$name"
-	done
+	run_tests "${selected[@]}"
 	echo "$passed passed, $failed failed"
 	((failed == 0))
 }

@@ -41,15 +41,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 KEPT_MASK=0000008000003000
 KEPT_NAMES="cap_bpf cap_net_admin cap_net_raw"
 
-fail() {
-	echo "#   FAILED: $*"
-	return 1
-}
-
-expect_eq() {
-	[[ $2 == "$3" ]] || fail "$1: expected '$3', got '$2'"
-}
-
 # The capability lines of a running process, as "CapEff=... " words.
 caps_of() {
 	awk '/^Cap|^NoNewPrivs/ { sub(":", "", $1); printf "%s=%s ", $1, $2 }' "/proc/$1/status"
@@ -363,11 +354,9 @@ suite_cleanup() {
 }
 
 main() {
-	local selected=("$@") name
+	local selected=("$@")
 	((${#selected[@]})) || selected=("${TESTS[@]}")
-	for name in "${selected[@]}"; do
-		declare -F "test_$name" >/dev/null || e2e_die "no test '$name' (tests: ${TESTS[*]})"
-	done
+	check_test_names test_ "${selected[@]}"
 	e2e_init
 	trap suite_cleanup EXIT
 	[[ -x $E2E_BUILD/tools/check_pins ]] || e2e_die "$E2E_BUILD/tools/check_pins is missing: run 'make' first"
@@ -382,10 +371,7 @@ main() {
 	e2e_backend_start vm2
 	e2e_backend_add vm1 --heartbeat-ms 1h >/dev/null
 	e2e_backend_add vm2 --heartbeat-ms 1h >/dev/null
-	echo "1..${#selected[@]}"
-	for name in "${selected[@]}"; do
-		run_test "$name"
-	done
+	run_tests "${selected[@]}"
 	SUMMARY="$passed passed, $failed failed" # printed last, by suite_cleanup
 	((failed == 0))
 }

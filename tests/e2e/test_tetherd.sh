@@ -23,33 +23,6 @@ NOBODY_GROUP=nogroup
 
 # --- assertions ----------------------------------------------------------------
 
-fail() {
-	echo "#   FAILED: $*"
-	return 1
-}
-
-expect_eq() {
-	local what=$1 actual=$2 expected=$3
-	[[ $actual == "$expected" ]] || fail "$what: expected '$expected', got '$actual'"
-}
-
-expect_contains() {
-	local what=$1 text=$2 part=$3
-	[[ $text == *"$part"* ]] || fail "$what: expected to contain '$part', got '$text'"
-}
-
-expect_ge() {
-	local what=$1 actual=$2 minimum=$3
-	[[ $actual =~ ^[0-9]+$ ]] && ((actual >= minimum)) ||
-		fail "$what: expected at least $minimum, got '$actual'"
-}
-
-expect_le() {
-	local what=$1 actual=$2 maximum=$3
-	[[ $actual =~ ^[0-9]+$ ]] && ((actual <= maximum)) ||
-		fail "$what: expected at most $maximum, got '$actual'"
-}
-
 # Prints a (multi-line) text as TAP comments.
 show() {
 	sed 's/^/#     /' <<<"$1"
@@ -1014,9 +987,7 @@ suite_cleanup() {
 main() {
 	local selected=("$@") name
 	((${#selected[@]})) || selected=("${TESTS[@]}")
-	for name in "${selected[@]}"; do
-		declare -F "test_$name" >/dev/null || e2e_die "no test '$name' (tests: ${TESTS[*]})"
-	done
+	check_test_names test_ "${selected[@]}"
 	e2e_init
 	trap suite_cleanup EXIT
 	for name in setpriv useradd groupadd getent ss; do
@@ -1044,10 +1015,7 @@ main() {
 	e2e_backend_start vm2
 	e2e_backend_add vm1 --heartbeat-ms "$HOUR" >/dev/null
 	e2e_backend_add vm2 --heartbeat-ms "$HOUR" >/dev/null
-	echo "1..${#selected[@]}"
-	for name in "${selected[@]}"; do
-		run_test "$name"
-	done
+	run_tests "${selected[@]}"
 	SUMMARY="$passed passed, $failed failed" # printed last, by suite_cleanup
 	((failed == 0))
 }

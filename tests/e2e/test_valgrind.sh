@@ -41,15 +41,6 @@ READY_S=60          # for a daemon to start or stop
 
 # --- assertions ----------------------------------------------------------------
 
-fail() {
-	echo "#   FAILED: $*"
-	return 1
-}
-
-expect_eq() {
-	[[ $2 == "$3" ]] || fail "$1: expected '$3', got '$2'"
-}
-
 expect_all_ok() {
 	local what=$1 line=$2 sent
 	sent=$(e2e_field "$line" sent)
@@ -301,11 +292,9 @@ failed=0
 number=0
 
 main() {
-	local selected=("$@") name
+	local selected=("$@")
 	((${#selected[@]})) || selected=("${TESTS[@]}")
-	for name in "${selected[@]}"; do
-		declare -F "test_$name" >/dev/null || e2e_die "no test '$name' (tests: ${TESTS[*]})"
-	done
+	check_test_names test_ "${selected[@]}"
 	command -v valgrind >/dev/null || e2e_die "'valgrind' is not installed (make deps)"
 	[[ -x $E2E_AGENT && -x $E2E_INVOKE ]] || e2e_die "$E2E_AGENT or $E2E_INVOKE is missing: run 'make' first"
 	# valgrind cannot run a program built with AddressSanitizer.
@@ -317,10 +306,7 @@ main() {
 	mkdir -p "$VG_DIR"
 	vg_options
 	e2e_topology
-	echo "1..${#selected[@]}"
-	for name in "${selected[@]}"; do
-		run_test "$name"
-	done
+	run_tests "${selected[@]}"
 	echo "$passed passed, $failed failed"
 	((failed == 0))
 }

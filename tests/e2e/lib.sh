@@ -758,13 +758,13 @@ expect_contains() {
 
 expect_ge() {
 	local what=$1 actual=$2 minimum=$3
-	[[ $actual =~ ^[0-9]+$ ]] && ((actual >= minimum)) ||
+	[[ $actual =~ ^-?[0-9]+$ ]] && ((actual >= minimum)) ||
 		fail "$what: expected at least $minimum, got '$actual'"
 }
 
 expect_le() {
 	local what=$1 actual=$2 maximum=$3
-	[[ $actual =~ ^[0-9]+$ ]] && ((actual <= maximum)) ||
+	[[ $actual =~ ^-?[0-9]+$ ]] && ((actual <= maximum)) ||
 		fail "$what: expected at most $maximum, got '$actual'"
 }
 

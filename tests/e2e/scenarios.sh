@@ -82,22 +82,7 @@ fail() {
 	return 1
 }
 
-expect_eq() {
-	local what=$1 actual=$2 expected=$3
-	[[ $actual == "$expected" ]] || fail "$what: expected '$expected', got '$actual'"
-}
-
-expect_ge() {
-	local what=$1 actual=$2 minimum=$3
-	[[ $actual =~ ^-?[0-9]+$ ]] && ((actual >= minimum)) ||
-		fail "$what: expected at least $minimum, got '$actual'"
-}
-
-expect_le() {
-	local what=$1 actual=$2 maximum=$3
-	[[ $actual =~ ^-?[0-9]+$ ]] && ((actual <= maximum)) ||
-		fail "$what: expected at most $maximum, got '$actual'"
-}
+# expect_eq, expect_ge and expect_le are lib.sh's; they report through this fail.
 
 # A udp_load summary: requests sent, every answer OK and well-formed (what
 # was not answered: expect_no_loss).

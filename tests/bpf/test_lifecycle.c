@@ -41,6 +41,7 @@
 #include <linux/bpf.h>
 #include <glib.h>
 
+#include "check.h"
 #include "dataplane.h"
 #include "lifecycle.h"
 #include "pktgen.h"
@@ -58,73 +59,7 @@
 #define SNAP_SLOTS 64     /* container slots compared by snapshots */
 #define ROUTE_SAMPLES 48  /* fresh keys and fresh flows per routing check */
 
-/* ---- checks that say what failed --------------------------------------- */
-
-static void check_failed(const char *file, int line, const char *cond, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void check_failed(const char *file, int line, const char *cond, const char *fmt, ...)
-{
-	char message[2048];
-	va_list args;
-
-	va_start(args, fmt);
-	vsnprintf(message, sizeof(message), fmt, args);
-	va_end(args);
-	print_error("%s\n    (failed: %s)\n", message, cond);
-	_fail(file, line);
-}
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (!(cond))                                                 \
-			check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__); \
-	} while (0)
-
-/* Equality of integers, with both values in the message. */
-#define CHECK_EQ(actual, expected, fmt, ...)                                             \
-	do {                                                                             \
-		unsigned long long actual_ = (unsigned long long)(actual);               \
-		unsigned long long expected_ = (unsigned long long)(expected);           \
-		if (actual_ != expected_)                                                \
-			check_failed(__FILE__, __LINE__, #actual " == " #expected,       \
-				     fmt ": got %llu (0x%llx), expected %llu (0x%llx)",  \
-				     ##__VA_ARGS__, actual_, actual_, expected_, expected_); \
-	} while (0)
-
-static const char *perr(enum proto_error e)
-{
-	static const char *const names[] = {
-		[PROTO_OK] = "ok",
-		[PROTO_BAD_REQUEST] = "bad_request",
-		[PROTO_UNKNOWN_VERB] = "unknown_verb",
-		[PROTO_MISSING_ARGUMENT] = "missing_argument",
-		[PROTO_BAD_ARGUMENT] = "bad_argument",
-		[PROTO_NOT_FOUND] = "not_found",
-		[PROTO_EXISTS] = "exists",
-		[PROTO_INVALID_TRANSITION] = "invalid_transition",
-		[PROTO_FULL] = "full",
-		[PROTO_UNAUTHORIZED] = "unauthorized",
-		[PROTO_INTERNAL] = "internal",
-	};
-
-	return (unsigned)e < sizeof(names) / sizeof(names[0]) ? names[e] : "(not a proto_error)";
-}
-
-/* A lifecycle call's result: its code, and on an error a message. */
-#define CHECK_PROTO(lc, call, expected, fmt, ...)                                           \
-	do {                                                                                \
-		enum proto_error got_ = (call);                                             \
-		enum proto_error want_ = (expected);                                        \
-		if (got_ != want_)                                                          \
-			check_failed(__FILE__, __LINE__, #call,                             \
-				     fmt ": got %s (last error: '%s'), expected %s",        \
-				     ##__VA_ARGS__, perr(got_), lifecycle_error(lc), perr(want_)); \
-		if (want_ != PROTO_OK)                                                      \
-			CHECK(lifecycle_error(lc)[0] != '\0',                               \
-			      fmt ": failed with %s but left no error message", ##__VA_ARGS__, \
-			      perr(want_));                                                 \
-	} while (0)
+/* Checks: tests/lib/check.h. */
 
 /* ---- the world of one test ----------------------------------------------- */
 
@@ -2331,7 +2266,7 @@ static void test_backends_full(void **state)
 		err = lc_backend_add(lc, name, addr, mac, "lo", 0, &id);
 		if (err != PROTO_OK || id != i)
 			CHECK(false, "adding backend %u of %u: %s (%s), id %u", i,
-			      TETHER_MAX_BACKENDS - 1, perr(err), lifecycle_error(lc), id);
+			      TETHER_MAX_BACKENDS - 1, proto_error_code(err), lifecycle_error(lc), id);
 	}
 	CHECK_EQ(g_hash_table_size(lc->backend_names), TETHER_MAX_BACKENDS - 1, "backends by name");
 	CHECK_EQ(map_backend(w, TETHER_MAX_BACKENDS - 1).state, BACKEND_UP, "the last backend's state");

@@ -54,6 +54,7 @@
 #include <linux/bpf.h>
 #include <glib.h>
 
+#include "check.h"
 #include "commands.h"
 #include "dataplane.h"
 #include "lifecycle.h"
@@ -80,49 +81,7 @@
  * one batch. */
 #define LRU_BATCH 128
 
-/* ---- checks that say what failed --------------------------------------- */
-
-static void check_failed(const char *file, int line, const char *cond, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void check_failed(const char *file, int line, const char *cond, const char *fmt, ...)
-{
-	char message[2048];
-	va_list args;
-
-	va_start(args, fmt);
-	vsnprintf(message, sizeof(message), fmt, args);
-	va_end(args);
-	print_error("%s\n    (failed: %s)\n", message, cond);
-	_fail(file, line);
-}
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (!(cond))                                                 \
-			check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__); \
-	} while (0)
-
-#define CHECK_EQ(actual, expected, fmt, ...)                                             \
-	do {                                                                             \
-		unsigned long long actual_ = (unsigned long long)(actual);               \
-		unsigned long long expected_ = (unsigned long long)(expected);           \
-		if (actual_ != expected_)                                                \
-			check_failed(__FILE__, __LINE__, #actual " == " #expected,       \
-				     fmt ": got %llu, expected %llu", ##__VA_ARGS__,     \
-				     actual_, expected_);                                \
-	} while (0)
-
-#define CHECK_PROTO(lc, call, expected, fmt, ...)                                           \
-	do {                                                                                \
-		enum proto_error got_ = (call);                                             \
-		enum proto_error want_ = (expected);                                        \
-		if (got_ != want_)                                                          \
-			check_failed(__FILE__, __LINE__, #call,                             \
-				     fmt ": got %s (last error: '%s'), expected %s",        \
-				     ##__VA_ARGS__, proto_error_code(got_),                 \
-				     lifecycle_error(lc), proto_error_code(want_));         \
-	} while (0)
+/* Checks: tests/lib/check.h. */
 
 /* ---- a private wall clock ------------------------------------------------- */
 

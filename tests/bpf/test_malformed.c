@@ -51,22 +51,8 @@
 /* bpf/parse.h MAX_IPV6_EXT_HDRS: the extension headers the program walks. */
 #define MAX_IPV6_EXT_HDRS_TEST 4
 
-static struct fixture fixture_storage;
 static __u8 in[PKT_MAX_FRAME];
 static struct xdp_result res;
-
-static int setup(void **state)
-{
-	fixture_setup(&fixture_storage);
-	*state = &fixture_storage;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture_teardown(*state);
-	return 0;
-}
 
 /* ---- checks ---------------------------------------------------------------- */
 
@@ -967,20 +953,17 @@ static void test_boundaries_route_normally(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_shorter_than_ethernet_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_every_truncation_is_malformed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_fields_are_malformed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fragments, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_not_for_a_service_passes_untouched, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_udp_to_vip_port_zero_passes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_udp_header_outside_ip_packet_is_malformed, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_ipv6_to_v4mapped_vip_is_not_the_ipv4_service,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_overlong_ipv6_chain_to_vip_is_malformed, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_boundaries_route_normally, setup, teardown),
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_cmocka_setup, fixture_cmocka_teardown)
+		T(test_shorter_than_ethernet_refused),
+		T(test_every_truncation_is_malformed),
+		T(test_bad_fields_are_malformed),
+		T(test_fragments),
+		T(test_not_for_a_service_passes_untouched),
+		T(test_udp_to_vip_port_zero_passes),
+		T(test_udp_header_outside_ip_packet_is_malformed),
+		T(test_ipv6_to_v4mapped_vip_is_not_the_ipv4_service),
+		T(test_overlong_ipv6_chain_to_vip_is_malformed),
+		T(test_boundaries_route_normally),
 	};
 
 	fixture_enter_netns();

@@ -49,26 +49,12 @@
 #define B_REMOTE FIXTURE_BACKEND_REMOTE
 #define POOL_CAP 4096
 
-static struct fixture fixture_storage;
 static __u8 in[PKT_MAX_FRAME];
 static size_t in_len;
 static struct xdp_result res;
 /* Every request gets its own source port and key unless a case says. */
 static __u16 next_port = 41000;
 static __u64 next_key = 1000000;
-
-static int setup(void **state)
-{
-	fixture_setup(&fixture_storage);
-	*state = &fixture_storage;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture_teardown(*state);
-	return 0;
-}
 
 /* ---- counters --------------------------------------------------------------- */
 
@@ -1249,7 +1235,7 @@ static void test_no_token_routes_to_another_function(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_cmocka_setup, fixture_cmocka_teardown)
 		T(test_foreign_token_never_routes_and_falls_back),
 		T(test_token_with_wrong_secret_misses),
 		T(test_token_with_wrong_generation_misses),

@@ -92,6 +92,21 @@ void fixture_teardown(struct fixture *fx)
 	dataplane_close(&fx->dp);
 }
 
+static struct fixture the_fixture;
+
+int fixture_cmocka_setup(void **state)
+{
+	fixture_setup(&the_fixture);
+	*state = &the_fixture;
+	return 0;
+}
+
+int fixture_cmocka_teardown(void **state)
+{
+	fixture_teardown(*state);
+	return 0;
+}
+
 void fixture_run(struct fixture *fx, const __u8 *frame, size_t len, struct xdp_result *result,
 		 struct tether_stats *delta)
 {

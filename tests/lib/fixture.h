@@ -41,6 +41,10 @@ struct fixture {
 void fixture_enter_netns(void);
 void fixture_setup(struct fixture *fx);
 void fixture_teardown(struct fixture *fx);
+/* The same as cmocka group or test set-up and tear-down: *state is the one
+ * fixture of the process. */
+int fixture_cmocka_setup(void **state);
+int fixture_cmocka_teardown(void **state);
 
 /* Rebuilds a function's pool from the containers of its slot range that are
  * warm now (what the controller does on every change of the warm set). */

@@ -163,56 +163,6 @@ static void expect_passed_untouched(struct fixture *fx, const char *name, const 
 	CHECK(affinity_count(fx) == learned, name, "an affinity entry was learned");
 }
 
-/* ---- the model of a pick ---------------------------------------------------- */
-
-static int takes_new_work(struct fixture *fx, __u32 slot, __u64 function_id)
-{
-	struct container_record c;
-	struct backend_record b;
-
-	if (container_get(&fx->dp, slot, &c) || c.state != CONTAINER_WARM ||
-	    c.function_id != function_id || backend_get(&fx->dp, c.backend_id, &b) ||
-	    b.state != BACKEND_UP)
-		return 0;
-	return b.heartbeat_expiry_ns == 0 || monotonic_ns() < b.heartbeat_expiry_ns;
-}
-
-/* The slot the pool should pick for hash (probing past containers that
- * cannot take new work), or -1 for no capacity. */
-static long model_pick(struct fixture *fx, __u64 function_id, __u64 hash)
-{
-	__u32 table[4096], size = 0;
-
-	if (pool_read(&fx->dp, function_id, table, 4096, &size) || size == 0 || size > 4096)
-		return -1;
-	__u32 index = tether_pool_index(hash, size);
-
-	for (int probe = 0; probe < TETHER_POOL_PROBES; probe++) {
-		if (takes_new_work(fx, table[index - 1], function_id))
-			return table[index - 1];
-		index = index >= size ? 1 : index + 1;
-	}
-	return -1;
-}
-
-static void map_addr(int family, const char *text, __u8 out[16])
-{
-	if (family == 4)
-		pkt_v4mapped(out, text);
-	else
-		pkt_addr6(out, text);
-}
-
-/* The flow hash of the default client -> VIP flow with this source port. */
-static __u64 flow_hash(int family, __u16 src_port)
-{
-	__u8 src[16], dst[16];
-
-	map_addr(family, family == 4 ? PKT_TEST_CLIENT4 : PKT_TEST_CLIENT6, src);
-	map_addr(family, family == 4 ? PKT_TEST_VIP4 : PKT_TEST_VIP6, dst);
-	return tether_hash_flow(src, dst, htons(src_port), htons(PKT_TEST_VIP_PORT));
-}
-
 /* Forwarded to want_slot: the verdict that reaches its backend, and exactly
  * the input with Ethernet addresses rewritten, the token stamped, STAMPED set
  * and the checksums right. */
@@ -347,7 +297,7 @@ static void test_every_truncation_is_malformed(void **state)
 		run(fx, in, n, &delta);
 		expect_stats(name, &delta, &(struct tether_stats){ .key_new = 1 });
 		expect_forwarded(fx, name, in, n,
-				 model_pick(fx, FIXTURE_F1, tether_hash_key(FIXTURE_F1, 1000 + i)));
+				 fixture_model_pick(fx, FIXTURE_F1, tether_hash_key(FIXTURE_F1, 1000 + i)));
 
 		/* Every cut from Ethernet up to the end of the Tether header and
 		 * through the payload: the IP length fields stay as they were. */
@@ -892,7 +842,7 @@ static void test_boundaries_route_normally(void **state)
 			run(fx, in, n, &delta);
 			expect_stats(name, &delta, &(struct tether_stats){ .key_new = 1 });
 			expect_forwarded(fx, name, in, n,
-					 model_pick(fx, FIXTURE_F1, tether_hash_key(FIXTURE_F1, key)));
+					 fixture_model_pick(fx, FIXTURE_F1, tether_hash_key(FIXTURE_F1, key)));
 		}
 	}
 
@@ -915,7 +865,7 @@ static void test_boundaries_route_normally(void **state)
 			run(fx, in, n, &delta);
 			expect_stats(name, &delta, &(struct tether_stats){ .flow_pick = 1 });
 			expect_forwarded(fx, name, in, n,
-					 model_pick(fx, FIXTURE_F1, flow_hash(family, port)));
+					 fixture_model_pick(fx, FIXTURE_F1, fixture_flow_hash(family, port)));
 		}
 	}
 
@@ -941,7 +891,7 @@ static void test_boundaries_route_normally(void **state)
 			run(fx, in, n, &delta);
 			expect_stats(name, &delta, &(struct tether_stats){ .key_new = 1 });
 			expect_forwarded(fx, name, in, n,
-					 model_pick(fx, FIXTURE_F1, tether_hash_key(FIXTURE_F1, key)));
+					 fixture_model_pick(fx, FIXTURE_F1, tether_hash_key(FIXTURE_F1, key)));
 			if (variant == 2)
 				CHECK(get16(res.frame + n - s.trailer_len - s.payload_len -
 					    TETHER_HDR_LEN - 2) == 0,

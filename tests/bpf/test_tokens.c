@@ -111,23 +111,6 @@ static struct tether_token make_token(__u32 slot, __u32 generation, __u64 secret
 				      .secret = secret };
 }
 
-static void map_addr(int family, const char *text, __u8 out[16])
-{
-	if (family == 4)
-		pkt_v4mapped(out, text);
-	else
-		pkt_addr6(out, text);
-}
-
-static __u64 flow_hash(int family, __u16 src_port)
-{
-	__u8 src[16], dst[16];
-
-	map_addr(family, family == 4 ? PKT_TEST_CLIENT4 : PKT_TEST_CLIENT6, src);
-	map_addr(family, family == 4 ? PKT_TEST_VIP4 : PKT_TEST_VIP6, dst);
-	return tether_hash_flow(src, dst, htons(src_port), htons(PKT_TEST_VIP_PORT));
-}
-
 /* Builds and runs r (filling in a fresh port); the input stays in in/in_len. */
 static void send_req(struct fixture *fx, const char *name, struct req *r,
 		     struct tether_stats *delta)
@@ -151,23 +134,6 @@ static void send_req(struct fixture *fx, const char *name, struct req *r,
 
 /* ---- the model of a pool pick ---------------------------------------------- */
 
-static int backend_up_for_new_work(struct fixture *fx, __u32 backend_id)
-{
-	struct backend_record b;
-
-	if (backend_get(&fx->dp, backend_id, &b) || b.state != BACKEND_UP)
-		return 0;
-	return b.heartbeat_expiry_ns == 0 || monotonic_ns() < b.heartbeat_expiry_ns;
-}
-
-static int takes_new_work(struct fixture *fx, __u32 slot, __u64 function_id)
-{
-	struct container_record c;
-
-	return container_get(&fx->dp, slot, &c) == 0 && c.state == CONTAINER_WARM &&
-	       c.function_id == function_id && backend_up_for_new_work(fx, c.backend_id);
-}
-
 /* The table entry a hash falls on first (-1: no pool). */
 static long primary_slot(struct fixture *fx, __u64 function_id, __u64 hash)
 {
@@ -179,28 +145,9 @@ static long primary_slot(struct fixture *fx, __u64 function_id, __u64 hash)
 	return table[tether_pool_index(hash, size) - 1];
 }
 
-/* DESIGN "Routing rules" and TETHER_POOL_PROBES: the first of the probed
- * entries that can take new work, or -1 (no capacity). */
-static long model_pick(struct fixture *fx, __u64 function_id, __u64 hash)
-{
-	static __u32 table[POOL_CAP];
-	__u32 size = 0;
-
-	if (pool_read(&fx->dp, function_id, table, POOL_CAP, &size) || size == 0 || size > POOL_CAP)
-		return -1;
-	__u32 index = tether_pool_index(hash, size);
-
-	for (int probe = 0; probe < TETHER_POOL_PROBES; probe++) {
-		if (takes_new_work(fx, table[index - 1], function_id))
-			return table[index - 1];
-		index = index >= size ? 1 : index + 1;
-	}
-	return -1;
-}
-
 static long model_key(struct fixture *fx, __u64 function_id, __u64 key)
 {
-	return model_pick(fx, function_id, tether_hash_key(function_id, key));
+	return fixture_model_pick(fx, function_id, tether_hash_key(function_id, key));
 }
 
 /* A key no request has used whose pick is want_slot. */
@@ -339,7 +286,7 @@ static long expect_flow(struct fixture *fx, const char *name, struct req *r,
 	struct tether_stats delta;
 
 	send_req(fx, name, r, &delta);
-	long want = model_pick(fx, r->function_id, flow_hash(r->family, r->src_port));
+	long want = fixture_model_pick(fx, r->function_id, fixture_flow_hash(r->family, r->src_port));
 
 	if (want < 0) {
 		expect_stats_plus(name, &delta, base, (struct tether_stats){ .no_capacity = 1 });

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tether/hash.h"
+
 const __u8 fixture_local_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x01, 0x01 };
 const __u8 fixture_remote_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x02, 0x02 };
 
@@ -128,4 +130,53 @@ long fixture_stamped_slot(const struct xdp_result *result)
 		return -1;
 	memcpy(&slot, hdr.token, 4);
 	return ntohl(slot);
+}
+
+int fixture_takes_new_work(struct fixture *fx, __u32 slot, __u64 function_id)
+{
+	struct container_record c;
+	struct backend_record b;
+
+	if (container_get(&fx->dp, slot, &c) || c.state != CONTAINER_WARM ||
+	    c.function_id != function_id || backend_get(&fx->dp, c.backend_id, &b) ||
+	    b.state != BACKEND_UP)
+		return 0;
+	return b.heartbeat_expiry_ns == 0 || monotonic_ns() < b.heartbeat_expiry_ns;
+}
+
+#define FIXTURE_POOL_CAP 4096
+
+long fixture_model_pick(struct fixture *fx, __u64 function_id, __u64 hash)
+{
+	static __u32 table[FIXTURE_POOL_CAP];
+	__u32 size = 0;
+
+	if (pool_read(&fx->dp, function_id, table, FIXTURE_POOL_CAP, &size) || size == 0 ||
+	    size > FIXTURE_POOL_CAP)
+		return -1;
+	__u32 index = tether_pool_index(hash, size);
+
+	for (int probe = 0; probe < TETHER_POOL_PROBES; probe++) {
+		if (fixture_takes_new_work(fx, table[index - 1], function_id))
+			return table[index - 1];
+		index = index >= size ? 1 : index + 1;
+	}
+	return -1;
+}
+
+static void map_text_addr(int family, const char *text, __u8 out[16])
+{
+	if (family == 4)
+		pkt_v4mapped(out, text);
+	else
+		pkt_addr6(out, text);
+}
+
+__u64 fixture_flow_hash(int family, __u16 src_port)
+{
+	__u8 src[16], dst[16];
+
+	map_text_addr(family, family == 4 ? PKT_TEST_CLIENT4 : PKT_TEST_CLIENT6, src);
+	map_text_addr(family, family == 4 ? PKT_TEST_VIP4 : PKT_TEST_VIP6, dst);
+	return tether_hash_flow(src, dst, htons(src_port), htons(PKT_TEST_VIP_PORT));
 }

@@ -60,4 +60,13 @@ long fixture_stamped_slot(const struct xdp_result *result);
 /* The backend the slot's container sits on. */
 __u32 fixture_backend_of(__u32 slot);
 
+/* The model of a pool pick (DESIGN "Routing rules", TETHER_POOL_PROBES), read
+ * from the maps: whether the slot's container of the function may take new
+ * work, and the slot the pool picks for hash (-1: no capacity). */
+int fixture_takes_new_work(struct fixture *fx, __u32 slot, __u64 function_id);
+long fixture_model_pick(struct fixture *fx, __u64 function_id, __u64 hash);
+
+/* The flow hash of pktgen's default client -> VIP flow from src_port. */
+__u64 fixture_flow_hash(int family, __u16 src_port);
+
 #endif

@@ -78,7 +78,6 @@ struct world {
 	GPtrArray *events;     /* lines from observer.event */
 	GPtrArray *saved_events; /* events a test set aside, freed in teardown */
 	GArray *warm_calls;    /* observer.container_warm calls */
-	GPtrArray *strings;    /* freed in teardown */
 	struct tether_token tokens[MAX_TEST_SLOTS]; /* as lc_container_add returned */
 	__u32 lo, tx0;
 	__u64 key_seq;
@@ -113,22 +112,6 @@ static struct lifecycle_config world_config(struct world *w)
 	};
 }
 
-/* A formatted string that lives until teardown. */
-static struct world *current_world;
-
-static const char *S(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static const char *S(const char *fmt, ...)
-{
-	va_list args;
-	char *s;
-
-	va_start(args, fmt);
-	s = g_strdup_vprintf(fmt, args);
-	va_end(args);
-	g_ptr_array_add(current_world->strings, s);
-	return s;
-}
 
 static int setup(void **state)
 {
@@ -136,11 +119,9 @@ static int setup(void **state)
 	struct lifecycle_config config;
 	__u8 vip[16];
 
-	current_world = w;
 	*state = w;
 	w->events = g_ptr_array_new_with_free_func(g_free);
 	w->warm_calls = g_array_new(FALSE, TRUE, sizeof(struct warm_call));
-	w->strings = g_ptr_array_new_with_free_func(g_free);
 	w->lo = harness_ifindex("lo");
 	w->tx0 = harness_ifindex("tx0");
 	w->key_seq = 0x5e5e000000ULL;
@@ -184,8 +165,7 @@ static int teardown(void **state)
 	if (w->saved_events)
 		g_ptr_array_free(w->saved_events, TRUE);
 	g_array_free(w->warm_calls, TRUE);
-	g_ptr_array_free(w->strings, TRUE);
-	current_world = NULL;
+	check_strings_free();
 	g_free(w);
 	return 0;
 }
@@ -369,10 +349,7 @@ static const char *slots_text(const __u32 *slots, size_t n)
 	for (size_t i = 0; i < n; i++)
 		g_string_append_printf(s, "%s%u", i ? "," : "", slots[i]);
 	g_string_append(s, "}");
-	char *text = g_string_free(s, FALSE);
-
-	g_ptr_array_add(current_world->strings, text);
-	return text;
+	return check_string_keep(g_string_free(s, FALSE));
 }
 
 /* The function's table in the kernel holds exactly these slots (none: no
@@ -454,10 +431,7 @@ static const char *counters_text(const struct tether_stats *d)
 					       (unsigned long long)v[i]);
 	if (!s->len)
 		g_string_append(s, "(no counter moved)");
-	char *text = g_string_free(s, FALSE);
-
-	g_ptr_array_add(current_world->strings, text);
-	return text;
+	return check_string_keep(g_string_free(s, FALSE));
 }
 
 /* One request for function_id from the test client (src_port) to the IPv4
@@ -812,10 +786,7 @@ static const char *lines_text(GPtrArray *lines)
 		g_string_append_printf(s, "\n      %s", (char *)g_ptr_array_index(lines, i));
 	if (!lines->len)
 		g_string_append(s, " (none)");
-	char *text = g_string_free(s, FALSE);
-
-	g_ptr_array_add(current_world->strings, text);
-	return text;
+	return check_string_keep(g_string_free(s, FALSE));
 }
 
 /* lines are, in order, one per spec (NULL-terminated), each valid. */

@@ -160,7 +160,6 @@ struct world {
 	__u64 now; /* the fake clock, when not real_clock */
 	GPtrArray *events;
 	unsigned warm_calls;
-	GPtrArray *strings;
 	struct tether_token tokens[SNAP_SLOTS];
 	__u32 lo, tx0;
 	__u16 port_seq;
@@ -168,21 +167,6 @@ struct world {
 	bool affinity_saved;
 };
 
-static struct world *current_world;
-
-static const char *S(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static const char *S(const char *fmt, ...)
-{
-	va_list args;
-	char *s;
-
-	va_start(args, fmt);
-	s = g_strdup_vprintf(fmt, args);
-	va_end(args);
-	g_ptr_array_add(current_world->strings, s);
-	return s;
-}
 
 static __u64 world_clock(void *ctx)
 {
@@ -207,10 +191,8 @@ static int world_setup(void **state, __u32 max_containers, bool real_clock)
 	struct world *w = g_new0(struct world, 1);
 	__u8 vip[16];
 
-	current_world = w;
 	*state = w;
 	w->events = g_ptr_array_new_with_free_func(g_free);
-	w->strings = g_ptr_array_new_with_free_func(g_free);
 	w->lo = harness_ifindex("lo");
 	w->tx0 = harness_ifindex("tx0");
 	w->port_seq = 30000;
@@ -269,8 +251,7 @@ static int teardown(void **state)
 	if (w->dp_open)
 		dataplane_close(&w->d.dp);
 	g_ptr_array_free(w->events, TRUE);
-	g_ptr_array_free(w->strings, TRUE);
-	current_world = NULL;
+	check_strings_free();
 	g_free(w);
 	return 0;
 }

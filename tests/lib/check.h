@@ -26,6 +26,12 @@ void check_failed(const char *file, int line, const char *cond, const char *fmt,
 				     ##__VA_ARGS__, actual_, actual_, expected_, expected_); \
 	} while (0)
 
+/* Text for messages that lives until check_strings_free() (each test's
+ * tear-down): S() formats one; check_string_keep() takes one made with glib. */
+const char *S(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *check_string_keep(char *text);
+void check_strings_free(void);
+
 /* A lifecycle call's result: its code, and on an error a message. */
 #define CHECK_PROTO(lc, call, expected, fmt, ...)                                           \
 	do {                                                                                \

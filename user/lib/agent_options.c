@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
+
 #include "agent_handlers.h"
 #include "dataplane.h"
 
@@ -97,17 +99,6 @@ static int refuse(char *message, size_t size, const char *fmt, ...)
 	return -1;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decimal, or 0x hex; no sign, no spaces, no overflow. */
 static int parse_u64(const char *text, __u64 *out)
 {
@@ -116,7 +107,7 @@ static int parse_u64(const char *text, __u64 *out)
 	char *end;
 
 	/* strtoull would take a sign or spaces: the first byte must be a digit. */
-	if (hex_digit(digits[0]) < 0 || (base == 10 && hex_digit(digits[0]) > 9))
+	if (base == 10 ? !g_ascii_isdigit(digits[0]) : !g_ascii_isxdigit(digits[0]))
 		return -1;
 	errno = 0;
 	unsigned long long value = strtoull(digits, &end, base);
@@ -272,7 +263,7 @@ static int parse_mac(const char *text, char out[18])
 	if (strlen(text) != 17)
 		return -1;
 	for (int i = 0; i < 6; i++) {
-		int high = hex_digit(text[i * 3]), low = hex_digit(text[i * 3 + 1]);
+		int high = g_ascii_xdigit_value(text[i * 3]), low = g_ascii_xdigit_value(text[i * 3 + 1]);
 
 		if (high < 0 || low < 0 || (i < 5 && text[i * 3 + 2] != ':'))
 			return -1;

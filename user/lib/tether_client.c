@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <glib.h>
+
 #define NS_PER_SEC 1000000000ull
 #define NS_PER_US 1000ull
 
@@ -168,17 +170,6 @@ void tether_token_to_hex(const uint8_t token[TETHER_TOKEN_LEN],
 	hex[TETHER_TOKEN_HEX_LEN] = '\0';
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int tether_token_from_hex(const char *hex, uint8_t token[TETHER_TOKEN_LEN])
 {
 	uint8_t bytes[TETHER_TOKEN_LEN];
@@ -186,7 +177,7 @@ int tether_token_from_hex(const char *hex, uint8_t token[TETHER_TOKEN_LEN])
 	if (strlen(hex) != TETHER_TOKEN_HEX_LEN)
 		return -EINVAL;
 	for (int i = 0; i < TETHER_TOKEN_LEN; i++) {
-		int high = hex_digit(hex[2 * i]), low = hex_digit(hex[2 * i + 1]);
+		int high = g_ascii_xdigit_value(hex[2 * i]), low = g_ascii_xdigit_value(hex[2 * i + 1]);
 
 		if (high < 0 || low < 0)
 			return -EINVAL;

@@ -262,22 +262,6 @@ static void describe(const struct route_case *c, char *out, size_t size)
 		 c->family, l2, c->shape ? " | " : "", c->shape ? c->shape : "");
 }
 
-static int iface_mac(const char *name, __u8 mac[6])
-{
-	struct ifreq request = {};
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	snprintf(request.ifr_name, sizeof(request.ifr_name), "%s", name);
-	if (ioctl(fd, SIOCGIFHWADDR, &request))
-		err = -errno;
-	else
-		memcpy(mac, request.ifr_hwaddr.sa_data, 6);
-	close(fd);
-	return err;
-}
-
 /* ---- what the test works out by itself ------------------------------------ */
 
 #define POOL_CAP 4096
@@ -970,7 +954,7 @@ int main(int argc, char **argv)
 		cmocka_set_test_filter(argv[1]);
 
 	fixture_enter_netns();
-	if (iface_mac("lo", lo_mac) || iface_mac("tx0", tx0_mac)) {
+	if (interface_mac("lo", lo_mac) || interface_mac("tx0", tx0_mac)) {
 		fprintf(stderr, "test_routing: cannot read the MACs of lo and tx0\n");
 		return 1;
 	}

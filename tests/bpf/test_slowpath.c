@@ -104,18 +104,6 @@ static void on_container_warm(void *ctx, __u32 slot, __u64 function_id)
 		slowpath_container_warm(w->sp, slot, function_id);
 }
 
-static void interface_mac(const char *name, __u8 mac[6])
-{
-	struct ifreq request = {};
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	snprintf(request.ifr_name, sizeof(request.ifr_name), "%s", name);
-	assert_true(fd >= 0);
-	assert_int_equal(ioctl(fd, SIOCGIFHWADDR, &request), 0);
-	memcpy(mac, request.ifr_hwaddr.sa_data, 6);
-	close(fd);
-}
-
 static socklen_t sockaddr_of(const __u8 addr[16], __u16 port, struct sockaddr_storage *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -211,7 +199,7 @@ static int setup(void **state)
 	if (lc_backend_add(&w->lc, BACKEND, backend_addr, backend_mac, "tx0", 600000,
 			   &backend_id))
 		fail_msg("lc_backend_add: %s", lifecycle_error(&w->lc));
-	interface_mac("tx0", w->tx0_mac);
+	assert_int_equal(interface_mac("tx0", w->tx0_mac), 0);
 	start_slowpath(w);
 	w->client_fd = open_client(w->client);
 	w->capture_fd = open_capture();

@@ -129,22 +129,6 @@ static int parse_mac(const char *text, __u8 mac[6])
 	return 0;
 }
 
-static int interface_mac(const char *iface, __u8 mac[6])
-{
-	struct ifreq request = {};
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	snprintf(request.ifr_name, sizeof(request.ifr_name), "%s", iface);
-	if (ioctl(fd, SIOCGIFHWADDR, &request))
-		err = -errno;
-	else
-		memcpy(mac, request.ifr_hwaddr.sa_data, 6);
-	close(fd);
-	return err;
-}
-
 static void pin_path(char *out, size_t size, const char *pin, const char *name)
 {
 	if (snprintf(out, size, "%s/%s", pin, name) >= (int)size)

@@ -13,13 +13,14 @@
 #include "dataplane.h"
 #include "tether_xdp.skel.h"
 
-static int interface_mac(__u32 ifindex, __u8 mac[6])
+int interface_mac(const char *iface, __u8 mac[6])
 {
 	struct ifreq request = {};
 	int fd, err = 0;
 
-	if (!if_indextoname(ifindex, request.ifr_name))
+	if (strlen(iface) >= sizeof(request.ifr_name))
 		return -ENODEV;
+	strcpy(request.ifr_name, iface);
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -35,11 +36,14 @@ int backend_set(struct dataplane *dp, __u32 backend_id, const struct backend_rec
 {
 	struct backend_record filled = *record;
 	struct bpf_devmap_val port = { .ifindex = record->ifindex };
+	char iface[IF_NAMESIZE];
 	int err;
 
 	if (backend_id >= TETHER_MAX_BACKENDS || record->state == BACKEND_FREE)
 		return -EINVAL;
-	if ((err = interface_mac(record->ifindex, filled.src_mac)))
+	if (!if_indextoname(record->ifindex, iface))
+		return -ENODEV;
+	if ((err = interface_mac(iface, filled.src_mac)))
 		return err;
 	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.tx_ports), &filled.ifindex, &port,
 				BPF_ANY))

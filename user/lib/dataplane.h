@@ -28,6 +28,8 @@ int service_del(struct dataplane *dp, const __u8 addr[16], __u16 port);
 int backend_set(struct dataplane *dp, __u32 backend_id, const struct backend_record *record);
 int backend_get(struct dataplane *dp, __u32 backend_id, struct backend_record *record);
 int backend_del(struct dataplane *dp, __u32 backend_id);
+/* The Ethernet address of the interface named iface: 0 or -errno. */
+int interface_mac(const char *iface, __u8 mac[6]);
 
 /* containers.c: install mints a new token for the slot (next generation, a
  * fresh random secret); remove frees the slot so no old token names it. */

@@ -391,11 +391,6 @@ static void put16(__u8 *p, unsigned v)
 	p[1] = (__u8)v;
 }
 
-static unsigned get16(const __u8 *p)
-{
-	return (unsigned)p[0] << 8 | p[1];
-}
-
 static size_t build_bad(const char *name, const struct bad_case *c, int family, __u8 *buf)
 {
 	struct pkt_spec s;
@@ -446,13 +441,13 @@ static size_t build_bad(const char *name, const struct bad_case *c, int family, 
 		put16(udp_len, (unsigned)c->value);
 		break;
 	case BAD_UDP_LEN_OVER:
-		put16(udp_len, get16(udp_len) + (unsigned)c->value);
+		put16(udp_len, pkt_get16(udp_len) + (unsigned)c->value);
 		break;
 	case BAD_IP_LEN_OVER:
-		put16(ip_len, get16(ip_len) + (unsigned)c->value);
+		put16(ip_len, pkt_get16(ip_len) + (unsigned)c->value);
 		break;
 	case BAD_IP_LEN_UNDER:
-		put16(ip_len, get16(ip_len) - (unsigned)c->value);
+		put16(ip_len, pkt_get16(ip_len) - (unsigned)c->value);
 		break;
 	case BAD_IHL:
 		ip[0] = (__u8)((ip[0] & 0xf0) | c->value);
@@ -893,7 +888,7 @@ static void test_boundaries_route_normally(void **state)
 			expect_forwarded(fx, name, in, n,
 					 fixture_model_pick(fx, FIXTURE_F1, tether_hash_key(FIXTURE_F1, key)));
 			if (variant == 2)
-				CHECK(get16(res.frame + n - s.trailer_len - s.payload_len -
+				CHECK(pkt_get16(res.frame + n - s.trailer_len - s.payload_len -
 					    TETHER_HDR_LEN - 2) == 0,
 				      name, "an IPv4 UDP checksum of 0 (not used) was filled in");
 		}

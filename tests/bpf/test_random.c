@@ -135,20 +135,6 @@ static void fill_random(__u8 *p, size_t n)
 
 /* ---- bytes ------------------------------------------------------------------- */
 
-static __u16 get16(const __u8 *p)
-{
-	return (__u16)(p[0] << 8 | p[1]);
-}
-
-static __u32 get32(const __u8 *p)
-{
-	return (__u32)get16(p) << 16 | get16(p + 2);
-}
-
-static __u64 get64(const __u8 *p)
-{
-	return (__u64)get32(p) << 32 | get32(p + 4);
-}
 
 static void put16(__u8 *p, __u16 v)
 {
@@ -929,7 +915,7 @@ static void pick_token(struct pkt *p, __u64 f, __u8 tok[16])
 			__u32 i = below(gone_count);
 
 			memcpy(tok, gone_tokens[i], 16);
-			descf(p, " token=gone(slot %u gen %u)", get32(tok), get32(tok + 4));
+			descf(p, " token=gone(slot %u gen %u)", pkt_get32(tok), pkt_get32(tok + 4));
 			return;
 		}
 		r = 62;
@@ -956,7 +942,7 @@ static void pick_token(struct pkt *p, __u64 f, __u8 tok[16])
 		put32(tok, s);
 		put32(tok + 4, below(6));
 		fill_random(tok + 8, 8);
-		descf(p, " token=guess(slot %u gen %u)", s, get32(tok + 4));
+		descf(p, " token=guess(slot %u gen %u)", s, pkt_get32(tok + 4));
 		return;
 	}
 	if (r < 93) {
@@ -1148,7 +1134,7 @@ static void gen_mutated(struct pkt *p)
 			else if (v.l4_off >= 0)
 				at = v.l4_off + 4;
 			if (at >= 0 && (__u32)at + 2 <= p->len) {
-				__u16 old = get16(p->in + at), val;
+				__u16 old = pkt_get16(p->in + at), val;
 
 				val = percent(50) ? (__u16)(old + (int)below(17) - 8) : (__u16)below(65536);
 				put16(p->in + at, val);
@@ -1201,7 +1187,7 @@ static void gen_random(struct pkt *p)
 			put16(frame + 20, percent(50) ? ETH_P_IPV4_ : ETH_P_IPV6_);
 			l3 = 22;
 		}
-		type = get16(frame + l3 - 2);
+		type = pkt_get16(frame + l3 - 2);
 	}
 	/* Half of them get a plausible IP header start: version, IHL, and
 	 * sometimes the VIP, UDP and the service port. */
@@ -1460,11 +1446,11 @@ static void classify_udp(const __u8 *f, size_t l4, size_t l3_end, int svc_addr,
 			svc_addr ? "UDP header cut" : "not for a service address");
 		return;
 	}
-	if (!svc_addr || get16(f + l4 + 2) != VIP_PORT) {
+	if (!svc_addr || pkt_get16(f + l4 + 2) != VIP_PORT) {
 		cls_set(c, R_NS, "not for a service address and port");
 		return;
 	}
-	size_t ulen = get16(f + l4 + 4);
+	size_t ulen = pkt_get16(f + l4 + 4);
 
 	if (ulen < 8 + TETHER_HDR_LEN || l4 + ulen > l3_end) {
 		cls_set(c, R_MAL, "UDP length");
@@ -1473,8 +1459,8 @@ static void classify_udp(const __u8 *f, size_t l4, size_t l3_end, int svc_addr,
 	const __u8 *h = f + l4 + 8;
 	__u8 flags = h[3];
 
-	if (get16(h) != TETHER_MAGIC || h[2] != TETHER_VERSION || (flags & ~TETHER_F_CLIENT_MASK) ||
-	    h[4] || h[5] || h[6] || h[7] || !get64(h + 8)) {
+	if (pkt_get16(h) != TETHER_MAGIC || h[2] != TETHER_VERSION || (flags & ~TETHER_F_CLIENT_MASK) ||
+	    h[4] || h[5] || h[6] || h[7] || !pkt_get64(h + 8)) {
 		cls_set(c, R_MAL, "Tether header");
 		return;
 	}
@@ -1485,8 +1471,8 @@ static void classify_udp(const __u8 *f, size_t l4, size_t l3_end, int svc_addr,
 	memcpy(&r->sport_raw, f + l4, 2);
 	memcpy(&r->dport_raw, f + l4 + 2, 2);
 	r->flags = flags;
-	r->function_id = get64(h + 8);
-	r->routing_key = get64(h + 16);
+	r->function_id = pkt_get64(h + 8);
+	r->routing_key = pkt_get64(h + 16);
 	memcpy(r->token, h + 24, 16);
 	cls_set(c, R_REQ, "request");
 }
@@ -1504,13 +1490,13 @@ static void classify4(const __u8 *f, size_t len, size_t l3, struct cls *c)
 		return;
 	}
 	int svc_addr = !memcmp(f + l3 + 16, vip4, 4);
-	size_t hl = (size_t)ihl * 4, tot = get16(f + l3 + 2);
+	size_t hl = (size_t)ihl * 4, tot = pkt_get16(f + l3 + 2);
 
 	if (tot < hl || l3 + tot > len || l3 + hl > len) {
 		cls_set(c, svc_addr ? R_MAL : R_NS, "IPv4 lengths");
 		return;
 	}
-	if (get16(f + l3 + 6) & 0x3fff) {
+	if (pkt_get16(f + l3 + 6) & 0x3fff) {
 		cls_set(c, svc_addr ? R_FRAG : R_NS, "IPv4 fragment");
 		return;
 	}
@@ -1541,7 +1527,7 @@ static void classify6(const __u8 *f, size_t len, size_t l3, struct cls *c)
 		return;
 	}
 	int svc_addr = !memcmp(f + l3 + 24, vip6, 16);
-	size_t l3_end = l3 + 40 + get16(f + l3 + 4);
+	size_t l3_end = l3 + 40 + pkt_get16(f + l3 + 4);
 
 	if (l3_end > len) {
 		cls_set(c, svc_addr ? R_MAL : R_NS, "IPv6 payload length");
@@ -1595,7 +1581,7 @@ static void classify(const __u8 *f, size_t len, struct cls *c)
 		return;
 	}
 	size_t off = 12;
-	__u16 proto = get16(f + 12);
+	__u16 proto = pkt_get16(f + 12);
 
 	for (int tags = 0; tags < 2 && (proto == ETH_P_8021Q_ || proto == ETH_P_8021AD_); tags++) {
 		if (off + 6 > len) {
@@ -1603,7 +1589,7 @@ static void classify(const __u8 *f, size_t len, struct cls *c)
 			return;
 		}
 		off += 4;
-		proto = get16(f + off);
+		proto = pkt_get16(f + off);
 	}
 	if (proto == ETH_P_IPV4_)
 		classify4(f, len, off + 2, c);
@@ -1624,7 +1610,7 @@ static int pktgen_sees_request(const __u8 *f, size_t len)
 		return 0;
 	if (v.family == 4 ? memcmp(f + v.l3_off + 16, vip4, 4) : memcmp(f + v.l3_off + 24, vip6, 16))
 		return 0;
-	return get16(f + v.l4_off + 2) == VIP_PORT && h.magic == TETHER_MAGIC &&
+	return pkt_get16(f + v.l4_off + 2) == VIP_PORT && h.magic == TETHER_MAGIC &&
 	       h.version == TETHER_VERSION && !(h.flags & ~TETHER_F_CLIENT_MASK) && !h.status &&
 	       !h.reserved[0] && !h.reserved[1] && !h.reserved[2] && h.function_id;
 }
@@ -1704,7 +1690,7 @@ static void oracle(const struct req_info *rq, __u32 ingress, __u64 now, struct e
 	e->token_ctr = -1;
 	e->slot = -1;
 	if (rq->flags & TETHER_F_TOKEN) {
-		__u32 ts = get32(rq->token), tg = get32(rq->token + 4);
+		__u32 ts = pkt_get32(rq->token), tg = pkt_get32(rq->token + 4);
 		__u64 secret;
 		const struct mslot *m = ts < NSLOTS ? &slots[ts] : NULL;
 
@@ -1891,7 +1877,7 @@ static void report(const __u64 *d, const struct cls *c, const struct expectation
 static void check_csum(const struct req_info *rq, const char *kind)
 {
 	size_t at = rq->l4 + 6;
-	__u16 in_ck = get16(P.in + at), out_ck = get16(R.frame + at);
+	__u16 in_ck = pkt_get16(P.in + at), out_ck = pkt_get16(R.frame + at);
 
 	if (rq->family == 4 && in_ck == 0) {
 		if (out_ck != 0)
@@ -1926,7 +1912,7 @@ static void check_forwarded(const struct req_info *rq, const struct aff *aff_bef
 {
 	size_t t = rq->tether;
 	const __u8 *tok = R.frame + t + 24;
-	__u32 slot = get32(tok), gen = get32(tok + 4);
+	__u32 slot = pkt_get32(tok), gen = pkt_get32(tok + 4);
 
 	if (R.len != P.len) {
 		failf("fwd-length", "output %u bytes, input %u", R.len, P.len);
@@ -2169,16 +2155,16 @@ static void check_packet(void)
 	}
 	/* 3. A valid token of an accepting container of the function wins. */
 	if (c.ok == R_REQ && (c.req.flags & TETHER_F_TOKEN)) {
-		__u32 ts = get32(c.req.token);
+		__u32 ts = pkt_get32(c.req.token);
 
 		if (ts < NSLOTS && slots[ts].live && !memcmp(slots[ts].token, c.req.token, 16) &&
 		    slots[ts].function_id == c.req.function_id &&
 		    container_accepts(ts, slots[ts].generation, c.req.function_id, now, 0)) {
 			T.token_kinds_won++;
-			if (!(forwarded || d[C_NO_ROUTE]) || get32(R.frame + c.req.tether + 24) != ts)
+			if (!(forwarded || d[C_NO_ROUTE]) || pkt_get32(R.frame + c.req.tether + 24) != ts)
 				failf("token-wins", "valid token of slot %u (%s), got verdict %s slot %u", ts,
 				      cstate_name(slots[ts].state), xdp_verdict_name(R.verdict),
-				      get32(R.frame + c.req.tether + 24));
+				      pkt_get32(R.frame + c.req.tether + 24));
 		}
 	}
 	/* The exact decision of the rules. */
@@ -2194,10 +2180,10 @@ static void check_packet(void)
 			failf("model-verdict", "want %s, got %s", xdp_verdict_name(e.verdict),
 			      xdp_verdict_name(R.verdict));
 		if (e.slot >= 0 && R.len == P.len &&
-		    (get32(R.frame + c.req.tether + 24) != (__u32)e.slot ||
+		    (pkt_get32(R.frame + c.req.tether + 24) != (__u32)e.slot ||
 		     !(R.frame[c.req.tether + 3] & TETHER_F_STAMPED)))
 			failf("model-slot", "want slot %d, stamped slot %u (flags 0x%02x)", e.slot,
-			      get32(R.frame + c.req.tether + 24), R.frame[c.req.tether + 3]);
+			      pkt_get32(R.frame + c.req.tether + 24), R.frame[c.req.tether + 3]);
 	}
 
 	/* The model follows what the maps now hold: affinities learned, and the
@@ -2208,14 +2194,14 @@ static void check_packet(void)
 
 		if (pkt_tether_read(R.frame, R.len, &h) == 0 && (h.flags & TETHER_F_KEY) &&
 		    (h.flags & TETHER_F_STAMPED))
-			aff_set(h.function_id, h.routing_key, get32(h.token), get32(h.token + 4));
+			aff_set(h.function_id, h.routing_key, pkt_get32(h.token), pkt_get32(h.token + 4));
 	}
 	if (forwarded) {
 		struct pkt_tether h;
 
-		if (pkt_tether_read(R.frame, R.len, &h) == 0 && get32(h.token) < NSLOTS) {
-			slots[get32(h.token)].fwd_packets++;
-			slots[get32(h.token)].fwd_bytes += P.len;
+		if (pkt_tether_read(R.frame, R.len, &h) == 0 && pkt_get32(h.token) < NSLOTS) {
+			slots[pkt_get32(h.token)].fwd_packets++;
+			slots[pkt_get32(h.token)].fwd_bytes += P.len;
 		}
 	}
 	if (fail_len)

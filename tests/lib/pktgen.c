@@ -67,19 +67,19 @@ static void put64(__u8 *p, __u64 v)
 	put32(p + 4, v);
 }
 
-static __u16 get16(const __u8 *p)
+__u16 pkt_get16(const __u8 *p)
 {
 	return (__u16)(p[0] << 8 | p[1]);
 }
 
-static __u32 get32(const __u8 *p)
+__u32 pkt_get32(const __u8 *p)
 {
-	return (__u32)get16(p) << 16 | get16(p + 2);
+	return (__u32)pkt_get16(p) << 16 | pkt_get16(p + 2);
 }
 
-static __u64 get64(const __u8 *p)
+__u64 pkt_get64(const __u8 *p)
 {
-	return (__u64)get32(p) << 32 | get32(p + 4);
+	return (__u64)pkt_get32(p) << 32 | pkt_get32(p + 4);
 }
 
 /* ---- RFC 1071 checksum ---------------------------------------------------- */
@@ -92,7 +92,7 @@ static __u64 csum_add(__u64 sum, const __u8 *p, size_t n)
 	size_t i;
 
 	for (i = 0; i + 1 < n; i += 2)
-		sum += get16(p + i);
+		sum += pkt_get16(p + i);
 	if (n & 1)
 		sum += (__u16)(p[n - 1] << 8);
 	return sum;
@@ -492,15 +492,15 @@ static int parse_eth(const __u8 *f, size_t len, struct pkt_view *v, size_t *off)
 	if (!fits(0, ETH_HLEN_, len))
 		return -1;
 	*off = 12;
-	v->l3_proto = get16(f + 12);
+	v->l3_proto = pkt_get16(f + 12);
 	while (is_vlan_tpid(v->l3_proto) && v->vlan_count < PKT_MAX_VLAN) {
 		if (!fits(*off, VLAN_HLEN_ + 2, len))
 			return -1;
 		v->vlan_tpid[v->vlan_count] = v->l3_proto;
-		v->vlan_tci[v->vlan_count] = get16(f + *off + 2);
+		v->vlan_tci[v->vlan_count] = pkt_get16(f + *off + 2);
 		v->vlan_count++;
 		*off += VLAN_HLEN_;
-		v->l3_proto = get16(f + *off);
+		v->l3_proto = pkt_get16(f + *off);
 	}
 	*off += 2;
 	v->l3_off = (int)*off;
@@ -516,7 +516,7 @@ static int parse_l4(const __u8 *f, size_t l4_off, size_t l3_end, struct pkt_view
 	if (!fits(l4_off, UDP_HLEN_, l3_end))
 		return -1;
 
-	size_t udp_len = get16(f + l4_off + 4);
+	size_t udp_len = pkt_get16(f + l4_off + 4);
 
 	v->udp_len = (int)udp_len;
 	if (udp_len < UDP_HLEN_)
@@ -544,8 +544,8 @@ static int parse_ipv4(const __u8 *f, size_t len, struct pkt_view *v)
 		return -1;
 
 	size_t hdr_len = (size_t)(f[ip] & 0xf) * 4;
-	size_t total = get16(f + ip + 2);
-	__u16 frag = get16(f + ip + 6);
+	size_t total = pkt_get16(f + ip + 2);
+	__u16 frag = pkt_get16(f + ip + 6);
 
 	if (hdr_len < IPV4_HLEN_ || total < hdr_len || !fits(ip, total, len))
 		return -1;
@@ -578,7 +578,7 @@ static size_t parse_ipv6_ext(const __u8 *f, size_t pos, size_t end, struct pkt_v
 		v->ipv6_ext_off[v->ipv6_ext_count++] = (int)pos;
 		if (next == PROTO_FRAGMENT) {
 			v->is_fragment = 1;
-			*stop = (get16(f + pos + 2) & IPV6_FRAG_OFFSET) != 0;
+			*stop = (pkt_get16(f + pos + 2) & IPV6_FRAG_OFFSET) != 0;
 		}
 		next = f[pos];
 		pos += size;
@@ -596,7 +596,7 @@ static int parse_ipv6(const __u8 *f, size_t len, struct pkt_view *v)
 	if (!fits(ip, IPV6_HLEN_, len) || f[ip] >> 4 != 6)
 		return -1;
 
-	size_t total = IPV6_HLEN_ + (size_t)get16(f + ip + 4);
+	size_t total = IPV6_HLEN_ + (size_t)pkt_get16(f + ip + 4);
 	int stop = 0;
 
 	if (!fits(ip, total, len))
@@ -676,7 +676,7 @@ int pkt_ipv4_csum_valid(const __u8 *frame, size_t len)
 
 	const __u8 *ip = frame + v.l3_off;
 
-	return get16(ip + 10) == ipv4_csum(ip, (size_t)v.l3_hdr_len);
+	return pkt_get16(ip + 10) == ipv4_csum(ip, (size_t)v.l3_hdr_len);
 }
 
 __u16 pkt_udp_csum_compute(const __u8 *frame, size_t len)
@@ -693,7 +693,7 @@ int pkt_udp_csum_valid(const __u8 *frame, size_t len)
 	if (!locate_udp(frame, len, &v))
 		return 0;
 
-	__u16 field = get16(frame + v.l4_off + 6);
+	__u16 field = pkt_get16(frame + v.l4_off + 6);
 
 	if (field == 0)
 		return v.family == 4; /* IPv4: "not used"; IPv6: never valid */
@@ -716,7 +716,7 @@ int pkt_fix_csums(__u8 *frame, size_t len)
 
 	__u8 *check = frame + v.l4_off + 6;
 
-	if (v.family == 4 && get16(check) == 0)
+	if (v.family == 4 && pkt_get16(check) == 0)
 		return 0;
 	put16(check, udp_csum_of(frame, &v));
 	return 0;
@@ -731,15 +731,15 @@ int pkt_tether_read(const __u8 *frame, size_t len, struct pkt_tether *out)
 
 	const __u8 *p = frame + v.tether_off;
 
-	out->magic = get16(p + offsetof(struct tether_hdr, magic));
+	out->magic = pkt_get16(p + offsetof(struct tether_hdr, magic));
 	out->version = p[offsetof(struct tether_hdr, version)];
 	out->flags = p[offsetof(struct tether_hdr, flags)];
 	out->status = p[offsetof(struct tether_hdr, status)];
 	memcpy(out->reserved, p + offsetof(struct tether_hdr, reserved), 3);
-	out->function_id = get64(p + offsetof(struct tether_hdr, function_id));
-	out->routing_key = get64(p + offsetof(struct tether_hdr, routing_key));
+	out->function_id = pkt_get64(p + offsetof(struct tether_hdr, function_id));
+	out->routing_key = pkt_get64(p + offsetof(struct tether_hdr, routing_key));
 	memcpy(out->token, p + offsetof(struct tether_hdr, container_token), 16);
-	out->request_id = get64(p + offsetof(struct tether_hdr, request_id));
+	out->request_id = pkt_get64(p + offsetof(struct tether_hdr, request_id));
 	return 0;
 }
 

@@ -191,6 +191,11 @@ int pkt_tether_read(const __u8 *frame, size_t len, struct pkt_tether *out);
  * slot and generation big-endian, secret copied as the maps hold it. */
 void pkt_token(__u8 out[16], __u32 slot, __u32 generation, __u64 secret);
 
+/* Big-endian fields of a frame. */
+__u16 pkt_get16(const __u8 *p);
+__u32 pkt_get32(const __u8 *p);
+__u64 pkt_get64(const __u8 *p);
+
 /* Address helpers: 0 on success, -1 when the text does not parse.
  * pkt_addr4 writes the 4 bytes at out[0..3] and zeroes the rest;
  * pkt_v4mapped writes ::ffff:a.b.c.d, the form the BPF maps use. */

@@ -29,23 +29,8 @@ DEMO_STATUS=()
 # Runs one scenario in a subshell (its first failed check ends it) and keeps
 # its outcome for the summary.
 demo_run() {
-	local name=$1 status
-	SCEN_CURRENT=$name
-	set +e
-	(
-		set -euo pipefail
-		# Ctrl-C ends the run (and the rig goes), not just this scenario.
-		trap 'exit 130' INT
-		trap 'exit 143' TERM
-		"scen_$name"
-	)
-	status=$?
-	set -e
-	if ((status == 130 || status == 143)); then
-		echo "   interrupted: removing what the demo made"
-		exit "$status"
-	fi
-	DEMO_STATUS+=("$status")
+	scen_run "$1"
+	DEMO_STATUS+=("$SCEN_STATUS")
 }
 
 demo_summary() {

@@ -394,6 +394,30 @@ scen_require() {
 }
 
 # The rig, tetherd, the agents; waits until every container is warm.
+# Runs scenario NAME in a subshell (its first failed check ends it) and
+# leaves its status in SCEN_STATUS; Ctrl-C or SIGTERM ends the whole run (the
+# rig goes with the EXIT trap), not just this scenario. Call it as a plain
+# command, never after || or in if: bash ignores set -e inside anything run
+# there, and a scenario would go on past its first failed check.
+scen_run() {
+	local name=$1 status
+	SCEN_CURRENT=$name
+	set +e
+	(
+		set -euo pipefail
+		trap 'exit 130' INT
+		trap 'exit 143' TERM
+		"scen_$name"
+	)
+	status=$?
+	set -e
+	if ((status == 130 || status == 143)); then
+		[[ $SCEN_MODE != demo ]] || echo "   interrupted: removing what the demo made"
+		exit "$status"
+	fi
+	SCEN_STATUS=$status
+}
+
 scen_setup() {
 	scen_require
 	e2e_init

@@ -28,18 +28,8 @@ run_test() {
 	local name=$1 started status row
 	number=$((number + 1))
 	started=$(date +%s%N)
-	SCEN_CURRENT=$name
-	set +e
-	(
-		set -euo pipefail
-		# Ctrl-C ends the run (and the rig goes), not just this scenario.
-		trap 'exit 130' INT
-		trap 'exit 143' TERM
-		"scen_$name"
-	)
-	status=$?
-	set -e
-	((status != 130 && status != 143)) || exit "$status"
+	scen_run "$name"
+	status=$SCEN_STATUS
 	local ms=$((($(date +%s%N) - started) / 1000000))
 	row=$(cat "$E2E_RUN_DIR/row_$name" 2>/dev/null || true)
 	[[ -z $row ]] ||

@@ -792,6 +792,11 @@ run_tests() {
 
 # --- the TAP runner of the test scripts -----------------------------------------
 
+# The counts run_test keeps, for the script's summary line.
+passed=0
+failed=0
+number=0
+
 # Runs test_NAME in a subshell (a failure ends only that test) and prints
 # "ok N - NAME (ms)" or "not ok ..."; counts in the script's passed, failed
 # and number variables.

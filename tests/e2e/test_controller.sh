@@ -393,9 +393,6 @@ test_unload() {
 # --- runner ------------------------------------------------------------------------
 
 TESTS=(lifecycle token_follow drain_wait slow_path restart upgrade bad_input unstamped unload)
-passed=0
-failed=0
-number=0
 
 main() {
 	local selected=("$@")

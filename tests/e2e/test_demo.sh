@@ -20,10 +20,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SCEN_MODE=test
 source "$(dirname "${BASH_SOURCE[0]}")/scenarios.sh"
 
-passed=0
-failed=0
-number=0
-
 run_test() {
 	local name=$1 started status row
 	number=$((number + 1))

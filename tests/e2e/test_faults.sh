@@ -571,9 +571,6 @@ test_vm_vanishes() {
 # --- runner ------------------------------------------------------------------------
 
 TESTS=(kill9_lifecycle routing_after_kills backend_flap agent_restart kill9_with_agents vm_vanishes)
-passed=0
-failed=0
-number=0
 
 main() {
 	local selected=("$@")

@@ -331,9 +331,6 @@ test_user_refused() {
 }
 
 TESTS=(capabilities after_drop restart user user_refused)
-passed=0
-failed=0
-number=0
 
 # lib.sh's cleanup (which stops a tetherd that may run as the test's user),
 # then the user; the summary stays the last line.

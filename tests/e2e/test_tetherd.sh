@@ -941,9 +941,6 @@ test_systemd_unit() {
 TESTS=(systemd_unit config_file config_override config_override_lists config_bad xdp_generic
 	xdp_native tcp_auth tcp_backoff tcp_short_secret agent_secret agent_tcp
 	agent_secrets_refused socket_perms watch heartbeat)
-passed=0
-failed=0
-number=0
 
 # Before lib.sh's cleanup: stop every tetherd of the rig, remove the pin roots
 # of the tests' own tetherds, the users and the group.

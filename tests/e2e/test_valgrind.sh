@@ -287,9 +287,6 @@ test_logs() {
 # --- runner ------------------------------------------------------------------------
 
 TESTS=(start requests slow_path drain restart stop logs)
-passed=0
-failed=0
-number=0
 
 main() {
 	local selected=("$@")

@@ -73,16 +73,7 @@ static void expect_verdict(const char *name, int want)
 
 static void expect_output(const char *name, const __u8 *want, size_t len)
 {
-	CHECK(res.len == len, name, "output is %u bytes, want %zu", res.len, len);
-	long at = pkt_first_diff(res.frame, res.len, want, len);
-
-	if (at >= 0) {
-		fprintf(stderr, "[%s] output:\n", name);
-		pkt_hexdump(stderr, res.frame, res.len);
-		fprintf(stderr, "[%s] expected:\n", name);
-		pkt_hexdump(stderr, want, len);
-	}
-	CHECK(at < 0, name, "output differs from the expected bytes at offset %ld", at);
+	fixture_expect_output(name, "output", &res, want, len);
 }
 
 /* Not stamped by the program (a client may have set STAMPED itself: then the

@@ -231,16 +231,7 @@ static long expect_forwarded(struct fixture *fx, const char *name, __u64 functio
 	memcpy(want + v.tether_off + offsetof(struct tether_hdr, container_token), &token,
 	       sizeof(token));
 	CHECK(pkt_fix_csums(want, in_len) == 0, name, "cannot fix the expected frame's checksums");
-	CHECK(res.len == in_len, name, "output is %u bytes, want %zu", res.len, in_len);
-	long at = pkt_first_diff(res.frame, res.len, want, in_len);
-
-	if (at >= 0) {
-		fprintf(stderr, "[%s] output:\n", name);
-		pkt_hexdump(stderr, res.frame, res.len);
-		fprintf(stderr, "[%s] expected:\n", name);
-		pkt_hexdump(stderr, want, in_len);
-	}
-	CHECK(at < 0, name, "forwarded frame differs from the expected one at offset %ld", at);
+	fixture_expect_output(name, "forwarded frame", &res, want, in_len);
 	CHECK(pkt_udp_csum_valid(res.frame, res.len), name, "UDP checksum of the output is wrong");
 	return slot;
 }
@@ -262,16 +253,7 @@ static void expect_slow_path(const char *name, __u8 status)
 	CHECK(pkt_parse(want, in_len, &v) == 0 && v.tether_off >= 0, name, "input does not parse");
 	want[v.tether_off + offsetof(struct tether_hdr, status)] = status;
 	CHECK(pkt_fix_csums(want, in_len) == 0, name, "cannot fix the expected frame's checksums");
-	CHECK(res.len == in_len, name, "output is %u bytes, want %zu", res.len, in_len);
-	long at = pkt_first_diff(res.frame, res.len, want, in_len);
-
-	if (at >= 0) {
-		fprintf(stderr, "[%s] output:\n", name);
-		pkt_hexdump(stderr, res.frame, res.len);
-		fprintf(stderr, "[%s] expected:\n", name);
-		pkt_hexdump(stderr, want, in_len);
-	}
-	CHECK(at < 0, name, "slow-path frame differs from the expected one at offset %ld", at);
+	fixture_expect_output(name, "slow-path frame", &res, want, in_len);
 	CHECK(pkt_udp_csum_valid(res.frame, res.len), name, "UDP checksum of the output is wrong");
 }
 

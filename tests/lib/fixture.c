@@ -2,9 +2,14 @@
 #include "fixture.h"
 
 #include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "tether/hash.h"
 
@@ -179,4 +184,20 @@ __u64 fixture_flow_hash(int family, __u16 src_port)
 	map_text_addr(family, family == 4 ? PKT_TEST_CLIENT4 : PKT_TEST_CLIENT6, src);
 	map_text_addr(family, family == 4 ? PKT_TEST_VIP4 : PKT_TEST_VIP6, dst);
 	return tether_hash_flow(src, dst, htons(src_port), htons(PKT_TEST_VIP_PORT));
+}
+
+void fixture_expect_output(const char *name, const char *what, const struct xdp_result *result,
+			   const __u8 *want, size_t len)
+{
+	if (result->len != len)
+		fail_msg("[%s] %s is %u bytes, want %zu", name, what, result->len, len);
+	long at = pkt_first_diff(result->frame, result->len, want, len);
+
+	if (at >= 0) {
+		fprintf(stderr, "[%s] output:\n", name);
+		pkt_hexdump(stderr, result->frame, result->len);
+		fprintf(stderr, "[%s] expected:\n", name);
+		pkt_hexdump(stderr, want, len);
+		fail_msg("[%s] %s differs from the expected bytes at offset %ld", name, what, at);
+	}
 }

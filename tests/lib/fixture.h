@@ -60,6 +60,11 @@ long fixture_stamped_slot(const struct xdp_result *result);
 /* The backend the slot's container sits on. */
 __u32 fixture_backend_of(__u32 slot);
 
+/* cmocka check: the program's output is exactly want (len bytes); on a
+ * difference both frames are hexdumped and the test fails naming what. */
+void fixture_expect_output(const char *name, const char *what, const struct xdp_result *result,
+			   const __u8 *want, size_t len);
+
 /* The model of a pool pick (DESIGN "Routing rules", TETHER_POOL_PROBES), read
  * from the maps: whether the slot's container of the function may take new
  * work, and the slot the pool picks for hash (-1: no capacity). */

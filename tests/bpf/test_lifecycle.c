@@ -45,6 +45,7 @@
 #include "dataplane.h"
 #include "lifecycle.h"
 #include "pktgen.h"
+#include "send.h"
 #include "tether_xdp.skel.h"
 #include "xdp_harness.h"
 
@@ -403,16 +404,6 @@ static void flush(struct lifecycle *lc, const char *what)
 
 /* ---- requests through the XDP program -------------------------------------- */
 
-struct sent {
-	int verdict;
-	bool stamped;
-	__u32 slot, generation;
-	__u64 secret;
-	__u8 status;
-	__u8 dst_mac[6];
-	struct tether_stats d; /* counter deltas */
-};
-
 static const char *counters_text(const struct tether_stats *d)
 {
 	static const char *const names[] = {
@@ -439,40 +430,7 @@ static const char *counters_text(const struct tether_stats *d)
 static void send_request(struct world *w, __u64 function_id, __u8 flags, __u64 key,
 			 const struct tether_token *token, __u16 src_port, struct sent *out)
 {
-	static __u8 frame[PKT_MAX_FRAME];
-	static struct xdp_result result;
-	struct tether_stats before, after;
-	struct pkt_spec spec;
-	struct pkt_tether hdr;
-	struct tether_token stamped;
-
-	pkt_spec_default(&spec, 4);
-	spec.hdr.function_id = function_id;
-	spec.hdr.flags = flags;
-	spec.hdr.routing_key = key;
-	if (token)
-		memcpy(spec.hdr.token, token, sizeof(*token));
-	spec.src_port = src_port;
-	size_t len = pkt_build(&spec, frame, sizeof(frame));
-
-	CHECK(len > 0, "pktgen could not build the request");
-	CHECK(stats_read(&w->dp, &before) == 0, "reading the stats map");
-	int err = harness_run(&w->dp, frame, len, w->lo, &result);
-
-	CHECK(err == 0, "BPF_PROG_TEST_RUN failed: %s", strerror(-err));
-	CHECK(stats_read(&w->dp, &after) == 0, "reading the stats map");
-	stats_delta(&before, &after, &out->d);
-	out->verdict = result.verdict;
-	memcpy(out->dst_mac, result.frame, 6);
-	CHECK(pkt_tether_read(result.frame, result.len, &hdr) == 0,
-	      "the program's output frame has no Tether header (verdict %s)",
-	      xdp_verdict_name(result.verdict));
-	out->status = hdr.status;
-	out->stamped = hdr.flags & TETHER_F_STAMPED;
-	memcpy(&stamped, hdr.token, sizeof(stamped));
-	out->slot = ntohl(stamped.slot);
-	out->generation = ntohl(stamped.generation);
-	out->secret = stamped.secret;
+	send_test_request(&w->dp, w->lo, function_id, flags, key, token, src_port, out);
 }
 
 static bool slot_in(__u32 slot, const __u32 *slots, size_t n)

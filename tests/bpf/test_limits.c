@@ -59,6 +59,7 @@
 #include "dataplane.h"
 #include "lifecycle.h"
 #include "pktgen.h"
+#include "send.h"
 #include "tether_xdp.skel.h"
 #include "tetherd.h"
 #include "xdp_harness.h"
@@ -339,48 +340,10 @@ static __u64 answer_u64(const char *answer, const char *key)
 	return g_ascii_strtoull(value, NULL, 10);
 }
 
-struct sent {
-	int verdict;
-	bool stamped;
-	__u32 slot;
-	__u8 status;
-	struct tether_stats d;
-};
-
 static void send_request(struct world *w, __u64 function_id, __u8 flags, __u64 key,
 			 const struct tether_token *token, struct sent *out)
 {
-	static __u8 frame[PKT_MAX_FRAME];
-	static struct xdp_result result;
-	struct tether_stats before, after;
-	struct pkt_spec spec;
-	struct pkt_tether hdr;
-	struct tether_token stamped;
-
-	pkt_spec_default(&spec, 4);
-	spec.hdr.function_id = function_id;
-	spec.hdr.flags = flags;
-	spec.hdr.routing_key = key;
-	if (token)
-		memcpy(spec.hdr.token, token, sizeof(*token));
-	spec.src_port = ++w->port_seq;
-	size_t len = pkt_build(&spec, frame, sizeof(frame));
-
-	CHECK(len > 0, "pktgen could not build the request");
-	CHECK(stats_read(&w->d.dp, &before) == 0, "reading the stats map");
-	int err = harness_run(&w->d.dp, frame, len, w->lo, &result);
-
-	CHECK(err == 0, "BPF_PROG_TEST_RUN failed: %s", strerror(-err));
-	CHECK(stats_read(&w->d.dp, &after) == 0, "reading the stats map");
-	stats_delta(&before, &after, &out->d);
-	out->verdict = result.verdict;
-	CHECK(pkt_tether_read(result.frame, result.len, &hdr) == 0,
-	      "the program's output has no Tether header (verdict %s)",
-	      xdp_verdict_name(result.verdict));
-	out->status = hdr.status;
-	out->stamped = hdr.flags & TETHER_F_STAMPED;
-	memcpy(&stamped, hdr.token, sizeof(stamped));
-	out->slot = ntohl(stamped.slot);
+	send_test_request(&w->d.dp, w->lo, function_id, flags, key, token, ++w->port_seq, out);
 }
 
 /* ---- snapshots: everything a refused add must leave alone --------------------- */

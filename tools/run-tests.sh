@@ -28,8 +28,12 @@ done
 
 scratch=$(mktemp -d /tmp/tether-tests.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
-# Reports are written by whatever user a daemon runs as (tetherd --user).
+# Reports are written, and the suppressions read, by whatever user a daemon
+# runs as (tetherd --user): they live here, not in the checkout, which may sit
+# in a directory only root can enter (a clone under /root).
 chmod 755 "$scratch"
+suppressions=$scratch/lsan.supp
+install -m 644 "$here/tests/sanitize/lsan.supp" "$suppressions"
 
 # Runs test number $1 ($2), its output to stdout; its exit status in
 # $scratch/$1.status.
@@ -43,7 +47,7 @@ run_one() {
 		# fast_unwind_on_malloc=0: whole allocation stacks through GLib,
 		# which has no frame pointers (else a leak's stack ends in g_malloc).
 		ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:fast_unwind_on_malloc=0:log_path=$reports/asan" \
-			LSAN_OPTIONS="suppressions=$here/tests/sanitize/lsan.supp:print_suppressions=0" \
+			LSAN_OPTIONS="suppressions=$suppressions:print_suppressions=0" \
 			UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan" \
 			"$test" || status=$?
 	else

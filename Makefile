@@ -10,7 +10,9 @@ ARCH_INCLUDE := /usr/include/$(shell $(CC) -dumpmachine)
 CFLAGS  ?= -O2 -g
 GLIB_CFLAGS := $(shell pkg-config --cflags glib-2.0 2>/dev/null)
 GLIB_LIBS   := $(shell pkg-config --libs glib-2.0 2>/dev/null)
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Iinclude -Iuser/lib -Iuser/tetherd -I$(BUILD) $(GLIB_CFLAGS)
+# Library headers are named with their folder ("core/core.h", "dataplane/dataplane.h");
+# a program's own headers are found beside its files.
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Iinclude -Iuser/lib -I$(BUILD) $(GLIB_CFLAGS)
 LDLIBS  := -lbpf -lelf -lz $(GLIB_LIBS)
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Werror -Iinclude -I$(ARCH_INCLUDE)
 
@@ -19,13 +21,50 @@ BPF_OBJ   := $(BUILD)/tether_xdp.bpf.o
 SKEL      := $(BUILD)/tether_xdp.skel.h
 BPF_HDRS  := $(wildcard bpf/*.h) $(wildcard include/tether/*.h)
 
-LIB_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/lib/*.c))
-TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/*.c))
-# tetherd's code but its main(): what the tests link against.
-TETHERD_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out user/tetherd/main.c,$(wildcard user/tetherd/*.c)))
-TETHERCTL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/tetherctl/*.c))
-AGENT_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/agent/*.c))
-INVOKE_OBJS    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/invoke/*.c))
+objects_of = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+# --- Libraries (user/lib/*/, each folder one library; docs/architecture.md) ---
+# core: event loop, addresses, interfaces, VIPs on lo. dataplane: the only code
+# that writes the maps (loader, typed writers, Maglev). control: the control
+# protocol, both sides. client: libtether-client, for programs that invoke.
+LIB_DIR := $(BUILD)/lib
+LIBRARIES := core dataplane control
+$(foreach lib,$(LIBRARIES),$(eval LIB_$(lib) := $(LIB_DIR)/libtether-$(lib).a))
+$(foreach lib,$(LIBRARIES),$(eval $(LIB_DIR)/libtether-$(lib).a: \
+	$(call objects_of,$(wildcard user/lib/$(lib)/*.c))))
+
+CLIENT_VERSION := 1.0.0
+CLIENT_SONAME  := libtether-client.so.$(firstword $(subst ., ,$(CLIENT_VERSION)))
+LIB_client     := $(LIB_DIR)/libtether-client.a
+CLIENT_SHARED  := $(LIB_DIR)/libtether-client.so.$(CLIENT_VERSION)
+$(LIB_client): $(BUILD)/user/lib/client/client.o
+
+$(LIB_DIR)/%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+# A program's code but its main.c, as an archive: what its tests link.
+TETHERD_LIB   := $(BUILD)/user/tetherd/libtetherd.a
+TETHERCTL_LIB := $(BUILD)/user/tetherctl/libtetherctl.a
+AGENT_LIB     := $(BUILD)/user/agent/libagent.a
+INVOKE_LIB    := $(BUILD)/user/invoke/libinvoke.a
+program_objects = $(call objects_of,$(filter-out user/$(1)/main.c,$(wildcard user/$(1)/*.c)))
+$(TETHERD_LIB): $(call program_objects,tetherd)
+$(TETHERCTL_LIB): $(call program_objects,tetherctl)
+$(AGENT_LIB): $(call program_objects,agent)
+$(INVOKE_LIB): $(call program_objects,invoke)
+$(BUILD)/user/%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+# Objects first, then archives as one group (they may call each other).
+LINK = $(CC) $(CFLAGS) $(filter %.o,$^) -Wl,--start-group $(filter %.a,$^) -Wl,--end-group \
+	-o $@ $(LDLIBS)
+
+# The tests' own library (packet builder, test_run harness, test world).
+TESTLIB      := $(BUILD)/tests/lib/libtests.a
+$(TESTLIB): $(call objects_of,$(wildcard tests/lib/*.c))
+	rm -f $@ && $(AR) rcs $@ $^
 UNIT_TESTS   := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c))
 BPF_TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/bpf/test_*.c))
 TOOLS        := $(patsubst %.c,$(BUILD)/%,$(filter-out %.bpf.c,$(wildcard tools/*.c)))
@@ -38,8 +77,8 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 		-Iinclude -Iuser/lib
 
 .PHONY: all deps test bench bench-forward demo clean
-all: $(BPF_OBJ) $(SKEL) $(LIB_OBJS) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS) \
-     $(FUZZ_TARGETS)
+all: $(BPF_OBJ) $(SKEL) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS) \
+     $(FUZZ_TARGETS) $(LIB_client) $(CLIENT_SHARED)
 
 deps:
 	@tools/install-deps.sh
@@ -55,33 +94,82 @@ $(BUILD)/%.bpf.o: tools/%.bpf.c
 $(SKEL): $(BPF_OBJ)
 	$(BPFTOOL) gen skeleton $< name tether_xdp > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/%.o: %.c $(SKEL) $(wildcard include/tether/*.h user/lib/*.h user/tetherd/*.h user/agent/*.h user/tetherctl/*.h user/invoke/*.h tests/lib/*.h)
+HEADERS := $(wildcard include/tether/*.h user/lib/*/*.h user/*/*.h tests/lib/*.h)
+$(BUILD)/%.o: %.c $(SKEL) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/tests/%.o: CFLAGS += -Itests/lib
 
-$(BUILD)/tetherd: $(BUILD)/user/tetherd/main.o $(TETHERD_OBJS) $(LIB_OBJS)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+# --- Programs: each links the libraries it uses, nothing else ------------------
+$(BUILD)/tetherd: $(BUILD)/user/tetherd/main.o $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) \
+		  $(LIB_core)
+	$(LINK)
 
-$(BUILD)/tetherctl: $(TETHERCTL_OBJS) $(LIB_OBJS)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/tetherctl: $(BUILD)/user/tetherctl/main.o $(TETHERCTL_LIB) $(LIB_control)
+	$(LINK)
 
-$(BUILD)/tether-agent: $(AGENT_OBJS) $(LIB_OBJS)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/tether-agent: $(BUILD)/user/agent/main.o $(AGENT_LIB) $(LIB_control) $(LIB_core)
+	$(LINK)
 
-$(BUILD)/tether-invoke: $(INVOKE_OBJS) $(LIB_OBJS)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/tether-invoke: $(BUILD)/user/invoke/main.o $(INVOKE_LIB) $(LIB_client) $(LIB_control)
+	$(LINK)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TETHERD_OBJS) $(LIB_OBJS) $(TESTLIB_OBJS)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcmocka -lm
+# --- libtether-client: static, shared (versioned soname), pkg-config ----------
+# Only tether_* symbols leave the shared library (libtether-client.map).
+$(BUILD)/user/lib/client/client.pic.o: user/lib/client/client.c include/tether/client.h \
+				       include/tether/wire.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
 
-$(BUILD)/tools/bench_control: $(TETHERD_OBJS)
-$(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB_OBJS)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lm
+$(CLIENT_SHARED): $(BUILD)/user/lib/client/client.pic.o user/lib/client/libtether-client.map
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -Wl,-soname,$(CLIENT_SONAME) \
+		-Wl,--version-script=user/lib/client/libtether-client.map $< -o $@ $(GLIB_LIBS)
+	ln -sf $(notdir $@) $(LIB_DIR)/$(CLIENT_SONAME)
+	ln -sf $(CLIENT_SONAME) $(LIB_DIR)/libtether-client.so
 
-# test_private_checkout.sh re-runs the privileges suite on the sanitized build
-# (where a file its --user cannot read fails), so only test-sanitize runs it.
+# make install-client [PREFIX=/usr/local] [DESTDIR=]: the headers, both libraries,
+# the soname links and tether-client.pc (its prefix is PREFIX).
+PREFIX ?= /usr/local
+.PHONY: install-client
+install-client: $(LIB_client) $(CLIENT_SHARED)
+	install -d $(DESTDIR)$(PREFIX)/include/tether $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/tether/client.h include/tether/wire.h $(DESTDIR)$(PREFIX)/include/tether/
+	install -m 644 $(LIB_client) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(CLIENT_SHARED) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(notdir $(CLIENT_SHARED)) $(DESTDIR)$(PREFIX)/lib/$(CLIENT_SONAME)
+	ln -sf $(CLIENT_SONAME) $(DESTDIR)$(PREFIX)/lib/libtether-client.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(CLIENT_VERSION)|' \
+		user/lib/client/tether-client.pc.in >$(DESTDIR)$(PREFIX)/lib/pkgconfig/tether-client.pc
+
+# --- Tests: each links what it tests; those that reach into a program's -------
+# internals say so (its folder on the include path, its archive on the link line).
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB)
+	$(LINK) -lcmocka -lm
+
+TETHERD_INTERNALS := tests/bpf/test_lifecycle tests/bpf/test_limits tests/bpf/test_slowpath \
+		     tests/unit/test_config tools/bench_control
+$(TETHERD_INTERNALS:%=$(BUILD)/%.o): CFLAGS += -Iuser/tetherd
+$(TETHERD_INTERNALS:%=$(BUILD)/%): $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) $(LIB_core)
+$(BUILD)/tests/unit/test_agent.o: CFLAGS += -Iuser/agent
+$(BUILD)/tests/unit/test_agent: $(AGENT_LIB) $(LIB_control) $(LIB_core)
+$(BUILD)/tests/unit/test_tetherctl.o: CFLAGS += -Iuser/tetherctl
+$(BUILD)/tests/unit/test_tetherctl: $(TETHERCTL_LIB) $(LIB_control)
+$(BUILD)/tests/unit/test_client: $(LIB_client)
+$(BUILD)/tests/unit/test_protocol: $(LIB_control)
+$(BUILD)/tests/unit/test_maglev: $(LIB_dataplane) $(LIB_core)
+$(BUILD)/tests/unit/test_pktgen: $(LIB_dataplane) $(LIB_core)
+# Every bpf test drives the maps through the dataplane library.
+$(BPF_TESTS): $(LIB_dataplane) $(LIB_control) $(LIB_core)
+
+$(BUILD)/tools/%: $(BUILD)/tools/%.o
+	$(LINK) -lm
+$(BUILD)/tools/bench_control $(BUILD)/tools/bench_dataplane $(BUILD)/tools/check_pins: \
+	$(LIB_dataplane) $(LIB_control) $(LIB_core)
+$(BUILD)/tools/udp_load: $(LIB_client) $(LIB_control)
+
+PACKAGING_TESTS := $(wildcard tests/packaging/test_*.sh)
 E2E_TESTS := $(filter-out tests/e2e/test_private_checkout.sh,$(wildcard tests/e2e/test_*.sh))
 
 demo: deps
@@ -93,11 +181,12 @@ demo: deps
 test: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TESTS) tests/fuzz/run.sh \
-		tests/bench/test_bench_quick.sh
+		$(PACKAGING_TESTS) tests/bench/test_bench_quick.sh
 	@$(MAKE) --no-print-directory test-sanitize
 
-$(BUILD)/fuzz/fuzz_protocol: user/lib/protocol.c
-$(BUILD)/fuzz/fuzz_agent_wire: user/lib/agent_wire.c
+$(BUILD)/fuzz/fuzz_protocol: user/lib/control/protocol.c
+$(BUILD)/fuzz/fuzz_agent_wire: user/agent/wire.c
+$(BUILD)/fuzz/fuzz_agent_wire: FUZZ_CFLAGS += -Iuser/agent
 $(BUILD)/fuzz/%: tests/fuzz/%.c
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) $^ -o $@
@@ -133,9 +222,9 @@ $(BUILD)/forward_%.skel.h: $(BUILD)/forward_%.bpf.o
 
 $(BUILD)/tools/bench/forward_ctl.o: $(FWD_SKELS) tools/bench/forward.h
 $(BUILD)/tools/bench/forward_ctl.o: CFLAGS += -Itools -Itests/lib
-$(BUILD)/tools/bench/forward_ctl: $(BUILD)/tests/lib/pktgen.o
+$(BUILD)/tools/bench/forward_ctl: $(BUILD)/tests/lib/pktgen.o $(LIB_dataplane) $(LIB_core)
 $(BUILD)/tools/bench/userspace_router: $(BUILD)/tools/bench/userspace_router.o
-	$(CC) $(CFLAGS) $^ -o $@
+	$(LINK)
 
 $(BUILD)/tools/bench_dataplane.o: $(BENCH_SKEL)
 $(BUILD)/tools/bench_dataplane.o: CFLAGS += -Itools -Itests/lib
@@ -150,7 +239,6 @@ bench: deps
 	BUILD=$(BUILD) tools/bench_latency.sh --json $(BUILD)/bench-latency.json
 	BUILD=$(BUILD) tools/bench_converge.sh --json $(BUILD)/bench-converge.json
 
-$(BUILD)/tests/unit/test_tetherctl.o: $(wildcard user/tetherctl/*.c user/tetherctl/*.h)
 
 # --- Sanitizers ---------------------------------------------------------------
 # `make test-sanitize` (part of `make test`): all userspace built again in its

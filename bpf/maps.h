@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Every map of the XDP program. Keys and values come from include/tether/maps.h;
- * every map is pinned by name under the pin root by the loader (user/lib/loader.c). */
+ * every map is pinned by name under the pin root by the loader (user/lib/dataplane/loader.c). */
 #ifndef TETHER_BPF_MAPS_H
 #define TETHER_BPF_MAPS_H
 

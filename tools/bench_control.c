@@ -23,7 +23,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "dataplane.h"
+#include "dataplane/dataplane.h"
 #include "lifecycle.h"
 #include "tether/hash.h"
 #include "tether_xdp.skel.h"

@@ -23,7 +23,7 @@
 
 #include "bench/bench_xdp.h"
 #include "bench_xdp.skel.h"
-#include "dataplane.h"
+#include "dataplane/dataplane.h"
 #include "pktgen.h"
 #include "tether/hash.h"
 #include "tether_xdp.skel.h"

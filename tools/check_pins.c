@@ -34,8 +34,8 @@
 #include <bpf/bpf.h>
 #include <glib.h>
 
-#include "dataplane.h"
-#include "maglev.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/maglev.h"
 #include "tether/maps.h"
 
 #define MAX_REPORTED 50 /* problem lines printed; the count is always given */

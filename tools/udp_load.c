@@ -26,7 +26,7 @@
  * times in microseconds of the wall clock (CLOCK_REALTIME, so they compare
  * with `date +%s%N`), status lost for no answer in time (late included).
  *
- * One client (user/lib/tether_client.h): a UDP socket connected to the
+ * One client (include/tether/client.h): a UDP socket connected to the
  * service address, so it sends nowhere else and only hears answers from
  * there (the backends answer from the VIP: direct server return). Answers
  * are matched by request_id. A request without an answer within
@@ -63,8 +63,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "ctl_json.h"
-#include "tether_client.h"
+#include "control/json.h"
+#include "tether/client.h"
 
 #define NS_PER_SEC 1000000000ull
 #define NS_PER_MS 1000000ull

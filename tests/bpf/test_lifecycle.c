@@ -42,7 +42,7 @@
 #include <glib.h>
 
 #include "check.h"
-#include "dataplane.h"
+#include "dataplane/dataplane.h"
 #include "lifecycle.h"
 #include "pktgen.h"
 #include "send.h"

@@ -56,7 +56,7 @@
 
 #include "check.h"
 #include "commands.h"
-#include "dataplane.h"
+#include "dataplane/dataplane.h"
 #include "lifecycle.h"
 #include "pktgen.h"
 #include "send.h"

@@ -20,7 +20,7 @@
 #include <bpf/libbpf.h>
 #include <linux/magic.h>
 
-#include "dataplane.h"
+#include "dataplane/dataplane.h"
 #include "tether_xdp.skel.h"
 #include "xdp_harness.h"
 

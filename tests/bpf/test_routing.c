@@ -35,7 +35,7 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
-#include "dataplane.h"
+#include "dataplane/dataplane.h"
 #include "fixture.h"
 #include "pktgen.h"
 #include "tether/hash.h"

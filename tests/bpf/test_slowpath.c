@@ -41,13 +41,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "dataplane.h"
+#include "dataplane/dataplane.h"
 #include "lifecycle.h"
 #include "pktgen.h"
 #include "slowpath.h"
 #include "tether/hash.h"
 #include "tether_xdp.skel.h"
-#include "vip.h"
+#include "core/core.h"
 #include "xdp_harness.h"
 
 #define NS_PER_MS 1000000ULL

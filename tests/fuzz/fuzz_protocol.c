@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "protocol.h"
+#include "control/protocol.h"
 
 static void exercise_getters(const struct proto_request *req)
 {

@@ -4,7 +4,7 @@
 #ifndef TETHER_TESTS_CHECK_H
 #define TETHER_TESTS_CHECK_H
 
-#include "protocol.h"
+#include "control/protocol.h"
 
 void check_failed(const char *file, int line, const char *cond, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -13,7 +13,7 @@
 #ifndef TETHER_TESTS_FIXTURE_H
 #define TETHER_TESTS_FIXTURE_H
 
-#include "dataplane.h"
+#include "dataplane/dataplane.h"
 #include "pktgen.h"
 #include "xdp_harness.h"
 

@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-#include "dataplane.h"
+#include "dataplane/dataplane.h"
 
 struct sent {
 	int verdict;

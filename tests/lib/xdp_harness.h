@@ -7,7 +7,7 @@
 
 #include <linux/types.h>
 
-#include "dataplane.h"
+#include "dataplane/dataplane.h"
 
 #define HARNESS_FRAME_MAX 2048
 

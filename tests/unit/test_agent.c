@@ -37,11 +37,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent_frame.h"
-#include "agent_handlers.h"
-#include "agent_options.h"
-#include "agent_records.h"
-#include "agent_wire.h"
+#include "frame.h"
+#include "handlers.h"
+#include "options.h"
+#include "records.h"
+#include "wire.h"
 
 #define MESSAGE_SIZE 512
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of the client library (user/lib/tether_client.h): the exact
+/* Unit tests of the client library (include/tether/client.h): the exact
  * bytes of requests, what makes a datagram a valid reply, tokens in hex,
  * sessions following tokens, the latency histogram's quantiles. Then the
  * library, tools/udp_load and tether-invoke against a fake backend: a thread
@@ -29,7 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tether_client.h"
+#include "tether/client.h"
 
 static const uint8_t token_a[TETHER_TOKEN_LEN] = { 0, 0, 0, 7, 0, 0, 0, 1,
 						   0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4 };

@@ -16,7 +16,7 @@
 
 #include <tether/hash.h>
 
-#include "maglev.h"
+#include "dataplane/maglev.h"
 
 /* splitmix64 */
 static __u64 next_random(__u64 *state)

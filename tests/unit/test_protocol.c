@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "protocol.h"
+#include "control/protocol.h"
 
 #define MESSAGE_SIZE 512
 

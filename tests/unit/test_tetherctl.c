@@ -21,19 +21,17 @@
 
 #include <cmocka.h>
 
-#include "ctl_args.h"
-#include "ctl_help.h"
-#include "ctl_json.h"
-#include "ctl_output.h"
-#include "ctl_progress.h"
-#include "ctl_values.h"
+#include "args.h"
+#include "help.h"
+#include "control/json.h"
+#include "output.h"
+#include "progress.h"
+#include "values.h"
 
-/* tetherctl's own files: the Makefile links the tests without them, and
- * main.c stays out (its main() would clash with ours). */
-#include "../../user/tetherctl/client.c"
-#include "../../user/tetherctl/run.c"
-#include "../../user/tetherctl/wait.c"
-#include "../../user/tetherctl/watch.c"
+#include "client.h"
+#include "run.h"
+#include "wait.h"
+#include "watch.h"
 
 /* ---- Helpers ------------------------------------------------------------ */
 

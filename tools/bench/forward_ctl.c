@@ -51,7 +51,7 @@
 #include <linux/if_link.h>
 
 #include "bench/forward.h"
-#include "dataplane.h"
+#include "dataplane/dataplane.h"
 #include "forward_sink.skel.h"
 #include "forward_xdp.skel.h"
 #include "pktgen.h"

@@ -9,10 +9,10 @@
 #include <linux/types.h>
 #include <stdbool.h>
 
-#include "agent_options.h"
+#include "options.h"
 #include "control_client.h"
 #include "agent_clock.h"
-#include "loop.h"
+#include "core/core.h"
 
 /* The backend's registration at tetherd over the control link (session.c). */
 enum session_state {

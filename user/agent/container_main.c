@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent_frame.h"
+#include "frame.h"
 
 #define CHANNEL_FD 3
 

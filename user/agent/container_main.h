@@ -6,7 +6,7 @@
 #include <linux/types.h>
 #include <sys/types.h>
 
-#include "agent_handlers.h"
+#include "handlers.h"
 
 struct container_spec {
 	const char *name;

@@ -2,8 +2,10 @@
 /* The table of the agent's containers (containers.h). */
 #include "containers.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "log.h"
 
@@ -157,4 +159,13 @@ void containers_forget_registrations(struct agent *agent)
 			c->reg = REG_NONE;
 		c->check = false;
 	}
+}
+
+int container_send(struct container *c, const void *message, size_t len)
+{
+	if (c->fd < 0)
+		return -EPIPE;
+	if (send(c->fd, message, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return 0;
 }

@@ -7,6 +7,7 @@
 
 #include <linux/types.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "agent.h"
@@ -79,6 +80,10 @@ void container_drain(struct container *c, __u64 deadline_ms);
 __u32 containers_starting(struct agent *agent, __u64 function_id);
 /* Containers not leaving. */
 __u32 containers_live(struct agent *agent);
+
+/* One message to its process, over its channel (frame.h); 0 or a negative
+ * errno (-EAGAIN: the channel's queue is full, -EPIPE: no channel). */
+int container_send(struct container *c, const void *message, size_t len);
 
 /* Forgets the containers that are done: gone at tetherd, process reaped. */
 void containers_sweep(struct agent *agent);

@@ -16,7 +16,7 @@
 
 #include "log.h"
 #include "agent_clock.h"
-#include "loop.h"
+#include "core/core.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000

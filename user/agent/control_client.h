@@ -11,8 +11,8 @@
 #include <linux/types.h>
 #include <stdbool.h>
 
-#include "agent_options.h"
-#include "protocol.h"
+#include "options.h"
+#include "control/protocol.h"
 
 struct tetherd_link;
 

@@ -11,12 +11,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "agent_frame.h"
-#include "agent_wire.h"
-#include "dataplane.h"
+#include "frame.h"
+#include "wire.h"
+#include "core/core.h"
 #include "log.h"
-#include "process.h"
-#include "vip.h"
 
 #define IN_FLIGHT_MAX 1024     /* per container; more is OVERLOADED */
 #define RECEIVE_BATCH 64       /* datagrams per wakeup of one socket */
@@ -88,7 +86,7 @@ static enum tether_status run_in(struct agent *agent, struct container *c,
 
 	if (c->in_flight >= IN_FLIGHT_MAX)
 		return TETHER_STATUS_OVERLOADED;
-	err = message_len ? process_send(c, message, message_len) : -EMSGSIZE;
+	err = message_len ? container_send(c, message, message_len) : -EMSGSIZE;
 	if (err == -EAGAIN || err == -ENOBUFS)
 		return TETHER_STATUS_OVERLOADED;
 	if (err)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Serving requests: one UDP socket per VIP (the VIP on lo), each datagram
- * checked (agent_wire.h), run in the container the router's stamp names and
+ * checked (wire.h), run in the container the router's stamp names and
  * answered straight to the client from the VIP (direct server return). */
 #ifndef TETHER_AGENT_DISPATCH_H
 #define TETHER_AGENT_DISPATCH_H

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "agent_frame.h"
+#include "frame.h"
 #include "container_main.h"
 #include "dispatch.h"
 #include "log.h"
@@ -138,15 +138,6 @@ int process_start(struct agent *agent, struct container *c)
 	c->started_ms = now_ms();
 	agent_log("%s: process %d started (handler %s), warm in %u ms", container_label(c),
 		  (int)pid, spec.handler->name, spec.cold_start_ms);
-	return 0;
-}
-
-int process_send(struct container *c, const void *message, size_t len)
-{
-	if (c->fd < 0)
-		return -EPIPE;
-	if (send(c->fd, message, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	return 0;
 }
 

@@ -13,10 +13,6 @@
  * cold start. Returns 0, or a negative errno (logged). */
 int process_start(struct agent *agent, struct container *c);
 
-/* One message to the process; 0 or a negative errno (-EAGAIN: its queue is
- * full). */
-int process_send(struct container *c, const void *message, size_t len);
-
 /* Closes its channel (it exits on EOF) and sends SIGTERM; SIGKILL follows
  * if it lingers. Requests still in it are answered CONTAINER_GONE. */
 void process_stop(struct agent *agent, struct container *c);

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "agent_records.h"
+#include "records.h"
 #include "containers.h"
 #include "log.h"
 

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "tether_client.h"
+#include "tether/client.h"
 
 struct invoke_options {
 	const char *vip;

@@ -6,7 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "ctl_json.h"
+#include "control/json.h"
 #include "invoke.h"
 
 /* "ok", "no_capacity", ... for answers; what went wrong otherwise. */

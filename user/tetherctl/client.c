@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "client.h"
-#include "ctl_values.h"
+#include "values.h"
 
 static int say(char *message, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

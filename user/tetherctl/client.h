@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "protocol.h"
+#include "control/protocol.h"
 
 #define CTL_TIMEOUT_MS 10000 /* for an answer to arrive in full */
 

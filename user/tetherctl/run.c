@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "client.h"
-#include "ctl_args.h"
-#include "ctl_help.h"
-#include "ctl_output.h"
+#include "args.h"
+#include "help.h"
+#include "output.h"
 #include "run.h"
 #include "wait.h"
 #include "watch.h"

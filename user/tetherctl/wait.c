@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "client.h"
-#include "ctl_progress.h"
+#include "progress.h"
 #include "run.h"
 #include "wait.h"
 

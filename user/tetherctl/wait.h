@@ -7,7 +7,7 @@
 #include <linux/types.h>
 #include <stdio.h>
 
-#include "ctl_args.h"
+#include "args.h"
 
 #define CTL_WAIT_POLL_MS 250
 #define CTL_WAIT_REPORT_MS 1000

@@ -4,7 +4,7 @@
 #include <time.h>
 
 #include "client.h"
-#include "ctl_output.h"
+#include "output.h"
 #include "run.h"
 #include "watch.h"
 

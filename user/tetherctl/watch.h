@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "ctl_args.h"
+#include "args.h"
 
 /* Sends inv's "watch event" and prints every event to out as it comes: a
  * timestamped line, or with --json an object per line. Returns only when

@@ -5,7 +5,7 @@
 #ifndef TETHER_ATTACH_H
 #define TETHER_ATTACH_H
 
-#include "loader.h"
+#include "dataplane/loader.h"
 
 enum xdp_mode_request {
 	XDP_MODE_AUTO,    /* native, else generic (and say so) */

@@ -5,7 +5,7 @@
 #ifndef TETHER_COMMANDS_H
 #define TETHER_COMMANDS_H
 
-#include "protocol.h"
+#include "control/protocol.h"
 #include "tetherd.h"
 
 void commands_execute(struct tetherd *d, const struct requester *who,

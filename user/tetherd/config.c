@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "privileges.h"
-#include "protocol.h"
+#include "control/protocol.h"
 
 static const char usage[] =
 	"usage: tetherd --iface IF [--iface IF2 ...] --vip ADDR:PORT [--vip ...] [options]\n"

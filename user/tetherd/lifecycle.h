@@ -14,8 +14,8 @@
 #include <stdbool.h>
 #include <glib.h>
 
-#include "dataplane.h"
-#include "protocol.h"
+#include "dataplane/dataplane.h"
+#include "control/protocol.h"
 
 struct lifecycle_observer {
 	/* One "event=TYPE key=value ..." line per lifecycle event. */

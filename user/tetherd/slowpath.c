@@ -39,7 +39,7 @@
 
 #include "tether/hash.h"
 #include "tether_xdp.skel.h"
-#include "vip.h"
+#include "core/core.h"
 
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull

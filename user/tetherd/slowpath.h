@@ -52,7 +52,7 @@ void slowpath_free(struct slowpath *sp);
 /* Opens a UDP socket bound to the service address (IP_FREEBIND: the VIP need
  * not be configured on the host for the bind to work) and returns its fd for
  * the caller's epoll set, or a negative errno (after printing why). It also
- * makes the VIP a local address on lo (vip.h), so the host stack delivers
+ * makes the VIP a local address on lo (core/core.h), so the host stack delivers
  * the requests the XDP program passes up; slowpath_free takes off the
  * addresses it added, and answers NO_CAPACITY to the requests still held. */
 int slowpath_add_service(struct slowpath *sp, const __u8 addr[16], __u16 port);

@@ -7,9 +7,9 @@
 #include <sys/types.h>
 
 #include "attach.h"
-#include "dataplane.h"
+#include "dataplane/dataplane.h"
 #include "lifecycle.h"
-#include "loop.h"
+#include "core/core.h"
 #include "slowpath.h"
 
 #define TETHERD_MAX_IFACES 16

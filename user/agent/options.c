@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: MIT
+/* tether-agent's command line (options.h). */
+#include "options.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "handlers.h"
+#include "core/core.h"
+
+static const char usage[] =
+	"usage: tether-agent --name NAME --addr ADDR --mac MAC --router-iface IF\n"
+	"                    --vip ADDR:PORT [--vip ...] [--function F:COUNT ...] [options]\n"
+	"\n"
+	"The VM agent of Tether: registers this VM as a backend with tetherd, runs\n"
+	"containers (one process each) of a function handler, reports their\n"
+	"lifecycle, serves the requests the router stamps for them on each VIP and\n"
+	"answers clients directly. SIGTERM drains every container, reports it idle,\n"
+	"removes the backend and exits 0.\n"
+	"\n"
+	"  --name NAME            the backend's name at tetherd ([A-Za-z0-9._-], 1-31)\n"
+	"  --addr ADDR            this VM's address (IPv4 or IPv6)\n"
+	"  --mac MAC              this VM's interface address as the router sees it\n"
+	"  --router-iface IF      the router's interface that reaches this VM\n"
+	"  --vip ADDR:PORT        a service address, IPv4 or [IPv6] (repeatable). The agent\n"
+	"                         adds ADDR to lo (rtnetlink, /32 or /128), removes it on\n"
+	"                         exit if it added it, and serves UDP on ADDR:PORT\n"
+	"  --tetherd ENDPOINT     unix:/path or tcp:ADDR:PORT (" AGENT_DEFAULT_TETHERD ")\n"
+	"  --secret-file F        the secret for a tcp: endpoint, sent with backend=NAME:\n"
+	"                         best this backend's own (the file NAME in tetherd's\n"
+	"                         --agent-secrets-dir), which lets the agent change only\n"
+	"                         this backend and its containers; else the shared one\n"
+	"  --function F:COUNT     start COUNT warm containers of function F (repeatable)\n"
+	"  --handler NAME         the function handler containers run (" AGENT_DEFAULT_HANDLER
+	"): %s\n"
+	"  --cold-start-ms N      how long a new container takes to become warm (300)\n"
+	"  --heartbeat-ms N       tetherd takes the VM down after N ms without a heartbeat;\n"
+	"                         the agent sends one every N/3 ms (1000)\n"
+	"  --drain-ms N           on SIGTERM, how long containers may finish their work (10000)\n"
+	"  --capacity             start a container when tetherd holds requests for lack of\n"
+	"                         one (capacity_needed), for the functions of --function\n"
+	"  --capacity-any         ... for any function (implies --capacity)\n"
+	"  --max-containers N     containers this agent runs at most (64)\n";
+
+enum option_id {
+	OPT_NAME = 1, OPT_ADDR, OPT_MAC, OPT_ROUTER_IFACE, OPT_VIP, OPT_TETHERD, OPT_SECRET_FILE,
+	OPT_FUNCTION, OPT_HANDLER, OPT_COLD_START, OPT_HEARTBEAT, OPT_DRAIN, OPT_CAPACITY,
+	OPT_CAPACITY_ANY, OPT_MAX_CONTAINERS, OPT_HELP,
+};
+
+static const struct option options[] = {
+	{ "name", required_argument, 0, OPT_NAME },
+	{ "addr", required_argument, 0, OPT_ADDR },
+	{ "mac", required_argument, 0, OPT_MAC },
+	{ "router-iface", required_argument, 0, OPT_ROUTER_IFACE },
+	{ "vip", required_argument, 0, OPT_VIP },
+	{ "tetherd", required_argument, 0, OPT_TETHERD },
+	{ "secret-file", required_argument, 0, OPT_SECRET_FILE },
+	{ "function", required_argument, 0, OPT_FUNCTION },
+	{ "handler", required_argument, 0, OPT_HANDLER },
+	{ "cold-start-ms", required_argument, 0, OPT_COLD_START },
+	{ "heartbeat-ms", required_argument, 0, OPT_HEARTBEAT },
+	{ "drain-ms", required_argument, 0, OPT_DRAIN },
+	{ "capacity", no_argument, 0, OPT_CAPACITY },
+	{ "capacity-any", no_argument, 0, OPT_CAPACITY_ANY },
+	{ "max-containers", required_argument, 0, OPT_MAX_CONTAINERS },
+	{ "help", no_argument, 0, OPT_HELP },
+	{ 0, 0, 0, 0 },
+};
+
+const char *agent_options_usage(void)
+{
+	static char text[sizeof(usage) + 256];
+
+	snprintf(text, sizeof(text), usage, agent_handler_names());
+	return text;
+}
+
+static int refuse(char *message, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int refuse(char *message, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, size, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Decimal, or 0x hex; no sign, no spaces, no overflow. */
+static int parse_u64(const char *text, __u64 *out)
+{
+	int base = strncmp(text, "0x", 2) ? 10 : 16;
+	const char *digits = base == 16 ? text + 2 : text;
+	char *end;
+
+	/* strtoull would take a sign or spaces: the first byte must be a digit. */
+	if (base == 10 ? !g_ascii_isdigit(digits[0]) : !g_ascii_isxdigit(digits[0]))
+		return -1;
+	errno = 0;
+	unsigned long long value = strtoull(digits, &end, base);
+
+	if (errno || *end)
+		return -1;
+	*out = value;
+	return 0;
+}
+
+static int parse_ms(const char *option, const char *text, __u32 min, __u32 *out,
+		    char *message, size_t size)
+{
+	__u64 value;
+
+	if (strncmp(text, "0x", 2) == 0 || parse_u64(text, &value) || value > UINT32_MAX)
+		return refuse(message, size, "--%s '%s' is not a number of milliseconds", option,
+			      text);
+	if (value < min)
+		return refuse(message, size, "--%s must be at least %u", option, min);
+	*out = value;
+	return 0;
+}
+
+static bool name_is_valid(const char *name, size_t max)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > max)
+		return false;
+	for (const char *c = name; *c; c++)
+		if (!(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z') &&
+		    !(*c >= '0' && *c <= '9') && *c != '.' && *c != '_' && *c != '-')
+			return false;
+	return true;
+}
+
+/* "host:port" with host possibly "[v6]": splits in place. */
+static int split_host_port(char *text, char **host, __u16 *port)
+{
+	char *colon = strrchr(text, ':');
+	__u64 value;
+
+	if (!colon)
+		return -1;
+	*colon = '\0';
+	if (strncmp(colon + 1, "0x", 2) == 0 || parse_u64(colon + 1, &value) || value == 0 ||
+	    value > 65535)
+		return -1;
+	*port = value;
+	*host = text;
+	if (text[0] == '[') {
+		size_t len = strlen(text);
+
+		if (len < 3 || text[len - 1] != ']')
+			return -1;
+		text[len - 1] = '\0';
+		*host = text + 1;
+	} else if (strchr(text, ':')) {
+		return -1; /* a bare IPv6 address needs brackets before :PORT */
+	}
+	return 0;
+}
+
+int agent_parse_vip(const char *text, struct agent_vip *vip)
+{
+	char copy[64], *host;
+
+	if (strlen(text) >= sizeof(copy))
+		return -1;
+	strcpy(copy, text);
+	if (split_host_port(copy, &host, &vip->port) || addr_parse(host, vip->addr))
+		return -1;
+	snprintf(vip->text, sizeof(vip->text), "%s", text);
+	return 0;
+}
+
+static int parse_tcp_address(const char *text, struct agent_endpoint *endpoint)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&endpoint->address;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&endpoint->address;
+	char copy[128], *host;
+	__u16 port;
+
+	if (strlen(text) >= sizeof(copy))
+		return -1;
+	strcpy(copy, text);
+	if (split_host_port(copy, &host, &port))
+		return -1;
+	memset(&endpoint->address, 0, sizeof(endpoint->address));
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons(port);
+		endpoint->address_len = sizeof(*v4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons(port);
+		endpoint->address_len = sizeof(*v6);
+		return 0;
+	}
+	return -1;
+}
+
+int agent_parse_endpoint(const char *text, struct agent_endpoint *endpoint)
+{
+	memset(endpoint, 0, sizeof(*endpoint));
+	if (strlen(text) >= sizeof(endpoint->text))
+		return -1;
+	if (strncmp(text, "tcp:", 4) == 0) {
+		endpoint->tcp = true;
+		if (parse_tcp_address(text + 4, endpoint))
+			return -1;
+	} else {
+		const char *path = strncmp(text, "unix:", 5) == 0 ? text + 5 : text;
+
+		if (path[0] != '/' || strlen(path) >= sizeof(endpoint->path))
+			return -1;
+		strcpy(endpoint->path, path);
+	}
+	snprintf(endpoint->text, sizeof(endpoint->text), "%s%s",
+		 endpoint->tcp || strncmp(text, "unix:", 5) == 0 ? "" : "unix:", text);
+	return 0;
+}
+
+int agent_parse_function(const char *text, struct agent_function *function)
+{
+	char copy[64];
+	char *colon;
+	__u64 count;
+
+	if (strlen(text) >= sizeof(copy))
+		return -1;
+	strcpy(copy, text);
+	colon = strrchr(copy, ':');
+	if (!colon)
+		return -1;
+	*colon = '\0';
+	if (parse_u64(copy, &function->function_id) || function->function_id == 0 ||
+	    strncmp(colon + 1, "0x", 2) == 0 || parse_u64(colon + 1, &count) ||
+	    count > UINT32_MAX)
+		return -1;
+	function->count = count;
+	return 0;
+}
+
+/* aa:bb:cc:dd:ee:ff, either case, written back lowercase. */
+static int parse_mac(const char *text, char out[18])
+{
+	__u8 bytes[6];
+
+	if (strlen(text) != 17)
+		return -1;
+	for (int i = 0; i < 6; i++) {
+		int high = g_ascii_xdigit_value(text[i * 3]), low = g_ascii_xdigit_value(text[i * 3 + 1]);
+
+		if (high < 0 || low < 0 || (i < 5 && text[i * 3 + 2] != ':'))
+			return -1;
+		bytes[i] = high << 4 | low;
+	}
+	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", bytes[0], bytes[1], bytes[2],
+		 bytes[3], bytes[4], bytes[5]);
+	return 0;
+}
+
+static int apply(struct agent_options *o, int id, const char *value, char *message,
+		 size_t size)
+{
+	__u8 addr[16];
+
+	switch (id) {
+	case OPT_NAME:
+		if (!name_is_valid(value, 31))
+			return refuse(message, size,
+				      "--name '%s' must be 1-31 of A-Z a-z 0-9 . _ -", value);
+		strcpy(o->name, value);
+		return 0;
+	case OPT_ADDR:
+		if (addr_parse(value, addr))
+			return refuse(message, size, "--addr '%s' is not an IPv4 or IPv6 address",
+				      value);
+		addr_format(addr, o->addr, sizeof(o->addr));
+		return 0;
+	case OPT_MAC:
+		if (parse_mac(value, o->mac))
+			return refuse(message, size, "--mac '%s' is not aa:bb:cc:dd:ee:ff", value);
+		return 0;
+	case OPT_ROUTER_IFACE:
+		if (!name_is_valid(value, IFNAMSIZ - 1))
+			return refuse(message, size,
+				      "--router-iface '%s' is not an interface name (1-15 of A-Z a-z 0-9 . _ -)",
+				      value);
+		strcpy(o->router_iface, value);
+		return 0;
+	case OPT_VIP:
+		if (o->vip_count == AGENT_MAX_VIPS)
+			return refuse(message, size, "at most %d --vip", AGENT_MAX_VIPS);
+		if (agent_parse_vip(value, &o->vips[o->vip_count]))
+			return refuse(message, size,
+				      "--vip '%s' is not ADDR:PORT (IPv6 as [ADDR]:PORT)", value);
+		o->vip_count++;
+		return 0;
+	case OPT_TETHERD:
+		if (agent_parse_endpoint(value, &o->tetherd))
+			return refuse(message, size,
+				      "--tetherd '%s' is not unix:/path or tcp:ADDR:PORT", value);
+		return 0;
+	case OPT_SECRET_FILE:
+		if (strlen(value) >= sizeof(o->secret_file))
+			return refuse(message, size, "--secret-file '%s' is too long", value);
+		strcpy(o->secret_file, value);
+		return 0;
+	case OPT_FUNCTION:
+		if (o->function_count == AGENT_MAX_FUNCTIONS)
+			return refuse(message, size, "at most %d --function", AGENT_MAX_FUNCTIONS);
+		if (agent_parse_function(value, &o->functions[o->function_count]))
+			return refuse(message, size,
+				      "--function '%s' is not F:COUNT (F a nonzero id, decimal or 0x hex)",
+				      value);
+		o->function_count++;
+		return 0;
+	case OPT_HANDLER:
+		if (!agent_handler_find(value))
+			return refuse(message, size, "--handler '%s' is unknown; known: %s", value,
+				      agent_handler_names());
+		strcpy(o->handler, value);
+		return 0;
+	case OPT_COLD_START:
+		return parse_ms("cold-start-ms", value, 0, &o->cold_start_ms, message, size);
+	case OPT_HEARTBEAT:
+		return parse_ms("heartbeat-ms", value, 30, &o->heartbeat_ms, message, size);
+	case OPT_DRAIN:
+		return parse_ms("drain-ms", value, 0, &o->drain_ms, message, size);
+	case OPT_MAX_CONTAINERS:
+		return parse_ms("max-containers", value, 1, &o->max_containers, message, size);
+	case OPT_CAPACITY_ANY:
+		o->capacity_any = true;
+		/* fall through */
+	case OPT_CAPACITY:
+		o->capacity = true;
+		return 0;
+	}
+	return refuse(message, size, "unknown option");
+}
+
+static void set_defaults(struct agent_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	agent_parse_endpoint(AGENT_DEFAULT_TETHERD, &o->tetherd);
+	strcpy(o->handler, AGENT_DEFAULT_HANDLER);
+	o->cold_start_ms = AGENT_DEFAULT_COLD_START_MS;
+	o->heartbeat_ms = AGENT_DEFAULT_HEARTBEAT_MS;
+	o->drain_ms = AGENT_DEFAULT_DRAIN_MS;
+	o->max_containers = AGENT_DEFAULT_MAX_CONTAINERS;
+}
+
+static int check_complete(const struct agent_options *o, char *message, size_t size)
+{
+	if (!o->name[0])
+		return refuse(message, size, "--name is required (the backend's name)");
+	if (!o->addr[0])
+		return refuse(message, size, "--addr is required (this VM's address)");
+	if (!o->mac[0])
+		return refuse(message, size, "--mac is required (this VM's MAC address)");
+	if (!o->router_iface[0])
+		return refuse(message, size,
+			      "--router-iface is required (the router's interface to this VM)");
+	if (!o->vip_count)
+		return refuse(message, size, "at least one --vip ADDR:PORT is required");
+	if (o->tetherd.tcp && !o->secret_file[0])
+		return refuse(message, size, "--tetherd %s needs --secret-file", o->tetherd.text);
+	for (int i = 0; i < o->function_count; i++)
+		for (int j = 0; j < i; j++)
+			if (o->functions[i].function_id == o->functions[j].function_id)
+				return refuse(message, size, "--function %llu is given twice",
+					      (unsigned long long)o->functions[i].function_id);
+	return 0;
+}
+
+int agent_options_parse(int argc, char **argv, struct agent_options *o, char *message,
+			size_t size)
+{
+	int id;
+
+	set_defaults(o);
+	optind = 0; /* glibc: start over, also when called again (tests) */
+	opterr = 0;
+	while ((id = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		if (id == OPT_HELP)
+			return 1;
+		if (id == '?' || id == ':') {
+			const char *word = argv[optind - 1];
+
+			return refuse(message, size,
+				      id == ':' || optopt ? "option '%s' needs a value"
+							  : "unknown option '%s' (--help lists them)",
+				      word);
+		}
+		if (apply(o, id, optarg, message, size))
+			return -1;
+	}
+	if (optind < argc)
+		return refuse(message, size, "unexpected argument '%s'", argv[optind]);
+	return check_complete(o, message, size);
+}
+
+bool agent_serves_on_demand(const struct agent_options *o, __u64 function_id)
+{
+	if (!o->capacity)
+		return false;
+	if (o->capacity_any)
+		return true;
+	for (int i = 0; i < o->function_count; i++)
+		if (o->functions[i].function_id == function_id)
+			return true;
+	return false;
+}

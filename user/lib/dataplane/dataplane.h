@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/* libtether-dataplane: the only code that writes the XDP program's maps.
+ * loader.c loads the program and pins or adopts its maps under the pin root;
+ * services.c, backends.c, containers.c (which mints container tokens) and
+ * pools.c (Maglev tables, maglev.c, swapped in atomically) are typed writes
+ * and reads of one map each; stats.c sums the per-CPU counters. tetherd's
+ * lifecycle state machine is its one writer in production; the bpf tests,
+ * the benches and tools/check_pins use it too. Each call returns 0 or a
+ * negative errno and changes nothing on failure. */
+#ifndef TETHER_DATAPLANE_H
+#define TETHER_DATAPLANE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "core/core.h"
+#include "loader.h"
+#include "maglev.h"
+#include "tether/maps.h"
+#include "tether/wire.h"
+
+/* services.c: service address and UDP port (host order). */
+int service_add(struct dataplane *dp, const __u8 addr[16], __u16 port, __u32 service_id);
+int service_del(struct dataplane *dp, const __u8 addr[16], __u16 port);
+
+/* backends.c: the record is written whole; src_mac is filled from ifindex,
+ * and ifindex is added to tx_ports. */
+int backend_set(struct dataplane *dp, __u32 backend_id, const struct backend_record *record);
+int backend_get(struct dataplane *dp, __u32 backend_id, struct backend_record *record);
+int backend_del(struct dataplane *dp, __u32 backend_id);
+
+/* containers.c: install mints a new token for the slot (next generation, a
+ * fresh random secret); remove frees the slot so no old token names it. */
+int container_install(struct dataplane *dp, __u32 slot, __u64 function_id, __u32 backend_id,
+		      enum container_state state, struct tether_token *token);
+int container_set_state(struct dataplane *dp, __u32 slot, enum container_state state,
+			__u64 drain_deadline_ns);
+int container_get(struct dataplane *dp, __u32 slot, struct container_record *record);
+int container_remove(struct dataplane *dp, __u32 slot);
+void container_token(__u32 slot, const struct container_record *record,
+		     struct tether_token *token);
+
+/* pools.c: builds the function's Maglev table over members and swaps it in
+ * atomically; no members removes the pool (the function has no capacity). */
+int pool_replace(struct dataplane *dp, __u64 function_id, const struct maglev_member *members,
+		 size_t n);
+/* Many functions' pools at once (start-up, bulk changes): each swap is still
+ * atomic per function; on error, updates before the failing one may be in. */
+struct pool_update {
+	__u64 function_id;
+	const struct maglev_member *members;
+	size_t n;
+	/* keep_table: table_fd receives an fd of the table swapped in (the
+	 * caller closes it), or -1 (pool removed, or the call failed). Reading
+	 * a table later by its map id needs CAP_SYS_ADMIN; the fd does not. */
+	bool keep_table;
+	int table_fd;
+};
+int pools_replace(struct dataplane *dp, struct pool_update *updates, size_t count);
+/* 1 when the function's live table was built from members of this digest
+ * (maglev_digest), with an fd of it in *table_fd when that is not NULL (the
+ * caller closes it); 0 when it was not or there is none; -errno. */
+int pool_table_matches(struct dataplane *dp, __u64 function_id, __u64 digest, int *table_fd);
+/* Reads the live table: *size entries into table (at most cap). */
+int pool_read(struct dataplane *dp, __u64 function_id, __u32 *table, __u32 cap, __u32 *size);
+
+/* stats.c: per-CPU counters summed over CPUs. */
+int stats_read(struct dataplane *dp, struct tether_stats *total);
+int container_stats_read(struct dataplane *dp, __u32 slot, struct container_counters *total);
+/* Entries in the affinity LRU map now, counted with batched lookups (which
+ * do not touch the LRU order). The kernel does not count LRU evictions; with
+ * this count they are learned - entries - flushed (docs/protocol.md). */
+int affinity_entries_read(struct dataplane *dp, __u64 *entries);
+
+/* CLOCK_MONOTONIC in ns: the clock of deadlines and heartbeat expiries. */
+__u64 monotonic_ns(void);
+
+#endif

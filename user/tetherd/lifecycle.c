@@ -508,6 +508,46 @@ static enum proto_error check_new_container(struct lifecycle *lc, const char *ba
 	return PROTO_OK;
 }
 
+/* Writes the name of a container about to be installed at slot. */
+static enum proto_error record_name(struct lifecycle *lc, __u32 slot, const char *name)
+{
+	struct container_meta meta = {};
+
+	if (!name[0])
+		return PROTO_OK;
+	snprintf(meta.name, sizeof(meta.name), "%s", name);
+	if (bpf_map_update_elem(bpf_map__fd(lc->dp->skel->maps.container_meta), &slot, &meta,
+				BPF_ANY))
+		return fail_kernel(lc, "recording the container's name", errno);
+	return PROTO_OK;
+}
+
+/* The container the maps now hold at slot, in the view: counts, names, its
+ * function's pool; the event, and the slow path told of a warm one. */
+static void container_added(struct lifecycle *lc, __u32 slot, struct backend *backend,
+			    const char *name)
+{
+	container_get(lc->dp, slot, &lc->containers[slot]);
+	const struct container_record *record = &lc->containers[slot];
+
+	backend->containers++;
+	if (name[0])
+		g_hash_table_insert(lc->container_names, container_key(backend->id, name),
+				    GUINT_TO_POINTER(slot + 1));
+	struct function *function = function_get_or_create(lc, record->function_id);
+
+	g_hash_table_add(function->slots, GUINT_TO_POINTER(slot + 1));
+	emit(lc, "event=container_added container=%u function=%llu backend=%s state=%s", slot,
+	     (unsigned long long)record->function_id, backend->meta.name,
+	     container_state_name(record->state));
+	if (record->state == CONTAINER_WARM) {
+		function->pool_dirty = true;
+		if (lc->config.observer.container_warm)
+			lc->config.observer.container_warm(lc->config.observer.ctx, slot,
+							   record->function_id);
+	}
+}
+
 enum proto_error lc_container_add(struct lifecycle *lc, __u64 function_id,
 				  const char *backend_name, const char *name,
 				  enum container_state state, __u32 *slot,
@@ -525,36 +565,15 @@ enum proto_error lc_container_add(struct lifecycle *lc, __u64 function_id,
 			    "all %u container slots are in use (tetherctl container list; "
 			    "del or drain containers to make room)",
 			    lc->config.max_containers);
-	if (name[0]) {
-		struct container_meta meta = {};
-
-		snprintf(meta.name, sizeof(meta.name), "%s", name);
-		if (bpf_map_update_elem(bpf_map__fd(lc->dp->skel->maps.container_meta), slot, &meta,
-					BPF_ANY))
-			return fail_kernel(lc, "recording the container's name", errno);
-	}
+	if ((check = record_name(lc, *slot, name)))
+		return check;
 	int err = container_install(lc->dp, *slot, function_id, backend->id, state, token);
 
 	if (err) {
 		bpf_map_delete_elem(bpf_map__fd(lc->dp->skel->maps.container_meta), slot);
 		return fail_kernel(lc, "adding the container", err);
 	}
-	container_get(lc->dp, *slot, &lc->containers[*slot]);
-	backend->containers++;
-	if (name[0])
-		g_hash_table_insert(lc->container_names, container_key(backend->id, name),
-				    GUINT_TO_POINTER(*slot + 1));
-	struct function *function = function_get_or_create(lc, function_id);
-
-	g_hash_table_add(function->slots, GUINT_TO_POINTER(*slot + 1));
-	emit(lc, "event=container_added container=%u function=%llu backend=%s state=%s", *slot,
-	     (unsigned long long)function_id, backend_name, container_state_name(state));
-	if (state == CONTAINER_WARM) {
-		function->pool_dirty = true;
-		if (lc->config.observer.container_warm)
-			lc->config.observer.container_warm(lc->config.observer.ctx, *slot,
-							   function_id);
-	}
+	container_added(lc, *slot, backend, name);
 	return PROTO_OK;
 }
 
@@ -674,6 +693,190 @@ enum proto_error lc_container_del(struct lifecycle *lc, __u32 slot)
 	if (!lc_container(lc, slot))
 		return PROTO_NOT_FOUND;
 	return container_gone(lc, slot, "deleted");
+}
+
+/* --- a fleet store's state, applied --- */
+
+/* The backend named in the record, or NULL: the store is the truth, so a
+ * local backend of that name with another id, or another name at that id,
+ * is forgotten first. */
+static void forget_conflicting_backends(struct lifecycle *lc, const struct lc_backend_spec *spec)
+{
+	struct backend *named = g_hash_table_lookup(lc->backend_names, spec->name);
+	struct backend *at_id = &lc->backends[spec->id];
+
+	if (named && named->id != spec->id)
+		lc_backend_del(lc, named->meta.name);
+	if (at_id->in_use && strcmp(at_id->meta.name, spec->name))
+		lc_backend_del(lc, at_id->meta.name);
+}
+
+static bool backend_spec_valid(struct lifecycle *lc, const struct lc_backend_spec *spec,
+			       __u32 *ifindex)
+{
+	if (spec->id == 0 || spec->id >= TETHER_MAX_BACKENDS || !name_is_valid(spec->name) ||
+	    (spec->state != BACKEND_UP && spec->state != BACKEND_DRAINING &&
+	     spec->state != BACKEND_DOWN)) {
+		fail(lc, PROTO_BAD_ARGUMENT, "backend record '%s' (id %u, state %u) is not valid",
+		     spec->name, spec->id, spec->state);
+		return false;
+	}
+	*ifindex = strlen(spec->iface) < sizeof(((struct backend_meta *)0)->iface)
+			   ? if_nametoindex(spec->iface)
+			   : 0;
+	if (!*ifindex) {
+		fail(lc, PROTO_BAD_ARGUMENT,
+		     "backend '%s' is reached through interface '%s', which this host does not "
+		     "have (every router of a fleet needs it, by the same name)",
+		     spec->name, spec->iface);
+		return false;
+	}
+	return true;
+}
+
+enum proto_error lc_backend_apply(struct lifecycle *lc, const struct lc_backend_spec *spec)
+{
+	__u32 ifindex;
+
+	if (!backend_spec_valid(lc, spec, &ifindex))
+		return PROTO_BAD_ARGUMENT;
+	forget_conflicting_backends(lc, spec);
+	struct backend *backend = &lc->backends[spec->id];
+	bool is_new = !backend->in_use;
+	struct backend updated = is_new ? (struct backend){ .in_use = true, .id = spec->id }
+					: *backend;
+	enum backend_state was = is_new ? BACKEND_FREE : backend->record.state;
+	bool was_up = !is_new && backend_is_up(lc, spec->id);
+
+	/* Liveness is the store's: no local heartbeat deadline. */
+	updated.record.heartbeat_expiry_ns = 0;
+	updated.record.state = spec->state;
+	updated.record.ifindex = ifindex;
+	memcpy(updated.record.mac, spec->mac, 6);
+	memcpy(updated.record.addr, spec->addr, 16);
+	snprintf(updated.meta.name, sizeof(updated.meta.name), "%s", spec->name);
+	snprintf(updated.meta.iface, sizeof(updated.meta.iface), "%s", spec->iface);
+	updated.meta.heartbeat_ms = spec->heartbeat_ms;
+	updated.meta.drain_deadline_ns =
+		spec->state == BACKEND_DRAINING ? spec->drain_deadline_ns : 0;
+	if (!is_new && !memcmp(&updated, backend, sizeof(updated)))
+		return PROTO_OK;
+	int err = write_backend(lc, &updated);
+
+	if (err) {
+		if (is_new)
+			backend_del(lc->dp, spec->id);
+		return fail_kernel(lc, "applying the backend", err);
+	}
+	*backend = updated;
+	if (is_new)
+		g_hash_table_insert(lc->backend_names, backend->meta.name, backend);
+	if (was == spec->state)
+		return PROTO_OK;
+	mark_backend_pools_dirty(lc, spec->id);
+	emit(lc, "event=backend_%s backend=%s id=%u", backend_state_name(spec->state), spec->name,
+	     spec->id);
+	if (!was_up && backend_is_up(lc, spec->id))
+		announce_warm_containers(lc, spec->id);
+	return PROTO_OK;
+}
+
+enum proto_error lc_backend_forget(struct lifecycle *lc, const char *name)
+{
+	if (!g_hash_table_lookup(lc->backend_names, name))
+		return PROTO_OK;
+	return lc_backend_del(lc, name);
+}
+
+/* Whether the container at slot is the one the record names. */
+static bool is_same_container(const struct lifecycle *lc, __u32 slot,
+			      const struct lc_container_spec *spec, __u32 backend_id)
+{
+	const struct container_record *record = &lc->containers[slot];
+
+	return record->state != CONTAINER_FREE && record->generation == spec->generation &&
+	       record->secret == spec->secret && record->function_id == spec->function_id &&
+	       record->backend_id == backend_id;
+}
+
+/* A container already in the view takes the record's state. */
+static enum proto_error container_takes_state(struct lifecycle *lc,
+					      const struct lc_container_spec *spec)
+{
+	const struct container_record *record = &lc->containers[spec->slot];
+	enum container_state was = record->state;
+
+	if (was == spec->state &&
+	    (was != CONTAINER_DRAINING || record->drain_deadline_ns == spec->drain_deadline_ns))
+		return PROTO_OK;
+	if (spec->state == CONTAINER_DRAINING)
+		return container_drain_until(lc, spec->slot, spec->drain_deadline_ns);
+	enum proto_error err = set_state(lc, spec->slot, spec->state, 0);
+
+	if (err)
+		return err;
+	mark_pool_dirty(lc, record->function_id);
+	if (spec->state == CONTAINER_WARM) {
+		emit(lc, "event=container_up container=%u function=%llu backend=%s", spec->slot,
+		     (unsigned long long)record->function_id, backend_name_of(lc, record));
+		if (lc->config.observer.container_warm)
+			lc->config.observer.container_warm(lc->config.observer.ctx, spec->slot,
+							   record->function_id);
+	}
+	return PROTO_OK;
+}
+
+enum proto_error lc_container_apply(struct lifecycle *lc, const struct lc_container_spec *spec)
+{
+	if (spec->slot >= TETHER_MAX_CONTAINERS || spec->function_id == 0 || spec->secret == 0 ||
+	    (spec->state != CONTAINER_STARTING && spec->state != CONTAINER_WARM &&
+	     spec->state != CONTAINER_DRAINING) ||
+	    (spec->name[0] && !name_is_valid(spec->name)))
+		return fail(lc, PROTO_BAD_ARGUMENT, "container record %u is not valid", spec->slot);
+	struct backend *backend = g_hash_table_lookup(lc->backend_names, spec->backend);
+
+	if (!backend)
+		return fail(lc, PROTO_NOT_FOUND, "container %u is on backend '%s', which is not "
+			    "known here", spec->slot, spec->backend);
+	if (is_same_container(lc, spec->slot, spec, backend->id))
+		return container_takes_state(lc, spec);
+	if (lc->containers[spec->slot].state != CONTAINER_FREE)
+		container_gone(lc, spec->slot, "replaced");
+	/* Past its drain deadline it is gone already: installing it would
+	 * bring it back until the store forgets it. */
+	if (spec->state == CONTAINER_DRAINING && lifecycle_now(lc) >= spec->drain_deadline_ns)
+		return PROTO_OK;
+	if (spec->name[0]) {
+		g_autofree char *key = container_key(backend->id, spec->name);
+		gpointer holder = g_hash_table_lookup(lc->container_names, key);
+
+		if (holder)
+			container_gone(lc, GPOINTER_TO_UINT(holder) - 1, "replaced");
+	}
+	enum proto_error check = record_name(lc, spec->slot, spec->name);
+
+	if (check)
+		return check;
+	int err = container_install_identity(lc->dp, spec->slot, spec->function_id, backend->id,
+					     spec->state, spec->generation, spec->secret);
+
+	if (!err && spec->state == CONTAINER_DRAINING)
+		err = container_set_state(lc->dp, spec->slot, CONTAINER_DRAINING,
+					  spec->drain_deadline_ns);
+	if (err) {
+		container_remove(lc->dp, spec->slot);
+		bpf_map_delete_elem(bpf_map__fd(lc->dp->skel->maps.container_meta), &spec->slot);
+		return fail_kernel(lc, "applying the container", err);
+	}
+	container_added(lc, spec->slot, backend, spec->name);
+	return PROTO_OK;
+}
+
+enum proto_error lc_container_forget(struct lifecycle *lc, __u32 slot, const char *why)
+{
+	if (slot >= TETHER_MAX_CONTAINERS || lc->containers[slot].state == CONTAINER_FREE)
+		return PROTO_OK;
+	return container_gone(lc, slot, why);
 }
 
 /* --- time --- */

@@ -104,6 +104,40 @@ const struct container_record *lc_container(struct lifecycle *lc, __u32 slot);
 const char *lc_container_name(struct lifecycle *lc, __u32 slot, char *buf, size_t size);
 struct function *lc_function(struct lifecycle *lc, __u64 function_id);
 
+/* A fleet's store is the truth (user/tetherd/fleet.c): these make the view
+ * and the maps equal to one of its records, whatever they held, with the
+ * identities the store issued (backend ids, container slots, generations and
+ * secrets, so that every router stamps and honours the same tokens), and
+ * emit the events the requests above would. Applying a record twice changes
+ * nothing. Times are on this host's clock (the caller converts). */
+struct lc_backend_spec {
+	__u32 id;
+	const char *name;
+	__u8 addr[16];
+	__u8 mac[6];
+	const char *iface; /* found by name on this host */
+	__u32 heartbeat_ms;
+	enum backend_state state; /* up, draining or down */
+	__u64 drain_deadline_ns;  /* when draining */
+};
+enum proto_error lc_backend_apply(struct lifecycle *lc, const struct lc_backend_spec *spec);
+/* As lc_backend_del (its containers go too); a backend not known is no error. */
+enum proto_error lc_backend_forget(struct lifecycle *lc, const char *name);
+
+struct lc_container_spec {
+	__u32 slot;
+	__u32 generation;
+	__u64 secret; /* nonzero */
+	__u64 function_id;
+	const char *backend; /* applied before its containers */
+	const char *name;    /* may be empty */
+	enum container_state state; /* starting, warm or draining */
+	__u64 drain_deadline_ns;    /* when draining */
+};
+enum proto_error lc_container_apply(struct lifecycle *lc, const struct lc_container_spec *spec);
+/* The container at slot is gone for why; a free slot is no error. */
+enum proto_error lc_container_forget(struct lifecycle *lc, __u32 slot, const char *why);
+
 /* Deadlines and heartbeats: backends past their heartbeat expiry go down,
  * draining containers past their deadline are gone. Call it often. */
 void lifecycle_tick(struct lifecycle *lc);

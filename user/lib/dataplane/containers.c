@@ -50,33 +50,52 @@ int container_get(struct dataplane *dp, __u32 slot, struct container_record *rec
 	return record->state == CONTAINER_FREE ? -ENOENT : 0;
 }
 
-int container_install(struct dataplane *dp, __u32 slot, __u64 function_id, __u32 backend_id,
-		      enum container_state state, struct tether_token *token)
+int container_install_identity(struct dataplane *dp, __u32 slot, __u64 function_id,
+			       __u32 backend_id, enum container_state state, __u32 generation,
+			       __u64 secret)
 {
 	struct container_record record;
-	int err;
 
 	if (slot >= TETHER_MAX_CONTAINERS || function_id == 0 ||
-	    backend_id >= TETHER_MAX_BACKENDS || state == CONTAINER_FREE)
+	    backend_id >= TETHER_MAX_BACKENDS || state == CONTAINER_FREE || secret == 0)
 		return -EINVAL;
 	if (bpf_map_lookup_elem(containers_fd(dp), &slot, &record))
 		return -errno;
 	if (record.state != CONTAINER_FREE)
 		return -EEXIST;
-	/* A new generation and secret: tokens of the slot's past containers
-	 * can never name this one. */
 	record = (struct container_record){
 		.function_id = function_id,
-		.generation = record.generation + 1,
+		.secret = secret,
+		.generation = generation,
 		.backend_id = backend_id,
 		.state = state,
 	};
-	if ((err = random_secret(&record.secret)))
-		return err;
 	if (bpf_map_update_elem(containers_fd(dp), &slot, &record, BPF_ANY))
 		return -errno;
-	if (token)
+	return 0;
+}
+
+int container_install(struct dataplane *dp, __u32 slot, __u64 function_id, __u32 backend_id,
+		      enum container_state state, struct tether_token *token)
+{
+	struct container_record record;
+	__u64 secret;
+	int err;
+
+	if (slot >= TETHER_MAX_CONTAINERS)
+		return -EINVAL;
+	if (bpf_map_lookup_elem(containers_fd(dp), &slot, &record))
+		return -errno;
+	/* A new generation and secret: tokens of the slot's past containers
+	 * can never name this one. */
+	if ((err = random_secret(&secret)) ||
+	    (err = container_install_identity(dp, slot, function_id, backend_id, state,
+					      record.generation + 1, secret)))
+		return err;
+	if (token) {
+		container_get(dp, slot, &record);
 		container_token(slot, &record, token);
+	}
 	return 0;
 }
 

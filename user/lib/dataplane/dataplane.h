@@ -34,6 +34,12 @@ int backend_del(struct dataplane *dp, __u32 backend_id);
  * fresh random secret); remove frees the slot so no old token names it. */
 int container_install(struct dataplane *dp, __u32 slot, __u64 function_id, __u32 backend_id,
 		      enum container_state state, struct tether_token *token);
+/* The same with an identity issued elsewhere (a fleet's store): every router
+ * installs the same generation and secret, so they stamp and honour the same
+ * tokens. secret is nonzero. */
+int container_install_identity(struct dataplane *dp, __u32 slot, __u64 function_id,
+			       __u32 backend_id, enum container_state state, __u32 generation,
+			       __u64 secret);
 int container_set_state(struct dataplane *dp, __u32 slot, enum container_state state,
 			__u64 drain_deadline_ns);
 int container_get(struct dataplane *dp, __u32 slot, struct container_record *record);

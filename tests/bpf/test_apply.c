@@ -383,6 +383,34 @@ static void test_backend_state_from_the_store(void **state)
 	CHECK(pool_read(&w->a.dp, F1, NULL, 0, &size) == 0, "the pool is back with vm1 up");
 }
 
+/* A backend draining in the store drains its containers until its deadline,
+ * also those whose records still say warm or arrive later. */
+static void test_draining_backend_drains_its_containers(void **state)
+{
+	struct world *w = *state;
+	struct lc_backend_spec vm = backend_spec("vm1", 3, BACKEND_UP);
+	struct lc_container_spec early = container_spec(20, 1, F1, "vm1", CONTAINER_WARM);
+	struct lc_container_spec late = container_spec(21, 1, F1, "vm1", CONTAINER_WARM);
+
+	apply_backend(&w->a, &vm);
+	apply_container(&w->a, &early);
+	vm.state = BACKEND_DRAINING;
+	vm.drain_deadline_ns = w->a.now + 9000 * MS;
+	apply_backend(&w->a, &vm);
+	apply_container(&w->a, &late);
+	apply_container(&w->a, &early); /* its record again, still warm */
+	flush(&w->a);
+	for (__u32 slot = 20; slot <= 21; slot++) {
+		CHECK_EQ(w->a.lc.containers[slot].state, CONTAINER_DRAINING,
+			 "container %u on the draining backend", slot);
+		CHECK_EQ(w->a.lc.containers[slot].drain_deadline_ns, vm.drain_deadline_ns,
+			 "container %u drains until the backend's deadline", slot);
+	}
+	__u32 size;
+
+	CHECK(pool_read(&w->a.dp, F1, NULL, 0, &size) == -ENOENT, "no pool on a draining backend");
+}
+
 /* A draining record past its deadline is gone already; bad records change
  * nothing. */
 static void test_expired_and_invalid_records(void **state)
@@ -427,6 +455,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_records_replace_what_they_contradict, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_backend_state_from_the_store, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_draining_backend_drains_its_containers, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_expired_and_invalid_records, setup, teardown),
 	};

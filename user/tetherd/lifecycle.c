@@ -263,20 +263,28 @@ static struct backend *free_backend(struct lifecycle *lc)
 	return NULL;
 }
 
-enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __u8 addr[16],
-				const __u8 mac[6], const char *iface, __u32 heartbeat_ms,
-				__u32 *id)
+enum proto_error lc_check_backend_add(struct lifecycle *lc, const char *name, const char *iface)
 {
 	if (!name_is_valid(name))
 		return fail(lc, PROTO_BAD_ARGUMENT,
 			    "backend name '%s' must be 1-31 of A-Z a-z 0-9 . _ -", name);
 	if (g_hash_table_lookup(lc->backend_names, name))
 		return fail(lc, PROTO_EXISTS, "a backend named '%s' exists already", name);
-	__u32 ifindex = if_nametoindex(iface);
-
-	if (!ifindex || strlen(iface) >= sizeof(((struct backend_meta *)0)->iface))
+	if (strlen(iface) >= sizeof(((struct backend_meta *)0)->iface) || !if_nametoindex(iface))
 		return fail(lc, PROTO_BAD_ARGUMENT,
 			    "interface '%s' does not exist on this host (ip link shows them)", iface);
+	return PROTO_OK;
+}
+
+enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __u8 addr[16],
+				const __u8 mac[6], const char *iface, __u32 heartbeat_ms,
+				__u32 *id)
+{
+	enum proto_error check = lc_check_backend_add(lc, name, iface);
+
+	if (check)
+		return check;
+	__u32 ifindex = if_nametoindex(iface);
 	struct backend *slot = free_backend(lc);
 
 	if (!slot)
@@ -375,7 +383,19 @@ enum proto_error lc_backend_heartbeat(struct lifecycle *lc, const char *name)
 
 static enum proto_error container_drain_until(struct lifecycle *lc, __u32 slot, __u64 deadline);
 
-enum proto_error lc_backend_drain(struct lifecycle *lc, const char *name, __u32 deadline_ms)
+/* A draining backend's warm and starting containers drain until its deadline. */
+static void drain_containers_of(struct lifecycle *lc, const struct backend *backend)
+{
+	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS && backend->containers; slot++) {
+		const struct container_record *record = &lc->containers[slot];
+
+		if (record->backend_id == backend->id && (record->state == CONTAINER_WARM ||
+							  record->state == CONTAINER_STARTING))
+			container_drain_until(lc, slot, backend->meta.drain_deadline_ns);
+	}
+}
+
+enum proto_error lc_check_backend_drain(struct lifecycle *lc, const char *name)
 {
 	struct backend *backend = lc_backend_find(lc, name);
 
@@ -384,6 +404,16 @@ enum proto_error lc_backend_drain(struct lifecycle *lc, const char *name, __u32 
 	if (backend->record.state != BACKEND_UP)
 		return fail(lc, PROTO_INVALID_TRANSITION, "backend '%s' is %s; only an up backend drains",
 			    name, backend_state_name(backend->record.state));
+	return PROTO_OK;
+}
+
+enum proto_error lc_backend_drain(struct lifecycle *lc, const char *name, __u32 deadline_ms)
+{
+	enum proto_error check = lc_check_backend_drain(lc, name);
+
+	if (check)
+		return check;
+	struct backend *backend = lc_backend_find(lc, name);
 	__u64 deadline = lifecycle_now(lc) + (deadline_ms ? deadline_ms : lc->config.drain_ms) *
 						     NS_PER_MS;
 	struct backend updated = *backend;
@@ -395,13 +425,7 @@ enum proto_error lc_backend_drain(struct lifecycle *lc, const char *name, __u32 
 	if (err)
 		return fail_kernel(lc, "draining the backend", err);
 	*backend = updated;
-	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS && backend->containers; slot++) {
-		const struct container_record *record = &lc->containers[slot];
-
-		if (record->backend_id == backend->id && (record->state == CONTAINER_WARM ||
-							  record->state == CONTAINER_STARTING))
-			container_drain_until(lc, slot, deadline);
-	}
+	drain_containers_of(lc, backend);
 	mark_backend_pools_dirty(lc, backend->id);
 	emit(lc, "event=backend_draining backend=%s id=%u", name, backend->id);
 	return PROTO_OK;
@@ -548,10 +572,9 @@ static void container_added(struct lifecycle *lc, __u32 slot, struct backend *ba
 	}
 }
 
-enum proto_error lc_container_add(struct lifecycle *lc, __u64 function_id,
-				  const char *backend_name, const char *name,
-				  enum container_state state, __u32 *slot,
-				  struct tether_token *token)
+enum proto_error lc_check_container_add(struct lifecycle *lc, __u64 function_id,
+					const char *backend_name, const char *name,
+					enum container_state state)
 {
 	struct backend *backend = NULL;
 	enum proto_error check = check_new_container(lc, backend_name, name, state, &backend);
@@ -560,6 +583,20 @@ enum proto_error lc_container_add(struct lifecycle *lc, __u64 function_id,
 		return check;
 	if (function_id == 0)
 		return fail(lc, PROTO_BAD_ARGUMENT, "function ids are nonzero");
+	return PROTO_OK;
+}
+
+enum proto_error lc_container_add(struct lifecycle *lc, __u64 function_id,
+				  const char *backend_name, const char *name,
+				  enum container_state state, __u32 *slot,
+				  struct tether_token *token)
+{
+	enum proto_error check = lc_check_container_add(lc, function_id, backend_name, name, state);
+
+	if (check)
+		return check;
+	struct backend *backend = lc_backend_find(lc, backend_name);
+
 	if (!find_free_slot(lc, slot))
 		return fail(lc, PROTO_FULL,
 			    "all %u container slots are in use (tetherctl container list; "
@@ -594,16 +631,46 @@ static const char *backend_name_of(struct lifecycle *lc, const struct container_
 	return lc->backends[record->backend_id].meta.name;
 }
 
-enum proto_error lc_container_up(struct lifecycle *lc, __u32 slot)
+/* The rule of each change a request can make to a live container. */
+enum proto_error lc_check_container_change(struct lifecycle *lc, __u32 slot,
+					   enum lc_container_change change)
 {
 	const struct container_record *record = lc_container(lc, slot);
 
 	if (!record)
 		return PROTO_NOT_FOUND;
-	if (record->state != CONTAINER_STARTING)
-		return fail(lc, PROTO_INVALID_TRANSITION,
-			    "container %u is %s; only a starting container comes up", slot,
-			    container_state_name(record->state));
+	switch (change) {
+	case LC_UP:
+		if (record->state != CONTAINER_STARTING)
+			return fail(lc, PROTO_INVALID_TRANSITION,
+				    "container %u is %s; only a starting container comes up", slot,
+				    container_state_name(record->state));
+		break;
+	case LC_DRAIN:
+		if (record->state != CONTAINER_WARM && record->state != CONTAINER_STARTING)
+			return fail(lc, PROTO_INVALID_TRANSITION,
+				    "container %u is %s; only a warm or starting container drains",
+				    slot, container_state_name(record->state));
+		break;
+	case LC_IDLE:
+		if (record->state != CONTAINER_DRAINING)
+			return fail(lc, PROTO_INVALID_TRANSITION,
+				    "container %u is %s; idle is reported by a draining container",
+				    slot, container_state_name(record->state));
+		break;
+	case LC_DEL:
+		break;
+	}
+	return PROTO_OK;
+}
+
+enum proto_error lc_container_up(struct lifecycle *lc, __u32 slot)
+{
+	enum proto_error check = lc_check_container_change(lc, slot, LC_UP);
+
+	if (check)
+		return check;
+	const struct container_record *record = &lc->containers[slot];
 	enum proto_error err = set_state(lc, slot, CONTAINER_WARM, 0);
 
 	if (err)
@@ -632,14 +699,10 @@ static enum proto_error container_drain_until(struct lifecycle *lc, __u32 slot, 
 
 enum proto_error lc_container_drain(struct lifecycle *lc, __u32 slot, __u32 deadline_ms)
 {
-	const struct container_record *record = lc_container(lc, slot);
+	enum proto_error check = lc_check_container_change(lc, slot, LC_DRAIN);
 
-	if (!record)
-		return PROTO_NOT_FOUND;
-	if (record->state != CONTAINER_WARM && record->state != CONTAINER_STARTING)
-		return fail(lc, PROTO_INVALID_TRANSITION,
-			    "container %u is %s; only a warm or starting container drains", slot,
-			    container_state_name(record->state));
+	if (check)
+		return check;
 	__u64 deadline = lifecycle_now(lc) +
 			 (deadline_ms ? deadline_ms : lc->config.drain_ms) * NS_PER_MS;
 
@@ -677,22 +740,16 @@ static enum proto_error container_gone(struct lifecycle *lc, __u32 slot, const c
 
 enum proto_error lc_container_idle(struct lifecycle *lc, __u32 slot)
 {
-	const struct container_record *record = lc_container(lc, slot);
+	enum proto_error check = lc_check_container_change(lc, slot, LC_IDLE);
 
-	if (!record)
-		return PROTO_NOT_FOUND;
-	if (record->state != CONTAINER_DRAINING)
-		return fail(lc, PROTO_INVALID_TRANSITION,
-			    "container %u is %s; idle is reported by a draining container", slot,
-			    container_state_name(record->state));
-	return container_gone(lc, slot, "idle");
+	return check ? check : container_gone(lc, slot, "idle");
 }
 
 enum proto_error lc_container_del(struct lifecycle *lc, __u32 slot)
 {
-	if (!lc_container(lc, slot))
-		return PROTO_NOT_FOUND;
-	return container_gone(lc, slot, "deleted");
+	enum proto_error check = lc_check_container_change(lc, slot, LC_DEL);
+
+	return check ? check : container_gone(lc, slot, "deleted");
 }
 
 /* --- a fleet store's state, applied --- */
@@ -773,6 +830,8 @@ enum proto_error lc_backend_apply(struct lifecycle *lc, const struct lc_backend_
 		g_hash_table_insert(lc->backend_names, backend->meta.name, backend);
 	if (was == spec->state)
 		return PROTO_OK;
+	if (spec->state == BACKEND_DRAINING)
+		drain_containers_of(lc, backend);
 	mark_backend_pools_dirty(lc, spec->id);
 	emit(lc, "event=backend_%s backend=%s id=%u", backend_state_name(spec->state), spec->name,
 	     spec->id);
@@ -838,6 +897,14 @@ enum proto_error lc_container_apply(struct lifecycle *lc, const struct lc_contai
 	if (!backend)
 		return fail(lc, PROTO_NOT_FOUND, "container %u is on backend '%s', which is not "
 			    "known here", spec->slot, spec->backend);
+	struct lc_container_spec effective = *spec;
+
+	/* On a draining backend every container drains, until its deadline. */
+	if (backend->record.state == BACKEND_DRAINING && spec->state != CONTAINER_DRAINING) {
+		effective.state = CONTAINER_DRAINING;
+		effective.drain_deadline_ns = backend->meta.drain_deadline_ns;
+	}
+	spec = &effective;
 	if (is_same_container(lc, spec->slot, spec, backend->id))
 		return container_takes_state(lc, spec);
 	if (lc->containers[spec->slot].state != CONTAINER_FREE)

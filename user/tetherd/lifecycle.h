@@ -83,6 +83,18 @@ int lifecycle_adopt(struct lifecycle *lc);
 const char *lifecycle_error(const struct lifecycle *lc);
 __u64 lifecycle_now(const struct lifecycle *lc);
 
+/* The rules of the requests below, checked against the view without
+ * changing anything: what a fleet router checks before it writes a change
+ * to the store (the calls below check the same first). */
+enum lc_container_change { LC_UP, LC_DRAIN, LC_IDLE, LC_DEL };
+enum proto_error lc_check_backend_add(struct lifecycle *lc, const char *name, const char *iface);
+enum proto_error lc_check_backend_drain(struct lifecycle *lc, const char *name);
+enum proto_error lc_check_container_add(struct lifecycle *lc, __u64 function_id,
+					const char *backend_name, const char *name,
+					enum container_state state);
+enum proto_error lc_check_container_change(struct lifecycle *lc, __u32 slot,
+					   enum lc_container_change change);
+
 enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __u8 addr[16],
 				const __u8 mac[6], const char *iface, __u32 heartbeat_ms,
 				__u32 *id);

@@ -151,7 +151,7 @@ install-client: $(LIB_client) $(CLIENT_SHARED)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB)
 	$(LINK) -lcmocka -lm
 
-TETHERD_INTERNALS := tests/bpf/test_apply tests/bpf/test_lifecycle tests/bpf/test_limits tests/bpf/test_slowpath \
+TETHERD_INTERNALS := tests/unit/test_store_records tests/bpf/test_apply tests/bpf/test_lifecycle tests/bpf/test_limits tests/bpf/test_slowpath \
 		     tests/unit/test_config tools/bench_control
 $(TETHERD_INTERNALS:%=$(BUILD)/%.o): CFLAGS += -Iuser/tetherd
 $(TETHERD_INTERNALS:%=$(BUILD)/%): $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) $(LIB_core)

@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: MIT
+/* The keys and records of a fleet's store (user/tetherd/store_records.h):
+ * every key kind built and read back, every record encoded and decoded to
+ * the same fields, the exact text of one of each (docs/store.md shows them),
+ * every field of a bad record refused with a reason that names it, keys of
+ * no known kind or with bad names refused, and deadlines carried across
+ * clocks. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/core.h"
+#include "store_records.h"
+
+#define PREFIX "/tether/edge-1/"
+
+static void test_prefix(void **state)
+{
+	char prefix[64];
+
+	(void)state;
+	assert_int_equal(store_prefix("edge-1", prefix, sizeof(prefix)), 0);
+	assert_string_equal(prefix, PREFIX);
+	assert_int_equal(store_prefix("", prefix, sizeof(prefix)), -EINVAL);
+	assert_int_equal(store_prefix("a/b", prefix, sizeof(prefix)), -EINVAL);
+	assert_int_equal(store_prefix("0123456789012345678901234567890123", prefix,
+				      sizeof(prefix)),
+			 -EINVAL);
+}
+
+static void expect_key(const char *key, enum store_kind kind, const char *name,
+		       const char *container, __u32 number)
+{
+	struct store_key parsed;
+
+	assert_true(store_key_parse(PREFIX, key, strlen(key), &parsed));
+	assert_int_equal(parsed.kind, kind);
+	assert_string_equal(parsed.name, name);
+	assert_string_equal(parsed.container, container);
+	assert_int_equal(parsed.number, number);
+}
+
+static void test_keys_round_trip(void **state)
+{
+	char key[STORE_KEY_MAX];
+
+	(void)state;
+	store_key_backend(PREFIX, "vm1", key);
+	assert_string_equal(key, PREFIX "backends/vm1");
+	expect_key(key, STORE_BACKEND, "vm1", "", 0);
+	store_key_backend_id(PREFIX, 4095, key);
+	expect_key(key, STORE_BACKEND_ID, "", "", 4095);
+	store_key_alive(PREFIX, "vm-2.a", key);
+	expect_key(key, STORE_ALIVE, "vm-2.a", "", 0);
+	store_key_container(PREFIX, 1048575, key);
+	assert_string_equal(key, PREFIX "containers/1048575");
+	expect_key(key, STORE_CONTAINER, "", "", 1048575);
+	store_key_name(PREFIX, "vm1", "c_7", key);
+	expect_key(key, STORE_NAME, "vm1", "c_7", 0);
+	store_key_router(PREFIX, "r3", key);
+	expect_key(key, STORE_ROUTER, "r3", "", 0);
+	store_key_names_of(PREFIX, "vm1", key);
+	assert_string_equal(key, PREFIX "names/vm1/");
+}
+
+static void test_bad_keys(void **state)
+{
+	static const char *const bad[] = {
+		PREFIX "containers/1048576", /* past the last slot */
+		PREFIX "containers/007",     /* leading zero */
+		PREFIX "containers/-1",
+		PREFIX "containers/",
+		PREFIX "backend_ids/0", /* id 0 names no backend */
+		PREFIX "backend_ids/4096",
+		PREFIX "backends/a b",
+		PREFIX "backends/0123456789012345678901234567890123",
+		PREFIX "names/vm1",
+		PREFIX "names/vm1/",
+		PREFIX "other/x",
+		"/tether/other/backends/vm1",
+	};
+	struct store_key parsed;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (store_key_parse(PREFIX, bad[i], strlen(bad[i]), &parsed))
+			fail_msg("key '%s' was read as kind %d", bad[i], parsed.kind);
+}
+
+static struct store_backend sample_backend(void)
+{
+	struct store_backend b = {
+		.id = 17, .mac = { 0x02, 0, 0, 0, 0x01, 0xab }, .iface = "fab0",
+		.heartbeat_ms = 3000, .state = BACKEND_DRAINING,
+		.drain_deadline_unix_ms = 1796000000123ull,
+	};
+
+	assert_int_equal(addr_parse("203.0.113.2", b.addr), 0);
+	return b;
+}
+
+static void test_backend_round_trip(void **state)
+{
+	struct store_backend b = sample_backend(), back;
+	char value[STORE_VALUE_MAX], why[256] = "";
+
+	(void)state;
+	store_backend_encode(&b, value);
+	assert_string_equal(value, "id=17 addr=203.0.113.2 mac=02:00:00:00:01:ab iface=fab0 "
+				   "heartbeat_ms=3000 state=draining "
+				   "drain_deadline_unix_ms=1796000000123");
+	assert_int_equal(store_backend_decode(value, strlen(value), &back, why, sizeof(why)), 0);
+	assert_memory_equal(&b, &back, sizeof(b));
+}
+
+static struct store_container sample_container(void)
+{
+	return (struct store_container){
+		.function_id = 0x100, .backend = "vm1", .backend_revision = 42, .name = "a",
+		.state = CONTAINER_WARM, .secret = 0x3c7bc9066b46f8f5ull,
+	};
+}
+
+static void test_container_round_trip(void **state)
+{
+	struct store_container c = sample_container(), back;
+	char value[STORE_VALUE_MAX], why[256] = "";
+
+	(void)state;
+	store_container_encode(&c, value);
+	assert_string_equal(value, "function=256 backend=vm1 backend_revision=42 name=a state=warm "
+				   "secret=3c7bc9066b46f8f5 drain_deadline_unix_ms=0");
+	assert_int_equal(store_container_decode(value, strlen(value), &back, why, sizeof(why)), 0);
+	assert_memory_equal(&c, &back, sizeof(c));
+	c.name[0] = '\0';
+	c.state = CONTAINER_STARTING;
+	store_container_encode(&c, value);
+	assert_null(strstr(value, "name="));
+	assert_int_equal(store_container_decode(value, strlen(value), &back, why, sizeof(why)), 0);
+	assert_memory_equal(&c, &back, sizeof(c));
+}
+
+/* Each bad record is refused, and the reason names what is wrong. */
+static void test_bad_records(void **state)
+{
+	static const struct {
+		bool container;
+		const char *value, *reason;
+	} bad[] = {
+		{ false, "id=0 addr=10.0.0.1 mac=02:00:00:00:00:01 iface=e heartbeat_ms=1 state=up "
+			 "drain_deadline_unix_ms=0", "backend id 0" },
+		{ false, "id=1 addr=10.0.0.1 mac=02:00:00:00:00:01 iface=e heartbeat_ms=1 state=gone "
+			 "drain_deadline_unix_ms=0", "state 'gone'" },
+		{ false, "id=1 addr=nowhere mac=02:00:00:00:00:01 iface=e heartbeat_ms=1 state=up "
+			 "drain_deadline_unix_ms=0", "addr" },
+		{ false, "id=1 addr=10.0.0.1 mac=02:00:00:00:00:01 iface=e heartbeat_ms=1 state=up",
+		  "drain_deadline_unix_ms" },
+		{ false, "id=1 addr=10.0.0.1 mac=02:00:00:00:00:01 iface=e heartbeat_ms=1 state=up "
+			 "drain_deadline_unix_ms=0 extra=1", "extra" },
+		{ true, "function=0 backend=vm1 backend_revision=1 state=warm secret=0000000000000001 "
+			"drain_deadline_unix_ms=0", "function" },
+		{ true, "function=1 backend=vm1 backend_revision=1 state=warm secret=0000000000000000 "
+			"drain_deadline_unix_ms=0", "secret" },
+		{ true, "function=1 backend=vm1 backend_revision=1 state=warm secret=00000000000000GG "
+			"drain_deadline_unix_ms=0", "secret" },
+		{ true, "function=1 backend=vm1 backend_revision=1 state=warm "
+			"drain_deadline_unix_ms=0", "secret" },
+		{ true, "function=1 backend=vm1 backend_revision=1 state=free secret=0000000000000001 "
+			"drain_deadline_unix_ms=0", "state 'free'" },
+		{ true, "function=1 backend=vm1 backend_revision=1 state=warm secret=0000000000000001 "
+			"drain_deadline_unix_ms=0 backend=vm2", "backend" },
+		{ true, "", "" },
+		{ true, "not a record", "" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char why[256] = "";
+		int err;
+
+		if (bad[i].container) {
+			struct store_container c;
+
+			err = store_container_decode(bad[i].value, strlen(bad[i].value), &c, why,
+						     sizeof(why));
+		} else {
+			struct store_backend b;
+
+			err = store_backend_decode(bad[i].value, strlen(bad[i].value), &b, why,
+						   sizeof(why));
+		}
+		if (err != -EINVAL)
+			fail_msg("record '%s' was accepted", bad[i].value);
+		if (!why[0] || !strstr(why, bad[i].reason))
+			fail_msg("record '%s': reason '%s' does not name '%s'", bad[i].value, why,
+				 bad[i].reason);
+	}
+}
+
+static void test_router_round_trip(void **state)
+{
+	struct store_router r = { .applied_revision = 991, .updated_unix_ms = 1796000000000ull,
+				  .store_endpoint = "http://127.0.0.1:2379" };
+	struct store_router back;
+	char value[STORE_VALUE_MAX], why[256] = "";
+
+	(void)state;
+	store_router_encode(&r, value);
+	assert_int_equal(store_router_decode(value, strlen(value), &back, why, sizeof(why)), 0);
+	assert_memory_equal(&r, &back, sizeof(r));
+}
+
+static void test_deadlines_cross_clocks(void **state)
+{
+	__u64 mono = 5000000000000ull, unix_ms = 1796000000000ull;
+
+	(void)state;
+	assert_int_equal(store_deadline_to_monotonic(0, mono, unix_ms), 0);
+	assert_int_equal(store_deadline_to_monotonic(unix_ms + 1500, mono, unix_ms),
+			 mono + 1500000000ull);
+	assert_true(store_deadline_to_monotonic(unix_ms - 10, mono, unix_ms) < mono);
+	assert_int_equal(store_deadline_from_monotonic(mono + 1500000000ull, mono, unix_ms),
+			 unix_ms + 1500);
+	assert_int_equal(store_deadline_from_monotonic(0, mono, unix_ms), 0);
+	assert_int_equal(store_generation(0x100000007ll), 7);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_prefix),
+		cmocka_unit_test(test_keys_round_trip),
+		cmocka_unit_test(test_bad_keys),
+		cmocka_unit_test(test_backend_round_trip),
+		cmocka_unit_test(test_container_round_trip),
+		cmocka_unit_test(test_bad_records),
+		cmocka_unit_test(test_router_round_trip),
+		cmocka_unit_test(test_deadlines_cross_clocks),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/* Builds the DxHash table of a pool (include/tether/dxhash.h has the probe
+ * sequence and the layout; docs/consistent-hashing.md the argument).
+ *
+ * Each container holds a bucket in [0, DXHASH_MAX_BUCKETS), unique within its
+ * function, given when the container is added (dxhash_lowest_free_bucket) and
+ * kept until it is gone. The table is a function of the warm containers'
+ * (bucket, slot) pairs alone: every router of a fleet that reads the same
+ * pairs builds the same table, whatever it lived through. */
+#ifndef TETHER_DXHASH_BUILD_H
+#define TETHER_DXHASH_BUILD_H
+
+#include <stddef.h>
+
+#include <tether/dxhash.h>
+
+struct dxhash_member {
+	__u32 bucket; /* given by the store when the container was added */
+	__u32 slot;   /* the value lookups return for this member */
+};
+
+/* Levels of the table for these members: the smallest L with 2^L > every
+ * bucket (a table of 2^L buckets). -EINVAL when n == 0 or a bucket is out of
+ * range. Any larger L up to DXHASH_MAX_LEVELS gives the same placement for
+ * keys found within DXHASH_PROBES steps; this one probes least. */
+int dxhash_levels(const struct dxhash_member *members, size_t n);
+
+/* Fills table[0 .. DXHASH_TABLE_ENTRIES(levels) - 1] in the layout of
+ * include/tether/dxhash.h. Deterministic: the same members, in any order,
+ * give the same table. Returns 0, or -EINVAL (n == 0, levels out of range, a
+ * bucket >= 2^levels, two members with one bucket, a slot of DXHASH_NONE),
+ * -ENOMEM; the table is left untouched on error. */
+int dxhash_build(const struct dxhash_member *members, size_t n, __u32 *table, __u32 levels);
+
+/* The slot for a key's hash, as the XDP program finds it: the first warm
+ * bucket of the key's sequence within DXHASH_PROBES steps, else the key's
+ * fallback cell. *probes (may be NULL): buckets read, plus one for the cell. */
+__u32 dxhash_lookup(const __u32 *table, __u64 key_hash, __u32 *probes);
+
+/* For the store, when it adds a container to a function: the lowest bucket
+ * none of held[0..n-1] (the buckets of the function's containers that are not
+ * gone) has. -ENOSPC when all DXHASH_MAX_BUCKETS are held. The lowest keeps
+ * the warm buckets dense, so lookups probe little; and a container that
+ * replaces one just gone takes its bucket, and so exactly its keys. */
+int dxhash_lowest_free_bucket(const __u32 *held, size_t n);
+
+/* A digest of the table's inputs (buckets, slots, their number, the version
+ * of the placement), whatever their order; as maglev_digest(). */
+__u64 dxhash_digest(const struct dxhash_member *members, size_t n);
+
+#endif

@@ -696,6 +696,110 @@ static void test_lowest_free_bucket(void **state)
 	free(all);
 }
 
+static void test_compaction_move(void **state)
+{
+	__u32 dense[] = { 0, 1, 2, 3 }, gap[] = { 0, 5, 2 }, lone[] = { 1 }, top[] = { 7, 0 };
+	__u32 from = 99, to = 99;
+
+	(void)state;
+	assert_int_equal(dxhash_compaction_move(NULL, 0, DXHASH_NONE, &from, &to), 0);
+	assert_int_equal(dxhash_compaction_move(dense, 4, DXHASH_NONE, &from, &to), 0);
+	assert_int_equal(dxhash_compaction_move(lone, 1, 0, &from, &to), 0); /* 1 < 2 */
+	assert_int_equal(dxhash_compaction_move(gap, 3, 1, &from, &to), 0);  /* 5 < 6 */
+	assert_int_equal(from, 99);
+	/* 5 >= 4: the highest moves to the lowest free bucket, */
+	assert_int_equal(dxhash_compaction_move(gap, 2, DXHASH_NONE, &from, &to), 1);
+	assert_int_equal(from, 5);
+	assert_int_equal(to, 1);
+	/* or to the freed one, when it is free and lower, */
+	assert_int_equal(dxhash_compaction_move(gap, 2, 3, &from, &to), 1);
+	assert_int_equal(from, 5);
+	assert_int_equal(to, 3);
+	/* but not when it is held or higher. */
+	assert_int_equal(dxhash_compaction_move(top, 2, 0, &from, &to), 1);
+	assert_int_equal(to, 1);
+	assert_int_equal(dxhash_compaction_move(top, 2, 9, &from, &to), 1);
+	assert_int_equal(from, 7);
+	assert_int_equal(to, 1);
+}
+
+/* A pool shrinking from 1000 warm containers to 10, the store compacting
+ * after each departure: at most two moves each, the table stays at least a
+ * quarter warm, and the keys that move were on the departed container or on
+ * a moved one, or go to a moved one: no key moves between two containers
+ * that kept their buckets. */
+static void test_compaction_keeps_tables_dense(void **state)
+{
+	struct pool pool = dense_pool(1000);
+	__u32 *buckets = malloc(1000 * sizeof(*buckets));
+	__u8 *moved_slot = calloc(2000, 1);
+	__u64 rng = 15;
+	size_t keys = 20000, extra_total = 0;
+
+	(void)state;
+	assert_true(buckets && moved_slot);
+	__u32 *before = place_keys(&pool, keys, 5);
+
+	while (pool.n > 10) {
+		size_t gone = next_random(&rng) % pool.n;
+		int moves = 0;
+		__u32 from, to;
+
+		__u32 freed = pool.members[gone].bucket;
+
+		memset(moved_slot, 0, 2000);
+		moved_slot[pool.members[gone].slot] = 1;
+		remove_member(&pool, gone);
+		for (;;) {
+			for (size_t i = 0; i < pool.n; i++)
+				buckets[i] = pool.members[i].bucket;
+			int move = dxhash_compaction_move(buckets, pool.n, freed, &from, &to);
+
+			assert_true(move >= 0);
+			if (!move)
+				break;
+			moves++;
+			freed = DXHASH_NONE;
+			for (size_t i = 0; i < pool.n; i++)
+				if (pool.members[i].bucket == from) {
+					pool.members[i].bucket = to;
+					moved_slot[pool.members[i].slot] = 1;
+				}
+		}
+		assert_true(moves <= 2);
+		__u32 levels = pool.levels;
+
+		pool_build_fitted(&pool);
+		assert_true((1u << pool.levels) <= 4 * pool.n);
+		__u32 *after = malloc(keys * sizeof(*after));
+		__u64 seed = 5;
+
+		assert_non_null(after);
+		for (size_t k = 0; k < keys; k++)
+			after[k] = dxhash_lookup(pool.table, next_random(&seed), NULL);
+		size_t extra = 0;
+
+		for (size_t k = 0; k < keys; k++)
+			extra += before[k] != after[k] && !moved_slot[before[k]] &&
+				 !moved_slot[after[k]];
+		/* With the table's size unchanged, nothing else; when it halves,
+		 * keys that took fallback cells move too (a table a quarter warm
+		 * sends (3/4)^8 = 10% of keys to cells). */
+		if (pool.levels == levels)
+			assert_int_equal(extra, 0);
+		extra_total += extra;
+		free(before);
+		before = after;
+	}
+	print_message("shrink 1000 -> 10: keys moved apart from the departed and moved "
+		      "containers' (when the table halved): %.2f%% in all\n",
+		      100.0 * extra_total / keys);
+	free(before);
+	free(buckets);
+	free(moved_slot);
+	pool_free(&pool);
+}
+
 /* ---- rejected input ---- */
 
 static int build_into_canary(const struct dxhash_member *members, size_t n, __u32 levels)
@@ -785,6 +889,8 @@ int main(void)
 		cmocka_unit_test(test_balance_measured),
 		cmocka_unit_test(test_probe_bound),
 		cmocka_unit_test(test_lowest_free_bucket),
+		cmocka_unit_test(test_compaction_move),
+		cmocka_unit_test(test_compaction_keeps_tables_dense),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_digest),
 	};

@@ -159,21 +159,64 @@ static int compare_u32(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-int dxhash_lowest_free_bucket(const __u32 *held, size_t n)
+/* A sorted copy of held[], or NULL. */
+static __u32 *sorted_buckets(const __u32 *held, size_t n)
 {
 	__u32 *sorted = malloc((n ? n : 1) * sizeof(*sorted));
-	__u32 candidate = 0;
 
 	if (!sorted)
-		return -ENOMEM;
+		return NULL;
 	if (n)
 		memcpy(sorted, held, n * sizeof(*sorted));
 	qsort(sorted, n, sizeof(*sorted), compare_u32);
+	return sorted;
+}
+
+static __u32 lowest_free(const __u32 *sorted, size_t n)
+{
+	__u32 candidate = 0;
+
 	for (size_t i = 0; i < n && sorted[i] <= candidate; i++)
 		if (sorted[i] == candidate)
 			candidate++;
+	return candidate;
+}
+
+int dxhash_lowest_free_bucket(const __u32 *held, size_t n)
+{
+	__u32 *sorted = sorted_buckets(held, n);
+
+	if (!sorted)
+		return -ENOMEM;
+	__u32 bucket = lowest_free(sorted, n);
+
 	free(sorted);
-	return candidate < DXHASH_MAX_BUCKETS ? (int)candidate : -ENOSPC;
+	return bucket < DXHASH_MAX_BUCKETS ? (int)bucket : -ENOSPC;
+}
+
+static int is_held(const __u32 *sorted, size_t n, __u32 bucket)
+{
+	return bsearch(&bucket, sorted, n, sizeof(*sorted), compare_u32) != NULL;
+}
+
+int dxhash_compaction_move(const __u32 *held, size_t n, __u32 freed, __u32 *from, __u32 *to)
+{
+	if (n == 0)
+		return 0;
+	__u32 *sorted = sorted_buckets(held, n);
+
+	if (!sorted)
+		return -ENOMEM;
+	__u32 highest = sorted[n - 1];
+	int move = highest >= 2 * n;
+
+	if (move) {
+		*from = highest;
+		/* Either is below highest: fewer than highest buckets are held. */
+		*to = freed < highest && !is_held(sorted, n, freed) ? freed : lowest_free(sorted, n);
+	}
+	free(sorted);
+	return move;
 }
 
 __u64 dxhash_digest(const struct dxhash_member *members, size_t n)

@@ -37,12 +37,27 @@ int dxhash_build(const struct dxhash_member *members, size_t n, __u32 *table, __
  * fallback cell. *probes (may be NULL): buckets read, plus one for the cell. */
 __u32 dxhash_lookup(const __u32 *table, __u64 key_hash, __u32 *probes);
 
-/* For the store, when it adds a container to a function: the lowest bucket
- * none of held[0..n-1] (the buckets of the function's containers that are not
- * gone) has. -ENOSPC when all DXHASH_MAX_BUCKETS are held. The lowest keeps
- * the warm buckets dense, so lookups probe little; and a container that
- * replaces one just gone takes its bucket, and so exactly its keys. */
+/* For the store, when a container of a function becomes warm: the lowest
+ * bucket none of held[0..n-1] (the buckets of the function's other warm
+ * containers) has. -ENOSPC when all DXHASH_MAX_BUCKETS are held. A container
+ * holds its bucket while it is warm (only warm containers take new keys), and
+ * one that replaces a container just gone takes its bucket, so exactly its
+ * keys; the lowest keeps the table dense, so lookups probe little. */
 int dxhash_lowest_free_bucket(const __u32 *held, size_t n);
+
+/* For the store, after a container of a function stopped being warm: 1 when
+ * the warm containers' buckets held[0..n-1] leave the table sparse (the
+ * highest bucket is at least twice their number), with the move that
+ * compacts it: the container holding *from (the highest) is to take *to.
+ * *to is 'freed' (the bucket of the container that left) when that is free
+ * and lower, else the lowest free bucket. The store applies the move in the
+ * same transaction and asks again with freed = DXHASH_NONE (a second move is
+ * rarely needed). The table then stays more than a quarter warm: few probes,
+ * fallbacks for under 10% of keys, cheap builds. Into the freed bucket, the
+ * moved container takes exactly the keys that had to move anyway, and only
+ * its own old keys move besides: once per departure, and only while a pool
+ * shrinks below half its highest bucket. */
+int dxhash_compaction_move(const __u32 *held, size_t n, __u32 freed, __u32 *from, __u32 *to);
 
 /* A digest of the table's inputs (buckets, slots, their number, the version
  * of the placement), whatever their order; as maglev_digest(). */

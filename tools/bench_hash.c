@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* Consistent hashing for pools, measured in one run: today's Maglev table
  * (maglev_build at maglev_table_size) against the DxHash table
- * (user/lib/dxhash.c), for pools of 10, 100, 1,000 and 10,000 containers:
+ * (user/lib/dxhash.c), and AnchorHash (user/lib/anchorhash.c, in userspace
+ * only), for pools of 10, 100, 1,000 and 10,000 containers:
  *  - disruption: the share of keys that move when one container leaves, when
  *    one joins, over 10 leave + join cycles, and when the pool crosses a
  *    power of two; each against the least that must move;
@@ -10,7 +11,9 @@
  *  - build time and table memory;
  *  - lookup cost in userspace and in BPF (tools/bench/hash_lookup.bpf.c
  *    through BPF_PROG_TEST_RUN, one key or a new key every run, median of
- *    runs), with the same run's floor (key, hash and outer-map lookup).
+ *    runs), with the same run's floor (key, hash and outer-map lookup);
+ *  - how far two AnchorHash instances with the same working set, reached
+ *    by removals in two orders, place keys apart.
  * The BPF answers are checked against userspace's for sampled keys.
  *
  *   bench_hash [--quick] [--json FILE]
@@ -28,6 +31,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "anchorhash.h"
 #include "bench/hash_lookup.h"
 #include "dxhash.h"
 #include "hash_lookup.skel.h"
@@ -136,18 +140,27 @@ static void pool_join(struct pool *pool)
 	pool->c[pool->n++] = (struct container){ next_random(), bucket, pool->next_slot++ };
 }
 
-/* A built table of either kind, as userspace looks it up. */
+enum kind { MAGLEV, DXHASH, ANCHOR };
+
+static const char *const algorithm_names[] = { "maglev", "dxhash", "anchor" };
+
+/* AnchorHash's capacity: room for the pool to double. */
+#define ANCHOR_CAPACITY_FACTOR 2
+
+/* A built table of any kind, as userspace looks it up. */
 struct table {
-	int dx;        /* 0: Maglev, 1: DxHash */
-	__u32 *entries;
-	__u32 size;    /* Maglev: M; DxHash: entries in the array */
-	__u32 levels;  /* DxHash */
+	enum kind kind;
+	__u32 *entries; /* Maglev, DxHash */
+	__u32 size;     /* Maglev: M; DxHash: entries in the array */
+	__u32 levels;   /* DxHash */
+	struct anchorhash *ah; /* AnchorHash, with the slot of each bucket */
+	__u32 *slot_of;
 };
 
 static struct table build_maglev(const struct pool *pool)
 {
 	struct maglev_member *members = must_alloc(pool->n * sizeof(*members));
-	struct table t = { .dx = 0, .size = maglev_table_size(pool->n) };
+	struct table t = { .kind = MAGLEV, .size = maglev_table_size(pool->n) };
 
 	for (size_t i = 0; i < pool->n; i++)
 		members[i] = (struct maglev_member){ pool->c[i].id, pool->c[i].slot };
@@ -173,7 +186,7 @@ static struct table build_dxhash(const struct pool *pool)
 {
 	struct dxhash_member *members = dx_members(pool);
 	int levels = dxhash_levels(members, pool->n);
-	struct table t = { .dx = 1 };
+	struct table t = { .kind = DXHASH };
 
 	if (levels < 0)
 		fail("dxhash_levels", levels);
@@ -188,9 +201,38 @@ static struct table build_dxhash(const struct pool *pool)
 	return t;
 }
 
-static struct table build(int dx, const struct pool *pool)
+/* From a pool grown from empty (buckets 0..n-1), as AnchorHash starts: a
+ * changed pool can only be reached by replaying its history (anchor_*). */
+static struct table build_anchor(const struct pool *pool)
 {
-	return dx ? build_dxhash(pool) : build_maglev(pool);
+	__u32 capacity = ANCHOR_CAPACITY_FACTOR * pool->n;
+	struct table t = { .kind = ANCHOR, .ah = must_alloc(sizeof(struct anchorhash)),
+			   .slot_of = must_alloc(capacity * sizeof(__u32)) };
+	int err = anchorhash_init(t.ah, capacity, pool->n);
+
+	if (err)
+		fail("anchorhash_init", err);
+	for (size_t i = 0; i < pool->n; i++) {
+		if (pool->c[i].bucket >= pool->n)
+			fail("AnchorHash from a pool that changed", EINVAL);
+		t.slot_of[pool->c[i].bucket] = pool->c[i].slot;
+	}
+	return t;
+}
+
+static struct table build(enum kind kind, const struct pool *pool)
+{
+	return kind == DXHASH ? build_dxhash(pool)
+	       : kind == ANCHOR ? build_anchor(pool) : build_maglev(pool);
+}
+
+static void table_free(struct table *t)
+{
+	free(t->entries);
+	if (t->ah)
+		anchorhash_free(t->ah);
+	free(t->ah);
+	free(t->slot_of);
 }
 
 /* Kept out of line so a loop of hot lookups cannot be folded into one. */
@@ -201,29 +243,58 @@ static __attribute__((noinline)) __u32 maglev_lookup(const __u32 *table, __u32 s
 
 static __u32 lookup(const struct table *t, __u64 hash)
 {
-	return t->dx ? dxhash_lookup(t->entries, hash, NULL)
-		     : maglev_lookup(t->entries, t->size, hash);
+	switch (t->kind) {
+	case DXHASH: return dxhash_lookup(t->entries, hash, NULL);
+	case ANCHOR: return t->slot_of[anchorhash_lookup(t->ah, hash)];
+	default: return maglev_lookup(t->entries, t->size, hash);
+	}
 }
 
-/* Bytes of the table's BPF array: today's Maglev array has the size in
- * entry 0 and a digest after the slots; DxHash's would carry the digest too. */
+/* Bytes of the table: as a BPF array of __u32, today's Maglev array has the
+ * size in entry 0 and a digest after the slots, and DxHash's would carry the
+ * digest too; AnchorHash's five arrays and the slot of each bucket. */
 static size_t table_bytes(const struct table *t)
 {
-	return t->dx ? ((size_t)t->size + 2) * 4 : (size_t)TETHER_POOL_TABLE_ENTRIES(t->size) * 4;
+	switch (t->kind) {
+	case DXHASH: return ((size_t)t->size + 2) * 4;
+	case ANCHOR: return (size_t)t->ah->capacity * 6 * 4;
+	default: return (size_t)TETHER_POOL_TABLE_ENTRIES(t->size) * 4;
+	}
 }
-
-static const char *const algorithm_names[] = { "maglev", "dxhash" };
 
 /* --- disruption --- */
 
-/* The slot of every key. */
-static void place(int dx, const struct pool *pool, __u32 *slots)
+/* The slot of every key for the pool as it is. AnchorHash's state is its
+ * history: 'anchor' (driven through the pool's events) stands for it. */
+static void place(enum kind kind, const struct pool *pool, const struct table *anchor,
+		  __u32 *slots)
 {
-	struct table t = build(dx, pool);
+	struct table t = kind == ANCHOR ? *anchor : build(kind, pool);
 
 	for (size_t k = 0; k < scale.keys; k++)
 		slots[k] = lookup(&t, key_hash(k));
-	free(t.entries);
+	if (kind != ANCHOR)
+		table_free(&t);
+}
+
+/* The pool's events applied to an AnchorHash instance (no-ops for others):
+ * a join takes the bucket AnchorHash gives back, the last one removed. */
+static void anchor_leave(struct table *anchor, const struct container *c)
+{
+	if (anchor->ah && anchorhash_remove(anchor->ah, c->bucket))
+		fail("anchorhash_remove", EINVAL);
+}
+
+static void anchor_join(struct table *anchor, struct container *c)
+{
+	if (!anchor->ah)
+		return;
+	int bucket = anchorhash_add(anchor->ah);
+
+	if (bucket < 0)
+		fail("anchorhash_add", bucket);
+	c->bucket = bucket;
+	anchor->slot_of[bucket] = c->slot;
 }
 
 static double share_moved(const __u32 *a, const __u32 *b)
@@ -251,23 +322,25 @@ struct disruption {
 };
 
 /* One trial: a random container leaves, one joins; then 10 cycles of both. */
-static void disruption_trial(int dx, size_t n, struct disruption *d)
+static void disruption_trial(enum kind kind, size_t n, struct disruption *d)
 {
 	struct pool pool = pool_new(n);
+	struct table anchor = kind == ANCHOR ? build_anchor(&pool) : (struct table){ 0 };
 	__u32 *start = must_alloc(scale.keys * sizeof(__u32));
 	__u32 *before = must_alloc(scale.keys * sizeof(__u32));
 	__u32 *after = must_alloc(scale.keys * sizeof(__u32));
 	__u8 *left = must_alloc(n + 4 * CHURN_CYCLES + 4);
 
-	place(dx, &pool, start);
+	place(kind, &pool, &anchor, start);
 	memcpy(before, start, scale.keys * sizeof(__u32));
 	for (int cycle = 0; cycle < CHURN_CYCLES; cycle++) {
 		size_t gone = next_random() % pool.n;
 		__u32 gone_slot = pool.c[gone].slot;
 
 		left[gone_slot] = 1;
+		anchor_leave(&anchor, &pool.c[gone]);
 		pool_leave(&pool, gone);
-		place(dx, &pool, after);
+		place(kind, &pool, &anchor, after);
 		double moved = share_moved(before, after), least = share_on(before, gone_slot);
 
 		if (cycle == 0) {
@@ -279,7 +352,8 @@ static void disruption_trial(int dx, size_t n, struct disruption *d)
 		memcpy(before, after, scale.keys * sizeof(__u32));
 
 		pool_join(&pool);
-		place(dx, &pool, after);
+		anchor_join(&anchor, &pool.c[pool.n - 1]);
+		place(kind, &pool, &anchor, after);
 		moved = share_moved(before, after);
 		least = share_on(after, pool.c[pool.n - 1].slot);
 		if (cycle == 0) {
@@ -302,6 +376,7 @@ static void disruption_trial(int dx, size_t n, struct disruption *d)
 	free(after);
 	free(left);
 	free(pool.c);
+	table_free(&anchor);
 }
 
 static void json_sep(int *first)
@@ -324,7 +399,7 @@ static void bench_disruption(void)
 	for (const size_t *n = scale.pools; *n; n++) {
 		int trials = *n <= 100 ? scale.trials_small : scale.trials_large;
 
-		for (int dx = 0; dx <= 1; dx++) {
+		for (int dx = MAGLEV; dx <= ANCHOR; dx++) {
 			struct disruption d = { 0 };
 
 			for (int t = 0; t < trials; t++)
@@ -369,14 +444,14 @@ static void bench_crossing(void)
 		__u32 *grown = must_alloc(scale.keys * sizeof(__u32));
 		__u32 *back = must_alloc(scale.keys * sizeof(__u32));
 
-		place(dx, &pool, before);
+		place(dx, &pool, NULL, before);
 		pool_join(&pool);
-		place(dx, &pool, grown);
+		place(dx, &pool, NULL, grown);
 		double join = 100 * share_moved(before, grown);
 		double join_min = 100 * share_on(grown, pool.c[n].slot);
 
 		pool_leave(&pool, n);
-		place(dx, &pool, back);
+		place(dx, &pool, NULL, back);
 		double leave = 100 * share_moved(grown, back);
 
 		printf("%-7s %zu -> %zu: %7.3f [%6.3f]   %zu -> %zu: %7.3f [%6.3f]\n",
@@ -390,6 +465,56 @@ static void bench_crossing(void)
 		free(before);
 		free(grown);
 		free(back);
+		free(pool.c);
+	}
+	if (json)
+		fprintf(json, "], ");
+}
+
+/* --- AnchorHash's history --- */
+
+/* Two routers' AnchorHash instances reach the same working set by removing
+ * the same 10 containers in two orders (they saw the events in another order,
+ * or one synced later): the share of keys they place apart. Maglev's and
+ * DxHash's tables are functions of the set, so theirs is 0. */
+static void bench_anchor_history(void)
+{
+	int first = 1;
+
+	printf("\nAnchorHash: the same working set after the same 10 removals in two orders: "
+	       "%% of keys placed apart\n");
+	if (json)
+		fprintf(json, "\"anchor_history\": [");
+	for (const size_t *n = scale.pools; *n; n++) {
+		struct pool pool = pool_new(*n);
+		struct table one = build_anchor(&pool), other = build_anchor(&pool);
+		__u32 gone[CHURN_CYCLES];
+		size_t removals = *n - 1 < CHURN_CYCLES ? *n - 1 : CHURN_CYCLES;
+
+		for (size_t i = 0; i < removals; i++) {
+			size_t index = next_random() % pool.n;
+
+			gone[i] = pool.c[index].bucket;
+			pool_leave(&pool, index);
+		}
+		for (size_t i = 0; i < removals; i++)
+			if (anchorhash_remove(one.ah, gone[i]) ||
+			    anchorhash_remove(other.ah, gone[removals - 1 - i]))
+				fail("anchorhash_remove", EINVAL);
+		size_t apart = 0;
+
+		for (size_t k = 0; k < scale.keys; k++)
+			apart += lookup(&one, key_hash(k)) != lookup(&other, key_hash(k));
+		double pct = 100.0 * apart / scale.keys;
+
+		printf("  pool %6zu: %6.3f%% (the removed held %.3f%%)\n", *n, pct,
+		       100.0 * removals / *n);
+		json_sep(&first);
+		if (json)
+			fprintf(json, "{\"pool\": %zu, \"removed\": %zu, \"apart_pct\": %.4f}", *n,
+				removals, pct);
+		table_free(&one);
+		table_free(&other);
 		free(pool.c);
 	}
 	if (json)
@@ -458,7 +583,7 @@ static void bench_shrink(void)
 		__u32 *after = must_alloc(scale.keys * sizeof(__u32));
 		double moved = 0, least = 0;
 
-		place(dx, &pool, before);
+		place(dx, &pool, NULL, before);
 		while (pool.n > scale.shrink_to) {
 			size_t gone = next_random() % pool.n;
 			__u32 slot = pool.c[gone].slot, freed = pool.c[gone].bucket;
@@ -466,7 +591,7 @@ static void bench_shrink(void)
 			pool_leave(&pool, gone);
 			if (policy == 2)
 				compact(&pool, freed);
-			place(dx, &pool, after);
+			place(dx, &pool, NULL, after);
 			moved += 100 * share_moved(before, after);
 			least += 100 * share_on(before, slot);
 			memcpy(before, after, scale.keys * sizeof(__u32));
@@ -540,7 +665,11 @@ static double table_max_over_mean(const struct table *t, size_t n)
 {
 	double *share = must_alloc(n * sizeof(double)), max = 0;
 
-	if (!t->dx) {
+	if (t->kind == ANCHOR) {
+		free(share);
+		return NAN; /* no table: every key is uniform over the working set */
+	}
+	if (t->kind == MAGLEV) {
 		for (__u32 e = 0; e < t->size; e++)
 			share[t->entries[e]] += 1.0 / t->size;
 	} else {
@@ -574,7 +703,7 @@ static double median(double *values, int count)
 }
 
 /* Median build time, ms, over enough builds to take ~0.3 s (at least 3). */
-static double build_ms(int dx, const struct pool *pool)
+static double build_ms(enum kind kind, const struct pool *pool)
 {
 	double times[64];
 	int count = 0;
@@ -582,10 +711,10 @@ static double build_ms(int dx, const struct pool *pool)
 
 	while (count < 64 && (count < 3 || spent < 300000000ull)) {
 		__u64 start = now_ns();
-		struct table t = build(dx, pool);
+		struct table t = build(kind, pool);
 		__u64 took = now_ns() - start;
 
-		free(t.entries);
+		table_free(&t);
 		times[count++] = took / 1e6;
 		spent += took;
 	}
@@ -630,9 +759,9 @@ static double hash_only_ns(void)
 }
 
 static void print_pool_row(const char *algorithm, const char *shape, size_t n, __u32 buckets,
-			   const struct pool *pool, int dx, int *first)
+			   const struct pool *pool, enum kind kind, int *first)
 {
-	struct table t = build(dx, pool);
+	struct table t = build(kind, pool);
 	__u32 *counts = must_alloc(pool->n * sizeof(__u32));
 	size_t keys = 1000000;
 
@@ -648,12 +777,16 @@ static void print_pool_row(const char *algorithm, const char *shape, size_t n, _
 	}
 	double stddev_pct = 100 * sqrt(var / pool->n) / mean;
 	double expected = table_max_over_mean(&t, pool->n);
-	double ms = build_ms(dx, pool);
+	double ms = build_ms(kind, pool);
 	double hot = lookup_ns(&t, 0), varied = lookup_ns(&t, 1);
 	double kib = table_bytes(&t) / 1024.0;
 
-	printf("%-7s %-22s %6zu %7.3f %7.2f %8.4f %10.3f %10.1f %6.1f %6.1f\n", algorithm, shape,
-	       n, max / mean, stddev_pct, expected, ms, kib, hot, varied);
+	char expected_text[16] = "-";
+
+	if (!isnan(expected))
+		snprintf(expected_text, sizeof(expected_text), "%.4f", expected);
+	printf("%-7s %-22s %6zu %7.3f %7.2f %8s %10.3f %10.1f %6.1f %6.1f\n", algorithm, shape,
+	       n, max / mean, stddev_pct, expected_text, ms, kib, hot, varied);
 	json_sep(first);
 	if (json)
 		fprintf(json,
@@ -661,10 +794,10 @@ static void print_pool_row(const char *algorithm, const char *shape, size_t n, _
 			"\"buckets\": %u, \"keys_max_over_mean\": %.4f, \"keys_stddev_pct\": %.3f, "
 			"\"table_max_over_mean\": %.5f, \"build_ms\": %.4f, \"table_kib\": %.2f, "
 			"\"lookup_hot_ns\": %.2f, \"lookup_varied_ns\": %.2f}",
-			algorithm, shape, n, buckets, max / mean, stddev_pct, expected, ms, kib, hot,
-			varied);
+			algorithm, shape, n, buckets, max / mean, stddev_pct,
+			isnan(expected) ? 1.0 : expected, ms, kib, hot, varied);
 	free(counts);
-	free(t.entries);
+	table_free(&t);
 }
 
 static void bench_pools(void)
@@ -680,8 +813,8 @@ static void bench_pools(void)
 	for (const size_t *n = scale.pools; *n; n++) {
 		struct pool pool = pool_new(*n);
 
-		for (int dx = 0; dx <= 1; dx++)
-			print_pool_row(algorithm_names[dx], "grown from empty", *n, *n, &pool, dx,
+		for (int kind = MAGLEV; kind <= ANCHOR; kind++)
+			print_pool_row(algorithm_names[kind], "grown from empty", *n, *n, &pool, kind,
 				       &first);
 		free(pool.c);
 	}
@@ -702,7 +835,7 @@ static void bench_pools(void)
 	for (size_t i = 0; sparse[i].n; i++) {
 		struct pool pool = sparse_pool(sparse[i].n, sparse[i].below);
 
-		print_pool_row("dxhash", sparse[i].shape, sparse[i].n, sparse[i].below, &pool, 1,
+		print_pool_row("dxhash", sparse[i].shape, sparse[i].n, sparse[i].below, &pool, DXHASH,
 			       &first);
 		free(pool.c);
 	}
@@ -722,7 +855,7 @@ struct bpf_bench {
  * hl_tables under a new id. Returns the id. */
 static __u64 load_table(struct bpf_bench *b, const struct table *t, __u64 *memlock)
 {
-	__u32 entries = t->dx ? t->size : TETHER_POOL_TABLE_ENTRIES(t->size);
+	__u32 entries = t->kind == DXHASH ? t->size : TETHER_POOL_TABLE_ENTRIES(t->size);
 	__u32 *values = must_alloc((size_t)entries * sizeof(__u32));
 	__u32 *keys = must_alloc((size_t)entries * sizeof(__u32));
 	LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = BPF_F_INNER_MAP);
@@ -730,7 +863,7 @@ static __u64 load_table(struct bpf_bench *b, const struct table *t, __u64 *memlo
 
 	if (fd < 0)
 		fail("creating a table map", errno);
-	if (t->dx) {
+	if (t->kind == DXHASH) {
 		memcpy(values, t->entries, (size_t)entries * sizeof(__u32));
 	} else {
 		values[TETHER_POOL_SIZE_INDEX] = t->size;
@@ -983,6 +1116,7 @@ int main(int argc, char **argv)
 	bench_pools();
 	bench_disruption();
 	bench_crossing();
+	bench_anchor_history();
 	bench_shrink();
 	bench_bpf();
 	if (json) {

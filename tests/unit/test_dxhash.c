@@ -269,8 +269,8 @@ static void test_order_does_not_matter(void **state)
 	}
 }
 
-/* A store's history: containers added (buckets by the lowest-free rule) and
- * removed at random. A router that lived through it (rebuilding at every
+/* A store's history: containers becoming warm (buckets by the lowest-free
+ * rule) and leaving at random. A router that lived through it (rebuilding at every
  * change) and one that syncs at the end from the store's (bucket, slot) pairs
  * build the same table; so does one that sees the pairs in another order. */
 static void test_history_does_not_matter(void **state)

@@ -2,11 +2,13 @@
 /* Builds the DxHash table of a pool (include/tether/dxhash.h has the probe
  * sequence and the layout; docs/consistent-hashing.md the argument).
  *
- * Each container holds a bucket in [0, DXHASH_MAX_BUCKETS), unique within its
- * function, given when the container is added (dxhash_lowest_free_bucket) and
- * kept until it is gone. The table is a function of the warm containers'
- * (bucket, slot) pairs alone: every router of a fleet that reads the same
- * pairs builds the same table, whatever it lived through. */
+ * Each warm container holds a bucket in [0, DXHASH_MAX_BUCKETS), unique within
+ * its function, that the store gives when the container becomes warm
+ * (dxhash_lowest_free_bucket) and takes back when it stops being warm, moving
+ * at most two others to keep the table dense (dxhash_compaction_move). The
+ * table is a function of the warm containers' (bucket, slot) pairs alone:
+ * every router of a fleet that reads the same pairs builds the same table,
+ * whatever it lived through. */
 #ifndef TETHER_DXHASH_BUILD_H
 #define TETHER_DXHASH_BUILD_H
 
@@ -15,7 +17,7 @@
 #include <tether/dxhash.h>
 
 struct dxhash_member {
-	__u32 bucket; /* given by the store when the container was added */
+	__u32 bucket; /* given by the store when the container became warm */
 	__u32 slot;   /* the value lookups return for this member */
 };
 

@@ -995,13 +995,25 @@ static void bench_bpf(void)
 	int maglev_fd = bpf_program__fd(b.skel->progs.hl_maglev);
 	int dx_fd = bpf_program__fd(b.skel->progs.hl_dxhash);
 
+	struct bpf_prog_info maglev_info = { 0 }, dx_info = { 0 };
+	__u32 info_len = sizeof(maglev_info);
+
+	if (bpf_obj_get_info_by_fd(maglev_fd, &maglev_info, &info_len) ||
+	    (info_len = sizeof(dx_info), bpf_obj_get_info_by_fd(dx_fd, &dx_info, &info_len)))
+		fail("bpf_obj_get_info_by_fd", errno);
+	printf("\nVerifier: hl_maglev %u instructions (%u processed), hl_dxhash %u (%u processed)\n",
+	       maglev_info.xlated_prog_len / 8, maglev_info.verified_insns,
+	       dx_info.xlated_prog_len / 8, dx_info.verified_insns);
 	printf("\nBPF_PROG_TEST_RUN, ns per run (median of %u runs of %u); the floor is the "
 	       "same program without the table lookup\n", scale.runs, scale.repeat);
 	printf("%-28s %6s %12s %12s %12s %12s %9s %9s\n", "pool", "size", "maglev hot",
 	       "dxhash hot", "maglev var", "dxhash var", "mag KiB", "dx KiB");
 	if (json)
-		fprintf(json, "\"bpf\": {\"repeat\": %u, \"runs\": %u, \"rows\": [", scale.repeat,
-			scale.runs);
+		fprintf(json, "\"bpf\": {\"repeat\": %u, \"runs\": %u, \"maglev_insns\": %u, "
+			      "\"maglev_verified_insns\": %u, \"dxhash_insns\": %u, "
+			      "\"dxhash_verified_insns\": %u, \"rows\": [",
+			scale.repeat, scale.runs, maglev_info.xlated_prog_len / 8,
+			maglev_info.verified_insns, dx_info.xlated_prog_len / 8, dx_info.verified_insns);
 	for (const size_t *n = scale.pools; *n; n++) {
 		struct pool pool = pool_new(*n);
 		struct table maglev = build_maglev(&pool), dx = build_dxhash(&pool);

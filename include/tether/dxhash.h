@@ -6,13 +6,13 @@
  * Every warm container of a function holds a bucket number in [0, 65536),
  * given by the store (user/lib/dxhash.h has the rules). A key walks a
  * pseudo-random sequence of buckets and goes to the first one held by a
- * warm container (DxHash, Dong and Wang 2021). The sequence is "nested": its buckets below
- * 2^L are, in order, the whole sequence a table of 2^L buckets walks. So the
- * key's choice is the first warm bucket of one sequence over all 65536
- * buckets, whatever the table's capacity: growing or shrinking the table
- * (a power of two above the highest warm bucket) moves no key that it finds
- * within DXHASH_PROBES steps, and removing or adding a container moves only
- * that container's keys. */
+ * warm container (DxHash, Dong and Wang 2021). The sequence is "nested": its
+ * buckets below 2^L are, in order, the whole sequence a table of 2^L buckets
+ * walks. So the key's choice is the first warm bucket of one sequence over
+ * all 65536 buckets, whatever the table's capacity: growing or shrinking the
+ * table (a power of two above the highest warm bucket) moves no key that it
+ * finds within DXHASH_PROBES steps, and removing or adding a container moves
+ * only that container's keys. */
 #ifndef TETHER_DXHASH_H
 #define TETHER_DXHASH_H
 

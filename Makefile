@@ -233,10 +233,30 @@ $(BUILD)/tools/bench_dataplane.o: $(BENCH_SKEL)
 $(BUILD)/tools/bench_dataplane.o: CFLAGS += -Itools -Itests/lib
 $(BUILD)/tools/bench_dataplane: $(BUILD)/tests/lib/pktgen.o
 
+# Pool-table lookups (tools/bench_hash.c): Maglev against DxHash, in BPF too.
+HASH_BPF_OBJ := $(BUILD)/hash_lookup.bpf.o
+HASH_SKEL    := $(BUILD)/hash_lookup.skel.h
+
+$(HASH_BPF_OBJ): tools/bench/hash_lookup.bpf.c tools/bench/hash_lookup.h $(BPF_HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(HASH_SKEL): $(HASH_BPF_OBJ)
+	$(BPFTOOL) gen skeleton $< name hash_lookup > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tools/bench_hash.o: $(HASH_SKEL) tools/bench/hash_lookup.h
+$(BUILD)/tools/bench_hash.o: CFLAGS += -Itools
+# AnchorHash is a yardstick of the bench, not part of the router.
+$(BUILD)/tools/bench_hash: $(BUILD)/tools/bench/anchorhash.o $(LIB_dataplane) $(LIB_core)
+$(BUILD)/tests/unit/test_anchorhash: $(BUILD)/tools/bench/anchorhash.o
+$(BUILD)/tests/unit/test_anchorhash.o: CFLAGS += -Itools
+$(BUILD)/tests/unit/test_dxhash: $(LIB_dataplane) $(LIB_core)
+
 bench: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/tools/bench_dataplane --json $(BUILD)/bench-dataplane.json
 	$(BUILD)/tools/bench_control --json $(BUILD)/bench-control.json
+	$(BUILD)/tools/bench_hash --json $(BUILD)/bench-hash.json
 	BUILD=$(BUILD) tools/bench_forward.sh --json $(BUILD)/bench-forward.json
 	BUILD=$(BUILD) tools/bench_socket.sh --json $(BUILD)/bench-socket.json
 	BUILD=$(BUILD) tools/bench_latency.sh --json $(BUILD)/bench-latency.json

@@ -50,6 +50,12 @@ bench dataplane "$scratch/dataplane.json" \
 bench control "$scratch/control.json" \
 	'.figures | length >= 20 and all(.[]; .value >= 0)' \
 	"$build/tools/bench_control" --quick --json "$scratch/control.json"
+bench hash "$scratch/hash.json" \
+	'(.disruption | length) >= 6 and all(.disruption[]; .leave_pct > 0) and
+	 ([.disruption[] | select(.algorithm == "dxhash")] | all(.[]; .leave_pct == .leave_min_pct)) and
+	 (.shrink | length) == 3 and (.bpf.rows | length) >= 5 and
+	 all(.bpf.rows[]; .dxhash_varied_ns > 0)' \
+	"$build/tools/bench_hash" --quick --json "$scratch/hash.json"
 bench forward "$scratch/forward.json" \
 	'[.rows[] | select(.row | startswith("tether"))] | length == 3 and
 	 all(.[]; .right_share == 1 and .delivered_pps > 0)' \

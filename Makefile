@@ -28,6 +28,12 @@ AGENT_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/agent/*.c))
 INVOKE_OBJS    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/invoke/*.c))
 UNIT_TESTS   := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c))
 BPF_TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/bpf/test_*.c))
+# The fleet's store client (etcd over libcurl and json-glib): linked into its
+# own tests only, for now.
+STORE_CFLAGS := $(shell pkg-config --cflags libcurl json-glib-1.0 2>/dev/null)
+STORE_LIBS   := $(shell pkg-config --libs libcurl json-glib-1.0 2>/dev/null)
+STORE_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/lib/store/*.c))
+STORE_TESTS  := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/store/test_*.c))
 TOOLS        := $(patsubst %.c,$(BUILD)/%,$(filter-out %.bpf.c,$(wildcard tools/*.c)))
 TOOL_BPF_OBJS := $(patsubst tools/%.bpf.c,$(BUILD)/%.bpf.o,$(wildcard tools/*.bpf.c))
 PROGRAMS     := $(BUILD)/tetherd $(BUILD)/tetherctl $(BUILD)/tether-agent $(BUILD)/tether-invoke
@@ -38,8 +44,8 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 		-Iinclude -Iuser/lib
 
 .PHONY: all deps test bench bench-forward demo clean
-all: $(BPF_OBJ) $(SKEL) $(LIB_OBJS) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS) \
-     $(FUZZ_TARGETS)
+all: $(BPF_OBJ) $(SKEL) $(LIB_OBJS) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS) $(TOOLS) \
+     $(TOOL_BPF_OBJS) $(FUZZ_TARGETS)
 
 deps:
 	@tools/install-deps.sh
@@ -76,6 +82,11 @@ $(BUILD)/tether-invoke: $(INVOKE_OBJS) $(LIB_OBJS)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TETHERD_OBJS) $(LIB_OBJS) $(TESTLIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcmocka -lm
 
+$(STORE_OBJS) $(STORE_TESTS:=.o): CFLAGS += $(STORE_CFLAGS) -Iuser/lib/store
+$(STORE_OBJS) $(STORE_TESTS:=.o): $(wildcard user/lib/store/*.h)
+$(BUILD)/tests/store/%: $(BUILD)/tests/store/%.o $(STORE_OBJS) $(LIB_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(STORE_LIBS) -lcmocka
+
 $(BUILD)/tools/bench_control: $(TETHERD_OBJS)
 $(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lm
@@ -92,7 +103,7 @@ demo: deps
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TESTS) tests/fuzz/run.sh \
+	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS) $(E2E_TESTS) tests/fuzz/run.sh \
 		tests/bench/test_bench_quick.sh
 	@$(MAKE) --no-print-directory test-sanitize
 
@@ -168,10 +179,10 @@ SANITIZE_CFLAGS ?= -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
 		   -fno-omit-frame-pointer
 # valgrind cannot run what ASan built: test_valgrind.sh runs on the plain build.
 SANITIZE_E2E    := $(filter-out tests/e2e/test_valgrind.sh,$(E2E_TESTS)) tests/e2e/test_private_checkout.sh
-SANITIZE_TESTS  := $(patsubst $(BUILD)/%,$(SANITIZE_BUILD)/%,$(UNIT_TESTS) $(BPF_TESTS))
+SANITIZE_TESTS  := $(patsubst $(BUILD)/%,$(SANITIZE_BUILD)/%,$(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS))
 
 .PHONY: userspace test-sanitize
-userspace: $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS)
+userspace: $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS) $(TOOLS) $(TOOL_BPF_OBJS)
 
 test-sanitize: deps
 	@CFLAGS="$(SANITIZE_CFLAGS)" $(MAKE) --no-print-directory -j$(shell nproc) \

@@ -132,7 +132,8 @@ struct etcd_write_result {
 
 /* In every callback error is NULL on success; result is NULL on error (but
  * for ETCD_FAILED_COMPARE, see etcd_txn). Results belong to the client and
- * live until the callback returns. */
+ * live until the callback returns. Every call returns NULL when it cannot be
+ * sent (a NULL key or callback, a malformed txn): its callback never runs. */
 typedef void (*etcd_range_cb)(void *ctx, const struct etcd_error *error,
 			      const struct etcd_range_result *result);
 typedef void (*etcd_write_cb)(void *ctx, const struct etcd_error *error,
@@ -149,8 +150,8 @@ struct etcd_call *etcd_delete(struct etcd_client *client, const char *key, bool 
 struct etcd_call *etcd_compact(struct etcd_client *client, int64_t revision, bool physical,
 			       etcd_write_cb callback, void *ctx);
 
-/* A large range read in pages of range->limit keys (the next page starts past
- * the last key of the one before), all at one revision (range->revision, or
+/* A large range read in pages of range->limit keys (0: 1,000; the next page
+ * starts past the last key of the one before), all at one revision (range->revision, or
  * the newest when the first page is read), so the pages make one snapshot:
  * watching from revision + 1 afterwards misses nothing. page runs once per
  * page; done once, at the end or on the first error (ETCD_COMPACTED when that
@@ -220,7 +221,7 @@ struct etcd_txn_result {
  * result too (succeeded false, the failure ops' responses). */
 typedef void (*etcd_txn_cb)(void *ctx, const struct etcd_error *error,
 			    const struct etcd_txn_result *result);
-/* NULL when the txn cannot be sent (a NULL key, more than 128 ops). */
+/* etcd refuses more than 128 ops a branch by default (ETCD_REJECTED). */
 struct etcd_call *etcd_txn(struct etcd_client *client, const struct etcd_txn *txn,
 			   etcd_txn_cb callback, void *ctx);
 

@@ -150,7 +150,7 @@ struct etcd_call *etcd_delete(struct etcd_client *client, const char *key, bool 
 struct etcd_call *etcd_compact(struct etcd_client *client, int64_t revision, bool physical,
 			       etcd_write_cb callback, void *ctx);
 
-/* A large range read in pages of range->limit keys (0: 1,000; the next page
+/* A large range read in pages of range->limit keys (0: 10,000; the next page
  * starts past the last key of the one before), all at one revision (range->revision, or
  * the newest when the first page is read), so the pages make one snapshot:
  * watching from revision + 1 afterwards misses nothing. page runs once per

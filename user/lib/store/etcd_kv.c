@@ -186,7 +186,11 @@ struct etcd_call *etcd_range_pages(struct etcd_client *client, const struct etcd
 		op->end = NULL;
 	}
 	op->revision = range->revision;
-	op->limit = range->limit > 0 ? range->limit : 1000;
+	/* etcd 3.4 walks the rest of the range in its index for every page (to
+	 * count it), so small pages cost the square of the keys: 1,000,000 keys
+	 * took 72 s in pages of 2,000 and 27 s in pages of 10,000 (answers of
+	 * ~1.5 MB), most of it etcd writing JSON. */
+	op->limit = range->limit > 0 ? range->limit : 10000;
 	op->keys_only = range->keys_only;
 	op->page = page;
 	op->done = done;

@@ -14,6 +14,9 @@
 #   tools/etcd-cluster.sh kill DIR I         kill -9 of member I (its data stays)
 #   tools/etcd-cluster.sh restart DIR I      starts member I again on its data and
 #                                            ports; waits until it is healthy
+#   tools/etcd-cluster.sh freeze DIR I       SIGSTOP of member I: it keeps its
+#                                            connections open and answers nothing
+#   tools/etcd-cluster.sh thaw DIR I         SIGCONT of member I
 #   tools/etcd-cluster.sh stop DIR           stops every member and removes DIR
 #
 # Extra etcd flags for every member: ETCD_CLUSTER_FLAGS (e.g.
@@ -139,6 +142,7 @@ stop_all() {
 	for ((i = 0; i < N; i++)); do
 		pid=$(cat "$dir/m$i.pid" 2>/dev/null) || continue
 		kill "$pid" 2>/dev/null && pids+=("$pid")
+		kill -CONT "$pid" 2>/dev/null || true # a frozen one, to take its TERM
 	done
 	for ((i = 0; i < 50 && ${#pids[@]}; i++)); do
 		local left=()
@@ -237,6 +241,13 @@ restart)
 	alive "$3" && die "member $3 of $dir is running"
 	launch "$3" existing
 	wait_healthy "$3" || die "member $3 did not become healthy again; see $dir/m$3.log"
+	;;
+freeze | thaw)
+	(($# == 3)) || usage
+	load
+	check_index "$3"
+	alive "$3" || die "member $3 of $dir is not running"
+	kill "-$([[ $command == freeze ]] && echo STOP || echo CONT)" "$(cat "$dir/m$3.pid")"
 	;;
 stop)
 	[[ -e $dir ]] || exit 0

@@ -82,6 +82,17 @@ static void restart_member(int member)
 	assert_int_equal(run_script("restart", member), 0);
 }
 
+/* SIGSTOP: its connections stay open, it answers nothing. */
+static void freeze_member(int member)
+{
+	assert_int_equal(run_script("freeze", member), 0);
+}
+
+static void thaw_member(int member)
+{
+	assert_int_equal(run_script("thaw", member), 0);
+}
+
 static int cluster_setup(void **state)
 {
 	char command[PATH_MAX + 512];
@@ -154,15 +165,21 @@ static int cluster_teardown(void **state)
 	} while (0)
 
 /* A client on its own loop (for the _sync calls). */
-static struct etcd_client *client_on(const char *endpoints, int timeout_ms)
+static struct etcd_client *client_with(const char *endpoints, const struct etcd_options *options)
 {
-	struct etcd_options options = { .timeout_ms = timeout_ms };
 	char why[256] = "";
-	struct etcd_client *client = etcd_client_new(NULL, endpoints, &options, why, sizeof(why));
+	struct etcd_client *client = etcd_client_new(NULL, endpoints, options, why, sizeof(why));
 
 	if (!client)
 		fail_msg("etcd_client_new(%s): %s", endpoints, why);
 	return client;
+}
+
+static struct etcd_client *client_on(const char *endpoints, int timeout_ms)
+{
+	struct etcd_options options = { .timeout_ms = timeout_ms };
+
+	return client_with(endpoints, &options);
 }
 
 #define CHECK_OK(status, error)                                                         \
@@ -910,6 +927,76 @@ static void test_watch_resumes_after_member_killed(void **state)
 	etcd_client_free(watching);
 }
 
+/* A member that hangs (SIGSTOP) closes nothing: the watch on it finds out by
+ * its status checks and resumes elsewhere; a read sent to it first goes to
+ * another member in time. */
+static void test_frozen_member(void **state)
+{
+	(void)state;
+	NEED_ETCD();
+	struct etcd_options options = { .timeout_ms = 3000, .watch_check_ms = 1000 };
+	struct etcd_client *watching = client_with(cluster.endpoints, &options);
+	struct watcher w;
+	char key[64];
+
+	watcher_init(&w);
+	w.watch = etcd_watch_prefix(watching, "/t/frozen/", 0, on_watch, &w);
+	assert_true(pump(etcd_client_loop(watching), 5000, until_connected, &w));
+	int victim = member_of(etcd_watch_endpoint(w.watch));
+	int others[2] = { (victim + 1) % MEMBERS, (victim + 2) % MEMBERS };
+	char *rest = g_strdup_printf("%s,%s", cluster.endpoint[others[0]],
+				     cluster.endpoint[others[1]]);
+	struct etcd_client *writer = client_on(rest, 5000);
+
+	for (int i = 0; i < 20; i++) {
+		if (i == 10) {
+			w.want = 10;
+			assert_true(pump(etcd_client_loop(watching), 5000, until_events, &w));
+			freeze_member(victim);
+		}
+		snprintf(key, sizeof(key), "/t/frozen/%02d", i);
+		put_surely(writer, key, "v");
+	}
+	int64_t frozen = now_ms();
+
+	w.want = 20;
+	pump(etcd_client_loop(watching), 15000, until_events, &w);
+	print_message("member %d frozen; the watch went on from %s after %" PRId64 " ms\n", victim,
+		      w.connected > 1 ? w.endpoints[1] : "(nowhere)", now_ms() - frozen);
+	assert_false(w.ended);
+	assert_int_equal(w.lost, 1);
+	assert_int_equal(w.connected, 2);
+	assert_int_not_equal(member_of(w.endpoints[1]), victim);
+	assert_int_equal(w.events->len, 20);
+	for (guint i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "/t/frozen/%02u", i);
+		assert_string_equal(seen(&w, i)->key, key);
+	}
+	etcd_watch_cancel(w.watch);
+	watcher_clear(&w);
+
+	/* The frozen member first: a read's first attempt has half of the 3 s,
+	 * then the next member answers. */
+	char *frozen_first = g_strdup_printf("%s,%s", cluster.endpoint[victim], rest);
+	struct etcd_client *reader = client_on(frozen_first, 3000);
+	struct etcd_range range = { .key = "/t/frozen/", .prefix = true, .count_only = true };
+	struct etcd_range_result *result;
+	struct etcd_error error;
+	int64_t started = now_ms();
+
+	CHECK_OK(etcd_range_sync(reader, &range, &result, &error), error);
+	assert_int_equal(result->count, 20);
+	assert_in_range(now_ms() - started, 1000, 3000);
+	etcd_range_result_free(result);
+	thaw_member(victim);
+	CHECK_OK(etcd_delete_sync(writer, "/t/frozen/", true, NULL, &error), error);
+	etcd_client_free(reader);
+	etcd_client_free(writer);
+	etcd_client_free(watching);
+	g_free(frozen_first);
+	g_free(rest);
+}
+
 static void test_watch_compacted(void **state)
 {
 	(void)state;
@@ -1422,6 +1509,7 @@ int main(void)
 		cmocka_unit_test(test_lease_keepalive),
 		cmocka_unit_test(test_watch_resumes_after_member_killed),
 		cmocka_unit_test(test_kv_failover_one_member_killed),
+		cmocka_unit_test(test_frozen_member),
 		cmocka_unit_test(test_watch_compacted),
 	};
 

@@ -20,6 +20,7 @@ static const struct etcd_options defaults = {
 	.connect_timeout_ms = 1000,
 	.backoff_min_ms = 50,
 	.backoff_max_ms = 2000,
+	.watch_check_ms = 5000,
 };
 
 static void on_socket_ready(void *ctx, int fd, uint32_t events)
@@ -167,6 +168,7 @@ struct etcd_client *etcd_client_new(struct loop *loop, const char *endpoints,
 			option_or(options->connect_timeout_ms, defaults.connect_timeout_ms),
 		.backoff_min_ms = option_or(options->backoff_min_ms, defaults.backoff_min_ms),
 		.backoff_max_ms = option_or(options->backoff_max_ms, defaults.backoff_max_ms),
+		.watch_check_ms = option_or(options->watch_check_ms, defaults.watch_check_ms),
 	};
 	client->calls = g_hash_table_new(NULL, NULL);
 	client->watches = g_hash_table_new(NULL, NULL);

@@ -66,6 +66,10 @@ struct etcd_options {
 	int connect_timeout_ms; /* to connect to one endpoint; 1000 */
 	int backoff_min_ms;     /* the first pause once every endpoint failed; 50 */
 	int backoff_max_ms;     /* the longest pause; 2000 */
+	/* How often a watch asks its member for its status: a member that hangs
+	 * (stopped, stuck on its disk) sends nothing and closes nothing, and
+	 * only this tells its watches to go elsewhere; 5000. */
+	int watch_check_ms;
 };
 
 /* endpoints: "http://127.0.0.1:2379,http://127.0.0.1:22379,...". loop: the

@@ -95,6 +95,16 @@ const char *etcd_call_endpoint(const struct etcd_call *call)
 	return call->client->endpoints[call->endpoint];
 }
 
+size_t etcd_call_endpoint_index(const struct etcd_call *call)
+{
+	return call->endpoint;
+}
+
+static int timeout_ms(const struct etcd_call *call)
+{
+	return call->timeout_ms ? call->timeout_ms : call->client->options.timeout_ms;
+}
+
 void etcd_call_note(struct etcd_call *call, const char *format, ...)
 {
 	va_list args;
@@ -146,18 +156,18 @@ static char *notes(const struct etcd_call *call)
 static void give_up(struct etcd_call *call)
 {
 	char *tried = notes(call);
-	int timeout_ms = call->client->options.timeout_ms;
+	int ms = timeout_ms(call);
 
 	if (call->gave_up_as == ETCD_TIMEOUT)
 		etcd_call_fail(call, ETCD_TIMEOUT, "etcd did not answer the %s within %d ms (%s)%s",
-			       call->ops->what, timeout_ms, tried,
+			       call->ops->what, ms, tried,
 			       is_write(call) ? "; it may or may not have been applied" : "");
 	else if (call->flags & ETCD_CALL_PINNED)
 		etcd_call_fail(call, ETCD_UNAVAILABLE, "etcd unavailable: %s", tried);
 	else
 		etcd_call_fail(call, ETCD_UNAVAILABLE,
 			       "etcd unavailable: no endpoint took the %s within %d ms (%s)",
-			       call->ops->what, timeout_ms, tried);
+			       call->ops->what, ms, tried);
 	g_free(tried);
 }
 
@@ -191,6 +201,13 @@ static void attempt(struct etcd_call *call)
 
 	if (left_ms && left_ms < connect_ms)
 		connect_ms = left_ms;
+	/* A member that takes a read and never answers (hung, stopped) must
+	 * leave the others time: a read's attempt gets half of what is left. A
+	 * write sent cannot be sent elsewhere anyway: it gets it all. */
+	call->attempt_ms = left_ms;
+	if (left_ms && !is_write(call) && !(call->flags & ETCD_CALL_PINNED) &&
+	    client->n_endpoints > 1)
+		call->attempt_ms = MAX(left_ms / 2, MIN(left_ms, 200));
 	curl_easy_setopt(easy, CURLOPT_URL, call->url);
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(easy, CURLOPT_PROXY, ""); /* never a proxy from the environment */
@@ -203,7 +220,7 @@ static void attempt(struct etcd_call *call)
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, call->curl_error);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, left_ms); /* 0 (streams): none */
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, call->attempt_ms); /* 0 (streams): none */
 	/* A watch on a member that vanished without closing (a host down, a
 	 * partition) is noticed in about 20 s rather than never. */
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -278,8 +295,7 @@ void etcd_call_start(struct etcd_call *call, size_t endpoint)
 
 	call->endpoint = call->flags & ETCD_CALL_PINNED ? endpoint : client->preferred;
 	if (!(call->flags & ETCD_CALL_STREAM))
-		call->deadline =
-			g_get_monotonic_time() + (int64_t)client->options.timeout_ms * 1000;
+		call->deadline = g_get_monotonic_time() + (int64_t)timeout_ms(call) * 1000;
 	attempt(call);
 }
 
@@ -298,7 +314,7 @@ void etcd_call_restart(struct etcd_call *call, char *body)
 	etcd_call_set_body(call, body);
 	call->tried = 0;
 	call->round = 0;
-	call->deadline = g_get_monotonic_time() + (int64_t)call->client->options.timeout_ms * 1000;
+	call->deadline = g_get_monotonic_time() + (int64_t)timeout_ms(call) * 1000;
 	attempt(call);
 }
 
@@ -336,8 +352,23 @@ static void resume_stream(struct etcd_call *call)
 		call->round = 0;
 	}
 	detach(call);
+	/* Lines left unread are read again from the next endpoint. */
+	if (call->queued) {
+		g_queue_remove(&call->client->streams_ready, call);
+		call->queued = false;
+	}
 	call->ops->resume(call, call->why[call->endpoint]);
 	retry(call);
+}
+
+void etcd_call_abandon(struct etcd_call *call, const char *why)
+{
+	if (call->stopped || !call->easy)
+		return;
+	etcd_call_ref(call);
+	etcd_call_note(call, "%s", why);
+	resume_stream(call);
+	etcd_call_unref(call);
 }
 
 void etcd_call_deliver_lines(struct etcd_call *call)
@@ -479,9 +510,13 @@ static void transfer_failed(struct etcd_call *call, CURLcode code, long sent, lo
 		return;
 	}
 	if (code == CURLE_OPERATION_TIMEDOUT) {
-		/* Its timeout is what was left of the deadline. */
-		etcd_call_note(call, "%s: no answer in time", endpoint);
+		etcd_call_note(call, "%s: no answer within %ld ms", endpoint, call->attempt_ms);
 		call->gave_up_as = ETCD_TIMEOUT;
+		/* A read's attempt had part of the time: the rest for the others. */
+		if (!is_write(call) && g_get_monotonic_time() < call->deadline - 1000) {
+			retry(call);
+			return;
+		}
 		give_up(call);
 		return;
 	}

@@ -112,7 +112,9 @@ struct etcd_call {
 	bool too_large;
 	char curl_error[CURL_ERROR_SIZE];
 	int64_t attempt_started; /* monotonic µs */
+	long attempt_ms;         /* its timeout; 0: none */
 	/* Failover. */
+	int timeout_ms;   /* the deadline from the start; 0: the client's */
 	int64_t deadline; /* monotonic µs; 0: none (streams) */
 	size_t endpoint;  /* index into client->endpoints */
 	size_t tried;     /* endpoints tried in this round */
@@ -133,6 +135,9 @@ struct etcd_call *etcd_call_launch(struct etcd_call *call, size_t endpoint);
 /* From answer(): the same call again with a new body (taken) and a new
  * deadline, on the endpoint that answered (the next page of a range). */
 void etcd_call_restart(struct etcd_call *call, char *body);
+/* A stream's endpoint seems dead though its connection is not (why): the
+ * stream resumes on the next endpoint, as if it had broken. */
+void etcd_call_abandon(struct etcd_call *call, const char *why);
 /* Replaces the body the next attempt sends (a stream's resume()). */
 void etcd_call_set_body(struct etcd_call *call, char *body);
 /* Stops it (no callback runs any more) and drops the engine's reference. */
@@ -141,6 +146,7 @@ void etcd_call_ref(struct etcd_call *call);
 void etcd_call_unref(struct etcd_call *call);
 /* The endpoint the attempt in flight (or the last one) went to. */
 const char *etcd_call_endpoint(const struct etcd_call *call);
+size_t etcd_call_endpoint_index(const struct etcd_call *call);
 /* Records why the current endpoint failed, before ETCD_NEXT_RETRY. */
 void etcd_call_note(struct etcd_call *call, const char *format, ...) G_GNUC_PRINTF(2, 3);
 /* Ends a one-shot call with error: its ops->fail, then it is freed. */
@@ -153,6 +159,12 @@ void etcd_call_finished(struct etcd_call *call, CURLcode code);
 void etcd_call_deliver_lines(struct etcd_call *call);
 /* curl's write callback. */
 size_t etcd_call_received(char *data, size_t size, size_t count, void *call);
+
+/* --- Status (etcd_status.c) --------------------------------------------------- */
+
+/* etcd_member_status with a deadline of its own. */
+struct etcd_call *etcd_member_status_within(struct etcd_client *client, size_t index,
+					    int timeout_ms, etcd_status_cb callback, void *ctx);
 
 /* --- Results (etcd_result.c) ------------------------------------------------ */
 

@@ -265,6 +265,8 @@ static void renew(void *ctx)
 					       etcd_json_lease_id_request(keepalive->id),
 					       ETCD_CALL_IDEMPOTENT);
 
+	/* No use trying past the lease's end. */
+	call->timeout_ms = (int)MAX((keepalive->expires - now) / 1000, 200);
 	keepalive->in_callback++;
 	keepalive->call = etcd_call_launch(call, 0);
 	keepalive->in_callback--;

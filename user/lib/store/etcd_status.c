@@ -38,15 +38,23 @@ static const struct etcd_call_ops status_ops = {
 	.what = "status", .answer = status_answer, .fail = status_fail, .free = g_free,
 };
 
-struct etcd_call *etcd_member_status(struct etcd_client *client, size_t index,
-				     etcd_status_cb callback, void *ctx)
+struct etcd_call *etcd_member_status_within(struct etcd_client *client, size_t index,
+					    int timeout_ms, etcd_status_cb callback, void *ctx)
 {
 	struct status_op op = { callback, ctx };
 
 	if (index >= client->n_endpoints || !callback)
 		return NULL;
-	return etcd_call_launch(etcd_call_new(client, &status_ops, g_memdup2(&op, sizeof(op)),
-					      "/v3/maintenance/status", g_strdup("{}"),
-					      ETCD_CALL_IDEMPOTENT | ETCD_CALL_PINNED),
-				index);
+	struct etcd_call *call = etcd_call_new(client, &status_ops, g_memdup2(&op, sizeof(op)),
+					       "/v3/maintenance/status", g_strdup("{}"),
+					       ETCD_CALL_IDEMPOTENT | ETCD_CALL_PINNED);
+
+	call->timeout_ms = timeout_ms;
+	return etcd_call_launch(call, index);
+}
+
+struct etcd_call *etcd_member_status(struct etcd_client *client, size_t index,
+				     etcd_status_cb callback, void *ctx)
+{
+	return etcd_member_status_within(client, index, 0, callback, ctx);
 }

@@ -4,7 +4,9 @@
  * it has seen up to, from events, from the creation of a watch "from now" and
  * from progress notifications, so that when a stream breaks the call resumes
  * on the next endpoint right after it: no event twice, none lost, unless
- * etcd has compacted them away, which ends the watch as ETCD_COMPACTED. */
+ * etcd has compacted them away, which ends the watch as ETCD_COMPACTED. A
+ * member that hangs closes nothing, so the watch also asks it for its status
+ * now and then, and moves on when it does not answer. */
 #include "etcd_internal.h"
 
 #include <string.h>
@@ -22,12 +24,27 @@ struct etcd_watch {
 	bool connected;        /* between CONNECTED and LOST */
 	etcd_watch_cb callback;
 	void *ctx;
+	struct etcd_timer *check;   /* when to ask the member for its status */
+	struct etcd_call *checking; /* that question, in flight */
 	int in_callback;
 	bool cancelled; /* from its callback: freed once that returns */
 };
 
+static void stop_checking(struct etcd_watch *watch)
+{
+	etcd_timer_disarm(watch->check);
+	if (watch->checking) {
+		struct etcd_call *call = watch->checking;
+
+		watch->checking = NULL;
+		etcd_call_cancel(call);
+	}
+}
+
 static void watch_free(struct etcd_watch *watch)
 {
+	stop_checking(watch);
+	etcd_timer_free(watch->check);
 	if (watch->call) {
 		struct etcd_call *call = watch->call;
 
@@ -86,7 +103,41 @@ static void watch_fail(struct etcd_call *call, const struct etcd_error *error)
 
 	watch->call = NULL;
 	watch->connected = false;
+	stop_checking(watch);
 	deliver(watch, error, NULL);
+}
+
+static void on_checked(void *ctx, const struct etcd_error *error,
+		       const struct etcd_member_status *status)
+{
+	struct etcd_watch *watch = ctx;
+	char why[ETCD_MESSAGE_MAX + 128];
+
+	(void)status;
+	watch->checking = NULL;
+	if (!watch->call || !watch->connected)
+		return;
+	if (!error) {
+		etcd_timer_arm(watch->check, watch->client->options.watch_check_ms * 1000LL);
+		return;
+	}
+	g_snprintf(why, sizeof(why), "%s did not answer a status check (%s)",
+		   etcd_call_endpoint(watch->call), error->message);
+	etcd_call_abandon(watch->call, why); /* the watch may be gone after */
+}
+
+/* The stream's member still answers? (A connection to a stopped process
+ * stays open, quiet.) */
+static void check_member(void *ctx)
+{
+	struct etcd_watch *watch = ctx;
+
+	if (!watch->call || !watch->connected || watch->checking)
+		return;
+	watch->checking = etcd_member_status_within(watch->client,
+						    etcd_call_endpoint_index(watch->call),
+						    watch->client->options.watch_check_ms,
+						    on_checked, watch);
 }
 
 static void watch_resume(struct etcd_call *call, const char *why)
@@ -94,6 +145,7 @@ static void watch_resume(struct etcd_call *call, const char *why)
 	struct etcd_watch *watch = call->op;
 
 	etcd_call_set_body(call, watch_body(watch));
+	stop_checking(watch);
 	if (!watch->connected)
 		return; /* it was not running: nothing new to tell */
 	watch->connected = false;
@@ -134,6 +186,7 @@ static enum etcd_next watch_canceled(struct etcd_call *call, struct etcd_watch *
 	}
 	watch->call = NULL;
 	watch->connected = false;
+	stop_checking(watch);
 	deliver(watch, &error, NULL);
 	return ETCD_NEXT_DONE;
 }
@@ -194,6 +247,7 @@ static enum etcd_next watch_answer(struct etcd_call *call, JsonNode *root)
 		if (!watch->next_revision)
 			watch->next_revision = message.header.revision + 1;
 		watch->connected = true;
+		etcd_timer_arm(watch->check, watch->client->options.watch_check_ms * 1000LL);
 		update.news = ETCD_WATCH_CONNECTED;
 		update.header = message.header;
 		update.endpoint = etcd_call_endpoint(call);
@@ -235,6 +289,7 @@ struct etcd_watch *etcd_watch_prefix(struct etcd_client *client, const char *pre
 	watch->next_revision = start_revision;
 	watch->callback = callback;
 	watch->ctx = ctx;
+	watch->check = etcd_timer_new(client->timers, check_member, watch);
 	g_hash_table_add(client->watches, watch);
 	watch->call = etcd_call_new(client, &watch_ops, watch, "/v3/watch", watch_body(watch),
 				    ETCD_CALL_STREAM | ETCD_CALL_IDEMPOTENT);

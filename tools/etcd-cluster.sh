@@ -129,11 +129,17 @@ endpoints() {
 	echo "$list"
 }
 
+listening() {
+	ss -Htln "( sport = :${client_ports[$1]} or sport = :${peer_ports[$1]} )" | grep -q .
+}
+
+# Returns once member $1 is gone and its ports are closed: its leader thread
+# looks dead (a zombie) before the others have exited and closed its sockets.
 kill_member() {
-	local pid
+	local pid tries=0
 	pid=$(cat "$dir/m$1.pid" 2>/dev/null) || return 0
 	kill -9 "$pid" 2>/dev/null || true
-	while running "$pid"; do sleep 0.05; done
+	while (running "$pid" || listening "$1") && ((tries++ < 200)); do sleep 0.05; done
 	rm -f "$dir/m$1.pid"
 }
 

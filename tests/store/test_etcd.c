@@ -288,6 +288,8 @@ static void test_put_range_delete(void **state)
 	etcd_client_free(client);
 }
 
+#define KEYS_IN_PAGES 10000
+
 /* Pages of the 10,000 keys under /t/page/. */
 struct pages {
 	struct etcd_client *writer; /* writes while the pages are read */
@@ -339,16 +341,20 @@ static bool pages_done(void *ctx)
 	return ((struct pages *)ctx)->done;
 }
 
+static void check_backlog(struct etcd_client *client, int64_t from, unsigned n);
+
 static void test_paged_range(void **state)
 {
 	(void)state;
 	NEED_ETCD();
 	struct etcd_client *client = client_on(cluster.endpoints, 5000);
-	enum { KEYS = 10000, PER_TXN = 100 };
+	enum { KEYS = KEYS_IN_PAGES, PER_TXN = 100 };
 	struct etcd_op ops[PER_TXN];
 	char keys[PER_TXN][32], values[PER_TXN][32];
 	struct etcd_error error;
+	struct etcd_write_result before;
 
+	put(client, "/t/page-before", "x", &before);
 	/* 100 puts a transaction (etcd takes up to 128). */
 	for (int base = 0; base < KEYS; base += PER_TXN) {
 		for (int i = 0; i < PER_TXN; i++) {
@@ -379,6 +385,7 @@ static void test_paged_range(void **state)
 	assert_in_range(p.pages, 10, 11);
 	/* One snapshot, at the first page's revision. */
 	assert_int_equal(p.revision, p.first_revision);
+	check_backlog(client, before.header.revision + 1, KEYS + 2);
 
 	struct etcd_write_result deleted;
 
@@ -834,6 +841,28 @@ static void test_watch_in_order(void **state)
 	watcher_clear(&w2);
 	watcher_clear(&w);
 	etcd_client_free(client);
+}
+
+/* A watch from revision from catches up with the n events of /t/page/ since
+ * (many messages of 100 events in each read): all of them, in order. */
+static void check_backlog(struct etcd_client *client, int64_t from, unsigned n)
+{
+	struct watcher w;
+	int64_t started = now_ms();
+
+	watcher_init(&w);
+	w.watch = etcd_watch_prefix(client, "/t/page/", from, on_watch, &w);
+	w.want = n;
+	assert_true(pump(etcd_client_loop(client), 20000, until_events, &w));
+	print_message("a watch caught up with %u events in %" PRId64 " ms\n", n,
+		      now_ms() - started);
+	assert_int_equal(w.events->len, n);
+	for (guint i = 1; i < n; i++)
+		assert_true(seen(&w, i)->mod_revision >= seen(&w, i - 1)->mod_revision);
+	assert_string_equal(seen(&w, 0)->key, "/t/page/00000");
+	assert_string_equal(seen(&w, KEYS_IN_PAGES - 1)->key, "/t/page/09999");
+	etcd_watch_cancel(w.watch);
+	watcher_clear(&w);
 }
 
 /* A key written for sure: an outcome the writer cannot know (its member died

@@ -221,8 +221,8 @@ static void attempt(struct etcd_call *call)
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, call->attempt_ms); /* 0 (streams): none */
-	/* A watch on a member that vanished without closing (a host down, a
-	 * partition) is noticed in about 20 s rather than never. */
+	/* A connection to a host that vanished (down, cut off) ends after the
+	 * kernel's keepalive probes (about a minute), not never. */
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPIDLE, 10L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPINTVL, 5L);
@@ -373,27 +373,32 @@ void etcd_call_abandon(struct etcd_call *call, const char *why)
 
 void etcd_call_deliver_lines(struct etcd_call *call)
 {
+	CURL *easy = call->easy;
+	size_t consumed = 0;
 	long http = 0;
 
-	if (call->stopped || !call->easy)
+	if (call->stopped || !easy)
 		return;
-	curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &http);
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &http);
 	if (http != 200) /* an error: read whole once the attempt ends */
 		return;
 	etcd_call_ref(call);
-	while (!call->stopped && call->easy) {
-		guint8 *data = call->received->data;
-		guint8 *newline = memchr(data, '\n', call->received->len);
+	/* Lines are read in place and dropped together at the end: a backlog of
+	 * many in one read costs one move, not one per line. */
+	for (;;) {
+		const char *line = (const char *)call->received->data + consumed;
+		const char *newline = memchr(line, '\n', call->received->len - consumed);
 
 		if (!newline)
 			break;
-		size_t len = (size_t)(newline - data);
+		size_t len = (size_t)(newline - line);
 		char why[256];
-		JsonNode *root = len ? etcd_json_parse((char *)data, len, why, sizeof(why)) : NULL;
 
-		g_byte_array_remove_range(call->received, 0, (guint)len + 1);
+		consumed += len + 1;
 		if (!len)
 			continue;
+		JsonNode *root = etcd_json_parse(line, len, why, sizeof(why));
+
 		if (!root) {
 			etcd_call_fail(call, ETCD_BAD_RESPONSE,
 				       "%s sent a %s message etcd 3.4 does not send: %s",
@@ -404,13 +409,15 @@ void etcd_call_deliver_lines(struct etcd_call *call)
 		enum etcd_next next = call->ops->answer(call, root);
 
 		json_node_unref(root);
-		if (next == ETCD_NEXT_DONE) {
+		if (next == ETCD_NEXT_DONE)
 			etcd_call_stop(call);
-		} else if (next == ETCD_NEXT_RETRY) {
+		else if (next == ETCD_NEXT_RETRY)
 			resume_stream(call);
-			break;
-		}
+		if (call->stopped || call->easy != easy)
+			break; /* over, or another attempt with a buffer of its own */
 	}
+	if (!call->stopped && call->easy == easy)
+		g_byte_array_remove_range(call->received, 0, (guint)consumed);
 	etcd_call_unref(call);
 }
 

@@ -1407,7 +1407,8 @@ static void test_json_malformed(void **state)
 		"responses[1].response_range.kvs[0].value is not base64");
 	REFUSES(etcd_json_read_watch, &watch, "{\"foo\": 1}", "has neither result nor error");
 	REFUSES(etcd_json_read_watch, &watch,
-		"{\"result\": {\"events\": [{\"type\": \"EXPLODE\", \"kv\": {\"key\": \"YQ==\"}}]}}",
+		"{\"result\": {\"events\": [{\"type\": \"EXPLODE\", \"kv\": "
+		"{\"key\": \"YQ==\"}}]}}",
 		"result.events[0].type is neither PUT nor DELETE");
 	REFUSES(etcd_json_read_watch, &watch, "{\"result\": {\"events\": [{\"type\": \"PUT\"}]}}",
 		"result.events[0].kv is missing");

@@ -112,7 +112,8 @@ struct etcd_kv {
 
 struct etcd_range {
 	const char *key;
-	const char *range_end; /* every key in [key, range_end); NULL: see prefix */
+	/* Every key in [key, range_end) ("": from key on); NULL: see prefix. */
+	const char *range_end;
 	bool prefix;           /* every key starting with key (else the key alone) */
 	int64_t revision;      /* read as of this revision; 0: the newest */
 	int64_t limit;         /* at most this many keys; 0: no limit */

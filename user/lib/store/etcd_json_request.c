@@ -206,8 +206,8 @@ static bool add_op(JsonBuilder *builder, const struct etcd_op *op, char *why, si
 	case ETCD_OP_RANGE:
 		json_builder_set_member_name(builder, "request_range");
 		json_builder_begin_object(builder);
-		add_range(builder, op->key, key_len, range_end, end_len, 0, op->limit, op->keys_only,
-			  false);
+		add_range(builder, op->key, key_len, range_end, end_len, 0, op->limit,
+			  op->keys_only, false);
 		json_builder_end_object(builder);
 		break;
 	case ETCD_OP_PUT:

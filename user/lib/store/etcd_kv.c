@@ -67,10 +67,9 @@ static char *range_body(const struct etcd_range *range)
 	char *end = NULL;
 
 	if (range->range_end) {
-		end_len = strlen(range->range_end);
-		/* "" would mean the key alone: say "to the end" as etcd spells it. */
-		end = end_len ? g_strdup(range->range_end) : g_strdup("");
-		end_len = end_len ? end_len : 1;
+		/* "": every key from key on, which etcd spells as one NUL byte. */
+		end = g_strdup(range->range_end);
+		end_len = MAX(strlen(end), 1);
 	} else if (range->prefix) {
 		end = etcd_prefix_end(range->key, key_len, &end_len);
 	}

@@ -86,7 +86,7 @@ struct etcd_txn_result *etcd_txn_result_copy(const struct etcd_txn_result *resul
 	struct etcd_txn_result *copy = g_new0(struct etcd_txn_result, 1);
 
 	*copy = *result;
-	copy->responses = g_new0(struct etcd_op_result, result->n_responses ? result->n_responses : 1);
+	copy->responses = g_new0(struct etcd_op_result, MAX(result->n_responses, 1));
 	for (size_t i = 0; i < result->n_responses; i++) {
 		copy->responses[i] = result->responses[i];
 		if (result->responses[i].type == ETCD_OP_RANGE)

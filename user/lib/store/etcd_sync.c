@@ -46,7 +46,8 @@ static enum etcd_status run(struct etcd_client *client, struct etcd_call *call,
 			  ((int64_t)client->options.timeout_ms + 5000) * 1000;
 
 	if (!call && !wait->done && client->own_loop)
-		etcd_error_set(&wait->error, ETCD_REJECTED, "the etcd call was given bad arguments");
+		etcd_error_set(&wait->error, ETCD_REJECTED,
+			       "the etcd call was given bad arguments");
 	while (call && !wait->done) {
 		if (g_get_monotonic_time() > give_up) {
 			etcd_call_cancel(call);

@@ -182,7 +182,8 @@ static enum etcd_next watch_canceled(struct etcd_call *call, struct etcd_watch *
 			return ETCD_NEXT_RETRY; /* no leader there: elsewhere */
 		}
 		etcd_error_set(&error, ETCD_REJECTED, "%s cancelled the watch of '%s': %s",
-			       etcd_call_endpoint(call), prefix, reason[0] ? reason : "no reason given");
+			       etcd_call_endpoint(call), prefix,
+			       reason[0] ? reason : "no reason given");
 	}
 	watch->call = NULL;
 	watch->connected = false;

@@ -134,10 +134,18 @@ static void check_member(void *ctx)
 
 	if (!watch->call || !watch->connected || watch->checking)
 		return;
-	watch->checking = etcd_member_status_within(watch->client,
-						    etcd_call_endpoint_index(watch->call),
-						    watch->client->options.watch_check_ms,
-						    on_checked, watch);
+	/* Should it end at once (curl refused it), its callback may move the
+	 * watch, whose owner may cancel it: freed here, after. */
+	watch->in_callback++;
+	struct etcd_call *call = etcd_member_status_within(
+		watch->client, etcd_call_endpoint_index(watch->call),
+		watch->client->options.watch_check_ms, on_checked, watch);
+	watch->in_callback--;
+	if (watch->cancelled && !watch->in_callback) {
+		watch_free(watch);
+		return;
+	}
+	watch->checking = call;
 }
 
 static void watch_resume(struct etcd_call *call, const char *why)

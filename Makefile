@@ -29,12 +29,17 @@ objects_of = $(patsubst %.c,$(BUILD)/%.o,$(1))
 # --- Libraries (user/lib/*/, each folder one library; docs/architecture.md) ---
 # core: event loop, addresses, interfaces, VIPs on lo. dataplane: the only code
 # that writes the maps (loader, typed writers, Maglev). control: the control
-# protocol, both sides. client: libtether-client, for programs that invoke.
+# protocol, both sides. store: the fleet's etcd client (libcurl, json-glib).
+# client: libtether-client, for programs that invoke.
 LIB_DIR := $(BUILD)/lib
-LIBRARIES := core dataplane control
+LIBRARIES := core dataplane control store
 $(foreach lib,$(LIBRARIES),$(eval LIB_$(lib) := $(LIB_DIR)/libtether-$(lib).a))
 $(foreach lib,$(LIBRARIES),$(eval $(LIB_DIR)/libtether-$(lib).a: \
 	$(call objects_of,$(wildcard user/lib/$(lib)/*.c))))
+
+STORE_CFLAGS := $(shell pkg-config --cflags libcurl json-glib-1.0 2>/dev/null)
+STORE_LIBS   := $(shell pkg-config --libs libcurl json-glib-1.0 2>/dev/null)
+$(call objects_of,$(wildcard user/lib/store/*.c)): CFLAGS += $(STORE_CFLAGS)
 
 CLIENT_VERSION := 1.0.0
 CLIENT_SONAME  := libtether-client.so.$(firstword $(subst ., ,$(CLIENT_VERSION)))
@@ -70,6 +75,7 @@ $(TESTLIB): $(call objects_of,$(wildcard tests/lib/*.c))
 	rm -f $@ && $(AR) rcs $@ $^
 UNIT_TESTS   := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c))
 BPF_TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/bpf/test_*.c))
+STORE_TESTS  := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/store/test_*.c))
 TOOLS        := $(patsubst %.c,$(BUILD)/%,$(filter-out %.bpf.c,$(wildcard tools/*.c)))
 TOOL_BPF_OBJS := $(patsubst tools/%.bpf.c,$(BUILD)/%.bpf.o,$(wildcard tools/*.bpf.c))
 PROGRAMS     := $(BUILD)/tetherd $(BUILD)/tetherctl $(BUILD)/tether-agent $(BUILD)/tether-invoke
@@ -80,7 +86,7 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 		-Iinclude -Iuser/lib
 
 .PHONY: all deps test bench bench-forward demo clean
-all: $(BPF_OBJ) $(SKEL) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS) \
+all: $(BPF_OBJ) $(SKEL) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS) $(TOOLS) $(TOOL_BPF_OBJS) \
      $(FUZZ_TARGETS) $(LIB_client) $(CLIENT_SHARED)
 
 deps:
@@ -106,8 +112,9 @@ $(BUILD)/tests/%.o: CFLAGS += -Itests/lib
 
 # --- Programs: each links the libraries it uses, nothing else ------------------
 $(BUILD)/tetherd: $(BUILD)/user/tetherd/main.o $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) \
-		  $(LIB_core)
+		  $(LIB_store) $(LIB_core)
 	$(LINK)
+$(BUILD)/tetherd: LDLIBS += $(STORE_LIBS)
 
 $(BUILD)/tetherctl: $(BUILD)/user/tetherctl/main.o $(TETHERCTL_LIB) $(LIB_control)
 	$(LINK)
@@ -154,7 +161,13 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB)
 TETHERD_INTERNALS := tests/unit/test_store_records tests/bpf/test_apply tests/bpf/test_lifecycle tests/bpf/test_limits tests/bpf/test_slowpath \
 		     tests/unit/test_config tools/bench_control
 $(TETHERD_INTERNALS:%=$(BUILD)/%.o): CFLAGS += -Iuser/tetherd
-$(TETHERD_INTERNALS:%=$(BUILD)/%): $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) $(LIB_core)
+$(TETHERD_INTERNALS:%=$(BUILD)/%): $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) $(LIB_store) \
+				    $(LIB_core)
+$(TETHERD_INTERNALS:%=$(BUILD)/%): LDLIBS += $(STORE_LIBS)
+# The store client against a real etcd cluster (tools/etcd-cluster.sh).
+$(STORE_TESTS): $(LIB_store) $(LIB_core)
+$(STORE_TESTS): LDLIBS += $(STORE_LIBS)
+$(STORE_TESTS:=.o): CFLAGS += $(STORE_CFLAGS) -Iuser/lib/store # it feeds the decoders too
 $(BUILD)/tests/unit/test_agent.o: CFLAGS += -Iuser/agent
 $(BUILD)/tests/unit/test_agent: $(AGENT_LIB) $(LIB_control) $(LIB_core)
 $(BUILD)/tests/unit/test_tetherctl.o: CFLAGS += -Iuser/tetherctl
@@ -183,7 +196,7 @@ demo: deps
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TESTS) tests/fuzz/run.sh \
+	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS) $(E2E_TESTS) tests/fuzz/run.sh \
 		$(PACKAGING_TESTS) tests/bench/test_bench_quick.sh
 	@$(MAKE) --no-print-directory test-sanitize
 
@@ -279,10 +292,10 @@ SANITIZE_CFLAGS ?= -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
 		   -fno-omit-frame-pointer
 # valgrind cannot run what ASan built: test_valgrind.sh runs on the plain build.
 SANITIZE_E2E    := $(filter-out tests/e2e/test_valgrind.sh,$(E2E_TESTS)) tests/e2e/test_private_checkout.sh
-SANITIZE_TESTS  := $(patsubst $(BUILD)/%,$(SANITIZE_BUILD)/%,$(UNIT_TESTS) $(BPF_TESTS))
+SANITIZE_TESTS  := $(patsubst $(BUILD)/%,$(SANITIZE_BUILD)/%,$(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS))
 
 .PHONY: userspace test-sanitize
-userspace: $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS)
+userspace: $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS) $(TOOLS) $(TOOL_BPF_OBJS)
 
 test-sanitize: deps
 	@CFLAGS="$(SANITIZE_CFLAGS)" $(MAKE) --no-print-directory -j$(shell nproc) \

@@ -19,6 +19,10 @@
 #   tools/etcd-cluster.sh thaw DIR I         SIGCONT of member I
 #   tools/etcd-cluster.sh stop DIR           stops every member and removes DIR
 #
+# Where (start only; later commands read it from DIR): ETCD_CLUSTER_HOST, the
+# address every member listens on (127.0.0.1); ETCD_CLUSTER_NETNS, a network
+# namespace (ip netns) the members run in, for routers in namespaces of their
+# own to reach them (the fleet's tests).
 # Extra etcd flags for every member: ETCD_CLUSTER_FLAGS (e.g.
 # "--experimental-watch-progress-notify-interval=500ms"). Member I logs to
 # DIR/mI.log. Exit status 0 on success; 1 on failure, with the reason on
@@ -35,14 +39,23 @@ usage() {
 	exit 2
 }
 
-# A TCP port on 127.0.0.1 nobody listens on now, not in $taken. Another
+# Runs a command in the cluster's network namespace (or here).
+in_netns() {
+	if [[ -n ${NETNS:-} ]]; then
+		nsenter --net="/var/run/netns/$NETNS" "$@"
+	else
+		"$@"
+	fi
+}
+
+# A TCP port on HOST nobody listens on now, not in $taken. Another
 # process may still take it before etcd binds it: start() tries again then.
 free_port() {
 	local port
 	while :; do
 		port=$((20000 + RANDOM % 40000))
 		[[ " $taken " == *" $port "* ]] && continue
-		ss -Htln "sport = :$port" | grep -q . && continue
+		in_netns ss -Htln "sport = :$port" | grep -q . && continue
 		taken+=" $port"
 		echo "$port"
 		return
@@ -67,7 +80,7 @@ check_index() {
 initial_cluster() {
 	local i list=
 	for ((i = 0; i < N; i++)); do
-		list+="${list:+,}m$i=http://127.0.0.1:${peer_ports[i]}"
+		list+="${list:+,}m$i=http://$HOST:${peer_ports[i]}"
 	done
 	echo "$list"
 }
@@ -78,11 +91,13 @@ launch() {
 	# setsid: a Ctrl-C to the test does not reach etcd before the test's
 	# own clean-up does; stdout and stderr away from the caller's pipes.
 	# shellcheck disable=SC2086
-	setsid etcd --name "m$i" --data-dir "$dir/m$i.data" \
-		--listen-client-urls "http://127.0.0.1:${client_ports[i]}" \
-		--advertise-client-urls "http://127.0.0.1:${client_ports[i]}" \
-		--listen-peer-urls "http://127.0.0.1:${peer_ports[i]}" \
-		--initial-advertise-peer-urls "http://127.0.0.1:${peer_ports[i]}" \
+	# nsenter execs etcd: the pid is etcd's.
+	setsid ${NETNS:+nsenter --net=/var/run/netns/$NETNS} etcd --name "m$i" \
+		--data-dir "$dir/m$i.data" \
+		--listen-client-urls "http://$HOST:${client_ports[i]}" \
+		--advertise-client-urls "http://$HOST:${client_ports[i]}" \
+		--listen-peer-urls "http://$HOST:${peer_ports[i]}" \
+		--initial-advertise-peer-urls "http://$HOST:${peer_ports[i]}" \
 		--initial-cluster "$(initial_cluster)" --initial-cluster-token "$TOKEN" \
 		--initial-cluster-state "$state" ${ETCD_CLUSTER_FLAGS:-} \
 		</dev/null >>"$dir/m$i.log" 2>&1 &
@@ -90,7 +105,7 @@ launch() {
 }
 
 healthy() {
-	ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:${client_ports[$1]}" \
+	ETCDCTL_API=3 in_netns etcdctl --endpoints="http://$HOST:${client_ports[$1]}" \
 		--dial-timeout=1s --command-timeout=1s endpoint health >/dev/null 2>&1
 }
 
@@ -124,13 +139,14 @@ wait_healthy() {
 endpoints() {
 	local i list=
 	for ((i = 0; i < N; i++)); do
-		list+="${list:+,}http://127.0.0.1:${client_ports[i]}"
+		list+="${list:+,}http://$HOST:${client_ports[i]}"
 	done
 	echo "$list"
 }
 
 listening() {
-	ss -Htln "( sport = :${client_ports[$1]} or sport = :${peer_ports[$1]} )" | grep -q .
+	in_netns ss -Htln "( sport = :${client_ports[$1]} or sport = :${peer_ports[$1]} )" |
+		grep -q .
 }
 
 # Returns once member $1 is gone and its ports are closed: its leader thread
@@ -190,6 +206,8 @@ start() {
 			CLIENT_PORTS="${client_ports[*]}"
 			PEER_PORTS="${peer_ports[*]}"
 			TOKEN=$TOKEN
+			HOST=$HOST
+			NETNS=$NETNS
 		EOF
 		for ((i = 0; i < N; i++)); do launch "$i" new; done
 		if wait_healthy $(seq 0 $((N - 1))); then
@@ -219,6 +237,8 @@ guard() {
 
 (($# >= 2)) || usage
 command=$1 dir=$2
+HOST=${ETCD_CLUSTER_HOST:-127.0.0.1}
+NETNS=${ETCD_CLUSTER_NETNS:-}
 case $command in
 start)
 	(($# == 3)) && owner= || { (($# == 5)) && [[ $4 == --owner ]] && owner=$5; } || usage
@@ -232,7 +252,7 @@ endpoint)
 	(($# == 3)) || usage
 	load
 	check_index "$3"
-	echo "http://127.0.0.1:${client_ports[$3]}"
+	echo "http://$HOST:${client_ports[$3]}"
 	;;
 kill)
 	(($# == 3)) || usage

@@ -86,6 +86,7 @@ static void test_error_codes(void **state)
 	assert_string_equal(proto_error_code(PROTO_FULL), "full");
 	assert_string_equal(proto_error_code(PROTO_UNAUTHORIZED), "unauthorized");
 	assert_string_equal(proto_error_code(PROTO_INTERNAL), "internal");
+	assert_string_equal(proto_error_code(PROTO_UNAVAILABLE), "unavailable");
 	assert_string_equal(proto_error_code((enum proto_error)99), "internal");
 	assert_string_equal(proto_error_code((enum proto_error)-1), "internal");
 }
@@ -381,6 +382,7 @@ static void test_parse_status(void **state)
 		     PROTO_BAD_REQUEST, "word 3 'foo' is not key=value");
 	check_status("error invalid_transition: x", 1, PROTO_INVALID_TRANSITION, "x");
 	check_status("error internal: ", 1, PROTO_INTERNAL, "");
+	check_status("error unavailable: etcd", 1, PROTO_UNAVAILABLE, "etcd");
 	/* A message is made safe to print. */
 	check_status("error internal: red \x1b[31m\xff!", 1, PROTO_INTERNAL, "red  [31m !");
 

@@ -10,12 +10,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <endian.h>
 
 #include "core/core.h"
 #include "store_records.h"
+#include "tether/wire.h"
 
 #define PREFIX "/tether/edge-1/"
 
@@ -64,6 +67,8 @@ static void test_keys_round_trip(void **state)
 	expect_key(key, STORE_NAME, "vm1", "c_7", 0);
 	store_key_router(PREFIX, "r3", key);
 	expect_key(key, STORE_ROUTER, "r3", "", 0);
+	store_key_state(PREFIX, key);
+	expect_key(key, STORE_STATE, "", "", 0);
 	store_key_names_of(PREFIX, "vm1", key);
 	assert_string_equal(key, PREFIX "names/vm1/");
 }
@@ -82,6 +87,7 @@ static void test_bad_keys(void **state)
 		PREFIX "names/vm1",
 		PREFIX "names/vm1/",
 		PREFIX "other/x",
+		PREFIX "states",
 		"/tether/other/backends/vm1",
 	};
 	struct store_key parsed;
@@ -122,7 +128,7 @@ static struct store_container sample_container(void)
 {
 	return (struct store_container){
 		.function_id = 0x100, .backend = "vm1", .backend_revision = 42, .name = "a",
-		.state = CONTAINER_WARM, .secret = 0x3c7bc9066b46f8f5ull,
+		.state = CONTAINER_WARM, .secret = htobe64(0x3c7bc9066b46f8f5ull),
 	};
 }
 
@@ -137,6 +143,13 @@ static void test_container_round_trip(void **state)
 				   "secret=3c7bc9066b46f8f5 drain_deadline_unix_ms=0");
 	assert_int_equal(store_container_decode(value, strlen(value), &back, why, sizeof(why)), 0);
 	assert_memory_equal(&c, &back, sizeof(c));
+	/* secret= is the token's last 8 bytes as they lie on the wire. */
+	struct tether_token token = { .secret = c.secret };
+	char hex[17];
+
+	for (int i = 0; i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", ((__u8 *)&token.secret)[i]);
+	assert_non_null(strstr(value, hex));
 	c.name[0] = '\0';
 	c.state = CONTAINER_STARTING;
 	store_container_encode(&c, value);

@@ -152,6 +152,7 @@ static void test_other_commands(void **state)
 	assert_request("affinity flush --function 42", "flush affinity function=42\n");
 	assert_request("affinity flush --function 42 --key 0", "flush affinity function=42 key=0\n");
 	assert_request("stats", "show stats\n");
+	assert_request("fleet status", "show fleet\n");
 	assert_request("watch", "watch event\n");
 	assert_request("unload", "unload tetherd\n");
 	assert_request("drain container 17", "drain container container=17\n");

@@ -110,6 +110,11 @@ const struct ctl_command ctl_commands[] = {
 	  { BACKEND_NAME, DEADLINE, WAIT("its containers are gone") },
 	  CTL_SHAPE_SINGLE, CTL_MODE_CALL, CTL_WAIT_BACKEND, "as 'backend drain'" },
 
+	{ { "fleet", "status" }, "show", "fleet", { { 0 } },
+	  CTL_SHAPE_LIST, CTL_MODE_CALL, CTL_WAIT_NONE,
+	  "fleet mode: the store's revision and, per router, the revision it has "
+	  "applied and its lag" },
+
 	{ { "stats", NULL }, "show", "stats", { { 0 } },
 	  CTL_SHAPE_LIST, CTL_MODE_CALL, CTL_WAIT_NONE,
 	  "show the data plane's and the slow path's counters" },

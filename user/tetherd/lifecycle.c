@@ -752,6 +752,38 @@ enum proto_error lc_container_del(struct lifecycle *lc, __u32 slot)
 	return check ? check : container_gone(lc, slot, "deleted");
 }
 
+/* --- requests --- */
+
+enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *r, __u32 *slot)
+{
+	struct tether_token token;
+	__u32 id;
+
+	switch (r->op) {
+	case LC_BACKEND_ADD:
+		return lc_backend_add(lc, r->backend, r->addr, r->mac, r->iface, r->heartbeat_ms,
+				      &id);
+	case LC_BACKEND_HEARTBEAT:
+		return lc_backend_heartbeat(lc, r->backend);
+	case LC_BACKEND_DRAIN:
+		return lc_backend_drain(lc, r->backend, r->deadline_ms);
+	case LC_BACKEND_DEL:
+		return lc_backend_del(lc, r->backend);
+	case LC_CONTAINER_ADD:
+		return lc_container_add(lc, r->function_id, r->backend, r->name, r->state, slot,
+					&token);
+	case LC_CONTAINER_UP:
+		return lc_container_up(lc, r->slot);
+	case LC_CONTAINER_DRAIN:
+		return lc_container_drain(lc, r->slot, r->deadline_ms);
+	case LC_CONTAINER_IDLE:
+		return lc_container_idle(lc, r->slot);
+	case LC_CONTAINER_DEL:
+		return lc_container_del(lc, r->slot);
+	}
+	return fail(lc, PROTO_INTERNAL, "request %d is not a lifecycle request", r->op);
+}
+
 /* --- a fleet store's state, applied --- */
 
 /* The backend named in the record, or NULL: the store is the truth, so a

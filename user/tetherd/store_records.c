@@ -27,6 +27,11 @@ static bool is_name(const char *text, size_t len)
 	return true;
 }
 
+bool store_name_valid(const char *name)
+{
+	return is_name(name, strlen(name));
+}
+
 int store_prefix(const char *fleet, char *out, size_t size)
 {
 	if (!is_name(fleet, strlen(fleet)))
@@ -68,6 +73,11 @@ void store_key_names_of(const char *prefix, const char *backend, char out[STORE_
 void store_key_router(const char *prefix, const char *name, char out[STORE_KEY_MAX])
 {
 	snprintf(out, STORE_KEY_MAX, "%srouters/%s", prefix, name);
+}
+
+void store_key_state(const char *prefix, char out[STORE_KEY_MAX])
+{
+	snprintf(out, STORE_KEY_MAX, "%sstate", prefix);
 }
 
 /* A decimal below limit, no sign, no leading zero but "0" itself. */
@@ -114,6 +124,10 @@ bool store_key_parse(const char *prefix, const char *key, size_t key_len, struct
 		return false;
 	key += prefix_len;
 	key_len -= prefix_len;
+	if (key_len == 5 && !memcmp(key, "state", 5)) {
+		out->kind = STORE_STATE;
+		return true;
+	}
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		size_t dir_len = strlen(dirs[i].dir);
 
@@ -273,8 +287,10 @@ void store_container_encode(const struct store_container *container, char out[ST
 	struct proto_writer w;
 	__u8 secret[8];
 
-	for (int i = 0; i < 8; i++)
-		secret[i] = (__u8)(container->secret >> (56 - 8 * i));
+	/* The bytes as the token carries them (the secret is never interpreted,
+	 * only compared as it lies in the packet): the record's secret= is the
+	 * last 16 hex digits of the container's token on every router. */
+	memcpy(secret, &container->secret, sizeof(secret));
 	proto_writer_init(&w);
 	proto_record_begin(&w);
 	proto_record_u64(&w, "function", container->function_id);
@@ -291,7 +307,8 @@ void store_container_encode(const struct store_container *container, char out[ST
 
 static int parse_secret(const char *hex, __u64 *out, char *why, size_t why_size)
 {
-	__u64 secret = 0;
+	__u8 bytes[8];
+	__u64 secret;
 
 	for (int i = 0; i < 16; i++) {
 		int digit = hex[i] >= '0' && hex[i] <= '9' ? hex[i] - '0'
@@ -299,13 +316,18 @@ static int parse_secret(const char *hex, __u64 *out, char *why, size_t why_size)
 							       : -1;
 
 		if (digit < 0)
-			break;
-		secret = secret << 4 | (__u64)digit;
-		if (i == 15 && hex[16] == '\0' && secret) {
-			*out = secret;
-			return 0;
-		}
+			goto bad;
+		if (i % 2 == 0)
+			bytes[i / 2] = (__u8)(digit << 4);
+		else
+			bytes[i / 2] |= (__u8)digit;
 	}
+	memcpy(&secret, bytes, sizeof(secret));
+	if (hex[16] == '\0' && secret) {
+		*out = secret;
+		return 0;
+	}
+bad:
 	snprintf(why, why_size, "secret '%s' is not 16 lowercase hex digits, nonzero", hex);
 	return -EINVAL;
 }

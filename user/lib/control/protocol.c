@@ -32,6 +32,7 @@ static const struct {
 	[PROTO_FULL] = { "full", "no free backend id or container slot" },
 	[PROTO_UNAUTHORIZED] = { "unauthorized", "not authorized" },
 	[PROTO_INTERNAL] = { "internal", "internal error" },
+	[PROTO_UNAVAILABLE] = { "unavailable", "the fleet's store is unreachable; nothing changed" },
 };
 
 #define ERROR_COUNT (sizeof(errors) / sizeof(errors[0]))

@@ -31,6 +31,7 @@ enum proto_error {
 	PROTO_FULL,
 	PROTO_UNAUTHORIZED,
 	PROTO_INTERNAL,
+	PROTO_UNAVAILABLE, /* a fleet's store could not be reached: nothing changed */
 };
 
 /* "bad_request", "not_found", ... as on the wire; "ok" for PROTO_OK and

@@ -283,6 +283,11 @@ struct etcd_call *etcd_lease_grant(struct etcd_client *client, int64_t ttl, etcd
 struct etcd_call *etcd_lease_revoke(struct etcd_client *client, int64_t id,
 				    etcd_write_cb callback, void *ctx);
 
+/* Renews lease id once (a heartbeat that arrived): the callback gets its id
+ * and TTL, or ETCD_NOT_FOUND when the lease expired or was revoked. */
+struct etcd_call *etcd_lease_keepalive_once(struct etcd_client *client, int64_t id,
+					    etcd_lease_cb callback, void *ctx);
+
 /* Called once, when the lease is lost: ETCD_NOT_FOUND (it expired or was
  * revoked, or no keepalive reached etcd before its TTL ran out). The
  * keepalive then stops; free it with etcd_keepalive_stop. */

@@ -106,6 +106,48 @@ struct etcd_call *etcd_lease_revoke(struct etcd_client *client, int64_t id,
 				0);
 }
 
+/* --- One renewal -------------------------------------------------------------- */
+
+static enum etcd_next renew_once_answer(struct etcd_call *call, JsonNode *root)
+{
+	struct lease_op *op = call->op;
+	int64_t id, ttl;
+	char why[256];
+
+	if (!etcd_json_read_lease(root, &id, &ttl, why, sizeof(why))) {
+		etcd_call_fail(call, ETCD_BAD_RESPONSE, "%s answered the keepalive badly: %s",
+			       etcd_call_endpoint(call), why);
+		return ETCD_NEXT_DONE;
+	}
+	if (ttl <= 0) {
+		etcd_call_fail(call, ETCD_NOT_FOUND,
+			       "lease %" G_GINT64_FORMAT " is gone: etcd (%s) no longer knows it "
+			       "(it expired or was revoked)",
+			       id, etcd_call_endpoint(call));
+		return ETCD_NEXT_DONE;
+	}
+	op->granted(op->ctx, NULL, id, ttl);
+	return ETCD_NEXT_DONE;
+}
+
+static const struct etcd_call_ops renew_once_ops = {
+	.what = "lease keepalive", .answer = renew_once_answer, .fail = grant_fail,
+	.free = g_free,
+};
+
+struct etcd_call *etcd_lease_keepalive_once(struct etcd_client *client, int64_t id,
+					    etcd_lease_cb callback, void *ctx)
+{
+	struct lease_op op = { .granted = callback, .ctx = ctx };
+
+	if (!id || !callback)
+		return NULL;
+	return etcd_call_launch(etcd_call_new(client, &renew_once_ops,
+					      g_memdup2(&op, sizeof(op)), "/v3/lease/keepalive",
+					      etcd_json_lease_id_request(id), ETCD_CALL_IDEMPOTENT),
+				0);
+}
+
 /* --- Keepalive -------------------------------------------------------------- */
 
 struct etcd_keepalive {

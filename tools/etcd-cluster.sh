@@ -53,7 +53,10 @@ in_netns() {
 free_port() {
 	local port
 	while :; do
-		port=$((20000 + RANDOM % 40000))
+		# Below the kernel's ephemeral range (32768-60999): a member's own
+		# outgoing connections cannot take the port of a member killed and
+		# about to be restarted on it.
+		port=$((20000 + RANDOM % 12000))
 		[[ " $taken " == *" $port "* ]] && continue
 		in_netns ss -Htln "sport = :$port" | grep -q . && continue
 		taken+=" $port"

@@ -360,7 +360,7 @@ static enum proto_error show_container(struct tetherd *d, const struct requester
 /* --- functions --- */
 
 static void write_function(struct tetherd *d, struct proto_writer *w,
-			   const struct function *function)
+			   const struct function *function, bool details)
 {
 	__u64 by_state[CONTAINER_GONE + 1] = {};
 	GHashTableIter iter;
@@ -381,6 +381,16 @@ static void write_function(struct tetherd *d, struct proto_writer *w,
 	proto_record_u64(w, "pool", function->pool_size);
 	proto_record_u64(w, "waiting",
 			 d->slowpath ? slowpath_waiting(d->slowpath, function->function_id) : 0);
+	__u64 hash;
+
+	/* The table in the kernel, hashed: equal on every router of a fleet
+	 * with the same warm set. */
+	if (details && function->table_fd >= 0 && !pool_table_hash(function->table_fd, &hash)) {
+		char text[17];
+
+		snprintf(text, sizeof(text), "%016llx", (unsigned long long)hash);
+		proto_record_str(w, "table_digest", text);
+	}
 	proto_record_end(w);
 }
 
@@ -407,7 +417,7 @@ static enum proto_error list_function(struct tetherd *d, const struct requester 
 	g_ptr_array_sort(functions, compare_functions);
 	proto_write_ok(w);
 	for (guint i = 0; i < functions->len; i++)
-		write_function(d, w, g_ptr_array_index(functions, i));
+		write_function(d, w, g_ptr_array_index(functions, i), false);
 	g_ptr_array_free(functions, TRUE);
 	return PROTO_OK;
 }
@@ -429,7 +439,7 @@ static enum proto_error show_function(struct tetherd *d, const struct requester 
 		return PROTO_NOT_FOUND;
 	}
 	proto_write_ok(w);
-	write_function(d, w, function);
+	write_function(d, w, function, true);
 	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS; slot++)
 		if (g_hash_table_contains(function->slots, GUINT_TO_POINTER(slot + 1)))
 			write_container(d, w, slot, false);

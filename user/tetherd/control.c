@@ -40,6 +40,7 @@ struct connection {
 	bool executing;      /* in commands_execute: an answer now is not a late one */
 	bool answered_early; /* ... and one came, before commands_execute returned */
 	bool closing; /* close once out is sent */
+	bool input_done; /* the peer sent all it will (EOF): answer it, then close */
 };
 
 struct control {
@@ -309,6 +310,13 @@ static void on_connection(void *ctx, int fd, uint32_t events)
 	if (events & EPOLLIN) {
 		ssize_t got = read(conn->fd, buffer, sizeof(buffer));
 
+		if (got == 0 && (conn->waiting || memchr(conn->in->str, '\n', conn->in->len))) {
+			/* Requests sent, then the sending side shut (socat, a
+			 * script): they are still answered before it closes. */
+			conn->input_done = true;
+			loop_modify(conn->control->d->loop, conn->fd, conn->out->len ? EPOLLOUT : 0);
+			return;
+		}
 		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
 			connection_close(conn);
 			return;
@@ -622,8 +630,11 @@ static bool send_output(struct connection *conn)
 		g_string_erase(conn->out, 0, sent);
 	}
 	loop_modify(conn->control->d->loop, conn->fd,
-		    EPOLLIN | (conn->out->len ? EPOLLOUT : 0));
-	return !(conn->closing && conn->out->len == 0);
+		    (conn->input_done ? 0 : EPOLLIN) | (conn->out->len ? EPOLLOUT : 0));
+	bool answered_all = conn->input_done && !conn->waiting &&
+			    !memchr(conn->in->str, '\n', conn->in->len);
+
+	return !((conn->closing || answered_all) && conn->out->len == 0);
 }
 
 void control_flush(struct control *control)

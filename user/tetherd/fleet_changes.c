@@ -29,6 +29,8 @@ struct change {
 	int attempts;
 	__u64 submitted_ns;
 	__u32 slot;       /* add container: the slot tried */
+	__u64 secret;     /* add container: the secret tried */
+	bool uncertain;   /* the store did not say whether the last try was committed */
 	__s64 lease;      /* add backend, heartbeat: a lease granted for alive/NAME */
 	__s64 lease_ttl;
 	/* The transaction and the strings it points to. */
@@ -121,6 +123,37 @@ static void revoke_lease(struct change *c)
 	c->lease = 0;
 }
 
+static bool outcome_unknown(const struct etcd_error *error)
+{
+	return error->status == ETCD_TIMEOUT || error->status == ETCD_OUTCOME_UNKNOWN;
+}
+
+static void on_settled(void *ctx, const struct etcd_error *error,
+		       const struct etcd_range_result *result)
+{
+	struct change *c = ctx;
+
+	if (error) {
+		finish_store_error(c, error);
+		return;
+	}
+	fleet_when_applied(c->f, result->header.revision, try_again, c);
+}
+
+/* The store could not say whether the last try was committed (the member
+ * it went to died, the leader changed): once it answers a read again, and
+ * this router has applied everything up to that read, the request is either
+ * done already (change_try sees it) or tried again, its compares keeping a
+ * second try from applying twice. */
+static void settle(struct change *c)
+{
+	struct etcd_range range = { .key = c->f->state_key, .count_only = true };
+
+	c->uncertain = true;
+	if (!etcd_range(c->f->client, &range, on_settled, c))
+		finish_error(c, PROTO_INTERNAL, "the store request could not be built");
+}
+
 static void on_txn(void *ctx, const struct etcd_error *error, const struct etcd_txn_result *result)
 {
 	struct change *c = ctx;
@@ -138,8 +171,12 @@ static void on_txn(void *ctx, const struct etcd_error *error, const struct etcd_
 		fleet_when_applied(c->f, result ? result->header.revision : 0, try_again, c);
 		return;
 	}
+	if (error && outcome_unknown(error) && ++c->attempts < MAX_ATTEMPTS) {
+		settle(c); /* a member died, a leader changed: see what became of it */
+		return;
+	}
 	if (error) {
-		if (c->request.op == LC_BACKEND_ADD)
+		if (c->request.op == LC_BACKEND_ADD && !outcome_unknown(error))
 			revoke_lease(c);
 		finish_store_error(c, error);
 		return;
@@ -379,10 +416,11 @@ static void add_container(struct change *c)
 		finish_error(c, PROTO_FULL, "all container slots of the fleet are in use");
 		return;
 	}
-	if (random_secret(&record.secret)) {
+	if (random_secret(&c->secret)) {
 		finish_error(c, PROTO_INTERNAL, "no random bytes for the container's secret");
 		return;
 	}
+	record.secret = c->secret;
 	snprintf(record.backend, sizeof(record.backend), "%s", r->backend);
 	snprintf(record.name, sizeof(record.name), "%s", r->name);
 	record.backend_revision = (__u64)mb->create_revision;
@@ -472,8 +510,49 @@ static void change_container(struct change *c)
 
 /* ---- requests ------------------------------------------------------------------------ */
 
+/* After a try whose outcome the store could not tell: whether the view
+ * shows the request done. */
+static bool already_done(struct change *c)
+{
+	const struct lc_request *r = &c->request;
+	struct lifecycle *lc = &c->f->d->lc;
+	struct mirror_backend *mb = mirror_backend(c->f, r->backend);
+	const struct container_record *live;
+
+	switch (r->op) {
+	case LC_BACKEND_ADD:
+		return mb && !memcmp(mb->record.addr, r->addr, 16) &&
+		       !memcmp(mb->record.mac, r->mac, 6) && !strcmp(mb->record.iface, r->iface);
+	case LC_BACKEND_HEARTBEAT:
+		return false; /* renewing again does no harm */
+	case LC_BACKEND_DRAIN:
+		return mb && mb->record.state == BACKEND_DRAINING;
+	case LC_BACKEND_DEL:
+		return !mb;
+	case LC_CONTAINER_ADD:
+		live = &lc->containers[c->slot];
+		return c->f->slots[c->slot].mod_revision && live->state != CONTAINER_FREE &&
+		       live->secret == c->secret;
+	case LC_CONTAINER_UP:
+	case LC_CONTAINER_DRAIN:
+		live = &lc->containers[r->slot];
+		return live->state ==
+		       (r->op == LC_CONTAINER_UP ? CONTAINER_WARM : CONTAINER_DRAINING);
+	case LC_CONTAINER_IDLE:
+	case LC_CONTAINER_DEL:
+		return !c->f->slots[r->slot].mod_revision;
+	}
+	return false;
+}
+
 static void change_try(struct change *c)
 {
+	if (c->uncertain && already_done(c)) {
+		c->outcome.slot = c->slot;
+		finish(c);
+		return;
+	}
+	c->uncertain = false;
 	switch (c->request.op) {
 	case LC_BACKEND_ADD:
 		add_backend(c);

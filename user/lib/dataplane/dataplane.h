@@ -68,6 +68,9 @@ int pools_replace(struct dataplane *dp, struct pool_update *updates, size_t coun
  * (maglev_digest), with an fd of it in *table_fd when that is not NULL (the
  * caller closes it); 0 when it was not or there is none; -errno. */
 int pool_table_matches(struct dataplane *dp, __u64 function_id, __u64 digest, int *table_fd);
+/* A hash of a table's size and entries (FNV-1a), from an fd of it: equal
+ * tables, equal hashes, so routers of a fleet can be compared. */
+int pool_table_hash(int table_fd, __u64 *hash);
 /* Reads the live table: *size entries into table (at most cap). */
 int pool_read(struct dataplane *dp, __u64 function_id, __u32 *table, __u32 cap, __u32 *size);
 

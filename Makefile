@@ -16,6 +16,9 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Iinclude -Iuser/lib -I$(BUILD) $(GL
 LDLIBS  := -lbpf -lelf -lz $(GLIB_LIBS)
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Werror -Iinclude -I$(ARCH_INCLUDE)
 
+# `make` builds everything: the library rules below come first in the file.
+.DEFAULT_GOAL := all
+
 BPF_SRC   := bpf/tether_xdp.c
 BPF_OBJ   := $(BUILD)/tether_xdp.bpf.o
 SKEL      := $(BUILD)/tether_xdp.skel.h

@@ -561,7 +561,7 @@ static enum proto_error show_stats(struct tetherd *d, const struct requester *wh
 #define STAT(field) proto_record_u64(w, #field, stats.field)
 	STAT(token_hit); STAT(token_miss); STAT(token_foreign); STAT(key_hit); STAT(key_new);
 	STAT(key_rehomed); STAT(flow_pick); STAT(no_capacity); STAT(strict_gone);
-	STAT(malformed); STAT(fragment); STAT(pass); STAT(no_route);
+	STAT(malformed); STAT(fragment); STAT(pass); STAT(no_route); STAT(retag_failed);
 #undef STAT
 	/* Of TETHER_MAX_AFFINITY. The kernel does not count LRU evictions:
 	 * they are learned - entries - flushed (docs/protocol.md). */

@@ -196,7 +196,7 @@ static int setup(void **state)
 	};
 
 	assert_int_equal(lifecycle_init(&w->lc, &w->dp, &config), 0);
-	if (lc_backend_add(&w->lc, BACKEND, backend_addr, backend_mac, "tx0", 600000,
+	if (lc_backend_add(&w->lc, BACKEND, backend_addr, backend_mac, "tx0", 0, 600000,
 			   &backend_id))
 		fail_msg("lc_backend_add: %s", lifecycle_error(&w->lc));
 	assert_int_equal(interface_mac("tx0", w->tx0_mac), 0);

@@ -104,6 +104,7 @@ static void write_backend(struct tetherd *d, struct proto_writer *w, const struc
 	proto_record_str(w, "addr", addr);
 	proto_record_str(w, "mac", mac);
 	proto_record_str(w, "iface", b->meta.iface);
+	proto_record_u64(w, "vlan", b->record.vlan);
 	proto_record_u64(w, "heartbeat_ms", b->meta.heartbeat_ms);
 	proto_record_u64(w, "expires_in_ms", ms_until(d, b->record.heartbeat_expiry_ns) < 0
 						     ? 0
@@ -119,6 +120,7 @@ static enum proto_error add_backend(struct tetherd *d, const struct requester *w
 	const char *name, *iface;
 	__u8 addr[16], mac[6];
 	__u32 heartbeat_ms = 0, id;
+	__u16 vlan = 0;
 	enum proto_error err;
 
 	if ((err = proto_get_name(req, "name", 1, &name, message, size)) ||
@@ -126,9 +128,10 @@ static enum proto_error add_backend(struct tetherd *d, const struct requester *w
 	    (err = proto_get_mac(req, "mac", 1, mac, message, size)) ||
 	    (err = proto_get_name(req, "iface", 1, &iface, message, size)) ||
 	    (err = proto_get_u32(req, "heartbeat_ms", 0, &heartbeat_ms, message, size)) ||
+	    (err = proto_get_vlan(req, "vlan", 0, &vlan, message, size)) ||
 	    (err = check_backend_allowed(who, name, message, size)))
 		return err;
-	err = lc_backend_add(&d->lc, name, addr, mac, iface, heartbeat_ms, &id);
+	err = lc_backend_add(&d->lc, name, addr, mac, iface, vlan, heartbeat_ms, &id);
 	if (err)
 		return lifecycle_failed(d, err, message, size);
 	proto_write_ok(w);
@@ -597,7 +600,7 @@ static enum proto_error unload_tetherd(struct tetherd *d, const struct requester
 /* bound_ok: what an agent needs for its own backend; each of those checks
  * the backend or container it names, or lists only its own. */
 static const struct command commands[] = {
-	{ "add", "backend", KEYS("name", "addr", "mac", "iface", "heartbeat_ms"), true,
+	{ "add", "backend", KEYS("name", "addr", "mac", "iface", "heartbeat_ms", "vlan"), true,
 	  add_backend },
 	{ "heartbeat", "backend", KEYS("name"), true, heartbeat_backend },
 	{ "drain", "backend", KEYS("name", "deadline_ms"), true, drain_backend },

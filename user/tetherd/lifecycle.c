@@ -264,14 +264,18 @@ static struct backend *free_backend(struct lifecycle *lc)
 }
 
 enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __u8 addr[16],
-				const __u8 mac[6], const char *iface, __u32 heartbeat_ms,
-				__u32 *id)
+				const __u8 mac[6], const char *iface, __u16 vlan,
+				__u32 heartbeat_ms, __u32 *id)
 {
 	if (!name_is_valid(name))
 		return fail(lc, PROTO_BAD_ARGUMENT,
 			    "backend name '%s' must be 1-31 of A-Z a-z 0-9 . _ -", name);
 	if (g_hash_table_lookup(lc->backend_names, name))
 		return fail(lc, PROTO_EXISTS, "a backend named '%s' exists already", name);
+	if (vlan > TETHER_VLAN_MAX)
+		return fail(lc, PROTO_BAD_ARGUMENT,
+			    "vlan %u is not a VLAN id: 1 to %u, or 0 for untagged", vlan,
+			    TETHER_VLAN_MAX);
 	__u32 ifindex = if_nametoindex(iface);
 
 	if (!ifindex || strlen(iface) >= sizeof(((struct backend_meta *)0)->iface))
@@ -288,6 +292,7 @@ enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __
 		heartbeat_ms = lc->config.heartbeat_ms;
 	backend.record.state = BACKEND_UP;
 	backend.record.ifindex = ifindex;
+	backend.record.vlan = vlan;
 	backend.record.heartbeat_expiry_ns = lifecycle_now(lc) + heartbeat_ms * NS_PER_MS;
 	memcpy(backend.record.mac, mac, 6);
 	memcpy(backend.record.addr, addr, 16);

@@ -83,9 +83,10 @@ int lifecycle_adopt(struct lifecycle *lc);
 const char *lifecycle_error(const struct lifecycle *lc);
 __u64 lifecycle_now(const struct lifecycle *lc);
 
+/* vlan: the backend's 802.1Q VLAN id (1..TETHER_VLAN_MAX), 0 for untagged. */
 enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __u8 addr[16],
-				const __u8 mac[6], const char *iface, __u32 heartbeat_ms,
-				__u32 *id);
+				const __u8 mac[6], const char *iface, __u16 vlan,
+				__u32 heartbeat_ms, __u32 *id);
 enum proto_error lc_backend_heartbeat(struct lifecycle *lc, const char *name);
 enum proto_error lc_backend_drain(struct lifecycle *lc, const char *name, __u32 deadline_ms);
 enum proto_error lc_backend_del(struct lifecycle *lc, const char *name);

@@ -10,6 +10,8 @@
 #   vm1: untagged                           -- router's $E2E_IF_R1
 #   vm2: on VLAN 100 of its link (backend add --vlan 100)
 #                                           -- router's $E2E_IF_R2
+#   vm3: on VLAN 100 of its link, its tether-agent registering it (--vlan 100)
+#                                           -- router's $E2E_IF_R3
 #
 # The CI kernel has no 802.1Q driver (no `ip link add ... type vlan`), so
 # each end of a tagged link gets what a VLAN interface would do as tc
@@ -56,15 +58,15 @@ vlan_port() {
 	ip netns exec "$ns" ethtool -K "$dev" txvlan off tx-vlan-stag-hw-insert off >/dev/null
 }
 
-# vm2's link carries VLAN $TRUNK_VID only. vm2's end tags what it sends and
-# takes only tagged frames; the router's end takes only tagged frames (vm2's
-# direct replies) and tags nothing itself, so that a request reaches vm2 only
-# when tetherd tagged it, on the XDP path or the slow path. The router then
-# never needs to answer vm2's ARP or NDP (which would leave untagged): vm2
-# knows the router's MAC statically.
+# VM NAME's link carries VLAN $TRUNK_VID only. The VM's end tags what it
+# sends and takes only tagged frames; the router's end takes only tagged
+# frames (the VM's direct replies) and tags nothing itself, so that a request
+# reaches the VM only when tetherd tagged it, on the XDP path or the slow
+# path. The router then never needs to answer the VM's ARP or NDP (which
+# would leave untagged): the VM knows the router's MAC statically.
 make_trunk_vm() {
 	local mac gw4 gw6
-	e2e_vm_vars vm2
+	e2e_vm_vars "$1"
 	mac=$(e2e_mac "$E2E_NS_ROUTER" "$E2E_VM_IFR")
 	gw4=$(ip -n "$E2E_VM_NS" -j route show default | jq -r '.[0].gateway')
 	gw6=$(ip -n "$E2E_VM_NS" -6 -j route show default | jq -r '.[0].gateway')
@@ -250,6 +252,24 @@ test_slow_path() {
 	expect_counters "held requests" no_capacity=3
 }
 
+# vm3's agent registers its backend with --vlan 100: requests reach its
+# container tagged, from the tagged client and the untagged one.
+test_agent() {
+	local out backend
+	e2e_agent_start vm3 --vlan "$TRUNK_VID" --function 4:1 --handler served-by
+	e2e_agent_wait_warm vm3 1
+	backend=$(e2e_ctl --json backend list | jq -c '.[] | select(.backend == "vm3")')
+	echo "#   $backend"
+	expect_eq "vm3's vlan, as its agent registered it" "$(jq -r '.vlan' <<<"$backend")" "$TRUNK_VID"
+	expect_eq "vm3's iface" "$(jq -r '.iface' <<<"$backend")" "$E2E_IF_R3"
+	out=$(load2 --function 4 --count "$COUNT" --key 7400 --timeout-ms 1000 --per-container)
+	expect_all_served_by "tagged client to vm3's agent" "$out" vm3-1
+	out=$(e2e_load --vip "[$E2E_VIP6]:$E2E_PORT" --function 4 --count "$COUNT" --key 7401 \
+		--timeout-ms 1000 --per-container)
+	expect_all_served_by "untagged client to vm3's agent, IPv6" "$out" vm3-1
+	e2e_agent_stop vm3
+}
+
 # Restarted, tetherd adopts vm2's VLAN from the pinned backends map: the
 # tagged requests still reach it.
 test_restart() {
@@ -272,17 +292,18 @@ test_restart() {
 
 # --- runner ------------------------------------------------------------------------------
 
-TESTS=(config untagged dot1q qinq slow_path restart)
+TESTS=(config untagged dot1q qinq slow_path agent restart)
 
 main() {
 	local selected=("$@")
 	((${#selected[@]})) || selected=("${TESTS[@]}")
 	check_test_names test_ "${selected[@]}"
 	e2e_init
-	e2e_topology --clients 2
 	[[ -f $VLAN_PORT ]] || e2e_die "$VLAN_PORT is missing: run 'make' first"
 	command -v tc >/dev/null || e2e_die "'tc' is not installed (iproute2; make deps)"
-	make_trunk_vm
+	e2e_topology --vms 3 --clients 2
+	make_trunk_vm vm2
+	make_trunk_vm vm3
 	tag_client2 q10
 	e2e_tetherd_start --hold-ms "$HOLD_MS"
 	e2e_backend_start vm1

@@ -82,12 +82,14 @@ static void test_options_full(void **state)
 				     "--tetherd", "tcp:192.0.2.1:7070", "--secret-file", "/etc/s",
 				     "--function", "42:2", "--function", "0x2a0:0", "--handler",
 				     "echo", "--cold-start-ms", "50", "--heartbeat-ms", "600",
-				     "--drain-ms", "0", "--capacity", "--max-containers", "8", NULL),
+				     "--drain-ms", "0", "--capacity", "--max-containers", "8",
+				     "--vlan", "4094", NULL),
 			 0);
 	assert_string_equal(o.name, "vm1");
 	assert_string_equal(o.addr, "10.0.0.2");
 	assert_string_equal(o.mac, "02:aa:bb:00:00:01"); /* written back lowercase */
 	assert_string_equal(o.router_iface, "veth-r1");
+	assert_int_equal(o.vlan, 4094);
 	assert_int_equal(o.vip_count, 2);
 	assert_int_equal(o.vips[0].port, 7000);
 	assert_int_equal(o.vips[0].addr[10], 0xff); /* v4-mapped */
@@ -129,6 +131,7 @@ static void test_options_defaults(void **state)
 	assert_int_equal(o.cold_start_ms, 300);
 	assert_int_equal(o.heartbeat_ms, 1000);
 	assert_int_equal(o.function_count, 0);
+	assert_int_equal(o.vlan, 0); /* untagged */
 	assert_false(o.capacity);
 	assert_false(agent_serves_on_demand(&o, 42));
 
@@ -182,6 +185,10 @@ static void test_options_refused(void **state)
 	check_refused(parse_words(&o, m, REQUIRED, "--heartbeat-ms", "10", NULL), m,
 		      "at least 30");
 	check_refused(parse_words(&o, m, REQUIRED, "--drain-ms", "soon", NULL), m, "--drain-ms");
+	check_refused(parse_words(&o, m, REQUIRED, "--vlan", "4095", NULL), m,
+		      "--vlan '4095' is not a VLAN id: 1 to 4094, or 0 for untagged");
+	check_refused(parse_words(&o, m, REQUIRED, "--vlan", "-1", NULL), m, "--vlan '-1'");
+	check_refused(parse_words(&o, m, REQUIRED, "--vlan", "ten", NULL), m, "--vlan 'ten'");
 	check_refused(parse_words(&o, m, REQUIRED, "--bogus", NULL), m, "unknown option '--bogus'");
 	check_refused(parse_words(&o, m, REQUIRED, "--handler", NULL), m, "needs a value");
 	check_refused(parse_words(&o, m, REQUIRED, "extra", NULL), m, "unexpected argument");
@@ -570,19 +577,27 @@ static void test_container_record(void **state)
 	assert_non_null(strstr(message, "token"));
 }
 
-static void check_backend_record(const char *line, bool matches, const char *needle)
+static void check_backend_record_vlan(const char *line, const char *vlan, bool matches,
+				      const char *needle)
 {
 	struct agent_options o;
 	struct proto_request record;
 	char message[MESSAGE_SIZE], difference[MESSAGE_SIZE] = "";
 
-	assert_int_equal(parse_words(&o, message, REQUIRED, "--heartbeat-ms", "600", NULL), 0);
+	assert_int_equal(parse_words(&o, message, REQUIRED, "--heartbeat-ms", "600", "--vlan", vlan,
+				     NULL),
+			 0);
 	assert_int_equal(proto_parse_record(line, strlen(line), &record, message, sizeof(message)),
 			 0);
 	assert_int_equal(agent_backend_matches(&record, &o, difference, sizeof(difference)),
 			 matches);
 	if (needle && !strstr(difference, needle))
 		fail_msg("difference \"%s\" does not name \"%s\"", difference, needle);
+}
+
+static void check_backend_record(const char *line, bool matches, const char *needle)
+{
+	check_backend_record_vlan(line, "0", matches, needle);
 }
 
 static void test_backend_record(void **state)
@@ -604,6 +619,19 @@ static void test_backend_record(void **state)
 			     "heartbeat_ms=3000",
 			     false, "heartbeat_ms is 3000, this agent's is 600");
 	check_backend_record("backend=vm1 addr=10.0.0.2", false, "mac is unset");
+	/* VLANs: a record without vlan= (an older tetherd) is untagged. */
+	check_backend_record("backend=vm1 addr=10.0.0.2 mac=02:aa:bb:00:00:01 iface=veth-r1 "
+			     "vlan=0 heartbeat_ms=600",
+			     true, NULL);
+	check_backend_record("backend=vm1 addr=10.0.0.2 mac=02:aa:bb:00:00:01 iface=veth-r1 "
+			     "vlan=100 heartbeat_ms=600",
+			     false, "vlan is 100, this agent's is 0");
+	check_backend_record_vlan("backend=vm1 addr=10.0.0.2 mac=02:aa:bb:00:00:01 iface=veth-r1 "
+				  "vlan=100 heartbeat_ms=600",
+				  "100", true, NULL);
+	check_backend_record_vlan("backend=vm1 addr=10.0.0.2 mac=02:aa:bb:00:00:01 iface=veth-r1 "
+				  "heartbeat_ms=600",
+				  "100", false, "vlan is 0, this agent's is 100");
 }
 
 /* ---- The agent against a fake tetherd --------------------------------- */
@@ -1094,6 +1122,26 @@ static void test_agent_takes_over_existing_backend(void **state)
 			    "del backend name=vm1");
 }
 
+/* --vlan N registers the backend with vlan=N; an existing backend of another
+ * VLAN (the VM moved onto a trunk) is replaced. */
+static void test_agent_registers_vlan(void **state)
+{
+	struct fake *f = *state;
+
+	f->backend_exists = true;
+	f->backend_record = "backend=vm1 id=1 state=up addr=10.0.0.2 mac=02:00:00:00:00:01 "
+			    "iface=veth-r1 vlan=0 heartbeat_ms=300\n";
+	start_or_skip(f, "--vlan 100");
+	fake_wait_for(f, "up container", 2, 5000);
+	assert_string_equal(g_ptr_array_index(f->requests, 0),
+			    "add backend name=vm1 addr=10.0.0.2 mac=02:00:00:00:00:01 iface=veth-r1 heartbeat_ms=300 vlan=100");
+	assert_string_equal(g_ptr_array_index(f->requests, 1), "list backend");
+	assert_string_equal(g_ptr_array_index(f->requests, 2), "del backend name=vm1");
+	assert_string_equal(g_ptr_array_index(f->requests, 3),
+			    "add backend name=vm1 addr=10.0.0.2 mac=02:00:00:00:00:01 iface=veth-r1 heartbeat_ms=300 vlan=100");
+	assert_int_equal(stop_agent(f), 0);
+}
+
 static void test_agent_replaces_different_backend(void **state)
 {
 	struct fake *f = *state;
@@ -1139,6 +1187,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_agent_lifecycle, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_takes_over_existing_backend, fake_setup,
 						fake_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_registers_vlan, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_replaces_different_backend, fake_setup,
 						fake_teardown),
 	};

@@ -101,7 +101,7 @@ static void test_bad_keys(void **state)
 static struct store_backend sample_backend(void)
 {
 	struct store_backend b = {
-		.id = 17, .mac = { 0x02, 0, 0, 0, 0x01, 0xab }, .iface = "fab0",
+		.id = 17, .mac = { 0x02, 0, 0, 0, 0x01, 0xab }, .iface = "fab0", .vlan = 100,
 		.heartbeat_ms = 3000, .state = BACKEND_DRAINING,
 		.drain_deadline_unix_ms = 1796000000123ull,
 	};
@@ -118,7 +118,7 @@ static void test_backend_round_trip(void **state)
 	(void)state;
 	store_backend_encode(&b, value);
 	assert_string_equal(value, "id=17 addr=203.0.113.2 mac=02:00:00:00:01:ab iface=fab0 "
-				   "heartbeat_ms=3000 state=draining "
+				   "vlan=100 heartbeat_ms=3000 state=draining "
 				   "drain_deadline_unix_ms=1796000000123");
 	assert_int_equal(store_backend_decode(value, strlen(value), &back, why, sizeof(why)), 0);
 	assert_memory_equal(&b, &back, sizeof(b));

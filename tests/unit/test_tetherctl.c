@@ -112,6 +112,10 @@ static void test_backend_commands(void **state)
 		       "add backend name=vm1 addr=2001:db8::1 mac=02:AA:00:00:01:01 iface=tv-vm1 heartbeat_ms=3000\n");
 	assert_request("backend add vm1 --addr 10.1.0.2 --mac 02:00:00:00:01:01 --iface tv-vm1 --heartbeat-ms 1500",
 		       "add backend name=vm1 addr=10.1.0.2 mac=02:00:00:00:01:01 iface=tv-vm1 heartbeat_ms=1500\n");
+	assert_request("backend add vm1 --vlan 100 --addr 10.1.0.2 --mac 02:00:00:00:01:01 --iface tv-vm1",
+		       "add backend name=vm1 addr=10.1.0.2 mac=02:00:00:00:01:01 iface=tv-vm1 vlan=100\n");
+	assert_request("backend add vm1 --addr 10.1.0.2 --mac 02:00:00:00:01:01 --iface tv-vm1 --vlan=4094 --heartbeat-ms 2s",
+		       "add backend name=vm1 addr=10.1.0.2 mac=02:00:00:00:01:01 iface=tv-vm1 heartbeat_ms=2000 vlan=4094\n");
 	assert_request("backend del vm1", "del backend name=vm1\n");
 	assert_request("backend heartbeat vm_1.a-b", "heartbeat backend name=vm_1.a-b\n");
 	assert_request("backend drain vm1", "drain backend name=vm1\n");
@@ -344,6 +348,12 @@ static void test_value_errors(void **state)
 	assert_usage_error("container drain 1 --deadline 4294968s", "--deadline '4294968s' is too long");
 	assert_usage_error("backend add vm1 --addr 10.1.0.3 --mac 02:00:00:00:01:01 --iface e0 --heartbeat-ms 0",
 			   "--heartbeat-ms must be at least 1ms");
+	assert_usage_error("backend add vm1 --addr 10.1.0.3 --mac 02:00:00:00:01:01 --iface e0 --vlan 4095",
+			   "bad value '4095' for '--vlan': expected a VLAN id from 1 to 4094, or 0 for untagged");
+	assert_usage_error("backend add vm1 --addr 10.1.0.3 --mac 02:00:00:00:01:01 --iface e0 --vlan -3",
+			   "bad value '-3' for '--vlan'");
+	assert_usage_error("backend add vm1 --addr 10.1.0.3 --mac 02:00:00:00:01:01 --iface e0 --vlan",
+			   "option --vlan needs a value (N)");
 	assert_usage_error("container add --function 1 --backend vm1 --name=",
 			   "bad value '' for '--name': a value must be non-empty");
 }

@@ -17,6 +17,7 @@
 
 #include "handlers.h"
 #include "core/core.h"
+#include "tether/maps.h"
 
 static const char usage[] =
 	"usage: tether-agent --name NAME --addr ADDR --mac MAC --router-iface IF\n"
@@ -32,6 +33,8 @@ static const char usage[] =
 	"  --addr ADDR            this VM's address (IPv4 or IPv6)\n"
 	"  --mac MAC              this VM's interface address as the router sees it\n"
 	"  --router-iface IF      the router's interface that reaches this VM\n"
+	"  --vlan N               this VM's 802.1Q VLAN id (1-4094) when the router reaches\n"
+	"                         it on a trunk: requests arrive tagged N (default: untagged)\n"
 	"  --vip ADDR:PORT        a service address, IPv4 or [IPv6] (repeatable). The agent\n"
 	"                         adds ADDR to lo (rtnetlink, /32 or /128), removes it on\n"
 	"                         exit if it added it, and serves UDP on ADDR:PORT\n"
@@ -55,7 +58,7 @@ static const char usage[] =
 enum option_id {
 	OPT_NAME = 1, OPT_ADDR, OPT_MAC, OPT_ROUTER_IFACE, OPT_VIP, OPT_TETHERD, OPT_SECRET_FILE,
 	OPT_FUNCTION, OPT_HANDLER, OPT_COLD_START, OPT_HEARTBEAT, OPT_DRAIN, OPT_CAPACITY,
-	OPT_CAPACITY_ANY, OPT_MAX_CONTAINERS, OPT_HELP,
+	OPT_CAPACITY_ANY, OPT_MAX_CONTAINERS, OPT_VLAN, OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -63,6 +66,7 @@ static const struct option options[] = {
 	{ "addr", required_argument, 0, OPT_ADDR },
 	{ "mac", required_argument, 0, OPT_MAC },
 	{ "router-iface", required_argument, 0, OPT_ROUTER_IFACE },
+	{ "vlan", required_argument, 0, OPT_VLAN },
 	{ "vip", required_argument, 0, OPT_VIP },
 	{ "tetherd", required_argument, 0, OPT_TETHERD },
 	{ "secret-file", required_argument, 0, OPT_SECRET_FILE },
@@ -303,6 +307,16 @@ static int apply(struct agent_options *o, int id, const char *value, char *messa
 				      value);
 		strcpy(o->router_iface, value);
 		return 0;
+	case OPT_VLAN: {
+		__u64 vid;
+
+		if (strncmp(value, "0x", 2) == 0 || parse_u64(value, &vid) || vid > TETHER_VLAN_MAX)
+			return refuse(message, size,
+				      "--vlan '%s' is not a VLAN id: 1 to %u, or 0 for untagged", value,
+				      TETHER_VLAN_MAX);
+		o->vlan = (__u16)vid;
+		return 0;
+	}
 	case OPT_VIP:
 		if (o->vip_count == AGENT_MAX_VIPS)
 			return refuse(message, size, "at most %d --vip", AGENT_MAX_VIPS);

@@ -46,6 +46,7 @@ struct agent_options {
 	char addr[64];         /* the VM's address, normalized */
 	char mac[18];          /* aa:bb:cc:dd:ee:ff, lowercase */
 	char router_iface[16]; /* the router's interface towards this VM */
+	__u16 vlan;            /* its 802.1Q VLAN id on that interface; 0: untagged */
 	struct agent_vip vips[AGENT_MAX_VIPS];
 	int vip_count;
 	struct agent_endpoint tetherd;

@@ -115,6 +115,8 @@ static void send_add_backend(struct agent *agent)
 	proto_record_str(&w, "mac", o->mac);
 	proto_record_str(&w, "iface", o->router_iface);
 	proto_record_u64(&w, "heartbeat_ms", o->heartbeat_ms);
+	if (o->vlan) /* only then: a tetherd without VLANs still takes the rest */
+		proto_record_u64(&w, "vlan", o->vlan);
 	proto_record_end(&w);
 	if (link_request(&agent->control, &w, on_backend_added, 0) == 0)
 		agent->session = SESSION_ADDING_BACKEND;

@@ -114,6 +114,7 @@ static void write_backend(struct tetherd *d, struct proto_writer *w, const struc
 	proto_record_str(w, "addr", addr);
 	proto_record_str(w, "mac", mac);
 	proto_record_str(w, "iface", b->meta.iface);
+	proto_record_u64(w, "vlan", b->record.vlan);
 	proto_record_u64(w, "heartbeat_ms", b->meta.heartbeat_ms);
 	proto_record_u64(w, "expires_in_ms", ms_until(d, b->record.heartbeat_expiry_ns) < 0
 						     ? 0
@@ -135,6 +136,7 @@ static enum proto_error parse_add_backend(struct tetherd *d, const struct reques
 	    (err = proto_get_mac(req, "mac", 1, r->mac, message, size)) ||
 	    (err = proto_get_name(req, "iface", 1, &iface, message, size)) ||
 	    (err = proto_get_u32(req, "heartbeat_ms", 0, &r->heartbeat_ms, message, size)) ||
+	    (err = proto_get_vlan(req, "vlan", 0, &r->vlan, message, size)) ||
 	    (err = check_backend_allowed(who, name, message, size)))
 		return err;
 	r->op = LC_BACKEND_ADD;
@@ -548,7 +550,7 @@ static enum proto_error show_stats(struct tetherd *d, const struct requester *wh
 #define STAT(field) proto_record_u64(w, #field, stats.field)
 	STAT(token_hit); STAT(token_miss); STAT(token_foreign); STAT(key_hit); STAT(key_new);
 	STAT(key_rehomed); STAT(flow_pick); STAT(no_capacity); STAT(strict_gone);
-	STAT(malformed); STAT(fragment); STAT(pass); STAT(no_route);
+	STAT(malformed); STAT(fragment); STAT(pass); STAT(no_route); STAT(retag_failed);
 #undef STAT
 	/* Of TETHER_MAX_AFFINITY. The kernel does not count LRU evictions:
 	 * they are learned - entries - flushed (docs/protocol.md). */
@@ -646,8 +648,8 @@ static enum proto_error unload_tetherd(struct tetherd *d, const struct requester
 /* bound_ok: what an agent needs for its own backend; each of those checks
  * the backend or container it names, or lists only its own. */
 static const struct command commands[] = {
-	{ "add", "backend", KEYS("name", "addr", "mac", "iface", "heartbeat_ms"), true, NULL,
-	  parse_add_backend },
+	{ "add", "backend", KEYS("name", "addr", "mac", "iface", "heartbeat_ms", "vlan"), true,
+	  NULL, parse_add_backend },
 	{ "heartbeat", "backend", KEYS("name"), true, NULL, parse_backend_change },
 	{ "drain", "backend", KEYS("name", "deadline_ms"), true, NULL, parse_backend_change },
 	{ "del", "backend", KEYS("name"), true, NULL, parse_backend_change },

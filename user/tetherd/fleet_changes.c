@@ -248,7 +248,7 @@ static void add_backend(struct change *c)
 {
 	const struct lc_request *r = &c->request;
 	struct lifecycle *lc = &c->f->d->lc;
-	enum proto_error err = lc_check_backend_add(lc, r->backend, r->iface);
+	enum proto_error err = lc_check_backend_add(lc, r->backend, r->iface, r->vlan);
 	__u32 heartbeat_ms = r->heartbeat_ms ? r->heartbeat_ms : lc->config.heartbeat_ms;
 	struct store_backend record = {
 		.iface = "", .heartbeat_ms = heartbeat_ms, .state = BACKEND_UP,
@@ -268,6 +268,7 @@ static void add_backend(struct change *c)
 	}
 	memcpy(record.addr, r->addr, 16);
 	memcpy(record.mac, r->mac, 6);
+	record.vlan = r->vlan;
 	snprintf(record.iface, sizeof(record.iface), "%s", r->iface);
 	store_key_backend(c->f->prefix, r->backend, c->keys[0]);
 	store_key_backend_id(c->f->prefix, record.id, c->keys[1]);
@@ -522,7 +523,8 @@ static bool already_done(struct change *c)
 	switch (r->op) {
 	case LC_BACKEND_ADD:
 		return mb && !memcmp(mb->record.addr, r->addr, 16) &&
-		       !memcmp(mb->record.mac, r->mac, 6) && !strcmp(mb->record.iface, r->iface);
+		       !memcmp(mb->record.mac, r->mac, 6) && !strcmp(mb->record.iface, r->iface) &&
+		       mb->record.vlan == r->vlan;
 	case LC_BACKEND_HEARTBEAT:
 		return false; /* renewing again does no harm */
 	case LC_BACKEND_DRAIN:

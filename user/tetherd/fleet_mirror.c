@@ -38,6 +38,7 @@ static void apply_backend(struct fleet *f, const struct mirror_backend *mb)
 		.id = mb->record.id,
 		.name = mb->name,
 		.iface = mb->record.iface,
+		.vlan = mb->record.vlan,
 		.heartbeat_ms = mb->record.heartbeat_ms,
 		.state = alive ? mb->record.state : BACKEND_DOWN,
 		.drain_deadline_ns = store_deadline_to_monotonic(mb->record.drain_deadline_unix_ms,

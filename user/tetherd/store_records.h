@@ -72,6 +72,7 @@ struct store_backend {
 	__u8 addr[16];
 	__u8 mac[6];
 	char iface[16];
+	__u16 vlan;                     /* 0: untagged */
 	__u32 heartbeat_ms;
 	enum backend_state state;       /* up or draining (down: its alive key is gone) */
 	__u64 drain_deadline_unix_ms;   /* when draining */

@@ -25,7 +25,8 @@ int service_add(struct dataplane *dp, const __u8 addr[16], __u16 port, __u32 ser
 int service_del(struct dataplane *dp, const __u8 addr[16], __u16 port);
 
 /* backends.c: the record is written whole; src_mac is filled from ifindex,
- * and ifindex is added to tx_ports. */
+ * and ifindex is added to tx_ports. vlan: 0 (untagged) or 1..TETHER_VLAN_MAX,
+ * else -EINVAL. */
 int backend_set(struct dataplane *dp, __u32 backend_id, const struct backend_record *record);
 int backend_get(struct dataplane *dp, __u32 backend_id, struct backend_record *record);
 int backend_del(struct dataplane *dp, __u32 backend_id);

@@ -196,7 +196,7 @@ fleet_router_start() {
 	# A simple command, not a function: $! is tetherd itself (nsenter execs it).
 	nsenter --net="/var/run/netns/$(fleet_ns "$node")" "$E2E_TETHERD" --iface lan0 --vip "$FLEET_VIP:$FLEET_PORT" \
 		--pin-root "/sys/fs/bpf/$E2E_ID-$node" --socket "$(fleet_socket "$node")" \
-		--heartbeat-ms 2000 --tcp-listen "203.0.113.1$(fleet_index "$node"):7070" \
+		--heartbeat-ms 2000 --hold-ms 3000 --tcp-listen "203.0.113.1$(fleet_index "$node"):7070" \
 		--tcp-secret-file "$E2E_RUN_DIR/secret" \
 		--store "etcd=$FLEET_STORE" --fleet "$FLEET_NAME" --router-name "$node" "$@" \
 		>>"$log" 2>&1 &

@@ -29,6 +29,9 @@
 #                 back, it reads everything again and keeps no stale container
 #   racing_adds   r1 and r2 each add 600 containers at once: no slot and no
 #                 token twice, and every router has all 1,200
+#   capacity      a request for a function without containers, held by r1's
+#                 slow path, is heard as capacity_needed on r3's event stream;
+#                 a container added through r2 gets it forwarded by r1
 #
 #   tests/e2e/test_fleet.sh [TEST...]
 #
@@ -39,7 +42,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/fleet.sh"
 
 TESTS=(tokens tables keys writes liveness router_killed member_killed cut_off quorum_lost
-	compacted racing_adds)
+	compacted racing_adds capacity)
 F=7 # the function of the echo containers
 
 # The token of container SLOT as router $1 lists it.
@@ -283,6 +286,28 @@ test_racing_adds() {
 	echo "#   r3 lists $slots containers of function 9 with $tokens tokens"
 	expect_eq "distinct slots" "$slots" $((2 * n))
 	expect_eq "distinct tokens" "$tokens" $((2 * n))
+}
+
+test_capacity() {
+	local watch=$E2E_LOG_DIR/watch-r3 out i
+	timeout 15 "$E2E_TETHERCTL" --socket "$(fleet_socket r3)" watch >"$watch" 2>&1 &
+	local watcher=$!
+	sleep 0.3
+	nsenter --net="/var/run/netns/$(fleet_ns cl1)" "$E2E_BUILD/tether-invoke" \
+		--vip "$FLEET_VIP:$FLEET_PORT" --function 42 --timeout-ms 5000 >"$E2E_LOG_DIR/cold.out" 2>&1 &
+	local invoke=$!
+	for ((i = 0; i < 50; i++)); do
+		grep -q "capacity_needed function=42 .*router=r1" "$watch" && break
+		sleep 0.1
+	done
+	expect_contains "r3's events" "$(cat "$watch")" "capacity_needed function=42 waiting=1 router=r1"
+	fleet_ctl r2 container add --function 42 --backend vm1 --name cold --warm >/dev/null
+	wait "$invoke" || true
+	out=$(cat "$E2E_LOG_DIR/cold.out")
+	echo "#   held by r1, served after a container was added through r2: $out"
+	expect_contains "the held request" "$out" "status=ok"
+	kill "$watcher" 2>/dev/null || true
+	wait "$watcher" 2>/dev/null || true
 }
 
 main() {

@@ -69,6 +69,12 @@ static void test_keys_round_trip(void **state)
 	expect_key(key, STORE_ROUTER, "r3", "", 0);
 	store_key_state(PREFIX, key);
 	expect_key(key, STORE_STATE, "", "", 0);
+	struct store_key parsed;
+
+	store_key_capacity(PREFIX, 18446744073709551615ull, key);
+	assert_true(store_key_parse(PREFIX, key, strlen(key), &parsed));
+	assert_int_equal(parsed.kind, STORE_CAPACITY);
+	assert_true(parsed.function_id == 18446744073709551615ull);
 	store_key_names_of(PREFIX, "vm1", key);
 	assert_string_equal(key, PREFIX "names/vm1/");
 }
@@ -88,6 +94,9 @@ static void test_bad_keys(void **state)
 		PREFIX "names/vm1/",
 		PREFIX "other/x",
 		PREFIX "states",
+		PREFIX "capacity/0",
+		PREFIX "capacity/18446744073709551616",
+		PREFIX "capacity/07",
 		"/tether/other/backends/vm1",
 	};
 	struct store_key parsed;

@@ -187,6 +187,7 @@ struct fleet *fleet_new(struct tetherd *d, const struct fleet_config *config, ch
 	f->before_sync = g_ptr_array_new();
 	f->changes = g_hash_table_new(g_direct_hash, g_direct_equal);
 	f->status_reads = g_hash_table_new(g_direct_hash, g_direct_equal);
+	f->capacity_asked = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 	f->next_slot_hint = g_random_int_range(0, TETHER_MAX_CONTAINERS);
 	return f;
 }
@@ -224,6 +225,7 @@ void fleet_free(struct fleet *f)
 	g_ptr_array_free(f->before_sync, TRUE);
 	g_hash_table_destroy(f->changes);
 	g_hash_table_destroy(f->status_reads);
+	g_hash_table_destroy(f->capacity_asked);
 	g_free(f);
 }
 

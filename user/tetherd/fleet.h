@@ -58,6 +58,12 @@ typedef void (*fleet_done_cb)(void *ctx, const struct fleet_outcome *outcome);
 void fleet_submit(struct fleet *f, const struct lc_request *request, fleet_done_cb done,
 		  void *ctx);
 
+/* The slow path waits for capacity for function_id: every router of the
+ * fleet tells its watchers (event=capacity_needed ... router=NAME), so the
+ * agents connected to any router hear it. At most once a second per
+ * function. */
+void fleet_capacity_needed(struct fleet *f, __u64 function_id, __u32 waiting);
+
 /* One router of the fleet as the store knows it. */
 struct fleet_router {
 	char name[64];

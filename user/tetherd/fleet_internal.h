@@ -70,6 +70,7 @@ struct fleet {
 	GPtrArray *before_sync;  /* changes submitted before the first read */
 	GHashTable *changes;     /* every change not answered yet */
 	GHashTable *status_reads; /* `show fleet` reads not answered yet */
+	GHashTable *capacity_asked; /* function id -> when this router last published */
 
 	/* this router's record */
 	__s64 router_lease;

@@ -164,6 +164,26 @@ static void state_moved(struct fleet *f, const struct store_key *key, __s64 revi
 		f->applied_state_revision = revision;
 }
 
+/* Another router's slow path waits for capacity: this router's watchers
+ * (agents among them) hear it too. */
+static void capacity_asked(struct fleet *f, const struct store_key *key, const struct etcd_kv *kv)
+{
+	const struct lifecycle_observer *observer = &f->d->lc.config.observer;
+	struct proto_request record;
+	const char *router;
+	__u32 waiting = 0;
+	char line[256], why[128];
+
+	if (proto_parse_record(kv->value, kv->value_len, &record, why, sizeof(why)) ||
+	    proto_get_u32(&record, "waiting", 1, &waiting, why, sizeof(why)) ||
+	    !(router = proto_get(&record, "router")) || !strcmp(router, f->config.router) ||
+	    !observer->event)
+		return;
+	snprintf(line, sizeof(line), "event=capacity_needed function=%llu waiting=%u router=%s",
+		 (unsigned long long)key->function_id, waiting, router);
+	observer->event(observer->ctx, line);
+}
+
 void mirror_apply_kv(struct fleet *f, const struct etcd_kv *kv)
 {
 	struct store_key key;
@@ -182,6 +202,9 @@ void mirror_apply_kv(struct fleet *f, const struct etcd_kv *kv)
 		break;
 	case STORE_CONTAINER:
 		put_container(f, key.number, kv);
+		break;
+	case STORE_CAPACITY:
+		capacity_asked(f, &key, kv);
 		break;
 	default: /* ids, names and routers only guard changes and answer status */
 		break;

@@ -104,6 +104,37 @@ void presence_stop(struct fleet *f)
 	g_hash_table_remove_all(f->status_reads);
 }
 
+/* ---- capacity asked for ------------------------------------------------------------------ */
+
+/* A router publishes a function's need for capacity at most this often. */
+#define CAPACITY_EVERY_NS (1000ull * NS_PER_MS)
+
+static void on_capacity_written(void *ctx, const struct etcd_error *error,
+				const struct etcd_write_result *result)
+{
+	(void)ctx, (void)error, (void)result; /* the slow path asks again if it must */
+}
+
+void fleet_capacity_needed(struct fleet *f, __u64 function_id, __u32 waiting)
+{
+	__u64 now = monotonic_ns();
+	gpointer last = g_hash_table_lookup(f->capacity_asked, &function_id);
+	char key[STORE_KEY_MAX], value[STORE_VALUE_MAX];
+
+	if (!f->router_lease || (last && now - *(__u64 *)last < CAPACITY_EVERY_NS))
+		return;
+	if (!last) {
+		last = g_new(__u64, 2);
+		((__u64 *)last)[1] = function_id;
+		g_hash_table_insert(f->capacity_asked, &((__u64 *)last)[1], last);
+	}
+	*(__u64 *)last = now;
+	store_key_capacity(f->prefix, function_id, key);
+	snprintf(value, sizeof(value), "waiting=%u router=%s", waiting, f->config.router);
+	/* On the router's lease: gone with the router. */
+	etcd_put(f->client, key, value, strlen(value), f->router_lease, on_capacity_written, NULL);
+}
+
 /* ---- keys nothing owns -------------------------------------------------------------------- */
 
 struct cleanup {

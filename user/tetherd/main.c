@@ -35,9 +35,17 @@ static __u64 clock_monotonic(void *ctx)
 static void on_event(void *ctx, const char *line)
 {
 	struct tetherd *d = ctx;
+	unsigned long long function_id;
+	unsigned int waiting;
 
 	if (d->control)
 		control_broadcast(d->control, line);
+	/* This router's slow path asks for capacity: the fleet's agents hear it
+	 * from any router (lines from other routers name theirs: not again). */
+	if (d->fleet && !strstr(line, " router=") &&
+	    sscanf(line, "event=capacity_needed function=%llu waiting=%u", &function_id,
+		   &waiting) == 2)
+		fleet_capacity_needed(d->fleet, function_id, waiting);
 }
 
 static void on_container_warm(void *ctx, __u32 slot, __u64 function_id)

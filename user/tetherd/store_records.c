@@ -3,6 +3,7 @@
 #include "store_records.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,11 @@ void store_key_state(const char *prefix, char out[STORE_KEY_MAX])
 	snprintf(out, STORE_KEY_MAX, "%sstate", prefix);
 }
 
+void store_key_capacity(const char *prefix, __u64 function_id, char out[STORE_KEY_MAX])
+{
+	snprintf(out, STORE_KEY_MAX, "%scapacity/%llu", prefix, (unsigned long long)function_id);
+}
+
 /* A decimal below limit, no sign, no leading zero but "0" itself. */
 static bool parse_number(const char *text, size_t len, __u32 limit, __u32 *out)
 {
@@ -95,6 +101,24 @@ static bool parse_number(const char *text, size_t len, __u32 limit, __u32 *out)
 	if (value >= limit)
 		return false;
 	*out = (__u32)value;
+	return true;
+}
+
+/* A nonzero decimal function id, no leading zero. */
+static bool parse_function(const char *text, size_t len, __u64 *out)
+{
+	__u64 value = 0;
+
+	if (len == 0 || len > 20 || text[0] == '0')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		__u64 digit = (__u64)(text[i] - '0');
+
+		if (text[i] < '0' || text[i] > '9' || value > (UINT64_MAX - digit) / 10)
+			return false;
+		value = value * 10 + digit;
+	}
+	*out = value;
 	return true;
 }
 
@@ -116,6 +140,7 @@ bool store_key_parse(const char *prefix, const char *key, size_t key_len, struct
 		{ "backends/", STORE_BACKEND },	    { "backend_ids/", STORE_BACKEND_ID },
 		{ "alive/", STORE_ALIVE },	    { "containers/", STORE_CONTAINER },
 		{ "names/", STORE_NAME },	    { "routers/", STORE_ROUTER },
+		{ "capacity/", STORE_CAPACITY },
 	};
 	size_t prefix_len = strlen(prefix);
 
@@ -143,6 +168,8 @@ bool store_key_parse(const char *prefix, const char *key, size_t key_len, struct
 			       out->number != 0;
 		case STORE_CONTAINER:
 			return parse_number(rest, rest_len, TETHER_MAX_CONTAINERS, &out->number);
+		case STORE_CAPACITY:
+			return parse_function(rest, rest_len, &out->function_id);
 		case STORE_NAME: {
 			const char *slash = memchr(rest, '/', rest_len);
 

@@ -28,6 +28,7 @@ enum store_kind {
 	STORE_NAME,       /* names/BACKEND/NAME: which slot holds the name */
 	STORE_ROUTER,     /* routers/NAME: on the router's lease */
 	STORE_STATE,      /* state: put by every change, so its mod revision is the state's */
+	STORE_CAPACITY,   /* capacity/FUNCTION: a router's slow path waits for capacity */
 };
 
 struct store_key {
@@ -35,6 +36,7 @@ struct store_key {
 	char name[TETHER_NAME_MAX];    /* backend, alive, router; the backend of a name */
 	char container[TETHER_NAME_MAX]; /* names/: the container's name */
 	__u32 number;                  /* backend id, container slot */
+	__u64 function_id;             /* capacity/ */
 };
 
 /* [A-Za-z0-9._-]{1,31}: fleets, routers, backends, containers. */
@@ -54,6 +56,7 @@ void store_key_name(const char *prefix, const char *backend, const char *name,
 void store_key_names_of(const char *prefix, const char *backend, char out[STORE_KEY_MAX]);
 void store_key_router(const char *prefix, const char *name, char out[STORE_KEY_MAX]);
 void store_key_state(const char *prefix, char out[STORE_KEY_MAX]);
+void store_key_capacity(const char *prefix, __u64 function_id, char out[STORE_KEY_MAX]);
 
 /* Which key key is (key_len bytes; it starts with prefix). false for a key of
  * no known kind or with a bad name or number. */

@@ -184,6 +184,10 @@ $(BUILD)/tools/%: $(BUILD)/tools/%.o
 $(BUILD)/tools/bench_control $(BUILD)/tools/bench_dataplane $(BUILD)/tools/check_pins: \
 	$(LIB_dataplane) $(LIB_control) $(LIB_core)
 $(BUILD)/tools/udp_load: $(LIB_client) $(LIB_control)
+# The fleet bench's writer: the store's records (tetherd's store_records.c).
+$(BUILD)/tools/fleet_fill.o: CFLAGS += -Iuser/tetherd
+$(BUILD)/tools/fleet_fill: $(TETHERD_LIB) $(LIB_store) $(LIB_control) $(LIB_core) $(LIB_dataplane)
+$(BUILD)/tools/fleet_fill: LDLIBS += $(STORE_LIBS)
 
 PACKAGING_TESTS := $(wildcard tests/packaging/test_*.sh)
 E2E_TESTS := $(filter-out tests/e2e/test_private_checkout.sh,$(wildcard tests/e2e/test_*.sh))
@@ -226,7 +230,8 @@ $(BENCH_SKEL): $(BENCH_BPF_OBJ)
 # Forwarding throughput (tools/bench_forward.sh): BPF programs and tools in tools/bench/.
 FWD_BPF_OBJS := $(BUILD)/forward_xdp.bpf.o $(BUILD)/forward_sink.bpf.o
 FWD_SKELS    := $(FWD_BPF_OBJS:.bpf.o=.skel.h)
-FWD_TOOLS    := $(BUILD)/tools/bench/forward_ctl $(BUILD)/tools/bench/userspace_router
+FWD_TOOLS    := $(BUILD)/tools/bench/forward_ctl $(BUILD)/tools/bench/userspace_router \
+		$(BUILD)/tools/bench/request_frame
 all: $(FWD_TOOLS)
 
 $(BUILD)/forward_%.bpf.o: tools/bench/forward_%.bpf.c tools/bench/forward.h include/tether/wire.h
@@ -240,6 +245,9 @@ $(BUILD)/tools/bench/forward_ctl.o: $(FWD_SKELS) tools/bench/forward.h
 $(BUILD)/tools/bench/forward_ctl.o: CFLAGS += -Itools -Itests/lib
 $(BUILD)/tools/bench/forward_ctl: $(BUILD)/tests/lib/pktgen.o $(LIB_dataplane) $(LIB_core)
 $(BUILD)/tools/bench/userspace_router: $(BUILD)/tools/bench/userspace_router.o
+	$(LINK)
+$(BUILD)/tools/bench/request_frame.o: CFLAGS += -Itests/lib
+$(BUILD)/tools/bench/request_frame: $(BUILD)/tools/bench/request_frame.o $(BUILD)/tests/lib/pktgen.o
 	$(LINK)
 
 $(BUILD)/tools/bench_dataplane.o: $(BENCH_SKEL)
@@ -274,6 +282,7 @@ bench: deps
 	BUILD=$(BUILD) tools/bench_socket.sh --json $(BUILD)/bench-socket.json
 	BUILD=$(BUILD) tools/bench_latency.sh --json $(BUILD)/bench-latency.json
 	BUILD=$(BUILD) tools/bench_converge.sh --json $(BUILD)/bench-converge.json
+	BUILD=$(BUILD) tools/bench_fleet.sh --json $(BUILD)/bench-fleet.json
 
 
 # --- Sanitizers ---------------------------------------------------------------

@@ -13,6 +13,11 @@
 #   initial sync  N containers written into the store (tools/fleet_fill), then
 #                 a new router started on them: seconds until it has read and
 #                 applied them all, and its memory (VmHWM)
+#   key agreement a set of keys sent through r1, then r2, then r3 (each router
+#                 learns them in turn): the share of keys that reached the same
+#                 container through all three, with no membership change, and
+#                 with a container added between r1's turn and the others'
+#                 (docs/store.md, "Placement across routers")
 #   data plane    ns per token hit of a fleet router's XDP program against a
 #                 single-host tetherd's, side by side (bpftool prog run,
 #                 BPF_PROG_TEST_RUN, the same frame)
@@ -37,9 +42,9 @@ while (($#)); do
 	shift
 done
 if ((QUICK)); then
-	TRIALS=4 WRITES=120 SYNC_CONTAINERS=20000 RUN_REPEAT=100000
+	TRIALS=4 WRITES=120 SYNC_CONTAINERS=20000 RUN_REPEAT=100000 KEYS=200
 else
-	TRIALS=20 WRITES=600 SYNC_CONTAINERS=1000000 RUN_REPEAT=1000000
+	TRIALS=20 WRITES=600 SYNC_CONTAINERS=1000000 RUN_REPEAT=1000000 KEYS=2000
 fi
 
 # Percentile P (0-100) of the numbers on stdin (nearest rank).
@@ -151,6 +156,42 @@ bench_sync() {
 	e2e_wait_gone "$pid" 100 || true
 }
 
+# --- key agreement -------------------------------------------------------------------------
+
+# "KEY SLOT" for keys BASE..BASE+N-1 sent once each through client $1 (one
+# session: request i carries key BASE + i % N).
+keys_through() {
+	local client=$1 base=$2 n=$3 trace=$E2E_LOG_DIR/keys-$1-$2.trace
+	fleet_load "$client" --function 7 --key "$base" --keys-per-session "$n" --sessions 1 \
+		--count "$n" --rate 5000 --trace "$trace" >/dev/null
+	awk -v base="$base" -v n="$n" '$5 == "status=ok" {
+		seq = substr($1, 9); slot = substr($6, 11); print base + (seq - 1) % n, slot }' "$trace" |
+		sort -n
+}
+
+# The share (percent, one decimal) of keys whose three lines agree.
+agreement() {
+	local a=$1 b=$2 c=$3
+	join "$a" "$b" | join - "$c" |
+		awk -v n="$4" '$2 == $3 && $3 == $4 { same++ } END { printf "%.1f", 100 * same / n }'
+}
+
+bench_key_agreement() {
+	local n=$KEYS base=700000 dir=$E2E_LOG_DIR
+	keys_through cl1 $base "$n" >"$dir/k1"
+	keys_through cl2 $base "$n" >"$dir/k2"
+	keys_through cl3 $base "$n" >"$dir/k3"
+	AGREE_STILL=$(agreement "$dir/k1" "$dir/k2" "$dir/k3" "$n")
+	base=800000
+	keys_through cl1 $base "$n" >"$dir/c1"
+	fleet_ctl r1 container add --function 7 --backend vm2 --name churn --warm >/dev/null
+	fleet_wait_converged 100 || e2e_die "the routers disagree after the churn add"
+	keys_through cl2 $base "$n" >"$dir/c2"
+	keys_through cl3 $base "$n" >"$dir/c3"
+	AGREE_CHURN=$(agreement "$dir/c1" "$dir/c2" "$dir/c3" "$n")
+	AGREE_POOL=$(fleet_ctl r1 --json function show 7 | jq '.[0].pool')
+}
+
 # --- the data plane, side by side ------------------------------------------------------------
 
 # ns per run of the program on interface lan0 of node $1, for frame file $2.
@@ -206,6 +247,7 @@ main() {
 	done
 	fleet_wait_converged 100 || e2e_die "the routers did not agree on the first state"
 	bench_convergence
+	bench_key_agreement
 	bench_writes
 	bench_dataplane
 	bench_sync
@@ -213,6 +255,8 @@ main() {
 	printf '| figure | value |\n|---|---|\n'
 	printf '| convergence, add through r1 until r3 answers by it (%d trials) | p50 %s ms, p99 %s ms, max %s ms |\n' \
 		"$TRIALS" "$CONV_P50" "$CONV_P99" "$CONV_MAX"
+	printf '| keys on the same container through r1, r2 and r3 (%s keys) | %s%% without churn; %s%% with a container added between r1 and the others (pool of %s after it) |\n' \
+		"$KEYS" "$AGREE_STILL" "$AGREE_CHURN" "$AGREE_POOL"
 	printf '| container adds/s (starting) through one router (4 connections) | %s |\n' "$WRITE_ONE"
 	printf '| container adds/s (starting) through three routers (4 connections each) | %s |\n' \
 		"$WRITE_THREE"
@@ -222,8 +266,9 @@ main() {
 	printf '| token hit, ns per run (BPF_PROG_TEST_RUN, median of 5 x %s) | fleet router %s, single host %s |\n' \
 		"$RUN_REPEAT" "$DP_FLEET" "$DP_SINGLE"
 	if [[ -n $JSON ]]; then
-		printf '{"convergence_ms":{"p50":%s,"p99":%s,"max":%s,"trials":%s},"adds_per_s":{"one_router":%s,"three_routers":%s},"sync":{"containers":%s,"applied":%s,"ms":%s,"vmhwm_kib":%s},"token_hit_ns":{"fleet":%s,"single":%s}}\n' \
-			"$CONV_P50" "$CONV_P99" "$CONV_MAX" "$TRIALS" "$WRITE_ONE" "$WRITE_THREE" \
+		printf '{"convergence_ms":{"p50":%s,"p99":%s,"max":%s,"trials":%s},"key_agreement_pct":{"keys":%s,"still":%s,"churn":%s,"pool":%s},"adds_per_s":{"one_router":%s,"three_routers":%s},"sync":{"containers":%s,"applied":%s,"ms":%s,"vmhwm_kib":%s},"token_hit_ns":{"fleet":%s,"single":%s}}\n' \
+			"$CONV_P50" "$CONV_P99" "$CONV_MAX" "$TRIALS" "$KEYS" "$AGREE_STILL" "$AGREE_CHURN" \
+			"$AGREE_POOL" "$WRITE_ONE" "$WRITE_THREE" \
 			"$SYNC_CONTAINERS" "$SYNC_CONTAINERS_SEEN" "$SYNC_MS" "$SYNC_HWM_KB" "$DP_FLEET" \
 			"$DP_SINGLE" >"$JSON"
 	fi

@@ -240,7 +240,7 @@ main() {
 		fleet_router_start "$node"
 	done
 	for vm in "${FLEET_VMS[@]}"; do
-		fleet_backend_add "$vm" r1 --heartbeat-ms 2000 >/dev/null
+		fleet_backend_add "$vm" r1 --heartbeat-ms 4000 >/dev/null
 		fleet_heartbeats "$vm" r1
 		fleet_echo_start "$vm"
 		fleet_ctl r1 container add --function 7 --backend "$vm" --warm >/dev/null

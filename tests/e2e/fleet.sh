@@ -276,7 +276,7 @@ fleet_vm_mac() {
 	ip -n "$(fleet_ns "$1")" -j link show dev eth0 | jq -r '.[0].address'
 }
 
-# Registers VM $1 through router $2 (heartbeat 2 s unless given).
+# Registers VM $1 through router $2 (options after it: --heartbeat-ms N).
 fleet_backend_add() {
 	local vm=$1 router=$2
 	shift 2

@@ -44,6 +44,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/fleet.sh"
 TESTS=(tokens tables keys writes liveness router_killed member_killed cut_off quorum_lost
 	compacted racing_adds capacity)
 F=7 # the function of the echo containers
+# The backends' heartbeat time (their leases' TTL): long enough that a busy
+# machine does not miss a renewal, short enough to wait out in a test.
+HEARTBEAT_MS=4000
 
 # The token of container SLOT as router $1 lists it.
 token_at() {
@@ -133,7 +136,7 @@ test_liveness() {
 	local node state i started down_ms
 	kill "$FLEET_HB_VM3" 2>/dev/null || true
 	started=$(date +%s%N)
-	for ((i = 0; i < 80; i++)); do
+	for ((i = 0; i < (HEARTBEAT_MS + 4000) / 100; i++)); do
 		down=0
 		for node in "${FLEET_ROUTERS[@]}"; do
 			state=$(fleet_ctl "$node" --json backend list | jq -r '.[] | select(.backend == "vm3") | .state')
@@ -143,9 +146,11 @@ test_liveness() {
 		sleep 0.1
 	done
 	down_ms=$((($(date +%s%N) - started) / 1000000))
-	echo "#   vm3 down on $down of 3 routers ${down_ms} ms after its heartbeats stopped (heartbeat 2 s)"
+	echo "#   vm3 down on $down of 3 routers ${down_ms} ms after its heartbeats stopped" \
+		"(heartbeat $HEARTBEAT_MS ms)"
 	expect_eq "routers with vm3 down" "$down" 3
-	expect_le "ms until vm3 is down everywhere" "$down_ms" 6000
+	# The lease's TTL, etcd's expiry check (every 500 ms), the watch.
+	expect_le "ms until vm3 is down everywhere" "$down_ms" $((HEARTBEAT_MS + 2500))
 	fleet_ctl r2 backend heartbeat vm3 >/dev/null || fail "a heartbeat through r2"
 	fleet_heartbeats vm3 r2
 	FLEET_HB_VM3=$FLEET_HEARTBEAT_PID
@@ -215,7 +220,7 @@ test_quorum_lost() {
 	out=$(timeout 20 "$E2E_TETHERCTL" --socket "$(fleet_socket r1)" container add --function "$F" \
 		--backend vm1 --name noquorum 2>&1) && fail "a change was taken without quorum"
 	expect_contains "a change without quorum" "$out" "unavailable"
-	sleep 3 # past every backend's heartbeat time: nothing may go down
+	sleep $((HEARTBEAT_MS / 1000 + 1)) # past every backend's heartbeat time: nothing may go down
 	for node in "${FLEET_ROUTERS[@]}"; do
 		up=$(fleet_ctl "$node" --json backend list | jq '[.[] | select(.state == "up")] | length')
 		expect_eq "backends up at $node without quorum" "$up" 3
@@ -321,7 +326,7 @@ main() {
 		fleet_router_start "$node"
 	done
 	for vm in "${FLEET_VMS[@]}"; do
-		fleet_backend_add "$vm" r1 --heartbeat-ms 2000 >/dev/null
+		fleet_backend_add "$vm" r1 --heartbeat-ms "$HEARTBEAT_MS" >/dev/null
 		fleet_heartbeats "$vm" r1
 		printf -v "FLEET_HB_${vm^^}" '%s' "$FLEET_HEARTBEAT_PID"
 		fleet_echo_start "$vm"

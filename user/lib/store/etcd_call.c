@@ -44,7 +44,11 @@ static void call_free(struct etcd_call *call)
 	g_free(call->body);
 	g_free(call->url);
 	g_byte_array_unref(call->received);
-	g_strfreev(call->why);
+	/* One note per endpoint, NULL where it did not fail: not a NULL-ended
+	 * vector (g_strfreev would stop at the first hole). */
+	for (size_t i = 0; i < call->client->n_endpoints; i++)
+		g_free(call->why[i]);
+	g_free(call->why);
 	g_free(call);
 }
 

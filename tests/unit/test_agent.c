@@ -94,9 +94,9 @@ static void test_options_full(void **state)
 	assert_int_equal(o.vips[0].addr[12], 10);
 	assert_int_equal(o.vips[1].port, 7001);
 	assert_int_equal(o.vips[1].addr[0], 0x20);
-	assert_true(o.tetherd.tcp);
-	assert_int_equal(o.tetherd.address.ss_family, AF_INET);
-	assert_string_equal(o.tetherd.text, "tcp:192.0.2.1:7070");
+	assert_true(o.tetherds[0].tcp);
+	assert_int_equal(o.tetherds[0].address.ss_family, AF_INET);
+	assert_string_equal(o.tetherds[0].text, "tcp:192.0.2.1:7070");
 	assert_string_equal(o.secret_file, "/etc/s");
 	assert_int_equal(o.function_count, 2);
 	assert_int_equal(o.functions[0].function_id, 42);
@@ -122,9 +122,10 @@ static void test_options_defaults(void **state)
 
 	(void)state;
 	assert_int_equal(parse_words(&o, message, REQUIRED, NULL), 0);
-	assert_false(o.tetherd.tcp);
-	assert_string_equal(o.tetherd.path, "/run/tether/tetherd.sock");
-	assert_string_equal(o.tetherd.text, "unix:/run/tether/tetherd.sock");
+	assert_int_equal(o.tetherd_count, 1);
+	assert_false(o.tetherds[0].tcp);
+	assert_string_equal(o.tetherds[0].path, "/run/tether/tetherd.sock");
+	assert_string_equal(o.tetherds[0].text, "unix:/run/tether/tetherd.sock");
 	assert_string_equal(o.handler, "counter");
 	assert_int_equal(o.cold_start_ms, 300);
 	assert_int_equal(o.heartbeat_ms, 1000);
@@ -205,6 +206,73 @@ static void test_endpoints(void **state)
 	assert_int_equal(agent_parse_endpoint("tcp:host.example:7070", &e), -1);
 	assert_int_equal(agent_parse_endpoint("tcp:192.0.2.1", &e), -1);
 	assert_int_equal(agent_parse_endpoint("unix:", &e), -1);
+}
+
+/* --tetherd A,B,...: the list, in order; given twice, the last one counts. */
+static void test_options_tetherd_list(void **state)
+{
+	struct agent_options o;
+	char m[MESSAGE_SIZE];
+
+	(void)state;
+	assert_int_equal(parse_words(&o, m, REQUIRED, "--tetherd",
+				     "tcp:10.0.0.1:7070,tcp:[2001:db8::2]:7070,unix:/run/t.sock,/run/u.sock",
+				     "--secret-file", "/etc/s", NULL),
+			 0);
+	assert_int_equal(o.tetherd_count, 4);
+	assert_string_equal(o.tetherds[0].text, "tcp:10.0.0.1:7070");
+	assert_int_equal(o.tetherds[0].address.ss_family, AF_INET);
+	assert_string_equal(o.tetherds[1].text, "tcp:[2001:db8::2]:7070");
+	assert_int_equal(o.tetherds[1].address.ss_family, AF_INET6);
+	assert_false(o.tetherds[2].tcp);
+	assert_string_equal(o.tetherds[2].path, "/run/t.sock");
+	assert_string_equal(o.tetherds[3].text, "unix:/run/u.sock");
+
+	/* One endpoint, as before; a later --tetherd replaces an earlier one. */
+	assert_int_equal(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a,unix:/b", "--tetherd",
+				     "/c", NULL),
+			 0);
+	assert_int_equal(o.tetherd_count, 1);
+	assert_string_equal(o.tetherds[0].text, "unix:/c");
+
+	/* Eight at most. */
+	assert_int_equal(parse_words(&o, m, REQUIRED, "--tetherd", "/1,/2,/3,/4,/5,/6,/7,/8", NULL),
+			 0);
+	assert_int_equal(o.tetherd_count, AGENT_MAX_TETHERDS);
+}
+
+static void test_options_tetherd_list_refused(void **state)
+{
+	struct agent_options o;
+	char m[MESSAGE_SIZE];
+
+	(void)state;
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a,,unix:/b", NULL), m,
+		      "--tetherd 'unix:/a,,unix:/b' has an empty endpoint");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a,", NULL), m,
+		      "has an empty endpoint");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", ",unix:/a", NULL), m,
+		      "has an empty endpoint");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "", NULL), m,
+		      "--tetherd needs an endpoint");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a, unix:/b", NULL), m,
+		      "endpoint 2, ' unix:/b', is not unix:/path or tcp:ADDR:PORT");
+	check_refused(parse_words(&o, m, REQUIRED, "--secret-file", "/s", "--tetherd",
+				  "tcp:10.0.0.1:7070;tcp:10.0.0.2:7070", NULL),
+		      m, "is not unix:/path or tcp:ADDR:PORT (several: comma-separated)");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "/a,tcp:10.0.0.1", NULL), m,
+		      "endpoint 2, 'tcp:10.0.0.1', is not");
+	/* The same endpoint twice, however written. */
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a,/a", NULL), m,
+		      "--tetherd 'unix:/a,/a' lists unix:/a twice");
+	check_refused(parse_words(&o, m, REQUIRED, "--secret-file", "/s", "--tetherd",
+				  "tcp:10.0.0.1:7070,tcp:10.0.0.2:7070,tcp:10.0.0.1:7070", NULL),
+		      m, "lists tcp:10.0.0.1:7070 twice");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "/1,/2,/3,/4,/5,/6,/7,/8,/9", NULL),
+		      m, "lists more than 8 endpoints");
+	/* A tcp: endpoint anywhere in the list needs the secret. */
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a,tcp:10.0.0.1:7070", NULL),
+		      m, "--tetherd tcp:10.0.0.1:7070 needs --secret-file");
 }
 
 /* ---- The token check -------------------------------------------------- */
@@ -1121,6 +1189,8 @@ int main(void)
 		cmocka_unit_test(test_options_defaults),
 		cmocka_unit_test(test_options_refused),
 		cmocka_unit_test(test_endpoints),
+		cmocka_unit_test(test_options_tetherd_list),
+		cmocka_unit_test(test_options_tetherd_list_refused),
 		cmocka_unit_test(test_token_own),
 		cmocka_unit_test(test_token_foreign_slot),
 		cmocka_unit_test(test_token_wrong_secret),

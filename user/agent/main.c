@@ -55,9 +55,9 @@ static int setup(struct agent *agent)
 	agent->signal_fd = -1;
 	if (!agent->loop)
 		return -1;
-	link_init(&agent->control, agent, "control", &o->tetherd, agent->secret, o->name,
+	link_init(&agent->control, agent, "control", &o->tetherds[0], agent->secret, o->name,
 		  &session_owner, agent->loop);
-	link_init(&agent->watch, agent, "watch", &o->tetherd, agent->secret, o->name,
+	link_init(&agent->watch, agent, "watch", &o->tetherds[0], agent->secret, o->name,
 		  &events_owner, agent->loop);
 	if ((err = signals_open(agent))) {
 		agent_log("cannot take signals: %s", strerror(-err));
@@ -75,7 +75,7 @@ static void create_initial_containers(struct agent *agent)
 		for (__u32 n = 0; n < o->functions[i].count && total < o->max_containers; n++, total++)
 			container_create(agent, o->functions[i].function_id, 0);
 	agent_log("backend %s (%s, %s via %s): %u containers of handler %s, tetherd at %s",
-		  o->name, o->addr, o->mac, o->router_iface, total, o->handler, o->tetherd.text);
+		  o->name, o->addr, o->mac, o->router_iface, total, o->handler, o->tetherds[0].text);
 }
 
 static void tick(struct agent *agent)

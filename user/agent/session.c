@@ -54,7 +54,9 @@ void session_relist(struct agent *agent)
 }
 
 /* A refusal that no retry can fix (the command line or the secret is wrong)
- * ends the agent; others are retried. */
+ * ends the agent; others are retried. `unavailable` (a fleet's router cut
+ * off from its store) is never final: nothing changed, the request is
+ * retried, and failover.c moves to another router when there is one. */
 static bool refusal_is_final(enum proto_error error)
 {
 	return error == PROTO_BAD_REQUEST || error == PROTO_UNKNOWN_VERB ||
@@ -283,8 +285,10 @@ static void send_heartbeat(struct agent *agent)
 	proto_request_begin(&w, "heartbeat", "backend");
 	proto_record_str(&w, "name", agent->options.name);
 	proto_record_end(&w);
-	if (link_request(&agent->control, &w, on_heartbeat, 0) == 0)
+	if (link_request(&agent->control, &w, on_heartbeat, 0) == 0) {
 		agent->heartbeat_pending = true;
+		agent->heartbeat_sent_ms = now_ms();
+	}
 	agent->heartbeat_due_ms = now_ms() + agent->options.heartbeat_ms / 3;
 }
 

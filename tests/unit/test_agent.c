@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of tether-agent's pure parts (user/lib/agent_*): option
- * parsing, the token check, the exact bytes of replies, the handlers' memory
- * across calls, the container channel's messages, and reading tetherd's
- * events, container and backend records. Then, when build/tether-agent
- * exists and we are root, the agent itself against a fake tetherd (a Unix
- * socket answering canned lines) in a private network namespace: the
- * requests it sends on start-up, on capacity_needed and on SIGTERM, stamped
- * requests served by real container processes, taking over a backend that
- * exists, and replacing one registered differently. */
+/* Unit tests of tether-agent's pure parts (user/agent/): option parsing
+ * (--tetherd lists included), the rotation between several tetherds, the
+ * token check, the exact bytes of replies, the handlers' memory across
+ * calls, the container channel's messages, and reading tetherd's events,
+ * container and backend records. Then, when build/tether-agent exists and we
+ * are root, the agent itself against fake tetherds (Unix sockets answering
+ * canned lines) in a private network namespace: the requests it sends on
+ * start-up, on capacity_needed and on SIGTERM, stamped requests served by
+ * real container processes, taking over a backend that exists, replacing one
+ * registered differently, and moving from one tetherd to the next when the
+ * first dies, answers `unavailable` or falls silent. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>

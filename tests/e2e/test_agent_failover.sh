@@ -3,16 +3,16 @@
 # End-to-end tests of the VM agent with several tetherds (tether-agent
 # --tetherd A,B): it talks to one and moves to the next when that one dies,
 # is absent, falls silent, or answers `unavailable` (a fleet's router cut off
-# from its store). Two tetherds cannot share one data plane, and these run
+# from its store). Two tetherds cannot share one data plane; most tests run
 # without a fleet store: B is the rig's tetherd (tests/e2e/lib.sh: its XDP on
 # the client's link, so traffic checks the move end to end), A a tetherd of
 # the test's own in the same router namespace (a veth pair and a pin root of
 # its own), or a fake one (socat and a script answering the control
-# protocol). Both listen on TCP; the agent in vm1 reaches them at the
+# protocol). All listen on TCP; the agent in vm1 reaches them at the
 # router's address on its link. A move to B, which does not know the
-# backend, registers everything again there; a router of the same fleet
-# would have it all already (tests/unit/test_agent.c checks that such a move
-# changes nothing). Run as root:
+# backend, registers everything again there. The last test runs two routers
+# of one fleet on a throw-away etcd (tools/etcd-cluster.sh) and checks that a
+# move between them changes nothing and lets no lease expire. Run as root:
 #
 #   tests/e2e/test_agent_failover.sh [TEST...]   (TEST: a name below, e.g. killed)
 #
@@ -285,7 +285,7 @@ test_silent() {
 	echo "#   A stopped: vm1 registered at B after $ms_backend ms, 2 warm containers after $ms_warm ms"
 	echo "#   (heartbeats every $((HEARTBEAT_MS / 3)) ms; one unanswered for $((HEARTBEAT_MS / 2)) ms moves)"
 	expect_le "ms from A's stop to vm1 at B" "$ms_backend" $((HEARTBEAT_MS + 500))
-	expect_one_move "a heartbeat unanswered for [0-9]+ ms"
+	expect_one_move "heartbeat backend unanswered for [0-9]+ ms"
 	kill -CONT "$A_PID"
 	expect_heartbeats_at_b
 	expect_traffic
@@ -314,9 +314,94 @@ test_unavailable() {
 	expect_leaves
 }
 
+# --- a fleet ---------------------------------------------------------------------------
+
+# Starts router TAG (fa, fb) of fleet $E2E_ID on a veth of its own, with a VIP
+# of its own (VIP_LAST: its last byte), on TCP port PORT; the store at
+# $FLEET_ENDPOINTS. Prints its pid.
+fleet_router_start() {
+	local tag=$1 vip_last=$2 port=$3 iface=${E2E_ID}$1
+	e2e_router_veth "$iface"
+	e2e_tetherd_spawn "$tag" "$E2E_RUN_DIR/$tag.sock" --iface "$iface" \
+		--vip "198.51.100.$vip_last:$E2E_PORT" --pin-root "$E2E_PIN_ROOT-$tag" \
+		--socket "$E2E_RUN_DIR/$tag.sock" --tcp-listen "0.0.0.0:$port" \
+		--tcp-secret-file "$SECRET_FILE" --store "etcd=$FLEET_ENDPOINTS" --fleet "$E2E_ID" \
+		--router-name "$tag" >/dev/null
+	echo "$E2E_SPAWN_PID"
+}
+
+fleet_stop() {
+	local pid
+	for pid in ${FA_PID:-} ${FB_PID:-}; do
+		kill -TERM "$pid" 2>/dev/null || true
+		e2e_wait_gone "$pid" 30 || kill -KILL "$pid" 2>/dev/null || true
+	done
+	"$E2E_REPO/tools/etcd-cluster.sh" stop "$FLEET_DIR" >/dev/null 2>&1 || true
+}
+
+# The lease of vm1's alive key in the fleet's store (decimal; empty: none).
+# Read from the JSON as text: jq would round a 64-bit id to a double's 53 bits.
+fleet_alive_lease() {
+	e2e_in_router etcdctl --endpoints "$FLEET_ENDPOINTS" get "/tether/$E2E_ID/alive/vm1" -w json |
+		grep -o '"lease":[0-9]*' | cut -d: -f2 || true
+}
+
+# vm1's containers at router TAG: slot, token, state, one a line.
+fleet_containers() {
+	"$E2E_TETHERCTL" --socket "$E2E_RUN_DIR/$1.sock" --json container list --backend vm1 |
+		jq -r '.[] | "\(.container) \(.token) \(.state)"' | sort
+}
+
+# Two routers of one fleet (a one-member etcd): the agent registers at A; A
+# is killed; the agent moves to B, which has the same backend and containers,
+# and takes them over as they are: the same slots, tokens and states, nothing
+# added or deleted, the backend never down at B and its alive key on the same
+# lease (one that had expired would have been replaced by a new one).
+test_fleet() {
+	local t0 ms before after i state down=0 lease owner=$BASHPID
+	FLEET_DIR=$E2E_LOG_DIR/etcd
+	trap fleet_stop EXIT
+	# Owned by this test's subshell: the cluster goes with it whatever happens.
+	FLEET_ENDPOINTS=$(ETCD_CLUSTER_NETNS=$E2E_NS_ROUTER "$E2E_REPO/tools/etcd-cluster.sh" \
+		start "$FLEET_DIR" 1 --owner "$owner")
+	FA_PID=$(fleet_router_start fa 31 "$A_PORT")
+	FB_PID=$(fleet_router_start fb 32 "$B_PORT_FLEET")
+	t0=$(now_ms)
+	agent_start "tcp:$ROUTER:$A_PORT,tcp:$ROUTER:$B_PORT_FLEET"
+	ms=$(wait_warm_at "$E2E_RUN_DIR/fa.sock" 2 "$t0")
+	echo "#   registered at router fa of fleet $E2E_ID: 2 warm containers after $ms ms"
+	ms=$(wait_warm_at "$E2E_RUN_DIR/fb.sock" 2 "$t0")
+	before=$(fleet_containers fb)
+	show "$before"
+	lease=$(fleet_alive_lease)
+	[[ -n $lease ]] || fail "vm1 has no alive key in the fleet's store"
+
+	kill -KILL "$FA_PID"
+	t0=$(now_ms)
+	# For 3 heartbeat times: vm1 up at B all along.
+	for ((i = 0; i < 60; i++)); do
+		state=$("$E2E_TETHERCTL" --socket "$E2E_RUN_DIR/fb.sock" --json backend list |
+			jq -r '.[] | select(.backend == "vm1") | .state')
+		[[ $state == up ]] || down=$((down + 1))
+		sleep 0.05
+	done
+	after=$(fleet_containers fb)
+	echo "#   fa killed: vm1 up at fb in each of 60 looks over 3 s; alive on lease $lease before, $(fleet_alive_lease) after"
+	expect_eq "times vm1 was not up at fb after fa was killed" "$down" 0
+	expect_eq "vm1's alive key's lease after the move" "$(fleet_alive_lease)" "$lease"
+	expect_eq "vm1's containers at fb (slot token state) after the move" "$after" "$before"
+	expect_eq "moves logged" "$(log_count "moving from tcp:$ROUTER:$A_PORT to tcp:$ROUTER:$B_PORT_FLEET: ")" 1
+	show "$(agent_log | grep -E "moving from|exists|taking|adding|replacing|deleted|refused")"
+	expect_eq "take-overs logged" "$(log_count "backend vm1 exists at tetherd; taking it over")" 1
+	expect_eq "containers added (at the start only)" "$(log_count ": added at tetherd")" 2
+	expect_eq "containers added again, replaced or deleted" \
+		"$(log_count "adding it again|replacing|deleted at tetherd")" 0
+	e2e_agent_stop vm1
+}
+
 # --- runner --------------------------------------------------------------------------------------
 
-TESTS=(first_absent killed silent unavailable)
+TESTS=(first_absent killed silent unavailable fleet)
 
 # Before lib.sh's cleanup: every tetherd of the rig woken (a test may have
 # stopped A), the pin roots of A removed. (Each test's own EXIT trap has
@@ -359,6 +444,7 @@ main() {
 	done
 	B_PORT=$((20000 + RANDOM % 20000))
 	A_PORT=$((B_PORT + 1))
+	B_PORT_FLEET=$((B_PORT + 2))
 	SECRET_FILE=$E2E_LOG_DIR/tcp.secret
 	(umask 077 && head -c8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SECRET_FILE")
 	e2e_topology

@@ -353,8 +353,8 @@ static void test_rotation_unavailable(void **state)
 		assert_false(rotation_answer(&r, "heartbeat backend", false, PROTO_NOT_FOUND));
 	assert_false(rotation_answer(&r, "add backend", false, PROTO_EXISTS));
 
-	assert_int_equal(rotation_heartbeat_patience_ms(1000), 500);
-	assert_int_equal(rotation_heartbeat_patience_ms(3000), 1500);
+	assert_int_equal(rotation_patience_ms(1000), 500);
+	assert_int_equal(rotation_patience_ms(3000), 1500);
 }
 
 /* ---- The token check -------------------------------------------------- */
@@ -783,7 +783,7 @@ struct fake {
 	const char *backend_record; /* what list backend answers */
 	const char *list_records;   /* the records list container answers */
 	const char *heartbeat_answer; /* instead of "ok" (an "error unavailable: ..." line) */
-	bool mute_heartbeats;       /* heartbeats go unanswered (a wedged tetherd) */
+	const char *mute;           /* requests starting so go unanswered (a wedged tetherd) */
 	GArray *renewals;           /* __u64 ms, monotonic: heartbeats answered ok */
 	pid_t agent;
 };
@@ -805,7 +805,7 @@ static void fake_answer(struct fake *f, struct fake_connection *conn, const char
 {
 	char answer[512];
 
-	if (!strncmp(line, "heartbeat backend", 17) && f->mute_heartbeats) {
+	if (f->mute && g_str_has_prefix(line, f->mute)) {
 		return;
 	} else if (!strncmp(line, "heartbeat backend", 17) && f->heartbeat_answer) {
 		snprintf(answer, sizeof(answer), "%s\n\n", f->heartbeat_answer);
@@ -850,7 +850,7 @@ static void fake_line(struct fake *f, struct fake_connection *conn, const char *
 		__u64 now = monotonic_ms();
 
 		f->heartbeats++;
-		if (!f->mute_heartbeats && !f->heartbeat_answer)
+		if (!(f->mute && g_str_has_prefix(line, f->mute)) && !f->heartbeat_answer)
 			g_array_append_val(f->renewals, now);
 	}
 	else if (strncmp(line, "watch event", 11))
@@ -1551,7 +1551,7 @@ static void test_agent_moves_on_silence(void **state)
 	fake_wait_for(p->a, "up container", 2, 5000);
 	for (__u64 until = monotonic_ms() + 500; monotonic_ms() < until;)
 		fake_poll(p->a, 20);
-	p->a->mute_heartbeats = true;
+	p->a->mute = "heartbeat backend";
 	muted = monotonic_ms();
 	pair_wait_renewals(p, 1, 5000);
 	fprintf(stderr, "#   A silent: first heartbeat renewed at B after %llu ms\n",
@@ -1561,9 +1561,31 @@ static void test_agent_moves_on_silence(void **state)
 		"(heartbeat_ms %d; a fleet's lease lasts at least 2000)\n",
 		(unsigned long long)longest, PAIR_HEARTBEAT_MS);
 	assert_true(longest < 2000);
-	expect_log(p->a, "a heartbeat unanswered for", 1);
+	expect_log(p->a, "heartbeat backend unanswered for", 1);
 	expect_log(p->a, "moving from", 1);
 	assert_int_equal(p->b->requests->len, 3); /* add backend, list backend, list container */
+	assert_int_equal(stop_agent(p->b), 0);
+	p->a->agent = 0;
+}
+
+/* Router A holds the registration (a fleet's router still reading its
+ * store holds requests): add backend unanswered for half the heartbeat time
+ * moves the agent to B. */
+static void test_agent_moves_when_registration_held(void **state)
+{
+	struct fake_pair *p = *state;
+	g_autofree char *moved = g_strdup_printf(
+		"moving from unix:%s to unix:%s: add backend unanswered for ", p->a->socket_path,
+		p->b->socket_path);
+
+	p->a->mute = "add backend";
+	pair_start(p);
+	pair_wait_for(p, "up container", 2, 5000);
+	pair_wait_renewals(p, 1, 3000);
+	expect_log(p->a, moved, 1);
+	expect_log(p->a, "moving from", 1);
+	assert_int_equal(fake_count(p->a, "add backend"), 1);
+	assert_int_equal(p->a->requests->len, 1);
 	assert_int_equal(stop_agent(p->b), 0);
 	p->a->agent = 0;
 }
@@ -1604,6 +1626,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_agent_moves_on_unavailable, pair_setup,
 						pair_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_moves_on_silence, pair_setup,
+						pair_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_moves_when_registration_held, pair_setup,
 						pair_teardown),
 	};
 

@@ -54,7 +54,6 @@ struct agent {
 	bool registered_once; /* tetherd has known our backend in this run */
 	__u64 session_retry_ms; /* after a refusal, do not ask again before */
 	__u64 heartbeat_due_ms;
-	__u64 heartbeat_sent_ms;
 	bool heartbeat_pending;
 	GArray *stale_slots; /* __u32: containers of our backend that are not ours */
 

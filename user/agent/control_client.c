@@ -70,6 +70,17 @@ bool link_is_up(const struct tetherd_link *link)
 	return link->state == LINK_UP;
 }
 
+bool link_oldest_pending(const struct tetherd_link *link, __u64 *sent_ms, const char **what)
+{
+	const struct link_request *req = g_queue_peek_head((GQueue *)&link->pending);
+
+	if (!req)
+		return false;
+	*sent_ms = req->sent_ms;
+	*what = req->what;
+	return true;
+}
+
 void link_log_refusal(const struct tetherd_link *link, const struct tetherd_answer *answer)
 {
 	agent_log("tetherd at %s refused %s: %s: %s", link->endpoint->text, answer->request,

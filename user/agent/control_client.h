@@ -90,6 +90,11 @@ void link_tick(struct tetherd_link *link, __u64 now);
 /* Up and taking requests. */
 bool link_is_up(const struct tetherd_link *link);
 
+/* The oldest request still waiting for its answer (auth included): true,
+ * with when it was sent and what it is ("heartbeat backend"); false when
+ * none waits. */
+bool link_oldest_pending(const struct tetherd_link *link, __u64 *sent_ms, const char **what);
+
 /* Sends the request line built in w (proto_request_begin ... end) and frees
  * w. Returns 0, and done gets the answer later (never before this returns);
  * or -1 when the link is not up or w failed (done is never called then). */

@@ -85,17 +85,21 @@ void failover_init(struct agent *agent)
 
 void failover_tick(struct agent *agent, __u64 now)
 {
-	__u32 patience = rotation_heartbeat_patience_ms(agent->options.heartbeat_ms);
+	__u32 patience = rotation_patience_ms(agent->options.heartbeat_ms);
+	const char *what;
+	__u64 sent_ms;
 	char why[96];
 
 	if (agent->options.tetherd_count < 2)
 		return;
 	if (agent->move_pending) {
 		move(agent, agent->move_why);
-	} else if (agent->heartbeat_pending && link_is_up(&agent->control) &&
-		   now - agent->heartbeat_sent_ms > patience) {
-		snprintf(why, sizeof(why), "a heartbeat unanswered for %llu ms",
-			 (unsigned long long)(now - agent->heartbeat_sent_ms));
+	} else if (link_oldest_pending(&agent->control, &sent_ms, &what) &&
+		   now - sent_ms > patience) {
+		/* A wedged tetherd, a silent host, or a router holding requests
+		 * (one still reading its fleet's store): the backend's lease runs. */
+		snprintf(why, sizeof(why), "%s unanswered for %llu ms", what,
+			 (unsigned long long)(now - sent_ms));
 		move(agent, why);
 	}
 }

@@ -2,8 +2,9 @@
 /* Several tetherds (--tetherd A,B,C: the routers of a fleet): the agent's
  * control and watch links talk to one, and both move to the next one,
  * round-robin (rotation.h), when it fails: a link cannot connect or drops,
- * a heartbeat goes unanswered for half the heartbeat time, or the router
- * answers `unavailable` (it is cut off from the fleet's store). A move runs
+ * a request (a heartbeat, the registration...) goes unanswered for half the
+ * heartbeat time, or the router answers `unavailable` (it is cut off from
+ * the fleet's store). A move runs
  * the session again as a reconnect does (session.c): in a fleet the next
  * router has the same backend and containers, which the agent takes over as
  * they are. Each move is logged once, with why. With one tetherd nothing

@@ -60,7 +60,7 @@ bool rotation_answer(struct rotation *r, const char *request, bool ok, enum prot
 	return about_backend(request) || ++r->unavailable >= ROTATION_UNAVAILABLE_MAX;
 }
 
-__u32 rotation_heartbeat_patience_ms(__u32 heartbeat_ms)
+__u32 rotation_patience_ms(__u32 heartbeat_ms)
 {
 	return heartbeat_ms / 2;
 }

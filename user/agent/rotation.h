@@ -42,9 +42,10 @@ __u32 rotation_fail(struct rotation *r);
  * that worked (rotation_fail starts counting again). */
 bool rotation_answer(struct rotation *r, const char *request, bool ok, enum proto_error error);
 
-/* How long a heartbeat may go unanswered before the agent moves away: half
- * the heartbeat time (heartbeats go every third of it), so that the move
- * and a heartbeat elsewhere fit before the backend's deadline or lease. */
-__u32 rotation_heartbeat_patience_ms(__u32 heartbeat_ms);
+/* How long a request (a heartbeat, the registration, any: answers come in
+ * order) may go unanswered before the agent moves away: half the heartbeat
+ * time (heartbeats go every third of it), so that the move and a heartbeat
+ * elsewhere fit before the backend's deadline or lease. */
+__u32 rotation_patience_ms(__u32 heartbeat_ms);
 
 #endif

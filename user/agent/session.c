@@ -285,10 +285,8 @@ static void send_heartbeat(struct agent *agent)
 	proto_request_begin(&w, "heartbeat", "backend");
 	proto_record_str(&w, "name", agent->options.name);
 	proto_record_end(&w);
-	if (link_request(&agent->control, &w, on_heartbeat, 0) == 0) {
+	if (link_request(&agent->control, &w, on_heartbeat, 0) == 0)
 		agent->heartbeat_pending = true;
-		agent->heartbeat_sent_ms = now_ms();
-	}
 	agent->heartbeat_due_ms = now_ms() + agent->options.heartbeat_ms / 3;
 }
 

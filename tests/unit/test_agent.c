@@ -782,7 +782,7 @@ struct fake {
 	bool backend_exists;        /* add backend answers "exists" (till del backend) */
 	const char *backend_record; /* what list backend answers */
 	const char *list_records;   /* the records list container answers */
-	const char *heartbeat_answer; /* instead of "ok" (an "error unavailable: ..." line) */
+	const char *unavailable;    /* requests starting so are answered "error unavailable" */
 	const char *mute;           /* requests starting so go unanswered (a wedged tetherd) */
 	GArray *renewals;           /* __u64 ms, monotonic: heartbeats answered ok */
 	pid_t agent;
@@ -807,8 +807,9 @@ static void fake_answer(struct fake *f, struct fake_connection *conn, const char
 
 	if (f->mute && g_str_has_prefix(line, f->mute)) {
 		return;
-	} else if (!strncmp(line, "heartbeat backend", 17) && f->heartbeat_answer) {
-		snprintf(answer, sizeof(answer), "%s\n\n", f->heartbeat_answer);
+	} else if (f->unavailable && g_str_has_prefix(line, f->unavailable)) {
+		snprintf(answer, sizeof(answer),
+			 "error unavailable: the fleet's store cannot be reached (fake)\n\n");
 	} else if (!strncmp(line, "watch event", 11)) {
 		conn->watching = true;
 		snprintf(answer, sizeof(answer), "ok\n");
@@ -850,7 +851,8 @@ static void fake_line(struct fake *f, struct fake_connection *conn, const char *
 		__u64 now = monotonic_ms();
 
 		f->heartbeats++;
-		if (!(f->mute && g_str_has_prefix(line, f->mute)) && !f->heartbeat_answer)
+		if (!(f->mute && g_str_has_prefix(line, f->mute)) &&
+		    !(f->unavailable && g_str_has_prefix(line, f->unavailable)))
 			g_array_append_val(f->renewals, now);
 	}
 	else if (strncmp(line, "watch event", 11))
@@ -1195,6 +1197,29 @@ static int request_index(struct fake *f, const char *line)
 	return -1;
 }
 
+/* How many times the agent logged needle. */
+static int log_count(struct fake *f, const char *needle)
+{
+	g_autofree char *log = NULL;
+	int count = 0;
+
+	if (!g_file_get_contents(f->log_path, &log, NULL, NULL))
+		return 0;
+	for (const char *at = log; (at = strstr(at, needle)); at += strlen(needle))
+		count++;
+	return count;
+}
+
+static void expect_log(struct fake *f, const char *needle, int count)
+{
+	int got = log_count(f, needle);
+
+	if (got != count) {
+		fake_dump(f);
+		fail_msg("the agent logged '%s' %d times, not %d", needle, got, count);
+	}
+}
+
 static void test_agent_lifecycle(void **state)
 {
 	struct fake *f = *state;
@@ -1254,6 +1279,42 @@ static void test_agent_lifecycle(void **state)
 	assert_string_equal(g_ptr_array_index(f->requests, f->requests->len - 1),
 			    "del backend name=vm1");
 	assert_int_equal(fake_count(f, "del backend"), 1);
+}
+
+/* One tetherd, which answers `unavailable` to up container for a while (its
+ * fleet's store away): the agent asks again every 2 s, deletes nothing,
+ * keeps heartbeating, does not give up, and the containers come up once the
+ * store is back. */
+static void test_agent_retries_unavailable(void **state)
+{
+	struct fake *f = *state;
+
+	f->unavailable = "up container";
+	start_or_skip(f, "");
+	fake_wait_for(f, "up container", 2, 5000);
+	fake_wait_for(f, "up container", 4, 5000); /* each one asked again */
+	assert_int_equal(fake_count(f, "del "), 0);
+	assert_int_equal(fake_count(f, "add container"), 2);
+	assert_int_equal(waitpid(f->agent, NULL, WNOHANG), 0);
+	assert_true(f->heartbeats >= 5);
+	for (__u64 until = monotonic_ms() + 2000;
+	     log_count(f, "refused up container: unavailable: the fleet's store cannot be reached") < 4;) {
+		if (monotonic_ms() > until) {
+			fake_dump(f);
+			fail_msg("the agent did not log the 4 unavailable answers");
+		}
+		fake_poll(f, 20);
+	}
+	f->unavailable = NULL;
+	for (__u64 until = monotonic_ms() + 5000; log_count(f, "warm, up at tetherd") < 2;) {
+		if (monotonic_ms() > until) {
+			fake_dump(f);
+			fail_msg("the containers did not come up once tetherd answered ok");
+		}
+		fake_poll(f, 20);
+	}
+	assert_int_equal(fake_count(f, "del "), 0);
+	assert_int_equal(stop_agent(f), 0);
 }
 
 #define EXISTING_BACKEND "backend=vm1 id=1 state=down addr=10.0.0.2 mac=02:00:00:00:00:01 " \
@@ -1401,28 +1462,6 @@ static __u64 longest_without_renewal(struct fake_pair *p)
 	return longest;
 }
 
-static int log_count(struct fake *f, const char *needle)
-{
-	g_autofree char *log = NULL;
-	int count = 0;
-
-	if (!g_file_get_contents(f->log_path, &log, NULL, NULL))
-		return 0;
-	for (const char *at = log; (at = strstr(at, needle)); at += strlen(needle))
-		count++;
-	return count;
-}
-
-static void expect_log(struct fake *f, const char *needle, int count)
-{
-	int got = log_count(f, needle);
-
-	if (got != count) {
-		fake_dump(f);
-		fail_msg("the agent logged '%s' %d times, not %d", needle, got, count);
-	}
-}
-
 /* The records of list container for what the agent registered at A: its two
  * warm containers in slots 10 and 11, with A's tokens. */
 static char *registered_at_a(void)
@@ -1518,7 +1557,7 @@ static void test_agent_moves_on_unavailable(void **state)
 		"the fleet's store cannot be reached",
 		p->a->socket_path, p->b->socket_path);
 
-	p->a->heartbeat_answer = "error unavailable: the fleet's store cannot be reached (fake)";
+	p->a->unavailable = "heartbeat backend";
 	p->b->next_slot = 20;
 	pair_start(p);
 	pair_wait_for(p, "up container", 2, 5000);
@@ -1617,6 +1656,8 @@ int main(void)
 		cmocka_unit_test(test_container_record),
 		cmocka_unit_test(test_backend_record),
 		cmocka_unit_test_setup_teardown(test_agent_lifecycle, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_retries_unavailable, fake_setup,
+						fake_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_takes_over_existing_backend, fake_setup,
 						fake_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_replaces_different_backend, fake_setup,

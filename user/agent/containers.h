@@ -41,7 +41,8 @@ struct container {
 	enum registration reg;
 	bool busy;             /* a request about it waits for tetherd's answer */
 	bool check;            /* an event named it: ask tetherd how it is */
-	__u64 not_before_ms;   /* no request about it before (a retry, a replacement) */
+	__u64 not_before_ms;   /* do not add it before (retry, replacement) */
+	__u64 retry_ms;        /* answered unavailable: no request before (a move clears it) */
 
 	enum process_state process;
 	pid_t pid;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "containers.h"
 #include "log.h"
 
 static const struct agent_endpoint *current(const struct agent *agent)
@@ -35,6 +36,9 @@ static void move(struct agent *agent, const char *why)
 	}
 	link_move(&agent->control, to, now + wait);
 	link_move(&agent->watch, to, now + wait);
+	/* What the last one could not do, the next one may do at once. */
+	for (guint i = 0; i < agent->containers->len; i++)
+		((struct container *)g_ptr_array_index(agent->containers, i))->retry_ms = 0;
 }
 
 static void on_link_failed(struct tetherd_link *link, const char *why)

@@ -33,15 +33,15 @@ static void surprised(struct tetherd_link *link, const struct tetherd_answer *an
 }
 
 /* tetherd could not reach its fleet's store: nothing changed. The request
- * goes again after RETRY_MS (failover.c moves to another tetherd when they
- * keep coming); the agent's view stands. */
+ * goes again after RETRY_MS, or at once at the next tetherd (failover.c
+ * moves when they keep coming); the agent's view stands. */
 static bool unavailable(struct tetherd_link *link, const struct tetherd_answer *answer,
 			struct container *c)
 {
 	if (answer->ok || answer->error != PROTO_UNAVAILABLE)
 		return false;
 	link_log_refusal(link, answer);
-	c->not_before_ms = now_ms() + RETRY_MS;
+	c->retry_ms = now_ms() + RETRY_MS;
 	return true;
 }
 
@@ -61,7 +61,7 @@ static void on_added(struct tetherd_link *link, const struct tetherd_answer *ans
 	struct agent_container_record record;
 	char message[256];
 
-	if (!c || answer->lost)
+	if (!c || answer->lost || unavailable(link, answer, c))
 		return;
 	if (!answer->ok) {
 		link_log_refusal(link, answer);
@@ -234,13 +234,13 @@ static void step(struct agent *agent, struct container *c, __u64 now)
 		process_stop(agent, c); /* tetherd is done with it */
 		return;
 	}
-	if (c->busy || agent->session != SESSION_READY || now < c->not_before_ms)
+	if (c->busy || agent->session != SESSION_READY || now < c->retry_ms)
 		return;
 	if (c->dead && registered)
 		send_about(agent, c, "del", on_gone);
 	else if (c->check && registered && !c->draining)
 		send_about(agent, c, "show", on_shown);
-	else if (!c->draining && c->reg == REG_NONE)
+	else if (!c->draining && c->reg == REG_NONE && now >= c->not_before_ms)
 		send_add(agent, c);
 	else if (!c->draining && c->reg == REG_STARTING && c->process == PROCESS_READY)
 		send_about(agent, c, "up", on_up);

@@ -54,7 +54,9 @@ void session_relist(struct agent *agent)
 }
 
 /* A refusal that no retry can fix (the command line or the secret is wrong)
- * ends the agent; others are retried. */
+ * ends the agent; others are retried. `unavailable` (a fleet's router cut
+ * off from its store) is never final: nothing changed, the request is
+ * retried, and failover.c moves to another router when there is one. */
 static bool refusal_is_final(enum proto_error error)
 {
 	return error == PROTO_BAD_REQUEST || error == PROTO_UNKNOWN_VERB ||

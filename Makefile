@@ -85,7 +85,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 		-Iinclude -Iuser/lib
 
-.PHONY: all deps test bench bench-forward demo clean
+.PHONY: all deps test bench bench-forward demo demo-fleet clean
 all: $(BPF_OBJ) $(SKEL) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS) $(TOOLS) $(TOOL_BPF_OBJS) \
      $(FUZZ_TARGETS) $(LIB_client) $(CLIENT_SHARED)
 
@@ -195,6 +195,11 @@ E2E_TESTS := $(filter-out tests/e2e/test_private_checkout.sh,$(wildcard tests/e2
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tools/demo.sh
+
+# A fleet: three routers on a three-member etcd, agents, clients over ECMP.
+demo-fleet: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tools/demo_fleet.sh
 
 
 

@@ -289,6 +289,11 @@ static void on_routers(void *ctx, const struct etcd_error *error,
 		    store_router_decode(kv->value, kv->value_len, &record, why, sizeof(why)))
 			continue;
 		snprintf(router->name, sizeof(router->name), "%s", key.name);
+		/* This router's own figures are fresher than its record. */
+		if (!strcmp(key.name, f->config.router)) {
+			record.applied_revision = (__u64)f->applied_state_revision;
+			record.updated_unix_ms = now_unix_ms;
+		}
 		router->applied_revision = record.applied_revision;
 		router->lag = status.state_revision > record.applied_revision
 				      ? status.state_revision - record.applied_revision

@@ -32,6 +32,7 @@
 #include "run.h"
 #include "wait.h"
 #include "watch.h"
+#include "tether_version.h"
 
 /* ---- Helpers ------------------------------------------------------------ */
 
@@ -959,6 +960,30 @@ static void test_usage_error_exit_status(void **state)
 	run_result_free(&r);
 }
 
+/* --version prints "tetherctl VERSION", sends nothing, exits 0; it comes
+ * before the command, as the other global options do. */
+static void test_version(void **state)
+{
+	struct ctl_invocation inv;
+	char message[256] = "";
+	struct run_result r = run_tetherctl("/nonexistent/tetherd.sock", "--version");
+
+	(void)state;
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.out, "tetherctl " TETHER_RELEASE_VERSION "\n");
+	assert_string_equal(r.err, "");
+	run_result_free(&r);
+
+	assert_int_equal(parse("--version", NULL, &inv, message, sizeof(message)), 0);
+	assert_true(inv.version);
+	assert_null(inv.command);
+	assert_int_equal(parse("--json --version", NULL, &inv, message, sizeof(message)), 0);
+	assert_true(inv.version);
+	/* After the command it is no option of the command's. */
+	assert_int_equal(parse("backend list --version", NULL, &inv, message, sizeof(message)), -1);
+	assert_non_null(strstr(message, "unknown option '--version'"));
+}
+
 static void test_watch(void **state)
 {
 	static const char *const replies[] = {
@@ -1140,6 +1165,7 @@ int main(void)
 		cmocka_unit_test(test_broken_answers),
 		cmocka_unit_test(test_cannot_connect),
 		cmocka_unit_test(test_usage_error_exit_status),
+		cmocka_unit_test(test_version),
 		cmocka_unit_test(test_watch),
 		cmocka_unit_test(test_wait_until_gone),
 		cmocka_unit_test(test_wait_deadline_passes),

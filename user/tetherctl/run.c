@@ -9,6 +9,7 @@
 #include "help.h"
 #include "output.h"
 #include "run.h"
+#include "tether_version.h"
 #include "wait.h"
 #include "watch.h"
 
@@ -83,6 +84,10 @@ int ctl_run(int argc, char *const argv[], const char *env_socket, FILE *out, FIL
 		return usage_error(&inv, message, err);
 	if (inv.help)
 		return finish_output(out, err, print_help(&inv, out));
+	if (inv.version) {
+		fprintf(out, "tetherctl %s\n", TETHER_RELEASE_VERSION);
+		return finish_output(out, err, CTL_EXIT_OK);
+	}
 	if (inv.command->mode == CTL_MODE_WATCH) {
 		status = ctl_watch(&inv, out, err);
 	} else {

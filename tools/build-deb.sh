@@ -52,7 +52,13 @@ CHANGELOG
 
 cd "$stage"
 echo "build-deb: building tether $version in $stage"
-dpkg-buildpackage -b -us -uc
+# The package's build is a make of its own in the copy: nothing of the make
+# that called this script may reach it (a BUILD=... of the caller's, in the
+# environment or in MAKEFLAGS, would point its `make clean` at the caller's
+# build directory).
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u BUILD -u CFLAGS -u CC \
+	-u PREFIX -u DESTDIR -u BINDIR -u SBINDIR -u PKGLIBDIR -u MANDIR -u BASHCOMPDIR \
+	-u SYSTEMDUNITDIR -u SYSCONFDIR dpkg-buildpackage -b -us -uc
 cd "$out"
 rm -rf "$stage"
 echo "build-deb: $(ls "$out"/tether_"$version"_*.deb)"

@@ -25,7 +25,11 @@ $(BUILD)/man/%: docs/man/%.scd
 	@mkdir -p $(dir $@)
 	scdoc <$< >$@.tmp && mv $@.tmp $@
 
-# `make programs`: what `make install` installs, built (no tests).
+# `make` builds them too (and the sanitizer build: test_tetherd.sh checks the
+# unit's Documentation= with them); `make programs`: what `make install`
+# installs (no tests).
+all userspace: $(MAN_PAGES)
+
 .PHONY: man programs install deb
 man: $(MAN_PAGES)
 programs: $(PROGRAMS) $(BPF_OBJ) $(MAN_PAGES)

@@ -29,12 +29,17 @@ objects_of = $(patsubst %.c,$(BUILD)/%.o,$(1))
 # --- Libraries (user/lib/*/, each folder one library; docs/architecture.md) ---
 # core: event loop, addresses, interfaces, VIPs on lo. dataplane: the only code
 # that writes the maps (loader, typed writers, Maglev). control: the control
-# protocol, both sides. client: libtether-client, for programs that invoke.
+# protocol, both sides. store: the fleet's etcd client (libcurl, json-glib).
+# client: libtether-client, for programs that invoke.
 LIB_DIR := $(BUILD)/lib
-LIBRARIES := core dataplane control
+LIBRARIES := core dataplane control store
 $(foreach lib,$(LIBRARIES),$(eval LIB_$(lib) := $(LIB_DIR)/libtether-$(lib).a))
 $(foreach lib,$(LIBRARIES),$(eval $(LIB_DIR)/libtether-$(lib).a: \
 	$(call objects_of,$(wildcard user/lib/$(lib)/*.c))))
+
+STORE_CFLAGS := $(shell pkg-config --cflags libcurl json-glib-1.0 2>/dev/null)
+STORE_LIBS   := $(shell pkg-config --libs libcurl json-glib-1.0 2>/dev/null)
+$(call objects_of,$(wildcard user/lib/store/*.c)): CFLAGS += $(STORE_CFLAGS)
 
 CLIENT_VERSION := 1.0.0
 CLIENT_SONAME  := libtether-client.so.$(firstword $(subst ., ,$(CLIENT_VERSION)))
@@ -70,6 +75,7 @@ $(TESTLIB): $(call objects_of,$(wildcard tests/lib/*.c))
 	rm -f $@ && $(AR) rcs $@ $^
 UNIT_TESTS   := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c))
 BPF_TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/bpf/test_*.c))
+STORE_TESTS  := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/store/test_*.c))
 TOOLS        := $(patsubst %.c,$(BUILD)/%,$(filter-out %.bpf.c,$(wildcard tools/*.c)))
 TOOL_BPF_OBJS := $(patsubst tools/%.bpf.c,$(BUILD)/%.bpf.o,$(wildcard tools/*.bpf.c))
 PROGRAMS     := $(BUILD)/tetherd $(BUILD)/tetherctl $(BUILD)/tether-agent $(BUILD)/tether-invoke
@@ -80,7 +86,7 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 		-Iinclude -Iuser/lib
 
 .PHONY: all deps test bench bench-forward demo clean
-all: $(BPF_OBJ) $(SKEL) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS) \
+all: $(BPF_OBJ) $(SKEL) $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS) $(TOOLS) $(TOOL_BPF_OBJS) \
      $(FUZZ_TARGETS) $(LIB_client) $(CLIENT_SHARED)
 
 deps:
@@ -106,8 +112,9 @@ $(BUILD)/tests/%.o: CFLAGS += -Itests/lib
 
 # --- Programs: each links the libraries it uses, nothing else ------------------
 $(BUILD)/tetherd: $(BUILD)/user/tetherd/main.o $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) \
-		  $(LIB_core)
+		  $(LIB_store) $(LIB_core)
 	$(LINK)
+$(BUILD)/tetherd: LDLIBS += $(STORE_LIBS)
 
 $(BUILD)/tetherctl: $(BUILD)/user/tetherctl/main.o $(TETHERCTL_LIB) $(LIB_control)
 	$(LINK)
@@ -154,7 +161,13 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB)
 TETHERD_INTERNALS := tests/unit/test_store_records tests/bpf/test_apply tests/bpf/test_lifecycle tests/bpf/test_limits tests/bpf/test_slowpath \
 		     tests/unit/test_config tools/bench_control
 $(TETHERD_INTERNALS:%=$(BUILD)/%.o): CFLAGS += -Iuser/tetherd
-$(TETHERD_INTERNALS:%=$(BUILD)/%): $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) $(LIB_core)
+$(TETHERD_INTERNALS:%=$(BUILD)/%): $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) $(LIB_store) \
+				    $(LIB_core)
+$(TETHERD_INTERNALS:%=$(BUILD)/%): LDLIBS += $(STORE_LIBS)
+# The store client against a real etcd cluster (tools/etcd-cluster.sh).
+$(STORE_TESTS): $(LIB_store) $(LIB_core)
+$(STORE_TESTS): LDLIBS += $(STORE_LIBS)
+$(STORE_TESTS:=.o): CFLAGS += $(STORE_CFLAGS) -Iuser/lib/store # it feeds the decoders too
 $(BUILD)/tests/unit/test_agent.o: CFLAGS += -Iuser/agent
 $(BUILD)/tests/unit/test_agent: $(AGENT_LIB) $(LIB_control) $(LIB_core)
 $(BUILD)/tests/unit/test_tetherctl.o: CFLAGS += -Iuser/tetherctl
@@ -171,6 +184,10 @@ $(BUILD)/tools/%: $(BUILD)/tools/%.o
 $(BUILD)/tools/bench_control $(BUILD)/tools/bench_dataplane $(BUILD)/tools/check_pins: \
 	$(LIB_dataplane) $(LIB_control) $(LIB_core)
 $(BUILD)/tools/udp_load: $(LIB_client) $(LIB_control)
+# The fleet bench's writer: the store's records (tetherd's store_records.c).
+$(BUILD)/tools/fleet_fill.o: CFLAGS += -Iuser/tetherd
+$(BUILD)/tools/fleet_fill: $(TETHERD_LIB) $(LIB_store) $(LIB_control) $(LIB_core) $(LIB_dataplane)
+$(BUILD)/tools/fleet_fill: LDLIBS += $(STORE_LIBS)
 
 PACKAGING_TESTS := $(wildcard tests/packaging/test_*.sh)
 E2E_TESTS := $(filter-out tests/e2e/test_private_checkout.sh,$(wildcard tests/e2e/test_*.sh))
@@ -183,7 +200,7 @@ demo: deps
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TESTS) tests/fuzz/run.sh \
+	@BUILD=$(BUILD) tools/run-tests.sh $(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS) $(E2E_TESTS) tests/fuzz/run.sh \
 		$(PACKAGING_TESTS) tests/bench/test_bench_quick.sh
 	@$(MAKE) --no-print-directory test-sanitize
 
@@ -216,7 +233,8 @@ $(BENCH_SKEL): $(BENCH_BPF_OBJ)
 # Forwarding throughput (tools/bench_forward.sh): BPF programs and tools in tools/bench/.
 FWD_BPF_OBJS := $(BUILD)/forward_xdp.bpf.o $(BUILD)/forward_sink.bpf.o
 FWD_SKELS    := $(FWD_BPF_OBJS:.bpf.o=.skel.h)
-FWD_TOOLS    := $(BUILD)/tools/bench/forward_ctl $(BUILD)/tools/bench/userspace_router
+FWD_TOOLS    := $(BUILD)/tools/bench/forward_ctl $(BUILD)/tools/bench/userspace_router \
+		$(BUILD)/tools/bench/request_frame
 all: $(FWD_TOOLS)
 
 $(BUILD)/forward_%.bpf.o: tools/bench/forward_%.bpf.c tools/bench/forward.h include/tether/wire.h
@@ -230,6 +248,9 @@ $(BUILD)/tools/bench/forward_ctl.o: $(FWD_SKELS) tools/bench/forward.h
 $(BUILD)/tools/bench/forward_ctl.o: CFLAGS += -Itools -Itests/lib
 $(BUILD)/tools/bench/forward_ctl: $(BUILD)/tests/lib/pktgen.o $(LIB_dataplane) $(LIB_core)
 $(BUILD)/tools/bench/userspace_router: $(BUILD)/tools/bench/userspace_router.o
+	$(LINK)
+$(BUILD)/tools/bench/request_frame.o: CFLAGS += -Itests/lib
+$(BUILD)/tools/bench/request_frame: $(BUILD)/tools/bench/request_frame.o $(BUILD)/tests/lib/pktgen.o
 	$(LINK)
 
 $(BUILD)/tools/bench_dataplane.o: $(BENCH_SKEL)
@@ -264,6 +285,7 @@ bench: deps
 	BUILD=$(BUILD) tools/bench_socket.sh --json $(BUILD)/bench-socket.json
 	BUILD=$(BUILD) tools/bench_latency.sh --json $(BUILD)/bench-latency.json
 	BUILD=$(BUILD) tools/bench_converge.sh --json $(BUILD)/bench-converge.json
+	BUILD=$(BUILD) tools/bench_fleet.sh --json $(BUILD)/bench-fleet.json
 
 
 # --- Sanitizers ---------------------------------------------------------------
@@ -282,10 +304,10 @@ SANITIZE_CFLAGS ?= -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
 		   -fno-omit-frame-pointer
 # valgrind cannot run what ASan built: test_valgrind.sh runs on the plain build.
 SANITIZE_E2E    := $(filter-out tests/e2e/test_valgrind.sh,$(E2E_TESTS)) tests/e2e/test_private_checkout.sh
-SANITIZE_TESTS  := $(patsubst $(BUILD)/%,$(SANITIZE_BUILD)/%,$(UNIT_TESTS) $(BPF_TESTS))
+SANITIZE_TESTS  := $(patsubst $(BUILD)/%,$(SANITIZE_BUILD)/%,$(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS))
 
 .PHONY: userspace test-sanitize
-userspace: $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(TOOLS) $(TOOL_BPF_OBJS)
+userspace: $(PROGRAMS) $(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS) $(TOOLS) $(TOOL_BPF_OBJS)
 
 test-sanitize: deps
 	@CFLAGS="$(SANITIZE_CFLAGS)" $(MAKE) --no-print-directory -j$(shell nproc) \

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* What happens to a routed request: the chosen container's token is stamped
  * into the header (UDP checksum fixed incrementally), the Ethernet addresses
- * are rewritten, and the frame leaves through the backend's interface. */
+ * and VLAN tags are rewritten for the backend, and the frame leaves through
+ * the backend's interface. */
 #ifndef TETHER_BPF_FORWARD_H
 #define TETHER_BPF_FORWARD_H
 
@@ -73,14 +74,86 @@ static __always_inline void stamp_token(struct request *req, const struct choice
 		udp_csum_finish(req, sum);
 }
 
+#define VLAN_HLEN 4
+
+static __always_inline void write_macs(struct ethhdr *eth, const struct backend_record *backend)
+{
+	__builtin_memcpy(eth->h_dest, backend->mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, backend->src_mac, ETH_ALEN);
+}
+
+/* The frame leaves with the backend's own tagging, whatever the client's
+ * segment put on it: no tag for a backend without a VLAN, one 802.1Q tag
+ * (TPID 0x8100) with the backend's VID for one on a trunk. The tag's PCP and
+ * DEI are 0: the client's L2 priority belongs to the client's segment (the IP
+ * header's DSCP carries priority end to end), and the slow path, which never
+ * sees the client's tags, writes the same frame. Returns 0, or -1 when the
+ * frame could not be resized (dropped and counted by the caller).
+ *
+ * The common case (no tag in, none wanted) only rewrites the addresses; one
+ * tag in and one wanted rewrites the tag in place; otherwise one
+ * bpf_xdp_adjust_head moves the start of the frame by the difference and the
+ * whole Ethernet header is written anew (the bytes it now covers are the old
+ * header's, so nothing is moved). Every packet pointer is invalid after the
+ * adjust: req->udp and req->hdr must not be used again, and req->eth is
+ * re-derived here. */
+static __always_inline int retag_for_backend(struct xdp_md *ctx, struct request *req,
+					     const struct backend_record *backend)
+{
+	__u16 vid = backend->vlan;
+	int want = vid ? 1 : 0;
+	int have = req->vlan_count;
+
+	if (have == want) {
+		struct ethhdr *eth = req->eth;
+
+		write_macs(eth, backend);
+		if (want) {
+			void *data_end = (void *)(long)ctx->data_end;
+			struct vlan_tag *tag = (void *)(eth + 1);
+
+			if ((void *)(tag + 1) > data_end)
+				return -1;
+			eth->h_proto = bpf_htons(ETH_P_8021Q); /* an 802.1ad tag becomes 802.1Q */
+			tag->tci = bpf_htons(vid);
+		}
+		return 0;
+	}
+	if (bpf_xdp_adjust_head(ctx, (have - want) * VLAN_HLEN))
+		return -1;
+
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	write_macs(eth, backend);
+	if (want) {
+		struct vlan_tag *tag = (void *)(eth + 1);
+
+		if ((void *)(tag + 1) > data_end)
+			return -1;
+		eth->h_proto = bpf_htons(ETH_P_8021Q);
+		tag->tci = bpf_htons(vid);
+		tag->encapsulated_proto = req->l3_proto;
+	} else {
+		eth->h_proto = req->l3_proto;
+	}
+	req->eth = eth;
+	return 0;
+}
+
 static __always_inline int send_to_backend(struct xdp_md *ctx, struct request *req,
 					   const struct choice *chosen, struct tether_stats *stats)
 {
 	const struct backend_record *backend = chosen->backend;
 	__u32 ifindex = backend->ifindex;
 
-	__builtin_memcpy(req->eth->h_dest, backend->mac, ETH_ALEN);
-	__builtin_memcpy(req->eth->h_source, backend->src_mac, ETH_ALEN);
+	if (retag_for_backend(ctx, req, backend)) {
+		count(stats, retag_failed);
+		return XDP_DROP;
+	}
 
 	int action = XDP_TX;
 
@@ -91,6 +164,7 @@ static __always_inline int send_to_backend(struct xdp_md *ctx, struct request *r
 			return XDP_DROP;
 		}
 	}
+	/* The frame as it leaves: its tags may have changed its length. */
 	count_container(chosen->slot, ctx->data_end - ctx->data);
 	return action;
 }

@@ -36,6 +36,8 @@ struct request {
 	struct tether_hdr *hdr;
 	struct service_key flow_src; /* source address and port */
 	struct service_key service;  /* destination address and port */
+	__be16 l3_proto;             /* the EtherType after the VLAN tags */
+	__u8 vlan_count;             /* VLAN tags in front of it: 0..MAX_VLAN_TAGS */
 	__u8 is_ipv4;
 };
 
@@ -209,7 +211,9 @@ static __always_inline enum parse_result parse_request(struct xdp_md *ctx, struc
 			return PARSE_MALFORMED;
 		proto = tag->encapsulated_proto;
 		cursor = tag + 1;
+		req->vlan_count++;
 	}
+	req->l3_proto = proto;
 
 	enum parse_result early = PARSE_NOT_SERVICE;
 	void *l3_end = data_end;

@@ -106,7 +106,7 @@ static void bench_lifecycle_ops(struct dataplane *dp, __u32 count)
 
 	addr_parse("203.0.113.2", addr);
 	if (lifecycle_init(&lc, dp, &config) ||
-	    lc_backend_add(&lc, "vm1", addr, mac, "lo", 0, &id))
+	    lc_backend_add(&lc, "vm1", addr, mac, "lo", 0, 0, &id))
 		fail("lifecycle set-up", EINVAL);
 	/* Each request as tetherd handles it: the change, then the pool swap
 	 * before the answer. 50 functions, so swaps are per function. */

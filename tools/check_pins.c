@@ -140,6 +140,9 @@ static void check_backends(struct state *s, unsigned *count)
 		(*count)++;
 		if (id == 0)
 			problem(s, "backend id 0 is in use (ids start at 1)");
+		if (s->backends[id].vlan > TETHER_VLAN_MAX)
+			problem(s, "backend %u has vlan %u: a VLAN id is 1 to %u, or 0", id,
+				s->backends[id].vlan, TETHER_VLAN_MAX);
 		if (!has_name)
 			problem(s, "backend %u has no name in backend_meta", id);
 		else if (!g_hash_table_add(names, (gpointer)meta->name))

@@ -19,6 +19,8 @@
  * before the request goes to the slow path. */
 #define TETHER_POOL_PROBES 4
 
+#define TETHER_VLAN_MAX 4094 /* 802.1Q VIDs 1..4094; 0 = untagged, 4095 reserved */
+
 #define TETHER_MAP_SERVICES "services"
 #define TETHER_MAP_BACKENDS "backends"
 #define TETHER_MAP_CONTAINERS "containers"
@@ -63,7 +65,12 @@ struct backend_record {
 	__u32 ifindex; /* interface that reaches the backend */
 	__u8 mac[6];     /* the backend's L2 address */
 	__u8 src_mac[6]; /* the edge host's address on ifindex */
-	__u32 pad;
+	/* The backend's 802.1Q VLAN id (1-4094) when it sits on a trunk, 0 when
+	 * it takes untagged frames: forwarded frames leave with this tagging,
+	 * whatever tags they came in with (bpf/forward.h). Where a pad was, so
+	 * records pinned by older versions (pad 0: untagged) keep their shape. */
+	__u16 vlan;
+	__u16 pad;
 	__u8 addr[16]; /* informational: the backend's IP, v4-mapped for IPv4 */
 };
 
@@ -136,6 +143,9 @@ struct tether_stats {
 	__u64 pass;          /* not for a service address: to the host stack */
 	__u64 no_route;      /* fault, on top of the decision: the backend's
 			      * interface is missing from tx_ports; dropped */
+	__u64 retag_failed;  /* fault, on top of the decision: the frame could
+			      * not be given the backend's VLAN tagging
+			      * (bpf_xdp_adjust_head failed); dropped */
 };
 
 /* backend_meta and container_meta: what tetherd knows that the XDP program

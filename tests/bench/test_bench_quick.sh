@@ -69,6 +69,10 @@ bench latency "$scratch/latency.json" \
 bench converge "$scratch/converge.json" \
 	'.rows | length == 3 and all(.[]; .trials >= 1 and .converge_from_start_ms_median != null)' \
 	env BUILD="$build" tools/bench_converge.sh --quick --json "$scratch/converge.json"
+bench fleet "$scratch/fleet.json" \
+	'.sync.applied == .sync.containers and .adds_per_s.one_router > 0 and
+	 .convergence_ms.p50 > 0 and .token_hit_ns.fleet > 0 and .token_hit_ns.single > 0' \
+	env BUILD="$build" tools/bench_fleet.sh --quick --json "$scratch/fleet.json"
 
 echo "1..$count"
 ((failed == 0))

@@ -180,18 +180,24 @@ static void mac_of(unsigned i, __u8 mac[6])
 	memcpy(mac, m, 6);
 }
 
-static __u32 add_backend(struct world *w, struct lifecycle *lc, const char *name,
-			 const char *iface, __u32 heartbeat_ms, unsigned n)
+static __u32 add_backend_vlan(struct world *w, struct lifecycle *lc, const char *name,
+			      const char *iface, __u16 vlan, __u32 heartbeat_ms, unsigned n)
 {
 	__u8 addr[16], mac[6];
 	__u32 id = 0;
 
 	CHECK(addr_parse(S("10.1.0.%u", n & 0xff), addr) == 0, "addr_parse");
 	mac_of(n, mac);
-	CHECK_PROTO(lc, lc_backend_add(lc, name, addr, mac, iface, heartbeat_ms, &id), PROTO_OK,
-		    "adding backend '%s' on %s", name, iface);
+	CHECK_PROTO(lc, lc_backend_add(lc, name, addr, mac, iface, vlan, heartbeat_ms, &id),
+		    PROTO_OK, "adding backend '%s' on %s", name, iface);
 	(void)w;
 	return id;
+}
+
+static __u32 add_backend(struct world *w, struct lifecycle *lc, const char *name,
+			 const char *iface, __u32 heartbeat_ms, unsigned n)
+{
+	return add_backend_vlan(w, lc, name, iface, 0, heartbeat_ms, n);
 }
 
 static __u32 add_container(struct world *w, struct lifecycle *lc, __u64 function_id,
@@ -409,7 +415,7 @@ static const char *counters_text(const struct tether_stats *d)
 	static const char *const names[] = {
 		"token_hit", "token_miss", "token_foreign", "key_hit", "key_new",
 		"key_rehomed", "flow_pick", "no_capacity", "strict_gone", "malformed",
-		"fragment", "pass", "no_route",
+		"fragment", "pass", "no_route", "retag_failed",
 	};
 	const __u64 *v = (const __u64 *)d;
 	GString *s = g_string_new("");
@@ -1018,6 +1024,7 @@ static void test_backend_add(void **state)
 
 	CHECK_EQ(record.state, BACKEND_UP, "vm1's state in the backends map");
 	CHECK_EQ(record.ifindex, w->lo, "vm1's ifindex in the backends map");
+	CHECK_EQ(record.vlan, 0, "vm1's VLAN in the backends map (untagged)");
 	CHECK_EQ(record.heartbeat_expiry_ns, t0 + 2000 * MS,
 		 "vm1's heartbeat expiry in the map (now + heartbeat_ms)");
 	mac_of(1, mac);
@@ -1083,11 +1090,28 @@ static void test_backend_add(void **state)
 		mac_of(3, mac);
 		snapshot_take(w, lc, &snap);
 		id = 0xdead;
-		CHECK_PROTO(lc, lc_backend_add(lc, bad[i].name, addr, mac, bad[i].iface, 0, &id),
+		CHECK_PROTO(lc, lc_backend_add(lc, bad[i].name, addr, mac, bad[i].iface, 0, 0, &id),
 			    bad[i].code, "%s", what);
 		expect_unchanged(w, lc, &snap, what);
 		CHECK_EQ(g_hash_table_size(lc->backend_names), 2, "%s: backends known by name", what);
 	}
+	/* A VLAN id out of range: nothing changes either. */
+	static const __u16 bad_vlans[] = { TETHER_VLAN_MAX + 1, 0x1000, 0xffff };
+
+	for (size_t i = 0; i < sizeof(bad_vlans) / sizeof(bad_vlans[0]); i++) {
+		const char *what = S("adding a backend with vlan %u", bad_vlans[i]);
+
+		addr_parse("10.1.0.3", addr);
+		mac_of(3, mac);
+		snapshot_take(w, lc, &snap);
+		id = 0xdead;
+		CHECK_PROTO(lc, lc_backend_add(lc, "vm3", addr, mac, "lo", bad_vlans[i], 0, &id),
+			    PROTO_BAD_ARGUMENT, "%s", what);
+		CHECK(strstr(lifecycle_error(lc), "not a VLAN id") != NULL, "%s: message '%s'", what,
+		      lifecycle_error(lc));
+		expect_unchanged(w, lc, &snap, what);
+	}
+
 	/* The other calls on an unknown backend. */
 	snapshot_take(w, lc, &snap);
 	CHECK_PROTO(lc, lc_backend_heartbeat(lc, "nosuch"), PROTO_NOT_FOUND, "heartbeat of nosuch");
@@ -1099,10 +1123,15 @@ static void test_backend_add(void **state)
 	CHECK_EQ(add_backend(w, lc, "vm3", "lo", 0, 3), 3, "vm3's id after the failed adds");
 	CHECK_EQ(add_backend(w, lc, "abcdefghijklmnopqrstuvwxyz01234", "tx0", 0, 4), 4,
 		 "id of a backend with a 31-character name");
+	/* A backend on a trunk: its VID in the map and in the view. */
+	CHECK_EQ(add_backend_vlan(w, lc, "vm5", "tx0", TETHER_VLAN_MAX, 0, 5), 5, "vm5's id");
+	CHECK_EQ(map_backend(w, 5).vlan, TETHER_VLAN_MAX, "vm5's VLAN in the backends map");
+	CHECK_EQ(lc_backend_find(lc, "vm5")->record.vlan, TETHER_VLAN_MAX, "vm5's VLAN in the view");
 	CHECK(lc_backend_find(lc, "abcdefghijklmnopqrstuvwxyz01234") != NULL,
 	      "the 31-character name is found");
-	expect_events(w, "adding vm3 and the long name", "event=backend_up backend=vm3 id=3",
-		      "event=backend_up backend=abcdefghijklmnopqrstuvwxyz01234 id=4", NULL);
+	expect_events(w, "adding vm3, the long name and vm5", "event=backend_up backend=vm3 id=3",
+		      "event=backend_up backend=abcdefghijklmnopqrstuvwxyz01234 id=4",
+		      "event=backend_up backend=vm5 id=5", NULL);
 }
 
 /* ---- tests: containers ----------------------------------------------------- */
@@ -1920,6 +1949,7 @@ static void expect_same_view(struct world *w, struct lifecycle *a, struct lifecy
 			continue;
 		CHECK(y->id == id && y->record.state == x->record.state &&
 			      y->record.ifindex == x->record.ifindex &&
+			      y->record.vlan == x->record.vlan &&
 			      y->record.heartbeat_expiry_ns == x->record.heartbeat_expiry_ns &&
 			      !memcmp(y->record.mac, x->record.mac, 6) &&
 			      !memcmp(y->record.addr, x->record.addr, 16),
@@ -2016,8 +2046,8 @@ static void test_adopt_rebuilds_view(void **state)
 	__u32 slot;
 
 	add_backend(w, lc, "vm1", "lo", 45000, 1);
-	add_backend(w, lc, "vm2", "tx0", 50000, 2);
-	__u32 vm3 = add_backend(w, lc, "vm3", "lo", 0, 3);
+	add_backend_vlan(w, lc, "vm2", "tx0", 100, 50000, 2);
+	__u32 vm3 = add_backend_vlan(w, lc, "vm3", "lo", TETHER_VLAN_MAX, 0, 3);
 	__u32 vm4 = add_backend(w, lc, "vm4", "tx0", 1000, 4);
 
 	__u32 a1 = add_container(w, lc, F1, "vm1", "web-1", CONTAINER_WARM);
@@ -2071,8 +2101,11 @@ static void test_adopt_rebuilds_view(void **state)
 	expect_same_view(w, lc, lc2);
 	CHECK(lc_backend_find(lc2, "vm3")->record.state == BACKEND_DRAINING &&
 		      lc_backend_find(lc2, "vm4")->record.state == BACKEND_DOWN &&
-		      lc_backend_find(lc2, "vm1")->meta.heartbeat_ms == 45000,
-	      "adopted backends' states and meta");
+		      lc_backend_find(lc2, "vm1")->meta.heartbeat_ms == 45000 &&
+		      lc_backend_find(lc2, "vm1")->record.vlan == 0 &&
+		      lc_backend_find(lc2, "vm2")->record.vlan == 100 &&
+		      lc_backend_find(lc2, "vm3")->record.vlan == TETHER_VLAN_MAX,
+	      "adopted backends' states, meta and VLANs (vm3's kept through its drain)");
 	CHECK(lc_container(lc2, a7) == NULL && lc_container(lc2, c1) == NULL,
 	      "the adopted view knows gone containers");
 	CHECK(lc_container(lc2, a3)->state == CONTAINER_DRAINING &&
@@ -2192,7 +2225,7 @@ static void test_backends_full(void **state)
 
 		snprintf(name, sizeof(name), "b%u", i);
 		id = 0;
-		err = lc_backend_add(lc, name, addr, mac, "lo", 0, &id);
+		err = lc_backend_add(lc, name, addr, mac, "lo", 0, 0, &id);
 		if (err != PROTO_OK || id != i)
 			CHECK(false, "adding backend %u of %u: %s (%s), id %u", i,
 			      TETHER_MAX_BACKENDS - 1, proto_error_code(err), lifecycle_error(lc), id);
@@ -2202,19 +2235,19 @@ static void test_backends_full(void **state)
 	g_ptr_array_set_size(w->events, 0);
 
 	snapshot_take(w, lc, &snap);
-	CHECK_PROTO(lc, lc_backend_add(lc, "onemore", addr, mac, "lo", 0, &id), PROTO_FULL,
+	CHECK_PROTO(lc, lc_backend_add(lc, "onemore", addr, mac, "lo", 0, 0, &id), PROTO_FULL,
 		    "backend %u", TETHER_MAX_BACKENDS);
 	expect_unchanged(w, lc, &snap, "adding a backend when all ids are in use");
 	CHECK(backend_get(&w->dp, 0, &(struct backend_record){}) == -ENOENT,
 	      "backend id 0 was used");
 	CHECK(lc_backend_find(lc, "onemore") == NULL, "the refused backend is known by name");
 	/* An existing name is still EXISTS, not FULL. */
-	CHECK_PROTO(lc, lc_backend_add(lc, "b5", addr, mac, "lo", 0, &id), PROTO_EXISTS,
+	CHECK_PROTO(lc, lc_backend_add(lc, "b5", addr, mac, "lo", 0, 0, &id), PROTO_EXISTS,
 		    "an existing name when full");
 
 	CHECK_PROTO(lc, lc_backend_del(lc, "b17"), PROTO_OK, "del of b17");
 	CHECK_EQ(add_backend(w, lc, "onemore", "tx0", 0, 17), 17, "the freed id is reused");
-	CHECK_PROTO(lc, lc_backend_add(lc, "twomore", addr, mac, "lo", 0, &id), PROTO_FULL,
+	CHECK_PROTO(lc, lc_backend_add(lc, "twomore", addr, mac, "lo", 0, 0, &id), PROTO_FULL,
 		    "full again");
 }
 

@@ -266,7 +266,7 @@ static __u32 add_backend(struct world *w, const char *name, const char *iface,
 	__u32 id = 0;
 
 	CHECK(addr_parse(S("10.1.0.%u", n & 0xff), addr) == 0, "addr_parse");
-	CHECK_PROTO(&w->d.lc, lc_backend_add(&w->d.lc, name, addr, mac, iface, heartbeat_ms, &id),
+	CHECK_PROTO(&w->d.lc, lc_backend_add(&w->d.lc, name, addr, mac, iface, 0, heartbeat_ms, &id),
 		    PROTO_OK, "adding backend '%s'", name);
 	return id;
 }

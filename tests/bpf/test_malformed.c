@@ -155,8 +155,8 @@ static void expect_passed_untouched(struct fixture *fx, const char *name, const 
 }
 
 /* Forwarded to want_slot: the verdict that reaches its backend, and exactly
- * the input with Ethernet addresses rewritten, the token stamped, STAMPED set
- * and the checksums right. */
+ * the input with Ethernet addresses and VLAN tags rewritten for the backend,
+ * the token stamped, STAMPED set and the checksums right. */
 static void expect_forwarded(struct fixture *fx, const char *name, const __u8 *frame, size_t len,
 			     long want_slot)
 {
@@ -175,15 +175,15 @@ static void expect_forwarded(struct fixture *fx, const char *name, const __u8 *f
 	CHECK(c.function_id == FIXTURE_F1, name, "slot %ld holds function %#llx, not F1", want_slot,
 	      (unsigned long long)c.function_id);
 
-	memcpy(want, frame, len);
-	CHECK(pkt_parse(want, len, &v) == 0 && v.tether_off >= 0, name, "input does not parse");
-	memcpy(want, b.mac, 6);
-	memcpy(want + 6, b.src_mac, 6);
+	size_t want_len = pkt_rewrite_l2(frame, len, b.mac, b.src_mac, b.vlan, want, sizeof(want));
+
+	CHECK(want_len > 0 && pkt_parse(want, want_len, &v) == 0 && v.tether_off >= 0, name,
+	      "input does not parse");
 	want[v.tether_off + offsetof(struct tether_hdr, flags)] |= TETHER_F_STAMPED;
 	memcpy(want + v.tether_off + offsetof(struct tether_hdr, container_token),
 	       &fx->tokens[want_slot], sizeof(struct tether_token));
-	CHECK(pkt_fix_csums(want, len) == 0, name, "cannot fix the expected frame's checksums");
-	expect_output(name, want, len);
+	CHECK(pkt_fix_csums(want, want_len) == 0, name, "cannot fix the expected frame's checksums");
+	expect_output(name, want, want_len);
 	CHECK(pkt_udp_csum_valid(res.frame, res.len), name, "UDP checksum of the output is wrong");
 	if (v.family == 4)
 		CHECK(pkt_ipv4_csum_valid(res.frame, res.len), name, "IPv4 header checksum wrong");
@@ -879,7 +879,7 @@ static void test_boundaries_route_normally(void **state)
 			expect_forwarded(fx, name, in, n,
 					 fixture_model_pick(fx, FIXTURE_F1, tether_hash_key(FIXTURE_F1, key)));
 			if (variant == 2)
-				CHECK(pkt_get16(res.frame + n - s.trailer_len - s.payload_len -
+				CHECK(pkt_get16(res.frame + res.len - s.trailer_len - s.payload_len -
 					    TETHER_HDR_LEN - 2) == 0,
 				      name, "an IPv4 UDP checksum of 0 (not used) was filled in");
 		}

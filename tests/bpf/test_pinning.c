@@ -2,7 +2,8 @@
 /* Pinning and adoption against the real kernel and bpffs: maps pinned under
  * a unique pin root survive the process that made them, a new dataplane_open
  * adopts them with their state, bpftool shows named fields, a map of the wrong
- * shape is refused, and bpffs is mounted at a pin root that has none. */
+ * shape is refused (an earlier version's stats map, with fewer counters, is
+ * carried over instead), and bpffs is mounted at a pin root that has none. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -133,6 +134,106 @@ static void test_refuses_map_of_wrong_shape(void **state)
 	assert_int_equal(dataplane_open(&dp, &opts), -EINVAL);
 }
 
+/* Pins a per-CPU "stats" map of value_size bytes, as an earlier (or later)
+ * version would have; with counts, when value_size is whole counters:
+ * counter i of CPU c holds 1000 * c + i + 1. */
+static void pin_stats_of_size(__u32 value_size)
+{
+	int cpus = libbpf_num_possible_cpus();
+	size_t stride = (value_size + 7) / 8 * 8;
+	char path[256];
+	__u32 zero = 0;
+
+	assert_true(cpus > 0);
+	assert_int_equal(pin_root_prepare(pin_root), 0);
+	int fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "stats", 4, value_size, 1, NULL);
+
+	assert_true(fd >= 0);
+	if (value_size % 8 == 0) {
+		__u64 *values = calloc((size_t)cpus, stride);
+
+		assert_non_null(values);
+		for (int cpu = 0; cpu < cpus; cpu++)
+			for (size_t i = 0; i < value_size / 8; i++)
+				values[(size_t)cpu * stride / 8 + i] = 1000ull * cpu + i + 1;
+		assert_int_equal(bpf_map_update_elem(fd, &zero, values, BPF_ANY), 0);
+		free(values);
+	}
+	snprintf(path, sizeof(path), "%s/stats", pin_root);
+	assert_int_equal(bpf_obj_pin(fd, path), 0);
+	close(fd);
+}
+
+static __u32 pinned_value_size(const char *map)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", pin_root, map);
+	int fd = bpf_obj_get(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+	close(fd);
+	return info.value_size;
+}
+
+/* Counters are only appended: the stats map of a version with fewer of them
+ * (the one before retag_failed) is carried over, its counts kept, the new
+ * counter at 0, and this version's map pinned in its place. */
+static void test_carries_older_stats_over(void **state)
+{
+	const size_t counters = sizeof(struct tether_stats) / 8, older = counters - 1;
+	int cpus = libbpf_num_possible_cpus();
+	struct dataplane dp;
+	struct dataplane_opts opts = { .pin_root = pin_root };
+	struct tether_stats total;
+	(void)state;
+
+	pin_stats_of_size((__u32)(older * 8));
+	assert_int_equal(dataplane_open(&dp, &opts), 0);
+	assert_true(dp.adopted);
+	assert_int_equal(stats_read(&dp, &total), 0);
+	for (size_t i = 0; i < counters; i++) {
+		__u64 want = 0;
+
+		for (int cpu = 0; i < older && cpu < cpus; cpu++)
+			want += 1000ull * cpu + i + 1;
+		assert_int_equal(((const __u64 *)&total)[i], want);
+	}
+	assert_int_equal(total.retag_failed, 0);
+	assert_int_equal(pinned_value_size("stats"), sizeof(struct tether_stats));
+	dataplane_close(&dp);
+
+	/* The next start adopts it as it is. */
+	struct tether_stats again;
+
+	assert_int_equal(dataplane_open(&dp, &opts), 0);
+	assert_int_equal(stats_read(&dp, &again), 0);
+	assert_memory_equal(&again, &total, sizeof(total));
+	dataplane_close(&dp);
+}
+
+/* A stats map of a later version (more counters) or of no version (not whole
+ * counters) is refused, and stays as it was. */
+static void test_refuses_other_stats(void **state)
+{
+	static const __u32 sizes[] = { sizeof(struct tether_stats) + 8, sizeof(struct tether_stats) - 4 };
+	struct dataplane dp;
+	struct dataplane_opts opts = { .pin_root = pin_root };
+	char command[300];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		pin_stats_of_size(sizes[i]);
+		assert_int_equal(dataplane_open(&dp, &opts), -EINVAL);
+		assert_int_equal(pinned_value_size("stats"), sizes[i]);
+		snprintf(command, sizeof(command), "rm -f '%s/stats'", pin_root);
+		assert_int_equal(system(command), 0);
+	}
+}
+
 static void test_unpin_removes_every_pin(void **state)
 {
 	struct dataplane dp;
@@ -172,6 +273,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_adopts_pinned_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bpftool_prints_named_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_map_of_wrong_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_carries_older_stats_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_other_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unpin_removes_every_pin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mounts_bpffs_where_none_is, setup, teardown),
 	};

@@ -17,7 +17,8 @@
  * Between batches (about every 5,000 frames) the world changes: containers
  * drain (deadline past or future), go, are removed and reinstalled (new
  * token; the old one is remembered as gone), warm up; backends miss their
- * heartbeats and recover, drain, go down; an egress interface disappears from
+ * heartbeats and recover, drain, go down, move onto a VLAN or off it; an
+ * egress interface disappears from
  * tx_ports and comes back; pools are rebuilt (or left stale, as when the
  * controller lags). The test keeps its own model of containers, backends,
  * pools, tx_ports and the affinities learned, and checks it against the maps.
@@ -34,8 +35,10 @@
  *   2. TX/REDIRECT only for a request to a service address; the output is
  *      stamped with the token of a container of the request's function that
  *      accepts work now, on a backend that takes work; checksum valid; the
- *      backend's MACs; TX iff the backend is on the ingress interface; same
- *      length, no other byte changed.
+ *      backend's MACs and VLAN tagging (the client's tags gone, the
+ *      backend's one 802.1Q tag, PCP 0, when it has a VLAN); TX iff the
+ *      backend is on the ingress interface; from the L3 header on, no other
+ *      byte changed.
  *   3. A TOKEN request with a valid token of an accepting container of its
  *      function goes to exactly that container.
  *   4. A request passed to the slow path carries status NO_CAPACITY or
@@ -44,7 +47,9 @@
  *      the decision), token counters only for TOKEN requests, and the verdict
  *      agrees with the counter.
  * At the end: per-container packet and byte counters and the whole affinity
- * map agree with the model, and every decision counter was exercised.
+ * map agree with the model, and every decision counter was exercised (but
+ * retag_failed: BPF_PROG_TEST_RUN always leaves the headroom a tag needs, so
+ * it must stay 0), frames forwarded to backends with and without a VLAN.
  *
  * Environment: TETHER_TEST_SEED (default below), TETHER_TEST_PACKETS (default
  * 200000), TETHER_TEST_REPORTS (failing frames reported in full, default 3;
@@ -164,6 +169,7 @@ enum ctr {
 	C_FRAGMENT,
 	C_PASS,
 	C_NO_ROUTE,
+	C_RETAG_FAILED,
 	C_COUNT
 };
 
@@ -183,12 +189,13 @@ CTR_AT(malformed, C_MALFORMED);
 CTR_AT(fragment, C_FRAGMENT);
 CTR_AT(pass, C_PASS);
 CTR_AT(no_route, C_NO_ROUTE);
+CTR_AT(retag_failed, C_RETAG_FAILED);
 _Static_assert(sizeof(struct tether_stats) == C_COUNT * sizeof(__u64), "every counter known");
 
 static const char *const ctr_name[C_COUNT] = {
 	"token_hit", "token_miss",  "token_foreign", "key_hit",   "key_new",
 	"key_rehomed", "flow_pick", "no_capacity",   "strict_gone", "malformed",
-	"fragment",  "pass",        "no_route",
+	"fragment",  "pass",        "no_route",    "retag_failed",
 };
 
 static __u64 ctr_of(const struct tether_stats *s, int i)
@@ -215,6 +222,7 @@ struct mbackend {
 	__u64 expiry;
 	__u32 ifindex;
 	__u8 mac[6], src_mac[6];
+	__u16 vlan; /* 0: untagged */
 };
 
 struct mpool {
@@ -425,6 +433,7 @@ static void backend_write(__u32 id)
 	struct mbackend *b = &backends[id];
 	struct backend_record r = {
 		.heartbeat_expiry_ns = b->expiry, .state = b->state, .ifindex = b->ifindex,
+		.vlan = b->vlan,
 	};
 	int err;
 
@@ -547,7 +556,7 @@ static void verify_world(void)
 		}
 		if (err || r.state != b->state || r.heartbeat_expiry_ns != b->expiry ||
 		    r.ifindex != b->ifindex || memcmp(r.mac, b->mac, 6) ||
-		    memcmp(r.src_mac, b->src_mac, 6))
+		    memcmp(r.src_mac, b->src_mac, 6) || r.vlan != b->vlan)
 			fail_msg("backend %u differs from the model (err %d)", id, err);
 	}
 	for (int i = 0; i < 3; i++) {
@@ -592,6 +601,7 @@ static void world_init(void)
 		b->ifindex = r.ifindex;
 		memcpy(b->mac, r.mac, 6);
 		memcpy(b->src_mac, r.src_mac, 6);
+		b->vlan = r.vlan;
 		port_present[port_index(r.ifindex)] = 1;
 	}
 	for (size_t i = 0; i < NMODEL; i++) {
@@ -756,13 +766,15 @@ static void mutate_world(char *log, size_t cap)
 			}
 			break;
 		}
-		case 7: { /* backend state, or deleted */
+		case 7: { /* backend state, or deleted; its VLAN, or none */
 			static const __u32 states[] = { BACKEND_UP, BACKEND_UP, BACKEND_DRAINING,
 							BACKEND_DOWN, BACKEND_FREE };
 
 			backends[id].state = states[below(5)];
+			backends[id].vlan = percent(50) ? 0 : (__u16)(1 + below(TETHER_VLAN_MAX));
 			backend_write(id);
-			snprintf(at, room, " backend(b%u,%s)", id, bstate_name(backends[id].state));
+			snprintf(at, room, " backend(b%u,%s,vlan %u)", id, bstate_name(backends[id].state),
+				 backends[id].vlan);
 			break;
 		}
 		case 8:
@@ -975,6 +987,8 @@ static void random_shape(struct pkt *p, struct pkt_spec *s, int family, int max_
 
 	s->vlan_count = r < 60 ? 0 : r < 85 ? 1 : 2;
 	s->qinq = s->vlan_count == 2 && percent(50);
+	if (s->vlan_count == 1 && percent(30))
+		s->vlan_tpid[0] = ETH_P_8021AD_; /* one 802.1ad tag */
 	s->vlan_tci[0] = (__u16)below(65536);
 	s->vlan_tci[1] = (__u16)below(65536);
 	s->tos = (__u8)below(256);
@@ -1005,7 +1019,8 @@ static void random_shape(struct pkt *p, struct pkt_spec *s, int family, int max_
 	s->trailer_len = percent(10) ? 1 + below(20) : 0;
 	descf(p, " v%d", family);
 	if (s->vlan_count)
-		descf(p, " vlan=%d%s", s->vlan_count, s->qinq ? "(qinq)" : "");
+		descf(p, " vlan=%d%s", s->vlan_count,
+		      s->qinq ? "(qinq)" : s->vlan_tpid[0] == ETH_P_8021AD_ ? "(802.1ad)" : "");
 	if (s->ipv4_options_len)
 		descf(p, " ipopt=%d", s->ipv4_options_len);
 	if (s->ipv6_ext_count)
@@ -1780,6 +1795,7 @@ struct totals {
 	long grey_decided[16][4]; /* what the program decided: NS, MAL, FRAG, REQ */
 	int ngrey;
 	long token_kinds_won;
+	long forwarded_to_vlan[2]; /* forwarded to backends without / with a VLAN */
 };
 static struct totals T;
 
@@ -1874,10 +1890,12 @@ static void report(const __u64 *d, const struct cls *c, const struct expectation
 	fprintf(stderr, "\n");
 }
 
-static void check_csum(const struct req_info *rq, const char *kind)
+/* out_shift: where the output's L3 starts against the input's (a forwarded
+ * frame's VLAN tags may have changed). */
+static void check_csum(const struct req_info *rq, const char *kind, long out_shift)
 {
 	size_t at = rq->l4 + 6;
-	__u16 in_ck = pkt_get16(P.in + at), out_ck = pkt_get16(R.frame + at);
+	__u16 in_ck = pkt_get16(P.in + at), out_ck = pkt_get16(R.frame + at + out_shift);
 
 	if (rq->family == 4 && in_ck == 0) {
 		if (out_ck != 0)
@@ -1891,20 +1909,39 @@ static void check_csum(const struct req_info *rq, const char *kind)
 		      pkt_udp_csum_compute(R.frame, R.len));
 }
 
-/* Bytes outside the allowed ranges are unchanged. */
-static void check_unchanged(const char *kind, const size_t *ranges, int nranges)
+/* Bytes of the output outside the allowed ranges are those of want. */
+static void check_unchanged(const char *kind, const __u8 *want, size_t want_len,
+			    const size_t *ranges, int nranges)
 {
-	for (size_t i = 0; i < P.len && i < R.len; i++) {
+	for (size_t i = 0; i < want_len && i < R.len; i++) {
 		int allowed = 0;
 
 		for (int r = 0; r < nranges; r++)
 			if (i >= ranges[2 * r] && i < ranges[2 * r + 1])
 				allowed = 1;
-		if (!allowed && P.in[i] != R.frame[i]) {
-			failf(kind, "byte %zu changed 0x%02x -> 0x%02x", i, P.in[i], R.frame[i]);
+		if (!allowed && want[i] != R.frame[i]) {
+			failf(kind, "byte %zu is 0x%02x, want 0x%02x", i, R.frame[i], want[i]);
 			return;
 		}
 	}
+}
+
+/* How far the L3 header moves in a frame forwarded to backend b: the
+ * client's tags out, the backend's one tag in when it has a VLAN. */
+static long forward_shift(const struct req_info *rq, const struct mbackend *b)
+{
+	return (long)(14 + (b->vlan ? 4 : 0)) - (long)rq->l3;
+}
+
+/* The slot the output is stamped with, found by pktgen's parser wherever
+ * the backend's tagging put the header; -1 when it is not stamped. */
+static long output_stamped_slot(void)
+{
+	struct pkt_tether h;
+
+	if (pkt_tether_read(R.frame, R.len, &h) || !(h.flags & TETHER_F_STAMPED))
+		return -1;
+	return pkt_get32(h.token);
 }
 
 /* Invariant 2 (and the MAC, action and byte checks) for a forwarded frame. */
@@ -1914,10 +1951,29 @@ static void check_forwarded(const struct req_info *rq, const struct aff *aff_bef
 	const __u8 *tok = R.frame + t + 24;
 	__u32 slot = pkt_get32(tok), gen = pkt_get32(tok + 4);
 
-	if (R.len != P.len) {
-		failf("fwd-length", "output %u bytes, input %u", R.len, P.len);
+	/* The backend is found through the token stamped: where the token
+	 * lies depends on the backend's tagging, so look for it where each
+	 * backend's tagging would put it. */
+	long shift = 0;
+	int located = 0;
+
+	for (__u32 id = 1; id < NBACKENDS && !located; id++) {
+		shift = forward_shift(rq, &backends[id]);
+		if ((long)P.len + shift != (long)R.len)
+			continue;
+		__u32 s2 = pkt_get32(R.frame + t + shift + 24);
+
+		located = s2 < NSLOTS && slots[s2].live && slots[s2].backend == id;
+	}
+	if (!located) {
+		failf("fwd-length", "output %u bytes, input %u: no backend's tagging makes that length "
+		      "with a container of that backend stamped", R.len, P.len);
 		return;
 	}
+	t += shift;
+	tok = R.frame + t + 24;
+	slot = pkt_get32(tok);
+	gen = pkt_get32(tok + 4);
 	if (R.frame[t + 3] != (rq->flags | TETHER_F_STAMPED))
 		failf("fwd-flags", "flags 0x%02x, want 0x%02x", R.frame[t + 3], rq->flags | TETHER_F_STAMPED);
 	if (slot >= NSLOTS || !slots[slot].live || slots[slot].generation != gen) {
@@ -1948,14 +2004,25 @@ static void check_forwarded(const struct req_info *rq, const struct aff *aff_bef
 		      bstate_name(b->state), had_token, had_aff);
 	if (memcmp(R.frame, b->mac, 6) || memcmp(R.frame + 6, b->src_mac, 6))
 		failf("fwd-mac", "Ethernet addresses are not backend %u's", m->backend);
+	if (shift != forward_shift(rq, b))
+		failf("fwd-vlan", "output %u bytes from %u: not backend %u's tagging (vlan %u)", R.len,
+		      P.len, m->backend, b->vlan);
 	if ((R.verdict == XDP_TX) != (b->ifindex == P.ingress))
 		failf("fwd-action", "%s for backend %u on ifindex %u, ingress %u", xdp_verdict_name(R.verdict),
 		      m->backend, b->ifindex, P.ingress);
-	check_csum(rq, "fwd-csum");
+	check_csum(rq, "fwd-csum", shift);
 
-	size_t ranges[] = { 0, 12, t + 3, t + 4, t + 24, t + 40, rq->l4 + 6, rq->l4 + 8 };
+	/* Everything else is the input with the backend's L2 header: pktgen's
+	 * rewrite, which knows nothing of the program, builds that. */
+	static __u8 want[FRAME_CAP + 8];
+	size_t want_len = pkt_rewrite_l2(P.in, P.len, b->mac, b->src_mac, b->vlan, want, sizeof(want));
+	size_t l4 = rq->l4 + shift;
+	size_t ranges[] = { t + 3, t + 4, t + 24, t + 40, l4 + 6, l4 + 8 };
 
-	check_unchanged("fwd-bytes", ranges, 4);
+	if (want_len != R.len)
+		failf("fwd-vlan", "output %u bytes, pktgen's rewrite for backend %u %zu", R.len,
+		      m->backend, want_len);
+	check_unchanged("fwd-bytes", want, want_len, ranges, 3);
 }
 
 static void check_slow_path(const struct cls *c, const __u64 *d)
@@ -1981,11 +2048,11 @@ static void check_slow_path(const struct cls *c, const __u64 *d)
 
 	if (status != want)
 		failf("slow-status", "status %u, want %u", status, want);
-	check_csum(&rq, "slow-csum");
+	check_csum(&rq, "slow-csum", 0);
 
 	size_t ranges[] = { rq.tether + 4, rq.tether + 5, rq.l4 + 6, rq.l4 + 8 };
 
-	check_unchanged("slow-bytes", ranges, 2);
+	check_unchanged("slow-bytes", P.in, P.len, ranges, 2);
 }
 
 static void tally_grey(const char *name, unsigned observed)
@@ -2161,10 +2228,10 @@ static void check_packet(void)
 		    slots[ts].function_id == c.req.function_id &&
 		    container_accepts(ts, slots[ts].generation, c.req.function_id, now, 0)) {
 			T.token_kinds_won++;
-			if (!(forwarded || d[C_NO_ROUTE]) || pkt_get32(R.frame + c.req.tether + 24) != ts)
-				failf("token-wins", "valid token of slot %u (%s), got verdict %s slot %u", ts,
+			if (!(forwarded || d[C_NO_ROUTE]) || output_stamped_slot() != (long)ts)
+				failf("token-wins", "valid token of slot %u (%s), got verdict %s slot %ld", ts,
 				      cstate_name(slots[ts].state), xdp_verdict_name(R.verdict),
-				      pkt_get32(R.frame + c.req.tether + 24));
+				      output_stamped_slot());
 		}
 	}
 	/* The exact decision of the rules. */
@@ -2179,11 +2246,9 @@ static void check_packet(void)
 		if (R.verdict != e.verdict)
 			failf("model-verdict", "want %s, got %s", xdp_verdict_name(e.verdict),
 			      xdp_verdict_name(R.verdict));
-		if (e.slot >= 0 && R.len == P.len &&
-		    (pkt_get32(R.frame + c.req.tether + 24) != (__u32)e.slot ||
-		     !(R.frame[c.req.tether + 3] & TETHER_F_STAMPED)))
-			failf("model-slot", "want slot %d, stamped slot %u (flags 0x%02x)", e.slot,
-			      pkt_get32(R.frame + c.req.tether + 24), R.frame[c.req.tether + 3]);
+		if (e.slot >= 0 && output_stamped_slot() != e.slot)
+			failf("model-slot", "want slot %d, stamped slot %ld", e.slot,
+			      output_stamped_slot());
 	}
 
 	/* The model follows what the maps now hold: affinities learned, and the
@@ -2201,7 +2266,8 @@ static void check_packet(void)
 
 		if (pkt_tether_read(R.frame, R.len, &h) == 0 && pkt_get32(h.token) < NSLOTS) {
 			slots[pkt_get32(h.token)].fwd_packets++;
-			slots[pkt_get32(h.token)].fwd_bytes += P.len;
+			slots[pkt_get32(h.token)].fwd_bytes += R.len; /* as it left */
+			T.forwarded_to_vlan[backends[slots[pkt_get32(h.token)].backend].vlan ? 1 : 0]++;
 		}
 	}
 	if (fail_len)
@@ -2285,6 +2351,8 @@ static void print_totals(double seconds, long packets)
 		       T.cls[k][3]);
 	printf("\nvalid tokens of accepting containers: %ld; affinities learned: %zu\n",
 	       T.token_kinds_won, aff_count);
+	printf("forwarded to backends without a VLAN: %ld, with one: %ld\n", T.forwarded_to_vlan[0],
+	       T.forwarded_to_vlan[1]);
 	if (T.ngrey) {
 		printf("grey corners (more than one outcome accepted), decided NS/MAL/FRAG/REQ:\n");
 		for (int i = 0; i < T.ngrey; i++)
@@ -2363,8 +2431,15 @@ static void test_random_traffic(void **state)
 	 * a short one replays a failure). */
 	if (packets_total >= DEFAULT_PACKETS / 2) {
 		for (int c = 0; c < C_COUNT; c++) {
-			if (!T.counters[c]) {
+			if (!T.counters[c] && c != C_RETAG_FAILED) {
 				fprintf(stderr, "test_random: counter %s was never exercised\n", ctr_name[c]);
+				problems++;
+			}
+		}
+		for (int v = 0; v < 2; v++) {
+			if (!T.forwarded_to_vlan[v]) {
+				fprintf(stderr, "test_random: nothing was forwarded to a backend %s a VLAN\n",
+					v ? "with" : "without");
 				problems++;
 			}
 		}

@@ -7,8 +7,9 @@
  *   - which container: from the live pool table (pool_read) and the placement
  *     hashes of include/tether/hash.h, never from the program's answer;
  *   - the frame out: built here from the frame in (backend MAC, the egress
- *     interface's MAC read from the kernel, STAMPED, the container's token),
- *     checksums recomputed from scratch by pktgen (pkt_fix_csums).
+ *     interface's MAC read from the kernel, the client's VLAN tags gone,
+ *     STAMPED, the container's token), checksums recomputed from scratch by
+ *     pktgen (pkt_fix_csums). Backends on a VLAN: test_vlan.c.
  *
  * Every case is one row of `cases` (one line, or one line expanded over both
  * families and every VLAN layout by ALL_L2) and runs as its own cmocka test
@@ -247,7 +248,7 @@ static __u8 lo_mac[6], tx0_mac[6]; /* read from the kernel in main */
 static const char *const stat_names[] = {
 	"token_hit", "token_miss", "token_foreign", "key_hit",     "key_new",
 	"key_rehomed", "flow_pick", "no_capacity", "strict_gone", "malformed",
-	"fragment", "pass", "no_route",
+	"fragment", "pass", "no_route", "retag_failed",
 };
 _Static_assert(ARRAY_SIZE(stat_names) == sizeof(struct tether_stats) / sizeof(__u64),
 	       "a name for every counter");
@@ -455,29 +456,39 @@ static void dump_frames(const __u8 *expected, size_t expected_len, const __u8 *g
 }
 
 /* The frame the backend must receive: the frame in, Ethernet addresses
- * rewritten for the container's backend, STAMPED set, the container's token
- * written, checksums recomputed from scratch. */
-static void expected_forward(struct route_test *t, const struct expect *e, size_t len)
+ * rewritten for the container's backend, the client's VLAN tags replaced by
+ * the backend's tagging (the fixture's backends take untagged frames),
+ * STAMPED set, the container's token written, checksums recomputed from
+ * scratch. Returns its length. */
+static size_t expected_forward(struct route_test *t, const struct expect *e, size_t len)
 {
+	static __u8 relinked[HARNESS_FRAME_MAX];
 	struct pkt_view v;
 	struct container_record record;
+	struct backend_record backend;
 	__u32 slot = (__u32)e->slot;
 
-	memcpy(frame_expected, frame_in, len);
-	CHECK(t, pkt_parse(frame_expected, len, &v) == 0 && v.tether_off >= 0,
-	      "%s: the frame in does not parse", e->step);
 	CHECK(t, container_get(&t->fx.dp, slot, &record) == 0, "%s: slot %u is free", e->step,
 	      slot);
 	CHECK(t, record.backend_id == fixture_backend_of(slot),
 	      "%s: slot %u is on backend %u, the fixture says %u", e->step, slot,
 	      record.backend_id, fixture_backend_of(slot));
+	CHECK(t, backend_get(&t->fx.dp, record.backend_id, &backend) == 0,
+	      "%s: backend %u is missing", e->step, record.backend_id);
 
 	int local = fixture_backend_of(slot) == FIXTURE_BACKEND_LOCAL;
+	size_t out_len = pkt_rewrite_l2(frame_in, len, local ? fixture_local_mac : fixture_remote_mac,
+					local ? lo_mac : tx0_mac, backend.vlan, relinked,
+					sizeof(relinked));
+
+	CHECK(t, out_len > 0, "%s: pkt_rewrite_l2 failed", e->step);
+	memcpy(frame_expected, relinked, out_len);
+	CHECK(t, pkt_parse(frame_expected, out_len, &v) == 0 && v.tether_off >= 0,
+	      "%s: the frame in does not parse", e->step);
+
 	__u8 *hdr = frame_expected + v.tether_off;
 	__u8 token[16], minted[16];
 
-	memcpy(frame_expected, local ? fixture_local_mac : fixture_remote_mac, 6);
-	memcpy(frame_expected + 6, local ? lo_mac : tx0_mac, 6);
 	hdr[offsetof(struct tether_hdr, flags)] |= TETHER_F_STAMPED;
 	pkt_token(token, slot, record.generation, record.secret);
 	token_bytes(&t->fx.tokens[slot], minted);
@@ -485,12 +496,14 @@ static void expected_forward(struct route_test *t, const struct expect *e, size_
 	      "%s: slot %u's record does not match the token container_install minted", e->step,
 	      slot);
 	memcpy(hdr + offsetof(struct tether_hdr, container_token), token, 16);
-	CHECK(t, pkt_fix_csums(frame_expected, len) == 0, "%s: pkt_fix_csums failed", e->step);
+	CHECK(t, pkt_fix_csums(frame_expected, out_len) == 0, "%s: pkt_fix_csums failed", e->step);
+	return out_len;
 }
 
 /* The frame the host stack must receive: the frame in with the status byte
- * set and the UDP checksum fixed (an IPv4 checksum of 0 stays 0). */
-static void expected_slow_path(struct route_test *t, const struct expect *e, size_t len)
+ * set and the UDP checksum fixed (an IPv4 checksum of 0 stays 0), its
+ * Ethernet header and tags as they came. Returns its length. */
+static size_t expected_slow_path(struct route_test *t, const struct expect *e, size_t len)
 {
 	struct pkt_view v;
 
@@ -499,6 +512,7 @@ static void expected_slow_path(struct route_test *t, const struct expect *e, siz
 	      "%s: the frame in does not parse", e->step);
 	frame_expected[v.tether_off + offsetof(struct tether_hdr, status)] = e->status;
 	CHECK(t, pkt_fix_csums(frame_expected, len) == 0, "%s: pkt_fix_csums failed", e->step);
+	return len;
 }
 
 static void read_container_stats(struct route_test *t, struct container_counters *out)
@@ -548,17 +562,15 @@ static long send_frame(struct route_test *t, const struct pkt_spec *s, const str
 	CHECK(t, used == 0, "%s: counter deltas wrong:%s", e->step, diff);
 
 	/* Every byte. */
-	CHECK(t, result.len == len, "%s: frame out is %u bytes, frame in %zu", e->step, result.len,
-	      len);
-	if (e->slot >= 0)
-		expected_forward(t, e, len);
-	else
-		expected_slow_path(t, e, len);
+	size_t want_len = e->slot >= 0 ? expected_forward(t, e, len) : expected_slow_path(t, e, len);
 
-	long first = pkt_first_diff(frame_expected, len, result.frame, result.len);
+	CHECK(t, result.len == want_len, "%s: frame out is %u bytes, expected %zu (frame in %zu)",
+	      e->step, result.len, want_len, len);
+
+	long first = pkt_first_diff(frame_expected, want_len, result.frame, result.len);
 
 	if (first >= 0)
-		dump_frames(frame_expected, len, result.frame, result.len);
+		dump_frames(frame_expected, want_len, result.frame, result.len);
 	CHECK(t, first < 0, "%s: frame out differs from the expected frame at byte %ld "
 	      "(expected %02x, got %02x)", e->step, first, frame_expected[first],
 	      result.frame[first]);
@@ -577,16 +589,16 @@ static long send_frame(struct route_test *t, const struct pkt_spec *s, const str
 		      "%s: UDP checksum %#06x, should be %#06x", e->step, field,
 		      pkt_udp_csum_compute(result.frame, result.len));
 
-	/* Per-container counters: the chosen one +1 packet, +len bytes. */
+	/* Per-container counters: the chosen one +1 packet, +the bytes that left. */
 	for (__u32 slot = 0; slot < STAT_SLOTS; slot++) {
 		__u64 packets = after[slot].packets - before[slot].packets;
 		__u64 bytes = after[slot].bytes - before[slot].bytes;
 		int chosen = e->slot >= 0 && slot == (__u32)e->slot;
 
-		CHECK(t, packets == (chosen ? 1u : 0u) && bytes == (chosen ? len : 0),
+		CHECK(t, packets == (chosen ? 1u : 0u) && bytes == (chosen ? want_len : 0),
 		      "%s: slot %u counted %llu packets, %llu bytes; expected %u, %zu", e->step,
 		      slot, (unsigned long long)packets, (unsigned long long)bytes, chosen ? 1 : 0,
-		      chosen ? len : (size_t)0);
+		      chosen ? want_len : (size_t)0);
 	}
 	return stamped;
 }

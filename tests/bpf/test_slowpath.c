@@ -11,9 +11,10 @@
  *     NO_CAPACITY when the (fake) clock passes hold_ms;
  *   - a held request goes to the first container that turns warm (added warm
  *     or brought up), as an Ethernet frame on tx0 that the test captures on
- *     tx1 and compares byte for byte with the frame pktgen builds: MACs,
- *     client -> VIP, ports, TTL, STAMPED, the container's token, checksums
- *     (checked again with pktgen's own checker), the payload;
+ *     tx1 and compares byte for byte with the frame pktgen builds: MACs, the
+ *     backend's VLAN tag or none, client -> VIP, ports, TTL, STAMPED, the
+ *     container's token, checksums (checked again with pktgen's own
+ *     checker), the payload;
  *   - a container that came up since takes a request at once, and a request
  *     no XDP program saw (status 0) follows token, affinity and the pool
  *     table as the fast path would;
@@ -61,6 +62,10 @@
 #define BACKEND "vm1"
 
 static const __u8 backend_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x0b, 0x01 };
+/* A second backend on tx0, on a trunk: VLAN TRUNK_VID. */
+#define TRUNK "vm-trunk"
+#define TRUNK_VID 100
+static const __u8 trunk_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x0b, 0x64 };
 
 struct world {
 	int family;
@@ -137,7 +142,9 @@ static int open_client(const __u8 addr[16])
 	return fd;
 }
 
-/* Sees every frame that arrives on tx1, the peer of the backend's tx0. */
+/* Sees every frame that arrives on tx1, the peer of the backend's tx0. The
+ * receive path takes a VLAN tag out of the frame before a packet socket sees
+ * it; PACKET_AUXDATA hands it over, and capture_within puts it back. */
 static int open_capture(void)
 {
 	struct sockaddr_ll where = {
@@ -146,10 +153,51 @@ static int open_capture(void)
 		.sll_ifindex = (int)harness_ifindex("tx1"),
 	};
 	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	int on = 1;
 
 	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &on, sizeof(on)), 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&where, sizeof(where)), 0);
 	return fd;
+}
+
+/* One captured frame as it was on the wire, its VLAN tag put back where the
+ * receive path took it from; -1 when none comes within timeout_ms. */
+static ssize_t receive_frame_within(int fd, __u8 *buf, size_t size, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	union {
+		struct cmsghdr align;
+		char bytes[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+	} control;
+	struct iovec iov = { .iov_base = buf, .iov_len = size - 4 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+			      .msg_controllen = sizeof(control) };
+
+	if (poll(&pfd, 1, timeout_ms) <= 0)
+		return -1;
+	ssize_t len = recvmsg(fd, &msg, MSG_DONTWAIT);
+
+	if (len < 12)
+		return len;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		struct tpacket_auxdata aux;
+
+		if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA)
+			continue;
+		memcpy(&aux, CMSG_DATA(c), sizeof(aux));
+		if (!(aux.tp_status & TP_STATUS_VLAN_VALID))
+			continue;
+		__u16 tpid = aux.tp_status & TP_STATUS_VLAN_TPID_VALID ? aux.tp_vlan_tpid
+								      : ETH_P_8021Q;
+		__u8 tag[4] = { tpid >> 8, tpid & 0xff, aux.tp_vlan_tci >> 8,
+				aux.tp_vlan_tci & 0xff };
+
+		memmove(buf + 16, buf + 12, (size_t)len - 12);
+		memcpy(buf + 12, tag, 4);
+		len += 4;
+	}
+	return len;
 }
 
 static void start_slowpath(struct world *w)
@@ -196,7 +244,7 @@ static int setup(void **state)
 	};
 
 	assert_int_equal(lifecycle_init(&w->lc, &w->dp, &config), 0);
-	if (lc_backend_add(&w->lc, BACKEND, backend_addr, backend_mac, "tx0", 600000,
+	if (lc_backend_add(&w->lc, BACKEND, backend_addr, backend_mac, "tx0", 0, 600000,
 			   &backend_id))
 		fail_msg("lc_backend_add: %s", lifecycle_error(&w->lc));
 	assert_int_equal(interface_mac("tx0", w->tx0_mac), 0);
@@ -345,7 +393,7 @@ static bool is_tether_to_vip(const struct world *w, const __u8 *frame, size_t le
 static ssize_t capture_within(struct world *w, int timeout_ms)
 {
 	for (int waited = 0; waited <= timeout_ms; waited += 10) {
-		ssize_t len = receive_within(w->capture_fd, captured, sizeof(captured), 10);
+		ssize_t len = receive_frame_within(w->capture_fd, captured, sizeof(captured), 10);
 
 		if (len > 0 && is_tether_to_vip(w, captured, (size_t)len))
 			return len;
@@ -354,14 +402,18 @@ static ssize_t capture_within(struct world *w, int timeout_ms)
 }
 
 /* The frame the fast path would send for the request: Ethernet to the
- * backend from tx0, TTL 64, the container's token stamped, status 0. */
+ * backend from tx0 with the backend's VLAN tag (vid, PCP 0) or none (0), TTL
+ * 64, the container's token stamped, status 0. */
 static size_t expected_frame(const struct world *w, const struct pkt_spec *request,
-			     const struct tether_token *token)
+			     const struct tether_token *token, const __u8 mac[6], __u16 vid)
 {
 	struct pkt_spec s = *request;
 
-	memcpy(s.dst_mac, backend_mac, 6);
+	memcpy(s.dst_mac, mac, 6);
 	memcpy(s.src_mac, w->tx0_mac, 6);
+	s.vlan_count = vid ? 1 : 0;
+	s.vlan_tci[0] = vid;
+	s.qinq = 0;
 	s.ttl = 64;
 	s.tos = 0;
 	s.ip_id = 0;
@@ -375,15 +427,16 @@ static size_t expected_frame(const struct world *w, const struct pkt_spec *reque
 	return len;
 }
 
-static void expect_forwarded(struct world *w, const struct pkt_spec *request,
-			     const struct tether_token *token)
+/* Forwarded to the container of token on backend mac, tagged vid (0: not). */
+static void expect_forwarded_to(struct world *w, const struct pkt_spec *request,
+				const struct tether_token *token, const __u8 mac[6], __u16 vid)
 {
 	ssize_t len = capture_within(w, WAIT_MS);
 
 	if (len < 0)
 		fail_msg("no frame for request %llu on tx1",
 			 (unsigned long long)request->hdr.request_id);
-	size_t want_len = expected_frame(w, request, token);
+	size_t want_len = expected_frame(w, request, token, mac, vid);
 	long diff = pkt_first_diff(captured, (size_t)len, expected, want_len);
 
 	if (diff >= 0) {
@@ -405,6 +458,22 @@ static void expect_forwarded(struct world *w, const struct pkt_spec *request,
 	assert_true(hdr.flags & TETHER_F_STAMPED);
 	assert_memory_equal(hdr.token, token, 16);
 	assert_int_equal(hdr.request_id, request->hdr.request_id);
+
+	struct pkt_view v;
+
+	assert_int_equal(pkt_parse(captured, (size_t)len, &v), 0);
+	assert_int_equal(v.vlan_count, vid ? 1 : 0);
+	if (vid) {
+		assert_int_equal(v.vlan_tpid[0], ETH_P_8021Q);
+		assert_int_equal(v.vlan_tci[0], vid);
+	}
+}
+
+/* Forwarded to the world's untagged backend. */
+static void expect_forwarded(struct world *w, const struct pkt_spec *request,
+			     const struct tether_token *token)
+{
+	expect_forwarded_to(w, request, token, backend_mac, 0);
 }
 
 static void expect_nothing_forwarded(struct world *w)
@@ -583,6 +652,51 @@ static void test_held_then_container_up(void **state)
 	expect_forwarded(w, &second, &token);
 	assert_int_equal(slowpath_waiting(w->sp, 0), 0);
 	assert_int_equal(stats_now(w).forwarded, 2);
+}
+
+/* Held requests for a container on a backend on a trunk leave with its VLAN
+ * tag (PCP 0), as the fast path sends them; the untagged backend's still
+ * leave untagged. */
+static void test_held_forwarded_with_backend_vlan(void **state)
+{
+	struct world *w = *state;
+	__u8 trunk_addr[16];
+	__u32 trunk_id, slot, plain_slot;
+	struct tether_token token, plain_token;
+	struct pkt_spec first, second, third;
+
+	if (w->family == 4)
+		pkt_v4mapped(trunk_addr, "10.9.0.3");
+	else
+		pkt_addr6(trunk_addr, "2001:db8:9::3");
+	if (lc_backend_add(&w->lc, TRUNK, trunk_addr, trunk_mac, "tx0", TRUNK_VID, 600000,
+			   &trunk_id))
+		fail_msg("lc_backend_add: %s", lifecycle_error(&w->lc));
+	g_ptr_array_set_size(w->events, 0);
+
+	request_spec(w, &first, F1, TETHER_STATUS_NO_CAPACITY, 71);
+	first.hdr.flags = TETHER_F_KEY;
+	first.hdr.routing_key = 7100;
+	first.payload_len = 211;
+	send_and_pump(w, &first);
+	request_spec(w, &second, F1, TETHER_STATUS_NO_CAPACITY, 72);
+	send_and_pump(w, &second);
+	assert_int_equal(slowpath_waiting(w->sp, F1), 2);
+
+	if (lc_container_add(&w->lc, F1, TRUNK, "t1", CONTAINER_WARM, &slot, &token))
+		fail_msg("lc_container_add: %s", lifecycle_error(&w->lc));
+	expect_forwarded_to(w, &first, &token, trunk_mac, TRUNK_VID);
+	expect_forwarded_to(w, &second, &token, trunk_mac, TRUNK_VID);
+	assert_int_equal(stats_now(w).forwarded, 2);
+	assert_int_equal(stats_now(w).send_errors, 0);
+	expect_no_answer(w);
+
+	/* The untagged backend beside it on the same interface: no tag. */
+	request_spec(w, &third, F2, TETHER_STATUS_NO_CAPACITY, 73);
+	send_and_pump(w, &third);
+	add_container(w, F2, "p1", CONTAINER_WARM, &plain_slot, &plain_token);
+	expect_forwarded(w, &third, &plain_token);
+	assert_int_equal(stats_now(w).forwarded, 3);
 }
 
 /* A container came up between the XDP program's decision and the read. */
@@ -870,6 +984,7 @@ int main(void)
 		BOTH_FAMILIES(test_held_then_no_capacity),
 		BOTH_FAMILIES(test_held_then_container_added_warm),
 		BOTH_FAMILIES(test_held_then_container_up),
+		BOTH_FAMILIES(test_held_forwarded_with_backend_vlan),
 		BOTH_FAMILIES(test_warm_since_forwarded_at_once),
 		BOTH_FAMILIES(test_unrouted_follows_the_rules),
 		BOTH_FAMILIES(test_queue_full_overloaded),

@@ -57,6 +57,15 @@ static void add_backends(struct fixture *fx)
 	check(backend_set(&fx->dp, FIXTURE_BACKEND_REMOTE, &remote), "backend_set remote");
 }
 
+void fixture_set_backend_vlan(struct fixture *fx, __u32 backend_id, __u16 vid)
+{
+	struct backend_record record;
+
+	check(backend_get(&fx->dp, backend_id, &record), "backend_get");
+	record.vlan = vid;
+	check(backend_set(&fx->dp, backend_id, &record), "backend_set with a VLAN");
+}
+
 static void add_containers(struct fixture *fx, __u64 function_id, __u32 first, __u32 count)
 {
 	for (__u32 slot = first; slot < first + count; slot++)

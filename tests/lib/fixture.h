@@ -46,6 +46,10 @@ void fixture_teardown(struct fixture *fx);
 int fixture_cmocka_setup(void **state);
 int fixture_cmocka_teardown(void **state);
 
+/* Puts a backend of the fixture on a VLAN (vid 1..4094), or takes it off
+ * one (0): its record rewritten with everything else as it was. */
+void fixture_set_backend_vlan(struct fixture *fx, __u32 backend_id, __u16 vid);
+
 /* Rebuilds a function's pool from the containers of its slot range that are
  * warm now (what the controller does on every change of the warm set). */
 void fixture_rebuild_pool(struct fixture *fx, __u64 function_id);

@@ -250,8 +250,10 @@ static size_t put_eth(const struct pkt_spec *s, const __u8 dst[6], __u8 *p, __u1
 	memcpy(p + 6, s->src_mac, 6);
 	for (i = 0; i < s->vlan_count; i++) {
 		int outer_qinq = s->qinq && s->vlan_count == 2 && i == 0;
+		__u16 tpid = s->vlan_tpid[i] ? s->vlan_tpid[i]
+				: outer_qinq ? ETHERTYPE_QINQ : ETHERTYPE_VLAN;
 
-		put16(p + off, outer_qinq ? ETHERTYPE_QINQ : ETHERTYPE_VLAN);
+		put16(p + off, tpid);
 		put16(p + off + 2, s->vlan_tci[i]);
 		off += VLAN_HLEN_;
 	}
@@ -811,4 +813,31 @@ void pkt_hexdump(FILE *f, const __u8 *frame, size_t len)
 		if (i % 16 == 15 || i + 1 == len)
 			fputc('\n', f);
 	}
+}
+
+size_t pkt_rewrite_l2(const __u8 *frame, size_t len, const __u8 dst_mac[6],
+		      const __u8 src_mac[6], __u16 vid, __u8 *out, size_t cap)
+{
+	struct pkt_view v;
+	size_t l3_type_off, off = 12;
+
+	view_reset(&v);
+	if (parse_eth(frame, len, &v, &l3_type_off))
+		return 0;
+	l3_type_off -= 2; /* parse_eth leaves *off past the EtherType */
+
+	size_t rest = len - l3_type_off; /* the EtherType and what follows */
+	size_t total = 12 + (vid ? VLAN_HLEN_ : 0) + rest;
+
+	if (total > cap)
+		return 0;
+	memcpy(out, dst_mac, 6);
+	memcpy(out + 6, src_mac, 6);
+	if (vid) {
+		put16(out + off, ETHERTYPE_VLAN);
+		put16(out + off + 2, vid);
+		off += VLAN_HLEN_;
+	}
+	memcpy(out + off, frame + l3_type_off, rest);
+	return total;
 }

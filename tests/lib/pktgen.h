@@ -83,6 +83,9 @@ struct pkt_spec {
 	int vlan_count;           /* 0, 1 or 2 */
 	__u16 vlan_tci[PKT_MAX_VLAN]; /* outer first; VID in the low 12 bits, PCP/DEI as given */
 	int qinq;                 /* two tags: outer TPID 0x88a8 (else 0x8100 for both) */
+	/* A tag's TPID as given (a single 802.1ad tag: vlan_tpid[0] = 0x88a8);
+	 * 0 leaves it to qinq. */
+	__u16 vlan_tpid[PKT_MAX_VLAN];
 
 	__u8 src_addr[16], dst_addr[16]; /* IPv4 in the first 4 bytes (pkt_addr4) */
 	__u8 ip_proto; /* L4 protocol / last Next Header; 0 means UDP (17) */
@@ -182,6 +185,16 @@ int pkt_udp_csum_valid(const __u8 *frame, size_t len);
  * checksum of 0 stays 0), e.g. after a test edited a frame to build the
  * expected output. Returns 0, or -1 when the frame does not parse. */
 int pkt_fix_csums(__u8 *frame, size_t len);
+
+/* The frame as it must leave for another L2 segment: destination and source
+ * MAC replaced, every VLAN tag the frame had (up to PKT_MAX_VLAN) removed, and
+ * one 802.1Q tag (TPID 0x8100, TCI = vid: PCP and DEI 0) put in front of the
+ * L3 EtherType when vid is not 0; the rest of the frame (L3 on, padding
+ * included) copied as it is. Written into out (which may not overlap frame);
+ * returns its length, or 0 when the frame does not parse as Ethernet or out
+ * is too small. */
+size_t pkt_rewrite_l2(const __u8 *frame, size_t len, const __u8 dst_mac[6],
+		      const __u8 src_mac[6], __u16 vid, __u8 *out, size_t cap);
 
 /* Decodes the Tether header of a frame into host order. 0, or -1 when the
  * frame has none. */

@@ -97,7 +97,7 @@ static const struct {
 	STAT_FIELD(key_hit),     STAT_FIELD(key_new),     STAT_FIELD(key_rehomed),
 	STAT_FIELD(flow_pick),   STAT_FIELD(no_capacity), STAT_FIELD(strict_gone),
 	STAT_FIELD(malformed),   STAT_FIELD(fragment),    STAT_FIELD(pass),
-	STAT_FIELD(no_route),
+	STAT_FIELD(no_route),   STAT_FIELD(retag_failed),
 #undef STAT_FIELD
 };
 

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of tether-agent's pure parts (user/lib/agent_*): option
- * parsing, the token check, the exact bytes of replies, the handlers' memory
- * across calls, the container channel's messages, and reading tetherd's
- * events, container and backend records. Then, when build/tether-agent
- * exists and we are root, the agent itself against a fake tetherd (a Unix
- * socket answering canned lines) in a private network namespace: the
- * requests it sends on start-up, on capacity_needed and on SIGTERM, stamped
- * requests served by real container processes, taking over a backend that
- * exists, and replacing one registered differently. */
+/* Unit tests of tether-agent's pure parts (user/agent/): option parsing
+ * (--tetherd lists included), the rotation between several tetherds, the
+ * token check, the exact bytes of replies, the handlers' memory across
+ * calls, the container channel's messages, and reading tetherd's events,
+ * container and backend records. Then, when build/tether-agent exists and we
+ * are root, the agent itself against fake tetherds (Unix sockets answering
+ * canned lines) in a private network namespace: the requests it sends on
+ * start-up, on capacity_needed and on SIGTERM, stamped requests served by
+ * real container processes, taking over a backend that exists, replacing one
+ * registered differently, and moving from one tetherd to the next when the
+ * first dies, answers `unavailable` or falls silent. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,6 +43,7 @@
 #include "handlers.h"
 #include "options.h"
 #include "records.h"
+#include "rotation.h"
 #include "wire.h"
 #include "tether_version.h"
 
@@ -83,21 +86,23 @@ static void test_options_full(void **state)
 				     "--tetherd", "tcp:192.0.2.1:7070", "--secret-file", "/etc/s",
 				     "--function", "42:2", "--function", "0x2a0:0", "--handler",
 				     "echo", "--cold-start-ms", "50", "--heartbeat-ms", "600",
-				     "--drain-ms", "0", "--capacity", "--max-containers", "8", NULL),
+				     "--drain-ms", "0", "--capacity", "--max-containers", "8",
+				     "--vlan", "4094", NULL),
 			 0);
 	assert_string_equal(o.name, "vm1");
 	assert_string_equal(o.addr, "10.0.0.2");
 	assert_string_equal(o.mac, "02:aa:bb:00:00:01"); /* written back lowercase */
 	assert_string_equal(o.router_iface, "veth-r1");
+	assert_int_equal(o.vlan, 4094);
 	assert_int_equal(o.vip_count, 2);
 	assert_int_equal(o.vips[0].port, 7000);
 	assert_int_equal(o.vips[0].addr[10], 0xff); /* v4-mapped */
 	assert_int_equal(o.vips[0].addr[12], 10);
 	assert_int_equal(o.vips[1].port, 7001);
 	assert_int_equal(o.vips[1].addr[0], 0x20);
-	assert_true(o.tetherd.tcp);
-	assert_int_equal(o.tetherd.address.ss_family, AF_INET);
-	assert_string_equal(o.tetherd.text, "tcp:192.0.2.1:7070");
+	assert_true(o.tetherds[0].tcp);
+	assert_int_equal(o.tetherds[0].address.ss_family, AF_INET);
+	assert_string_equal(o.tetherds[0].text, "tcp:192.0.2.1:7070");
 	assert_string_equal(o.secret_file, "/etc/s");
 	assert_int_equal(o.function_count, 2);
 	assert_int_equal(o.functions[0].function_id, 42);
@@ -123,13 +128,15 @@ static void test_options_defaults(void **state)
 
 	(void)state;
 	assert_int_equal(parse_words(&o, message, REQUIRED, NULL), 0);
-	assert_false(o.tetherd.tcp);
-	assert_string_equal(o.tetherd.path, "/run/tether/tetherd.sock");
-	assert_string_equal(o.tetherd.text, "unix:/run/tether/tetherd.sock");
+	assert_int_equal(o.tetherd_count, 1);
+	assert_false(o.tetherds[0].tcp);
+	assert_string_equal(o.tetherds[0].path, "/run/tether/tetherd.sock");
+	assert_string_equal(o.tetherds[0].text, "unix:/run/tether/tetherd.sock");
 	assert_string_equal(o.handler, "counter");
 	assert_int_equal(o.cold_start_ms, 300);
 	assert_int_equal(o.heartbeat_ms, 1000);
 	assert_int_equal(o.function_count, 0);
+	assert_int_equal(o.vlan, 0); /* untagged */
 	assert_false(o.capacity);
 	assert_false(agent_serves_on_demand(&o, 42));
 
@@ -187,6 +194,10 @@ static void test_options_refused(void **state)
 	check_refused(parse_words(&o, m, REQUIRED, "--heartbeat-ms", "10", NULL), m,
 		      "at least 30");
 	check_refused(parse_words(&o, m, REQUIRED, "--drain-ms", "soon", NULL), m, "--drain-ms");
+	check_refused(parse_words(&o, m, REQUIRED, "--vlan", "4095", NULL), m,
+		      "--vlan '4095' is not a VLAN id: 1 to 4094, or 0 for untagged");
+	check_refused(parse_words(&o, m, REQUIRED, "--vlan", "-1", NULL), m, "--vlan '-1'");
+	check_refused(parse_words(&o, m, REQUIRED, "--vlan", "ten", NULL), m, "--vlan 'ten'");
 	check_refused(parse_words(&o, m, REQUIRED, "--bogus", NULL), m, "unknown option '--bogus'");
 	check_refused(parse_words(&o, m, REQUIRED, "--handler", NULL), m, "needs a value");
 	check_refused(parse_words(&o, m, REQUIRED, "extra", NULL), m, "unexpected argument");
@@ -210,6 +221,152 @@ static void test_endpoints(void **state)
 	assert_int_equal(agent_parse_endpoint("tcp:host.example:7070", &e), -1);
 	assert_int_equal(agent_parse_endpoint("tcp:192.0.2.1", &e), -1);
 	assert_int_equal(agent_parse_endpoint("unix:", &e), -1);
+}
+
+/* --tetherd A,B,...: the list, in order; given twice, the last one counts. */
+static void test_options_tetherd_list(void **state)
+{
+	struct agent_options o;
+	char m[MESSAGE_SIZE];
+
+	(void)state;
+	assert_int_equal(parse_words(&o, m, REQUIRED, "--tetherd",
+				     "tcp:10.0.0.1:7070,tcp:[2001:db8::2]:7070,unix:/run/t.sock,/run/u.sock",
+				     "--secret-file", "/etc/s", NULL),
+			 0);
+	assert_int_equal(o.tetherd_count, 4);
+	assert_string_equal(o.tetherds[0].text, "tcp:10.0.0.1:7070");
+	assert_int_equal(o.tetherds[0].address.ss_family, AF_INET);
+	assert_string_equal(o.tetherds[1].text, "tcp:[2001:db8::2]:7070");
+	assert_int_equal(o.tetherds[1].address.ss_family, AF_INET6);
+	assert_false(o.tetherds[2].tcp);
+	assert_string_equal(o.tetherds[2].path, "/run/t.sock");
+	assert_string_equal(o.tetherds[3].text, "unix:/run/u.sock");
+
+	/* One endpoint, as before; a later --tetherd replaces an earlier one. */
+	assert_int_equal(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a,unix:/b", "--tetherd",
+				     "/c", NULL),
+			 0);
+	assert_int_equal(o.tetherd_count, 1);
+	assert_string_equal(o.tetherds[0].text, "unix:/c");
+
+	/* Eight at most. */
+	assert_int_equal(parse_words(&o, m, REQUIRED, "--tetherd", "/1,/2,/3,/4,/5,/6,/7,/8", NULL),
+			 0);
+	assert_int_equal(o.tetherd_count, AGENT_MAX_TETHERDS);
+}
+
+static void test_options_tetherd_list_refused(void **state)
+{
+	struct agent_options o;
+	char m[MESSAGE_SIZE];
+
+	(void)state;
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a,,unix:/b", NULL), m,
+		      "--tetherd 'unix:/a,,unix:/b' has an empty endpoint");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a,", NULL), m,
+		      "has an empty endpoint");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", ",unix:/a", NULL), m,
+		      "has an empty endpoint");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "", NULL), m,
+		      "--tetherd needs an endpoint");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a, unix:/b", NULL), m,
+		      "endpoint 2, ' unix:/b', is not unix:/path or tcp:ADDR:PORT");
+	check_refused(parse_words(&o, m, REQUIRED, "--secret-file", "/s", "--tetherd",
+				  "tcp:10.0.0.1:7070;tcp:10.0.0.2:7070", NULL),
+		      m, "is not unix:/path or tcp:ADDR:PORT (several: comma-separated)");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "/a,tcp:10.0.0.1", NULL), m,
+		      "endpoint 2, 'tcp:10.0.0.1', is not");
+	/* The same endpoint twice, however written. */
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a,/a", NULL), m,
+		      "--tetherd 'unix:/a,/a' lists unix:/a twice");
+	check_refused(parse_words(&o, m, REQUIRED, "--secret-file", "/s", "--tetherd",
+				  "tcp:10.0.0.1:7070,tcp:10.0.0.2:7070,tcp:10.0.0.1:7070", NULL),
+		      m, "lists tcp:10.0.0.1:7070 twice");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "/1,/2,/3,/4,/5,/6,/7,/8,/9", NULL),
+		      m, "lists more than 8 endpoints");
+	/* A tcp: endpoint anywhere in the list needs the secret. */
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a,tcp:10.0.0.1:7070", NULL),
+		      m, "--tetherd tcp:10.0.0.1:7070 needs --secret-file");
+}
+
+/* ---- Several tetherds: the rotation policy ----------------------------- */
+
+/* The next endpoint at once; the backoff only after a whole round failed,
+ * doubling from round to round up to 5 s. */
+static void test_rotation_rounds(void **state)
+{
+	struct rotation r;
+	static const __u32 rounds[] = { 100, 200, 400, 800, 1600, 3200, 5000, 5000 };
+
+	(void)state;
+	rotation_init(&r, 3);
+	assert_int_equal(r.current, 0);
+	for (size_t round = 0; round < G_N_ELEMENTS(rounds); round++) {
+		assert_int_equal(rotation_fail(&r), 0);
+		assert_int_equal(r.current, 1);
+		assert_int_equal(rotation_fail(&r), 0);
+		assert_int_equal(r.current, 2);
+		assert_int_equal(rotation_fail(&r), rounds[round]);
+		assert_int_equal(r.current, 0);
+	}
+
+	/* A write answered ok: it works, the next failure moves on at once and
+	 * the backoff starts over; a read or the auth answer proves nothing. */
+	rotation_init(&r, 2);
+	assert_int_equal(rotation_fail(&r), 0);
+	assert_false(rotation_answer(&r, "auth agent", true, PROTO_OK));
+	assert_false(rotation_answer(&r, "list container", true, PROTO_OK));
+	assert_int_equal(rotation_fail(&r), 100);
+	assert_int_equal(rotation_fail(&r), 0);
+	assert_int_equal(rotation_fail(&r), 200);
+	assert_false(rotation_answer(&r, "heartbeat backend", true, PROTO_OK));
+	assert_int_equal(r.failures, 0);
+	assert_int_equal(r.current, 0);
+	assert_int_equal(rotation_fail(&r), 0);
+	assert_int_equal(rotation_fail(&r), 100);
+
+	/* One endpoint: every failure is a whole round, as a single link's backoff. */
+	rotation_init(&r, 1);
+	assert_int_equal(rotation_fail(&r), 100);
+	assert_int_equal(rotation_fail(&r), 200);
+	assert_int_equal(r.current, 0);
+}
+
+/* unavailable: the router is cut off from the store. About the backend
+ * itself, one answer moves; otherwise the third in a row. Other errors are
+ * no reason to move and break the row. */
+static void test_rotation_unavailable(void **state)
+{
+	struct rotation r;
+
+	(void)state;
+	rotation_init(&r, 2);
+	assert_true(rotation_answer(&r, "heartbeat backend", false, PROTO_UNAVAILABLE));
+	rotation_init(&r, 2);
+	assert_true(rotation_answer(&r, "add backend", false, PROTO_UNAVAILABLE));
+
+	rotation_init(&r, 2);
+	assert_false(rotation_answer(&r, "add container", false, PROTO_UNAVAILABLE));
+	assert_false(rotation_answer(&r, "up container", false, PROTO_UNAVAILABLE));
+	assert_false(rotation_answer(&r, "list container", true, PROTO_OK)); /* breaks the row */
+	assert_false(rotation_answer(&r, "up container", false, PROTO_UNAVAILABLE));
+	assert_false(rotation_answer(&r, "idle container", false, PROTO_NOT_FOUND));
+	assert_false(rotation_answer(&r, "drain container", false, PROTO_UNAVAILABLE));
+	assert_false(rotation_answer(&r, "del container", false, PROTO_UNAVAILABLE));
+	assert_true(rotation_answer(&r, "add container", false, PROTO_UNAVAILABLE));
+
+	/* A move starts the row over at the next endpoint. */
+	assert_int_equal(rotation_fail(&r), 0);
+	assert_false(rotation_answer(&r, "add container", false, PROTO_UNAVAILABLE));
+
+	/* Refusals that are not about the store never move. */
+	for (int i = 0; i < 5; i++)
+		assert_false(rotation_answer(&r, "heartbeat backend", false, PROTO_NOT_FOUND));
+	assert_false(rotation_answer(&r, "add backend", false, PROTO_EXISTS));
+
+	assert_int_equal(rotation_patience_ms(1000), 500);
+	assert_int_equal(rotation_patience_ms(3000), 1500);
 }
 
 /* ---- The token check -------------------------------------------------- */
@@ -575,19 +732,27 @@ static void test_container_record(void **state)
 	assert_non_null(strstr(message, "token"));
 }
 
-static void check_backend_record(const char *line, bool matches, const char *needle)
+static void check_backend_record_vlan(const char *line, const char *vlan, bool matches,
+				      const char *needle)
 {
 	struct agent_options o;
 	struct proto_request record;
 	char message[MESSAGE_SIZE], difference[MESSAGE_SIZE] = "";
 
-	assert_int_equal(parse_words(&o, message, REQUIRED, "--heartbeat-ms", "600", NULL), 0);
+	assert_int_equal(parse_words(&o, message, REQUIRED, "--heartbeat-ms", "600", "--vlan", vlan,
+				     NULL),
+			 0);
 	assert_int_equal(proto_parse_record(line, strlen(line), &record, message, sizeof(message)),
 			 0);
 	assert_int_equal(agent_backend_matches(&record, &o, difference, sizeof(difference)),
 			 matches);
 	if (needle && !strstr(difference, needle))
 		fail_msg("difference \"%s\" does not name \"%s\"", difference, needle);
+}
+
+static void check_backend_record(const char *line, bool matches, const char *needle)
+{
+	check_backend_record_vlan(line, "0", matches, needle);
 }
 
 static void test_backend_record(void **state)
@@ -609,6 +774,19 @@ static void test_backend_record(void **state)
 			     "heartbeat_ms=3000",
 			     false, "heartbeat_ms is 3000, this agent's is 600");
 	check_backend_record("backend=vm1 addr=10.0.0.2", false, "mac is unset");
+	/* VLANs: a record without vlan= (an older tetherd) is untagged. */
+	check_backend_record("backend=vm1 addr=10.0.0.2 mac=02:aa:bb:00:00:01 iface=veth-r1 "
+			     "vlan=0 heartbeat_ms=600",
+			     true, NULL);
+	check_backend_record("backend=vm1 addr=10.0.0.2 mac=02:aa:bb:00:00:01 iface=veth-r1 "
+			     "vlan=100 heartbeat_ms=600",
+			     false, "vlan is 100, this agent's is 0");
+	check_backend_record_vlan("backend=vm1 addr=10.0.0.2 mac=02:aa:bb:00:00:01 iface=veth-r1 "
+				  "vlan=100 heartbeat_ms=600",
+				  "100", true, NULL);
+	check_backend_record_vlan("backend=vm1 addr=10.0.0.2 mac=02:aa:bb:00:00:01 iface=veth-r1 "
+				  "heartbeat_ms=600",
+				  "100", false, "vlan is 0, this agent's is 100");
 }
 
 /* ---- The agent against a fake tetherd --------------------------------- */
@@ -637,6 +815,9 @@ struct fake {
 	bool backend_exists;        /* add backend answers "exists" (till del backend) */
 	const char *backend_record; /* what list backend answers */
 	const char *list_records;   /* the records list container answers */
+	const char *unavailable;    /* requests starting so are answered "error unavailable" */
+	const char *mute;           /* requests starting so go unanswered (a wedged tetherd) */
+	GArray *renewals;           /* __u64 ms, monotonic: heartbeats answered ok */
 	pid_t agent;
 };
 
@@ -651,11 +832,18 @@ static void fake_token(__u32 slot, __u8 token[16])
 	memcpy(token + 8, &secret, 8);
 }
 
+static __u64 monotonic_ms(void);
+
 static void fake_answer(struct fake *f, struct fake_connection *conn, const char *line)
 {
 	char answer[512];
 
-	if (!strncmp(line, "watch event", 11)) {
+	if (f->mute && g_str_has_prefix(line, f->mute)) {
+		return;
+	} else if (f->unavailable && g_str_has_prefix(line, f->unavailable)) {
+		snprintf(answer, sizeof(answer),
+			 "error unavailable: the fleet's store cannot be reached (fake)\n\n");
+	} else if (!strncmp(line, "watch event", 11)) {
 		conn->watching = true;
 		snprintf(answer, sizeof(answer), "ok\n");
 	} else if (!strncmp(line, "add backend", 11) && f->backend_exists) {
@@ -685,15 +873,23 @@ static void fake_answer(struct fake *f, struct fake_connection *conn, const char
 	} else {
 		snprintf(answer, sizeof(answer), "ok\n\n");
 	}
-	if (write(conn->fd, answer, strlen(answer)) < 0)
+	/* An agent that moved away closed the connection with requests unread:
+	 * their answers go nowhere, as tetherd's would. */
+	if (write(conn->fd, answer, strlen(answer)) < 0 && errno != EPIPE && errno != ECONNRESET)
 		fail_msg("fake tetherd: write: %s", strerror(errno));
 }
 
 static void fake_line(struct fake *f, struct fake_connection *conn, const char *line)
 {
 	/* The watch connection's one request is checked by fake_watcher(). */
-	if (!strncmp(line, "heartbeat backend", 17))
+	if (!strncmp(line, "heartbeat backend", 17)) {
+		__u64 now = monotonic_ms();
+
 		f->heartbeats++;
+		if (!(f->mute && g_str_has_prefix(line, f->mute)) &&
+		    !(f->unavailable && g_str_has_prefix(line, f->unavailable)))
+			g_array_append_val(f->renewals, now);
+	}
 	else if (strncmp(line, "watch event", 11))
 		g_ptr_array_add(f->requests, g_strdup(line));
 	fake_answer(f, conn, line);
@@ -721,6 +917,7 @@ static void fake_read(struct fake *f, struct fake_connection *conn)
 /* Serves connections for up to timeout_ms. */
 static void fake_poll(struct fake *f, int timeout_ms)
 {
+	/* A closed listener (fd -1) is skipped by poll. */
 	struct pollfd fds[FAKE_MAX_CONNECTIONS + 1] = { { .fd = f->listen_fd, .events = POLLIN } };
 
 	for (int i = 0; i < f->connection_count; i++)
@@ -851,44 +1048,71 @@ static pid_t start_agent(struct fake *f, const char *binary, const char *extra)
 	return pid;
 }
 
-static int fake_setup(void **state)
+static struct fake *fake_new(void)
 {
 	struct fake *f = g_new0(struct fake, 1);
 	struct sockaddr_un address = { .sun_family = AF_UNIX };
 
+	f->listen_fd = -1;
+	f->requests = g_ptr_array_new_with_free_func(g_free);
+	f->renewals = g_array_new(FALSE, FALSE, sizeof(__u64));
+	f->next_slot = FAKE_FIRST_SLOT;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/test_agent.XXXXXX");
 	if (!mkdtemp(f->dir))
-		return -1;
+		return f;
 	snprintf(f->socket_path, sizeof(f->socket_path), "%s/tetherd.sock", f->dir);
 	snprintf(f->log_path, sizeof(f->log_path), "%s/agent.log", f->dir);
 	snprintf(address.sun_path, sizeof(address.sun_path), "%s", f->socket_path);
 	f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (f->listen_fd < 0 || bind(f->listen_fd, (struct sockaddr *)&address, sizeof(address)) ||
-	    listen(f->listen_fd, 8))
-		return -1;
-	f->requests = g_ptr_array_new_with_free_func(g_free);
-	f->next_slot = FAKE_FIRST_SLOT;
-	*state = f;
-	return 0;
+	if (f->listen_fd >= 0 &&
+	    (bind(f->listen_fd, (struct sockaddr *)&address, sizeof(address)) ||
+	     listen(f->listen_fd, 8))) {
+		close(f->listen_fd);
+		f->listen_fd = -1;
+	}
+	return f;
 }
 
-static int fake_teardown(void **state)
+/* tetherd killed: its connections and its listener close (its socket file
+ * stays, so connecting is refused). */
+static void fake_kill(struct fake *f)
 {
-	struct fake *f = *state;
+	for (int i = 0; i < f->connection_count; i++)
+		if (f->connections[i].fd >= 0) {
+			close(f->connections[i].fd);
+			f->connections[i].fd = -1;
+		}
+	if (f->listen_fd >= 0)
+		close(f->listen_fd);
+	f->listen_fd = -1;
+}
 
+static void fake_free(struct fake *f)
+{
 	if (f->agent > 0 && kill(f->agent, SIGKILL) == 0)
 		waitpid(f->agent, NULL, 0);
-	for (int i = 0; i < f->connection_count; i++) {
-		if (f->connections[i].fd >= 0)
-			close(f->connections[i].fd);
+	fake_kill(f);
+	for (int i = 0; i < f->connection_count; i++)
 		g_string_free(f->connections[i].in, TRUE);
-	}
-	close(f->listen_fd);
 	unlink(f->socket_path);
 	unlink(f->log_path);
 	rmdir(f->dir);
 	g_ptr_array_free(f->requests, TRUE);
+	g_array_free(f->renewals, TRUE);
 	g_free(f);
+}
+
+static int fake_setup(void **state)
+{
+	struct fake *f = fake_new();
+
+	*state = f;
+	return f->listen_fd >= 0 ? 0 : -1;
+}
+
+static int fake_teardown(void **state)
+{
+	fake_free(*state);
 	return 0;
 }
 
@@ -1008,6 +1232,29 @@ static int request_index(struct fake *f, const char *line)
 	return -1;
 }
 
+/* How many times the agent logged needle. */
+static int log_count(struct fake *f, const char *needle)
+{
+	g_autofree char *log = NULL;
+	int count = 0;
+
+	if (!g_file_get_contents(f->log_path, &log, NULL, NULL))
+		return 0;
+	for (const char *at = log; (at = strstr(at, needle)); at += strlen(needle))
+		count++;
+	return count;
+}
+
+static void expect_log(struct fake *f, const char *needle, int count)
+{
+	int got = log_count(f, needle);
+
+	if (got != count) {
+		fake_dump(f);
+		fail_msg("the agent logged '%s' %d times, not %d", needle, got, count);
+	}
+}
+
 static void test_agent_lifecycle(void **state)
 {
 	struct fake *f = *state;
@@ -1069,6 +1316,42 @@ static void test_agent_lifecycle(void **state)
 	assert_int_equal(fake_count(f, "del backend"), 1);
 }
 
+/* One tetherd, which answers `unavailable` to up container for a while (its
+ * fleet's store away): the agent asks again every 2 s, deletes nothing,
+ * keeps heartbeating, does not give up, and the containers come up once the
+ * store is back. */
+static void test_agent_retries_unavailable(void **state)
+{
+	struct fake *f = *state;
+
+	f->unavailable = "up container";
+	start_or_skip(f, "");
+	fake_wait_for(f, "up container", 2, 5000);
+	fake_wait_for(f, "up container", 4, 5000); /* each one asked again */
+	assert_int_equal(fake_count(f, "del "), 0);
+	assert_int_equal(fake_count(f, "add container"), 2);
+	assert_int_equal(waitpid(f->agent, NULL, WNOHANG), 0);
+	assert_true(f->heartbeats >= 5);
+	for (__u64 until = monotonic_ms() + 2000;
+	     log_count(f, "refused up container: unavailable: the fleet's store cannot be reached") < 4;) {
+		if (monotonic_ms() > until) {
+			fake_dump(f);
+			fail_msg("the agent did not log the 4 unavailable answers");
+		}
+		fake_poll(f, 20);
+	}
+	f->unavailable = NULL;
+	for (__u64 until = monotonic_ms() + 5000; log_count(f, "warm, up at tetherd") < 2;) {
+		if (monotonic_ms() > until) {
+			fake_dump(f);
+			fail_msg("the containers did not come up once tetherd answered ok");
+		}
+		fake_poll(f, 20);
+	}
+	assert_int_equal(fake_count(f, "del "), 0);
+	assert_int_equal(stop_agent(f), 0);
+}
+
 #define EXISTING_BACKEND "backend=vm1 id=1 state=down addr=10.0.0.2 mac=02:00:00:00:00:01 " \
 			 "iface=veth-r1 heartbeat_ms=300 expires_in_ms=0 containers=1\n"
 
@@ -1099,6 +1382,26 @@ static void test_agent_takes_over_existing_backend(void **state)
 			    "del backend name=vm1");
 }
 
+/* --vlan N registers the backend with vlan=N; an existing backend of another
+ * VLAN (the VM moved onto a trunk) is replaced. */
+static void test_agent_registers_vlan(void **state)
+{
+	struct fake *f = *state;
+
+	f->backend_exists = true;
+	f->backend_record = "backend=vm1 id=1 state=up addr=10.0.0.2 mac=02:00:00:00:00:01 "
+			    "iface=veth-r1 vlan=0 heartbeat_ms=300\n";
+	start_or_skip(f, "--vlan 100");
+	fake_wait_for(f, "up container", 2, 5000);
+	assert_string_equal(g_ptr_array_index(f->requests, 0),
+			    "add backend name=vm1 addr=10.0.0.2 mac=02:00:00:00:00:01 iface=veth-r1 heartbeat_ms=300 vlan=100");
+	assert_string_equal(g_ptr_array_index(f->requests, 1), "list backend");
+	assert_string_equal(g_ptr_array_index(f->requests, 2), "del backend name=vm1");
+	assert_string_equal(g_ptr_array_index(f->requests, 3),
+			    "add backend name=vm1 addr=10.0.0.2 mac=02:00:00:00:00:01 iface=veth-r1 heartbeat_ms=300 vlan=100");
+	assert_int_equal(stop_agent(f), 0);
+}
+
 static void test_agent_replaces_different_backend(void **state)
 {
 	struct fake *f = *state;
@@ -1119,6 +1422,268 @@ static void test_agent_replaces_different_backend(void **state)
 	assert_int_equal(stop_agent(f), 0);
 }
 
+/* ---- Several tetherds: the agent moves ----------------------------------- */
+
+/* Two fake tetherds, A and B; the agent talks to A first
+ * (--tetherd unix:A,unix:B) and logs to A's log. */
+struct fake_pair {
+	struct fake *a, *b;
+};
+
+static int pair_setup(void **state)
+{
+	struct fake_pair *p = g_new0(struct fake_pair, 1);
+
+	p->a = fake_new();
+	p->b = fake_new();
+	*state = p;
+	return p->a->listen_fd >= 0 && p->b->listen_fd >= 0 ? 0 : -1;
+}
+
+static int pair_teardown(void **state)
+{
+	struct fake_pair *p = *state;
+
+	fake_free(p->a);
+	p->b->agent = 0; /* the same agent: killed once */
+	fake_free(p->b);
+	g_free(p);
+	return 0;
+}
+
+#define PAIR_HEARTBEAT_MS 600
+
+static void pair_start(struct fake_pair *p)
+{
+	g_autofree char *extra = g_strdup_printf("--heartbeat-ms %d --tetherd unix:%s,unix:%s",
+						 PAIR_HEARTBEAT_MS, p->a->socket_path,
+						 p->b->socket_path);
+
+	start_or_skip(p->a, extra);
+	p->b->agent = p->a->agent;
+	snprintf(p->b->log_path, sizeof(p->b->log_path), "%s", p->a->log_path);
+}
+
+/* Serves both until B has had count requests starting with prefix. */
+static void pair_wait_for(struct fake_pair *p, const char *prefix, int count, int timeout_ms)
+{
+	__u64 deadline = monotonic_ms() + timeout_ms;
+
+	while (fake_count(p->b, prefix) < count) {
+		if (monotonic_ms() > deadline) {
+			fprintf(stderr, "A: ");
+			fake_dump(p->a);
+			fprintf(stderr, "B: ");
+			fake_dump(p->b);
+			fail_msg("no %d x '%s' at B within %d ms", count, prefix, timeout_ms);
+		}
+		fake_poll(p->a, 0);
+		fake_poll(p->b, 10);
+	}
+}
+
+/* Serves both until B has renewed count heartbeats. */
+static void pair_wait_renewals(struct fake_pair *p, guint count, int timeout_ms)
+{
+	__u64 deadline = monotonic_ms() + timeout_ms;
+
+	while (p->b->renewals->len < count) {
+		if (monotonic_ms() > deadline) {
+			fake_dump(p->b);
+			fail_msg("B renewed %u heartbeats, not %u, within %d ms", p->b->renewals->len,
+				 count, timeout_ms);
+		}
+		fake_poll(p->a, 0);
+		fake_poll(p->b, 10);
+	}
+}
+
+/* The longest time without a renewed heartbeat, A's then B's. */
+static __u64 longest_without_renewal(struct fake_pair *p)
+{
+	__u64 longest = 0, last = 0;
+
+	for (int f = 0; f < 2; f++) {
+		GArray *times = f ? p->b->renewals : p->a->renewals;
+
+		for (guint i = 0; i < times->len; i++) {
+			__u64 t = g_array_index(times, __u64, i);
+
+			if (last && t - last > longest)
+				longest = t - last;
+			last = t;
+		}
+	}
+	return longest;
+}
+
+/* The records of list container for what the agent registered at A: its two
+ * warm containers in slots 10 and 11, with A's tokens. */
+static char *registered_at_a(void)
+{
+	GString *records = g_string_new(NULL);
+
+	for (__u32 slot = FAKE_FIRST_SLOT; slot < FAKE_FIRST_SLOT + 2; slot++) {
+		__u8 token[16];
+
+		fake_token(slot, token);
+		g_string_append_printf(records,
+				       "container=%u function=42 backend=vm1 state=warm name=vm1-%u "
+				       "deadline_in_ms=0 token=",
+				       slot, slot - FAKE_FIRST_SLOT + 1);
+		for (int i = 0; i < 16; i++)
+			g_string_append_printf(records, "%02x", token[i]);
+		g_string_append(records, "\n");
+	}
+	return g_string_free(records, FALSE);
+}
+
+#define PAIR_BACKEND "backend=vm1 id=1 state=up addr=10.0.0.2 mac=02:00:00:00:00:01 " \
+		     "iface=veth-r1 heartbeat_ms=600 expires_in_ms=500 containers=2\n"
+
+/* tetherd A is killed (its connections and listener close). B is another
+ * router of the same fleet: it has backend vm1 registered as the agent
+ * registers it, and its two containers. The agent moves both links to B at
+ * once, logs the move once, takes the backend over without changing
+ * anything (no container added, deleted or brought up again), heartbeats
+ * there with no gap as long as the heartbeat time, and serves as before. */
+static void test_agent_moves_when_tetherd_dies(void **state)
+{
+	struct fake_pair *p = *state;
+	g_autofree char *records = registered_at_a();
+	g_autofree char *moved = g_strdup_printf("moving from unix:%s to unix:%s: ",
+						 p->a->socket_path, p->b->socket_path);
+	__u64 killed, longest;
+	__u8 reply[512];
+	ssize_t len;
+
+	p->b->backend_exists = true;
+	p->b->backend_record = PAIR_BACKEND;
+	p->b->list_records = records;
+	pair_start(p);
+	fake_wait_for(p->a, "up container", 2, 5000);
+	for (__u64 until = monotonic_ms() + 500; monotonic_ms() < until;)
+		fake_poll(p->a, 20);
+	assert_true(p->a->renewals->len >= 2);
+	assert_int_equal(p->b->connection_count, 0);
+
+	fake_kill(p->a);
+	killed = monotonic_ms();
+	pair_wait_renewals(p, 1, 5000);
+	fprintf(stderr, "#   A killed: first heartbeat renewed at B after %llu ms\n",
+		(unsigned long long)(g_array_index(p->b->renewals, __u64, 0) - killed));
+	pair_wait_renewals(p, 4, 3000);
+	longest = longest_without_renewal(p);
+	fprintf(stderr, "#   longest time without a renewed heartbeat, A then B: %llu ms "
+		"(heartbeat_ms %d)\n", (unsigned long long)longest, PAIR_HEARTBEAT_MS);
+	assert_true(longest < PAIR_HEARTBEAT_MS);
+
+	/* The take-over, and nothing else. */
+	assert_string_equal(g_ptr_array_index(p->b->requests, 0),
+			    "add backend name=vm1 addr=10.0.0.2 mac=02:00:00:00:00:01 iface=veth-r1 heartbeat_ms=600");
+	assert_string_equal(g_ptr_array_index(p->b->requests, 1), "list backend");
+	assert_string_equal(g_ptr_array_index(p->b->requests, 2), "list container backend=vm1");
+	assert_int_equal(p->b->requests->len, 3);
+	assert_non_null(fake_watcher(p->b));
+	expect_log(p->a, moved, 1);
+	expect_log(p->a, "moving from", 1);
+
+	/* Its containers serve as before, with A's tokens. */
+	len = ask_agent(p->b, 10, 7, reply, sizeof(reply));
+	check_reply(reply, len, 10, TETHER_STATUS_OK, "container=10 name=vm1-1 function=42 key=7 count=1");
+	assert_int_equal(p->b->requests->len, 3);
+
+	/* It leaves through B. */
+	assert_int_equal(stop_agent(p->b), 0);
+	p->a->agent = 0;
+	assert_string_equal(g_ptr_array_index(p->b->requests, p->b->requests->len - 1),
+			    "del backend name=vm1");
+}
+
+/* Router A is cut off from the fleet's store: it answers reads and
+ * registrations, but `unavailable` to heartbeats. The agent moves to B at the
+ * first one, deletes nothing at A, and does not give up; at B (a router that
+ * does not know the backend) it registers everything again. */
+static void test_agent_moves_on_unavailable(void **state)
+{
+	struct fake_pair *p = *state;
+	g_autofree char *moved = g_strdup_printf(
+		"moving from unix:%s to unix:%s: heartbeat backend answered unavailable: "
+		"the fleet's store cannot be reached",
+		p->a->socket_path, p->b->socket_path);
+
+	p->a->unavailable = "heartbeat backend";
+	p->b->next_slot = 20;
+	pair_start(p);
+	pair_wait_for(p, "up container", 2, 5000);
+	pair_wait_renewals(p, 2, 3000);
+	expect_log(p->a, moved, 1);
+	expect_log(p->a, "moving from", 1);
+	assert_int_equal(p->a->heartbeats, 1);
+	assert_int_equal(fake_count(p->a, "del "), 0);
+	assert_int_equal(fake_count(p->b, "del "), 0);
+	assert_int_equal(fake_count(p->b, "add backend"), 1);
+	assert_int_equal(fake_count(p->b, "add container"), 2);
+	assert_int_equal(waitpid(p->a->agent, NULL, WNOHANG), 0); /* still runs */
+	assert_int_equal(stop_agent(p->b), 0);
+	p->a->agent = 0;
+}
+
+/* Router A stops answering (a wedged tetherd, a host gone silent): a
+ * heartbeat unanswered for half the heartbeat time moves the agent to B
+ * before the backend's deadline. */
+static void test_agent_moves_on_silence(void **state)
+{
+	struct fake_pair *p = *state;
+	g_autofree char *records = registered_at_a();
+	__u64 muted, longest;
+
+	p->b->backend_exists = true;
+	p->b->backend_record = PAIR_BACKEND;
+	p->b->list_records = records;
+	pair_start(p);
+	fake_wait_for(p->a, "up container", 2, 5000);
+	for (__u64 until = monotonic_ms() + 500; monotonic_ms() < until;)
+		fake_poll(p->a, 20);
+	p->a->mute = "heartbeat backend";
+	muted = monotonic_ms();
+	pair_wait_renewals(p, 1, 5000);
+	fprintf(stderr, "#   A silent: first heartbeat renewed at B after %llu ms\n",
+		(unsigned long long)(g_array_index(p->b->renewals, __u64, 0) - muted));
+	longest = longest_without_renewal(p);
+	fprintf(stderr, "#   longest time without a renewed heartbeat, A then B: %llu ms "
+		"(heartbeat_ms %d; a fleet's lease lasts at least 2000)\n",
+		(unsigned long long)longest, PAIR_HEARTBEAT_MS);
+	assert_true(longest < 2000);
+	expect_log(p->a, "heartbeat backend unanswered for", 1);
+	expect_log(p->a, "moving from", 1);
+	assert_int_equal(p->b->requests->len, 3); /* add backend, list backend, list container */
+	assert_int_equal(stop_agent(p->b), 0);
+	p->a->agent = 0;
+}
+
+/* Router A holds the registration (a fleet's router still reading its
+ * store holds requests): add backend unanswered for half the heartbeat time
+ * moves the agent to B. */
+static void test_agent_moves_when_registration_held(void **state)
+{
+	struct fake_pair *p = *state;
+	g_autofree char *moved = g_strdup_printf(
+		"moving from unix:%s to unix:%s: add backend unanswered for ", p->a->socket_path,
+		p->b->socket_path);
+
+	p->a->mute = "add backend";
+	pair_start(p);
+	pair_wait_for(p, "up container", 2, 5000);
+	pair_wait_renewals(p, 1, 3000);
+	expect_log(p->a, moved, 1);
+	expect_log(p->a, "moving from", 1);
+	assert_int_equal(fake_count(p->a, "add backend"), 1);
+	assert_int_equal(p->a->requests->len, 1);
+	assert_int_equal(stop_agent(p->b), 0);
+	p->a->agent = 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1126,6 +1691,10 @@ int main(void)
 		cmocka_unit_test(test_options_defaults),
 		cmocka_unit_test(test_options_refused),
 		cmocka_unit_test(test_endpoints),
+		cmocka_unit_test(test_options_tetherd_list),
+		cmocka_unit_test(test_options_tetherd_list_refused),
+		cmocka_unit_test(test_rotation_rounds),
+		cmocka_unit_test(test_rotation_unavailable),
 		cmocka_unit_test(test_token_own),
 		cmocka_unit_test(test_token_foreign_slot),
 		cmocka_unit_test(test_token_wrong_secret),
@@ -1142,10 +1711,21 @@ int main(void)
 		cmocka_unit_test(test_container_record),
 		cmocka_unit_test(test_backend_record),
 		cmocka_unit_test_setup_teardown(test_agent_lifecycle, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_retries_unavailable, fake_setup,
+						fake_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_takes_over_existing_backend, fake_setup,
 						fake_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_registers_vlan, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_replaces_different_backend, fake_setup,
 						fake_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_moves_when_tetherd_dies, pair_setup,
+						pair_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_moves_on_unavailable, pair_setup,
+						pair_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_moves_on_silence, pair_setup,
+						pair_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_moves_when_registration_held, pair_setup,
+						pair_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -292,6 +292,81 @@ static void test_vlans(void **state)
 			}
 }
 
+/* vlan_tpid: a single 802.1ad tag, or any TPID as given. */
+static void test_vlan_tpid(void **state)
+{
+	struct pkt_spec s;
+	struct pkt_view v;
+
+	(void)state;
+	pkt_spec_default(&s, 4);
+	s.vlan_count = 1;
+	s.vlan_tpid[0] = 0x88a8;
+	s.vlan_tci[0] = 0xe005; /* PCP 7, VID 5 */
+	size_t len = parse_ok(build(&s), &v);
+
+	assert_int_equal(rd16(frame + 12), 0x88a8);
+	assert_int_equal(rd16(frame + 14), 0xe005);
+	assert_int_equal(rd16(frame + 16), 0x0800);
+	assert_int_equal(v.vlan_count, 1);
+	assert_int_equal(v.vlan_tpid[0], 0x88a8);
+	assert_checksums_ok(len);
+
+	/* Given TPIDs win over qinq. */
+	s.vlan_count = 2;
+	s.qinq = 1;
+	s.vlan_tpid[0] = 0x8100;
+	s.vlan_tpid[1] = 0x88a8;
+	parse_ok(build(&s), &v);
+	assert_int_equal(rd16(frame + 12), 0x8100);
+	assert_int_equal(rd16(frame + 16), 0x88a8);
+}
+
+/* pkt_rewrite_l2: new addresses, the tags gone, the one tag wanted (its
+ * bytes written out here by hand), the rest as it was. */
+static void test_rewrite_l2(void **state)
+{
+	static const __u8 dst[6] = { 0x02, 0, 0, 0, 0xd5, 0x01 }, src[6] = { 0x02, 0, 0, 0, 0x5c, 0x02 };
+	static __u8 out[PKT_MAX_FRAME];
+	struct pkt_spec s;
+	struct pkt_view in_view, out_view;
+
+	(void)state;
+	for (int family = 4; family <= 6; family += 2)
+		for (int tags = 0; tags <= 2; tags++)
+			for (int vid = 0; vid <= 4094; vid += 4094) {
+				pkt_spec_default(&s, family);
+				s.vlan_count = tags;
+				s.qinq = 1;
+				s.vlan_tci[0] = 0xa064;
+				s.vlan_tci[1] = 0x10c8;
+				s.trailer_len = 6;
+				size_t len = parse_ok(build(&s), &in_view);
+				size_t out_len = pkt_rewrite_l2(frame, len, dst, src, (__u16)vid, out,
+								sizeof(out));
+				size_t l3_out = vid ? 18 : 14;
+
+				assert_int_equal(out_len, len - 4 * tags + (vid ? 4 : 0));
+				assert_memory_equal(out, dst, 6);
+				assert_memory_equal(out + 6, src, 6);
+				if (vid) {
+					assert_int_equal(rd16(out + 12), 0x8100);
+					assert_int_equal(rd16(out + 14), vid);
+				}
+				assert_int_equal(rd16(out + l3_out - 2), family == 4 ? 0x0800 : 0x86dd);
+				assert_memory_equal(out + l3_out, frame + in_view.l3_off,
+						    len - (size_t)in_view.l3_off);
+				assert_int_equal(pkt_parse(out, out_len, &out_view), 0);
+				assert_int_equal(out_view.vlan_count, vid ? 1 : 0);
+				assert_true(pkt_udp_csum_valid(out, out_len));
+				/* Too small an output buffer: 0. */
+				assert_int_equal(pkt_rewrite_l2(frame, len, dst, src, (__u16)vid, out,
+								out_len - 1), 0);
+			}
+	/* Not even Ethernet: 0. */
+	assert_int_equal(pkt_rewrite_l2(frame, 13, dst, src, 0, out, sizeof(out)), 0);
+}
+
 /* ---- IPv4 options, flags and protocols ------------------------------------ */
 
 static void check_ipv4_option_bytes(const __u8 *opt, int len, int fill)
@@ -1130,6 +1205,8 @@ int main(void)
 		cmocka_unit_test(test_default_ipv6),
 		cmocka_unit_test(test_default_addresses),
 		cmocka_unit_test(test_vlans),
+		cmocka_unit_test(test_vlan_tpid),
+		cmocka_unit_test(test_rewrite_l2),
 		cmocka_unit_test(test_ipv4_options),
 		cmocka_unit_test(test_ipv4_header_fields),
 		cmocka_unit_test(test_ipv4_fragments),

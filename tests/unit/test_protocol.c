@@ -86,6 +86,7 @@ static void test_error_codes(void **state)
 	assert_string_equal(proto_error_code(PROTO_FULL), "full");
 	assert_string_equal(proto_error_code(PROTO_UNAUTHORIZED), "unauthorized");
 	assert_string_equal(proto_error_code(PROTO_INTERNAL), "internal");
+	assert_string_equal(proto_error_code(PROTO_UNAVAILABLE), "unavailable");
 	assert_string_equal(proto_error_code((enum proto_error)99), "internal");
 	assert_string_equal(proto_error_code((enum proto_error)-1), "internal");
 }
@@ -381,6 +382,7 @@ static void test_parse_status(void **state)
 		     PROTO_BAD_REQUEST, "word 3 'foo' is not key=value");
 	check_status("error invalid_transition: x", 1, PROTO_INVALID_TRANSITION, "x");
 	check_status("error internal: ", 1, PROTO_INTERNAL, "");
+	check_status("error unavailable: etcd", 1, PROTO_UNAVAILABLE, "etcd");
 	/* A message is made safe to print. */
 	check_status("error internal: red \x1b[31m\xff!", 1, PROTO_INTERNAL, "red  [31m !");
 
@@ -645,6 +647,40 @@ static void test_get_mac(void **state)
 		check_message(message, bad[i]);
 		check_message(message, "expected a MAC address like 02:00:00:00:01:01");
 	}
+}
+
+static void test_get_vlan(void **state)
+{
+	static const struct {
+		const char *text;
+		__u16 vid;
+	} good[] = { { "0", 0 }, { "1", 1 }, { "100", 100 }, { "0x64", 100 }, { "4094", 4094 },
+		     { "04094", 4094 } };
+	static const char *const bad[] = { "4095", "65535", "65536", "-1", "+5", "1e2",
+					   "0x1000", "vlan100", "" };
+	char message[MESSAGE_SIZE] = "";
+	__u16 vid;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		vid = 5555;
+		if (proto_get_vlan(request_with(good[i].text), "n", 1, &vid, message,
+				   sizeof(message)))
+			fail_msg("'%s' rejected: %s", good[i].text, message);
+		assert_int_equal(vid, good[i].vid);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		vid = 5555;
+		assert_int_equal(proto_get_vlan(request_with(bad[i]), "n", 1, &vid, message,
+						sizeof(message)),
+				 PROTO_BAD_ARGUMENT);
+		assert_int_equal(vid, 5555);
+		check_message(message, "for 'n': expected a VLAN id from 1 to 4094, or 0 for untagged");
+	}
+	/* Absent and optional: untouched. */
+	vid = 7;
+	assert_int_equal(proto_get_vlan(request_with("1"), "other", 0, &vid, NULL, 0), PROTO_OK);
+	assert_int_equal(vid, 7);
 }
 
 static void test_get_addr(void **state)
@@ -1458,6 +1494,7 @@ int main(void)
 		cmocka_unit_test(test_get_missing_and_optional),
 		cmocka_unit_test(test_get_name),
 		cmocka_unit_test(test_get_mac),
+		cmocka_unit_test(test_get_vlan),
 		cmocka_unit_test(test_get_addr),
 		cmocka_unit_test(test_get_token),
 		cmocka_unit_test(test_check_keys),

@@ -10,12 +10,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <endian.h>
 
 #include "core/core.h"
 #include "store_records.h"
+#include "tether/wire.h"
 
 #define PREFIX "/tether/edge-1/"
 
@@ -64,6 +67,14 @@ static void test_keys_round_trip(void **state)
 	expect_key(key, STORE_NAME, "vm1", "c_7", 0);
 	store_key_router(PREFIX, "r3", key);
 	expect_key(key, STORE_ROUTER, "r3", "", 0);
+	store_key_state(PREFIX, key);
+	expect_key(key, STORE_STATE, "", "", 0);
+	struct store_key parsed;
+
+	store_key_capacity(PREFIX, 18446744073709551615ull, key);
+	assert_true(store_key_parse(PREFIX, key, strlen(key), &parsed));
+	assert_int_equal(parsed.kind, STORE_CAPACITY);
+	assert_true(parsed.function_id == 18446744073709551615ull);
 	store_key_names_of(PREFIX, "vm1", key);
 	assert_string_equal(key, PREFIX "names/vm1/");
 }
@@ -82,6 +93,10 @@ static void test_bad_keys(void **state)
 		PREFIX "names/vm1",
 		PREFIX "names/vm1/",
 		PREFIX "other/x",
+		PREFIX "states",
+		PREFIX "capacity/0",
+		PREFIX "capacity/18446744073709551616",
+		PREFIX "capacity/07",
 		"/tether/other/backends/vm1",
 	};
 	struct store_key parsed;
@@ -92,14 +107,21 @@ static void test_bad_keys(void **state)
 			fail_msg("key '%s' was read as kind %d", bad[i], parsed.kind);
 }
 
+/* Every byte set, padding included: the decoders memset what they fill, and
+ * the tests compare whole structs. */
 static struct store_backend sample_backend(void)
 {
-	struct store_backend b = {
-		.id = 17, .mac = { 0x02, 0, 0, 0, 0x01, 0xab }, .iface = "fab0",
-		.heartbeat_ms = 3000, .state = BACKEND_DRAINING,
-		.drain_deadline_unix_ms = 1796000000123ull,
-	};
+	struct store_backend b;
+	const __u8 mac[6] = { 0x02, 0, 0, 0, 0x01, 0xab };
 
+	memset(&b, 0, sizeof(b));
+	b.id = 17;
+	memcpy(b.mac, mac, 6);
+	snprintf(b.iface, sizeof(b.iface), "fab0");
+	b.vlan = 100;
+	b.heartbeat_ms = 3000;
+	b.state = BACKEND_DRAINING;
+	b.drain_deadline_unix_ms = 1796000000123ull;
 	assert_int_equal(addr_parse("203.0.113.2", b.addr), 0);
 	return b;
 }
@@ -112,7 +134,7 @@ static void test_backend_round_trip(void **state)
 	(void)state;
 	store_backend_encode(&b, value);
 	assert_string_equal(value, "id=17 addr=203.0.113.2 mac=02:00:00:00:01:ab iface=fab0 "
-				   "heartbeat_ms=3000 state=draining "
+				   "vlan=100 heartbeat_ms=3000 state=draining "
 				   "drain_deadline_unix_ms=1796000000123");
 	assert_int_equal(store_backend_decode(value, strlen(value), &back, why, sizeof(why)), 0);
 	assert_memory_equal(&b, &back, sizeof(b));
@@ -120,10 +142,16 @@ static void test_backend_round_trip(void **state)
 
 static struct store_container sample_container(void)
 {
-	return (struct store_container){
-		.function_id = 0x100, .backend = "vm1", .backend_revision = 42, .name = "a",
-		.state = CONTAINER_WARM, .secret = 0x3c7bc9066b46f8f5ull,
-	};
+	struct store_container c;
+
+	memset(&c, 0, sizeof(c));
+	c.function_id = 0x100;
+	snprintf(c.backend, sizeof(c.backend), "vm1");
+	c.backend_revision = 42;
+	snprintf(c.name, sizeof(c.name), "a");
+	c.state = CONTAINER_WARM;
+	c.secret = htobe64(0x3c7bc9066b46f8f5ull);
+	return c;
 }
 
 static void test_container_round_trip(void **state)
@@ -137,6 +165,13 @@ static void test_container_round_trip(void **state)
 				   "secret=3c7bc9066b46f8f5 drain_deadline_unix_ms=0");
 	assert_int_equal(store_container_decode(value, strlen(value), &back, why, sizeof(why)), 0);
 	assert_memory_equal(&c, &back, sizeof(c));
+	/* secret= is the token's last 8 bytes as they lie on the wire. */
+	struct tether_token token = { .secret = c.secret };
+	char hex[17];
+
+	for (int i = 0; i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", ((__u8 *)&token.secret)[i]);
+	assert_non_null(strstr(value, hex));
 	c.name[0] = '\0';
 	c.state = CONTAINER_STARTING;
 	store_container_encode(&c, value);
@@ -204,9 +239,12 @@ static void test_bad_records(void **state)
 
 static void test_router_round_trip(void **state)
 {
-	struct store_router r = { .applied_revision = 991, .updated_unix_ms = 1796000000000ull,
-				  .store_endpoint = "http://127.0.0.1:2379" };
-	struct store_router back;
+	struct store_router r, back;
+
+	memset(&r, 0, sizeof(r));
+	r.applied_revision = 991;
+	r.updated_unix_ms = 1796000000000ull;
+	snprintf(r.store_endpoint, sizeof(r.store_endpoint), "http://127.0.0.1:2379");
 	char value[STORE_VALUE_MAX], why[256] = "";
 
 	(void)state;

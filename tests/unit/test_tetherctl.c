@@ -114,6 +114,10 @@ static void test_backend_commands(void **state)
 		       "add backend name=vm1 addr=2001:db8::1 mac=02:AA:00:00:01:01 iface=tv-vm1 heartbeat_ms=3000\n");
 	assert_request("backend add vm1 --addr 10.1.0.2 --mac 02:00:00:00:01:01 --iface tv-vm1 --heartbeat-ms 1500",
 		       "add backend name=vm1 addr=10.1.0.2 mac=02:00:00:00:01:01 iface=tv-vm1 heartbeat_ms=1500\n");
+	assert_request("backend add vm1 --vlan 100 --addr 10.1.0.2 --mac 02:00:00:00:01:01 --iface tv-vm1",
+		       "add backend name=vm1 addr=10.1.0.2 mac=02:00:00:00:01:01 iface=tv-vm1 vlan=100\n");
+	assert_request("backend add vm1 --addr 10.1.0.2 --mac 02:00:00:00:01:01 --iface tv-vm1 --vlan=4094 --heartbeat-ms 2s",
+		       "add backend name=vm1 addr=10.1.0.2 mac=02:00:00:00:01:01 iface=tv-vm1 heartbeat_ms=2000 vlan=4094\n");
 	assert_request("backend del vm1", "del backend name=vm1\n");
 	assert_request("backend heartbeat vm_1.a-b", "heartbeat backend name=vm_1.a-b\n");
 	assert_request("backend drain vm1", "drain backend name=vm1\n");
@@ -154,6 +158,7 @@ static void test_other_commands(void **state)
 	assert_request("affinity flush --function 42", "flush affinity function=42\n");
 	assert_request("affinity flush --function 42 --key 0", "flush affinity function=42 key=0\n");
 	assert_request("stats", "show stats\n");
+	assert_request("fleet status", "show fleet\n");
 	assert_request("watch", "watch event\n");
 	assert_request("unload", "unload tetherd\n");
 	assert_request("drain container 17", "drain container container=17\n");
@@ -345,6 +350,12 @@ static void test_value_errors(void **state)
 	assert_usage_error("container drain 1 --deadline 4294968s", "--deadline '4294968s' is too long");
 	assert_usage_error("backend add vm1 --addr 10.1.0.3 --mac 02:00:00:00:01:01 --iface e0 --heartbeat-ms 0",
 			   "--heartbeat-ms must be at least 1ms");
+	assert_usage_error("backend add vm1 --addr 10.1.0.3 --mac 02:00:00:00:01:01 --iface e0 --vlan 4095",
+			   "bad value '4095' for '--vlan': expected a VLAN id from 1 to 4094, or 0 for untagged");
+	assert_usage_error("backend add vm1 --addr 10.1.0.3 --mac 02:00:00:00:01:01 --iface e0 --vlan -3",
+			   "bad value '-3' for '--vlan'");
+	assert_usage_error("backend add vm1 --addr 10.1.0.3 --mac 02:00:00:00:01:01 --iface e0 --vlan",
+			   "option --vlan needs a value (N)");
 	assert_usage_error("container add --function 1 --backend vm1 --name=",
 			   "bad value '' for '--name': a value must be non-empty");
 }
@@ -986,13 +997,14 @@ static void test_completion(void **state)
 {
 	(void)state;
 	assert_completions("back", "backend\n");
-	assert_completions("", "backend\ncontainer\nfunction\naffinity\ndrain\nstats\nwatch\nunload\n");
+	assert_completions("", "backend\ncontainer\nfunction\naffinity\ndrain\nfleet\nstats\nwatch\n"
+			       "unload\n");
 	assert_completions("backend ", "add\ndel\ndrain\nheartbeat\nlist\n");
 	assert_completions("backend d", "del\ndrain\n");
 	assert_completions("-", "--socket\n--json\n--help\n--version\n");
 	assert_completions("--socket /run/x.sock co", "container\n");
 	assert_completions("--json backend add vm1 --", "--addr\n--mac\n--iface\n--heartbeat-ms\n"
-							 "--socket\n--help\n");
+							 "--vlan\n--socket\n--help\n");
 	assert_completions("backend add vm1 --addr 10.0.0.1 --m", "--mac\n");
 	assert_completions("container drain --w", "--wait\n");
 	/* Values: nothing to offer (the shell completes --socket's as a file). */

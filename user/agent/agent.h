@@ -12,6 +12,7 @@
 #include "options.h"
 #include "control_client.h"
 #include "agent_clock.h"
+#include "rotation.h"
 #include "core/core.h"
 
 /* The backend's registration at tetherd over the control link (session.c). */
@@ -42,6 +43,12 @@ struct agent {
 	struct loop *loop;
 	struct tetherd_link control; /* requests and their answers */
 	struct tetherd_link watch;   /* the event stream */
+	/* Both links talk to options.tetherds[rotation.current] (failover.c). */
+	struct rotation rotation;
+	bool move_pending; /* an answer said: move away, at the next tick */
+	char move_why[PROTO_LINE_MAX + 64];
+	char move_logged[AGENT_MAX_TETHERDS][PROTO_LINE_MAX + 64]; /* why, per endpoint left */
+	bool round_logged; /* "every tetherd failed", once until one works */
 
 	enum session_state session;
 	bool registered_once; /* tetherd has known our backend in this run */

@@ -42,6 +42,7 @@ struct container {
 	bool busy;             /* a request about it waits for tetherd's answer */
 	bool check;            /* an event named it: ask tetherd how it is */
 	__u64 not_before_ms;   /* do not add it before (retry, replacement) */
+	__u64 retry_ms;        /* answered unavailable: no request before (a move clears it) */
 
 	enum process_state process;
 	pid_t pid;

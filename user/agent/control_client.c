@@ -18,8 +18,6 @@
 #include "agent_clock.h"
 #include "core/core.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 #define CONNECT_TIMEOUT_MS 3000
 /* tetherd answers at once; a request unanswered this long means a wedged
  * tetherd or a dead peer, and the link starts over. */
@@ -55,7 +53,7 @@ void link_init(struct tetherd_link *link, void *owner_ctx, const char *role,
 	link->out = g_string_new(NULL);
 	g_queue_init(&link->pending);
 	link->answer.records = g_ptr_array_new_with_free_func(g_free);
-	link->backoff_ms = BACKOFF_MIN_MS;
+	link->backoff_ms = LINK_BACKOFF_MIN_MS;
 }
 
 void link_free(struct tetherd_link *link)
@@ -70,6 +68,17 @@ void link_free(struct tetherd_link *link)
 bool link_is_up(const struct tetherd_link *link)
 {
 	return link->state == LINK_UP;
+}
+
+bool link_oldest_pending(const struct tetherd_link *link, __u64 *sent_ms, const char **what)
+{
+	const struct link_request *req = g_queue_peek_head((GQueue *)&link->pending);
+
+	if (!req)
+		return false;
+	*sent_ms = req->sent_ms;
+	*what = req->what;
+	return true;
 }
 
 void link_log_refusal(const struct tetherd_link *link, const struct tetherd_answer *answer)
@@ -115,10 +124,12 @@ static void fail_pending(struct tetherd_link *link)
 void link_drop(struct tetherd_link *link, const char *why, bool reconnect)
 {
 	bool was_up = link->state == LINK_UP || link->state == LINK_STREAMING;
+	bool moved = reconnect && link->failed; /* the hook says where next, and why */
 
 	if (link->state == LINK_DOWN)
 		return;
-	log_failure(link, why);
+	if (!moved)
+		log_failure(link, why);
 	loop_remove(link->loop, link->fd);
 	close(link->fd);
 	link->fd = -1;
@@ -128,11 +139,23 @@ void link_drop(struct tetherd_link *link, const char *why, bool reconnect)
 	g_string_truncate(link->out, 0);
 	reset_answer(link);
 	link->retry_at_ms = reconnect ? now_ms() + link->backoff_ms : UINT64_MAX;
-	link->backoff_ms = MIN(link->backoff_ms * 2, BACKOFF_MAX_MS);
+	link->backoff_ms = MIN(link->backoff_ms * 2, LINK_BACKOFF_MAX_MS);
 	/* The link is down before anyone hears of it, so nobody sends on it. */
 	fail_pending(link);
 	if (was_up && link->owner->down)
 		link->owner->down(link);
+	if (moved)
+		link->failed(link, why ? why : "dropped");
+}
+
+void link_move(struct tetherd_link *link, const struct agent_endpoint *endpoint,
+	       __u64 connect_at_ms)
+{
+	link_drop(link, NULL, false);
+	link->endpoint = endpoint;
+	link->retry_at_ms = connect_at_ms;
+	link->backoff_ms = LINK_BACKOFF_MIN_MS;
+	link->last_failure[0] = '\0';
 }
 
 /* Sends what the socket takes. A failure only marks the link broken, and
@@ -200,7 +223,7 @@ int link_watch(struct tetherd_link *link, tetherd_done done)
 static void became_up(struct tetherd_link *link)
 {
 	link->state = LINK_UP;
-	link->backoff_ms = BACKOFF_MIN_MS;
+	link->backoff_ms = LINK_BACKOFF_MIN_MS;
 	link->last_failure[0] = '\0';
 	if (link->owner->up)
 		link->owner->up(link);
@@ -299,9 +322,13 @@ static void link_connect(struct tetherd_link *link)
 		if (link->fd >= 0)
 			close(link->fd);
 		link->fd = -1;
+		if (link->failed) {
+			link->failed(link, why);
+			return;
+		}
 		log_failure(link, why);
 		link->retry_at_ms = now_ms() + link->backoff_ms;
-		link->backoff_ms = MIN(link->backoff_ms * 2, BACKOFF_MAX_MS);
+		link->backoff_ms = MIN(link->backoff_ms * 2, LINK_BACKOFF_MAX_MS);
 		return;
 	}
 	link->state = LINK_CONNECTING;
@@ -340,6 +367,8 @@ static void complete_answer(struct tetherd_link *link)
 	link->answer.request = req->what;
 	if (req->stream && link->answer.ok)
 		link->state = LINK_STREAMING;
+	if (link->answered)
+		link->answered(link, &link->answer);
 	if (req->done)
 		req->done(link, &link->answer, req->arg);
 	g_free(req);

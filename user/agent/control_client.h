@@ -14,6 +14,11 @@
 #include "options.h"
 #include "control/protocol.h"
 
+/* A link that failed connects again after a backoff that starts here and
+ * doubles up to the maximum; it starts over once the link is up. */
+#define LINK_BACKOFF_MIN_MS 100
+#define LINK_BACKOFF_MAX_MS 5000
+
 struct tetherd_link;
 
 struct tetherd_answer {
@@ -63,6 +68,14 @@ struct tetherd_link {
 	__u32 backoff_ms;
 	char last_failure[256]; /* a failure is logged once, not at every retry */
 	char broken[128];       /* why sending failed: link_tick drops the link */
+	/* Set when the agent has several tetherds (failover.c). failed: the link
+	 * failed and would connect again (could not connect, dropped, auth
+	 * refused, an answer too late); it is down, and failed moves it
+	 * (link_move) instead of the link logging why and retrying its endpoint
+	 * after its backoff. answered: told every answer (lost ones apart) before
+	 * its request's handler. */
+	void (*failed)(struct tetherd_link *link, const char *why);
+	void (*answered)(struct tetherd_link *link, const struct tetherd_answer *answer);
 };
 
 void link_init(struct tetherd_link *link, void *owner_ctx, const char *role,
@@ -77,6 +90,11 @@ void link_tick(struct tetherd_link *link, __u64 now);
 /* Up and taking requests. */
 bool link_is_up(const struct tetherd_link *link);
 
+/* The oldest request still waiting for its answer (auth included): true,
+ * with when it was sent and what it is ("heartbeat backend"); false when
+ * none waits. */
+bool link_oldest_pending(const struct tetherd_link *link, __u64 *sent_ms, const char **what);
+
 /* Sends the request line built in w (proto_request_begin ... end) and frees
  * w. Returns 0, and done gets the answer later (never before this returns);
  * or -1 when the link is not up or w failed (done is never called then). */
@@ -89,6 +107,12 @@ int link_watch(struct tetherd_link *link, tetherd_done done);
 /* Closes the connection at once (pending answers are lost) and, with
  * reconnect, connects again after the backoff. */
 void link_drop(struct tetherd_link *link, const char *why, bool reconnect);
+
+/* Points the link at endpoint, dropping its connection first if it has one
+ * (pending answers are lost; the failed hook is not called), and connects
+ * from connect_at_ms on. */
+void link_move(struct tetherd_link *link, const struct agent_endpoint *endpoint,
+	       __u64 connect_at_ms);
 
 /* "tetherd at unix:/run/tether/tetherd.sock refused add backend: exists: ...",
  * logged. */

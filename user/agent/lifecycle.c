@@ -32,6 +32,19 @@ static void surprised(struct tetherd_link *link, const struct tetherd_answer *an
 	session_relist(agent_of(link));
 }
 
+/* tetherd could not reach its fleet's store: nothing changed. The request
+ * goes again after RETRY_MS, or at once at the next tetherd (failover.c
+ * moves when they keep coming); the agent's view stands. */
+static bool unavailable(struct tetherd_link *link, const struct tetherd_answer *answer,
+			struct container *c)
+{
+	if (answer->ok || answer->error != PROTO_UNAVAILABLE)
+		return false;
+	link_log_refusal(link, answer);
+	c->retry_ms = now_ms() + RETRY_MS;
+	return true;
+}
+
 static void send_request(struct agent *agent, struct container *c, struct proto_writer *w,
 			 tetherd_done done)
 {
@@ -48,7 +61,7 @@ static void on_added(struct tetherd_link *link, const struct tetherd_answer *ans
 	struct agent_container_record record;
 	char message[256];
 
-	if (!c || answer->lost)
+	if (!c || answer->lost || unavailable(link, answer, c))
 		return;
 	if (!answer->ok) {
 		link_log_refusal(link, answer);
@@ -99,7 +112,7 @@ static void on_up(struct tetherd_link *link, const struct tetherd_answer *answer
 {
 	struct container *c = answered(link, id);
 
-	if (!c || answer->lost)
+	if (!c || answer->lost || unavailable(link, answer, c))
 		return;
 	if (answer->ok) {
 		c->reg = REG_WARM;
@@ -119,7 +132,7 @@ static void on_drained(struct tetherd_link *link, const struct tetherd_answer *a
 {
 	struct container *c = answered(link, id);
 
-	if (!c || answer->lost)
+	if (!c || answer->lost || unavailable(link, answer, c))
 		return;
 	if (answer->ok) {
 		c->reg = REG_DRAINING;
@@ -137,7 +150,7 @@ static void on_gone(struct tetherd_link *link, const struct tetherd_answer *answ
 {
 	struct container *c = answered(link, id);
 
-	if (!c || answer->lost)
+	if (!c || answer->lost || unavailable(link, answer, c))
 		return;
 	if (answer->ok || answer->error == PROTO_NOT_FOUND) {
 		/* not_found: tetherd's drain deadline came first; gone either way. */
@@ -221,7 +234,7 @@ static void step(struct agent *agent, struct container *c, __u64 now)
 		process_stop(agent, c); /* tetherd is done with it */
 		return;
 	}
-	if (c->busy || agent->session != SESSION_READY)
+	if (c->busy || agent->session != SESSION_READY || now < c->retry_ms)
 		return;
 	if (c->dead && registered)
 		send_about(agent, c, "del", on_gone);

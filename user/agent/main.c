@@ -12,6 +12,7 @@
 #include "containers.h"
 #include "dispatch.h"
 #include "events.h"
+#include "failover.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "process.h"
@@ -55,10 +56,11 @@ static int setup(struct agent *agent)
 	agent->signal_fd = -1;
 	if (!agent->loop)
 		return -1;
-	link_init(&agent->control, agent, "control", &o->tetherd, agent->secret, o->name,
+	link_init(&agent->control, agent, "control", &o->tetherds[0], agent->secret, o->name,
 		  &session_owner, agent->loop);
-	link_init(&agent->watch, agent, "watch", &o->tetherd, agent->secret, o->name,
+	link_init(&agent->watch, agent, "watch", &o->tetherds[0], agent->secret, o->name,
 		  &events_owner, agent->loop);
+	failover_init(agent);
 	if ((err = signals_open(agent))) {
 		agent_log("cannot take signals: %s", strerror(-err));
 		return -1;
@@ -75,13 +77,15 @@ static void create_initial_containers(struct agent *agent)
 		for (__u32 n = 0; n < o->functions[i].count && total < o->max_containers; n++, total++)
 			container_create(agent, o->functions[i].function_id, 0);
 	agent_log("backend %s (%s, %s via %s): %u containers of handler %s, tetherd at %s",
-		  o->name, o->addr, o->mac, o->router_iface, total, o->handler, o->tetherd.text);
+		  o->name, o->addr, o->mac, o->router_iface, total, o->handler,
+		  failover_endpoints_text(o));
 }
 
 static void tick(struct agent *agent)
 {
 	__u64 now = now_ms();
 
+	failover_tick(agent, now);
 	link_tick(&agent->control, now);
 	link_tick(&agent->watch, now);
 	process_tick(agent, now);

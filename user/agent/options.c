@@ -18,6 +18,7 @@
 #include "handlers.h"
 #include "tether_version.h"
 #include "core/core.h"
+#include "tether/maps.h"
 
 static const char usage[] =
 	"usage: tether-agent --name NAME --addr ADDR --mac MAC --router-iface IF\n"
@@ -33,11 +34,21 @@ static const char usage[] =
 	"  --addr ADDR            this VM's address (IPv4 or IPv6)\n"
 	"  --mac MAC              this VM's interface address as the router sees it\n"
 	"  --router-iface IF      the router's interface that reaches this VM\n"
+	"  --vlan N               this VM's 802.1Q VLAN id (1-4094) when the router reaches\n"
+	"                         it on a trunk: requests arrive tagged N (default: untagged)\n"
 	"  --vip ADDR:PORT        a service address, IPv4 or [IPv6] (repeatable). The agent\n"
 	"                         adds ADDR to lo (rtnetlink, /32 or /128), removes it on\n"
 	"                         exit if it added it, and serves UDP on ADDR:PORT\n"
-	"  --tetherd ENDPOINT     unix:/path or tcp:ADDR:PORT (" AGENT_DEFAULT_TETHERD ")\n"
-	"  --secret-file F        the secret for a tcp: endpoint, sent with backend=NAME:\n"
+	"  --tetherd ENDPOINT[,ENDPOINT...]\n"
+	"                         where tetherd listens: unix:/path or tcp:ADDR:PORT\n"
+	"                         (" AGENT_DEFAULT_TETHERD "). Several, comma-separated\n"
+	"                         (the routers of a fleet, at most 8): the agent talks to\n"
+	"                         one and moves both its links to the next, round-robin,\n"
+	"                         when it fails: connection refused or dropped, a request\n"
+	"                         (a heartbeat...) unanswered for heartbeat-ms / 2, or\n"
+	"                         'unavailable' answers (cut off from the fleet's store).\n"
+	"                         Given twice, the last one counts\n"
+	"  --secret-file F        the secret for tcp: endpoints, sent with backend=NAME:\n"
 	"                         best this backend's own (the file NAME in tetherd's\n"
 	"                         --agent-secrets-dir), which lets the agent change only\n"
 	"                         this backend and its containers; else the shared one\n"
@@ -57,7 +68,7 @@ static const char usage[] =
 enum option_id {
 	OPT_NAME = 1, OPT_ADDR, OPT_MAC, OPT_ROUTER_IFACE, OPT_VIP, OPT_TETHERD, OPT_SECRET_FILE,
 	OPT_FUNCTION, OPT_HANDLER, OPT_COLD_START, OPT_HEARTBEAT, OPT_DRAIN, OPT_CAPACITY,
-	OPT_CAPACITY_ANY, OPT_MAX_CONTAINERS, OPT_HELP, OPT_VERSION,
+	OPT_CAPACITY_ANY, OPT_MAX_CONTAINERS, OPT_VLAN, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -65,6 +76,7 @@ static const struct option options[] = {
 	{ "addr", required_argument, 0, OPT_ADDR },
 	{ "mac", required_argument, 0, OPT_MAC },
 	{ "router-iface", required_argument, 0, OPT_ROUTER_IFACE },
+	{ "vlan", required_argument, 0, OPT_VLAN },
 	{ "vip", required_argument, 0, OPT_VIP },
 	{ "tetherd", required_argument, 0, OPT_TETHERD },
 	{ "secret-file", required_argument, 0, OPT_SECRET_FILE },
@@ -242,6 +254,53 @@ int agent_parse_endpoint(const char *text, struct agent_endpoint *endpoint)
 	return 0;
 }
 
+static bool same_endpoint(const struct agent_endpoint *a, const struct agent_endpoint *b)
+{
+	if (a->tcp != b->tcp)
+		return false;
+	if (!a->tcp)
+		return !strcmp(a->path, b->path);
+	return a->address_len == b->address_len && !memcmp(&a->address, &b->address, a->address_len);
+}
+
+int agent_parse_endpoints(const char *text, struct agent_endpoint *endpoints, int max,
+			  char *message, size_t size)
+{
+	g_auto(GStrv) words = g_strsplit(text, ",", -1);
+	int count = 0;
+
+	for (int i = 0; words[i]; i++) {
+		const char *word = words[i];
+
+		if (!word[0])
+			return refuse(message, size,
+				      "--tetherd '%s' has an empty endpoint (ENDPOINT,ENDPOINT,... "
+				      "without spaces, no comma at either end)",
+				      text);
+		if (count == max)
+			return refuse(message, size, "--tetherd '%s' lists more than %d endpoints",
+				      text, max);
+		if (agent_parse_endpoint(word, &endpoints[count]) && !strcmp(word, text))
+			return refuse(message, size,
+				      "--tetherd '%s' is not unix:/path or tcp:ADDR:PORT (several: "
+				      "comma-separated)",
+				      text);
+		if (agent_parse_endpoint(word, &endpoints[count]))
+			return refuse(message, size,
+				      "--tetherd '%s': endpoint %d, '%s', is not unix:/path or "
+				      "tcp:ADDR:PORT (the list is comma-separated, no spaces)",
+				      text, i + 1, word);
+		for (int j = 0; j < count; j++)
+			if (same_endpoint(&endpoints[j], &endpoints[count]))
+				return refuse(message, size, "--tetherd '%s' lists %s twice", text,
+					      endpoints[count].text);
+		count++;
+	}
+	if (!count)
+		return refuse(message, size, "--tetherd needs an endpoint (unix:/path or tcp:ADDR:PORT)");
+	return count;
+}
+
 int agent_parse_function(const char *text, struct agent_function *function)
 {
 	char copy[64];
@@ -311,6 +370,16 @@ static int apply(struct agent_options *o, int id, const char *value, char *messa
 				      value);
 		strcpy(o->router_iface, value);
 		return 0;
+	case OPT_VLAN: {
+		__u64 vid;
+
+		if (strncmp(value, "0x", 2) == 0 || parse_u64(value, &vid) || vid > TETHER_VLAN_MAX)
+			return refuse(message, size,
+				      "--vlan '%s' is not a VLAN id: 1 to %u, or 0 for untagged", value,
+				      TETHER_VLAN_MAX);
+		o->vlan = (__u16)vid;
+		return 0;
+	}
 	case OPT_VIP:
 		if (o->vip_count == AGENT_MAX_VIPS)
 			return refuse(message, size, "at most %d --vip", AGENT_MAX_VIPS);
@@ -319,11 +388,18 @@ static int apply(struct agent_options *o, int id, const char *value, char *messa
 				      "--vip '%s' is not ADDR:PORT (IPv6 as [ADDR]:PORT)", value);
 		o->vip_count++;
 		return 0;
-	case OPT_TETHERD:
-		if (agent_parse_endpoint(value, &o->tetherd))
-			return refuse(message, size,
-				      "--tetherd '%s' is not unix:/path or tcp:ADDR:PORT", value);
+	case OPT_TETHERD: {
+		struct agent_endpoint endpoints[AGENT_MAX_TETHERDS];
+		int count = agent_parse_endpoints(value, endpoints, AGENT_MAX_TETHERDS, message,
+						  size);
+
+		if (count < 0)
+			return -1;
+		/* Given twice, the last one counts, as for every single-valued option. */
+		memcpy(o->tetherds, endpoints, count * sizeof(endpoints[0]));
+		o->tetherd_count = count;
 		return 0;
+	}
 	case OPT_SECRET_FILE:
 		if (strlen(value) >= sizeof(o->secret_file))
 			return refuse(message, size, "--secret-file '%s' is too long", value);
@@ -365,7 +441,8 @@ static int apply(struct agent_options *o, int id, const char *value, char *messa
 static void set_defaults(struct agent_options *o)
 {
 	memset(o, 0, sizeof(*o));
-	agent_parse_endpoint(AGENT_DEFAULT_TETHERD, &o->tetherd);
+	agent_parse_endpoint(AGENT_DEFAULT_TETHERD, &o->tetherds[0]);
+	o->tetherd_count = 1;
 	strcpy(o->handler, AGENT_DEFAULT_HANDLER);
 	o->cold_start_ms = AGENT_DEFAULT_COLD_START_MS;
 	o->heartbeat_ms = AGENT_DEFAULT_HEARTBEAT_MS;
@@ -386,8 +463,10 @@ static int check_complete(const struct agent_options *o, char *message, size_t s
 			      "--router-iface is required (the router's interface to this VM)");
 	if (!o->vip_count)
 		return refuse(message, size, "at least one --vip ADDR:PORT is required");
-	if (o->tetherd.tcp && !o->secret_file[0])
-		return refuse(message, size, "--tetherd %s needs --secret-file", o->tetherd.text);
+	for (int i = 0; i < o->tetherd_count; i++)
+		if (o->tetherds[i].tcp && !o->secret_file[0])
+			return refuse(message, size, "--tetherd %s needs --secret-file",
+				      o->tetherds[i].text);
 	for (int i = 0; i < o->function_count; i++)
 		for (int j = 0; j < i; j++)
 			if (o->functions[i].function_id == o->functions[j].function_id)

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #define AGENT_MAX_VIPS 16
+#define AGENT_MAX_TETHERDS 8
 #define AGENT_MAX_FUNCTIONS 32
 #define AGENT_DEFAULT_TETHERD "unix:/run/tether/tetherd.sock"
 #define AGENT_DEFAULT_HANDLER "counter"
@@ -46,9 +47,13 @@ struct agent_options {
 	char addr[64];         /* the VM's address, normalized */
 	char mac[18];          /* aa:bb:cc:dd:ee:ff, lowercase */
 	char router_iface[16]; /* the router's interface towards this VM */
+	__u16 vlan;            /* its 802.1Q VLAN id on that interface; 0: untagged */
 	struct agent_vip vips[AGENT_MAX_VIPS];
 	int vip_count;
-	struct agent_endpoint tetherd;
+	/* --tetherd A,B,...: the agent talks to one, in this order, and moves to
+	 * the next when it fails (failover.h); one unless a list was given. */
+	struct agent_endpoint tetherds[AGENT_MAX_TETHERDS];
+	int tetherd_count;
 	char secret_file[256]; /* required with tcp: */
 	struct agent_function functions[AGENT_MAX_FUNCTIONS];
 	int function_count;
@@ -79,6 +84,12 @@ int agent_parse_vip(const char *text, struct agent_vip *vip);
 
 /* "unix:/path", "/path" or "tcp:ADDR:PORT" ("tcp:[V6]:PORT"); 0 or -1. */
 int agent_parse_endpoint(const char *text, struct agent_endpoint *endpoint);
+
+/* "ENDPOINT[,ENDPOINT...]" into endpoints (at most max): returns how many,
+ * or -1 with one sentence in message naming the one at fault (not an
+ * endpoint, empty, given twice, too many). */
+int agent_parse_endpoints(const char *text, struct agent_endpoint *endpoints, int max,
+			  char *message, size_t size);
 
 /* "F:COUNT", F decimal or 0x hex and nonzero; 0 or -1. */
 int agent_parse_function(const char *text, struct agent_function *function);

@@ -104,6 +104,7 @@ bool agent_backend_matches(const struct proto_request *record,
 	const char *addr = proto_get(record, "addr"), *mac = proto_get(record, "mac");
 	const char *iface = proto_get(record, "iface");
 	__u32 heartbeat_ms = 0;
+	__u16 vlan = 0; /* a record without vlan= (an older tetherd): untagged */
 	char ours[16];
 
 	snprintf(ours, sizeof(ours), "%u", o->heartbeat_ms);
@@ -122,6 +123,9 @@ bool agent_backend_matches(const struct proto_request *record,
 			 proto_get(record, "heartbeat_ms") ? proto_get(record, "heartbeat_ms")
 							   : "unset",
 			 ours);
+	else if (proto_get_vlan(record, "vlan", 0, &vlan, NULL, 0) || vlan != o->vlan)
+		snprintf(difference, size, "vlan is %s, this agent's is %u",
+			 proto_get(record, "vlan") ? proto_get(record, "vlan") : "0", o->vlan);
 	else
 		return true;
 	return false;

@@ -48,7 +48,7 @@ int agent_container_record_parse(const struct proto_request *record,
 				 struct agent_container_record *out, char *message, size_t size);
 
 /* Whether a record of "list backend" registers the backend as options
- * would (addr, mac, iface, heartbeat_ms). When not, difference says how:
+ * would (addr, mac, iface, heartbeat_ms, vlan). When not, difference says how:
  * "mac is 02:00:00:00:00:09, this agent's is 02:00:00:00:00:01". */
 bool agent_backend_matches(const struct proto_request *record,
 			   const struct agent_options *options, char *difference, size_t size);

@@ -54,7 +54,9 @@ void session_relist(struct agent *agent)
 }
 
 /* A refusal that no retry can fix (the command line or the secret is wrong)
- * ends the agent; others are retried. */
+ * ends the agent; others are retried. `unavailable` (a fleet's router cut
+ * off from its store) is never final: nothing changed, the request is
+ * retried, and failover.c moves to another router when there is one. */
 static bool refusal_is_final(enum proto_error error)
 {
 	return error == PROTO_BAD_REQUEST || error == PROTO_UNKNOWN_VERB ||
@@ -115,6 +117,8 @@ static void send_add_backend(struct agent *agent)
 	proto_record_str(&w, "mac", o->mac);
 	proto_record_str(&w, "iface", o->router_iface);
 	proto_record_u64(&w, "heartbeat_ms", o->heartbeat_ms);
+	if (o->vlan) /* only then: a tetherd without VLANs still takes the rest */
+		proto_record_u64(&w, "vlan", o->vlan);
 	proto_record_end(&w);
 	if (link_request(&agent->control, &w, on_backend_added, 0) == 0)
 		agent->session = SESSION_ADDING_BACKEND;

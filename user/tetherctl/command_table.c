@@ -35,7 +35,9 @@ const struct ctl_command ctl_commands[] = {
 	      .required = true, .help = "the interface of the edge host that reaches it" },
 	    { .flag = "--heartbeat-ms", .metavar = "N", .key = "heartbeat_ms",
 	      .type = CTL_VALUE_DURATION,
-	      .help = "down when no heartbeat came for this long (ms, or 3s)" } },
+	      .help = "down when no heartbeat came for this long (ms, or 3s)" },
+	    { .flag = "--vlan", .metavar = "N", .key = "vlan", .type = CTL_VALUE_VLAN,
+	      .help = "its 802.1Q VLAN id (1-4094) on a trunk (default: untagged)" } },
 	  CTL_SHAPE_SINGLE, CTL_MODE_CALL, CTL_WAIT_NONE, "add a VM backend" },
 	{ { "backend", "del" }, "del", "backend", { BACKEND_NAME },
 	  CTL_SHAPE_SINGLE, CTL_MODE_CALL, CTL_WAIT_NONE,
@@ -109,6 +111,11 @@ const struct ctl_command ctl_commands[] = {
 	{ { "drain", "backend" }, "drain", "backend",
 	  { BACKEND_NAME, DEADLINE, WAIT("its containers are gone") },
 	  CTL_SHAPE_SINGLE, CTL_MODE_CALL, CTL_WAIT_BACKEND, "as 'backend drain'" },
+
+	{ { "fleet", "status" }, "show", "fleet", { { 0 } },
+	  CTL_SHAPE_LIST, CTL_MODE_CALL, CTL_WAIT_NONE,
+	  "fleet mode: the store's revision and, per router, the revision it has "
+	  "applied and its lag" },
 
 	{ { "stats", NULL }, "show", "stats", { { 0 } },
 	  CTL_SHAPE_LIST, CTL_MODE_CALL, CTL_WAIT_NONE,

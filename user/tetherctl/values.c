@@ -100,6 +100,7 @@ static int check_with_protocol(enum ctl_value_type type, const char *what, const
 	__u8 bytes[16];
 	__u64 number;
 	__u32 handle;
+	__u16 vlan;
 
 	switch (type) {
 	case CTL_VALUE_NAME:
@@ -114,6 +115,8 @@ static int check_with_protocol(enum ctl_value_type type, const char *what, const
 		return proto_get_u32(&req, what, 1, &handle, message, size) ? -1 : 0;
 	case CTL_VALUE_KEY:
 		return proto_get_u64(&req, what, 1, &number, message, size) ? -1 : 0;
+	case CTL_VALUE_VLAN:
+		return proto_get_vlan(&req, what, 1, &vlan, message, size) ? -1 : 0;
 	default:
 		return 0;
 	}

@@ -10,9 +10,14 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "control.h"
+#include "fleet.h"
 #include "tether_xdp.skel.h"
 
 #define NS_PER_MS 1000000ull
+
+/* What run returns for a request answered later, by control_answer(). */
+#define ANSWER_LATER ((enum proto_error)-1)
 
 struct command {
 	const char *verb, *noun;
@@ -21,6 +26,11 @@ struct command {
 	enum proto_error (*run)(struct tetherd *d, const struct requester *who,
 				const struct proto_request *req, struct proto_writer *w,
 				char *message, size_t size);
+	/* Lifecycle changes: read the request, then run it here or write it
+	 * through the fleet's store (run_change). */
+	enum proto_error (*parse)(struct tetherd *d, const struct requester *who,
+				  const struct proto_request *req, struct lc_request *r,
+				  char *message, size_t size);
 };
 
 static enum proto_error lifecycle_failed(struct tetherd *d, enum proto_error code, char *message,
@@ -104,6 +114,7 @@ static void write_backend(struct tetherd *d, struct proto_writer *w, const struc
 	proto_record_str(w, "addr", addr);
 	proto_record_str(w, "mac", mac);
 	proto_record_str(w, "iface", b->meta.iface);
+	proto_record_u64(w, "vlan", b->record.vlan);
 	proto_record_u64(w, "heartbeat_ms", b->meta.heartbeat_ms);
 	proto_record_u64(w, "expires_in_ms", ms_until(d, b->record.heartbeat_expiry_ns) < 0
 						     ? 0
@@ -112,83 +123,51 @@ static void write_backend(struct tetherd *d, struct proto_writer *w, const struc
 	proto_record_end(w);
 }
 
-static enum proto_error add_backend(struct tetherd *d, const struct requester *who,
-				    const struct proto_request *req, struct proto_writer *w,
-				    char *message, size_t size)
+static enum proto_error parse_add_backend(struct tetherd *d, const struct requester *who,
+					  const struct proto_request *req, struct lc_request *r,
+					  char *message, size_t size)
 {
 	const char *name, *iface;
-	__u8 addr[16], mac[6];
-	__u32 heartbeat_ms = 0, id;
 	enum proto_error err;
 
+	(void)d;
 	if ((err = proto_get_name(req, "name", 1, &name, message, size)) ||
-	    (err = proto_get_addr(req, "addr", 1, addr, message, size)) ||
-	    (err = proto_get_mac(req, "mac", 1, mac, message, size)) ||
+	    (err = proto_get_addr(req, "addr", 1, r->addr, message, size)) ||
+	    (err = proto_get_mac(req, "mac", 1, r->mac, message, size)) ||
 	    (err = proto_get_name(req, "iface", 1, &iface, message, size)) ||
-	    (err = proto_get_u32(req, "heartbeat_ms", 0, &heartbeat_ms, message, size)) ||
+	    (err = proto_get_u32(req, "heartbeat_ms", 0, &r->heartbeat_ms, message, size)) ||
+	    (err = proto_get_vlan(req, "vlan", 0, &r->vlan, message, size)) ||
 	    (err = check_backend_allowed(who, name, message, size)))
 		return err;
-	err = lc_backend_add(&d->lc, name, addr, mac, iface, heartbeat_ms, &id);
-	if (err)
-		return lifecycle_failed(d, err, message, size);
-	proto_write_ok(w);
-	write_backend(d, w, &d->lc.backends[id]);
+	r->op = LC_BACKEND_ADD;
+	snprintf(r->backend, sizeof(r->backend), "%s", name);
+	if (strlen(iface) >= sizeof(r->iface)) {
+		snprintf(message, size, "interface name '%s' is longer than %zu characters", iface,
+			 sizeof(r->iface) - 1);
+		return PROTO_BAD_ARGUMENT;
+	}
+	snprintf(r->iface, sizeof(r->iface), "%s", iface);
 	return PROTO_OK;
 }
 
-static enum proto_error backend_named(const struct requester *who,
-				      const struct proto_request *req, const char **name,
-				      char *message, size_t size)
-{
-	enum proto_error err = proto_get_name(req, "name", 1, name, message, size);
-
-	return err ? err : check_backend_allowed(who, *name, message, size);
-}
-
-static enum proto_error heartbeat_backend(struct tetherd *d, const struct requester *who,
-					  const struct proto_request *req,
-					  struct proto_writer *w, char *message, size_t size)
+/* heartbeat, drain and del backend: the backend's name, and a drain's
+ * deadline. */
+static enum proto_error parse_backend_change(struct tetherd *d, const struct requester *who,
+					     const struct proto_request *req,
+					     struct lc_request *r, char *message, size_t size)
 {
 	const char *name;
-	enum proto_error err = backend_named(who, req, &name, message, size);
+	enum proto_error err = proto_get_name(req, "name", 1, &name, message, size);
 
-	if (!err)
-		err = lifecycle_failed(d, lc_backend_heartbeat(&d->lc, name), message, size);
-	if (!err)
-		proto_write_ok(w);
-	return err;
-}
-
-static enum proto_error drain_backend(struct tetherd *d, const struct requester *who,
-				      const struct proto_request *req, struct proto_writer *w,
-				      char *message, size_t size)
-{
-	const char *name;
-	__u32 deadline_ms = 0;
-	enum proto_error err = backend_named(who, req, &name, message, size);
-
-	if (!err)
-		err = proto_get_u32(req, "deadline_ms", 0, &deadline_ms, message, size);
-	if (!err)
-		err = lifecycle_failed(d, lc_backend_drain(&d->lc, name, deadline_ms), message,
-				       size);
-	if (!err)
-		proto_write_ok(w);
-	return err;
-}
-
-static enum proto_error del_backend(struct tetherd *d, const struct requester *who,
-				    const struct proto_request *req, struct proto_writer *w,
-				    char *message, size_t size)
-{
-	const char *name;
-	enum proto_error err = backend_named(who, req, &name, message, size);
-
-	if (!err)
-		err = lifecycle_failed(d, lc_backend_del(&d->lc, name), message, size);
-	if (!err)
-		proto_write_ok(w);
-	return err;
+	(void)d;
+	if (err || (err = check_backend_allowed(who, name, message, size)) ||
+	    (err = proto_get_u32(req, "deadline_ms", 0, &r->deadline_ms, message, size)))
+		return err;
+	snprintf(r->backend, sizeof(r->backend), "%s", name);
+	r->op = !strcmp(req->verb, "heartbeat") ? LC_BACKEND_HEARTBEAT
+		: !strcmp(req->verb, "drain")	? LC_BACKEND_DRAIN
+						: LC_BACKEND_DEL;
+	return PROTO_OK;
 }
 
 static enum proto_error list_backend(struct tetherd *d, const struct requester *who,
@@ -277,28 +256,23 @@ static enum proto_error parse_new_state(const struct proto_request *req,
 	return PROTO_BAD_ARGUMENT;
 }
 
-static enum proto_error add_container(struct tetherd *d, const struct requester *who,
-				      const struct proto_request *req, struct proto_writer *w,
-				      char *message, size_t size)
+static enum proto_error parse_add_container(struct tetherd *d, const struct requester *who,
+					    const struct proto_request *req, struct lc_request *r,
+					    char *message, size_t size)
 {
 	const char *backend, *name = "";
-	__u64 function_id;
-	enum container_state state;
-	struct tether_token token;
-	__u32 slot;
 	enum proto_error err;
 
-	if ((err = proto_get_function(req, "function", 1, &function_id, message, size)) ||
+	(void)d;
+	if ((err = proto_get_function(req, "function", 1, &r->function_id, message, size)) ||
 	    (err = proto_get_name(req, "backend", 1, &backend, message, size)) ||
 	    (err = proto_get_name(req, "name", 0, &name, message, size)) ||
-	    (err = parse_new_state(req, &state, message, size)) ||
+	    (err = parse_new_state(req, &r->state, message, size)) ||
 	    (err = check_backend_allowed(who, backend, message, size)))
 		return err;
-	err = lc_container_add(&d->lc, function_id, backend, name, state, &slot, &token);
-	if (err)
-		return lifecycle_failed(d, err, message, size);
-	proto_write_ok(w);
-	write_container(d, w, slot, false);
+	r->op = LC_CONTAINER_ADD;
+	snprintf(r->backend, sizeof(r->backend), "%s", backend);
+	snprintf(r->name, sizeof(r->name), "%s", name);
 	return PROTO_OK;
 }
 
@@ -311,29 +285,34 @@ static enum proto_error container_argument(struct tetherd *d, const struct reque
 	return err ? err : check_container_allowed(d, who, *slot, message, size);
 }
 
-static enum proto_error change_container(struct tetherd *d, const struct requester *who,
-					 const struct proto_request *req,
-					 struct proto_writer *w, char *message, size_t size)
+/* up, drain, idle and del container. */
+static enum proto_error parse_container_change(struct tetherd *d, const struct requester *who,
+					       const struct proto_request *req,
+					       struct lc_request *r, char *message, size_t size)
 {
-	__u32 slot, deadline_ms = 0;
-	enum proto_error err = container_argument(d, who, req, &slot, message, size);
+	enum proto_error err = container_argument(d, who, req, &r->slot, message, size);
 
-	if (!err)
-		err = proto_get_u32(req, "deadline_ms", 0, &deadline_ms, message, size);
-	if (err)
+	if (err || (err = proto_get_u32(req, "deadline_ms", 0, &r->deadline_ms, message, size)))
 		return err;
-	if (!strcmp(req->verb, "up"))
-		err = lc_container_up(&d->lc, slot);
-	else if (!strcmp(req->verb, "drain"))
-		err = lc_container_drain(&d->lc, slot, deadline_ms);
-	else if (!strcmp(req->verb, "idle"))
-		err = lc_container_idle(&d->lc, slot);
-	else
-		err = lc_container_del(&d->lc, slot);
-	if (err)
-		return lifecycle_failed(d, err, message, size);
-	proto_write_ok(w);
+	r->op = !strcmp(req->verb, "up")      ? LC_CONTAINER_UP
+		: !strcmp(req->verb, "drain") ? LC_CONTAINER_DRAIN
+		: !strcmp(req->verb, "idle")  ? LC_CONTAINER_IDLE
+					      : LC_CONTAINER_DEL;
 	return PROTO_OK;
+}
+
+/* The answer to a lifecycle request that succeeded: ok, and the new backend's
+ * or container's record. */
+static void write_change_answer(struct tetherd *d, struct proto_writer *w,
+				const struct lc_request *r, __u32 slot)
+{
+	const struct backend *backend;
+
+	proto_write_ok(w);
+	if (r->op == LC_BACKEND_ADD && (backend = lc_backend_find(&d->lc, r->backend)))
+		write_backend(d, w, backend);
+	else if (r->op == LC_CONTAINER_ADD)
+		write_container(d, w, slot, false);
 }
 
 static enum proto_error list_container(struct tetherd *d, const struct requester *who,
@@ -383,7 +362,7 @@ static enum proto_error show_container(struct tetherd *d, const struct requester
 /* --- functions --- */
 
 static void write_function(struct tetherd *d, struct proto_writer *w,
-			   const struct function *function)
+			   const struct function *function, bool details)
 {
 	__u64 by_state[CONTAINER_GONE + 1] = {};
 	GHashTableIter iter;
@@ -404,6 +383,16 @@ static void write_function(struct tetherd *d, struct proto_writer *w,
 	proto_record_u64(w, "pool", function->pool_size);
 	proto_record_u64(w, "waiting",
 			 d->slowpath ? slowpath_waiting(d->slowpath, function->function_id) : 0);
+	__u64 hash;
+
+	/* The table in the kernel, hashed: equal on every router of a fleet
+	 * with the same warm set. */
+	if (details && function->table_fd >= 0 && !pool_table_hash(function->table_fd, &hash)) {
+		char text[17];
+
+		snprintf(text, sizeof(text), "%016llx", (unsigned long long)hash);
+		proto_record_str(w, "table_digest", text);
+	}
 	proto_record_end(w);
 }
 
@@ -430,7 +419,7 @@ static enum proto_error list_function(struct tetherd *d, const struct requester 
 	g_ptr_array_sort(functions, compare_functions);
 	proto_write_ok(w);
 	for (guint i = 0; i < functions->len; i++)
-		write_function(d, w, g_ptr_array_index(functions, i));
+		write_function(d, w, g_ptr_array_index(functions, i), false);
 	g_ptr_array_free(functions, TRUE);
 	return PROTO_OK;
 }
@@ -452,7 +441,7 @@ static enum proto_error show_function(struct tetherd *d, const struct requester 
 		return PROTO_NOT_FOUND;
 	}
 	proto_write_ok(w);
-	write_function(d, w, function);
+	write_function(d, w, function, true);
 	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS; slot++)
 		if (g_hash_table_contains(function->slots, GUINT_TO_POINTER(slot + 1)))
 			write_container(d, w, slot, false);
@@ -561,7 +550,7 @@ static enum proto_error show_stats(struct tetherd *d, const struct requester *wh
 #define STAT(field) proto_record_u64(w, #field, stats.field)
 	STAT(token_hit); STAT(token_miss); STAT(token_foreign); STAT(key_hit); STAT(key_new);
 	STAT(key_rehomed); STAT(flow_pick); STAT(no_capacity); STAT(strict_gone);
-	STAT(malformed); STAT(fragment); STAT(pass); STAT(no_route);
+	STAT(malformed); STAT(fragment); STAT(pass); STAT(no_route); STAT(retag_failed);
 #undef STAT
 	/* Of TETHER_MAX_AFFINITY. The kernel does not count LRU evictions:
 	 * they are learned - entries - flushed (docs/protocol.md). */
@@ -575,6 +564,68 @@ static enum proto_error show_stats(struct tetherd *d, const struct requester *wh
 #undef STAT
 	proto_record_end(w);
 	return PROTO_OK;
+}
+
+/* --- the fleet --- */
+
+struct waiting_status {
+	struct tetherd *d;
+	struct control_ticket ticket;
+};
+
+static void answer_status(void *ctx, enum proto_error error, const char *message,
+			  const struct fleet_status *status)
+{
+	struct waiting_status *waiting = ctx;
+	struct proto_writer w;
+
+	proto_writer_init(&w);
+	if (error) {
+		proto_write_error(&w, error, "%s", message);
+	} else {
+		proto_write_ok(&w);
+		proto_record_begin(&w);
+		proto_record_str(&w, "fleet", status->fleet);
+		proto_record_str(&w, "router", status->router);
+		proto_record_u64(&w, "store_revision", status->store_revision);
+		proto_record_u64(&w, "state_revision", status->state_revision);
+		proto_record_u64(&w, "applied_revision", status->applied_revision);
+		proto_record_str(&w, "synced", status->synced ? "yes" : "no");
+		proto_record_end(&w);
+		for (size_t i = 0; i < status->n_routers; i++) {
+			const struct fleet_router *r = &status->routers[i];
+
+			proto_record_begin(&w);
+			proto_record_str(&w, "router", r->name);
+			proto_record_u64(&w, "applied_revision", r->applied_revision);
+			proto_record_u64(&w, "lag", r->lag);
+			proto_record_u64(&w, "updated_ms_ago", r->updated_ms_ago);
+			proto_record_str(&w, "store", r->store_endpoint);
+			proto_record_end(&w);
+		}
+	}
+	proto_write_end(&w);
+	control_answer(waiting->d->control, &waiting->ticket, w.data, w.len);
+	proto_writer_free(&w);
+	g_free(waiting);
+}
+
+static enum proto_error show_fleet(struct tetherd *d, const struct requester *who,
+				   const struct proto_request *req, struct proto_writer *w,
+				   char *message, size_t size)
+{
+	(void)req, (void)w;
+	if (!d->fleet) {
+		snprintf(message, size, "this tetherd runs alone, without a store; start it with "
+					"--store etcd=URL to make it a router of a fleet");
+		return PROTO_NOT_FOUND;
+	}
+	struct waiting_status *waiting = g_new0(struct waiting_status, 1);
+
+	waiting->d = d;
+	waiting->ticket = who->ticket;
+	fleet_read_status(d->fleet, answer_status, waiting);
+	return ANSWER_LATER;
 }
 
 static enum proto_error unload_tetherd(struct tetherd *d, const struct requester *who,
@@ -597,28 +648,82 @@ static enum proto_error unload_tetherd(struct tetherd *d, const struct requester
 /* bound_ok: what an agent needs for its own backend; each of those checks
  * the backend or container it names, or lists only its own. */
 static const struct command commands[] = {
-	{ "add", "backend", KEYS("name", "addr", "mac", "iface", "heartbeat_ms"), true,
-	  add_backend },
-	{ "heartbeat", "backend", KEYS("name"), true, heartbeat_backend },
-	{ "drain", "backend", KEYS("name", "deadline_ms"), true, drain_backend },
-	{ "del", "backend", KEYS("name"), true, del_backend },
-	{ "list", "backend", KEYS(NULL), true, list_backend },
-	{ "add", "container", KEYS("function", "backend", "name", "state"), true, add_container },
-	{ "up", "container", KEYS("container"), true, change_container },
-	{ "drain", "container", KEYS("container", "deadline_ms"), true, change_container },
-	{ "idle", "container", KEYS("container"), true, change_container },
-	{ "del", "container", KEYS("container"), true, change_container },
-	{ "list", "container", KEYS("function", "backend"), true, list_container },
-	{ "show", "container", KEYS("container"), true, show_container },
-	{ "list", "function", KEYS(NULL), false, list_function },
-	{ "show", "function", KEYS("function"), false, show_function },
-	{ "show", "affinity", KEYS("function", "key"), false, show_affinity },
-	{ "flush", "affinity", KEYS("function", "key"), false, flush_affinity },
-	{ "show", "stats", KEYS(NULL), false, show_stats },
-	{ "unload", "tetherd", KEYS(NULL), false, unload_tetherd },
+	{ "add", "backend", KEYS("name", "addr", "mac", "iface", "heartbeat_ms", "vlan"), true,
+	  NULL, parse_add_backend },
+	{ "heartbeat", "backend", KEYS("name"), true, NULL, parse_backend_change },
+	{ "drain", "backend", KEYS("name", "deadline_ms"), true, NULL, parse_backend_change },
+	{ "del", "backend", KEYS("name"), true, NULL, parse_backend_change },
+	{ "list", "backend", KEYS(NULL), true, list_backend, NULL },
+	{ "add", "container", KEYS("function", "backend", "name", "state"), true, NULL,
+	  parse_add_container },
+	{ "up", "container", KEYS("container"), true, NULL, parse_container_change },
+	{ "drain", "container", KEYS("container", "deadline_ms"), true, NULL,
+	  parse_container_change },
+	{ "idle", "container", KEYS("container"), true, NULL, parse_container_change },
+	{ "del", "container", KEYS("container"), true, NULL, parse_container_change },
+	{ "list", "container", KEYS("function", "backend"), true, list_container, NULL },
+	{ "show", "container", KEYS("container"), true, show_container, NULL },
+	{ "list", "function", KEYS(NULL), false, list_function, NULL },
+	{ "show", "function", KEYS("function"), false, show_function, NULL },
+	{ "show", "affinity", KEYS("function", "key"), false, show_affinity, NULL },
+	{ "flush", "affinity", KEYS("function", "key"), false, flush_affinity, NULL },
+	{ "show", "stats", KEYS(NULL), false, show_stats, NULL },
+	{ "show", "fleet", KEYS(NULL), false, show_fleet, NULL },
+	{ "unload", "tetherd", KEYS(NULL), false, unload_tetherd, NULL },
 };
 
-void commands_execute(struct tetherd *d, const struct requester *who,
+/* --- lifecycle changes, here or through the fleet's store --- */
+
+/* A request whose answer waits for the fleet. */
+struct waiting_answer {
+	struct tetherd *d;
+	struct control_ticket ticket;
+	struct lc_request request;
+};
+
+static void answer_change(void *ctx, const struct fleet_outcome *outcome)
+{
+	struct waiting_answer *waiting = ctx;
+	struct proto_writer w;
+
+	proto_writer_init(&w);
+	if (outcome->error)
+		proto_write_error(&w, outcome->error, "%s", outcome->message);
+	else
+		write_change_answer(waiting->d, &w, &waiting->request, outcome->slot);
+	if (w.failed) {
+		proto_writer_reset(&w);
+		proto_write_error(&w, PROTO_INTERNAL, "the answer could not be written");
+	}
+	proto_write_end(&w);
+	control_answer(waiting->d->control, &waiting->ticket, w.data, w.len);
+	proto_writer_free(&w);
+	g_free(waiting);
+}
+
+static enum proto_error run_change(struct tetherd *d, const struct requester *who,
+				   const struct lc_request *r, struct proto_writer *w,
+				   char *message, size_t size)
+{
+	if (d->fleet) {
+		struct waiting_answer *waiting = g_new0(struct waiting_answer, 1);
+
+		waiting->d = d;
+		waiting->ticket = who->ticket;
+		waiting->request = *r;
+		fleet_submit(d->fleet, r, answer_change, waiting);
+		return ANSWER_LATER;
+	}
+	__u32 slot = 0;
+	enum proto_error err = lc_execute(&d->lc, r, &slot);
+
+	if (err)
+		return lifecycle_failed(d, err, message, size);
+	write_change_answer(d, w, r, slot);
+	return PROTO_OK;
+}
+
+bool commands_execute(struct tetherd *d, const struct requester *who,
 		      const struct proto_request *req, struct proto_writer *w)
 {
 	char message[512] = "";
@@ -640,11 +745,21 @@ void commands_execute(struct tetherd *d, const struct requester *who,
 	} else if (is_bound(who) && !command->bound_ok) {
 		err = refuse_bound(who, req, message, sizeof(message));
 	} else if (!(err = proto_check_keys(req, command->keys, message, sizeof(message)))) {
-		err = command->run(d, who, req, w, message, sizeof(message));
+		if (command->parse) {
+			struct lc_request change = {};
+
+			err = command->parse(d, who, req, &change, message, sizeof(message));
+			if (!err)
+				err = run_change(d, who, &change, w, message, sizeof(message));
+		} else {
+			err = command->run(d, who, req, w, message, sizeof(message));
+		}
 	}
+	if (err == ANSWER_LATER)
+		return false;
 	if (err == PROTO_OK && !w->failed) {
 		proto_write_end(w);
-		return;
+		return true;
 	}
 	proto_writer_reset(w);
 	if (err == PROTO_OK)
@@ -652,4 +767,5 @@ void commands_execute(struct tetherd *d, const struct requester *who,
 	else
 		proto_write_error(w, err, "%s", message);
 	proto_write_end(w);
+	return true;
 }

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* Executes one parsed request of docs/protocol.md and writes its whole answer
  * (ok or error line, records, the empty line). "watch event" and "auth agent"
- * belong to the connection and are handled by control.c. */
+ * belong to the connection and are handled by control.c. Returns false when
+ * the answer comes later (a fleet router writes lifecycle changes through its
+ * store): control_answer() then delivers it to who->ticket, and nothing is
+ * written to w. */
 #ifndef TETHER_COMMANDS_H
 #define TETHER_COMMANDS_H
 
 #include "control/protocol.h"
 #include "tetherd.h"
 
-void commands_execute(struct tetherd *d, const struct requester *who,
+bool commands_execute(struct tetherd *d, const struct requester *who,
 		      const struct proto_request *req, struct proto_writer *w);
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "privileges.h"
+#include "store_records.h"
 #include "tether_version.h"
 #include "control/protocol.h"
 
@@ -50,6 +51,11 @@ static const char usage[] =
 	"  --user NAME            once loaded, attached and listening, run as NAME (its uid,\n"
 	"                         gid and groups) with the same few capabilities; its\n"
 	"                         group may use the pins. Start as root\n"
+	"  --store etcd=URL[,URL] fleet mode: the fleet's state lives in etcd at these\n"
+	"                         endpoints (http://127.0.0.1:2379,...); this tetherd mirrors\n"
+	"                         it and writes lifecycle requests through (docs/store.md)\n"
+	"  --fleet NAME           the fleet: its keys are under /tether/NAME/ (default)\n"
+	"  --router-name NAME     this router in the fleet (the host name)\n"
 	"  --config FILE          settings file: [tetherd] group, same names, lists with ';'\n"
 	"  --unload               detach, remove every pin under the pin root, exit\n"
 	"  --version              print the version (tetherd VERSION) and exit\n";
@@ -57,8 +63,8 @@ static const char usage[] =
 enum option_id {
 	OPT_IFACE = 1, OPT_VIP, OPT_XDP_MODE, OPT_PIN_ROOT, OPT_SOCKET, OPT_SOCKET_GROUP,
 	OPT_HEARTBEAT, OPT_DRAIN, OPT_HOLD, OPT_QUEUE, OPT_TCP_LISTEN, OPT_TCP_SECRET,
-	OPT_AGENT_SECRETS, OPT_USER, OPT_CONFIG, OPT_UNLOAD, OPT_HELP,
-	OPT_VERSION,
+	OPT_AGENT_SECRETS, OPT_USER, OPT_STORE, OPT_FLEET, OPT_ROUTER_NAME, OPT_CONFIG, OPT_UNLOAD,
+	OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -76,6 +82,9 @@ static const struct option options[] = {
 	{ "tcp-secret-file", required_argument, 0, OPT_TCP_SECRET },
 	{ "agent-secrets-dir", required_argument, 0, OPT_AGENT_SECRETS },
 	{ "user", required_argument, 0, OPT_USER },
+	{ "store", required_argument, 0, OPT_STORE },
+	{ "fleet", required_argument, 0, OPT_FLEET },
+	{ "router-name", required_argument, 0, OPT_ROUTER_NAME },
 	{ "config", required_argument, 0, OPT_CONFIG },
 	{ "unload", no_argument, 0, OPT_UNLOAD },
 	{ "help", no_argument, 0, OPT_HELP },
@@ -191,6 +200,17 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 				    sizeof(config->agent_secrets_dir));
 	case OPT_USER:
 		return copy_setting(name, value, config->user, sizeof(config->user));
+	case OPT_STORE:
+		if (strncmp(value, "etcd=", 5) || !value[5])
+			return fprintf(stderr, "tetherd: --store is etcd=URL[,URL...], such as "
+					       "etcd=http://127.0.0.1:2379\n"),
+			       -EINVAL;
+		return copy_setting(name, value + 5, config->fleet.endpoints,
+				    sizeof(config->fleet.endpoints));
+	case OPT_FLEET:
+		return copy_setting(name, value, config->fleet.name, sizeof(config->fleet.name));
+	case OPT_ROUTER_NAME:
+		return copy_setting(name, value, config->fleet.router, sizeof(config->fleet.router));
 	case OPT_UNLOAD:
 		config->unload = true;
 		return 0;
@@ -433,6 +453,24 @@ static int look_up_user(struct tetherd_config *config)
 	return 0;
 }
 
+static int check_fleet_settings(const struct fleet_config *fleet)
+{
+	char prefix[64];
+
+	if (store_prefix(fleet->name, prefix, sizeof(prefix))) {
+		fprintf(stderr, "tetherd: --fleet '%s' must be 1-31 of A-Z a-z 0-9 . _ -\n",
+			fleet->name);
+		return -EINVAL;
+	}
+	if (!store_name_valid(fleet->router)) {
+		fprintf(stderr, "tetherd: --router-name '%s' must be 1-31 of A-Z a-z 0-9 . _ - "
+				"(the host name is the default)\n",
+			fleet->router);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* What can be checked before anything is loaded or pinned: a start that
  * will be refused leaves nothing behind. */
 static int check_settings(struct tetherd_config *config)
@@ -452,6 +490,8 @@ static int check_settings(struct tetherd_config *config)
 	}
 	if (config->user[0] && (err = look_up_user(config)))
 		return err;
+	if (config->fleet.endpoints[0] && (err = check_fleet_settings(&config->fleet)))
+		return err;
 	/* The secrets are read by tetherd as the user it runs as. */
 	return check_tcp_settings(config, config->user[0] ? config->user_uid : geteuid());
 }
@@ -467,6 +507,11 @@ static void set_defaults(struct tetherd_config *config)
 	config->slowpath = (struct slowpath_config){ .hold_ms = 1000,
 						     .queue_per_function = 256,
 						     .queue_total = 16384 };
+	snprintf(config->fleet.name, sizeof(config->fleet.name), "default");
+	/* The host's short name, as a fleet's routers/ key names it. */
+	if (gethostname(config->fleet.router, sizeof(config->fleet.router)))
+		snprintf(config->fleet.router, sizeof(config->fleet.router), "router");
+	config->fleet.router[strcspn(config->fleet.router, ".")] = '\0';
 }
 
 int config_parse(struct tetherd_config *config, int argc, char **argv)

@@ -25,6 +25,9 @@
 /* Failed TCP authentications: each one doubles the wait before the same
  * address may try again, up to this. */
 #define AUTH_BACKOFF_MAX_MS 60000
+/* Requests pipelined behind one whose answer waits for the fleet's store are
+ * read later; a client that sends more than this meanwhile is cut off. */
+#define WAITING_INPUT_MAX (1u << 20)
 
 struct connection {
 	struct control *control;
@@ -33,7 +36,11 @@ struct connection {
 	GString *in;
 	GString *out;
 	bool watching;
+	bool waiting; /* a request's answer comes later: read no more lines until it does */
+	bool executing;      /* in commands_execute: an answer now is not a late one */
+	bool answered_early; /* ... and one came, before commands_execute returned */
 	bool closing; /* close once out is sent */
+	bool input_done; /* the peer sent all it will (EOF): answer it, then close */
 };
 
 struct control {
@@ -47,6 +54,7 @@ struct control {
 	bool group_set;
 	GHashTable *connections;   /* fd -> struct connection */
 	GHashTable *auth_failures; /* peer address string -> struct auth_failure */
+	__u64 next_connection_id;
 };
 
 struct auth_failure {
@@ -228,8 +236,15 @@ static void handle_line(struct connection *conn, const char *line, size_t len)
 		struct proto_writer w;
 
 		proto_writer_init(&w);
-		commands_execute(conn->control->d, &conn->who, req, &w);
-		g_string_append_len(conn->out, w.data, w.len);
+		conn->executing = true;
+		bool answered = commands_execute(conn->control->d, &conn->who, req, &w);
+
+		conn->executing = false;
+		if (answered)
+			g_string_append_len(conn->out, w.data, w.len);
+		else if (!conn->answered_early)
+			conn->waiting = true;
+		conn->answered_early = false;
 		proto_writer_free(&w);
 	}
 	g_free(req);
@@ -239,17 +254,47 @@ static void handle_input(struct connection *conn)
 {
 	char *newline;
 
-	while (!conn->closing && !conn->watching &&
+	while (!conn->closing && !conn->watching && !conn->waiting &&
 	       (newline = memchr(conn->in->str, '\n', conn->in->len))) {
 		size_t len = newline - conn->in->str + 1;
+		/* Out of the buffer first: an answer given while the line is
+		 * handled may read the next ones. */
+		g_autofree char *line = g_memdup2(conn->in->str, len);
 
-		handle_line(conn, conn->in->str, len);
 		g_string_erase(conn->in, 0, len);
+		handle_line(conn, line, len);
 	}
-	if (conn->in->len >= PROTO_LINE_MAX) {
+	if (conn->closing)
+		return;
+	bool whole_line = memchr(conn->in->str, '\n', conn->in->len) != NULL;
+
+	if (!whole_line && conn->in->len >= PROTO_LINE_MAX) {
 		queue_error(conn, PROTO_BAD_REQUEST, "line longer than 1024 bytes; closing");
 		conn->closing = true;
+	} else if (conn->in->len > WAITING_INPUT_MAX) {
+		queue_error(conn, PROTO_BAD_REQUEST,
+			    "more than 1 MiB of requests sent behind one still waiting for the "
+			    "fleet's store; closing");
+		conn->closing = true;
 	}
+}
+
+void control_answer(struct control *control, const struct control_ticket *ticket,
+		    const char *answer, size_t len)
+{
+	struct connection *conn =
+		g_hash_table_lookup(control->connections, GINT_TO_POINTER(ticket->fd));
+
+	if (!conn || conn->who.ticket.id != ticket->id)
+		return; /* it closed meanwhile */
+	g_string_append_len(conn->out, answer, len);
+	if (conn->executing) {
+		conn->answered_early = true; /* handle_line goes on reading */
+		return;
+	}
+	conn->waiting = false;
+	if (!control->d->stop)
+		handle_input(conn);
 }
 
 static void on_connection(void *ctx, int fd, uint32_t events)
@@ -265,6 +310,13 @@ static void on_connection(void *ctx, int fd, uint32_t events)
 	if (events & EPOLLIN) {
 		ssize_t got = read(conn->fd, buffer, sizeof(buffer));
 
+		if (got == 0 && (conn->waiting || memchr(conn->in->str, '\n', conn->in->len))) {
+			/* Requests sent, then the sending side shut (socat, a
+			 * script): they are still answered before it closes. */
+			conn->input_done = true;
+			loop_modify(conn->control->d->loop, conn->fd, conn->out->len ? EPOLLOUT : 0);
+			return;
+		}
 		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
 			connection_close(conn);
 			return;
@@ -337,6 +389,7 @@ static void accept_connection(struct control *control, int listen_fd, bool remot
 	conn->control = control;
 	conn->fd = fd;
 	conn->who.remote = remote;
+	conn->who.ticket = (struct control_ticket){ fd, ++control->next_connection_id };
 	conn->in = g_string_new(NULL);
 	conn->out = g_string_new(NULL);
 	g_hash_table_insert(control->connections, GINT_TO_POINTER(fd), conn);
@@ -577,8 +630,11 @@ static bool send_output(struct connection *conn)
 		g_string_erase(conn->out, 0, sent);
 	}
 	loop_modify(conn->control->d->loop, conn->fd,
-		    EPOLLIN | (conn->out->len ? EPOLLOUT : 0));
-	return !(conn->closing && conn->out->len == 0);
+		    (conn->input_done ? 0 : EPOLLIN) | (conn->out->len ? EPOLLOUT : 0));
+	bool answered_all = conn->input_done && !conn->waiting &&
+			    !memchr(conn->in->str, '\n', conn->in->len);
+
+	return !((conn->closing || answered_all) && conn->out->len == 0);
 }
 
 void control_flush(struct control *control)

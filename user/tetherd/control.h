@@ -18,6 +18,12 @@ int control_listen_unix(struct control *control, const char *path, const char *g
 /* ADDR:PORT ("127.0.0.1:7070", "[::1]:7070"); agents send the secret first. */
 int control_listen_tcp(struct control *control, const char *address, const char *secret);
 
+/* The answer of a request commands_execute() left waiting: queued on its
+ * connection, whose next requests are then read; dropped when that
+ * connection has closed meanwhile. */
+void control_answer(struct control *control, const struct control_ticket *ticket,
+		    const char *answer, size_t len);
+
 /* Queues an event line for every watcher. */
 void control_broadcast(struct control *control, const char *line);
 /* Sends what is queued; closes connections that asked to be closed. */

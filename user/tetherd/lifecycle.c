@@ -263,13 +263,18 @@ static struct backend *free_backend(struct lifecycle *lc)
 	return NULL;
 }
 
-enum proto_error lc_check_backend_add(struct lifecycle *lc, const char *name, const char *iface)
+enum proto_error lc_check_backend_add(struct lifecycle *lc, const char *name, const char *iface,
+				      __u16 vlan)
 {
 	if (!name_is_valid(name))
 		return fail(lc, PROTO_BAD_ARGUMENT,
 			    "backend name '%s' must be 1-31 of A-Z a-z 0-9 . _ -", name);
 	if (g_hash_table_lookup(lc->backend_names, name))
 		return fail(lc, PROTO_EXISTS, "a backend named '%s' exists already", name);
+	if (vlan > TETHER_VLAN_MAX)
+		return fail(lc, PROTO_BAD_ARGUMENT,
+			    "vlan %u is not a VLAN id: 1 to %u, or 0 for untagged", vlan,
+			    TETHER_VLAN_MAX);
 	if (strlen(iface) >= sizeof(((struct backend_meta *)0)->iface) || !if_nametoindex(iface))
 		return fail(lc, PROTO_BAD_ARGUMENT,
 			    "interface '%s' does not exist on this host (ip link shows them)", iface);
@@ -277,10 +282,10 @@ enum proto_error lc_check_backend_add(struct lifecycle *lc, const char *name, co
 }
 
 enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __u8 addr[16],
-				const __u8 mac[6], const char *iface, __u32 heartbeat_ms,
-				__u32 *id)
+				const __u8 mac[6], const char *iface, __u16 vlan,
+				__u32 heartbeat_ms, __u32 *id)
 {
-	enum proto_error check = lc_check_backend_add(lc, name, iface);
+	enum proto_error check = lc_check_backend_add(lc, name, iface, vlan);
 
 	if (check)
 		return check;
@@ -296,6 +301,7 @@ enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __
 		heartbeat_ms = lc->config.heartbeat_ms;
 	backend.record.state = BACKEND_UP;
 	backend.record.ifindex = ifindex;
+	backend.record.vlan = vlan;
 	backend.record.heartbeat_expiry_ns = lifecycle_now(lc) + heartbeat_ms * NS_PER_MS;
 	memcpy(backend.record.mac, mac, 6);
 	memcpy(backend.record.addr, addr, 16);
@@ -752,6 +758,38 @@ enum proto_error lc_container_del(struct lifecycle *lc, __u32 slot)
 	return check ? check : container_gone(lc, slot, "deleted");
 }
 
+/* --- requests --- */
+
+enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *r, __u32 *slot)
+{
+	struct tether_token token;
+	__u32 id;
+
+	switch (r->op) {
+	case LC_BACKEND_ADD:
+		return lc_backend_add(lc, r->backend, r->addr, r->mac, r->iface, r->vlan,
+				      r->heartbeat_ms, &id);
+	case LC_BACKEND_HEARTBEAT:
+		return lc_backend_heartbeat(lc, r->backend);
+	case LC_BACKEND_DRAIN:
+		return lc_backend_drain(lc, r->backend, r->deadline_ms);
+	case LC_BACKEND_DEL:
+		return lc_backend_del(lc, r->backend);
+	case LC_CONTAINER_ADD:
+		return lc_container_add(lc, r->function_id, r->backend, r->name, r->state, slot,
+					&token);
+	case LC_CONTAINER_UP:
+		return lc_container_up(lc, r->slot);
+	case LC_CONTAINER_DRAIN:
+		return lc_container_drain(lc, r->slot, r->deadline_ms);
+	case LC_CONTAINER_IDLE:
+		return lc_container_idle(lc, r->slot);
+	case LC_CONTAINER_DEL:
+		return lc_container_del(lc, r->slot);
+	}
+	return fail(lc, PROTO_INTERNAL, "request %d is not a lifecycle request", r->op);
+}
+
 /* --- a fleet store's state, applied --- */
 
 /* The backend named in the record, or NULL: the store is the truth, so a
@@ -772,6 +810,7 @@ static bool backend_spec_valid(struct lifecycle *lc, const struct lc_backend_spe
 			       __u32 *ifindex)
 {
 	if (spec->id == 0 || spec->id >= TETHER_MAX_BACKENDS || !name_is_valid(spec->name) ||
+	    spec->vlan > TETHER_VLAN_MAX ||
 	    (spec->state != BACKEND_UP && spec->state != BACKEND_DRAINING &&
 	     spec->state != BACKEND_DOWN)) {
 		fail(lc, PROTO_BAD_ARGUMENT, "backend record '%s' (id %u, state %u) is not valid",
@@ -809,6 +848,7 @@ enum proto_error lc_backend_apply(struct lifecycle *lc, const struct lc_backend_
 	updated.record.heartbeat_expiry_ns = 0;
 	updated.record.state = spec->state;
 	updated.record.ifindex = ifindex;
+	updated.record.vlan = spec->vlan;
 	memcpy(updated.record.mac, spec->mac, 6);
 	memcpy(updated.record.addr, spec->addr, 16);
 	snprintf(updated.meta.name, sizeof(updated.meta.name), "%s", spec->name);

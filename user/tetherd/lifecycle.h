@@ -83,11 +83,45 @@ int lifecycle_adopt(struct lifecycle *lc);
 const char *lifecycle_error(const struct lifecycle *lc);
 __u64 lifecycle_now(const struct lifecycle *lc);
 
+/* A request that changes the lifecycle, as the control protocol gives it:
+ * lc_execute runs it here (single-host mode); a fleet router writes it
+ * through its store instead (fleet.h). */
+enum lc_op {
+	LC_BACKEND_ADD,
+	LC_BACKEND_HEARTBEAT,
+	LC_BACKEND_DRAIN,
+	LC_BACKEND_DEL,
+	LC_CONTAINER_ADD,
+	LC_CONTAINER_UP,
+	LC_CONTAINER_DRAIN,
+	LC_CONTAINER_IDLE,
+	LC_CONTAINER_DEL,
+};
+
+struct lc_request {
+	enum lc_op op;
+	char backend[TETHER_NAME_MAX]; /* backend requests; a new container's backend */
+	__u8 addr[16];                 /* add backend */
+	__u8 mac[6];
+	char iface[16];
+	__u16 vlan;         /* 802.1Q VLAN id, 1..TETHER_VLAN_MAX; 0: untagged */
+	__u32 heartbeat_ms; /* 0: the default */
+	__u32 deadline_ms;  /* drains: 0 for the default */
+	__u64 function_id;  /* add container */
+	char name[TETHER_NAME_MAX];
+	enum container_state state;
+	__u32 slot; /* container requests */
+};
+
+/* Runs request; *slot gets a new container's slot. */
+enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *request, __u32 *slot);
+
 /* The rules of the requests below, checked against the view without
  * changing anything: what a fleet router checks before it writes a change
  * to the store (the calls below check the same first). */
 enum lc_container_change { LC_UP, LC_DRAIN, LC_IDLE, LC_DEL };
-enum proto_error lc_check_backend_add(struct lifecycle *lc, const char *name, const char *iface);
+enum proto_error lc_check_backend_add(struct lifecycle *lc, const char *name, const char *iface,
+				      __u16 vlan);
 enum proto_error lc_check_backend_drain(struct lifecycle *lc, const char *name);
 enum proto_error lc_check_container_add(struct lifecycle *lc, __u64 function_id,
 					const char *backend_name, const char *name,
@@ -95,9 +129,10 @@ enum proto_error lc_check_container_add(struct lifecycle *lc, __u64 function_id,
 enum proto_error lc_check_container_change(struct lifecycle *lc, __u32 slot,
 					   enum lc_container_change change);
 
+/* vlan: the backend's 802.1Q VLAN id (1..TETHER_VLAN_MAX), 0 for untagged. */
 enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __u8 addr[16],
-				const __u8 mac[6], const char *iface, __u32 heartbeat_ms,
-				__u32 *id);
+				const __u8 mac[6], const char *iface, __u16 vlan,
+				__u32 heartbeat_ms, __u32 *id);
 enum proto_error lc_backend_heartbeat(struct lifecycle *lc, const char *name);
 enum proto_error lc_backend_drain(struct lifecycle *lc, const char *name, __u32 deadline_ms);
 enum proto_error lc_backend_del(struct lifecycle *lc, const char *name);
@@ -128,6 +163,7 @@ struct lc_backend_spec {
 	__u8 addr[16];
 	__u8 mac[6];
 	const char *iface; /* found by name on this host */
+	__u16 vlan;
 	__u32 heartbeat_ms;
 	enum backend_state state; /* up, draining or down */
 	__u64 drain_deadline_ns;  /* when draining */

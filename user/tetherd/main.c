@@ -35,9 +35,17 @@ static __u64 clock_monotonic(void *ctx)
 static void on_event(void *ctx, const char *line)
 {
 	struct tetherd *d = ctx;
+	unsigned long long function_id;
+	unsigned int waiting;
 
 	if (d->control)
 		control_broadcast(d->control, line);
+	/* This router's slow path asks for capacity: the fleet's agents hear it
+	 * from any router (lines from other routers name theirs: not again). */
+	if (d->fleet && !strstr(line, " router=") &&
+	    sscanf(line, "event=capacity_needed function=%llu waiting=%u", &function_id,
+		   &waiting) == 2)
+		fleet_capacity_needed(d->fleet, function_id, waiting);
 }
 
 static void on_container_warm(void *ctx, __u32 slot, __u64 function_id)
@@ -58,6 +66,7 @@ static void on_tick(void *ctx, int fd, uint32_t events)
 		return;
 	lifecycle_tick(&d->lc);
 	slowpath_tick(d->slowpath);
+	fleet_tick(d->fleet);
 }
 
 static void on_signal(void *ctx, int fd, uint32_t events)
@@ -195,6 +204,23 @@ static int drop_privileges(struct tetherd *d)
 	return 0;
 }
 
+/* Fleet mode: the store's state replaces what was adopted, as it arrives;
+ * the data plane forwards on the adopted state meanwhile. */
+static int start_fleet(struct tetherd *d)
+{
+	char why[512];
+
+	if (!d->config.fleet.endpoints[0])
+		return 0;
+	d->fleet = fleet_new(d, &d->config.fleet, why, sizeof(why));
+	if (!d->fleet) {
+		fprintf(stderr, "tetherd: cannot use the store %s: %s\n", d->config.fleet.endpoints,
+			why);
+		return -EINVAL;
+	}
+	return fleet_start(d->fleet);
+}
+
 static int start(struct tetherd *d)
 {
 	struct dataplane_opts opts = { .pin_root = d->config.pin_root };
@@ -235,7 +261,7 @@ static int start(struct tetherd *d)
 	if (d->config.tcp_listen[0] &&
 	    (err = control_listen_tcp(d->control, d->config.tcp_listen, d->config.tcp_secret)))
 		return err;
-	if ((err = attach_interfaces(d)))
+	if ((err = attach_interfaces(d)) || (err = start_fleet(d)))
 		return err;
 	return drop_privileges(d);
 }
@@ -281,6 +307,9 @@ static int unload(const char *pin_root)
 
 static void stop(struct tetherd *d)
 {
+	d->stop = true; /* answers given now read no further requests */
+	fleet_free(d->fleet); /* its waiting requests are answered, then flushed */
+	d->fleet = NULL;
 	control_flush(d->control);
 	control_free(d->control);
 	slowpath_free(d->slowpath);

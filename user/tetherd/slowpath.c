@@ -49,7 +49,8 @@
 #define LOG_INTERVAL_NS NS_PER_S
 #define RECV_BUFFER (64 * 1024) /* any UDP datagram, whole */
 #define SOCKET_RCVBUF (4 << 20) /* absorbs a burst while the loop is busy */
-#define FRAME_MAX (ETH_HLEN + sizeof(struct ipv6hdr) + sizeof(struct udphdr) + \
+#define VLAN_HLEN 4
+#define FRAME_MAX (ETH_HLEN + VLAN_HLEN + sizeof(struct ipv6hdr) + sizeof(struct udphdr) + \
 		   SLOWPATH_MAX_DATAGRAM)
 #define TTL 64
 
@@ -354,20 +355,36 @@ static __u16 udp_checksum(const struct request *req, const __u8 *udp, size_t udp
 	return check ? check : 0xffff; /* 0 means "no checksum" */
 }
 
+/* The Ethernet header with the backend's own tagging, as the fast path
+ * sends it (bpf/forward.h retag_for_backend): one 802.1Q tag with its VID,
+ * PCP and DEI 0, when it has a VLAN, else none. (Whatever tags the client's
+ * frame had, the socket that received the request never saw them.) Returns
+ * its length. */
+static size_t write_ethernet(__u8 *frame, const struct backend_record *backend, bool v4)
+{
+	__be16 l3_proto = htons(v4 ? ETH_P_IP : ETH_P_IPV6);
+	size_t offset = 2 * ETH_ALEN;
+
+	memcpy(frame, backend->mac, ETH_ALEN);
+	memcpy(frame + ETH_ALEN, backend->src_mac, ETH_ALEN);
+	if (backend->vlan) {
+		__be16 tag[2] = { htons(ETH_P_8021Q), htons(backend->vlan) };
+
+		memcpy(frame + offset, tag, sizeof(tag));
+		offset += VLAN_HLEN;
+	}
+	memcpy(frame + offset, &l3_proto, sizeof(l3_proto));
+	return offset + sizeof(l3_proto);
+}
+
 /* Ethernet, IP, UDP and the stamped request; returns the frame's length. */
 static size_t build_frame(__u8 *frame, const struct request *req, __u32 slot,
 			  const struct container_record *container,
 			  const struct backend_record *backend)
 {
-	struct ethhdr *eth = (struct ethhdr *)frame;
 	bool v4 = addr_is_v4mapped(req->service->addr);
 	size_t udp_len = sizeof(struct udphdr) + req->len;
-
-	memcpy(eth->h_dest, backend->mac, ETH_ALEN);
-	memcpy(eth->h_source, backend->src_mac, ETH_ALEN);
-	eth->h_proto = htons(v4 ? ETH_P_IP : ETH_P_IPV6);
-
-	size_t offset = ETH_HLEN;
+	size_t offset = write_ethernet(frame, backend, v4);
 
 	offset += v4 ? write_ipv4(frame + offset, req, udp_len)
 		     : write_ipv6(frame + offset, req, udp_len);

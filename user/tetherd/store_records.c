@@ -3,6 +3,7 @@
 #include "store_records.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,11 @@ static bool is_name(const char *text, size_t len)
 			return false;
 	}
 	return true;
+}
+
+bool store_name_valid(const char *name)
+{
+	return is_name(name, strlen(name));
 }
 
 int store_prefix(const char *fleet, char *out, size_t size)
@@ -70,6 +76,16 @@ void store_key_router(const char *prefix, const char *name, char out[STORE_KEY_M
 	snprintf(out, STORE_KEY_MAX, "%srouters/%s", prefix, name);
 }
 
+void store_key_state(const char *prefix, char out[STORE_KEY_MAX])
+{
+	snprintf(out, STORE_KEY_MAX, "%sstate", prefix);
+}
+
+void store_key_capacity(const char *prefix, __u64 function_id, char out[STORE_KEY_MAX])
+{
+	snprintf(out, STORE_KEY_MAX, "%scapacity/%llu", prefix, (unsigned long long)function_id);
+}
+
 /* A decimal below limit, no sign, no leading zero but "0" itself. */
 static bool parse_number(const char *text, size_t len, __u32 limit, __u32 *out)
 {
@@ -85,6 +101,24 @@ static bool parse_number(const char *text, size_t len, __u32 limit, __u32 *out)
 	if (value >= limit)
 		return false;
 	*out = (__u32)value;
+	return true;
+}
+
+/* A nonzero decimal function id, no leading zero. */
+static bool parse_function(const char *text, size_t len, __u64 *out)
+{
+	__u64 value = 0;
+
+	if (len == 0 || len > 20 || text[0] == '0')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		__u64 digit = (__u64)(text[i] - '0');
+
+		if (text[i] < '0' || text[i] > '9' || value > (UINT64_MAX - digit) / 10)
+			return false;
+		value = value * 10 + digit;
+	}
+	*out = value;
 	return true;
 }
 
@@ -106,6 +140,7 @@ bool store_key_parse(const char *prefix, const char *key, size_t key_len, struct
 		{ "backends/", STORE_BACKEND },	    { "backend_ids/", STORE_BACKEND_ID },
 		{ "alive/", STORE_ALIVE },	    { "containers/", STORE_CONTAINER },
 		{ "names/", STORE_NAME },	    { "routers/", STORE_ROUTER },
+		{ "capacity/", STORE_CAPACITY },
 	};
 	size_t prefix_len = strlen(prefix);
 
@@ -114,6 +149,10 @@ bool store_key_parse(const char *prefix, const char *key, size_t key_len, struct
 		return false;
 	key += prefix_len;
 	key_len -= prefix_len;
+	if (key_len == 5 && !memcmp(key, "state", 5)) {
+		out->kind = STORE_STATE;
+		return true;
+	}
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		size_t dir_len = strlen(dirs[i].dir);
 
@@ -129,6 +168,8 @@ bool store_key_parse(const char *prefix, const char *key, size_t key_len, struct
 			       out->number != 0;
 		case STORE_CONTAINER:
 			return parse_number(rest, rest_len, TETHER_MAX_CONTAINERS, &out->number);
+		case STORE_CAPACITY:
+			return parse_function(rest, rest_len, &out->function_id);
 		case STORE_NAME: {
 			const char *slash = memchr(rest, '/', rest_len);
 
@@ -217,6 +258,7 @@ void store_backend_encode(const struct store_backend *backend, char out[STORE_VA
 	proto_record_str(&w, "addr", addr);
 	proto_record_str(&w, "mac", mac);
 	proto_record_str(&w, "iface", backend->iface);
+	proto_record_u64(&w, "vlan", backend->vlan);
 	proto_record_u64(&w, "heartbeat_ms", backend->heartbeat_ms);
 	proto_record_str(&w, "state", backend_state_word(backend->state));
 	proto_record_u64(&w, "drain_deadline_unix_ms", backend->drain_deadline_unix_ms);
@@ -227,8 +269,8 @@ void store_backend_encode(const struct store_backend *backend, char out[STORE_VA
 int store_backend_decode(const char *value, size_t value_len, struct store_backend *out,
 			 char *why, size_t why_size)
 {
-	static const char *const keys[] = { "id", "addr", "mac", "iface", "heartbeat_ms", "state",
-					    "drain_deadline_unix_ms", NULL };
+	static const char *const keys[] = { "id", "addr", "mac", "iface", "vlan", "heartbeat_ms",
+					    "state", "drain_deadline_unix_ms", NULL };
 	struct proto_request record;
 	const char *iface, *state;
 
@@ -238,6 +280,7 @@ int store_backend_decode(const char *value, size_t value_len, struct store_backe
 	    proto_get_addr(&record, "addr", 1, out->addr, why, why_size) ||
 	    proto_get_mac(&record, "mac", 1, out->mac, why, why_size) ||
 	    proto_get_name(&record, "iface", 1, &iface, why, why_size) ||
+	    proto_get_vlan(&record, "vlan", 0, &out->vlan, why, why_size) ||
 	    proto_get_u32(&record, "heartbeat_ms", 1, &out->heartbeat_ms, why, why_size) ||
 	    proto_get_name(&record, "state", 1, &state, why, why_size) ||
 	    proto_get_u64(&record, "drain_deadline_unix_ms", 1, &out->drain_deadline_unix_ms, why,
@@ -273,8 +316,10 @@ void store_container_encode(const struct store_container *container, char out[ST
 	struct proto_writer w;
 	__u8 secret[8];
 
-	for (int i = 0; i < 8; i++)
-		secret[i] = (__u8)(container->secret >> (56 - 8 * i));
+	/* The bytes as the token carries them (the secret is never interpreted,
+	 * only compared as it lies in the packet): the record's secret= is the
+	 * last 16 hex digits of the container's token on every router. */
+	memcpy(secret, &container->secret, sizeof(secret));
 	proto_writer_init(&w);
 	proto_record_begin(&w);
 	proto_record_u64(&w, "function", container->function_id);
@@ -291,7 +336,8 @@ void store_container_encode(const struct store_container *container, char out[ST
 
 static int parse_secret(const char *hex, __u64 *out, char *why, size_t why_size)
 {
-	__u64 secret = 0;
+	__u8 bytes[8];
+	__u64 secret;
 
 	for (int i = 0; i < 16; i++) {
 		int digit = hex[i] >= '0' && hex[i] <= '9' ? hex[i] - '0'
@@ -299,13 +345,18 @@ static int parse_secret(const char *hex, __u64 *out, char *why, size_t why_size)
 							       : -1;
 
 		if (digit < 0)
-			break;
-		secret = secret << 4 | (__u64)digit;
-		if (i == 15 && hex[16] == '\0' && secret) {
-			*out = secret;
-			return 0;
-		}
+			goto bad;
+		if (i % 2 == 0)
+			bytes[i / 2] = (__u8)(digit << 4);
+		else
+			bytes[i / 2] |= (__u8)digit;
 	}
+	memcpy(&secret, bytes, sizeof(secret));
+	if (hex[16] == '\0' && secret) {
+		*out = secret;
+		return 0;
+	}
+bad:
 	snprintf(why, why_size, "secret '%s' is not 16 lowercase hex digits, nonzero", hex);
 	return -EINVAL;
 }

@@ -27,6 +27,8 @@ enum store_kind {
 	STORE_CONTAINER,  /* containers/SLOT */
 	STORE_NAME,       /* names/BACKEND/NAME: which slot holds the name */
 	STORE_ROUTER,     /* routers/NAME: on the router's lease */
+	STORE_STATE,      /* state: put by every change, so its mod revision is the state's */
+	STORE_CAPACITY,   /* capacity/FUNCTION: a router's slow path waits for capacity */
 };
 
 struct store_key {
@@ -34,7 +36,11 @@ struct store_key {
 	char name[TETHER_NAME_MAX];    /* backend, alive, router; the backend of a name */
 	char container[TETHER_NAME_MAX]; /* names/: the container's name */
 	__u32 number;                  /* backend id, container slot */
+	__u64 function_id;             /* capacity/ */
 };
+
+/* [A-Za-z0-9._-]{1,31}: fleets, routers, backends, containers. */
+bool store_name_valid(const char *name);
 
 /* "/tether/FLEET/"; FLEET is [A-Za-z0-9._-]{1,31}. 0 or -EINVAL. */
 int store_prefix(const char *fleet, char *out, size_t size);
@@ -49,6 +55,8 @@ void store_key_name(const char *prefix, const char *backend, const char *name,
 /* names/BACKEND/: every name of a backend's containers. */
 void store_key_names_of(const char *prefix, const char *backend, char out[STORE_KEY_MAX]);
 void store_key_router(const char *prefix, const char *name, char out[STORE_KEY_MAX]);
+void store_key_state(const char *prefix, char out[STORE_KEY_MAX]);
+void store_key_capacity(const char *prefix, __u64 function_id, char out[STORE_KEY_MAX]);
 
 /* Which key key is (key_len bytes; it starts with prefix). false for a key of
  * no known kind or with a bad name or number. */
@@ -67,6 +75,7 @@ struct store_backend {
 	__u8 addr[16];
 	__u8 mac[6];
 	char iface[16];
+	__u16 vlan;                     /* 0: untagged */
 	__u32 heartbeat_ms;
 	enum backend_state state;       /* up or draining (down: its alive key is gone) */
 	__u64 drain_deadline_unix_ms;   /* when draining */

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "attach.h"
+#include "fleet.h"
 #include "dataplane/dataplane.h"
 #include "lifecycle.h"
 #include "core/core.h"
@@ -35,6 +36,7 @@ struct tetherd_config {
 	char tcp_listen[64];  /* ADDR:PORT for remote agents; empty: none */
 	char tcp_secret[128]; /* shared secret: operators, any backend; empty: none */
 	char agent_secrets_dir[256]; /* DIR/NAME: backend NAME's own secret; empty: none */
+	struct fleet_config fleet; /* endpoints empty: single host */
 	char user[64];       /* run as this user once started; empty: stay root */
 	uid_t user_uid;      /* ... its ids, looked up by config_parse */
 	gid_t user_gid;
@@ -50,13 +52,22 @@ struct tetherd {
 	struct slowpath *slowpath;
 	struct loop *loop;
 	struct control *control;
+	struct fleet *fleet; /* fleet mode (--store); NULL: single host */
 	int timer_fd, signal_fd; /* the loop's tick and SIGTERM/SIGINT; -1 when not open */
 	bool stop;
 	bool unload_requested;
 };
 
+/* Where an answer given later goes: the connection's fd, and its number,
+ * which no later connection on the same fd has. */
+struct control_ticket {
+	int fd;
+	__u64 id;
+};
+
 /* Who sent a request: the control socket's view of the connection. */
 struct requester {
+	struct control_ticket ticket;
 	bool remote;        /* over TCP */
 	bool authenticated; /* TCP: passed "auth agent" */
 	char backend[32];   /* TCP agent bound to this backend, or empty (any) */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "protocol.h"
+#include "tether/maps.h"
 
 #define EXPECTED_SHAPE "expected VERB NOUN key=value ..."
 
@@ -32,6 +33,7 @@ static const struct {
 	[PROTO_FULL] = { "full", "no free backend id or container slot" },
 	[PROTO_UNAUTHORIZED] = { "unauthorized", "not authorized" },
 	[PROTO_INTERNAL] = { "internal", "internal error" },
+	[PROTO_UNAVAILABLE] = { "unavailable", "the fleet's store is unreachable; nothing changed" },
 };
 
 #define ERROR_COUNT (sizeof(errors) / sizeof(errors[0]))
@@ -554,6 +556,16 @@ static int parse_function(const char *text, void *out)
 	return 0;
 }
 
+static int parse_vlan(const char *text, void *out)
+{
+	__u64 value;
+
+	if (parse_u64(text, &value) || value > TETHER_VLAN_MAX)
+		return -1;
+	*(__u16 *)out = (__u16)value;
+	return 0;
+}
+
 static int parse_name(const char *text, void *out)
 {
 	if (strlen(text) > PROTO_NAME_MAX || !is_word_of(text, is_name_char))
@@ -619,6 +631,9 @@ static const struct value_type type_u32 = {
 static const struct value_type type_function = {
 	"a nonzero 64-bit function id, decimal or 0x hex", parse_function
 };
+static const struct value_type type_vlan = {
+	"a VLAN id from 1 to 4094, or 0 for untagged", parse_vlan
+};
 static const struct value_type type_name = {
 	"a name of 1 to 31 letters, digits, '.', '_' or '-'", parse_name
 };
@@ -649,6 +664,12 @@ enum proto_error proto_get_function(const struct proto_request *req, const char 
 				    size_t message_size)
 {
 	return get_typed(req, key, required, &type_function, out, message, message_size);
+}
+
+enum proto_error proto_get_vlan(const struct proto_request *req, const char *key, int required,
+				__u16 *out, char *message, size_t message_size)
+{
+	return get_typed(req, key, required, &type_vlan, out, message, message_size);
 }
 
 enum proto_error proto_get_name(const struct proto_request *req, const char *key, int required,

@@ -31,6 +31,7 @@ enum proto_error {
 	PROTO_FULL,
 	PROTO_UNAUTHORIZED,
 	PROTO_INTERNAL,
+	PROTO_UNAVAILABLE, /* a fleet's store could not be reached: nothing changed */
 };
 
 /* "bad_request", "not_found", ... as on the wire; "ok" for PROTO_OK and
@@ -90,7 +91,7 @@ const char *proto_get(const struct proto_request *req, const char *key);
 
 /* Rejects, with PROTO_BAD_ARGUMENT, a key not in allowed (a NULL-terminated
  * list) and a key given twice: "unknown argument 'x' for 'add backend'; expected
- * one of: name addr mac iface heartbeat_ms". */
+ * one of: name addr mac iface heartbeat_ms vlan". */
 enum proto_error proto_check_keys(const struct proto_request *req, const char *const *allowed,
 				  char *message, size_t message_size);
 
@@ -110,6 +111,10 @@ enum proto_error proto_get_u32(const struct proto_request *req, const char *key,
 enum proto_error proto_get_function(const struct proto_request *req, const char *key,
 				    int required, __u64 *out, char *message,
 				    size_t message_size);
+/* An 802.1Q VLAN id, 1 to 4094, or 0 for none (untagged); as proto_get_u64
+ * reads numbers. */
+enum proto_error proto_get_vlan(const struct proto_request *req, const char *key, int required,
+				__u16 *out, char *message, size_t message_size);
 /* [A-Za-z0-9._-]{1,31}; *out points into req. */
 enum proto_error proto_get_name(const struct proto_request *req, const char *key, int required,
 				const char **out, char *message, size_t message_size);

@@ -20,7 +20,8 @@ int backend_set(struct dataplane *dp, __u32 backend_id, const struct backend_rec
 	char iface[IF_NAMESIZE];
 	int err;
 
-	if (backend_id >= TETHER_MAX_BACKENDS || record->state == BACKEND_FREE)
+	if (backend_id >= TETHER_MAX_BACKENDS || record->state == BACKEND_FREE ||
+	    record->vlan > TETHER_VLAN_MAX)
 		return -EINVAL;
 	if (!if_indextoname(record->ifindex, iface))
 		return -ENODEV;

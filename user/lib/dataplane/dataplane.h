@@ -25,7 +25,8 @@ int service_add(struct dataplane *dp, const __u8 addr[16], __u16 port, __u32 ser
 int service_del(struct dataplane *dp, const __u8 addr[16], __u16 port);
 
 /* backends.c: the record is written whole; src_mac is filled from ifindex,
- * and ifindex is added to tx_ports. */
+ * and ifindex is added to tx_ports. vlan: 0 (untagged) or 1..TETHER_VLAN_MAX,
+ * else -EINVAL. */
 int backend_set(struct dataplane *dp, __u32 backend_id, const struct backend_record *record);
 int backend_get(struct dataplane *dp, __u32 backend_id, struct backend_record *record);
 int backend_del(struct dataplane *dp, __u32 backend_id);
@@ -68,6 +69,9 @@ int pools_replace(struct dataplane *dp, struct pool_update *updates, size_t coun
  * (maglev_digest), with an fd of it in *table_fd when that is not NULL (the
  * caller closes it); 0 when it was not or there is none; -errno. */
 int pool_table_matches(struct dataplane *dp, __u64 function_id, __u64 digest, int *table_fd);
+/* A hash of a table's size and entries (FNV-1a), from an fd of it: equal
+ * tables, equal hashes, so routers of a fleet can be compared. */
+int pool_table_hash(int table_fd, __u64 *hash);
 /* Reads the live table: *size entries into table (at most cap). */
 int pool_read(struct dataplane *dp, __u64 function_id, __u32 *table, __u32 cap, __u32 *size);
 

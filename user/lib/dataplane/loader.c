@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -78,9 +79,22 @@ static int pin_path(char *out, size_t size, const char *pin_root, const char *na
 	return 0;
 }
 
+/* The stats map of an earlier version: the same map, but fewer counters
+ * (they are only ever appended to struct tether_stats). */
+static bool is_older_stats(const struct dataplane *dp, const struct bpf_map *map,
+			   const struct bpf_map_info *info)
+{
+	return map == dp->skel->maps.stats && info->type == (__u32)bpf_map__type(map) &&
+	       info->key_size == bpf_map__key_size(map) &&
+	       info->max_entries == bpf_map__max_entries(map) &&
+	       info->value_size < bpf_map__value_size(map) && info->value_size % sizeof(__u64) == 0 &&
+	       info->value_size > 0;
+}
+
 /* A pinned map is adopted only when it is the map this program expects: a
- * map of another shape would be misread by the program. */
-static int check_shape(const struct bpf_map *map, int fd, const char *path)
+ * map of another shape would be misread by the program. Returns 1 for an
+ * earlier version's stats map (carried over, not adopted as it is). */
+static int check_shape(struct dataplane *dp, const struct bpf_map *map, int fd, const char *path)
 {
 	struct bpf_map_info info = {};
 	__u32 info_len = sizeof(info);
@@ -91,6 +105,10 @@ static int check_shape(const struct bpf_map *map, int fd, const char *path)
 	    info.value_size == bpf_map__value_size(map) &&
 	    info.max_entries == bpf_map__max_entries(map))
 		return 0;
+	if (is_older_stats(dp, map, &info)) {
+		dp->older_stats_size = info.value_size;
+		return 1;
+	}
 	fprintf(stderr,
 		"tether: pinned map %s does not match this program (type %u/%u, key %u/%u, "
 		"value %u/%u, entries %u/%u: pinned/expected).\n"
@@ -121,7 +139,12 @@ static int adopt_pinned_maps(struct dataplane *dp)
 				strerror(errno));
 			return err;
 		}
-		err = check_shape(map, fd, path);
+		err = check_shape(dp, map, fd, path);
+		if (err == 1) {
+			dp->older_stats_fd = fd; /* libbpf makes ours at load */
+			dp->adopted = true;
+			continue;
+		}
 		if (!err)
 			err = bpf_map__reuse_fd(map, fd);
 		close(fd);
@@ -129,6 +152,50 @@ static int adopt_pinned_maps(struct dataplane *dp)
 			return err;
 		dp->adopted = true;
 	}
+	return 0;
+}
+
+/* This program's stats map starts from the counts of the earlier version's,
+ * and takes its place under the pin root. What the running program counts
+ * between now and its replacement (bpf_link_update) stays in the old map. */
+static int carry_over_stats(struct dataplane *dp)
+{
+	int cpus = libbpf_num_possible_cpus();
+	size_t old_size = (dp->older_stats_size + 7) / 8 * 8, new_size = sizeof(struct tether_stats);
+	char path[PATH_MAX];
+	__u32 zero = 0;
+	int err;
+
+	if (cpus < 0)
+		return cpus;
+	if ((err = pin_path(path, sizeof(path), dp->pin_root, TETHER_MAP_STATS)))
+		return err;
+
+	char *old = calloc((size_t)cpus, old_size), *new = calloc((size_t)cpus, new_size);
+
+	err = !old || !new ? -ENOMEM : 0;
+	if (!err && bpf_map_lookup_elem(dp->older_stats_fd, &zero, old))
+		err = -errno;
+	for (int cpu = 0; !err && cpu < cpus; cpu++)
+		memcpy(new + (size_t)cpu * new_size, old + (size_t)cpu * old_size,
+		       dp->older_stats_size);
+	if (!err && bpf_map_update_elem(bpf_map__fd(dp->skel->maps.stats), &zero, new, BPF_ANY))
+		err = -errno;
+	if (!err && unlink(path))
+		err = -errno;
+	free(old);
+	free(new);
+	if (err) {
+		fprintf(stderr, "tether: cannot carry the counters of %s over: %s\n", path,
+			strerror(-err));
+		return err;
+	}
+	fprintf(stderr,
+		"tether: %s was pinned by an earlier version with %u counters; they carry on in "
+		"this version's map of %zu\n",
+		path, dp->older_stats_size / 8, new_size / 8);
+	close(dp->older_stats_fd);
+	dp->older_stats_fd = -1;
 	return 0;
 }
 
@@ -167,6 +234,7 @@ int dataplane_open(struct dataplane *dp, const struct dataplane_opts *opts)
 	int err;
 
 	memset(dp, 0, sizeof(*dp));
+	dp->older_stats_fd = -1;
 	libbpf_set_print(print_libbpf);
 	if (opts && opts->pin_root) {
 		if (snprintf(dp->pin_root, sizeof(dp->pin_root), "%s", opts->pin_root) >=
@@ -192,10 +260,15 @@ int dataplane_open(struct dataplane *dp, const struct dataplane_opts *opts)
 				"the verifier's log is above.\n", strerror(-err));
 		goto fail;
 	}
+	if (dp->older_stats_fd >= 0 && (err = carry_over_stats(dp)))
+		goto fail;
 	if (dp->pin_root[0] && (err = pin_new_maps(dp)))
 		goto fail;
 	return 0;
 fail:
+	if (dp->older_stats_fd >= 0)
+		close(dp->older_stats_fd);
+	dp->older_stats_fd = -1;
 	tether_xdp__destroy(dp->skel);
 	dp->skel = NULL;
 	return err;

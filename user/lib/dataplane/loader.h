@@ -5,6 +5,7 @@
 #define TETHER_LOADER_H
 
 #include <stdbool.h>
+#include <linux/types.h>
 
 struct tether_xdp; /* the generated skeleton */
 
@@ -12,6 +13,10 @@ struct dataplane {
 	struct tether_xdp *skel;
 	char pin_root[256]; /* empty: nothing pinned (tests) */
 	bool adopted;       /* maps came from an earlier run's pins */
+	/* While opening: a stats map pinned by an earlier version, with fewer
+	 * counters, whose counts go into this program's (-1: none). */
+	int older_stats_fd;
+	__u32 older_stats_size; /* its value size */
 };
 
 struct dataplane_opts {
@@ -20,8 +25,11 @@ struct dataplane_opts {
 
 /* Opens and loads the program. With a pin root: mounts bpffs there when none
  * is mounted, reuses every map already pinned there (after checking it has
- * the shape this program expects) and pins the others. On failure returns a
- * negative errno and has printed why, with the verifier's log. */
+ * the shape this program expects) and pins the others. Counters are only
+ * ever added at the end of struct tether_stats: a pinned stats map with fewer
+ * of them (an earlier version's) is replaced by one of this program's shape
+ * that starts from its counts. On failure returns a negative errno and has
+ * printed why, with the verifier's log. */
 int dataplane_open(struct dataplane *dp, const struct dataplane_opts *opts);
 void dataplane_close(struct dataplane *dp);
 

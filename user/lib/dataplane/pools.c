@@ -189,6 +189,25 @@ out:
 	return err;
 }
 
+int pool_table_hash(int table_fd, __u64 *hash)
+{
+	__u32 size, index = TETHER_POOL_SIZE_INDEX, slot;
+	__u64 h = 0xcbf29ce484222325ull; /* FNV-1a */
+
+	if (bpf_map_lookup_elem(table_fd, &index, &size))
+		return -errno;
+	for (index = 0; index <= size; index++) {
+		if (index && bpf_map_lookup_elem(table_fd, &index, &slot))
+			return -errno;
+		__u32 word = index ? slot : size;
+
+		for (int byte = 0; byte < 4; byte++)
+			h = (h ^ ((word >> (8 * byte)) & 0xff)) * 0x100000001b3ull;
+	}
+	*hash = h;
+	return 0;
+}
+
 /* Opening a table by its map id needs CAP_SYS_ADMIN: tetherd does this while
  * adopting, before it drops its privileges. */
 int pool_table_matches(struct dataplane *dp, __u64 function_id, __u64 digest, int *table_fd)

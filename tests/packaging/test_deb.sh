@@ -199,8 +199,9 @@ test_build() {
 	[[ -f $CHANGES ]] || fail "no $CHANGES"
 	expect_eq "the package's version" "$(dpkg-deb -f "$DEB" Version)" "$VERSION"
 	expect_eq "the package's name" "$(dpkg-deb -f "$DEB" Package)" tether
-	dpkg-deb --fsys-tarfile "$DEB" | tar -xOf - ./usr/share/doc/tether/changelog.gz | zcat |
-		head -n1 | grep -qF "tether ($VERSION)" || fail "the changelog's first entry is not $VERSION"
+	local changelog
+	changelog=$(dpkg-deb --fsys-tarfile "$DEB" | tar -xOf - ./usr/share/doc/tether/changelog.gz | zcat)
+	expect_contains "the changelog's first entry" "${changelog%%$'\n'*}" "tether ($VERSION)"
 	after=$(git -C "$E2E_REPO" status --porcelain --ignored=no 2>/dev/null || true)
 	expect_eq "the checkout's status after make deb" "$after" "$before"
 	local leftover
@@ -236,8 +237,9 @@ test_install() {
 	expect_eq "conffiles" "$(dpkg-query -W -f='${Conffiles}' tether | awk '{print $1}' | sort | xargs)" \
 		"/etc/tether/agent.conf /etc/tether/tetherd.conf"
 	# The object keeps its BTF (bpftool reads the maps' fields from it).
-	readelf -S /usr/lib/tether/tether_xdp.bpf.o | grep -q '\.BTF ' ||
-		fail "the installed BPF object has no .BTF section"
+	local sections
+	sections=$(readelf -S /usr/lib/tether/tether_xdp.bpf.o) # whole: grep -q would cut the pipe
+	grep -q '\.BTF ' <<<"$sections" || fail "the installed BPF object has no .BTF section"
 	local entry
 	entry=$(getent passwd tether) || fail "no user tether"
 	expect_eq "tether's shell" "$(cut -d: -f7 <<<"$entry")" /usr/sbin/nologin

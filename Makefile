@@ -221,6 +221,9 @@ clean:
 
 .SECONDARY:
 
+# The version, man pages, completion, `make install`, `make deb`.
+include mk/release.mk
+
 # Benchmarks: BPF wrappers in tools/bench/, harness tools/bench_dataplane.c.
 BENCH_BPF_OBJ := $(BUILD)/bench_xdp.bpf.o
 BENCH_SKEL    := $(BUILD)/bench_xdp.skel.h

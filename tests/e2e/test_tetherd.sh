@@ -927,8 +927,12 @@ test_systemd_unit() {
 	sed "s|^ExecStart=[^ ]*tetherd |ExecStart=$E2E_TETHERD |" "$unit" >"$dir/tetherd.service"
 	grep -q "^ExecStart=$E2E_TETHERD --config " "$dir/tetherd.service" ||
 		fail "could not point ExecStart at $E2E_TETHERD"
+	# Documentation=man:...: the pages as built (make man), where man finds them.
+	mkdir -p "$dir/man/man5" "$dir/man/man8"
+	cp "$E2E_BUILD/man/tetherd.8" "$dir/man/man8/" && cp "$E2E_BUILD/man/tetherd.conf.5" "$dir/man/man5/" ||
+		fail "the man pages are not built in $E2E_BUILD/man: run 'make' first"
 	status=0
-	out=$(systemd-analyze verify "$dir/tetherd.service" 2>&1) || status=$?
+	out=$(MANPATH=$dir/man systemd-analyze verify "$dir/tetherd.service" 2>&1) || status=$?
 	echo "#   systemd-analyze verify (ExecStart=$E2E_TETHERD): exit $status"
 	[[ -z $out ]] || show "$out"
 	out=$(grep -Ev 'is not executable|Command .* (No such file or directory|not found)' <<<"$out" || true)

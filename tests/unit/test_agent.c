@@ -45,6 +45,7 @@
 #include "records.h"
 #include "rotation.h"
 #include "wire.h"
+#include "tether_version.h"
 
 #define MESSAGE_SIZE 512
 
@@ -146,6 +147,10 @@ static void test_options_defaults(void **state)
 
 	assert_int_equal(parse_words(&o, message, "--help", NULL), 1);
 	assert_non_null(strstr(agent_options_usage(), "--router-iface"));
+	/* --version: main prints agent_version(); no other option is needed. */
+	assert_int_equal(parse_words(&o, message, "--version", NULL), 2);
+	assert_string_equal(agent_version(), "tether-agent " TETHER_RELEASE_VERSION "\n");
+	assert_non_null(strstr(agent_options_usage(), "--version"));
 	assert_non_null(strstr(agent_options_usage(), "counter, echo"));
 }
 

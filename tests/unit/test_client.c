@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "tether/client.h"
+#include "tether_version.h"
 
 static const uint8_t token_a[TETHER_TOKEN_LEN] = { 0, 0, 0, 7, 0, 0, 0, 1,
 						   0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4 };
@@ -822,6 +823,11 @@ static void test_invoke(void **state)
 	assert_int_equal(run_program(command, out, sizeof(out)), 1);
 	EXPECT_FIELD(out, "status", "timeout");
 	assert_int_equal(access(token_path, R_OK), 0);
+
+	/* --version: "tether-invoke VERSION", exit status 0, nothing sent */
+	snprintf(command, sizeof(command), "%s --version", invoke);
+	assert_int_equal(run_program(command, out, sizeof(out)), 0);
+	assert_string_equal(out, "tether-invoke " TETHER_RELEASE_VERSION "\n");
 
 	/* usage errors: 2 */
 	snprintf(command, sizeof(command), "%s --vip %s 2>/dev/null", invoke, f->vip);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "tether_version.h"
 
 #define SECRET "0123456789abcdef" /* 16 characters: the shortest taken */
 
@@ -227,6 +228,31 @@ static void test_parse_user(void **state)
 	assert_int_equal(config.user_gid, getpwnam("nobody")->pw_gid);
 }
 
+/* --version prints "tetherd VERSION" on stdout and is done (main exits 0);
+ * it needs no --iface or --vip. */
+static void test_parse_version(void **state)
+{
+	struct tetherd_config config;
+	char path[] = "/tmp/test_config_version.XXXXXX", out[128] = "";
+	int fd = mkstemp(path), saved = dup(STDOUT_FILENO);
+
+	(void)state;
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stdout);
+	assert_int_equal(dup2(fd, STDOUT_FILENO), STDOUT_FILENO);
+	int parsed = parse(&config, (const char *const[]){ "--version", NULL });
+
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	assert_int_equal(parsed, 1);
+	assert_true(pread(fd, out, sizeof(out) - 1, 0) > 0);
+	close(fd);
+	unlink(path);
+	assert_string_equal(out, "tetherd " TETHER_RELEASE_VERSION "\n");
+	assert_true(strlen(TETHER_RELEASE_VERSION) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -242,6 +268,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parse_agent_secrets, secrets_setup,
 						secrets_teardown),
 		cmocka_unit_test(test_parse_user),
+		cmocka_unit_test(test_parse_version),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

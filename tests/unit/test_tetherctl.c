@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "args.h"
+#include "complete.h"
 #include "help.h"
 #include "control/json.h"
 #include "output.h"
@@ -32,6 +33,7 @@
 #include "run.h"
 #include "wait.h"
 #include "watch.h"
+#include "tether_version.h"
 
 /* ---- Helpers ------------------------------------------------------------ */
 
@@ -970,6 +972,103 @@ static void test_usage_error_exit_status(void **state)
 	run_result_free(&r);
 }
 
+/* What `tetherctl __complete WORDS` prints for the words of command (split at
+ * spaces; a trailing space starts a new, empty word). */
+static char *completions(const char *command)
+{
+	g_auto(GStrv) words = g_strsplit(command, " ", -1);
+	GString *out = g_string_new(NULL);
+
+	ctl_complete(out, (int)g_strv_length(words), words);
+	return g_string_free(out, FALSE);
+}
+
+static void assert_completions(const char *command, const char *expected)
+{
+	g_autofree char *got = completions(command);
+
+	if (strcmp(got, expected))
+		fail_msg("completing '%s': expected '%s', got '%s'", command, expected, got);
+}
+
+/* Completion reads the table: every command's words complete, and a
+ * command's options, the global ones, and nothing where a value is due. */
+static void test_completion(void **state)
+{
+	(void)state;
+	assert_completions("back", "backend\n");
+	assert_completions("", "backend\ncontainer\nfunction\naffinity\ndrain\nfleet\nstats\nwatch\n"
+			       "unload\n");
+	assert_completions("backend ", "add\ndel\ndrain\nheartbeat\nlist\n");
+	assert_completions("backend d", "del\ndrain\n");
+	assert_completions("-", "--socket\n--json\n--help\n--version\n");
+	assert_completions("--socket /run/x.sock co", "container\n");
+	assert_completions("--json backend add vm1 --", "--addr\n--mac\n--iface\n--heartbeat-ms\n"
+							 "--vlan\n--socket\n--help\n");
+	assert_completions("backend add vm1 --addr 10.0.0.1 --m", "--mac\n");
+	assert_completions("container drain --w", "--wait\n");
+	/* Values: nothing to offer (the shell completes --socket's as a file). */
+	assert_completions("backend add vm1 --addr ", "");
+	assert_completions("--socket ", "");
+	assert_completions("backend del ", "");
+	assert_completions("frobnicate ", "");
+	assert_completions("backend frob ", "");
+	assert_completions("stats ", "");
+
+	/* Every command of the table, by its words. */
+	for (size_t i = 0; i < ctl_command_count; i++) {
+		const struct ctl_command *c = &ctl_commands[i];
+		g_autofree char *first = completions(c->words[0]);
+		g_autofree char *line = g_strdup_printf("%s\n", c->words[0]);
+
+		assert_non_null(strstr(first, line));
+		if (c->words[1]) {
+			g_autofree char *typed = g_strdup_printf("%s ", c->words[0]);
+			g_autofree char *second = completions(typed);
+			g_autofree char *word = g_strdup_printf("%s\n", c->words[1]);
+
+			assert_non_null(strstr(second, word));
+		}
+	}
+
+	/* Through ctl_run, as the shell calls it: never a request, never an error. */
+	char *const argv[] = { "tetherctl", "__complete", "container", "s", NULL };
+	struct run_result r;
+	size_t out_len, err_len;
+	FILE *out = open_memstream(&r.out, &out_len), *err = open_memstream(&r.err, &err_len);
+
+	assert_int_equal(ctl_run(4, argv, "/nonexistent/tetherd.sock", out, err), 0);
+	fclose(out);
+	fclose(err);
+	assert_string_equal(r.out, "show\n");
+	assert_string_equal(r.err, "");
+	run_result_free(&r);
+}
+
+/* --version prints "tetherctl VERSION", sends nothing, exits 0; it comes
+ * before the command, as the other global options do. */
+static void test_version(void **state)
+{
+	struct ctl_invocation inv;
+	char message[256] = "";
+	struct run_result r = run_tetherctl("/nonexistent/tetherd.sock", "--version");
+
+	(void)state;
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.out, "tetherctl " TETHER_RELEASE_VERSION "\n");
+	assert_string_equal(r.err, "");
+	run_result_free(&r);
+
+	assert_int_equal(parse("--version", NULL, &inv, message, sizeof(message)), 0);
+	assert_true(inv.version);
+	assert_null(inv.command);
+	assert_int_equal(parse("--json --version", NULL, &inv, message, sizeof(message)), 0);
+	assert_true(inv.version);
+	/* After the command it is no option of the command's. */
+	assert_int_equal(parse("backend list --version", NULL, &inv, message, sizeof(message)), -1);
+	assert_non_null(strstr(message, "unknown option '--version'"));
+}
+
 static void test_watch(void **state)
 {
 	static const char *const replies[] = {
@@ -1151,6 +1250,8 @@ int main(void)
 		cmocka_unit_test(test_broken_answers),
 		cmocka_unit_test(test_cannot_connect),
 		cmocka_unit_test(test_usage_error_exit_status),
+		cmocka_unit_test(test_version),
+		cmocka_unit_test(test_completion),
 		cmocka_unit_test(test_watch),
 		cmocka_unit_test(test_wait_until_gone),
 		cmocka_unit_test(test_wait_deadline_passes),

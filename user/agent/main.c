@@ -118,8 +118,8 @@ int main(int argc, char **argv)
 	char message[512];
 	int parsed = agent_options_parse(argc, argv, &agent.options, message, sizeof(message));
 
-	if (parsed == 1) {
-		fputs(agent_options_usage(), stdout);
+	if (parsed == 1 || parsed == 2) {
+		fputs(parsed == 1 ? agent_options_usage() : agent_version(), stdout);
 		return 0;
 	}
 	if (parsed) {

@@ -16,6 +16,7 @@
 #include <glib.h>
 
 #include "handlers.h"
+#include "tether_version.h"
 #include "core/core.h"
 #include "tether/maps.h"
 
@@ -61,12 +62,13 @@ static const char usage[] =
 	"  --capacity             start a container when tetherd holds requests for lack of\n"
 	"                         one (capacity_needed), for the functions of --function\n"
 	"  --capacity-any         ... for any function (implies --capacity)\n"
-	"  --max-containers N     containers this agent runs at most (64)\n";
+	"  --max-containers N     containers this agent runs at most (64)\n"
+	"  --version              print the version (tether-agent VERSION) and exit\n";
 
 enum option_id {
 	OPT_NAME = 1, OPT_ADDR, OPT_MAC, OPT_ROUTER_IFACE, OPT_VIP, OPT_TETHERD, OPT_SECRET_FILE,
 	OPT_FUNCTION, OPT_HANDLER, OPT_COLD_START, OPT_HEARTBEAT, OPT_DRAIN, OPT_CAPACITY,
-	OPT_CAPACITY_ANY, OPT_MAX_CONTAINERS, OPT_VLAN, OPT_HELP,
+	OPT_CAPACITY_ANY, OPT_MAX_CONTAINERS, OPT_VLAN, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -87,6 +89,7 @@ static const struct option options[] = {
 	{ "capacity-any", no_argument, 0, OPT_CAPACITY_ANY },
 	{ "max-containers", required_argument, 0, OPT_MAX_CONTAINERS },
 	{ "help", no_argument, 0, OPT_HELP },
+	{ "version", no_argument, 0, OPT_VERSION },
 	{ 0, 0, 0, 0 },
 };
 
@@ -96,6 +99,11 @@ const char *agent_options_usage(void)
 
 	snprintf(text, sizeof(text), usage, agent_handler_names());
 	return text;
+}
+
+const char *agent_version(void)
+{
+	return "tether-agent " TETHER_RELEASE_VERSION "\n";
 }
 
 static int refuse(char *message, size_t size, const char *fmt, ...)
@@ -478,6 +486,8 @@ int agent_options_parse(int argc, char **argv, struct agent_options *o, char *me
 	while ((id = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		if (id == OPT_HELP)
 			return 1;
+		if (id == OPT_VERSION)
+			return 2;
 		if (id == '?' || id == ':') {
 			const char *word = argv[optind - 1];
 

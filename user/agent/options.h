@@ -67,13 +67,17 @@ struct agent_options {
 };
 
 /* Fills options from argv (getopt_long; resets optind itself). Returns 0,
- * 1 when --help was asked (usage is printed by the caller), or -1 with one
- * sentence in message naming the option at fault. */
+ * 1 when --help was asked (usage is printed by the caller), 2 for --version
+ * (agent_version() is printed by the caller), or -1 with one sentence in
+ * message naming the option at fault. */
 int agent_options_parse(int argc, char **argv, struct agent_options *options, char *message,
 			size_t size);
 
 /* The text of --help. */
 const char *agent_options_usage(void);
+
+/* The line --version prints: "tether-agent VERSION". */
+const char *agent_version(void);
 
 /* "ADDR:PORT" or "[V6ADDR]:PORT" into vip; 0 or -1. */
 int agent_parse_vip(const char *text, struct agent_vip *vip);

@@ -26,7 +26,7 @@ struct invoke_options {
 	bool json;
 };
 
-/* options.c: the command line. 0; 1 after --help (printed); -1 after a
+/* options.c: the command line. 0; 1 after --help or --version (printed); -1 after a
  * usage error (printed to stderr). */
 int invoke_options_parse(int argc, char **argv, struct invoke_options *o);
 

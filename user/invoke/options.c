@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "invoke.h"
+#include "tether_version.h"
 
 #define MAX_COUNT 1000000
 #define MAX_INTERVAL_MS 3600000
@@ -17,6 +18,7 @@ static const char usage[] =
 	"                     [--token HEX | --token-file FILE] [--strict] [--follow]\n"
 	"                     [--count N] [--interval-ms M] [--timeout-ms T]\n"
 	"                     [--payload TEXT] [--json]\n"
+	"       tether-invoke --version\n"
 	"Sends N requests (1 by default) for function F to the service ADDR:PORT\n"
 	"([IPv6]:PORT) and prints, for each, the status, the container that served it\n"
 	"(the slot of the token it got back), the latency and the payload.\n"
@@ -28,6 +30,7 @@ static const char usage[] =
 	"  --follow         present the previous reply's token on the next request\n"
 	"  --timeout-ms T   wait T ms for each reply (1000)\n"
 	"  --json           one JSON object per line\n"
+	"  --version        print the version (tether-invoke VERSION) and exit\n"
 	"Numbers are decimal or 0x hex. Exit status: 0 when every request got OK,\n"
 	"1 otherwise, 2 on a usage error.\n";
 
@@ -94,7 +97,7 @@ static int check_combination(const struct invoke_options *o)
 int invoke_options_parse(int argc, char **argv, struct invoke_options *o)
 {
 	enum { O_VIP = 1, O_FUNCTION, O_KEY, O_TOKEN, O_TOKEN_FILE, O_STRICT, O_COUNT,
-	       O_INTERVAL, O_TIMEOUT, O_PAYLOAD, O_FOLLOW, O_JSON, O_HELP };
+	       O_INTERVAL, O_TIMEOUT, O_PAYLOAD, O_FOLLOW, O_JSON, O_HELP, O_VERSION };
 	static const struct option options[] = {
 		{ "vip", required_argument, 0, O_VIP },
 		{ "function", required_argument, 0, O_FUNCTION },
@@ -109,6 +112,7 @@ int invoke_options_parse(int argc, char **argv, struct invoke_options *o)
 		{ "follow", no_argument, 0, O_FOLLOW },
 		{ "json", no_argument, 0, O_JSON },
 		{ "help", no_argument, 0, O_HELP },
+		{ "version", no_argument, 0, O_VERSION },
 		{ 0, 0, 0, 0 },
 	};
 	int id, failed = 0;
@@ -148,6 +152,7 @@ int invoke_options_parse(int argc, char **argv, struct invoke_options *o)
 		case O_FOLLOW: o->follow = true; break;
 		case O_JSON: o->json = true; break;
 		case O_HELP: fputs(usage, stdout); return 1;
+		case O_VERSION: printf("tether-invoke %s\n", TETHER_RELEASE_VERSION); return 1;
 		default:
 			fprintf(stderr, "tether-invoke: unknown option or missing value: '%s'\n",
 				argv[optind - 1]);

@@ -123,13 +123,17 @@ static int parse_leading_options(struct parser *p)
 			p->inv->help = true;
 			continue;
 		}
+		if (!strcmp(arg, "--version")) {
+			p->inv->version = true;
+			continue;
+		}
 
 		int taken = take_global(p, arg);
 
 		if (taken < 0)
 			return -1;
 		if (!taken)
-			return fail(p, "unknown option '%s'; before the command tetherctl takes --socket PATH, --json and --help",
+			return fail(p, "unknown option '%s'; before the command tetherctl takes --socket PATH, --json, --help and --version",
 				    quoted(arg).text);
 	}
 	return 0;
@@ -340,6 +344,8 @@ int ctl_parse_args(int argc, char *const argv[], const char *env_socket,
 	inv->socket_path = env_socket && *env_socket ? env_socket : CTL_DEFAULT_SOCKET;
 	if (parse_leading_options(&p))
 		return -1;
+	if (inv->version)
+		return 0;
 	if (p.next == argc) {
 		if (inv->help)
 			return 0;

@@ -22,6 +22,7 @@ struct ctl_invocation {
 	const char *socket_path; /* --socket, else $TETHER_SOCKET, else the default */
 	bool json;               /* --json */
 	bool help;               /* --help: print help, send nothing */
+	bool version;            /* --version: print "tetherctl VERSION", send nothing */
 	/* As far as the command line named one (also after a usage error, for
 	 * the usage line): the command, or only the first word of a two-word
 	 * command ("backend"), or neither. */

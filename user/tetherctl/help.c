@@ -64,6 +64,7 @@ static void help_all(GString *out)
 			"  --json         JSON for programs instead of tables: an array of objects,\n"
 			"                 an object for a single record, {\"ok\":true} for a bare ok\n"
 			"  --help         this help; 'tetherctl COMMAND --help' explains one command\n"
+			"  --version      print the version (tetherctl VERSION) and exit\n"
 			"\n"
 			"Durations: 30s, 500ms, 2m, 1h or plain milliseconds.\n"
 			"Exit status: 0 done; 1 tetherd refused the request, could not be reached, or a\n"

@@ -5,10 +5,12 @@
 #include <string.h>
 
 #include "client.h"
+#include "complete.h"
 #include "args.h"
 #include "help.h"
 #include "output.h"
 #include "run.h"
+#include "tether_version.h"
 #include "wait.h"
 #include "watch.h"
 
@@ -79,10 +81,21 @@ int ctl_run(int argc, char *const argv[], const char *env_socket, FILE *out, FIL
 	char message[PROTO_LINE_MAX];
 	int status;
 
+	if (argc >= 2 && !strcmp(argv[1], CTL_COMPLETE_COMMAND)) {
+		g_autoptr(GString) words = g_string_new(NULL);
+
+		ctl_complete(words, argc - 2, argv + 2);
+		fputs(words->str, out);
+		return finish_output(out, err, CTL_EXIT_OK);
+	}
 	if (ctl_parse_args(argc, argv, env_socket, &inv, message, sizeof(message)))
 		return usage_error(&inv, message, err);
 	if (inv.help)
 		return finish_output(out, err, print_help(&inv, out));
+	if (inv.version) {
+		fprintf(out, "tetherctl %s\n", TETHER_RELEASE_VERSION);
+		return finish_output(out, err, CTL_EXIT_OK);
+	}
 	if (inv.command->mode == CTL_MODE_WATCH) {
 		status = ctl_watch(&inv, out, err);
 	} else {

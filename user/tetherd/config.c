@@ -17,6 +17,7 @@
 
 #include "privileges.h"
 #include "store_records.h"
+#include "tether_version.h"
 #include "control/protocol.h"
 
 static const char usage[] =
@@ -56,13 +57,14 @@ static const char usage[] =
 	"  --fleet NAME           the fleet: its keys are under /tether/NAME/ (default)\n"
 	"  --router-name NAME     this router in the fleet (the host name)\n"
 	"  --config FILE          settings file: [tetherd] group, same names, lists with ';'\n"
-	"  --unload               detach, remove every pin under the pin root, exit\n";
+	"  --unload               detach, remove every pin under the pin root, exit\n"
+	"  --version              print the version (tetherd VERSION) and exit\n";
 
 enum option_id {
 	OPT_IFACE = 1, OPT_VIP, OPT_XDP_MODE, OPT_PIN_ROOT, OPT_SOCKET, OPT_SOCKET_GROUP,
 	OPT_HEARTBEAT, OPT_DRAIN, OPT_HOLD, OPT_QUEUE, OPT_TCP_LISTEN, OPT_TCP_SECRET,
 	OPT_AGENT_SECRETS, OPT_USER, OPT_STORE, OPT_FLEET, OPT_ROUTER_NAME, OPT_CONFIG, OPT_UNLOAD,
-	OPT_HELP,
+	OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -86,6 +88,7 @@ static const struct option options[] = {
 	{ "config", required_argument, 0, OPT_CONFIG },
 	{ "unload", no_argument, 0, OPT_UNLOAD },
 	{ "help", no_argument, 0, OPT_HELP },
+	{ "version", no_argument, 0, OPT_VERSION },
 	{ 0, 0, 0, 0 },
 };
 
@@ -225,7 +228,8 @@ static int apply_file(struct tetherd_config *config, const char *path)
 		return -EINVAL;
 	}
 	for (const struct option *option = options; option->name; option++) {
-		if (option->val == OPT_CONFIG || option->val == OPT_HELP)
+		if (option->val == OPT_CONFIG || option->val == OPT_HELP ||
+		    option->val == OPT_VERSION)
 			continue;
 		gsize count = 0;
 		g_auto(GStrv) values =
@@ -533,6 +537,10 @@ int config_parse(struct tetherd_config *config, int argc, char **argv)
 		}
 		if (id == OPT_HELP) {
 			fputs(usage, stdout);
+			return 1;
+		}
+		if (id == OPT_VERSION) {
+			printf("tetherd %s\n", TETHER_RELEASE_VERSION);
 			return 1;
 		}
 		if (id == '?') {

@@ -9,7 +9,7 @@
 #define TETHERD_DEFAULT_PIN_ROOT "/sys/fs/bpf/tether"
 #define TETHERD_DEFAULT_SOCKET "/run/tether/tetherd.sock"
 
-/* 0: run; 1: done (--help printed); negative: bad settings (message printed). */
+/* 0: run; 1: done (--help or --version printed); negative: bad settings (message printed). */
 int config_parse(struct tetherd_config *config, int argc, char **argv);
 
 /* "198.51.100.1:7777" or "[2001:db8::1]:7777". */

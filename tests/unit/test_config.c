@@ -228,6 +228,47 @@ static void test_parse_user(void **state)
 	assert_int_equal(config.user_gid, getpwnam("nobody")->pw_gid);
 }
 
+/* Fleet mode: --store etcd=URL,..., --fleet and --router-name, from the
+ * command line and from the file; bad values refused. */
+static void test_parse_fleet(void **state)
+{
+	struct tetherd_config config;
+	char path[] = "/tmp/test_config_fleet.XXXXXX";
+	int fd = mkstemp(path);
+	static const char file[] = "[tetherd]\niface = lo\nvip = 198.51.100.1:7777\n"
+				   "store = etcd=http://10.0.0.5:2379,http://10.0.0.6:2379\n"
+				   "fleet = edge-1\nrouter-name = r7\n";
+
+	(void)state;
+	assert_int_equal(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							       "198.51.100.1:7777", NULL }),
+			 0);
+	assert_string_equal(config.fleet.endpoints, "");
+	assert_string_equal(config.fleet.name, "default");
+	assert_true(fd >= 0 && write(fd, file, sizeof(file) - 1) == (ssize_t)sizeof(file) - 1);
+	close(fd);
+	assert_int_equal(parse(&config, (const char *const[]){ "--config", path, NULL }), 0);
+	assert_string_equal(config.fleet.endpoints, "http://10.0.0.5:2379,http://10.0.0.6:2379");
+	assert_string_equal(config.fleet.name, "edge-1");
+	assert_string_equal(config.fleet.router, "r7");
+	assert_int_equal(parse(&config, (const char *const[]){ "--config", path, "--fleet", "other",
+							       NULL }),
+			 0);
+	assert_string_equal(config.fleet.name, "other");
+	unlink(path);
+	static const char *const bad[][2] = {
+		{ "--store", "http://10.0.0.5:2379" }, /* no etcd= */
+		{ "--store", "etcd=" },
+		{ "--fleet", "a/b" },
+		{ "--router-name", "has space" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+								  "198.51.100.1:7777", "--store",
+								  "etcd=http://127.0.0.1:2379", bad[i][0],
+								  bad[i][1], NULL }) < 0);
+}
+
 /* --version prints "tetherd VERSION" on stdout and is done (main exits 0);
  * it needs no --iface or --vip. */
 static void test_parse_version(void **state)
@@ -269,6 +310,7 @@ int main(void)
 						secrets_teardown),
 		cmocka_unit_test(test_parse_user),
 		cmocka_unit_test(test_parse_version),
+		cmocka_unit_test(test_parse_fleet),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

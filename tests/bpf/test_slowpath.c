@@ -353,6 +353,11 @@ static void expect_answer(struct world *w, __u8 status, __u64 request_id,
 	if (len < 0)
 		fail_msg("no answer (expected status %u for request %llu)", status,
 			 (unsigned long long)request_id);
+	/* No amplification: an answer (to a source that may be spoofed) is
+	 * never larger than the request's UDP payload. */
+	if ((size_t)len > TETHER_HDR_LEN + request->payload_len)
+		fail_msg("the answer (%zd bytes) is larger than its request (%zu bytes)", len,
+			 TETHER_HDR_LEN + request->payload_len);
 	assert_int_equal(len, TETHER_HDR_LEN);
 	memcpy(&reply, buf, sizeof(reply));
 	assert_int_equal(ntohs(reply.magic), TETHER_MAGIC);
@@ -531,6 +536,7 @@ static void test_strict_gone_answered_at_once(void **state)
 	pkt_token(s.hdr.token, 123, 4, 0x1122334455667788ULL);
 	send_and_pump(w, &s);
 	expect_answer(w, TETHER_STATUS_CONTAINER_GONE, 77, &s);
+	expect_no_answer(w); /* one answer per request: no amplification */
 	assert_int_equal(slowpath_waiting(w->sp, 0), 0);
 	assert_int_equal(stats_now(w).container_gone, 1);
 	assert_int_equal(stats_now(w).held, 0);
@@ -909,6 +915,7 @@ static void test_malformed(void **state)
 	}
 	assert_int_equal(slowpath_waiting(w->sp, 0), 0);
 	assert_int_equal(stats_now(w).held, 0);
+	expect_no_answer(w); /* one answer per request at most */
 
 	/* The largest request the slow path takes is held, not malformed. */
 	struct pkt_spec largest;

@@ -90,4 +90,13 @@ struct {
 	__type(value, struct container_meta);
 } container_meta SEC(".maps");
 
+/* Read and written by tetherd only (include/tether/maps.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, TETHER_MAX_BACKENDS);
+	__type(key, struct allowed_key);
+	__type(value, struct allowed_functions);
+} allowed_funcs SEC(".maps");
+
 #endif

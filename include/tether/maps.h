@@ -31,6 +31,7 @@
 #define TETHER_MAP_STATS "stats"
 #define TETHER_MAP_BACKEND_META "backend_meta"
 #define TETHER_MAP_CONTAINER_META "container_meta"
+#define TETHER_MAP_ALLOWED "allowed_funcs"
 #define TETHER_NAME_MAX 32 /* names of backends and containers, with the NUL */
 
 /* services: which (address, UDP port) pairs are Tether service addresses.
@@ -161,6 +162,28 @@ struct backend_meta {
 
 struct container_meta {
 	char name[TETHER_NAME_MAX]; /* the agent's local name, may be empty */
+};
+
+/* allowed_funcs: HASH backend name -> the functions the backend may hold,
+ * the operator's (set backend functions=...); a name without an entry may
+ * hold any. Kept by name, not by id, so that it outlives the backend's
+ * registrations: an agent that removes and adds its backend again is held to
+ * it. tetherd enforces it on the requests of connections bound to that
+ * backend; the program never reads it. */
+#define TETHER_ALLOWED_RANGES 16
+
+struct allowed_key {
+	char name[TETHER_NAME_MAX];
+};
+
+struct function_range {
+	__u64 first, last; /* inclusive */
+};
+
+struct allowed_functions {
+	__u32 count; /* ranges used; 0: none allowed */
+	__u32 pad;
+	struct function_range ranges[TETHER_ALLOWED_RANGES];
 };
 
 #endif

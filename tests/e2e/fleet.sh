@@ -244,7 +244,7 @@ fleet_wait_synced() {
 fleet_view() {
 	{
 		fleet_ctl "$1" --json backend list |
-			jq -r '.[] | "backend \(.backend) id=\(.id) state=\(.state) addr=\(.addr)"'
+			jq -r '.[] | "backend \(.backend) id=\(.id) state=\(.state) addr=\(.addr) functions=\(.functions)"'
 		fleet_ctl "$1" --json container list |
 			jq -r '.[] | "container \(.container) f=\(.function) b=\(.backend) \(.state) \(.token)"'
 	} | sort

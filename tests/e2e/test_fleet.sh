@@ -29,6 +29,9 @@
 #                 back, it reads everything again and keeps no stale container
 #   racing_adds   r1 and r2 each add 600 containers at once: no slot and no
 #                 token twice, and every router has all 1,200
+#   policies      the functions a backend may hold, set through r2: every router
+#                 shows them and holds a connection bound to that backend to
+#                 them, through r3
 #   capacity      a request for a function without containers, held by r1's
 #                 slow path, is heard as capacity_needed on r3's event stream;
 #                 a container added through r2 gets it forwarded by r1
@@ -42,7 +45,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/fleet.sh"
 
 TESTS=(tokens tables keys writes liveness router_killed member_killed cut_off quorum_lost
-	compacted racing_adds capacity)
+	compacted racing_adds policies capacity)
 F=7 # the function of the echo containers
 # The backends' heartbeat time (their leases' TTL): long enough that a busy
 # machine does not miss a renewal, short enough to wait out in a test.
@@ -291,6 +294,38 @@ test_racing_adds() {
 	echo "#   r3 lists $slots containers of function 9 with $tokens tokens"
 	expect_eq "distinct slots" "$slots" $((2 * n))
 	expect_eq "distinct tokens" "$tokens" $((2 * n))
+}
+
+# Sends the request lines given to router $1's TCP listener as an agent bound
+# to backend $2 (the shared secret); prints the answers.
+as_agent_of() {
+	local router=$1 backend=$2
+	shift 2
+	{
+		printf 'auth agent backend=%s secret=%s\n' "$backend" "$FLEET_AGENT_SECRET"
+		printf '%s\n' "$@"
+	} | fleet_in "$router" socat -t 5 - "TCP:203.0.113.1$(fleet_index "$router"):7070"
+}
+
+test_policies() {
+	local node out
+	fleet_ctl r2 backend set vm2 --functions 7,20-29 >/dev/null || fail "backend set through r2"
+	fleet_wait_converged 50 || fail "the routers disagree after the policy"
+	for node in "${FLEET_ROUTERS[@]}"; do
+		expect_eq "vm2's functions at $node" \
+			"$(fleet_ctl "$node" --json backend list | jq -r '.[] | select(.backend == "vm2") | .functions')" \
+			"7,20-29"
+	done
+	out=$(as_agent_of r3 vm2 "add container function=30 backend=vm2 state=starting" \
+		"add container function=25 backend=vm2 state=starting")
+	echo "#   vm2's agent through r3: $(grep -c '^ok$' <<<"$out") ok, $(grep -c '^error' <<<"$out") refused"
+	expect_contains "function 30 for vm2 through r3" "$out" \
+		"error unauthorized: backend 'vm2' may hold functions 7,20-29, not 30"
+	expect_eq "answers ok (auth, function 25)" "$(grep -c '^ok$' <<<"$out")" 2
+	fleet_ctl r1 backend set vm2 --functions any >/dev/null
+	fleet_wait_converged 50 || fail "the routers disagree after the policy's removal"
+	expect_eq "vm2's functions at r3 after any" \
+		"$(fleet_ctl r3 --json backend list | jq -r '.[] | select(.backend == "vm2") | .functions')" any
 }
 
 test_capacity() {

@@ -624,6 +624,70 @@ $(diff <(echo "$before") <(echo "$after") | sed 's/^/#     /')"
 	e2e_ctl container del "$h_start" >/dev/null
 }
 
+# c2b. The functions a backend may hold: the operator sets them (the local
+# socket, the shared secret; by name, before the agent registers and after it
+# leaves); a connection bound to the backend (its own secret, or the shared
+# one with backend=) may add or bring up containers of those functions only;
+# operators are not held to it; it survives the backend's removal and a
+# restart; nothing changes on a refusal.
+test_allowed_functions() {
+	local mac out mine theirs before after
+	mac=$(vm_mac vm1)
+	e2e_ctl backend set as1 --functions 71,73-75 >/dev/null || fail "backend set over the socket"
+	tcp_auth_ok f "auth agent backend=as1 secret=$AS1_SECRET"
+	tcp_ask f "add backend name=as1 addr=203.0.113.2 mac=$mac iface=$E2E_IF_R1 heartbeat_ms=3600000"
+	expect_eq "as1 registers" "$ANSWER" ok
+	expect_contains "as1's record" "$ANSWER_ALL" "functions=71,73-75"
+	tcp_ask f "add container function=74 backend=as1 state=starting"
+	expect_eq "as1 adds a container of function 74" "$ANSWER" ok
+	mine=$(sed -n 's/^container=\([0-9]*\) .*/\1/p' <<<"$ANSWER_ALL")
+	tcp_ask f "up container container=$mine"
+	expect_eq "as1 brings it up" "$ANSWER" ok
+	before=$(controller_state)
+	tcp_ask f "add container function=72 backend=as1 state=warm"
+	expect_eq "as1 adds a container of function 72" "$ANSWER" \
+		"error unauthorized: backend 'as1' may hold functions 71,73-75, not 72 (the operator sets them: tetherctl backend set as1 --functions ...)"
+	# An operator may: over the socket, and with the shared secret.
+	theirs=$(e2e_ctl --json container add --function 72 --backend as1 | jq -er .container)
+	tcp_auth_ok o "auth agent secret=$SECRET"
+	tcp_ask o "add container function=76 backend=as1 state=starting"
+	expect_eq "the shared secret adds function 76 on as1" "$ANSWER" ok
+	before=$(controller_state)
+	tcp_ask f "up container container=$theirs"
+	expect_contains "as1 brings up the operator's container of function 72" "$ANSWER" \
+		"error unauthorized: backend 'as1' may hold functions 71,73-75, not 72"
+	tcp_ask f "add backend name=as1 addr=203.0.113.2 mac=$mac iface=$E2E_IF_R1 functions=any"
+	expect_contains "as1 sets its own functions" "$ANSWER" "error unauthorized: the functions"
+	expect_unauthorized f "set backend name=as1 functions=any"
+	# The shared secret with backend= binds too.
+	tcp_auth_ok g "auth agent backend=as1 secret=$SECRET"
+	tcp_ask g "add container function=72 backend=as1 state=starting"
+	expect_contains "the shared secret bound to as1, function 72" "$ANSWER" "error unauthorized"
+	after=$(controller_state)
+	[[ $after == "$before" ]] || fail "a refusal changed the state:
+$(diff <(echo "$before") <(echo "$after") | sed 's/^/#     /')"
+	# Kept by name: through the backend's removal and a restart.
+	tcp_ask f "del backend name=as1"
+	expect_eq "as1 removes itself" "$ANSWER" ok
+	e2e_tetherd_stop KILL
+	e2e_tetherd_start
+	tcp_auth_ok h "auth agent backend=as1 secret=$AS1_SECRET"
+	tcp_ask h "add backend name=as1 addr=203.0.113.2 mac=$mac iface=$E2E_IF_R1 heartbeat_ms=3600000"
+	expect_contains "as1 registered again after a restart" "$ANSWER_ALL" "functions=71,73-75"
+	tcp_ask h "add container function=72 backend=as1 state=starting"
+	expect_contains "function 72 after the restart" "$ANSWER" "error unauthorized"
+	e2e_ctl backend set as1 --functions any >/dev/null
+	tcp_ask h "add container function=72 backend=as1 state=starting"
+	expect_eq "function 72 once the operator allows any" "$ANSWER" ok
+	tcp_ask h "del backend name=as1"
+	for name in f o g h; do
+		e2e_conn_close "$name"
+	done
+	out=$("$E2E_TETHERCTL" --socket "$E2E_SOCKET" backend set as1 --functions 0 2>&1) &&
+		fail "a bad list was taken"
+	expect_contains "a bad list" "$out" "expected function ids and ranges"
+}
+
 # c3. The VM agent over TCP with its backend's own secret: it registers, runs
 # its containers and serves their requests, reports a drain it did not start
 # (the event, show container, idle), and removes its backend when it stops.
@@ -943,7 +1007,7 @@ test_systemd_unit() {
 # --- runner --------------------------------------------------------------------------------------
 
 TESTS=(systemd_unit config_file config_override config_override_lists config_bad xdp_generic
-	xdp_native tcp_auth tcp_backoff tcp_short_secret agent_secret agent_tcp
+	xdp_native tcp_auth tcp_backoff tcp_short_secret agent_secret allowed_functions agent_tcp
 	agent_secrets_refused socket_perms watch heartbeat)
 
 # Before lib.sh's cleanup: stop every tetherd of the rig, remove the pin roots

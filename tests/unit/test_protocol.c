@@ -649,6 +649,53 @@ static void test_get_mac(void **state)
 	}
 }
 
+/* Function lists: ids and ranges, or any; bad lists refused whole, the
+ * output untouched; the set's membership and its text. */
+static void test_get_functions(void **state)
+{
+	static const char *const bad[] = { "0", "7,0", "5-3", "a", "", "7,,9", ",7", "7,",
+					   "7-", "-7", "1-2-3", "0x", "18446744073709551616",
+					   "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17", "anything" };
+	char message[MESSAGE_SIZE] = "", text[256];
+	struct proto_functions set;
+
+	(void)state;
+	assert_int_equal(proto_get_functions(request_with("7,9,0x100-0x1ff"), "n", 1, &set, message,
+					     sizeof(message)),
+			 PROTO_OK);
+	assert_false(set.any);
+	assert_int_equal(set.allowed.count, 3);
+	assert_true(proto_functions_allow(&set.allowed, 7));
+	assert_true(proto_functions_allow(&set.allowed, 9));
+	assert_false(proto_functions_allow(&set.allowed, 8));
+	assert_true(proto_functions_allow(&set.allowed, 0x100));
+	assert_true(proto_functions_allow(&set.allowed, 0x1ff));
+	assert_false(proto_functions_allow(&set.allowed, 0x200));
+	proto_functions_format(&set.allowed, text, sizeof(text));
+	assert_string_equal(text, "7,9,256-511");
+	assert_int_equal(proto_get_functions(request_with("any"), "n", 1, &set, message,
+					     sizeof(message)),
+			 PROTO_OK);
+	assert_true(set.any);
+	assert_int_equal(proto_get_functions(request_with("1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16"),
+					     "n", 1, &set, message, sizeof(message)),
+			 PROTO_OK);
+	assert_int_equal(set.allowed.count, 16);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&set, 0x55, sizeof(set));
+		if (proto_get_functions(request_with(bad[i]), "n", 1, &set, message,
+					sizeof(message)) != PROTO_BAD_ARGUMENT)
+			fail_msg("'%s' accepted", bad[i]);
+		assert_int_equal(set.allowed.count, 0x55555555);
+		check_message(message, "expected function ids and ranges");
+	}
+	struct allowed_functions none = { .count = 0 };
+
+	proto_functions_format(&none, text, sizeof(text));
+	assert_string_equal(text, "none");
+	assert_false(proto_functions_allow(&none, 7));
+}
+
 static void test_get_vlan(void **state)
 {
 	static const struct {
@@ -1495,6 +1542,7 @@ int main(void)
 		cmocka_unit_test(test_get_name),
 		cmocka_unit_test(test_get_mac),
 		cmocka_unit_test(test_get_vlan),
+		cmocka_unit_test(test_get_functions),
 		cmocka_unit_test(test_get_addr),
 		cmocka_unit_test(test_get_token),
 		cmocka_unit_test(test_check_keys),

@@ -253,6 +253,29 @@ static void test_router_round_trip(void **state)
 	assert_memory_equal(&r, &back, sizeof(r));
 }
 
+static void test_policy_round_trip(void **state)
+{
+	struct allowed_functions a, back;
+	char value[STORE_VALUE_MAX], why[256] = "";
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.count = 2;
+	a.ranges[0] = (struct function_range){ 7, 7 };
+	a.ranges[1] = (struct function_range){ 256, 511 };
+	store_policy_encode(&a, value);
+	assert_string_equal(value, "functions=7,256-511");
+	assert_int_equal(store_policy_decode(value, strlen(value), &back, why, sizeof(why)), 0);
+	assert_memory_equal(&a, &back, sizeof(a));
+	a.count = 0;
+	store_policy_encode(&a, value);
+	assert_string_equal(value, "functions=none");
+	assert_int_equal(store_policy_decode(value, strlen(value), &back, why, sizeof(why)), 0);
+	assert_int_equal(back.count, 0);
+	assert_int_equal(store_policy_decode("functions=any", 13, &back, why, sizeof(why)), -EINVAL);
+	assert_int_equal(store_policy_decode("functions=0", 11, &back, why, sizeof(why)), -EINVAL);
+}
+
 static void test_deadlines_cross_clocks(void **state)
 {
 	__u64 mono = 5000000000000ull, unix_ms = 1796000000000ull;
@@ -278,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_container_round_trip),
 		cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_router_round_trip),
+		cmocka_unit_test(test_policy_round_trip),
 		cmocka_unit_test(test_deadlines_cross_clocks),
 	};
 

@@ -159,6 +159,9 @@ static void test_other_commands(void **state)
 	assert_request("affinity flush --function 42 --key 0", "flush affinity function=42 key=0\n");
 	assert_request("stats", "show stats\n");
 	assert_request("fleet status", "show fleet\n");
+	assert_request("backend set vm3 --functions 7,9,0x100-0x1ff",
+		       "set backend name=vm3 functions=7,9,0x100-0x1ff\n");
+	assert_request("backend set vm3 --functions any", "set backend name=vm3 functions=any\n");
 	assert_request("watch", "watch event\n");
 	assert_request("unload", "unload tetherd\n");
 	assert_request("drain container 17", "drain container container=17\n");
@@ -288,7 +291,7 @@ static void test_command_errors(void **state)
 	(void)state;
 	assert_usage_error("", "no command given");
 	assert_usage_error("frobnicate", "unknown command 'frobnicate'");
-	assert_usage_error("backend", "'backend' needs one of: add, del, drain, heartbeat, list");
+	assert_usage_error("backend", "'backend' needs one of: add, set, del, drain, heartbeat, list");
 	assert_usage_error("backend frob", "unknown command 'backend frob'");
 	assert_usage_error("drain", "'drain' needs one of: container, backend");
 	assert_usage_error("--bogus backend list", "unknown option '--bogus'");
@@ -968,7 +971,7 @@ static void test_usage_error_exit_status(void **state)
 
 	r = run_tetherctl("/nonexistent/tetherd.sock", "backend --help");
 	assert_int_equal(r.status, 0);
-	assert_non_null(strstr(r.out, "backend add|del|drain|heartbeat|list [ARGS]"));
+	assert_non_null(strstr(r.out, "backend add|set|del|drain|heartbeat|list [ARGS]"));
 	run_result_free(&r);
 }
 
@@ -999,12 +1002,12 @@ static void test_completion(void **state)
 	assert_completions("back", "backend\n");
 	assert_completions("", "backend\ncontainer\nfunction\naffinity\ndrain\nfleet\nstats\nwatch\n"
 			       "unload\n");
-	assert_completions("backend ", "add\ndel\ndrain\nheartbeat\nlist\n");
+	assert_completions("backend ", "add\nset\ndel\ndrain\nheartbeat\nlist\n");
 	assert_completions("backend d", "del\ndrain\n");
 	assert_completions("-", "--socket\n--json\n--help\n--version\n");
 	assert_completions("--socket /run/x.sock co", "container\n");
 	assert_completions("--json backend add vm1 --", "--addr\n--mac\n--iface\n--heartbeat-ms\n"
-							 "--vlan\n--socket\n--help\n");
+							 "--vlan\n--functions\n--socket\n--help\n");
 	assert_completions("backend add vm1 --addr 10.0.0.1 --m", "--mac\n");
 	assert_completions("container drain --w", "--wait\n");
 	/* Values: nothing to offer (the shell completes --socket's as a file). */

@@ -101,6 +101,7 @@ static int check_with_protocol(enum ctl_value_type type, const char *what, const
 	__u64 number;
 	__u32 handle;
 	__u16 vlan;
+	struct proto_functions functions;
 
 	switch (type) {
 	case CTL_VALUE_NAME:
@@ -117,6 +118,8 @@ static int check_with_protocol(enum ctl_value_type type, const char *what, const
 		return proto_get_u64(&req, what, 1, &number, message, size) ? -1 : 0;
 	case CTL_VALUE_VLAN:
 		return proto_get_vlan(&req, what, 1, &vlan, message, size) ? -1 : 0;
+	case CTL_VALUE_FUNCTIONS:
+		return proto_get_functions(&req, what, 1, &functions, message, size) ? -1 : 0;
 	default:
 		return 0;
 	}

@@ -96,6 +96,18 @@ static enum proto_error refuse_bound(const struct requester *who, const struct p
 
 /* --- backends --- */
 
+/* The functions backend name may hold: "7,9,256-511", or "any". */
+static const char *allowed_text(struct tetherd *d, const char *name)
+{
+	static char text[256];
+	struct allowed_functions allowed;
+
+	if (allowed_get(&d->dp, name, &allowed))
+		return "any";
+	proto_functions_format(&allowed, text, sizeof(text));
+	return text;
+}
+
 static void write_backend(struct tetherd *d, struct proto_writer *w, const struct backend *b)
 {
 	char addr[64], mac[18];
@@ -120,6 +132,7 @@ static void write_backend(struct tetherd *d, struct proto_writer *w, const struc
 						     ? 0
 						     : ms_until(d, b->record.heartbeat_expiry_ns));
 	proto_record_u64(w, "containers", b->containers);
+	proto_record_str(w, "functions", allowed_text(d, b->meta.name));
 	proto_record_end(w);
 }
 
@@ -137,8 +150,16 @@ static enum proto_error parse_add_backend(struct tetherd *d, const struct reques
 	    (err = proto_get_name(req, "iface", 1, &iface, message, size)) ||
 	    (err = proto_get_u32(req, "heartbeat_ms", 0, &r->heartbeat_ms, message, size)) ||
 	    (err = proto_get_vlan(req, "vlan", 0, &r->vlan, message, size)) ||
-	    (err = check_backend_allowed(who, name, message, size)))
+	    (err = check_backend_allowed(who, name, message, size)) ||
+	    (err = proto_get_functions(req, "functions", 0, &r->functions, message, size)))
 		return err;
+	r->has_functions = proto_get(req, "functions") != NULL;
+	if (r->has_functions && is_bound(who)) {
+		snprintf(message, size, "the functions backend '%s' may hold are the operator's to "
+					"set (the shared secret or the local socket), not its agent's",
+			 name);
+		return PROTO_UNAUTHORIZED;
+	}
 	r->op = LC_BACKEND_ADD;
 	snprintf(r->backend, sizeof(r->backend), "%s", name);
 	if (strlen(iface) >= sizeof(r->iface)) {
@@ -147,6 +168,25 @@ static enum proto_error parse_add_backend(struct tetherd *d, const struct reques
 		return PROTO_BAD_ARGUMENT;
 	}
 	snprintf(r->iface, sizeof(r->iface), "%s", iface);
+	return PROTO_OK;
+}
+
+/* set backend name= functions=: the operator's allow-list (bound
+ * connections never reach this: bound_ok is false). */
+static enum proto_error parse_set_backend(struct tetherd *d, const struct requester *who,
+					  const struct proto_request *req, struct lc_request *r,
+					  char *message, size_t size)
+{
+	const char *name;
+	enum proto_error err;
+
+	(void)d, (void)who;
+	if ((err = proto_get_name(req, "name", 1, &name, message, size)) ||
+	    (err = proto_get_functions(req, "functions", 1, &r->functions, message, size)))
+		return err;
+	r->op = LC_BACKEND_SET_FUNCTIONS;
+	r->has_functions = true;
+	snprintf(r->backend, sizeof(r->backend), "%s", name);
 	return PROTO_OK;
 }
 
@@ -270,6 +310,9 @@ static enum proto_error parse_add_container(struct tetherd *d, const struct requ
 	    (err = parse_new_state(req, &r->state, message, size)) ||
 	    (err = check_backend_allowed(who, backend, message, size)))
 		return err;
+	/* An agent holds only the functions the operator allowed its backend. */
+	if (is_bound(who) && (err = lc_check_function_allowed(&d->lc, backend, r->function_id)))
+		return lifecycle_failed(d, err, message, size);
 	r->op = LC_CONTAINER_ADD;
 	snprintf(r->backend, sizeof(r->backend), "%s", backend);
 	snprintf(r->name, sizeof(r->name), "%s", name);
@@ -298,6 +341,13 @@ static enum proto_error parse_container_change(struct tetherd *d, const struct r
 		: !strcmp(req->verb, "drain") ? LC_CONTAINER_DRAIN
 		: !strcmp(req->verb, "idle")  ? LC_CONTAINER_IDLE
 					      : LC_CONTAINER_DEL;
+	/* Waking a container is holding it: the allow-list applies. */
+	if (r->op == LC_CONTAINER_UP && is_bound(who)) {
+		const struct container_record *record = &d->lc.containers[r->slot];
+
+		if ((err = lc_check_function_allowed(&d->lc, who->backend, record->function_id)))
+			return lifecycle_failed(d, err, message, size);
+	}
 	return PROTO_OK;
 }
 
@@ -648,8 +698,10 @@ static enum proto_error unload_tetherd(struct tetherd *d, const struct requester
 /* bound_ok: what an agent needs for its own backend; each of those checks
  * the backend or container it names, or lists only its own. */
 static const struct command commands[] = {
-	{ "add", "backend", KEYS("name", "addr", "mac", "iface", "heartbeat_ms", "vlan"), true,
-	  NULL, parse_add_backend },
+	{ "add", "backend", KEYS("name", "addr", "mac", "iface", "heartbeat_ms", "vlan",
+				 "functions"),
+	  true, NULL, parse_add_backend },
+	{ "set", "backend", KEYS("name", "functions"), false, NULL, parse_set_backend },
 	{ "heartbeat", "backend", KEYS("name"), true, NULL, parse_backend_change },
 	{ "drain", "backend", KEYS("name", "deadline_ms"), true, NULL, parse_backend_change },
 	{ "del", "backend", KEYS("name"), true, NULL, parse_backend_change },

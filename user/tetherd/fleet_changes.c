@@ -35,7 +35,7 @@ struct change {
 	__s64 lease_ttl;
 	/* The transaction and the strings it points to. */
 	char keys[6][STORE_KEY_MAX];
-	char values[3][STORE_VALUE_MAX];
+	char values[4][STORE_VALUE_MAX];
 	struct etcd_compare compares[4];
 	struct etcd_op ops[7]; /* the change's, and the state key */
 	struct etcd_txn txn;
@@ -244,6 +244,8 @@ static struct mirror_backend *backend_in_store(struct change *c, const char *nam
 	return mb;
 }
 
+static void set_policy(struct change *c, int k, int v);
+
 static void add_backend(struct change *c)
 {
 	const struct lc_request *r = &c->request;
@@ -282,6 +284,34 @@ static void add_backend(struct change *c)
 	put(c, key(c, 0), c->values[0], 0);
 	put(c, key(c, 1), c->values[1], 0);
 	put(c, key(c, 2), c->values[2], c->lease);
+	if (r->has_functions)
+		set_policy(c, 3, 3);
+	commit(c);
+}
+
+/* The functions request's backend may hold, into key slot k and value slot v
+ * of the transaction: any is no key. */
+static void set_policy(struct change *c, int k, int v)
+{
+	const struct lc_request *r = &c->request;
+
+	store_key_policy(c->f->prefix, r->backend, c->keys[k]);
+	if (r->functions.any) {
+		delete(c, key(c, k), false);
+		return;
+	}
+	store_policy_encode(&r->functions.allowed, c->values[v]);
+	put(c, key(c, k), c->values[v], 0);
+}
+
+static void set_functions(struct change *c)
+{
+	if (!store_name_valid(c->request.backend)) {
+		finish_error(c, PROTO_BAD_ARGUMENT, "a backend name is 1-31 of A-Z a-z 0-9 . _ -");
+		return;
+	}
+	reset_txn(c);
+	set_policy(c, 0, 0);
 	commit(c);
 }
 
@@ -543,6 +573,8 @@ static bool already_done(struct change *c)
 	case LC_CONTAINER_IDLE:
 	case LC_CONTAINER_DEL:
 		return !c->f->slots[r->slot].mod_revision;
+	case LC_BACKEND_SET_FUNCTIONS:
+		return false; /* setting it again does no harm */
 	}
 	return false;
 }
@@ -576,6 +608,9 @@ static void change_try(struct change *c)
 	case LC_CONTAINER_IDLE:
 	case LC_CONTAINER_DEL:
 		change_container(c);
+		break;
+	case LC_BACKEND_SET_FUNCTIONS:
+		set_functions(c);
 		break;
 	}
 }

@@ -155,6 +155,22 @@ static void delete_container(struct fleet *f, __u32 slot)
 	lc_container_forget(&f->d->lc, slot, "deleted");
 }
 
+/* ---- policies -------------------------------------------------------------------------- */
+
+static void put_policy(struct fleet *f, const struct store_key *key, const struct etcd_kv *kv)
+{
+	struct proto_functions functions = { .any = false };
+	char why[256] = "";
+
+	if (store_policy_decode(kv->value, kv->value_len, &functions.allowed, why, sizeof(why))) {
+		bad_record(f, kv, why);
+		return;
+	}
+	if (lc_backend_set_functions(&f->d->lc, key->name, &functions))
+		fleet_log(f, "the functions of backend %s cannot be applied here: %s", key->name,
+			  lifecycle_error(&f->d->lc));
+}
+
 /* ---- keys and events ---------------------------------------------------------------- */
 
 /* Every change puts the state key: its revision is the state's. */
@@ -206,6 +222,9 @@ void mirror_apply_kv(struct fleet *f, const struct etcd_kv *kv)
 	case STORE_CAPACITY:
 		capacity_asked(f, &key, kv);
 		break;
+	case STORE_POLICY:
+		put_policy(f, &key, kv);
+		break;
 	default: /* ids, names and routers only guard changes and answer status */
 		break;
 	}
@@ -232,6 +251,12 @@ void mirror_apply_event(struct fleet *f, const struct etcd_event *event)
 	case STORE_CONTAINER:
 		delete_container(f, key.number);
 		break;
+	case STORE_POLICY: {
+		struct proto_functions any = { .any = true };
+
+		lc_backend_set_functions(&f->d->lc, key.name, &any);
+		break;
+	}
 	default:
 		break;
 	}

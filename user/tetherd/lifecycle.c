@@ -758,6 +758,49 @@ enum proto_error lc_container_del(struct lifecycle *lc, __u32 slot)
 	return check ? check : container_gone(lc, slot, "deleted");
 }
 
+/* --- the functions a backend may hold --- */
+
+enum proto_error lc_check_function_allowed(struct lifecycle *lc, const char *name,
+					   __u64 function_id)
+{
+	struct allowed_functions allowed;
+	char list[256];
+	int err = allowed_get(lc->dp, name, &allowed);
+
+	if (err == -ENOENT)
+		return PROTO_OK;
+	if (err)
+		return fail_kernel(lc, "reading the backend's allowed functions", err);
+	if (proto_functions_allow(&allowed, function_id))
+		return PROTO_OK;
+	proto_functions_format(&allowed, list, sizeof(list));
+	return fail(lc, PROTO_UNAUTHORIZED,
+		    "backend '%s' may hold functions %s, not %llu (the operator sets them: "
+		    "tetherctl backend set %s --functions ...)",
+		    name, list, (unsigned long long)function_id, name);
+}
+
+enum proto_error lc_backend_set_functions(struct lifecycle *lc, const char *name,
+					  const struct proto_functions *functions)
+{
+	char list[256];
+	int err;
+
+	if (!name_is_valid(name))
+		return fail(lc, PROTO_BAD_ARGUMENT,
+			    "backend name '%s' must be 1-31 of A-Z a-z 0-9 . _ -", name);
+	err = functions->any ? allowed_clear(lc->dp, name)
+			     : allowed_set(lc->dp, name, &functions->allowed);
+	if (err)
+		return fail_kernel(lc, "recording the backend's allowed functions", err);
+	if (functions->any)
+		snprintf(list, sizeof(list), "any");
+	else
+		proto_functions_format(&functions->allowed, list, sizeof(list));
+	emit(lc, "event=backend_functions backend=%s functions=%s", name, list);
+	return PROTO_OK;
+}
+
 /* --- requests --- */
 
 enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *r, __u32 *slot)
@@ -766,9 +809,16 @@ enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *r, __
 	__u32 id;
 
 	switch (r->op) {
-	case LC_BACKEND_ADD:
-		return lc_backend_add(lc, r->backend, r->addr, r->mac, r->iface, r->vlan,
-				      r->heartbeat_ms, &id);
+	case LC_BACKEND_ADD: {
+		enum proto_error err = lc_backend_add(lc, r->backend, r->addr, r->mac, r->iface,
+						      r->vlan, r->heartbeat_ms, &id);
+
+		if (err || !r->has_functions)
+			return err;
+		return lc_backend_set_functions(lc, r->backend, &r->functions);
+	}
+	case LC_BACKEND_SET_FUNCTIONS:
+		return lc_backend_set_functions(lc, r->backend, &r->functions);
 	case LC_BACKEND_HEARTBEAT:
 		return lc_backend_heartbeat(lc, r->backend);
 	case LC_BACKEND_DRAIN:

@@ -96,6 +96,7 @@ enum lc_op {
 	LC_CONTAINER_DRAIN,
 	LC_CONTAINER_IDLE,
 	LC_CONTAINER_DEL,
+	LC_BACKEND_SET_FUNCTIONS,
 };
 
 struct lc_request {
@@ -111,6 +112,8 @@ struct lc_request {
 	char name[TETHER_NAME_MAX];
 	enum container_state state;
 	__u32 slot; /* container requests */
+	bool has_functions; /* add backend with functions=, set backend */
+	struct proto_functions functions;
 };
 
 /* Runs request; *slot gets a new container's slot. */
@@ -128,6 +131,16 @@ enum proto_error lc_check_container_add(struct lifecycle *lc, __u64 function_id,
 					enum container_state state);
 enum proto_error lc_check_container_change(struct lifecycle *lc, __u32 slot,
 					   enum lc_container_change change);
+/* Whether backend name may hold function_id (the operator's allow-list,
+ * include/tether/maps.h allowed_funcs; none set: any): PROTO_OK, or
+ * PROTO_UNAUTHORIZED with "backend 'vm3' may hold functions 7, 9". */
+enum proto_error lc_check_function_allowed(struct lifecycle *lc, const char *name,
+					   __u64 function_id);
+/* The functions backend name may hold, from now on: set whether or not the
+ * backend is registered, kept when it is removed (by name: the agent that
+ * registers it again is held to it). */
+enum proto_error lc_backend_set_functions(struct lifecycle *lc, const char *name,
+					  const struct proto_functions *functions);
 
 /* vlan: the backend's 802.1Q VLAN id (1..TETHER_VLAN_MAX), 0 for untagged. */
 enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __u8 addr[16],

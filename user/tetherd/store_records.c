@@ -81,6 +81,11 @@ void store_key_state(const char *prefix, char out[STORE_KEY_MAX])
 	snprintf(out, STORE_KEY_MAX, "%sstate", prefix);
 }
 
+void store_key_policy(const char *prefix, const char *name, char out[STORE_KEY_MAX])
+{
+	snprintf(out, STORE_KEY_MAX, "%spolicies/%s", prefix, name);
+}
+
 void store_key_capacity(const char *prefix, __u64 function_id, char out[STORE_KEY_MAX])
 {
 	snprintf(out, STORE_KEY_MAX, "%scapacity/%llu", prefix, (unsigned long long)function_id);
@@ -140,7 +145,7 @@ bool store_key_parse(const char *prefix, const char *key, size_t key_len, struct
 		{ "backends/", STORE_BACKEND },	    { "backend_ids/", STORE_BACKEND_ID },
 		{ "alive/", STORE_ALIVE },	    { "containers/", STORE_CONTAINER },
 		{ "names/", STORE_NAME },	    { "routers/", STORE_ROUTER },
-		{ "capacity/", STORE_CAPACITY },
+		{ "capacity/", STORE_CAPACITY },    { "policies/", STORE_POLICY },
 	};
 	size_t prefix_len = strlen(prefix);
 
@@ -409,6 +414,36 @@ void store_name_encode(__u32 slot, char out[STORE_VALUE_MAX])
 void store_backend_id_encode(const char *backend, char out[STORE_VALUE_MAX])
 {
 	snprintf(out, STORE_VALUE_MAX, "backend=%s", backend);
+}
+
+void store_policy_encode(const struct allowed_functions *allowed, char out[STORE_VALUE_MAX])
+{
+	char list[STORE_VALUE_MAX - 16];
+
+	proto_functions_format(allowed, list, sizeof(list));
+	snprintf(out, STORE_VALUE_MAX, "functions=%s", list);
+}
+
+int store_policy_decode(const char *value, size_t value_len, struct allowed_functions *out,
+			char *why, size_t why_size)
+{
+	static const char *const keys[] = { "functions", NULL };
+	struct proto_request record;
+	struct proto_functions functions;
+
+	memset(out, 0, sizeof(*out));
+	if (parse(value, value_len, &record, keys, why, why_size))
+		return -EINVAL;
+	if (!strcmp(proto_get(&record, "functions") ?: "", "none"))
+		return 0;
+	if (proto_get_functions(&record, "functions", 1, &functions, why, why_size))
+		return -EINVAL;
+	if (functions.any) {
+		snprintf(why, why_size, "a policy of any function is no key, not functions=any");
+		return -EINVAL;
+	}
+	*out = functions.allowed;
+	return 0;
 }
 
 void store_router_encode(const struct store_router *router, char out[STORE_VALUE_MAX])

@@ -29,6 +29,7 @@ enum store_kind {
 	STORE_ROUTER,     /* routers/NAME: on the router's lease */
 	STORE_STATE,      /* state: put by every change, so its mod revision is the state's */
 	STORE_CAPACITY,   /* capacity/FUNCTION: a router's slow path waits for capacity */
+	STORE_POLICY,     /* policies/NAME: the functions backend NAME may hold */
 };
 
 struct store_key {
@@ -57,6 +58,7 @@ void store_key_names_of(const char *prefix, const char *backend, char out[STORE_
 void store_key_router(const char *prefix, const char *name, char out[STORE_KEY_MAX]);
 void store_key_state(const char *prefix, char out[STORE_KEY_MAX]);
 void store_key_capacity(const char *prefix, __u64 function_id, char out[STORE_KEY_MAX]);
+void store_key_policy(const char *prefix, const char *name, char out[STORE_KEY_MAX]);
 
 /* Which key key is (key_len bytes; it starts with prefix). false for a key of
  * no known kind or with a bad name or number. */
@@ -103,6 +105,11 @@ int store_container_decode(const char *value, size_t value_len, struct store_con
 /* names/..., backend_ids/...: "container=SLOT", "backend=NAME". */
 void store_name_encode(__u32 slot, char out[STORE_VALUE_MAX]);
 void store_backend_id_encode(const char *backend, char out[STORE_VALUE_MAX]);
+
+/* policies/NAME: "functions=7,9,256-511" (no key: any). */
+void store_policy_encode(const struct allowed_functions *allowed, char out[STORE_VALUE_MAX]);
+int store_policy_decode(const char *value, size_t value_len, struct allowed_functions *out,
+			char *why, size_t why_size);
 
 /* routers/NAME: what the router has applied, for `tetherctl fleet status`. */
 struct store_router {

@@ -622,6 +622,43 @@ static int parse_token(const char *text, void *out)
 	return 0;
 }
 
+/* "7,9,0x100-0x1ff" (ids and inclusive ranges, each nonzero, first <= last),
+ * or "any": a struct proto_functions. */
+static int parse_functions(const char *text, void *out)
+{
+	struct proto_functions set = { 0 };
+	char copy[PROTO_LINE_MAX];
+
+	if (!strcmp(text, "any")) {
+		set.any = true;
+		*(struct proto_functions *)out = set;
+		return 0;
+	}
+	if (strlen(text) >= sizeof(copy))
+		return -1;
+	snprintf(copy, sizeof(copy), "%s", text);
+	for (char *item = copy, *next; item; item = next) {
+		struct function_range *range;
+		char *dash;
+
+		next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		if (set.allowed.count == TETHER_ALLOWED_RANGES)
+			return -1;
+		range = &set.allowed.ranges[set.allowed.count++];
+		dash = strchr(item, '-');
+		if (dash)
+			*dash = '\0';
+		if (parse_function(item, &range->first) ||
+		    parse_function(dash ? dash + 1 : item, &range->last) ||
+		    range->first > range->last)
+			return -1;
+	}
+	*(struct proto_functions *)out = set;
+	return 0;
+}
+
 static const struct value_type type_u64 = {
 	"a number from 0 to 18446744073709551615, decimal or 0x hex", parse_u64
 };
@@ -642,6 +679,9 @@ static const struct value_type type_mac = {
 };
 static const struct value_type type_addr = {
 	"an IPv4 or IPv6 address like 10.1.0.2 or 2001:db8::1", parse_addr
+};
+static const struct value_type type_functions = {
+	"function ids and ranges like 7,9,0x100-0x1ff (at most 16), or any", parse_functions
 };
 static const struct value_type type_token = {
 	"a token of 32 lowercase hex digits", parse_token
@@ -664,6 +704,42 @@ enum proto_error proto_get_function(const struct proto_request *req, const char 
 				    size_t message_size)
 {
 	return get_typed(req, key, required, &type_function, out, message, message_size);
+}
+
+enum proto_error proto_get_functions(const struct proto_request *req, const char *key,
+				     int required, struct proto_functions *out, char *message,
+				     size_t message_size)
+{
+	return get_typed(req, key, required, &type_functions, out, message, message_size);
+}
+
+bool proto_functions_allow(const struct allowed_functions *allowed, __u64 function_id)
+{
+	for (__u32 i = 0; i < allowed->count && i < TETHER_ALLOWED_RANGES; i++)
+		if (function_id >= allowed->ranges[i].first && function_id <= allowed->ranges[i].last)
+			return true;
+	return false;
+}
+
+void proto_functions_format(const struct allowed_functions *allowed, char *out, size_t size)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (__u32 i = 0; i < allowed->count && i < TETHER_ALLOWED_RANGES && used < size; i++) {
+		const struct function_range *r = &allowed->ranges[i];
+		int n = r->first == r->last
+				? snprintf(out + used, size - used, "%s%llu", i ? "," : "",
+					   (unsigned long long)r->first)
+				: snprintf(out + used, size - used, "%s%llu-%llu", i ? "," : "",
+					   (unsigned long long)r->first, (unsigned long long)r->last);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+	if (!allowed->count)
+		snprintf(out, size, "none");
 }
 
 enum proto_error proto_get_vlan(const struct proto_request *req, const char *key, int required,

@@ -13,7 +13,10 @@
 #define TETHER_PROTOCOL_H
 
 #include <linux/types.h>
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "tether/maps.h"
 
 #define PROTO_LINE_MAX 1024 /* bytes of a line, including its newline */
 #define PROTO_MAX_ARGS 16   /* key=value words of a request or record */
@@ -124,6 +127,19 @@ enum proto_error proto_get_mac(const struct proto_request *req, const char *key,
 /* IPv4 (as the v4-mapped ::ffff:a.b.c.d) or IPv6, as inet_pton reads them. */
 enum proto_error proto_get_addr(const struct proto_request *req, const char *key, int required,
 				__u8 out[16], char *message, size_t message_size);
+/* The functions a backend may hold (include/tether/maps.h): "7,9,0x100-0x1ff"
+ * (ids and inclusive ranges, at most TETHER_ALLOWED_RANGES), or "any". */
+struct proto_functions {
+	bool any;
+	struct allowed_functions allowed; /* when not any */
+};
+enum proto_error proto_get_functions(const struct proto_request *req, const char *key,
+				     int required, struct proto_functions *out, char *message,
+				     size_t message_size);
+bool proto_functions_allow(const struct allowed_functions *allowed, __u64 function_id);
+/* "7,9,256-511" (decimal), "none" for an empty set. */
+void proto_functions_format(const struct allowed_functions *allowed, char *out, size_t size);
+
 /* 32 lowercase hex digits, byte 0 first: the token as on the wire. */
 enum proto_error proto_get_token(const struct proto_request *req, const char *key, int required,
 				 __u8 out[16], char *message, size_t message_size);

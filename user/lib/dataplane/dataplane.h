@@ -75,6 +75,12 @@ int pool_table_hash(int table_fd, __u64 *hash);
 /* Reads the live table: *size entries into table (at most cap). */
 int pool_read(struct dataplane *dp, __u64 function_id, __u32 *table, __u32 cap, __u32 *size);
 
+/* allowed.c: the functions backend name may hold; no entry (-ENOENT from
+ * allowed_get): any. */
+int allowed_set(struct dataplane *dp, const char *name, const struct allowed_functions *allowed);
+int allowed_clear(struct dataplane *dp, const char *name);
+int allowed_get(struct dataplane *dp, const char *name, struct allowed_functions *allowed);
+
 /* stats.c: per-CPU counters summed over CPUs. */
 int stats_read(struct dataplane *dp, struct tether_stats *total);
 int container_stats_read(struct dataplane *dp, __u32 slot, struct container_counters *total);

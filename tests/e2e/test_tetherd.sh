@@ -688,6 +688,39 @@ $(diff <(echo "$before") <(echo "$after") | sed 's/^/#     /')"
 	expect_contains "a bad list" "$out" "expected function ids and ranges"
 }
 
+# c2c. A TCP connection may send --agent-rate changes a second, in bursts of
+# as many: past that its changes are refused 'overloaded' (nothing changed,
+# counted), another connection is not held up, the local socket has no
+# limit, and the budget refills with time.
+test_agent_rate() {
+	local out n=$((AGENT_RATE * 3)) oks over before after i
+	before=$(e2e_ctl --json stats | jq '.[] | select(.part == "control") | .changes_overloaded')
+	out=$({
+		printf 'auth agent secret=%s\n' "$SECRET"
+		for ((i = 0; i < n; i++)); do printf 'heartbeat backend name=vm1\n'; done
+	} | e2e_in_router socat -t 5 - "TCP:127.0.0.1:$TCP_PORT")
+	oks=$(grep -c '^ok$' <<<"$out")
+	over=$(grep -c '^error overloaded: ' <<<"$out")
+	echo "#   $n heartbeats at once over TCP: $((oks - 1)) ok, $over overloaded"
+	expect_eq "answers" $((oks - 1 + over)) "$n"
+	expect_ge "changes taken (the burst)" $((oks - 1)) "$AGENT_RATE"
+	expect_ge "changes refused" "$over" $((n - 2 * AGENT_RATE))
+	expect_contains "the refusal" "$out" "sends more than $AGENT_RATE changes a second"
+	after=$(e2e_ctl --json stats | jq '.[] | select(.part == "control") | .changes_overloaded')
+	expect_eq "changes_overloaded counted" $((after - before)) "$over"
+	# The local socket: no limit.
+	out=$(for ((i = 0; i < n; i++)); do printf 'heartbeat backend name=vm1\n'; done |
+		socat -t 5 - "UNIX-CONNECT:$E2E_SOCKET")
+	expect_eq "heartbeats over the local socket, all ok" "$(grep -c '^ok$' <<<"$out")" "$n"
+	# Refilled after a second.
+	sleep 1
+	out=$({
+		printf 'auth agent secret=%s\n' "$SECRET"
+		for ((i = 0; i < AGENT_RATE / 2; i++)); do printf 'heartbeat backend name=vm1\n'; done
+	} | e2e_in_router socat -t 5 - "TCP:127.0.0.1:$TCP_PORT")
+	expect_eq "a new connection, half the rate" "$(grep -c '^ok$' <<<"$out")" $((AGENT_RATE / 2 + 1))
+}
+
 # c3. The VM agent over TCP with its backend's own secret: it registers, runs
 # its containers and serves their requests, reports a drain it did not start
 # (the event, show container, idle), and removes its backend when it stops.
@@ -1007,7 +1040,7 @@ test_systemd_unit() {
 # --- runner --------------------------------------------------------------------------------------
 
 TESTS=(systemd_unit config_file config_override config_override_lists config_bad xdp_generic
-	xdp_native tcp_auth tcp_backoff tcp_short_secret agent_secret allowed_functions agent_tcp
+	xdp_native tcp_auth tcp_backoff tcp_short_secret agent_secret allowed_functions agent_rate agent_tcp
 	agent_secrets_refused socket_perms watch heartbeat)
 
 # Before lib.sh's cleanup: stop every tetherd of the rig, remove the pin roots
@@ -1061,6 +1094,7 @@ main() {
 	DEFAULT_SOCKET_EXISTED=$([[ -e /run/tether/tetherd.sock ]] && echo yes || echo no)
 	DEFAULT_PIN_EXISTED=$([[ -e /sys/fs/bpf/tether ]] && echo yes || echo no)
 	TCP_PORT=$((20000 + RANDOM % 20000))
+	AGENT_RATE=50
 	# 16 characters: the shortest secret tetherd takes.
 	SECRET=$(random_secret)
 	SECRET_FILE=$E2E_LOG_DIR/tcp.secret
@@ -1075,7 +1109,8 @@ main() {
 	e2e_topology --vms 3
 	# On every address of the router: vm3's agent reaches it at 203.0.113.33.
 	e2e_tetherd_start --hold-ms "$HOLD_MS" --tcp-listen "0.0.0.0:$TCP_PORT" \
-		--tcp-secret-file "$SECRET_FILE" --agent-secrets-dir "$SECRETS_DIR"
+		--tcp-secret-file "$SECRET_FILE" --agent-secrets-dir "$SECRETS_DIR" \
+		--agent-rate "$AGENT_RATE"
 	e2e_backend_start vm1
 	e2e_backend_start vm2
 	e2e_backend_add vm1 --heartbeat-ms "$HOUR" >/dev/null

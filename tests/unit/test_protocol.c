@@ -87,6 +87,7 @@ static void test_error_codes(void **state)
 	assert_string_equal(proto_error_code(PROTO_UNAUTHORIZED), "unauthorized");
 	assert_string_equal(proto_error_code(PROTO_INTERNAL), "internal");
 	assert_string_equal(proto_error_code(PROTO_UNAVAILABLE), "unavailable");
+	assert_string_equal(proto_error_code(PROTO_OVERLOADED), "overloaded");
 	assert_string_equal(proto_error_code((enum proto_error)99), "internal");
 	assert_string_equal(proto_error_code((enum proto_error)-1), "internal");
 }

@@ -613,6 +613,11 @@ static enum proto_error show_stats(struct tetherd *d, const struct requester *wh
 	STAT(overloaded); STAT(malformed); STAT(send_errors); STAT(capacity_requests);
 #undef STAT
 	proto_record_end(w);
+	proto_record_begin(w);
+	proto_record_str(w, "part", "control");
+	proto_record_u64(w, "changes_overloaded", d->changes_overloaded);
+	proto_record_u64(w, "agent_rate", d->config.agent_rate);
+	proto_record_end(w);
 	return PROTO_OK;
 }
 
@@ -726,6 +731,35 @@ static const struct command commands[] = {
 
 /* --- lifecycle changes, here or through the fleet's store --- */
 
+/* A remote connection may send --agent-rate changes a second, in bursts of
+ * as many: one agent flooding changes (each pool swap waits for an RCU grace
+ * period) cannot hold up every other VM's. */
+static enum proto_error within_budget(struct tetherd *d, struct requester *who, char *message,
+				      size_t size)
+{
+	struct change_budget *budget = &who->budget;
+	double rate = d->config.agent_rate;
+	__u64 now = lifecycle_now(&d->lc);
+
+	if (!who->remote || !rate)
+		return PROTO_OK;
+	if (!budget->refilled_ns)
+		budget->tokens = rate;
+	else
+		budget->tokens = MIN(rate, budget->tokens + rate * (now - budget->refilled_ns) / 1e9);
+	budget->refilled_ns = now;
+	if (budget->tokens >= 1) {
+		budget->tokens -= 1;
+		return PROTO_OK;
+	}
+	d->changes_overloaded++;
+	snprintf(message, size, "this connection sends more than %u changes a second (tetherd "
+				"--agent-rate); nothing changed: send it again later",
+		 d->config.agent_rate);
+	return PROTO_OVERLOADED;
+}
+
+
 /* A request whose answer waits for the fleet. */
 struct waiting_answer {
 	struct tetherd *d;
@@ -775,7 +809,7 @@ static enum proto_error run_change(struct tetherd *d, const struct requester *wh
 	return PROTO_OK;
 }
 
-bool commands_execute(struct tetherd *d, const struct requester *who,
+bool commands_execute(struct tetherd *d, struct requester *who,
 		      const struct proto_request *req, struct proto_writer *w)
 {
 	char message[512] = "";
@@ -801,6 +835,8 @@ bool commands_execute(struct tetherd *d, const struct requester *who,
 			struct lc_request change = {};
 
 			err = command->parse(d, who, req, &change, message, sizeof(message));
+			if (!err)
+				err = within_budget(d, who, message, sizeof(message));
 			if (!err)
 				err = run_change(d, who, &change, w, message, sizeof(message));
 		} else {

@@ -11,7 +11,7 @@
 #include "control/protocol.h"
 #include "tetherd.h"
 
-bool commands_execute(struct tetherd *d, const struct requester *who,
+bool commands_execute(struct tetherd *d, struct requester *who,
 		      const struct proto_request *req, struct proto_writer *w);
 
 #endif

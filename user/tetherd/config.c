@@ -48,6 +48,9 @@ static const char usage[] =
 	"                         containers, nothing else. D and its files must be the\n"
 	"                         user's of tetherd (root, or --user) and private to it\n"
 	"                         (chmod 700 D, chmod 600 D/*), or tetherd refuses them\n"
+	"  --agent-rate N         lifecycle changes a second each TCP connection may send,\n"
+	"                         in bursts of as many; more are refused 'overloaded'\n"
+	"                         (100; 0: no limit)\n"
 	"  --user NAME            once loaded, attached and listening, run as NAME (its uid,\n"
 	"                         gid and groups) with the same few capabilities; its\n"
 	"                         group may use the pins. Start as root\n"
@@ -63,7 +66,7 @@ static const char usage[] =
 enum option_id {
 	OPT_IFACE = 1, OPT_VIP, OPT_XDP_MODE, OPT_PIN_ROOT, OPT_SOCKET, OPT_SOCKET_GROUP,
 	OPT_HEARTBEAT, OPT_DRAIN, OPT_HOLD, OPT_QUEUE, OPT_TCP_LISTEN, OPT_TCP_SECRET,
-	OPT_AGENT_SECRETS, OPT_USER, OPT_STORE, OPT_FLEET, OPT_ROUTER_NAME, OPT_CONFIG, OPT_UNLOAD,
+	OPT_AGENT_SECRETS, OPT_AGENT_RATE, OPT_USER, OPT_STORE, OPT_FLEET, OPT_ROUTER_NAME, OPT_CONFIG, OPT_UNLOAD,
 	OPT_HELP, OPT_VERSION,
 };
 
@@ -81,6 +84,7 @@ static const struct option options[] = {
 	{ "tcp-listen", required_argument, 0, OPT_TCP_LISTEN },
 	{ "tcp-secret-file", required_argument, 0, OPT_TCP_SECRET },
 	{ "agent-secrets-dir", required_argument, 0, OPT_AGENT_SECRETS },
+	{ "agent-rate", required_argument, 0, OPT_AGENT_RATE },
 	{ "user", required_argument, 0, OPT_USER },
 	{ "store", required_argument, 0, OPT_STORE },
 	{ "fleet", required_argument, 0, OPT_FLEET },
@@ -198,6 +202,8 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 	case OPT_AGENT_SECRETS:
 		return copy_setting(name, value, config->agent_secrets_dir,
 				    sizeof(config->agent_secrets_dir));
+	case OPT_AGENT_RATE:
+		return parse_u32(name, value, &config->agent_rate);
 	case OPT_USER:
 		return copy_setting(name, value, config->user, sizeof(config->user));
 	case OPT_STORE:
@@ -503,6 +509,7 @@ static void set_defaults(struct tetherd_config *config)
 	snprintf(config->socket_path, sizeof(config->socket_path), "%s", TETHERD_DEFAULT_SOCKET);
 	config->xdp_mode = XDP_MODE_AUTO;
 	config->heartbeat_ms = 3000;
+	config->agent_rate = 100;
 	config->drain_ms = 30000;
 	config->slowpath = (struct slowpath_config){ .hold_ms = 1000,
 						     .queue_per_function = 256,

@@ -37,6 +37,7 @@ struct tetherd_config {
 	char tcp_secret[128]; /* shared secret: operators, any backend; empty: none */
 	char agent_secrets_dir[256]; /* DIR/NAME: backend NAME's own secret; empty: none */
 	struct fleet_config fleet; /* endpoints empty: single host */
+	__u32 agent_rate;    /* lifecycle changes a second per TCP connection; 0: no limit */
 	char user[64];       /* run as this user once started; empty: stay root */
 	uid_t user_uid;      /* ... its ids, looked up by config_parse */
 	gid_t user_gid;
@@ -56,6 +57,7 @@ struct tetherd {
 	int timer_fd, signal_fd; /* the loop's tick and SIGTERM/SIGINT; -1 when not open */
 	bool stop;
 	bool unload_requested;
+	__u64 changes_overloaded; /* changes refused: a connection over --agent-rate */
 };
 
 /* Where an answer given later goes: the connection's fd, and its number,
@@ -65,9 +67,16 @@ struct control_ticket {
 	__u64 id;
 };
 
+/* A token bucket of lifecycle changes, per TCP connection (--agent-rate). */
+struct change_budget {
+	double tokens;
+	__u64 refilled_ns;
+};
+
 /* Who sent a request: the control socket's view of the connection. */
 struct requester {
 	struct control_ticket ticket;
+	struct change_budget budget; /* remote connections */
 	bool remote;        /* over TCP */
 	bool authenticated; /* TCP: passed "auth agent" */
 	char backend[32];   /* TCP agent bound to this backend, or empty (any) */

@@ -34,6 +34,7 @@ static const struct {
 	[PROTO_UNAUTHORIZED] = { "unauthorized", "not authorized" },
 	[PROTO_INTERNAL] = { "internal", "internal error" },
 	[PROTO_UNAVAILABLE] = { "unavailable", "the fleet's store is unreachable; nothing changed" },
+	[PROTO_OVERLOADED] = { "overloaded", "too many changes on this connection; nothing changed" },
 };
 
 #define ERROR_COUNT (sizeof(errors) / sizeof(errors[0]))

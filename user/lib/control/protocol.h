@@ -35,6 +35,7 @@ enum proto_error {
 	PROTO_UNAUTHORIZED,
 	PROTO_INTERNAL,
 	PROTO_UNAVAILABLE, /* a fleet's store could not be reached: nothing changed */
+	PROTO_OVERLOADED,  /* the connection sends changes faster than it may: nothing changed */
 };
 
 /* "bad_request", "not_found", ... as on the wire; "ok" for PROTO_OK and

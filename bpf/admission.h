@@ -40,7 +40,7 @@ static __always_inline const struct admit_config *admit_config_get(void)
 /* Whether any budget applies to requests for the slow path at all. */
 static __always_inline int admission_limited(const struct admit_config *config)
 {
-	return config && (config->function.interval_ns || config->all.interval_ns);
+	return config && (config->function.interval_ns || config->total.interval_ns);
 }
 
 /* One request's worth from the bucket whose TAT is *tat: 1 taken, 0 over
@@ -108,7 +108,7 @@ static __always_inline int admit_to_slow_path(const struct request *req,
 	__u64 function_id = bpf_be64_to_cpu(req->hdr->function_id);
 
 	return function_bucket_take(function_id, now, &config->function) &&
-	       shared_bucket_take(ADMIT_BUCKET_ALL, now, &config->all);
+	       shared_bucket_take(ADMIT_BUCKET_TOTAL, now, &config->total);
 }
 
 /* 1 when one more OVERLOADED answer may leave: the cap on answers keeps a

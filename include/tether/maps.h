@@ -183,7 +183,7 @@ struct admit_rate {
 
 struct admit_config {
 	struct admit_rate function; /* each function's requests to the slow path */
-	struct admit_rate all;      /* every function's together */
+	struct admit_rate total;    /* every function's together */
 	struct admit_rate answers;  /* OVERLOADED answers sent by the XDP program */
 };
 
@@ -192,7 +192,7 @@ struct admit_config {
  * (host order) -> struct admit_bucket, one per function seen lately; a
  * function's first request finds no entry and makes one (a full bucket). */
 enum admit_bucket_index {
-	ADMIT_BUCKET_ALL = 0,
+	ADMIT_BUCKET_TOTAL = 0,
 	ADMIT_BUCKET_ANSWERS = 1,
 	ADMIT_BUCKETS = 2,
 };

@@ -73,10 +73,10 @@
 static __u8 frame_in[HARNESS_FRAME_MAX], frame_want[HARNESS_FRAME_MAX];
 
 static void set_limits(struct fixture *fx, __u32 function_rate, __u32 function_burst,
-		       __u32 all_rate, __u32 all_burst, __u32 answer_rate, __u32 answer_burst)
+		       __u32 total_rate, __u32 total_burst, __u32 answer_rate, __u32 answer_burst)
 {
-	struct admission_limits limits = { function_rate, function_burst, all_rate,
-					   all_burst,     answer_rate,    answer_burst };
+	struct admission_limits limits = { function_rate, function_burst, total_rate,
+					   total_burst,     answer_rate,    answer_burst };
 
 	assert_int_equal(admission_set(&fx->dp, &limits), 0);
 }
@@ -483,7 +483,7 @@ static void test_routed_never_budgeted(void **state)
 
 	set_limits(fx, 1, 1, 1, 1, 1, 1);
 	exhaust_function(fx, FIXTURE_F1);
-	exhaust_shared(fx, ADMIT_BUCKET_ALL);
+	exhaust_shared(fx, ADMIT_BUCKET_TOTAL);
 	exhaust_shared(fx, ADMIT_BUCKET_ANSWERS);
 	for (int family = 4; family <= 6; family += 2) {
 		request_spec(&s, family, FIXTURE_F1, 30);
@@ -527,8 +527,8 @@ static void test_no_budget_sheds_nothing(void **state)
 	assert_int_equal(admission_get(&fx->dp, &got), 0);
 	assert_int_equal(got.function_rate, 10);
 	assert_int_equal(got.function_burst, 20);
-	assert_int_equal(got.all_rate, 30);
-	assert_int_equal(got.all_burst, 40);
+	assert_int_equal(got.total_rate, 30);
+	assert_int_equal(got.total_burst, 40);
 	assert_int_equal(got.answer_rate, 50);
 	assert_int_equal(got.answer_burst, 60);
 }

@@ -264,7 +264,7 @@ static void test_adopts_pins_of_version_before_admission(void **state)
 		assert_int_equal(access(path, F_OK), 0);
 	}
 	assert_int_equal(admission_get(&dp, &limits), 0);
-	assert_int_equal(limits.function_rate + limits.all_rate + limits.answer_rate, 0);
+	assert_int_equal(limits.function_rate + limits.total_rate + limits.answer_rate, 0);
 	assert_int_equal(admission_set(&dp, &set), 0);
 	dataplane_close(&dp);
 

@@ -31,7 +31,7 @@ int admission_set(struct dataplane *dp, const struct admission_limits *limits)
 	struct admit_config config;
 	__u32 zero = 0;
 	int err = rate_from(limits->function_rate, limits->function_burst, &config.function) ?:
-		  rate_from(limits->all_rate, limits->all_burst, &config.all) ?:
+		  rate_from(limits->total_rate, limits->total_burst, &config.total) ?:
 		  rate_from(limits->answer_rate, limits->answer_burst, &config.answers);
 
 	if (err)
@@ -50,7 +50,7 @@ int admission_get(struct dataplane *dp, struct admission_limits *limits)
 		return -errno;
 	*limits = (struct admission_limits){
 		.function_rate = config.function.rate, .function_burst = config.function.burst,
-		.all_rate = config.all.rate, .all_burst = config.all.burst,
+		.total_rate = config.total.rate, .total_burst = config.total.burst,
 		.answer_rate = config.answers.rate, .answer_burst = config.answers.burst,
 	};
 	return 0;

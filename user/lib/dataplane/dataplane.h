@@ -86,7 +86,7 @@ int pool_read(struct dataplane *dp, __u64 function_id, __u32 *table, __u32 cap, 
  * budgeted (all zero). get reads back what the program uses. */
 struct admission_limits {
 	__u32 function_rate, function_burst;
-	__u32 all_rate, all_burst;
+	__u32 total_rate, total_burst;
 	__u32 answer_rate, answer_burst;
 };
 int admission_set(struct dataplane *dp, const struct admission_limits *limits);

@@ -86,6 +86,10 @@ static __always_inline __u32 next_index(__u32 population)
 		return 0;
 	__u32 index = *sequence;
 
+	/* A case with a smaller population than the one before starts over
+	 * (else one packet takes an entry past the population: all zero). */
+	if (index >= population)
+		index = 0;
 	*sequence = index + 1 >= population ? 0 : index + 1;
 	return index;
 }

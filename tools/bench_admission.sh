@@ -203,7 +203,7 @@ main() {
 			 flood: {sent: (map(.flood.sent // 0) | add), answered: (map(.flood.answered // 0) | add),
 				 lost: (map(.flood.lost // 0) | add), overloaded: (map(.flood.overloaded // 0) | add),
 				 no_capacity: (map(.flood.no_capacity // 0) | add),
-				 per_s: ((map(.flood.sent // 0) | add) / (map(.seconds) | add))},
+				 per_s: ((map(.flood.sent // 0) | add) / (length * '"$SECONDS_PER_CASE"'))},
 			 router: {shed: (map(.router.shed) | add), shed_dropped: (map(.router.shed_dropped) | add)},
 			 slowpath: {received: (map(.slowpath.received) | add)},
 			 tetherd_cpu_pct: ((map(.tetherd_cpu_pct) | add) / length),
@@ -241,7 +241,8 @@ main() {
 					"$overloaded" "$cpu"
 			done
 		printf '\n  legit: sent, lost, answered other than OK (the agent answers OVERLOADED when its\n'
-		printf '  containers fall behind), latency of the OK answers (us). flood/s: the flood'"'"'s rate;\n'
+		printf '  containers fall behind), latency of the OK answers (us). flood/s: the flood'"'"'s rate\n'
+		printf '  while it sent (some of it never reaches the router: a veth ring overflows);\n'
 		printf '  XDP shed: flood requests the router answered OVERLOADED itself; slow path: datagrams\n'
 		printf '  tetherd read; overloaded: OVERLOADED answers the flood got. tetherd CPU: %% of one core\n'
 		printf '  (the softirq time of the stack the flood climbs is not in it)\n'

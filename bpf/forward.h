@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* What happens to a routed request: the chosen container's token is stamped
- * into the header (UDP checksum fixed incrementally), the Ethernet addresses
- * and VLAN tags are rewritten for the backend, and the frame leaves through
- * the backend's interface. */
+/* What happens to a request: a routed one has the chosen container's token
+ * stamped into the header (UDP checksum fixed incrementally), its Ethernet
+ * addresses and VLAN tags rewritten for the backend, and leaves through the
+ * backend's interface; one the program cannot route goes up to the slow path
+ * within its budget (bpf/admission.h), else is answered OVERLOADED in place. */
 #ifndef TETHER_BPF_FORWARD_H
 #define TETHER_BPF_FORWARD_H
 
+#include "admission.h"
 #include "counters.h"
 #include "maps.h"
 #include "parse.h"
@@ -169,10 +171,151 @@ static __always_inline int send_to_backend(struct xdp_md *ctx, struct request *r
 	return action;
 }
 
-/* The request goes up the host stack to tetherd's socket on the service
- * address, carrying in its status byte why it could not be routed here. */
-static __always_inline int hand_to_slow_path(struct request *req, __u8 reason)
+/* ---- answering in place ---------------------------------------------------- */
+
+#define ANSWER_TTL 64
+
+/* What follows the IP header in an answer: the UDP header and the Tether
+ * header, nothing else. */
+struct answer_l4 {
+	struct udphdr udp;
+	struct tether_hdr hdr;
+};
+
+_Static_assert(sizeof(struct answer_l4) == sizeof(struct udphdr) + TETHER_HDR_LEN,
+	       "an answer's UDP datagram is its header and the Tether header");
+
+/* RFC 1071 over `words` 16-bit words as they lie in memory (the sum is
+ * byte-order neutral); words is a constant, so the loop unrolls. */
+static __always_inline __u32 csum_add_words(__u32 sum, const void *data, int words)
 {
+	const __u16 *word = data;
+
+#pragma unroll
+	for (int i = 0; i < words; i++)
+		sum += word[i];
+	return sum;
+}
+
+/* The request becomes its own answer, in place, and never grows: the
+ * Ethernet addresses, IP addresses and UDP ports swapped; the IP header
+ * without options (IPv4: IHL 5) or extension headers (IPv6: the UDP header
+ * follows at once), TTL or hop limit ANSWER_TTL, lengths for the UDP header
+ * and the 48-byte Tether header; the Tether header echoed (function, key,
+ * token, request_id, the client's flags) with REPLY and status; the payload
+ * cut off with bpf_xdp_adjust_tail. VLAN tags, TOS or traffic class, flow
+ * label, IPv4 identification and DF stay as they came: the answer leaves the
+ * way the request arrived (XDP_TX). Both checksums are computed afresh (an
+ * IPv4 request without a UDP checksum gets an answer with one). Returns 0,
+ * or -1 when the frame could not be shortened (every packet pointer is
+ * invalid afterwards either way). */
+static __always_inline int answer_in_place(struct xdp_md *ctx, struct request *req, __u8 status)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = req->eth;
+	struct answer_l4 l4;
+	__u8 mac[ETH_ALEN];
+
+	if ((void *)(eth + 1) > data_end || (void *)req->udp + sizeof(l4) > data_end)
+		return -1;
+	__builtin_memcpy(&l4, req->udp, sizeof(l4));
+	__be16 port = l4.udp.source;
+
+	l4.udp.source = l4.udp.dest;
+	l4.udp.dest = port;
+	l4.udp.len = bpf_htons(sizeof(l4));
+	l4.udp.check = 0;
+	l4.hdr.flags |= TETHER_F_REPLY;
+	l4.hdr.status = status;
+
+	/* The pseudo header's protocol and length, as they lie in it. */
+	__u32 sum = bpf_htons(IPPROTO_UDP) + bpf_htons(sizeof(l4));
+	void *l4_at;
+
+	if (req->is_ipv4) {
+		struct iphdr *ip = req->l3;
+
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		__be32 addr = ip->saddr;
+
+		ip->saddr = ip->daddr;
+		ip->daddr = addr;
+		ip->ihl = 5;
+		ip->tot_len = bpf_htons(sizeof(*ip) + sizeof(l4));
+		ip->ttl = ANSWER_TTL;
+		ip->check = 0;
+		ip->check = ~csum_fold(csum_add_words(0, ip, sizeof(*ip) / 2));
+		sum = csum_add_words(sum, &ip->saddr, 4);
+		l4_at = ip + 1;
+	} else {
+		struct ipv6hdr *ip6 = req->l3;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		struct in6_addr addr = ip6->saddr;
+
+		ip6->saddr = ip6->daddr;
+		ip6->daddr = addr;
+		ip6->payload_len = bpf_htons(sizeof(l4));
+		ip6->nexthdr = IPPROTO_UDP;
+		ip6->hop_limit = ANSWER_TTL;
+		sum = csum_add_words(sum, &ip6->saddr, 16);
+		l4_at = ip6 + 1;
+	}
+	__u16 check = ~csum_fold(csum_add_words(sum, &l4, sizeof(l4) / 2));
+
+	l4.udp.check = check ? check : 0xffff;
+	if (l4_at + sizeof(l4) > data_end)
+		return -1;
+	__builtin_memcpy(l4_at, &l4, sizeof(l4));
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+
+	/* Payload, options, extension headers and Ethernet padding: cut. */
+	int delta = (int)((long)(l4_at + sizeof(l4)) - (long)data_end); /* <= 0 */
+
+	if (delta && bpf_xdp_adjust_tail(ctx, delta))
+		return -1;
+	return 0;
+}
+
+/* Over budget: answered OVERLOADED here, within the cap on answers;
+ * beyond it (or if the frame could not be shortened) dropped. Counted on
+ * top of the routing decision (no_capacity or strict_gone). */
+static __always_inline int shed(struct xdp_md *ctx, struct request *req,
+				const struct admit_config *config, __u64 now,
+				struct tether_stats *stats)
+{
+	if (!answer_allowed(config, now) ||
+	    answer_in_place(ctx, req, TETHER_STATUS_OVERLOADED)) {
+		count(stats, shed_dropped);
+		return XDP_DROP;
+	}
+	count(stats, shed);
+	return XDP_TX;
+}
+
+/* The request goes up the host stack to tetherd's socket on the service
+ * address, carrying in its status byte why it could not be routed here
+ * (NO_CAPACITY, or CONTAINER_GONE for STRICT), when the slow path's budget
+ * admits it. Over budget it is shed, whatever the reason: the answer is
+ * OVERLOADED either way ("try again later"), never a verdict reached on the
+ * slow path's behalf; a STRICT client that retries within budget learns
+ * CONTAINER_GONE from the slow path. */
+static __always_inline int hand_to_slow_path(struct xdp_md *ctx, struct request *req, __u8 reason,
+					     struct tether_stats *stats)
+{
+	const struct admit_config *config = admit_config_get();
+
+	if (admission_limited(config)) {
+		__u64 now = bpf_ktime_get_ns();
+
+		if (!admit_to_slow_path(req, config, now))
+			return shed(ctx, req, config, now, stats);
+	}
+
 	struct tether_hdr *hdr = req->hdr;
 	__u16 old_word = *status_word(hdr);
 	__u32 sum = (__u16)~req->udp->check;

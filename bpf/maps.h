@@ -98,5 +98,26 @@ struct {
 	__type(key, struct allowed_key);
 	__type(value, struct allowed_functions);
 } allowed_funcs SEC(".maps");
+/* Admission to the slow path: see include/tether/maps.h and bpf/admission.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct admit_config);
+} admit_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ADMIT_BUCKETS);
+	__type(key, __u32);
+	__type(value, struct admit_shared_bucket);
+} admit_buckets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TETHER_MAX_ADMIT_FUNCTIONS);
+	__type(key, __u64);
+	__type(value, struct admit_bucket);
+} admit_functions SEC(".maps");
 
 #endif

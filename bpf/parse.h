@@ -32,6 +32,7 @@ enum parse_result {
 
 struct request {
 	struct ethhdr *eth;
+	void *l3;                    /* the IPv4 or IPv6 header */
 	struct udphdr *udp;
 	struct tether_hdr *hdr;
 	struct service_key flow_src; /* source address and port */
@@ -214,6 +215,7 @@ static __always_inline enum parse_result parse_request(struct xdp_md *ctx, struc
 		req->vlan_count++;
 	}
 	req->l3_proto = proto;
+	req->l3 = cursor;
 
 	enum parse_result early = PARSE_NOT_SERVICE;
 	void *l3_end = data_end;

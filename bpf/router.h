@@ -41,9 +41,9 @@ static __always_inline int route_frame(struct xdp_md *ctx)
 		stamp_token(&req, &chosen);
 		return send_to_backend(ctx, &req, &chosen, stats);
 	case ROUTE_NO_CAPACITY:
-		return hand_to_slow_path(&req, TETHER_STATUS_NO_CAPACITY);
+		return hand_to_slow_path(ctx, &req, TETHER_STATUS_NO_CAPACITY, stats);
 	case ROUTE_STRICT_GONE:
-		return hand_to_slow_path(&req, TETHER_STATUS_CONTAINER_GONE);
+		return hand_to_slow_path(ctx, &req, TETHER_STATUS_CONTAINER_GONE, stats);
 	}
 	return XDP_DROP;
 }

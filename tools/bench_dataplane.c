@@ -5,6 +5,10 @@
  * restores the frame before each repeat) and checks that the counter it claims
  * to measure moved by exactly the number of runs. Floors are measured in the
  * same run: MAC swap, parse + one lookup, and the template restore alone.
+ * The admission cases run a function without a pool under a budget that
+ * admits (both buckets taken), or one spent an hour ahead (shed: the answer
+ * built in place, after a whole-frame restore, measured alone too), or that
+ * and the cap on answers (dropped).
  *
  *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING]
  */
@@ -190,10 +194,19 @@ static void open_bench(struct world *w)
 			fail("bench_keys", errno);
 }
 
+/* The slow path's budget a case runs under (bpf/admission.h). */
+enum bench_admission {
+	ADMISSION_NONE = 0,   /* no budget (a program without tetherd's settings) */
+	ADMISSION_WITHIN = 1, /* budgets that always admit: both buckets taken */
+	ADMISSION_SHED = 2,   /* the function's budget spent: answered in place */
+	ADMISSION_CAPPED = 3, /* ... and the cap on answers too: dropped */
+};
+
 struct bench_case {
 	const char *name;
 	int family;
-	int program;      /* 0 route, 1 restore only, 2 mac swap, 3 parse+lookup */
+	int program;      /* 0 route, 1 restore only, 2 mac swap, 3 parse+lookup,
+			   * 4 route after a whole-frame restore, 5 that restore only */
 	__u32 flags;      /* Tether flags of the template */
 	int vary;         /* enum bench_vary */
 	int function;     /* 1: a function with no pool */
@@ -201,6 +214,7 @@ struct bench_case {
 	int bad_magic;
 	size_t counter;   /* offsetof(struct tether_stats, ...), or -1 */
 	__u32 population; /* of the varied field; 0: all of it */
+	int admission;    /* enum bench_admission */
 };
 
 #define COUNTER(field) offsetof(struct tether_stats, field)
@@ -212,6 +226,8 @@ static int program_fd(struct world *w, int program)
 	case 1: return bpf_program__fd(w->bench->progs.bench_restore_only);
 	case 2: return bpf_program__fd(w->bench->progs.bench_mac_swap);
 	case 3: return bpf_program__fd(w->bench->progs.bench_parse_lookup);
+	case 4: return bpf_program__fd(w->bench->progs.bench_route_full);
+	case 5: return bpf_program__fd(w->bench->progs.bench_restore_full_only);
 	default: return bpf_program__fd(w->bench->progs.bench_route);
 	}
 }
@@ -236,9 +252,12 @@ static size_t build_template(struct world *w, const struct bench_case *c, __u8 *
 		spec.hdr_raw = 1;
 		spec.hdr.version = TETHER_VERSION;
 	}
+	if (c->program >= 4) /* a whole-frame restore: exactly BENCH_FULL_FRAME bytes */
+		spec.payload_len = BENCH_FULL_FRAME - (c->family == 4 ? 90 : 110);
 	size_t len = pkt_build(&spec, frame, 512);
 
-	if (!len || pkt_parse(frame, len, &view))
+	if (!len || pkt_parse(frame, len, &view) ||
+	    (c->program >= 4 && len != BENCH_FULL_FRAME))
 		fail("building a template frame", EINVAL);
 	memset(template, 0, sizeof(*template));
 	memcpy(template->macs, frame, 12);
@@ -247,6 +266,8 @@ static size_t build_template(struct world *w, const struct bench_case *c, __u8 *
 	template->hdr_offset = view.tether_off;
 	template->udp_offset = view.l4_off;
 	template->src_addr_offset = view.l3_off + (c->family == 4 ? 12 : 8 + 12);
+	if (c->program >= 4)
+		memcpy(template->frame, frame, BENCH_FULL_FRAME);
 	template->vary = c->vary;
 	template->population = c->vary == VARY_TOKEN ? w->containers : w->scale.affinity;
 	if (c->population)
@@ -274,6 +295,37 @@ static int compare_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The budget of the case: limits, and the function's bucket (and the
+ * answers') spent an hour ahead where the case sheds. */
+static void set_admission(struct world *w, const struct bench_case *c)
+{
+	struct admission_limits none = {}, within = {
+		TETHER_ADMIT_MAX_RATE, 1000000, TETHER_ADMIT_MAX_RATE, 1000000, 0, 0,
+	}, shed = { 1, 1, TETHER_ADMIT_MAX_RATE, 1000000, 0, 0 },
+	   capped = { 1, 1, TETHER_ADMIT_MAX_RATE, 1000000, 1, 1 };
+	const struct admission_limits *limits = c->admission == ADMISSION_WITHIN ? &within
+					       : c->admission == ADMISSION_SHED ? &shed
+					       : c->admission == ADMISSION_CAPPED ? &capped
+										: &none;
+	__u64 later = monotonic_ns() + 3600ull * 1000000000ull;
+	struct admit_bucket spent = { .tat_ns = later };
+	struct admit_shared_bucket spent_shared = { .tat_ns = later };
+	__u64 function_id = 999;
+	__u32 answers = ADMIT_BUCKET_ANSWERS;
+	int err = admission_set(&w->dp, limits);
+
+	if (err)
+		fail("admission_set", err);
+	if (c->admission >= ADMISSION_SHED &&
+	    bpf_map_update_elem(bpf_map__fd(w->dp.skel->maps.admit_functions), &function_id,
+				&spent, BPF_ANY))
+		fail("admit_functions", errno);
+	if (c->admission == ADMISSION_CAPPED &&
+	    bpf_map_update_elem(bpf_map__fd(w->dp.skel->maps.admit_buckets), &answers,
+				&spent_shared, BPF_ANY))
+		fail("admit_buckets", errno);
+}
+
 static __u32 measure(struct world *w, const struct bench_case *c)
 {
 	__u8 frame[512], out[512];
@@ -284,6 +336,7 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 	if (bpf_map_update_elem(bpf_map__fd(w->bench->maps.bench_template), &zero, &template,
 				BPF_ANY))
 		fail("bench_template", errno);
+	set_admission(w, c);
 	for (__u32 run = 0; run < w->scale.runs; run++) {
 		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
 			    .data_out = out, .data_size_out = sizeof(out),
@@ -301,61 +354,76 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 			exit(1);
 		}
 		durations[run] = opts.duration;
+		if (c->program >= 4 && opts.data_size_out > BENCH_FULL_FRAME)
+			fail("the frame grew", EINVAL);
 	}
+	set_admission(w, &(struct bench_case){ .admission = ADMISSION_NONE });
 	qsort(durations, w->scale.runs, sizeof(durations[0]), compare_u32);
 	return durations[w->scale.runs / 2];
 }
 
 static const struct bench_case cases[] = {
-	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0 },
-	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0 },
-	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0 },
+	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE },
+	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE },
+	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE },
 	{ "floor: template restore, varied tokens", 4, 1, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  NO_COUNTER, 0 },
-	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit), 0 },
+	  NO_COUNTER, 0, ADMISSION_NONE },
+	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit), 0, ADMISSION_NONE },
 	{ "token hit, varied (all containers)", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0 },
-	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE },
+	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE },
 	{ "key hit, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
-	  COUNTER(key_hit), 0 },
-	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0 },
-	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0 },
-	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0 },
-	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0 },
-	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0 },
+	  COUNTER(key_hit), 0, ADMISSION_NONE },
+	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE },
+	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE },
+	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE },
+	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE },
+	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE },
 	{ "IPv6 token hit, repeated", 6, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(token_hit), 0 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE },
 	{ "IPv6 token hit, varied", 6, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0 },
-	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0 },
-	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit), 0 },
-	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0 },
-	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0 },
-	{ "IPv6 no capacity", 6, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0 },
-	{ "IPv6 pass (other port)", 6, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0 },
-	{ "IPv6 malformed (bad magic)", 6, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE },
+	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE },
+	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE },
+	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE },
+	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE },
+	{ "IPv6 no capacity", 6, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE },
+	{ "IPv6 pass (other port)", 6, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE },
+	{ "IPv6 malformed (bad magic)", 6, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE },
+	/* Admission to the slow path (a function with no pool, 999). */
+	{ "no capacity, within budget (2 buckets)", 4, 0, 0, VARY_NONE, 1, 0, 0,
+	  COUNTER(no_capacity), 0, ADMISSION_WITHIN },
+	{ "floor: whole-frame restore (128 bytes)", 4, 5, 0, VARY_NONE, 1, 0, 0, NO_COUNTER, 0, ADMISSION_NONE },
+	{ "no capacity, no budget, whole restore", 4, 4, 0, VARY_NONE, 1, 0, 0,
+	  COUNTER(no_capacity), 0, ADMISSION_NONE },
+	{ "shed: answered OVERLOADED in place", 4, 4, 0, VARY_NONE, 1, 0, 0, COUNTER(shed), 0,
+	  ADMISSION_SHED },
+	{ "IPv6 shed: answered OVERLOADED in place", 6, 4, 0, VARY_NONE, 1, 0, 0, COUNTER(shed), 0,
+	  ADMISSION_SHED },
+	{ "shed over the answer cap: dropped", 4, 4, 0, VARY_NONE, 1, 0, 0,
+	  COUNTER(shed_dropped), 0, ADMISSION_CAPPED },
 	/* Re-home and learn change the affinity table, so they come last, and
 	 * re-home (which needs the loaded entries) before learn (which evicts them). */
 	{ "floor: restore + stale affinity, repeated", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0,
-	  0, NO_COUNTER, 1 },
+	  0, NO_COUNTER, 1, ADMISSION_NONE },
 	{ "floor: restore + stale affinity, varied", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  NO_COUNTER, 0 },
+	  NO_COUNTER, 0, ADMISSION_NONE },
 	{ "key re-home, repeated", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 1 },
+	  COUNTER(key_rehomed), 1, ADMISSION_NONE },
 	{ "key re-home, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 0 },
+	  COUNTER(key_rehomed), 0, ADMISSION_NONE },
 	{ "IPv6 key re-home, repeated", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 1 },
+	  COUNTER(key_rehomed), 1, ADMISSION_NONE },
 	{ "IPv6 key re-home, varied", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 0 },
+	  COUNTER(key_rehomed), 0, ADMISSION_NONE },
 	{ "key new (learn), one function", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 1 },
+	  COUNTER(key_new), 1, ADMISSION_NONE },
 	{ "key new (learn), varied functions", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 0 },
+	  COUNTER(key_new), 0, ADMISSION_NONE },
 	{ "IPv6 key new (learn), one function", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 1 },
+	  COUNTER(key_new), 1, ADMISSION_NONE },
 	{ "IPv6 key new (learn), varied functions", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 0 },
+	  COUNTER(key_new), 0, ADMISSION_NONE },
 };
 
 static void setup_services(struct world *w)

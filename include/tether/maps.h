@@ -13,6 +13,7 @@
 #define TETHER_MAX_FUNCTIONS 65536       /* functions with a warm pool */
 #define TETHER_MAX_AFFINITY (1u << 20)   /* (function, key) entries, LRU */
 #define TETHER_MAX_PORTS 256             /* egress interfaces */
+#define TETHER_MAX_ADMIT_FUNCTIONS 65536 /* per-function budgets, LRU */
 
 /* A pool table picks a container for a hash; when the picked one cannot take
  * work (its backend just missed its heartbeats), the next few slots are tried
@@ -32,6 +33,9 @@
 #define TETHER_MAP_BACKEND_META "backend_meta"
 #define TETHER_MAP_CONTAINER_META "container_meta"
 #define TETHER_MAP_ALLOWED "allowed_funcs"
+#define TETHER_MAP_ADMIT_CONFIG "admit_config"
+#define TETHER_MAP_ADMIT_BUCKETS "admit_buckets"
+#define TETHER_MAP_ADMIT_FUNCTIONS "admit_functions"
 #define TETHER_NAME_MAX 32 /* names of backends and containers, with the NUL */
 
 /* services: which (address, UDP port) pairs are Tether service addresses.
@@ -147,6 +151,60 @@ struct tether_stats {
 	__u64 retag_failed;  /* fault, on top of the decision: the frame could
 			      * not be given the backend's VLAN tagging
 			      * (bpf_xdp_adjust_head failed); dropped */
+	__u64 shed;          /* on top of no_capacity or strict_gone: over the
+			      * slow path's budget, answered OVERLOADED by the
+			      * XDP program itself (XDP_TX), never passed up */
+	__u64 shed_dropped;  /* on top of no_capacity or strict_gone: over the
+			      * budget and over the cap on answers (or, never
+			      * seen, the frame could not be shortened); dropped */
+};
+
+/* Admission to the slow path (bpf/admission.h): the requests the XDP program
+ * would pass up the stack (no warm container, or STRICT and gone) are
+ * budgeted per function first, then for all functions together; one over
+ * either budget is answered OVERLOADED in place (bpf/forward.h
+ * answer_in_place), within a cap on such answers, beyond which it is
+ * dropped. Each budget is a rate with a burst, kept as GCRA (the "virtual
+ * scheduling" form of a token bucket): one 64-bit theoretical arrival time
+ * (TAT) per bucket, moved on by one interval per admitted request with a
+ * compare-and-swap, so every CPU shares one bucket and a request is admitted
+ * when TAT - now <= tolerance. A bucket that refuses writes nothing.
+ *
+ * admit_config: ARRAY with one entry, written by tetherd at start (its
+ * options); all zero (a program loaded without tetherd, the tests' world)
+ * budgets nothing: every such request goes up, as before admission existed. */
+#define TETHER_ADMIT_MAX_RATE 1000000000u /* per second: an interval of 1 ns */
+
+struct admit_rate {
+	__u64 interval_ns;  /* 1e9 / rate; 0: no limit (rate 0) */
+	__u64 tolerance_ns; /* (burst - 1) * interval_ns */
+	__u32 rate;         /* per second, as configured; 0: no limit */
+	__u32 burst;        /* admitted at once after a quiet while (>= 1) */
+};
+
+struct admit_config {
+	struct admit_rate function; /* each function's requests to the slow path */
+	struct admit_rate total;    /* every function's together */
+	struct admit_rate answers;  /* OVERLOADED answers sent by the XDP program */
+};
+
+/* admit_buckets: ARRAY of the buckets every function shares, a cache line
+ * each (CPUs write them under load). admit_functions: LRU_HASH function_id
+ * (host order) -> struct admit_bucket, one per function seen lately; a
+ * function's first request finds no entry and makes one (a full bucket). */
+enum admit_bucket_index {
+	ADMIT_BUCKET_TOTAL = 0,
+	ADMIT_BUCKET_ANSWERS = 1,
+	ADMIT_BUCKETS = 2,
+};
+
+struct admit_bucket {
+	__u64 tat_ns; /* CLOCK_MONOTONIC; 0: full */
+};
+
+struct admit_shared_bucket {
+	__u64 tat_ns;
+	__u64 pad[7];
 };
 
 /* backend_meta and container_meta: what tetherd knows that the XDP program

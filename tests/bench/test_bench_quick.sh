@@ -69,6 +69,13 @@ bench latency "$scratch/latency.json" \
 bench converge "$scratch/converge.json" \
 	'.rows | length == 3 and all(.[]; .trials >= 1 and .converge_from_start_ms_median != null)' \
 	env BUILD="$build" tools/bench_converge.sh --quick --json "$scratch/converge.json"
+bench admission "$scratch/admission.json" \
+	'(.rows | length) == 3 and all(.rows[]; .legit.sent > 0 and .legit.p99_us > 0) and
+	 ([.rows[] | select(.case != "none")] | all(.[]; .flood.sent > 0)) and
+	 ([.rows[] | select(.case == "on")] | all(.[]; .router.shed > 0)) and
+	 ([.rows[] | select(.case == "off")] | all(.[]; .router.shed == 0)) and
+	 .shed_ns_per_packet["shed: answered OVERLOADED in place"] > 0' \
+	env BUILD="$build" tools/bench_admission.sh --quick --json "$scratch/admission.json"
 bench fleet "$scratch/fleet.json" \
 	'.sync.applied == .sync.containers and .adds_per_s.one_router > 0 and
 	 .convergence_ms.p50 > 0 and .token_hit_ns.fleet > 0 and .token_hit_ns.single > 0' \

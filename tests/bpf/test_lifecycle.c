@@ -415,7 +415,7 @@ static const char *counters_text(const struct tether_stats *d)
 	static const char *const names[] = {
 		"token_hit", "token_miss", "token_foreign", "key_hit", "key_new",
 		"key_rehomed", "flow_pick", "no_capacity", "strict_gone", "malformed",
-		"fragment", "pass", "no_route", "retag_failed",
+		"fragment", "pass", "no_route", "retag_failed", "shed", "shed_dropped",
 	};
 	const __u64 *v = (const __u64 *)d;
 	GString *s = g_string_new("");

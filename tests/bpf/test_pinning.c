@@ -3,7 +3,8 @@
  * a unique pin root survive the process that made them, a new dataplane_open
  * adopts them with their state, bpftool shows named fields, a map of the wrong
  * shape is refused (an earlier version's stats map, with fewer counters, is
- * carried over instead), and bpffs is mounted at a pin root that has none. */
+ * carried over instead), a pin root of the version before admission gets the
+ * admission maps, and bpffs is mounted at a pin root that has none. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -180,16 +181,15 @@ static __u32 pinned_value_size(const char *map)
 }
 
 /* Counters are only appended: the stats map of a version with fewer of them
- * (the one before retag_failed) is carried over, its counts kept, the new
- * counter at 0, and this version's map pinned in its place. */
-static void test_carries_older_stats_over(void **state)
+ * is carried over, its counts kept, the new counters at 0, and this
+ * version's map pinned in its place. */
+static void carries_over(size_t older)
 {
-	const size_t counters = sizeof(struct tether_stats) / 8, older = counters - 1;
+	const size_t counters = sizeof(struct tether_stats) / 8;
 	int cpus = libbpf_num_possible_cpus();
 	struct dataplane dp;
 	struct dataplane_opts opts = { .pin_root = pin_root };
 	struct tether_stats total;
-	(void)state;
 
 	pin_stats_of_size((__u32)(older * 8));
 	assert_int_equal(dataplane_open(&dp, &opts), 0);
@@ -202,7 +202,6 @@ static void test_carries_older_stats_over(void **state)
 			want += 1000ull * cpu + i + 1;
 		assert_int_equal(((const __u64 *)&total)[i], want);
 	}
-	assert_int_equal(total.retag_failed, 0);
 	assert_int_equal(pinned_value_size("stats"), sizeof(struct tether_stats));
 	dataplane_close(&dp);
 
@@ -212,6 +211,67 @@ static void test_carries_older_stats_over(void **state)
 	assert_int_equal(dataplane_open(&dp, &opts), 0);
 	assert_int_equal(stats_read(&dp, &again), 0);
 	assert_memory_equal(&again, &total, sizeof(total));
+	dataplane_close(&dp);
+}
+
+/* The version before retag_failed (issue 12). */
+static void test_carries_stats_before_retag_over(void **state)
+{
+	(void)state;
+	carries_over(offsetof(struct tether_stats, retag_failed) / 8);
+}
+
+/* The version before shed and shed_dropped (issue 17). */
+static void test_carries_stats_before_shed_over(void **state)
+{
+	(void)state;
+	carries_over(offsetof(struct tether_stats, shed) / 8);
+}
+
+/* A pin root of the version before admission: every map but the admission
+ * maps, and a stats map without shed and shed_dropped. It is adopted (its
+ * state kept), the admission maps are made and pinned, and nothing is
+ * budgeted until tetherd sets it; what it sets is adopted by the next start. */
+static void test_adopts_pins_of_version_before_admission(void **state)
+{
+	static const char *const new_maps[] = { TETHER_MAP_ADMIT_CONFIG, TETHER_MAP_ADMIT_BUCKETS,
+						TETHER_MAP_ADMIT_FUNCTIONS };
+	struct dataplane dp;
+	struct dataplane_opts opts = { .pin_root = pin_root };
+	struct admission_limits limits, set = { 500, 256, 5000, 2048, 100000, 10000 };
+	struct tether_token token;
+	struct container_record record;
+	char path[256];
+	(void)state;
+
+	assert_int_equal(dataplane_open(&dp, &opts), 0);
+	assert_int_equal(container_install(&dp, 9, 4243, 2, CONTAINER_WARM, &token), 0);
+	dataplane_close(&dp);
+	for (size_t i = 0; i < sizeof(new_maps) / sizeof(new_maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_root, new_maps[i]);
+		assert_int_equal(unlink(path), 0);
+	}
+	snprintf(path, sizeof(path), "%s/stats", pin_root);
+	assert_int_equal(unlink(path), 0);
+	pin_stats_of_size(offsetof(struct tether_stats, shed));
+
+	assert_int_equal(dataplane_open(&dp, &opts), 0);
+	assert_true(dp.adopted);
+	assert_int_equal(container_get(&dp, 9, &record), 0);
+	assert_int_equal(record.function_id, 4243);
+	for (size_t i = 0; i < sizeof(new_maps) / sizeof(new_maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_root, new_maps[i]);
+		assert_int_equal(access(path, F_OK), 0);
+	}
+	assert_int_equal(admission_get(&dp, &limits), 0);
+	assert_int_equal(limits.function_rate + limits.total_rate + limits.answer_rate, 0);
+	assert_int_equal(admission_set(&dp, &set), 0);
+	dataplane_close(&dp);
+
+	assert_int_equal(dataplane_open(&dp, &opts), 0);
+	assert_int_equal(admission_get(&dp, &limits), 0);
+	assert_memory_equal(&limits, &set, sizeof(set));
+	assert_true(bpftool_dump_contains(TETHER_MAP_ADMIT_CONFIG, "\"tolerance_ns\""));
 	dataplane_close(&dp);
 }
 
@@ -273,7 +333,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_adopts_pinned_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bpftool_prints_named_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_map_of_wrong_shape, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_carries_older_stats_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_carries_stats_before_retag_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_carries_stats_before_shed_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopts_pins_of_version_before_admission, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_other_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unpin_removes_every_pin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mounts_bpffs_where_none_is, setup, teardown),

@@ -248,7 +248,7 @@ static __u8 lo_mac[6], tx0_mac[6]; /* read from the kernel in main */
 static const char *const stat_names[] = {
 	"token_hit", "token_miss", "token_foreign", "key_hit",     "key_new",
 	"key_rehomed", "flow_pick", "no_capacity", "strict_gone", "malformed",
-	"fragment", "pass", "no_route", "retag_failed",
+	"fragment", "pass", "no_route", "retag_failed", "shed", "shed_dropped",
 };
 _Static_assert(ARRAY_SIZE(stat_names) == sizeof(struct tether_stats) / sizeof(__u64),
 	       "a name for every counter");

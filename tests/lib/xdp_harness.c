@@ -97,7 +97,8 @@ static const struct {
 	STAT_FIELD(key_hit),     STAT_FIELD(key_new),     STAT_FIELD(key_rehomed),
 	STAT_FIELD(flow_pick),   STAT_FIELD(no_capacity), STAT_FIELD(strict_gone),
 	STAT_FIELD(malformed),   STAT_FIELD(fragment),    STAT_FIELD(pass),
-	STAT_FIELD(no_route),   STAT_FIELD(retag_failed),
+	STAT_FIELD(no_route),   STAT_FIELD(retag_failed), STAT_FIELD(shed),
+	STAT_FIELD(shed_dropped),
 #undef STAT_FIELD
 };
 

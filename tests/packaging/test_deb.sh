@@ -313,7 +313,7 @@ test_completion() {
 	need_package
 	expect_eq "tetherctl back<TAB>" "$(complete_line "tetherctl back")" backend
 	expect_eq "tetherctl backend <TAB>" "$(complete_line "tetherctl backend ")" \
-		"add del drain heartbeat list"
+		"add set del drain heartbeat list"
 	expect_eq "tetherctl container add --b<TAB>" "$(complete_line "tetherctl container add --b")" \
 		"--backend"
 	expect_eq "tetherctl --<TAB>" "$(complete_line "tetherctl --")" \

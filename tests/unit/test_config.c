@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* Unit tests of tetherd's settings (user/tetherd/config.c) that need no BPF:
  * the per-backend agent secrets (--agent-secrets-dir: a file per backend,
- * private to tetherd's user, read again at every auth) and the checks of
- * --agent-secrets-dir, --tcp-listen and --user before anything is loaded. */
+ * private to tetherd's user, read again at every auth), the checks of
+ * --agent-secrets-dir, --tcp-listen and --user before anything is loaded, and
+ * the slow path's budget (--admit-*, --shed-answer-*). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -294,6 +295,68 @@ static void test_parse_version(void **state)
 	assert_true(strlen(TETHER_RELEASE_VERSION) > 0);
 }
 
+/* The slow path's budget: defaults, the options, the config file's keys
+ * (the command line wins), and values refused before anything is loaded. */
+static void test_parse_admission(void **state)
+{
+	struct tetherd_config config;
+	char path[] = "/tmp/tether-test-config.XXXXXX";
+	(void)state;
+
+	assert_int_equal(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							       "198.51.100.1:7777", NULL }),
+			 0);
+	assert_int_equal(config.admission.function_rate, TETHERD_DEFAULT_ADMIT_RATE);
+	assert_int_equal(config.admission.function_burst, TETHERD_DEFAULT_ADMIT_BURST);
+	assert_int_equal(config.admission.total_rate, TETHERD_DEFAULT_ADMIT_TOTAL_RATE);
+	assert_int_equal(config.admission.total_burst, TETHERD_DEFAULT_ADMIT_TOTAL_BURST);
+	assert_int_equal(config.admission.answer_rate, TETHERD_DEFAULT_SHED_ANSWER_RATE);
+	assert_int_equal(config.admission.answer_burst, TETHERD_DEFAULT_SHED_ANSWER_BURST);
+
+	assert_int_equal(parse(&config, (const char *const[]){
+				       "--iface", "lo", "--vip", "198.51.100.1:7777",
+				       "--admit-rate", "10", "--admit-burst", "20",
+				       "--admit-total-rate", "30", "--admit-total-burst", "40",
+				       "--shed-answer-rate", "0", "--shed-answer-burst", "0", NULL }),
+			 0);
+	assert_int_equal(config.admission.function_rate, 10);
+	assert_int_equal(config.admission.function_burst, 20);
+	assert_int_equal(config.admission.total_rate, 30);
+	assert_int_equal(config.admission.total_burst, 40);
+	assert_int_equal(config.admission.answer_rate, 0); /* no cap: its burst is moot */
+	assert_int_equal(config.admission.answer_burst, 0);
+
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	dprintf(fd, "[tetherd]\niface = lo\nvip = 198.51.100.1:7777\nadmit-rate = 7\n"
+		    "admit-total-burst = 9\nshed-answer-rate = 11\n");
+	close(fd);
+	int err = parse(&config, (const char *const[]){ "--config", path, "--admit-rate", "8",
+							NULL });
+
+	unlink(path);
+	assert_int_equal(err, 0);
+	assert_int_equal(config.admission.function_rate, 8); /* the command line wins */
+	assert_int_equal(config.admission.total_burst, 9);
+	assert_int_equal(config.admission.answer_rate, 11);
+	assert_int_equal(config.admission.function_burst, TETHERD_DEFAULT_ADMIT_BURST);
+
+	static const char *const refused[][2] = {
+		{ "--admit-burst", "0" },             /* a rate that admits nothing */
+		{ "--admit-total-burst", "0" },
+		{ "--shed-answer-burst", "0" },
+		{ "--admit-rate", "1000000001" },     /* above 1e9 per second */
+		{ "--admit-total-rate", "-1" },       /* not a number */
+		{ "--shed-answer-rate", "many" },
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							  "198.51.100.1:7777", refused[i][0],
+							  refused[i][1], NULL }) >= 0)
+			fail_msg("%s %s was taken", refused[i][0], refused[i][1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -311,6 +374,7 @@ int main(void)
 		cmocka_unit_test(test_parse_user),
 		cmocka_unit_test(test_parse_version),
 		cmocka_unit_test(test_parse_fleet),
+		cmocka_unit_test(test_parse_admission),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,10 @@
  * checksum, MACs), and the kernel hands the same buffer to every repeat, so
  * each run first restores the frame from a template, optionally varying the
  * token, key or flow across a population. The restore alone is measured too
- * (bench_restore_only), as are two floors: a MAC swap, and parse + one lookup. */
+ * (bench_restore_only), as are two floors: a MAC swap, and parse + one lookup.
+ * An answer in place (a shed request) rewrites and shortens the whole frame:
+ * bench_route_full restores its length and every byte first
+ * (bench_restore_full_only alone). */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -86,6 +89,10 @@ static __always_inline __u32 next_index(__u32 population)
 		return 0;
 	__u32 index = *sequence;
 
+	/* A case with a smaller population than the one before starts over
+	 * (else one packet takes an entry past the population: all zero). */
+	if (index >= population)
+		index = 0;
 	*sequence = index + 1 >= population ? 0 : index + 1;
 	return index;
 }
@@ -164,6 +171,45 @@ int bench_route(struct xdp_md *ctx)
 	if (restore_frame(ctx))
 		return XDP_ABORTED;
 	return route_frame(ctx);
+}
+
+/* The whole request back: its length (the answer shortened it), then its
+ * BENCH_FULL_FRAME bytes. */
+static __always_inline int restore_full_frame(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct bench_template *template = bpf_map_lookup_elem(&bench_template, &zero);
+
+	if (!template)
+		return -1;
+	int grow = BENCH_FULL_FRAME - (int)(ctx->data_end - ctx->data);
+
+	if (grow && bpf_xdp_adjust_tail(ctx, grow))
+		return -1;
+
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (data + BENCH_FULL_FRAME > data_end)
+		return -1;
+	__builtin_memcpy(data, template->frame, BENCH_FULL_FRAME);
+	return 0;
+}
+
+SEC("xdp")
+int bench_route_full(struct xdp_md *ctx)
+{
+	if (restore_full_frame(ctx))
+		return XDP_ABORTED;
+	return route_frame(ctx);
+}
+
+SEC("xdp")
+int bench_restore_full_only(struct xdp_md *ctx)
+{
+	if (restore_full_frame(ctx))
+		return XDP_ABORTED;
+	return XDP_TX;
 }
 
 SEC("xdp")

@@ -26,6 +26,10 @@ struct bench_key {
 	__be64 routing_key;
 };
 
+/* The whole frame of the cases whose answer rewrites all of it (shed): a
+ * request of exactly this many bytes, restored whole, its length first. */
+#define BENCH_FULL_FRAME 128
+
 struct bench_template {
 	__u8 macs[12];
 	__u8 hdr[TETHER_HDR_LEN];
@@ -35,6 +39,7 @@ struct bench_template {
 	__u16 src_addr_offset; /* of the last 4 bytes of the source address */
 	__u32 vary;           /* enum bench_vary */
 	__u32 population;     /* entries of bench_tokens / bench_keys in use */
+	__u8 frame[BENCH_FULL_FRAME]; /* bench_route_full: the whole request */
 };
 
 #define BENCH_POPULATION (1u << 20)

@@ -608,7 +608,7 @@ static void generate(int prog_fd, __u32 ifindex, double seconds)
 static const char *const stat_names[] = {
 	"token_hit",  "token_miss", "token_foreign", "key_hit",  "key_new",
 	"key_rehomed", "flow_pick", "no_capacity",  "strict_gone", "malformed",
-	"fragment",   "pass",       "no_route",    "retag_failed",
+	"fragment",   "pass",       "no_route",    "retag_failed", "shed", "shed_dropped",
 };
 
 static int cmd_run(struct options *o)

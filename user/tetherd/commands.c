@@ -582,12 +582,15 @@ static enum proto_error show_stats(struct tetherd *d, const struct requester *wh
 {
 	struct tether_stats stats;
 	struct slowpath_stats slow = {};
+	struct admission_limits budget;
 	__u64 affinity_entries = 0;
 	int err = stats_read(&d->dp, &stats);
 
 	(void)who, (void)req;
 	if (!err)
 		err = affinity_entries_read(&d->dp, &affinity_entries);
+	if (!err)
+		err = admission_get(&d->dp, &budget);
 	if (err) {
 		snprintf(message, size, "reading the data plane counters: %s", strerror(-err));
 		return PROTO_INTERNAL;
@@ -617,6 +620,20 @@ static enum proto_error show_stats(struct tetherd *d, const struct requester *wh
 	proto_record_str(w, "part", "control");
 	proto_record_u64(w, "changes_overloaded", d->changes_overloaded);
 	proto_record_u64(w, "agent_rate", d->config.agent_rate);
+	proto_record_end(w);
+	/* What the XDP program shed (on top of no_capacity and strict_gone:
+	 * the dataplane record has room for no more) and the budget it applies,
+	 * as the kernel has it. */
+	proto_record_begin(w);
+	proto_record_str(w, "part", "admission");
+	proto_record_u64(w, "shed", stats.shed);
+	proto_record_u64(w, "shed_dropped", stats.shed_dropped);
+	proto_record_u64(w, "admit_rate", budget.function_rate);
+	proto_record_u64(w, "admit_burst", budget.function_burst);
+	proto_record_u64(w, "admit_total_rate", budget.total_rate);
+	proto_record_u64(w, "admit_total_burst", budget.total_burst);
+	proto_record_u64(w, "shed_answer_rate", budget.answer_rate);
+	proto_record_u64(w, "shed_answer_burst", budget.answer_burst);
 	proto_record_end(w);
 	return PROTO_OK;
 }

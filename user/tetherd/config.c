@@ -38,6 +38,15 @@ static const char usage[] =
 	"  --drain-ms N           default drain deadline (30000)\n"
 	"  --hold-ms N            how long the slow path holds a request for capacity (1000)\n"
 	"  --queue N              requests held per function (256)\n"
+	"  --admit-rate N         requests per second of one function that the XDP program\n"
+	"                         hands to the slow path (500; 0: no limit); beyond it and\n"
+	"                         its burst it answers them OVERLOADED itself\n"
+	"  --admit-burst N        ... at once after a quiet while (256)\n"
+	"  --admit-total-rate N   the same for every function together (5000; 0: no limit)\n"
+	"  --admit-total-burst N  (2048)\n"
+	"  --shed-answer-rate N   OVERLOADED answers per second the XDP program sends at most;\n"
+	"                         beyond, shed requests are dropped (100000; 0: no cap)\n"
+	"  --shed-answer-burst N  (10000)\n"
 	"  --tcp-listen ADDR:PORT a TCP listener for remote VM agents and orchestrators;\n"
 	"                         each connection authenticates first (auth agent)\n"
 	"  --tcp-secret-file F    the shared secret: the operator's or orchestrator's\n"
@@ -65,9 +74,10 @@ static const char usage[] =
 
 enum option_id {
 	OPT_IFACE = 1, OPT_VIP, OPT_XDP_MODE, OPT_PIN_ROOT, OPT_SOCKET, OPT_SOCKET_GROUP,
-	OPT_HEARTBEAT, OPT_DRAIN, OPT_HOLD, OPT_QUEUE, OPT_TCP_LISTEN, OPT_TCP_SECRET,
-	OPT_AGENT_SECRETS, OPT_AGENT_RATE, OPT_USER, OPT_STORE, OPT_FLEET, OPT_ROUTER_NAME, OPT_CONFIG, OPT_UNLOAD,
-	OPT_HELP, OPT_VERSION,
+	OPT_HEARTBEAT, OPT_DRAIN, OPT_HOLD, OPT_QUEUE, OPT_ADMIT_RATE, OPT_ADMIT_BURST,
+	OPT_ADMIT_TOTAL_RATE, OPT_ADMIT_TOTAL_BURST, OPT_ANSWER_RATE, OPT_ANSWER_BURST,
+	OPT_TCP_LISTEN, OPT_TCP_SECRET, OPT_AGENT_SECRETS, OPT_AGENT_RATE, OPT_USER, OPT_STORE,
+	OPT_FLEET, OPT_ROUTER_NAME, OPT_CONFIG, OPT_UNLOAD, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -81,6 +91,12 @@ static const struct option options[] = {
 	{ "drain-ms", required_argument, 0, OPT_DRAIN },
 	{ "hold-ms", required_argument, 0, OPT_HOLD },
 	{ "queue", required_argument, 0, OPT_QUEUE },
+	{ "admit-rate", required_argument, 0, OPT_ADMIT_RATE },
+	{ "admit-burst", required_argument, 0, OPT_ADMIT_BURST },
+	{ "admit-total-rate", required_argument, 0, OPT_ADMIT_TOTAL_RATE },
+	{ "admit-total-burst", required_argument, 0, OPT_ADMIT_TOTAL_BURST },
+	{ "shed-answer-rate", required_argument, 0, OPT_ANSWER_RATE },
+	{ "shed-answer-burst", required_argument, 0, OPT_ANSWER_BURST },
 	{ "tcp-listen", required_argument, 0, OPT_TCP_LISTEN },
 	{ "tcp-secret-file", required_argument, 0, OPT_TCP_SECRET },
 	{ "agent-secrets-dir", required_argument, 0, OPT_AGENT_SECRETS },
@@ -195,6 +211,18 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 		return parse_u32(name, value, &config->slowpath.hold_ms);
 	case OPT_QUEUE:
 		return parse_u32(name, value, &config->slowpath.queue_per_function);
+	case OPT_ADMIT_RATE:
+		return parse_u32(name, value, &config->admission.function_rate);
+	case OPT_ADMIT_BURST:
+		return parse_u32(name, value, &config->admission.function_burst);
+	case OPT_ADMIT_TOTAL_RATE:
+		return parse_u32(name, value, &config->admission.total_rate);
+	case OPT_ADMIT_TOTAL_BURST:
+		return parse_u32(name, value, &config->admission.total_burst);
+	case OPT_ANSWER_RATE:
+		return parse_u32(name, value, &config->admission.answer_rate);
+	case OPT_ANSWER_BURST:
+		return parse_u32(name, value, &config->admission.answer_burst);
 	case OPT_TCP_LISTEN:
 		return copy_setting(name, value, config->tcp_listen, sizeof(config->tcp_listen));
 	case OPT_TCP_SECRET:
@@ -477,6 +505,31 @@ static int check_fleet_settings(const struct fleet_config *fleet)
 	return 0;
 }
 
+static int check_rate(const char *rate_option, __u32 rate, const char *burst_option, __u32 burst)
+{
+	if (rate > TETHER_ADMIT_MAX_RATE) {
+		fprintf(stderr, "tetherd: --%s %u is above %u per second (0: no limit)\n",
+			rate_option, rate, TETHER_ADMIT_MAX_RATE);
+		return -EINVAL;
+	}
+	if (rate && !burst) {
+		fprintf(stderr, "tetherd: --%s 0 admits nothing at all; give at least 1, or "
+				"--%s 0 for no limit\n",
+			burst_option, rate_option);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_admission(const struct admission_limits *a)
+{
+	return check_rate("admit-rate", a->function_rate, "admit-burst", a->function_burst) ?:
+	       check_rate("admit-total-rate", a->total_rate, "admit-total-burst",
+			  a->total_burst) ?:
+	       check_rate("shed-answer-rate", a->answer_rate, "shed-answer-burst",
+			  a->answer_burst);
+}
+
 /* What can be checked before anything is loaded or pinned: a start that
  * will be refused leaves nothing behind. */
 static int check_settings(struct tetherd_config *config)
@@ -498,6 +551,8 @@ static int check_settings(struct tetherd_config *config)
 		return err;
 	if (config->fleet.endpoints[0] && (err = check_fleet_settings(&config->fleet)))
 		return err;
+	if ((err = check_admission(&config->admission)))
+		return err;
 	/* The secrets are read by tetherd as the user it runs as. */
 	return check_tcp_settings(config, config->user[0] ? config->user_uid : geteuid());
 }
@@ -514,6 +569,14 @@ static void set_defaults(struct tetherd_config *config)
 	config->slowpath = (struct slowpath_config){ .hold_ms = 1000,
 						     .queue_per_function = 256,
 						     .queue_total = 16384 };
+	config->admission = (struct admission_limits){
+		.function_rate = TETHERD_DEFAULT_ADMIT_RATE,
+		.function_burst = TETHERD_DEFAULT_ADMIT_BURST,
+		.total_rate = TETHERD_DEFAULT_ADMIT_TOTAL_RATE,
+		.total_burst = TETHERD_DEFAULT_ADMIT_TOTAL_BURST,
+		.answer_rate = TETHERD_DEFAULT_SHED_ANSWER_RATE,
+		.answer_burst = TETHERD_DEFAULT_SHED_ANSWER_BURST,
+	};
 	snprintf(config->fleet.name, sizeof(config->fleet.name), "default");
 	/* The host's short name, as a fleet's routers/ key names it. */
 	if (gethostname(config->fleet.router, sizeof(config->fleet.router)))

@@ -9,6 +9,17 @@
 #define TETHERD_DEFAULT_PIN_ROOT "/sys/fs/bpf/tether"
 #define TETHERD_DEFAULT_SOCKET "/run/tether/tetherd.sock"
 
+/* The slow path's budget (bpf/admission.h): per function, a cold start's
+ * worth of held requests at once (--queue's 256) and 500/s after; every
+ * function together, ten functions' worth; answers over budget, 100,000/s
+ * (a few megabytes a second of reflection at most, a percent of a core). */
+#define TETHERD_DEFAULT_ADMIT_RATE 500
+#define TETHERD_DEFAULT_ADMIT_BURST 256
+#define TETHERD_DEFAULT_ADMIT_TOTAL_RATE 5000
+#define TETHERD_DEFAULT_ADMIT_TOTAL_BURST 2048
+#define TETHERD_DEFAULT_SHED_ANSWER_RATE 100000
+#define TETHERD_DEFAULT_SHED_ANSWER_BURST 10000
+
 /* 0: run; 1: done (--help or --version printed); negative: bad settings (message printed). */
 int config_parse(struct tetherd_config *config, int argc, char **argv);
 

@@ -221,6 +221,25 @@ static int start_fleet(struct tetherd *d)
 	return fleet_start(d->fleet);
 }
 
+/* The slow path's budget, in the data plane before anything is attached;
+ * a restart replaces the adopted one (the buckets' state carries on). */
+static int apply_admission(struct tetherd *d)
+{
+	const struct admission_limits *a = &d->config.admission;
+	int err = admission_set(&d->dp, a);
+
+	if (err) {
+		fprintf(stderr, "tetherd: cannot set the slow path's budget: %s\n", strerror(-err));
+		return err;
+	}
+	fprintf(stderr, "tetherd: slow path budget: %u/s (burst %u) per function, %u/s (burst %u) "
+			"in all; over it, OVERLOADED answers from XDP at most %u/s (burst %u) "
+			"(0: no limit)\n",
+		a->function_rate, a->function_burst, a->total_rate, a->total_burst, a->answer_rate,
+		a->answer_burst);
+	return 0;
+}
+
 static int start(struct tetherd *d)
 {
 	struct dataplane_opts opts = { .pin_root = d->config.pin_root };
@@ -234,6 +253,8 @@ static int start(struct tetherd *d)
 
 	privileges_raise_nofile(); /* before lifecycle_init: it sizes by the limit */
 	if ((err = dataplane_open(&d->dp, &opts)))
+		return err;
+	if ((err = apply_admission(d)))
 		return err;
 	if ((err = lifecycle_init(&d->lc, &d->dp, &lifecycle)))
 		return err;

@@ -7,7 +7,12 @@
  * request goes out on `watch`; the first container of that function that
  * turns warm gets them, stamped exactly as the fast path stamps, or, when
  * the hold time passes, the client gets NO_CAPACITY. A full queue is answered
- * OVERLOADED. Nothing is dropped without an answer and a counter. */
+ * OVERLOADED. Nothing is dropped without an answer and a counter.
+ *
+ * The XDP program hands requests up only within the slow path's budget (its
+ * function's, then every function's: bpf/admission.h, set from tetherd's
+ * --admit-* options); beyond it the program answers OVERLOADED itself, so a
+ * flood costs the slow path at most the budget. */
 #ifndef TETHER_SLOWPATH_H
 #define TETHER_SLOWPATH_H
 

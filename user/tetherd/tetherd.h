@@ -33,6 +33,7 @@ struct tetherd_config {
 	__u32 heartbeat_ms;
 	__u32 drain_ms;
 	struct slowpath_config slowpath;
+	struct admission_limits admission; /* the slow path's budget in the data plane */
 	char tcp_listen[64];  /* ADDR:PORT for remote agents; empty: none */
 	char tcp_secret[128]; /* shared secret: operators, any backend; empty: none */
 	char agent_secrets_dir[256]; /* DIR/NAME: backend NAME's own secret; empty: none */

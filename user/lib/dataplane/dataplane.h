@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* libtether-dataplane: the only code that writes the XDP program's maps.
  * loader.c loads the program and pins or adopts its maps under the pin root;
- * services.c, backends.c, containers.c (which mints container tokens) and
- * pools.c (Maglev tables, maglev.c, swapped in atomically) are typed writes
- * and reads of one map each; stats.c sums the per-CPU counters. tetherd's
+ * services.c, backends.c, containers.c (which mints container tokens),
+ * pools.c (Maglev tables, maglev.c, swapped in atomically) and admission.c
+ * (the slow path's budgets) are typed writes and reads of one map each;
+ * stats.c sums the per-CPU counters. tetherd's
  * lifecycle state machine is its one writer in production; the bpf tests,
  * the benches and tools/check_pins use it too. Each call returns 0 or a
  * negative errno and changes nothing on failure. */
@@ -80,6 +81,21 @@ int pool_read(struct dataplane *dp, __u64 function_id, __u32 *table, __u32 cap, 
 int allowed_set(struct dataplane *dp, const char *name, const struct allowed_functions *allowed);
 int allowed_clear(struct dataplane *dp, const char *name);
 int allowed_get(struct dataplane *dp, const char *name, struct allowed_functions *allowed);
+/* admission.c: the slow path's budgets (bpf/admission.h). Requests the XDP
+ * program would pass up are admitted within their function's rate and burst,
+ * then within every function's together; over budget they are answered
+ * OVERLOADED by the program, at most answer_rate per second (burst
+ * answer_burst), beyond which they are dropped. A rate is per second, 0 for
+ * no limit, at most TETHER_ADMIT_MAX_RATE; a burst is at least 1 where the
+ * rate is not 0 (else -EINVAL, nothing written). Until set, nothing is
+ * budgeted (all zero). get reads back what the program uses. */
+struct admission_limits {
+	__u32 function_rate, function_burst;
+	__u32 total_rate, total_burst;
+	__u32 answer_rate, answer_burst;
+};
+int admission_set(struct dataplane *dp, const struct admission_limits *limits);
+int admission_get(struct dataplane *dp, struct admission_limits *limits);
 
 /* stats.c: per-CPU counters summed over CPUs. */
 int stats_read(struct dataplane *dp, struct tether_stats *total);

@@ -291,6 +291,7 @@ bench: deps
 	BUILD=$(BUILD) tools/bench_latency.sh --json $(BUILD)/bench-latency.json
 	BUILD=$(BUILD) tools/bench_converge.sh --json $(BUILD)/bench-converge.json
 	BUILD=$(BUILD) tools/bench_admission.sh --json $(BUILD)/bench-admission.json
+	BUILD=$(BUILD) tools/bench_agent_rate.sh --json $(BUILD)/bench-agent-rate.json
 	BUILD=$(BUILD) tools/bench_fleet.sh --json $(BUILD)/bench-fleet.json
 
 

@@ -76,6 +76,11 @@ bench admission "$scratch/admission.json" \
 	 ([.rows[] | select(.case == "off")] | all(.[]; .router.shed == 0)) and
 	 .shed_ns_per_packet["shed: answered OVERLOADED in place"] > 0' \
 	env BUILD="$build" tools/bench_admission.sh --quick --json "$scratch/admission.json"
+bench agent_rate "$scratch/agent_rate.json" \
+	'(.agent_rate | length) == 3 and all(.agent_rate[]; .paced.p99_us > 0 and .paced.overloaded == 0) and
+	 ([.agent_rate[] | select(.case == "flood_on")] | all(.[]; .flood.overloaded > 0)) and
+	 ([.agent_rate[] | select(.case == "flood_off")] | all(.[]; .flood.overloaded == 0 and .flood.ok > 0))' \
+	env BUILD="$build" tools/bench_agent_rate.sh --quick --json "$scratch/agent_rate.json"
 bench fleet "$scratch/fleet.json" \
 	'.sync.applied == .sync.containers and .adds_per_s.one_router > 0 and
 	 .convergence_ms.p50 > 0 and .token_hit_ns.fleet > 0 and .token_hit_ns.single > 0' \

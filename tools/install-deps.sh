@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev iproute2 make gcc
 	  libglib2.0-dev pkg-config jq ethtool libclang-rt-14-dev nftables
-	  socat valgrind etcd-server etcd-client libcurl4-openssl-dev libjson-glib-dev)
+	  socat valgrind etcd-server etcd-client libcurl4-openssl-dev libjson-glib-dev
+	  libmicrohttpd-dev prometheus)
 missing=()
 for package in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||

@@ -40,6 +40,8 @@ $(foreach lib,$(LIBRARIES),$(eval $(LIB_DIR)/libtether-$(lib).a: \
 STORE_CFLAGS := $(shell pkg-config --cflags libcurl json-glib-1.0 2>/dev/null)
 STORE_LIBS   := $(shell pkg-config --libs libcurl json-glib-1.0 2>/dev/null)
 $(call objects_of,$(wildcard user/lib/store/*.c)): CFLAGS += $(STORE_CFLAGS)
+# tetherd's /metrics: libmicrohttpd on its loop (user/tetherd/metrics_http.c).
+METRICS_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 
 CLIENT_VERSION := 1.0.0
 CLIENT_SONAME  := libtether-client.so.$(firstword $(subst ., ,$(CLIENT_VERSION)))
@@ -114,7 +116,7 @@ $(BUILD)/tests/%.o: CFLAGS += -Itests/lib
 $(BUILD)/tetherd: $(BUILD)/user/tetherd/main.o $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) \
 		  $(LIB_store) $(LIB_core)
 	$(LINK)
-$(BUILD)/tetherd: LDLIBS += $(STORE_LIBS)
+$(BUILD)/tetherd: LDLIBS += $(STORE_LIBS) $(METRICS_LIBS)
 
 $(BUILD)/tetherctl: $(BUILD)/user/tetherctl/main.o $(TETHERCTL_LIB) $(LIB_control)
 	$(LINK)
@@ -159,11 +161,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB)
 	$(LINK) -lcmocka -lm
 
 TETHERD_INTERNALS := tests/unit/test_store_records tests/bpf/test_apply tests/bpf/test_lifecycle tests/bpf/test_limits tests/bpf/test_slowpath \
-		     tests/unit/test_config tools/bench_control
+		     tests/unit/test_config tests/unit/test_metrics tools/bench_control tools/bench_metrics
 $(TETHERD_INTERNALS:%=$(BUILD)/%.o): CFLAGS += -Iuser/tetherd
 $(TETHERD_INTERNALS:%=$(BUILD)/%): $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) $(LIB_store) \
 				    $(LIB_core)
-$(TETHERD_INTERNALS:%=$(BUILD)/%): LDLIBS += $(STORE_LIBS)
+$(TETHERD_INTERNALS:%=$(BUILD)/%): LDLIBS += $(STORE_LIBS) $(METRICS_LIBS)
 # The store client against a real etcd cluster (tools/etcd-cluster.sh).
 $(STORE_TESTS): $(LIB_store) $(LIB_core)
 $(STORE_TESTS): LDLIBS += $(STORE_LIBS)

@@ -672,6 +672,15 @@ static const struct command commands[] = {
 	{ "unload", "tetherd", KEYS(NULL), false, unload_tetherd, NULL },
 };
 
+bool commands_request(size_t i, const char **verb, const char **noun)
+{
+	if (i >= sizeof(commands) / sizeof(commands[0]))
+		return false;
+	*verb = commands[i].verb;
+	*noun = commands[i].noun;
+	return true;
+}
+
 /* --- lifecycle changes, here or through the fleet's store --- */
 
 /* A request whose answer waits for the fleet. */

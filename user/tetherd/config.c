@@ -9,12 +9,14 @@
 #include <getopt.h>
 #include <glib.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "metrics_http.h"
 #include "privileges.h"
 #include "store_records.h"
 #include "control/protocol.h"
@@ -55,6 +57,10 @@ static const char usage[] =
 	"                         it and writes lifecycle requests through (docs/store.md)\n"
 	"  --fleet NAME           the fleet: its keys are under /tether/NAME/ (default)\n"
 	"  --router-name NAME     this router in the fleet (the host name)\n"
+	"  --metrics-listen ADDR:PORT  serve /metrics (Prometheus text format) over HTTP\n"
+	"                         there, such as 127.0.0.1:9417 or [::1]:9417\n"
+	"  --metrics-functions N  functions with /metrics series of their own (100); the\n"
+	"                         others are summed into function=\"other\"\n"
 	"  --config FILE          settings file: [tetherd] group, same names, lists with ';'\n"
 	"  --unload               detach, remove every pin under the pin root, exit\n";
 
@@ -62,7 +68,7 @@ enum option_id {
 	OPT_IFACE = 1, OPT_VIP, OPT_XDP_MODE, OPT_PIN_ROOT, OPT_SOCKET, OPT_SOCKET_GROUP,
 	OPT_HEARTBEAT, OPT_DRAIN, OPT_HOLD, OPT_QUEUE, OPT_TCP_LISTEN, OPT_TCP_SECRET,
 	OPT_AGENT_SECRETS, OPT_USER, OPT_STORE, OPT_FLEET, OPT_ROUTER_NAME, OPT_CONFIG, OPT_UNLOAD,
-	OPT_HELP,
+	OPT_HELP, OPT_METRICS_LISTEN, OPT_METRICS_FUNCTIONS,
 };
 
 static const struct option options[] = {
@@ -86,6 +92,8 @@ static const struct option options[] = {
 	{ "config", required_argument, 0, OPT_CONFIG },
 	{ "unload", no_argument, 0, OPT_UNLOAD },
 	{ "help", no_argument, 0, OPT_HELP },
+	{ "metrics-listen", required_argument, 0, OPT_METRICS_LISTEN },
+	{ "metrics-functions", required_argument, 0, OPT_METRICS_FUNCTIONS },
 	{ 0, 0, 0, 0 },
 };
 
@@ -211,6 +219,11 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 	case OPT_UNLOAD:
 		config->unload = true;
 		return 0;
+	case OPT_METRICS_LISTEN:
+		return copy_setting(name, value, config->metrics.listen,
+				    sizeof(config->metrics.listen));
+	case OPT_METRICS_FUNCTIONS:
+		return parse_u32(name, value, &config->metrics.functions);
 	}
 	return -EINVAL;
 }
@@ -488,6 +501,16 @@ static int check_settings(struct tetherd_config *config)
 		return err;
 	if (config->fleet.endpoints[0] && (err = check_fleet_settings(&config->fleet)))
 		return err;
+	struct sockaddr_storage metrics_address;
+	unsigned int metrics_len;
+
+	if (config->metrics.listen[0] &&
+	    metrics_http_parse_address(config->metrics.listen, &metrics_address, &metrics_len)) {
+		fprintf(stderr, "tetherd: --metrics-listen '%s' is not ADDR:PORT or [IPv6]:PORT "
+				"(such as 127.0.0.1:9417)\n",
+			config->metrics.listen);
+		return -EINVAL;
+	}
 	/* The secrets are read by tetherd as the user it runs as. */
 	return check_tcp_settings(config, config->user[0] ? config->user_uid : geteuid());
 }
@@ -503,6 +526,7 @@ static void set_defaults(struct tetherd_config *config)
 	config->slowpath = (struct slowpath_config){ .hold_ms = 1000,
 						     .queue_per_function = 256,
 						     .queue_total = 16384 };
+	config->metrics.functions = METRICS_DEFAULT_FUNCTIONS;
 	snprintf(config->fleet.name, sizeof(config->fleet.name), "default");
 	/* The host's short name, as a fleet's routers/ key names it. */
 	if (gethostname(config->fleet.router, sizeof(config->fleet.router)))

@@ -40,6 +40,7 @@ static void on_event(void *ctx, const char *line)
 
 	if (d->control)
 		control_broadcast(d->control, line);
+	metrics_event(d->metrics, line);
 	/* This router's slow path asks for capacity: the fleet's agents hear it
 	 * from any router (lines from other routers name theirs: not again). */
 	if (d->fleet && !strstr(line, " router=") &&
@@ -221,6 +222,23 @@ static int start_fleet(struct tetherd *d)
 	return fleet_start(d->fleet);
 }
 
+/* /metrics: bound before privileges drop (a port below 1024 works too). */
+static int start_metrics(struct tetherd *d)
+{
+	char why[512];
+
+	if (!d->config.metrics.listen[0])
+		return 0;
+	d->metrics = metrics_new(d, &d->config.metrics);
+	if (!d->metrics)
+		return -ENOMEM;
+	if (metrics_listen(d->metrics, why, sizeof(why))) {
+		fprintf(stderr, "tetherd: %s\n", why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int start(struct tetherd *d)
 {
 	struct dataplane_opts opts = { .pin_root = d->config.pin_root };
@@ -261,7 +279,7 @@ static int start(struct tetherd *d)
 	if (d->config.tcp_listen[0] &&
 	    (err = control_listen_tcp(d->control, d->config.tcp_listen, d->config.tcp_secret)))
 		return err;
-	if ((err = attach_interfaces(d)) || (err = start_fleet(d)))
+	if ((err = start_metrics(d)) || (err = attach_interfaces(d)) || (err = start_fleet(d)))
 		return err;
 	return drop_privileges(d);
 }
@@ -312,6 +330,8 @@ static void stop(struct tetherd *d)
 	d->fleet = NULL;
 	control_flush(d->control);
 	control_free(d->control);
+	metrics_free(d->metrics);
+	d->metrics = NULL;
 	slowpath_free(d->slowpath);
 	lifecycle_free(&d->lc);
 	dataplane_close(&d->dp);

@@ -11,6 +11,7 @@
 #include "dataplane/dataplane.h"
 #include "lifecycle.h"
 #include "core/core.h"
+#include "metrics.h"
 #include "slowpath.h"
 
 #define TETHERD_MAX_IFACES 16
@@ -37,6 +38,7 @@ struct tetherd_config {
 	char tcp_secret[128]; /* shared secret: operators, any backend; empty: none */
 	char agent_secrets_dir[256]; /* DIR/NAME: backend NAME's own secret; empty: none */
 	struct fleet_config fleet; /* endpoints empty: single host */
+	struct metrics_config metrics; /* --metrics-listen, --metrics-functions */
 	char user[64];       /* run as this user once started; empty: stay root */
 	uid_t user_uid;      /* ... its ids, looked up by config_parse */
 	gid_t user_gid;
@@ -53,6 +55,7 @@ struct tetherd {
 	struct loop *loop;
 	struct control *control;
 	struct fleet *fleet; /* fleet mode (--store); NULL: single host */
+	struct metrics *metrics; /* --metrics-listen; NULL: none */
 	int timer_fd, signal_fd; /* the loop's tick and SIGTERM/SIGINT; -1 when not open */
 	bool stop;
 	bool unload_requested;

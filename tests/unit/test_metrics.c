@@ -12,6 +12,8 @@
  *     an idle function gives its place up only when another needs it; and
  *     through random lifecycles, every counter series only grows and all
  *     series together count every request;
+ *   - martians.c against a fake /proc/sys: warns, fixes with --accept-local,
+ *     once per interface;
  *   - the --metrics-listen address parser. */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -31,6 +33,7 @@
 
 #include "exposition.h"
 #include "function_series.h"
+#include "martians.h"
 #include "metrics_http.h"
 
 #define LABELS(...) ((const char *const[]){ __VA_ARGS__, NULL })
@@ -360,6 +363,96 @@ static void test_series_counters_only_grow(void **state)
 	function_series_free(fs);
 }
 
+/* ---- accept_local ---------------------------------------------------------------- */
+
+struct fake_sysctl {
+	char root[64];
+};
+
+static void put(const struct fake_sysctl *f, const char *iface, const char *name, int value)
+{
+	char path[256];
+	FILE *file;
+
+	snprintf(path, sizeof(path), "%s/net/ipv4/conf/%s", f->root, iface);
+	g_mkdir_with_parents(path, 0755);
+	snprintf(path, sizeof(path), "%s/net/ipv4/conf/%s/%s", f->root, iface, name);
+	file = fopen(path, "w");
+	assert_non_null(file);
+	fprintf(file, "%d\n", value);
+	fclose(file);
+}
+
+static int get(const struct fake_sysctl *f, const char *iface, const char *name)
+{
+	char path[256];
+	int value = -1;
+	FILE *file;
+
+	snprintf(path, sizeof(path), "%s/net/ipv4/conf/%s/%s", f->root, iface, name);
+	file = fopen(path, "r");
+	assert_non_null(file);
+	assert_int_equal(fscanf(file, "%d", &value), 1);
+	fclose(file);
+	return value;
+}
+
+static void test_martians(void **state)
+{
+	struct fake_sysctl f;
+	char command[128];
+
+	(void)state;
+	snprintf(f.root, sizeof(f.root), "/tmp/tether-test-sysctl.XXXXXX");
+	assert_non_null(mkdtemp(f.root));
+	put(&f, "all", "accept_local", 0);
+	put(&f, "all", "rp_filter", 0);
+	put(&f, "good", "accept_local", 1);
+	put(&f, "good", "rp_filter", 2);
+	put(&f, "bad", "accept_local", 0);
+	put(&f, "bad", "rp_filter", 0);
+	put(&f, "strict", "accept_local", 1);
+	put(&f, "strict", "rp_filter", 1);
+
+	/* Without --accept-local: warnings, once per interface, nothing set. */
+	struct martians *warn = martians_new(false, f.root);
+
+	assert_string_equal(martians_check(warn, "good", "vm1"), "");
+	assert_non_null(strstr(martians_check(warn, "bad", "vm2"),
+			       "backend vm2 is on bad, where replies the VM routes back"));
+	assert_string_equal(martians_check(warn, "bad", "vm3"), ""); /* warned already */
+	assert_non_null(strstr(martians_check(warn, "strict", "vm4"),
+			       "net.ipv4.conf.strict.rp_filter is 1"));
+	assert_string_equal(martians_check(warn, "strict", "vm4"), "");
+	assert_int_equal(get(&f, "bad", "accept_local"), 0);
+	assert_string_equal(martians_check(warn, "missing", "vm5"), ""); /* no such interface */
+	martians_free(warn);
+
+	/* With it: set, and said. */
+	struct martians *fix = martians_new(true, f.root);
+
+	assert_non_null(strstr(martians_check(fix, "bad", "vm2"),
+			       "set net.ipv4.conf.bad.accept_local=1"));
+	assert_int_equal(get(&f, "bad", "accept_local"), 1);
+	assert_non_null(strstr(martians_check(fix, "strict", "vm4"),
+			       "set net.ipv4.conf.strict.rp_filter=2 (it was 1)"));
+	assert_int_equal(get(&f, "strict", "rp_filter"), 2);
+	assert_string_equal(martians_check(fix, "bad", "vm2"), "");
+	/* all.rp_filter 1 is the host's: not changed, said. */
+	put(&f, "all", "rp_filter", 1);
+	put(&f, "other", "accept_local", 0);
+	put(&f, "other", "rp_filter", 0);
+	const char *said = martians_check(fix, "other", "vm6");
+
+	assert_non_null(strstr(said, "set net.ipv4.conf.other.accept_local=1"));
+	assert_non_null(strstr(said, "net.ipv4.conf.all.rp_filter is 1"));
+	assert_non_null(strstr(said, "net.ipv4.conf.all.rp_filter=2"));
+	assert_int_equal(get(&f, "all", "rp_filter"), 1);
+	martians_free(fix);
+	snprintf(command, sizeof(command), "rm -rf %s", f.root);
+	assert_int_equal(system(command), 0);
+}
+
 /* ---- --metrics-listen ------------------------------------------------------------- */
 
 static void test_listen_address(void **state)
@@ -392,6 +485,7 @@ int main(void)
 		cmocka_unit_test(test_series_bounded),
 		cmocka_unit_test(test_series_sticky),
 		cmocka_unit_test(test_series_counters_only_grow),
+		cmocka_unit_test(test_martians),
 		cmocka_unit_test(test_listen_address),
 	};
 

@@ -61,6 +61,10 @@ static const char usage[] =
 	"                         there, such as 127.0.0.1:9417 or [::1]:9417\n"
 	"  --metrics-functions N  functions with /metrics series of their own (100); the\n"
 	"                         others are summed into function=\"other\"\n"
+	"  --accept-local         set net.ipv4.conf.IF.accept_local=1 on each backend's\n"
+	"                         interface (and rp_filter 1 to 2), so replies a VM routes\n"
+	"                         back through this host are not dropped as martians;\n"
+	"                         without it tetherd warns where they would be\n"
 	"  --config FILE          settings file: [tetherd] group, same names, lists with ';'\n"
 	"  --unload               detach, remove every pin under the pin root, exit\n";
 
@@ -68,7 +72,7 @@ enum option_id {
 	OPT_IFACE = 1, OPT_VIP, OPT_XDP_MODE, OPT_PIN_ROOT, OPT_SOCKET, OPT_SOCKET_GROUP,
 	OPT_HEARTBEAT, OPT_DRAIN, OPT_HOLD, OPT_QUEUE, OPT_TCP_LISTEN, OPT_TCP_SECRET,
 	OPT_AGENT_SECRETS, OPT_USER, OPT_STORE, OPT_FLEET, OPT_ROUTER_NAME, OPT_CONFIG, OPT_UNLOAD,
-	OPT_HELP, OPT_METRICS_LISTEN, OPT_METRICS_FUNCTIONS,
+	OPT_HELP, OPT_METRICS_LISTEN, OPT_METRICS_FUNCTIONS, OPT_ACCEPT_LOCAL,
 };
 
 static const struct option options[] = {
@@ -94,6 +98,7 @@ static const struct option options[] = {
 	{ "help", no_argument, 0, OPT_HELP },
 	{ "metrics-listen", required_argument, 0, OPT_METRICS_LISTEN },
 	{ "metrics-functions", required_argument, 0, OPT_METRICS_FUNCTIONS },
+	{ "accept-local", no_argument, 0, OPT_ACCEPT_LOCAL },
 	{ 0, 0, 0, 0 },
 };
 
@@ -224,6 +229,11 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 				    sizeof(config->metrics.listen));
 	case OPT_METRICS_FUNCTIONS:
 		return parse_u32(name, value, &config->metrics.functions);
+	case OPT_ACCEPT_LOCAL:
+		/* From the file: "accept-local = true" (or false). */
+		config->accept_local = !value || !strcmp(value, "true") || !strcmp(value, "yes") ||
+				       !strcmp(value, "1");
+		return 0;
 	}
 	return -EINVAL;
 }

@@ -39,6 +39,7 @@ struct tetherd_config {
 	char agent_secrets_dir[256]; /* DIR/NAME: backend NAME's own secret; empty: none */
 	struct fleet_config fleet; /* endpoints empty: single host */
 	struct metrics_config metrics; /* --metrics-listen, --metrics-functions */
+	bool accept_local;   /* set accept_local on backends' interfaces (martians.c) */
 	char user[64];       /* run as this user once started; empty: stay root */
 	uid_t user_uid;      /* ... its ids, looked up by config_parse */
 	gid_t user_gid;
@@ -46,6 +47,7 @@ struct tetherd_config {
 };
 
 struct control;
+struct martians;
 
 struct tetherd {
 	struct tetherd_config config;
@@ -56,6 +58,7 @@ struct tetherd {
 	struct control *control;
 	struct fleet *fleet; /* fleet mode (--store); NULL: single host */
 	struct metrics *metrics; /* --metrics-listen; NULL: none */
+	struct martians *martians; /* accept_local on backends' interfaces */
 	int timer_fd, signal_fd; /* the loop's tick and SIGTERM/SIGINT; -1 when not open */
 	bool stop;
 	bool unload_requested;

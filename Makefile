@@ -284,6 +284,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/tools/bench_dataplane --json $(BUILD)/bench-dataplane.json
 	$(BUILD)/tools/bench_control --json $(BUILD)/bench-control.json
+	$(BUILD)/tools/bench_metrics --json $(BUILD)/bench-metrics.json
 	$(BUILD)/tools/bench_hash --json $(BUILD)/bench-hash.json
 	BUILD=$(BUILD) tools/bench_forward.sh --json $(BUILD)/bench-forward.json
 	BUILD=$(BUILD) tools/bench_socket.sh --json $(BUILD)/bench-socket.json

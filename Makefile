@@ -161,7 +161,8 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB)
 	$(LINK) -lcmocka -lm
 
 TETHERD_INTERNALS := tests/unit/test_store_records tests/bpf/test_apply tests/bpf/test_lifecycle tests/bpf/test_limits tests/bpf/test_slowpath \
-		     tests/unit/test_config tests/unit/test_metrics tools/bench_control tools/bench_metrics
+		     tests/unit/test_config tests/unit/test_metrics tests/bpf/test_metrics tools/bench_control \
+		     tools/bench_metrics
 $(TETHERD_INTERNALS:%=$(BUILD)/%.o): CFLAGS += -Iuser/tetherd
 $(TETHERD_INTERNALS:%=$(BUILD)/%): $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) $(LIB_store) \
 				    $(LIB_core)

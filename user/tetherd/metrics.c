@@ -254,7 +254,7 @@ bool metrics_prepare(struct metrics *m, __u64 max_age_ns, __u64 budget_ns)
 
 	/* A sweep that cost much serves longer: scrapes never keep tetherd
 	 * reading more than a sixth of its time. */
-	if (sweep_done(m->sweep) &&
+	if (max_age_ns && sweep_done(m->sweep) &&
 	    monotonic_ns() - timing->finished_ns <= MAX(max_age_ns, 5 * timing->busy_ns))
 		return true;
 	if (!sweep_running(m->sweep))

@@ -49,8 +49,8 @@ void metrics_request(struct metrics *m, const char *verb, const char *noun, cons
 
 /* Starts a sweep of the big maps if the last one is older than max_age_ns,
  * or than five times what it spent reading when that is more (none ran: at
- * once), and reads for up to budget_ns: true when a result that fresh is
- * ready for metrics_write. */
+ * once; max_age_ns 0: always), and reads for up to budget_ns: true when a
+ * result that fresh is ready for metrics_write. */
 bool metrics_prepare(struct metrics *m, __u64 max_age_ns, __u64 budget_ns);
 /* Reads on for up to budget_ns: true once the sweep is done. */
 bool metrics_continue(struct metrics *m, __u64 budget_ns);

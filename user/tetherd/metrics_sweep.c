@@ -181,8 +181,9 @@ static int read_cpu(struct sweep *s, int cpu, __u32 first, __u32 n)
 	return 0;
 }
 
-/* Slots [first, first + n): skipped when none holds a container. */
-static int read_slice(struct sweep *s, __u32 first, __u32 n)
+/* Slots [first, first + n): skipped when none holds a container (then
+ * *read stays false). */
+static int read_slice(struct sweep *s, __u32 first, __u32 n, bool *read)
 {
 	const struct container_record *records = &s->lc->containers[first];
 	bool any = false;
@@ -190,6 +191,7 @@ static int read_slice(struct sweep *s, __u32 first, __u32 n)
 
 	for (__u32 i = 0; i < n && !any; i++)
 		any = live(&records[i]);
+	*read = any;
 	if (!any)
 		return 0;
 	memset(s->slice_packets, 0, n * sizeof(*s->slice_packets));
@@ -249,11 +251,14 @@ bool sweep_step(struct sweep *s, __u64 budget_ns)
 	if (!sweep_running(s))
 		return sweep_done(s);
 	s->timing.steps++;
+	bool read;
+
 	do {
+		read = true;
 		if (s->phase == CONTAINERS) {
 			__u32 n = MIN(SLOTS_PER_SLICE, TETHER_MAX_CONTAINERS - s->next_slot);
 
-			if ((err = read_slice(s, s->next_slot, n))) {
+			if ((err = read_slice(s, s->next_slot, n, &read))) {
 				failed(s, -err, "the per-container counters (container_stats)");
 				break;
 			}
@@ -268,7 +273,8 @@ bool sweep_step(struct sweep *s, __u64 budget_ns)
 			break;
 		}
 		now = monotonic_ns();
-	} while (sweep_running(s) && now - started < budget_ns);
+		/* Empty slices cost a scan of memory: they do not end a step. */
+	} while (sweep_running(s) && (!read || now - started < budget_ns));
 	s->timing.busy_ns += now - started;
 	s->timing.longest_step_ns = MAX(s->timing.longest_step_ns, now - started);
 	if (sweep_done(s))

@@ -40,6 +40,13 @@ $(foreach lib,$(LIBRARIES),$(eval $(LIB_DIR)/libtether-$(lib).a: \
 STORE_CFLAGS := $(shell pkg-config --cflags libcurl json-glib-1.0 2>/dev/null)
 STORE_LIBS   := $(shell pkg-config --libs libcurl json-glib-1.0 2>/dev/null)
 $(call objects_of,$(wildcard user/lib/store/*.c)): CFLAGS += $(STORE_CFLAGS)
+# --json output (user/lib/control/json.c) is built with json-glib: what
+# includes control/json.h compiles with it, what links json.o links it.
+JSON_CFLAGS := $(shell pkg-config --cflags json-glib-1.0 2>/dev/null)
+JSON_LIBS   := $(shell pkg-config --libs json-glib-1.0 2>/dev/null)
+JSON_USERS  := $(call objects_of,user/lib/control/json.c $(wildcard user/tetherctl/*.c) \
+		 $(wildcard user/invoke/*.c) tools/udp_load.c tests/unit/test_tetherctl.c)
+$(JSON_USERS): CFLAGS += $(JSON_CFLAGS)
 # tetherd's /metrics: libmicrohttpd on its loop (user/tetherd/metrics_http.c).
 METRICS_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 
@@ -120,6 +127,8 @@ $(BUILD)/tetherd: LDLIBS += $(STORE_LIBS) $(METRICS_LIBS)
 
 $(BUILD)/tetherctl: $(BUILD)/user/tetherctl/main.o $(TETHERCTL_LIB) $(LIB_control)
 	$(LINK)
+$(BUILD)/tetherctl $(BUILD)/tether-invoke $(BUILD)/tools/udp_load \
+	$(BUILD)/tests/unit/test_tetherctl: LDLIBS += $(JSON_LIBS)
 
 $(BUILD)/tether-agent: $(BUILD)/user/agent/main.o $(AGENT_LIB) $(LIB_control) $(LIB_core)
 	$(LINK)

@@ -30,6 +30,8 @@
 #   accept_local  vm2's link without accept_local: tetherd warns, naming the
 #               backend and the sysctl; with --accept-local it sets it, and
 #               vm2's replies through the router come back
+#   container_show  tetherctl container show has the fields of the containers
+#               map's record, equal to what bpftool map lookup prints
 #
 #   tests/e2e/test_metrics.sh [TEST...]
 #
@@ -494,9 +496,40 @@ test_accept_local() {
 	start_rig_tetherd
 }
 
+# --- container show against bpftool map lookup ------------------------------------------------
+
+# The 4 bytes of a u32 map key (little-endian), as bpftool takes them.
+key_bytes() {
+	local n=$1
+	printf '%d %d %d %d' $((n & 255)) $((n >> 8 & 255)) $((n >> 16 & 255)) $((n >> 24 & 255))
+}
+
+test_container_show() {
+	local h shown raw secret_hex le field
+	h=$(e2e_ctl --json container list --function "$F_KEYED" | jq -er '.[0].container')
+	shown=$(e2e_ctl --json container show "$h")
+	# shellcheck disable=SC2046 # the key's bytes, one word each
+	raw=$(bpftool map lookup pinned "$E2E_PIN_ROOT/containers" key $(key_bytes "$h"))
+	for field in generation backend_id drain_deadline_ns; do
+		expect_eq "$field: container show and bpftool" "$(jq -r ".$field" <<<"$shown")" \
+			"$(jq -r ".value.$field" <<<"$raw")"
+	done
+	expect_eq "function" "$(jq -r '.function' <<<"$shown")" "$(jq -r '.value.function_id' <<<"$raw")"
+	expect_eq "state (2: warm)" "$(jq -r '.value.state' <<<"$raw")" 2
+	# The secret: its bytes in hex (the token's last 16 digits); bpftool
+	# prints the u64 they make on this little-endian host (as text: jq would
+	# round it).
+	secret_hex=$(jq -r '.secret' <<<"$shown")
+	expect_eq "the secret ends the token" "$(jq -r '.token' <<<"$shown" | cut -c17-)" "$secret_hex"
+	le=$(sed 's/\(..\)/\1 /g' <<<"$secret_hex" | awk '{ for (i = NF; i > 0; i--) printf "%s", $i }')
+	expect_eq "secret: container show and bpftool" "$(printf '%u' "0x$le")" \
+		"$(grep -o '"secret": [0-9]*' <<<"$raw" | awk '{ print $2 }')"
+	echo "#   container $h: $(jq -c '{generation, backend_id, secret, drain_deadline_ns}' <<<"$shown")"
+}
+
 # --- runner ------------------------------------------------------------------------------------
 
-TESTS=(scrape prometheus counting bounded user fleet dashboard accept_local)
+TESTS=(scrape prometheus counting bounded user fleet dashboard accept_local container_show)
 
 main() {
 	local selected=("$@")

@@ -232,6 +232,13 @@ static void write_container(struct tetherd *d, struct proto_writer *w, __u32 slo
 	if (details) {
 		struct container_counters counters = {};
 
+		/* The containers map's record, as bpftool map lookup shows it
+		 * (README, Maps); the secret's bytes as the token and the fleet's
+		 * store carry them. */
+		proto_record_u64(w, "generation", record->generation);
+		proto_record_u64(w, "backend_id", record->backend_id);
+		proto_record_hex(w, "secret", (const __u8 *)&record->secret, sizeof(record->secret));
+		proto_record_u64(w, "drain_deadline_ns", record->drain_deadline_ns);
 		container_stats_read(&d->dp, slot, &counters);
 		proto_record_u64(w, "packets", counters.packets);
 		proto_record_u64(w, "bytes", counters.bytes);

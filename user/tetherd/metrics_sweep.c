@@ -163,8 +163,13 @@ static void count_state(struct sweep *s, struct sweep_sums *sums, __u32 state, i
 static int read_cpu(struct sweep *s, int cpu, __u32 first, __u32 n)
 {
 	__u32 start = (__u32)cpu * TETHER_MAX_CONTAINERS + first;
-	__u32 before = start - 1, out_batch, count = n;
-	int err = bpf_map_lookup_batch(s->stats_fd, start ? &before : NULL, &out_batch, s->keys,
+	__u32 before = start - 1, out_batch = 0, count = n;
+	int err;
+
+	/* valgrind 3.19 does not know BPF_MAP_LOOKUP_BATCH writes the values:
+	 * zeroed first, they are not "uninitialised" to it (test_valgrind.sh). */
+	memset(s->values, 0, n * sizeof(*s->values));
+	err = bpf_map_lookup_batch(s->stats_fd, start ? &before : NULL, &out_batch, s->keys,
 				       s->values, &count, NULL)
 			  ? -errno
 			  : 0;

@@ -259,12 +259,22 @@ static void test_counters_through_churn(void **state)
 
 	check_counters(w, text->str, true, 99);
 	/* Containers by state, per function and in all, as the lifecycle has them. */
-	g_autoptr(GHashTable) warm = samples(text->str, "tether_function_containers", "function");
-	__u64 by_state[CONTAINER_GONE] = {};
+	__u64 by_state[CONTAINER_GONE] = {}, warm[FUNCTIONS + 1] = {};
+	char line[128];
 
-	for (size_t i = 0; i < w->live; i++)
-		by_state[w->d.lc.containers[w->slots[i]].state]++;
-	char line[96];
+	for (size_t i = 0; i < w->live; i++) {
+		__u32 state = w->d.lc.containers[w->slots[i]].state;
+
+		by_state[state]++;
+		warm[w->function_of[i]] += state == CONTAINER_WARM;
+	}
+	for (int f = 1; f <= FUNCTIONS; f++) {
+		snprintf(line, sizeof(line),
+			 "\ntether_function_containers{function=\"%d\",state=\"warm\"} %llu\n", f,
+			 (unsigned long long)warm[f]);
+		if (!strstr(text->str, line))
+			fail_msg("function %d: no line%s", f, line);
+	}
 
 	snprintf(line, sizeof(line), "\ntether_containers{state=\"warm\"} %llu\n",
 		 (unsigned long long)by_state[CONTAINER_WARM]);

@@ -14,7 +14,8 @@
  *     series together count every request;
  *   - martians.c against a fake /proc/sys: warns, fixes with --accept-local,
  *     once per interface;
- *   - the --metrics-listen address parser. */
+ *   - the --metrics-listen address parser, and the options (command line
+ *     and settings file). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +32,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <getopt.h>
+
+#include "config.h"
 #include "exposition.h"
 #include "function_series.h"
 #include "martians.h"
@@ -476,6 +480,61 @@ static void test_listen_address(void **state)
 			fail_msg("'%s' was taken as an address", bad[i]);
 }
 
+/* ---- the options --------------------------------------------------------------------- */
+
+/* config_parse with the words given (after "tetherd"). */
+static int parse(struct tetherd_config *config, const char *const words[])
+{
+	char *argv[32] = { "tetherd" };
+	int argc = 1;
+
+	for (; words[argc - 1]; argc++)
+		argv[argc] = (char *)words[argc - 1];
+	optind = 0; /* glibc: start over */
+	return config_parse(config, argc, argv);
+}
+
+static void test_options(void **state)
+{
+	struct tetherd_config config;
+	char path[] = "/tmp/tether-test-metrics-conf.XXXXXX";
+	int fd;
+
+	(void)state;
+	assert_int_equal(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							       "198.51.100.1:7777", NULL }),
+			 0);
+	assert_string_equal(config.metrics.listen, "");
+	assert_int_equal(config.metrics.functions, METRICS_DEFAULT_FUNCTIONS);
+	assert_false(config.accept_local);
+	assert_int_equal(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							       "198.51.100.1:7777", "--metrics-listen",
+							       "[::1]:9417", "--metrics-functions",
+							       "7", "--accept-local", NULL }),
+			 0);
+	assert_string_equal(config.metrics.listen, "[::1]:9417");
+	assert_int_equal(config.metrics.functions, 7);
+	assert_true(config.accept_local);
+	/* Refused before anything is loaded. */
+	assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							  "198.51.100.1:7777", "--metrics-listen",
+							  "localhost:9417", NULL }) < 0);
+	assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							  "198.51.100.1:7777", "--metrics-functions",
+							  "many", NULL }) < 0);
+	/* The settings file: the same names. */
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	dprintf(fd, "[tetherd]\niface = lo\nvip = 198.51.100.1:7777\n"
+		    "metrics-listen = 127.0.0.1:9417\nmetrics-functions = 3\naccept-local = true\n");
+	close(fd);
+	assert_int_equal(parse(&config, (const char *const[]){ "--config", path, NULL }), 0);
+	assert_string_equal(config.metrics.listen, "127.0.0.1:9417");
+	assert_int_equal(config.metrics.functions, 3);
+	assert_true(config.accept_local);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -487,6 +546,7 @@ int main(void)
 		cmocka_unit_test(test_series_counters_only_grow),
 		cmocka_unit_test(test_martians),
 		cmocka_unit_test(test_listen_address),
+		cmocka_unit_test(test_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,6 +32,8 @@
 #               vm2's replies through the router come back
 #   container_show  tetherctl container show has the fields of the containers
 #               map's record, equal to what bpftool map lookup prints
+#   many        20,000 containers: the sweep takes several turns of the loop,
+#               the scrape waits for it while control requests are answered
 #
 #   tests/e2e/test_metrics.sh [TEST...]
 #
@@ -56,7 +58,8 @@ FAMILIES=(tether_build_info tether_start_time_seconds tether_dataplane_decisions
 	tether_slowpath_send_errors_total tether_slowpath_capacity_requests_total
 	tether_slowpath_queue_depth tether_slowpath_queue_limit tether_lifecycle_events_total
 	tether_control_requests_total tether_metrics_sweep_duration_seconds
-	tether_metrics_sweep_busy_seconds tether_metrics_sweep_entries tether_metrics_sweep_errors)
+	tether_metrics_sweep_busy_seconds tether_metrics_sweep_steps tether_metrics_sweep_entries
+	tether_metrics_sweep_errors)
 FLEET_FAMILIES=(tether_fleet_synced tether_fleet_watch_connected tether_fleet_applied_revision
 	tether_fleet_lag_revisions tether_fleet_router_record_age_seconds tether_fleet_resyncs_total
 	tether_fleet_bad_records_total tether_fleet_pending_changes)
@@ -496,6 +499,40 @@ test_accept_local() {
 	start_rig_tetherd
 }
 
+# --- many containers -----------------------------------------------------------------------
+
+# 20,000 containers (starting: no pool tables to build), so the sweep takes
+# several turns of the loop: the scrape waits (suspended) for it, the
+# control socket answers meanwhile, and everything is counted.
+test_many() {
+	local text i n=20000 steps answered=0 pid
+	# On a backend of their own, removed with them at the end.
+	e2e_ctl backend add many --addr 203.0.113.5 --mac 02:00:00:00:05:05 --iface "$E2E_IF_R1" \
+		--heartbeat-ms "$HOUR" >/dev/null
+	for ((i = 0; i < n; i++)); do
+		echo "add container function=$((1000 + i % 500)) backend=many state=starting"
+	done | socat -t60 - "UNIX-CONNECT:$E2E_SOCKET" | grep -c '^ok$' >"$E2E_LOG_DIR/many.added"
+	expect_eq "containers added" "$(<"$E2E_LOG_DIR/many.added")" "$n"
+	sleep 1.1 # no sweep result fresh any more
+	scrape >"$E2E_LOG_DIR/many.scrape" &
+	pid=$!
+	for ((i = 0; i < 20; i++)); do
+		[[ $(e2e_raw "list backend" | head -n1) == ok ]] && answered=$((answered + 1))
+	done
+	wait "$pid" || fail "the scrape failed"
+	text=$(<"$E2E_LOG_DIR/many.scrape")
+	steps=$(sample "$text" tether_metrics_sweep_steps)
+	echo "#   $n containers more: the sweep took $steps turns of the loop," \
+		"$(sample "$text" tether_metrics_sweep_duration_seconds) s; 20 control requests answered meanwhile"
+	expect_ge "the sweep's turns of the loop" "$steps" 2
+	expect_eq "control requests answered during the scrape" "$answered" 20
+	expect_ge "starting containers" "$(sample "$text" 'tether_containers{state="starting"}')" "$n"
+	expect_eq "tether_functions" "$(( $(sample "$text" tether_functions) >= 500 ))" 1
+	expect_eq "series of their own (the limit, 100)" "$(sample "$text" tether_function_series)" 100
+	expect_promtool_clean "a scrape of $n containers" "$text"
+	e2e_ctl backend del many >/dev/null
+}
+
 # --- container show against bpftool map lookup ------------------------------------------------
 
 # The 4 bytes of a u32 map key (little-endian), as bpftool takes them.
@@ -529,7 +566,7 @@ test_container_show() {
 
 # --- runner ------------------------------------------------------------------------------------
 
-TESTS=(scrape prometheus counting bounded user fleet dashboard accept_local container_show)
+TESTS=(scrape prometheus counting bounded user fleet dashboard accept_local container_show many)
 
 main() {
 	local selected=("$@")

@@ -626,6 +626,10 @@ static void write_sweep(struct metrics *m, struct expo *e)
 	expo_family(e, "tether_metrics_sweep_busy_seconds", EXPO_GAUGE,
 		    "Time the last sweep spent reading (the sum of its slices).");
 	expo_sample(e, NULL, timing->busy_ns / NS_PER_S);
+	expo_family(e, "tether_metrics_sweep_steps", EXPO_GAUGE,
+		    "Turns of tetherd's loop the last sweep took (its slices run a few milliseconds "
+		    "each; the loop's other work runs between them).");
+	expo_sample_u64(e, NULL, timing->steps);
 	expo_family(e, "tether_metrics_sweep_entries", EXPO_GAUGE,
 		    "Map entries the last sweep read (per-CPU counter entries of live containers, "
 		    "affinity entries).");

@@ -152,6 +152,21 @@ static __u64 sum_family(const char *text, const char *family)
 	return sum;
 }
 
+/* The process's resident memory, KiB. */
+static long rss_kib(void)
+{
+	char line[128];
+	long kib = -1;
+	FILE *status = fopen("/proc/self/status", "r");
+
+	while (status && fgets(line, sizeof(line), status))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	if (status)
+		fclose(status);
+	return kib;
+}
+
 static size_t count_lines(const char *text, bool samples_only)
 {
 	size_t n = 0;
@@ -215,6 +230,7 @@ int main(int argc, char **argv)
 
 	for (size_t l = 0; l < 2; l++) {
 		struct metrics_config mc = { .functions = limits[l] };
+		long rss_before = rss_kib();
 		struct metrics *m = metrics_new(&d, &mc);
 		char name[128], why[256];
 
@@ -236,6 +252,8 @@ int main(int argc, char **argv)
 		double write_ms = (monotonic_ns() - start) / 1e6;
 
 		if (l == 0) {
+			report("memory /metrics keeps (resident, after a sweep)",
+			       (rss_kib() - rss_before) / 1024.0, "MiB");
 			report("sweep: start to end (sliced)", sweep_ms, "ms");
 			/* the sweep's own figures, from the exposition */
 			const char *busy = strstr(out->str, "\ntether_metrics_sweep_busy_seconds ");

@@ -33,7 +33,7 @@
 #include "tetherd.h"
 #include "tether_xdp.skel.h"
 
-#define SLICE_NS (4 * 1000000ull) /* as metrics_http.c */
+#define SLICE_NS (2 * 1000000ull) /* as metrics_http.c */
 
 static FILE *json;
 static int json_first = 1;

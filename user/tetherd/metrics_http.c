@@ -23,7 +23,7 @@
 #include "exposition.h"
 #include "metrics.h"
 
-#define SLICE_NS (4 * 1000000ull)        /* the sweep's work between loop turns */
+#define SLICE_NS (2 * 1000000ull)        /* the sweep's work between loop turns */
 #define FRESH_NS (1000 * 1000000ull)     /* a sweep this recent serves a scrape as it is */
 #define CONNECTIONS_MAX 32
 #define CONNECTION_TIMEOUT_S 30

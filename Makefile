@@ -40,6 +40,15 @@ $(foreach lib,$(LIBRARIES),$(eval $(LIB_DIR)/libtether-$(lib).a: \
 STORE_CFLAGS := $(shell pkg-config --cflags libcurl json-glib-1.0 2>/dev/null)
 STORE_LIBS   := $(shell pkg-config --libs libcurl json-glib-1.0 2>/dev/null)
 $(call objects_of,$(wildcard user/lib/store/*.c)): CFLAGS += $(STORE_CFLAGS)
+# --json output (user/lib/control/json.c) is built with json-glib: what
+# includes control/json.h compiles with it, what links json.o links it.
+JSON_CFLAGS := $(shell pkg-config --cflags json-glib-1.0 2>/dev/null)
+JSON_LIBS   := $(shell pkg-config --libs json-glib-1.0 2>/dev/null)
+JSON_USERS  := $(call objects_of,user/lib/control/json.c $(wildcard user/tetherctl/*.c) \
+		 $(wildcard user/invoke/*.c) tools/udp_load.c tests/unit/test_tetherctl.c)
+$(JSON_USERS): CFLAGS += $(JSON_CFLAGS)
+# tetherd's /metrics: libmicrohttpd on its loop (user/tetherd/metrics_http.c).
+METRICS_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 
 CLIENT_VERSION := 1.0.0
 CLIENT_SONAME  := libtether-client.so.$(firstword $(subst ., ,$(CLIENT_VERSION)))
@@ -114,10 +123,12 @@ $(BUILD)/tests/%.o: CFLAGS += -Itests/lib
 $(BUILD)/tetherd: $(BUILD)/user/tetherd/main.o $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) \
 		  $(LIB_store) $(LIB_core)
 	$(LINK)
-$(BUILD)/tetherd: LDLIBS += $(STORE_LIBS)
+$(BUILD)/tetherd: LDLIBS += $(STORE_LIBS) $(METRICS_LIBS)
 
 $(BUILD)/tetherctl: $(BUILD)/user/tetherctl/main.o $(TETHERCTL_LIB) $(LIB_control)
 	$(LINK)
+$(BUILD)/tetherctl $(BUILD)/tether-invoke $(BUILD)/tools/udp_load \
+	$(BUILD)/tests/unit/test_tetherctl: LDLIBS += $(JSON_LIBS)
 
 $(BUILD)/tether-agent: $(BUILD)/user/agent/main.o $(AGENT_LIB) $(LIB_control) $(LIB_core)
 	$(LINK)
@@ -159,11 +170,12 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB)
 	$(LINK) -lcmocka -lm
 
 TETHERD_INTERNALS := tests/unit/test_store_records tests/bpf/test_apply tests/bpf/test_lifecycle tests/bpf/test_limits tests/bpf/test_slowpath \
-		     tests/unit/test_config tools/bench_control
+		     tests/unit/test_config tests/unit/test_metrics tests/bpf/test_metrics tools/bench_control \
+		     tools/bench_metrics
 $(TETHERD_INTERNALS:%=$(BUILD)/%.o): CFLAGS += -Iuser/tetherd
 $(TETHERD_INTERNALS:%=$(BUILD)/%): $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) $(LIB_store) \
 				    $(LIB_core)
-$(TETHERD_INTERNALS:%=$(BUILD)/%): LDLIBS += $(STORE_LIBS)
+$(TETHERD_INTERNALS:%=$(BUILD)/%): LDLIBS += $(STORE_LIBS) $(METRICS_LIBS)
 # The store client against a real etcd cluster (tools/etcd-cluster.sh).
 $(STORE_TESTS): $(LIB_store) $(LIB_core)
 $(STORE_TESTS): LDLIBS += $(STORE_LIBS)
@@ -285,6 +297,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/tools/bench_dataplane --json $(BUILD)/bench-dataplane.json
 	$(BUILD)/tools/bench_control --json $(BUILD)/bench-control.json
+	$(BUILD)/tools/bench_metrics --json $(BUILD)/bench-metrics.json
 	$(BUILD)/tools/bench_hash --json $(BUILD)/bench-hash.json
 	BUILD=$(BUILD) tools/bench_forward.sh --json $(BUILD)/bench-forward.json
 	BUILD=$(BUILD) tools/bench_socket.sh --json $(BUILD)/bench-socket.json

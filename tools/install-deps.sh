@@ -7,7 +7,8 @@ packages=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev ipro
 	  libglib2.0-dev pkg-config jq ethtool libclang-rt-14-dev nftables
 	  socat valgrind etcd-server etcd-client libcurl4-openssl-dev libjson-glib-dev
 	  # make deb and tests/packaging/test_deb.sh (man, bash completion, systemd-analyze)
-	  debhelper dpkg-dev fakeroot lintian scdoc man-db bash-completion systemd)
+	  debhelper dpkg-dev fakeroot lintian scdoc man-db bash-completion systemd
+	  libmicrohttpd-dev prometheus)
 missing=()
 for package in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||

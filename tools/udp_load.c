@@ -57,6 +57,7 @@
 #include <getopt.h>
 #include <glib.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -649,45 +650,63 @@ static void report_text(const struct load *l, const struct summary *s)
 	}
 }
 
+static void add_u64(JsonBuilder *b, const char *name, uint64_t value)
+{
+	json_builder_set_member_name(b, name);
+	json_builder_add_int_value(b, (gint64)value);
+}
+
 static void report_json(const struct load *l, const struct summary *s)
 {
 	const struct tally *t = &l->tally;
+	g_autoptr(JsonBuilder) b = json_builder_new();
 	GString *out = g_string_new(NULL);
 
-	g_string_append_printf(
-		out,
-		"{\"sent\":%" PRIu64 ",\"answered\":%" PRIu64 ",\"lost\":%" PRIu64
-		",\"ok\":%" PRIu64 ",\"no_capacity\":%" PRIu64 ",\"container_gone\":%" PRIu64
-		",\"malformed\":%" PRIu64 ",\"overloaded\":%" PRIu64 ",\"containers\":%u"
-		",\"late\":%" PRIu64 ",\"invalid\":%" PRIu64 ",\"duplicate\":%" PRIu64
-		",\"send_errors\":%" PRIu64,
-		t->sent, t->answered, t->sent - t->answered, t->status[TETHER_STATUS_OK],
-		t->status[TETHER_STATUS_NO_CAPACITY], t->status[TETHER_STATUS_CONTAINER_GONE],
-		t->status[TETHER_STATUS_MALFORMED], t->status[TETHER_STATUS_OVERLOADED],
-		t->containers->len, t->late, t->invalid, t->duplicate, t->send_errors);
-	if (l->opt.keyed)
-		g_string_append_printf(out,
-				       ",\"sticky_sessions\":%" PRIu64 ",\"sessions\":%" PRIu64
-				       ",\"sticky_share\":%.3f",
-				       s->sticky, l->opt.sessions, s->sticky_share);
-	g_string_append_printf(out,
-			       ",\"errors\":%" PRIu64 ",\"p50_us\":%" PRIu64 ",\"p99_us\":%" PRIu64
-			       ",\"p999_us\":%" PRIu64 ",\"max_us\":%" PRIu64,
-			       s->errors, s->p50, s->p99, s->p999, s->max);
+	json_builder_begin_object(b);
+	add_u64(b, "sent", t->sent);
+	add_u64(b, "answered", t->answered);
+	add_u64(b, "lost", t->sent - t->answered);
+	add_u64(b, "ok", t->status[TETHER_STATUS_OK]);
+	add_u64(b, "no_capacity", t->status[TETHER_STATUS_NO_CAPACITY]);
+	add_u64(b, "container_gone", t->status[TETHER_STATUS_CONTAINER_GONE]);
+	add_u64(b, "malformed", t->status[TETHER_STATUS_MALFORMED]);
+	add_u64(b, "overloaded", t->status[TETHER_STATUS_OVERLOADED]);
+	add_u64(b, "containers", t->containers->len);
+	add_u64(b, "late", t->late);
+	add_u64(b, "invalid", t->invalid);
+	add_u64(b, "duplicate", t->duplicate);
+	add_u64(b, "send_errors", t->send_errors);
+	if (l->opt.keyed) {
+		add_u64(b, "sticky_sessions", s->sticky);
+		add_u64(b, "sessions", l->opt.sessions);
+		/* As the text gives it: three decimals. */
+		json_builder_set_member_name(b, "sticky_share");
+		json_builder_add_double_value(b, round(s->sticky_share * 1000) / 1000);
+	}
+	add_u64(b, "errors", s->errors);
+	add_u64(b, "p50_us", s->p50);
+	add_u64(b, "p99_us", s->p99);
+	add_u64(b, "p999_us", s->p999);
+	add_u64(b, "max_us", s->max);
 	if (l->opt.per_container) {
-		g_string_append(out, ",\"per_container\":[");
+		json_builder_set_member_name(b, "per_container");
+		json_builder_begin_array(b);
 		for (guint i = 0; i < t->containers->len; i++) {
 			const struct container_count *c =
 				&g_array_index(t->containers, struct container_count, i);
 
-			g_string_append_printf(out, "%s{\"container\":%u,\"count\":%" PRIu64
-					       ",\"served_by\":", i ? "," : "", c->slot, c->count);
-			ctl_json_string(out, c->served_by);
-			g_string_append_c(out, '}');
+			json_builder_begin_object(b);
+			add_u64(b, "container", c->slot);
+			add_u64(b, "count", c->count);
+			json_builder_set_member_name(b, "served_by");
+			ctl_json_add_string(b, c->served_by);
+			json_builder_end_object(b);
 		}
-		g_string_append_c(out, ']');
+		json_builder_end_array(b);
 	}
-	g_string_append(out, "}\n");
+	json_builder_end_object(b);
+	ctl_json_append(out, b);
+	g_string_append_c(out, '\n');
 	fputs(out->str, stdout);
 	g_string_free(out, TRUE);
 }

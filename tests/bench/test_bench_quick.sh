@@ -50,6 +50,9 @@ bench dataplane "$scratch/dataplane.json" \
 bench control "$scratch/control.json" \
 	'.figures | length >= 20 and all(.[]; .value >= 0)' \
 	"$build/tools/bench_control" --quick --json "$scratch/control.json"
+bench metrics "$scratch/metrics.json" \
+	'.figures | length >= 10 and all(.[]; .value >= 0)' \
+	"$build/tools/bench_metrics" --quick --json "$scratch/metrics.json"
 bench hash "$scratch/hash.json" \
 	'(.disruption | length) >= 6 and all(.disruption[]; .leave_pct > 0) and
 	 ([.disruption[] | select(.algorithm == "dxhash")] | all(.[]; .leave_pct == .leave_min_pct)) and

@@ -220,7 +220,7 @@ struct mslot {
 	__u64 secret;
 	__u64 deadline;
 	__u8 token[16]; /* wire bytes */
-	__u64 fwd_packets, fwd_bytes; /* forwarded to the slot, all generations */
+	__u64 fwd_packets, fwd_bytes; /* forwarded to the slot's container (zeroed on install) */
 };
 
 struct mbackend {
@@ -399,6 +399,8 @@ static void slot_install(__u32 slot, __u64 f, __u32 backend, __u32 state)
 	if (err)
 		die("container_install", err);
 	slot_from_token(slot, &t);
+	/* A new container's counters start at zero. */
+	slots[slot].fwd_packets = slots[slot].fwd_bytes = 0;
 	slots[slot].live = 1;
 	slots[slot].state = state;
 	slots[slot].function_id = f;

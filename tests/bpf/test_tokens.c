@@ -582,9 +582,20 @@ static void test_reused_slot_old_token_misses_new_token_hits(void **state)
 	struct tether_token old_token = fx->tokens[11], new_token, f2_token;
 	__u64 key = learn_key(fx, "reuse: learn a key on slot 11", F1, 11);
 
-	/* The slot gets a new container of the same function. */
+	struct container_counters counted;
+
+	/* The slot gets a new container of the same function, whose counters
+	 * start at zero: the old container's requests are not its. */
+	assert_int_equal(container_stats_read(&fx->dp, 11, &counted), 0);
+	CHECK(counted.packets > 0, "reuse", "slot 11 counted no packet before its reuse");
 	assert_int_equal(container_remove(&fx->dp, 11), 0);
+	assert_int_equal(container_stats_read(&fx->dp, 11, &counted), 0);
+	CHECK(counted.packets > 0, "reuse", "removing the container cleared its counters");
 	assert_int_equal(container_install(&fx->dp, 11, F1, B_LOCAL, CONTAINER_WARM, &new_token), 0);
+	assert_int_equal(container_stats_read(&fx->dp, 11, &counted), 0);
+	CHECK(counted.packets == 0 && counted.bytes == 0, "reuse",
+	      "the new container of slot 11 starts with %llu packets, %llu bytes",
+	      (unsigned long long)counted.packets, (unsigned long long)counted.bytes);
 	fixture_rebuild_pool(fx, F1);
 	CHECK(ntohl(new_token.generation) == ntohl(old_token.generation) + 1, "reuse",
 	      "new generation %u after %u", ntohl(new_token.generation),

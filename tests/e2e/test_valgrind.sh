@@ -4,7 +4,8 @@
 # memcheck, through a short run of everything they do (tests/e2e/lib.sh builds
 # the rig; vm1 runs the agent, vm2 the echo backend):
 #
-#   start     tetherd starts; the agent registers vm1 with two warm containers
+#   start     tetherd starts (with /metrics); the agent registers vm1 with two
+#             warm containers
 #             of function 1; vm2 and two containers of function 2 are added
 #             with tetherctl
 #   requests  udp_load and tether-invoke, IPv4 and IPv6, keys and tokens: every
@@ -119,7 +120,7 @@ vg_tetherd_start() {
 	VG_NAME=tetherd nsenter --net="/var/run/netns/$E2E_NS_ROUTER" "${VG[@]}" "$E2E_TETHERD" \
 		--iface "$E2E_IF_RC" --vip "$E2E_VIP4:$E2E_PORT" --vip "[$E2E_VIP6]:$E2E_PORT" \
 		--pin-root "$E2E_PIN_ROOT" --socket "$E2E_SOCKET" --hold-ms "$HOLD_MS" \
-		>>"$E2E_TETHERD_LOG" 2>&1 &
+		--metrics-listen "127.0.0.1:$METRICS_PORT" >>"$E2E_TETHERD_LOG" 2>&1 &
 	pid=$!
 	disown "$pid"
 	e2e_track_any "$pid" # valgrind, not a program of the build: cleanup needs its start time
@@ -211,6 +212,11 @@ test_requests() {
 		--function 1 --key 7 --count 3 --follow --timeout-ms 3000)
 	echo "$out" | sed 's/^/#   tether-invoke: /'
 	expect_eq "tether-invoke: requests answered OK" "$(e2e_field "$(tail -n1 <<<"$out")" ok)" 3
+	# /metrics (libmicrohttpd on tetherd's loop, the sweep) under valgrind too.
+	out=$(e2e_in_router curl -sS --max-time 30 "http://127.0.0.1:$METRICS_PORT/metrics")
+	expect_ge "function 1's forwarded requests in /metrics" \
+		"$(awk '$1 == "tether_function_forwarded_requests_total{function=\"1\"}" { print $2 }' \
+			<<<"$out")" 40
 }
 
 test_slow_path() {
@@ -287,6 +293,7 @@ test_logs() {
 # --- runner ------------------------------------------------------------------------
 
 TESTS=(start requests slow_path drain restart stop logs)
+METRICS_PORT=9417 # tetherd's /metrics, on the router namespace's loopback
 
 main() {
 	local selected=("$@")

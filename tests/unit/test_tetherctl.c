@@ -494,25 +494,65 @@ static void test_json_output(void **state)
 	assert_true(out->str[0] == '[');
 }
 
+/* One string value as ctl_json_append writes it (in an array: json-glib
+ * builds arrays and objects only), the brackets taken off. */
+static char *json_of_string(const char *text)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	GString *out = g_string_new(NULL);
+
+	json_builder_begin_array(b);
+	ctl_json_add_string(b, text);
+	json_builder_end_array(b);
+	ctl_json_append(out, b);
+	assert_true(out->len >= 2 && out->str[0] == '[' && out->str[out->len - 1] == ']');
+	g_string_truncate(out, out->len - 1);
+	g_string_erase(out, 0, 1);
+	return g_string_free(out, FALSE);
+}
+
+#define EXPECT_JSON_STRING(text, json)                          \
+	do {                                                    \
+		g_autofree char *got = json_of_string(text);    \
+		assert_string_equal(got, json);                 \
+	} while (0)
+
 static void test_json_escaping(void **state)
 {
-	g_autoptr(GString) out = g_string_new(NULL);
+	(void)state;
+	EXPECT_JSON_STRING("plain", "\"plain\"");
+	EXPECT_JSON_STRING("q\"b\\s/", "\"q\\\"b\\\\s/\"");
+	/* json-glib's escapes; 0x1f too, which json-glib 1.6 leaves raw. */
+	EXPECT_JSON_STRING("\n\r\t\b\f\x01\x1f\x7f", "\"\\n\\r\\t\\b\\f\\u0001\\u001f\\u007f\"");
+	/* UTF-8 as it is; what is not UTF-8 taken as Latin-1. */
+	EXPECT_JSON_STRING("caf\xc3\xa9", "\"caf\xc3\xa9\"");
+	EXPECT_JSON_STRING("caf\xe9", "\"caf\xc3\xa9\"");
+	EXPECT_JSON_STRING("", "\"\"");
+}
+
+/* Every byte but NUL, in a string that is not UTF-8: the output is JSON a
+ * parser takes, giving back each byte as the code point of its value. */
+static void test_json_every_byte(void **state)
+{
+	char text[256], *json;
+	g_autoptr(JsonParser) parser = json_parser_new();
+	g_autoptr(GError) error = NULL;
 
 	(void)state;
-	ctl_json_string(out, "plain");
-	assert_string_equal(out->str, "\"plain\"");
-	g_string_truncate(out, 0);
-	ctl_json_string(out, "q\"b\\s/");
-	assert_string_equal(out->str, "\"q\\\"b\\\\s/\"");
-	g_string_truncate(out, 0);
-	ctl_json_string(out, "\n\r\t\b\x01\x1f\x7f");
-	assert_string_equal(out->str, "\"\\n\\r\\t\\u0008\\u0001\\u001f\\u007f\"");
-	g_string_truncate(out, 0);
-	ctl_json_string(out, "caf\xc3\xa9");
-	assert_string_equal(out->str, "\"caf\\u00c3\\u00a9\"");
-	g_string_truncate(out, 0);
-	ctl_json_string(out, "");
-	assert_string_equal(out->str, "\"\"");
+	for (int i = 1; i < 256; i++)
+		text[i - 1] = (char)i;
+	text[255] = '\0';
+	json = json_of_string(text);
+	for (const char *p = json; *p; p++)
+		assert_true((unsigned char)*p >= 0x20); /* no raw control character */
+	assert_true(json_parser_load_from_data(parser, json, -1, &error));
+	const char *back = json_node_get_string(json_parser_get_root(parser));
+	const char *p = back;
+
+	for (gunichar c = 1; c < 256; c++, p = g_utf8_next_char(p))
+		assert_int_equal(g_utf8_get_char(p), c);
+	assert_int_equal(*p, '\0');
+	g_free(json);
 }
 
 static void test_json_numbers(void **state)
@@ -1241,6 +1281,7 @@ int main(void)
 		cmocka_unit_test(test_table_groups_and_empty),
 		cmocka_unit_test(test_json_output),
 		cmocka_unit_test(test_json_escaping),
+		cmocka_unit_test(test_json_every_byte),
 		cmocka_unit_test(test_json_numbers),
 		cmocka_unit_test(test_event_lines),
 		cmocka_unit_test(test_progress_rate),

@@ -62,29 +62,43 @@ static void request_text(GString *out, const struct invoke_outcome *outcome)
 
 static void request_json(GString *out, const struct invoke_outcome *outcome)
 {
+	g_autoptr(JsonBuilder) b = json_builder_new();
 	char hex[TETHER_TOKEN_HEX_LEN + 1];
 
-	g_string_append_printf(out, "{\"request\":%" PRIu64 ",\"status\":\"%s\"",
-			       outcome->number, outcome_status(outcome));
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "request");
+	json_builder_add_int_value(b, (gint64)outcome->number);
+	json_builder_set_member_name(b, "status");
+	json_builder_add_string_value(b, outcome_status(outcome));
+	json_builder_set_member_name(b, "container");
+	if (served(outcome))
+		json_builder_add_int_value(b, tether_token_slot(outcome->reply.token));
+	else
+		json_builder_add_null_value(b);
+	json_builder_set_member_name(b, "token");
 	if (served(outcome)) {
 		tether_token_to_hex(outcome->reply.token, hex);
-		g_string_append_printf(out, ",\"container\":%u,\"token\":\"%s\"",
-				       tether_token_slot(outcome->reply.token), hex);
+		json_builder_add_string_value(b, hex);
 	} else {
-		g_string_append(out, ",\"container\":null,\"token\":null");
+		json_builder_add_null_value(b);
 	}
+	json_builder_set_member_name(b, "latency_us");
+	if (outcome->error)
+		json_builder_add_null_value(b);
+	else
+		json_builder_add_int_value(b, (gint64)outcome->latency_us);
+	json_builder_set_member_name(b, "payload");
 	if (outcome->error) {
-		g_string_append(out, ",\"latency_us\":null,\"payload\":null}");
-		return;
-	}
-	/* ctl_json_string takes text: a NUL in the payload ends it there. */
-	char *payload = g_strndup((const char *)outcome->reply.payload, outcome->reply.payload_len);
+		json_builder_add_null_value(b);
+	} else {
+		/* Text: a NUL in the payload ends it there. */
+		g_autofree char *payload =
+			g_strndup((const char *)outcome->reply.payload, outcome->reply.payload_len);
 
-	g_string_append_printf(out, ",\"latency_us\":%" PRIu64 ",\"payload\":",
-			       outcome->latency_us);
-	ctl_json_string(out, payload);
-	g_string_append_c(out, '}');
-	g_free(payload);
+		ctl_json_add_string(b, payload);
+	}
+	json_builder_end_object(b);
+	ctl_json_append(out, b);
 }
 
 void report_request(const struct invoke_options *o, const struct invoke_outcome *outcome)
@@ -108,11 +122,25 @@ void report_totals(const struct invoke_options *o, const struct invoke_totals *t
 	uint64_t p50 = tether_histogram_quantile(h, 1, 2);
 	uint64_t p99 = tether_histogram_quantile(h, 99, 100);
 
-	if (o->json)
-		printf("{\"requests\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64
-		       ",\"p50_us\":%" PRIu64 ",\"p99_us\":%" PRIu64 ",\"max_us\":%" PRIu64 "}\n",
-		       totals->requests, totals->ok, failed, p50, p99, h->max);
-	else
+	if (o->json) {
+		g_autoptr(JsonBuilder) b = json_builder_new();
+		g_autoptr(GString) out = g_string_new(NULL);
+		const struct {
+			const char *name;
+			uint64_t value;
+		} fields[] = { { "requests", totals->requests }, { "ok", totals->ok },
+			       { "failed", failed },		 { "p50_us", p50 },
+			       { "p99_us", p99 },		 { "max_us", h->max } };
+
+		json_builder_begin_object(b);
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+			json_builder_set_member_name(b, fields[i].name);
+			json_builder_add_int_value(b, (gint64)fields[i].value);
+		}
+		json_builder_end_object(b);
+		ctl_json_append(out, b);
+		printf("%s\n", out->str);
+	} else
 		printf("requests=%" PRIu64 " ok=%" PRIu64 " failed=%" PRIu64 " p50_us=%" PRIu64
 		       " p99_us=%" PRIu64 " max_us=%" PRIu64 "\n",
 		       totals->requests, totals->ok, failed, p50, p99, h->max);

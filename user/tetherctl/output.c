@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Tables and JSON for tetherctl (output.h). */
+/* Tables and JSON (json-glib, control/json.h) for tetherctl (output.h). */
 #include <string.h>
 
 #include "control/json.h"
@@ -79,22 +79,23 @@ void ctl_output_table(GString *out, const struct proto_request *records, size_t 
 void ctl_output_json(GString *out, const struct proto_request *records, size_t count,
 		     enum ctl_shape shape)
 {
+	g_autoptr(JsonBuilder) b = json_builder_new();
+
 	if (shape == CTL_SHAPE_SINGLE && count == 0) {
-		g_string_append(out, "{\"ok\":true}\n");
-		return;
+		json_builder_begin_object(b);
+		json_builder_set_member_name(b, "ok");
+		json_builder_add_boolean_value(b, TRUE);
+		json_builder_end_object(b);
+	} else if (shape == CTL_SHAPE_SINGLE && count == 1) {
+		ctl_json_add_record(b, &records[0]);
+	} else {
+		json_builder_begin_array(b);
+		for (size_t i = 0; i < count; i++)
+			ctl_json_add_record(b, &records[i]);
+		json_builder_end_array(b);
 	}
-	if (shape == CTL_SHAPE_SINGLE && count == 1) {
-		ctl_json_object(out, &records[0]);
-		g_string_append_c(out, '\n');
-		return;
-	}
-	g_string_append_c(out, '[');
-	for (size_t i = 0; i < count; i++) {
-		if (i)
-			g_string_append_c(out, ',');
-		ctl_json_object(out, &records[i]);
-	}
-	g_string_append(out, "]\n");
+	ctl_json_append(out, b);
+	g_string_append_c(out, '\n');
 }
 
 void ctl_output_event(GString *out, const struct proto_request *event,
@@ -105,7 +106,10 @@ void ctl_output_event(GString *out, const struct proto_request *event,
 	struct tm tm;
 
 	if (json) {
-		ctl_json_object(out, event);
+		g_autoptr(JsonBuilder) b = json_builder_new();
+
+		ctl_json_add_record(b, event);
+		ctl_json_append(out, b);
 		g_string_append_c(out, '\n');
 		return;
 	}

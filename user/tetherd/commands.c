@@ -272,6 +272,13 @@ static void write_container(struct tetherd *d, struct proto_writer *w, __u32 slo
 	if (details) {
 		struct container_counters counters = {};
 
+		/* The containers map's record, as bpftool map lookup shows it
+		 * (README, Maps); the secret's bytes as the token and the fleet's
+		 * store carry them. */
+		proto_record_u64(w, "generation", record->generation);
+		proto_record_u64(w, "backend_id", record->backend_id);
+		proto_record_hex(w, "secret", (const __u8 *)&record->secret, sizeof(record->secret));
+		proto_record_u64(w, "drain_deadline_ns", record->drain_deadline_ns);
 		container_stats_read(&d->dp, slot, &counters);
 		proto_record_u64(w, "packets", counters.packets);
 		proto_record_u64(w, "bytes", counters.bytes);
@@ -745,6 +752,15 @@ static const struct command commands[] = {
 	{ "show", "fleet", KEYS(NULL), false, show_fleet, NULL },
 	{ "unload", "tetherd", KEYS(NULL), false, unload_tetherd, NULL },
 };
+
+bool commands_request(size_t i, const char **verb, const char **noun)
+{
+	if (i >= sizeof(commands) / sizeof(commands[0]))
+		return false;
+	*verb = commands[i].verb;
+	*noun = commands[i].noun;
+	return true;
+}
 
 /* --- lifecycle changes, here or through the fleet's store --- */
 

@@ -14,4 +14,9 @@
 bool commands_execute(struct tetherd *d, struct requester *who,
 		      const struct proto_request *req, struct proto_writer *w);
 
+/* The i-th request of the table ("add", "backend"), for /metrics to know
+ * requests from unknown words; false past the last. auth agent and watch
+ * event are control.c's, not in it. */
+bool commands_request(size_t i, const char **verb, const char **noun);
+
 #endif

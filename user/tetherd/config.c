@@ -9,12 +9,14 @@
 #include <getopt.h>
 #include <glib.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "metrics_http.h"
 #include "privileges.h"
 #include "store_records.h"
 #include "tether_version.h"
@@ -68,6 +70,14 @@ static const char usage[] =
 	"                         it and writes lifecycle requests through (docs/store.md)\n"
 	"  --fleet NAME           the fleet: its keys are under /tether/NAME/ (default)\n"
 	"  --router-name NAME     this router in the fleet (the host name)\n"
+	"  --metrics-listen A:P   serve /metrics (Prometheus text format) over HTTP on\n"
+	"                         ADDR:PORT, such as 127.0.0.1:9417 or [::1]:9417\n"
+	"  --metrics-functions N  functions with /metrics series of their own (100); the\n"
+	"                         others are summed into function=\"other\"\n"
+	"  --accept-local         set net.ipv4.conf.IF.accept_local=1 on each backend's\n"
+	"                         interface (and rp_filter 1 to 2), so replies a VM routes\n"
+	"                         back through this host are not dropped as martians;\n"
+	"                         without it tetherd warns where they would be\n"
 	"  --config FILE          settings file: [tetherd] group, same names, lists with ';'\n"
 	"  --unload               detach, remove every pin under the pin root, exit\n"
 	"  --version              print the version (tetherd VERSION) and exit\n";
@@ -77,7 +87,8 @@ enum option_id {
 	OPT_HEARTBEAT, OPT_DRAIN, OPT_HOLD, OPT_QUEUE, OPT_ADMIT_RATE, OPT_ADMIT_BURST,
 	OPT_ADMIT_TOTAL_RATE, OPT_ADMIT_TOTAL_BURST, OPT_ANSWER_RATE, OPT_ANSWER_BURST,
 	OPT_TCP_LISTEN, OPT_TCP_SECRET, OPT_AGENT_SECRETS, OPT_AGENT_RATE, OPT_USER, OPT_STORE,
-	OPT_FLEET, OPT_ROUTER_NAME, OPT_CONFIG, OPT_UNLOAD, OPT_HELP, OPT_VERSION,
+	OPT_FLEET, OPT_ROUTER_NAME, OPT_CONFIG, OPT_UNLOAD, OPT_HELP, OPT_VERSION, OPT_METRICS_LISTEN, OPT_METRICS_FUNCTIONS,
+	OPT_ACCEPT_LOCAL,
 };
 
 static const struct option options[] = {
@@ -109,6 +120,9 @@ static const struct option options[] = {
 	{ "unload", no_argument, 0, OPT_UNLOAD },
 	{ "help", no_argument, 0, OPT_HELP },
 	{ "version", no_argument, 0, OPT_VERSION },
+	{ "metrics-listen", required_argument, 0, OPT_METRICS_LISTEN },
+	{ "metrics-functions", required_argument, 0, OPT_METRICS_FUNCTIONS },
+	{ "accept-local", no_argument, 0, OPT_ACCEPT_LOCAL },
 	{ 0, 0, 0, 0 },
 };
 
@@ -247,6 +261,16 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 		return copy_setting(name, value, config->fleet.router, sizeof(config->fleet.router));
 	case OPT_UNLOAD:
 		config->unload = true;
+		return 0;
+	case OPT_METRICS_LISTEN:
+		return copy_setting(name, value, config->metrics.listen,
+				    sizeof(config->metrics.listen));
+	case OPT_METRICS_FUNCTIONS:
+		return parse_u32(name, value, &config->metrics.functions);
+	case OPT_ACCEPT_LOCAL:
+		/* From the file: "accept-local = true" (or false). */
+		config->accept_local = !value || !strcmp(value, "true") || !strcmp(value, "yes") ||
+				       !strcmp(value, "1");
 		return 0;
 	}
 	return -EINVAL;
@@ -553,6 +577,17 @@ static int check_settings(struct tetherd_config *config)
 		return err;
 	if ((err = check_admission(&config->admission)))
 		return err;
+
+	struct sockaddr_storage metrics_address;
+	unsigned int metrics_len;
+
+	if (config->metrics.listen[0] &&
+	    metrics_http_parse_address(config->metrics.listen, &metrics_address, &metrics_len)) {
+		fprintf(stderr, "tetherd: --metrics-listen '%s' is not ADDR:PORT or [IPv6]:PORT "
+				"(such as 127.0.0.1:9417)\n",
+			config->metrics.listen);
+		return -EINVAL;
+	}
 	/* The secrets are read by tetherd as the user it runs as. */
 	return check_tcp_settings(config, config->user[0] ? config->user_uid : geteuid());
 }
@@ -577,6 +612,7 @@ static void set_defaults(struct tetherd_config *config)
 		.answer_rate = TETHERD_DEFAULT_SHED_ANSWER_RATE,
 		.answer_burst = TETHERD_DEFAULT_SHED_ANSWER_BURST,
 	};
+	config->metrics.functions = METRICS_DEFAULT_FUNCTIONS;
 	snprintf(config->fleet.name, sizeof(config->fleet.name), "default");
 	/* The host's short name, as a fleet's routers/ key names it. */
 	if (gethostname(config->fleet.router, sizeof(config->fleet.router)))

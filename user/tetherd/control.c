@@ -39,6 +39,7 @@ struct connection {
 	bool waiting; /* a request's answer comes later: read no more lines until it does */
 	bool executing;      /* in commands_execute: an answer now is not a late one */
 	bool answered_early; /* ... and one came, before commands_execute returned */
+	char asked_verb[16], asked_noun[16]; /* the request being answered, for /metrics */
 	bool closing; /* close once out is sent */
 	bool input_done; /* the peer sent all it will (EOF): answer it, then close */
 };
@@ -223,27 +224,37 @@ static void start_watching(struct connection *conn, const struct proto_request *
 static void handle_line(struct connection *conn, const char *line, size_t len)
 {
 	struct proto_request *req = g_new(struct proto_request, 1);
+	struct metrics *metrics = conn->control->d->metrics;
 	char message[512];
+	gsize answer_at = conn->out->len;
 	enum proto_error err = proto_parse_line(line, len, req, message, sizeof(message));
 
 	if (err) {
 		queue_error(conn, err, message);
+		metrics_request(metrics, NULL, NULL, conn->out->str + answer_at);
 	} else if (!strcmp(req->verb, "auth") && !strcmp(req->noun, "agent")) {
 		authenticate(conn, req);
+		metrics_request(metrics, req->verb, req->noun, conn->out->str + answer_at);
 	} else if (!strcmp(req->verb, "watch") && !strcmp(req->noun, "event")) {
 		start_watching(conn, req);
+		metrics_request(metrics, req->verb, req->noun, conn->out->str + answer_at);
 	} else {
 		struct proto_writer w;
 
 		proto_writer_init(&w);
+		/* An answer given later is counted when it comes (control_answer). */
+		snprintf(conn->asked_verb, sizeof(conn->asked_verb), "%s", req->verb);
+		snprintf(conn->asked_noun, sizeof(conn->asked_noun), "%s", req->noun);
 		conn->executing = true;
 		bool answered = commands_execute(conn->control->d, &conn->who, req, &w);
 
 		conn->executing = false;
-		if (answered)
+		if (answered) {
 			g_string_append_len(conn->out, w.data, w.len);
-		else if (!conn->answered_early)
+			metrics_request(metrics, req->verb, req->noun, w.data ? w.data : "");
+		} else if (!conn->answered_early) {
 			conn->waiting = true;
+		}
 		conn->answered_early = false;
 		proto_writer_free(&w);
 	}
@@ -288,6 +299,7 @@ void control_answer(struct control *control, const struct control_ticket *ticket
 	if (!conn || conn->who.ticket.id != ticket->id)
 		return; /* it closed meanwhile */
 	g_string_append_len(conn->out, answer, len);
+	metrics_request(control->d->metrics, conn->asked_verb, conn->asked_noun, answer);
 	if (conn->executing) {
 		conn->answered_early = true; /* handle_line goes on reading */
 		return;

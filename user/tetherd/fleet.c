@@ -189,6 +189,8 @@ struct fleet *fleet_new(struct tetherd *d, const struct fleet_config *config, ch
 	f->changes = g_hash_table_new(g_direct_hash, g_direct_equal);
 	f->status_reads = g_hash_table_new(g_direct_hash, g_direct_equal);
 	f->capacity_asked = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+	f->routers_seen = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+	f->metrics_routers = g_array_new(FALSE, FALSE, sizeof(struct fleet_router_seen));
 	f->next_slot_hint = g_random_int_range(0, TETHER_MAX_CONTAINERS);
 	return f;
 }
@@ -227,6 +229,8 @@ void fleet_free(struct fleet *f)
 	g_hash_table_destroy(f->changes);
 	g_hash_table_destroy(f->status_reads);
 	g_hash_table_destroy(f->capacity_asked);
+	g_hash_table_destroy(f->routers_seen);
+	g_array_free(f->metrics_routers, TRUE);
 	g_free(f);
 }
 
@@ -244,4 +248,34 @@ void fleet_store_failure(const struct fleet *f, const struct etcd_error *error,
 			 : "the fleet's store did not take the change: nothing changed, and the "
 			   "routers keep forwarding on the state they have",
 		   f->config.endpoints, error->message);
+}
+
+static gint router_by_name(gconstpointer a, gconstpointer b)
+{
+	return strcmp(((const struct fleet_router_seen *)a)->name,
+		      ((const struct fleet_router_seen *)b)->name);
+}
+
+void fleet_read_metrics(struct fleet *f, struct fleet_metrics *out)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	g_array_set_size(f->metrics_routers, 0);
+	g_hash_table_iter_init(&iter, f->routers_seen);
+	while (g_hash_table_iter_next(&iter, NULL, &value))
+		g_array_append_val(f->metrics_routers, *(struct fleet_router_seen *)value);
+	g_array_sort(f->metrics_routers, router_by_name);
+	*out = (struct fleet_metrics){
+		.fleet = f->config.name,
+		.router = f->config.router,
+		.synced = f->synced,
+		.watching = f->watch && f->watch_endpoint[0],
+		.applied_revision = (__u64)f->applied_state_revision,
+		.resyncs = f->resyncs,
+		.bad_records = f->bad_records,
+		.pending_changes = g_hash_table_size(f->changes),
+		.routers = (const struct fleet_router_seen *)f->metrics_routers->data,
+		.n_routers = f->metrics_routers->len,
+	};
 }

@@ -87,4 +87,26 @@ typedef void (*fleet_status_cb)(void *ctx, enum proto_error error, const char *m
 				const struct fleet_status *status);
 void fleet_read_status(struct fleet *f, fleet_status_cb done, void *ctx);
 
+/* What /metrics shows of the fleet: this router's own view, no store request
+ * (a scrape never waits on etcd). Other routers' figures are their records
+ * as the watch last brought them (each router writes its own every second
+ * while it moves). The pointers hold until the loop runs again. */
+struct fleet_router_seen {
+	char name[TETHER_NAME_MAX];
+	__u64 applied_revision;
+	__u64 updated_unix_ms;
+};
+struct fleet_metrics {
+	const char *fleet, *router;
+	bool synced;   /* the full read is applied (no resync under way) */
+	bool watching; /* the watch is connected */
+	__u64 applied_revision; /* of the newest change to the state applied here */
+	__u64 resyncs;          /* full reads after the first */
+	__u64 bad_records;      /* keys that did not decode */
+	__u64 pending_changes;  /* lifecycle requests written through, not answered yet */
+	const struct fleet_router_seen *routers; /* every router but this one */
+	size_t n_routers;
+};
+void fleet_read_metrics(struct fleet *f, struct fleet_metrics *out);
+
 #endif

@@ -65,6 +65,8 @@ struct fleet {
 	struct mirror_slot *slots; /* TETHER_MAX_CONTAINERS */
 	__u32 next_slot_hint;
 	__u64 bad_records;    /* keys that did not decode: logged, skipped */
+	GHashTable *routers_seen; /* other routers' records: name -> struct fleet_router_seen */
+	GArray *metrics_routers;  /* fleet_read_metrics' answer */
 
 	GArray *waiters;         /* struct revision_waiter, by revision */
 	GPtrArray *before_sync;  /* changes submitted before the first read */

@@ -200,6 +200,27 @@ static void capacity_asked(struct fleet *f, const struct store_key *key, const s
 	observer->event(observer->ctx, line);
 }
 
+/* Another router's record, for /metrics (fleet_read_metrics); this
+ * router's own figures are live. */
+static void router_seen(struct fleet *f, const struct store_key *key, const struct etcd_kv *kv)
+{
+	struct store_router record;
+	struct fleet_router_seen *seen;
+	char why[128];
+
+	if (!strcmp(key->name, f->config.router) ||
+	    store_router_decode(kv->value, kv->value_len, &record, why, sizeof(why)))
+		return;
+	seen = g_hash_table_lookup(f->routers_seen, key->name);
+	if (!seen) {
+		seen = g_new0(struct fleet_router_seen, 1);
+		snprintf(seen->name, sizeof(seen->name), "%s", key->name);
+		g_hash_table_insert(f->routers_seen, seen->name, seen);
+	}
+	seen->applied_revision = record.applied_revision;
+	seen->updated_unix_ms = record.updated_unix_ms;
+}
+
 void mirror_apply_kv(struct fleet *f, const struct etcd_kv *kv)
 {
 	struct store_key key;
@@ -225,7 +246,10 @@ void mirror_apply_kv(struct fleet *f, const struct etcd_kv *kv)
 	case STORE_POLICY:
 		put_policy(f, &key, kv);
 		break;
-	default: /* ids, names and routers only guard changes and answer status */
+	case STORE_ROUTER:
+		router_seen(f, &key, kv);
+		break;
+	default: /* ids and names only guard changes and answer status */
 		break;
 	}
 }
@@ -257,6 +281,9 @@ void mirror_apply_event(struct fleet *f, const struct etcd_event *event)
 		lc_backend_set_functions(&f->d->lc, key.name, &any);
 		break;
 	}
+	case STORE_ROUTER:
+		g_hash_table_remove(f->routers_seen, key.name);
+		break;
 	default:
 		break;
 	}
@@ -267,6 +294,7 @@ void mirror_apply_event(struct fleet *f, const struct etcd_event *event)
 void mirror_begin_snapshot(struct fleet *f)
 {
 	f->applied_state_revision = 0;
+	g_hash_table_remove_all(f->routers_seen);
 	g_hash_table_remove_all(f->backends);
 	g_hash_table_remove_all(f->alive);
 	memset(f->slots, 0, TETHER_MAX_CONTAINERS * sizeof(*f->slots));

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "martians.h"
 #include "privileges.h"
 #include "tether_xdp.skel.h"
 #include "tetherd.h"
@@ -32,6 +33,17 @@ static __u64 clock_monotonic(void *ctx)
 	return monotonic_ns();
 }
 
+/* A backend came up: are replies through this host accepted on its link? */
+static void check_martians(struct tetherd *d, const char *line)
+{
+	char name[TETHER_NAME_MAX];
+	const struct backend *backend;
+
+	if (d->martians && sscanf(line, "event=backend_up backend=%31s", name) == 1 &&
+	    (backend = lc_backend_find(&d->lc, name)))
+		martians_check(d->martians, backend->meta.iface, name);
+}
+
 static void on_event(void *ctx, const char *line)
 {
 	struct tetherd *d = ctx;
@@ -40,6 +52,8 @@ static void on_event(void *ctx, const char *line)
 
 	if (d->control)
 		control_broadcast(d->control, line);
+	metrics_event(d->metrics, line);
+	check_martians(d, line);
 	/* This router's slow path asks for capacity: the fleet's agents hear it
 	 * from any router (lines from other routers name theirs: not again). */
 	if (d->fleet && !strstr(line, " router=") &&
@@ -240,6 +254,23 @@ static int apply_admission(struct tetherd *d)
 	return 0;
 }
 
+/* /metrics: bound before privileges drop (a port below 1024 works too). */
+static int start_metrics(struct tetherd *d)
+{
+	char why[512];
+
+	if (!d->config.metrics.listen[0])
+		return 0;
+	d->metrics = metrics_new(d, &d->config.metrics);
+	if (!d->metrics)
+		return -ENOMEM;
+	if (metrics_listen(d->metrics, why, sizeof(why))) {
+		fprintf(stderr, "tetherd: %s\n", why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int start(struct tetherd *d)
 {
 	struct dataplane_opts opts = { .pin_root = d->config.pin_root };
@@ -270,6 +301,11 @@ static int start(struct tetherd *d)
 			d->config.pin_root, g_hash_table_size(d->lc.functions),
 			(monotonic_ns() - started) / 1e6);
 	}
+	d->martians = martians_new(d->config.accept_local, NULL);
+	for (__u32 id = 1; id < TETHER_MAX_BACKENDS; id++) /* adopted ones */
+		if (d->lc.backends[id].in_use)
+			martians_check(d->martians, d->lc.backends[id].meta.iface,
+				       d->lc.backends[id].meta.name);
 	d->loop = loop_new();
 	d->control = control_new(d);
 	d->slowpath = slowpath_new(&d->lc, &d->config.slowpath);
@@ -282,7 +318,7 @@ static int start(struct tetherd *d)
 	if (d->config.tcp_listen[0] &&
 	    (err = control_listen_tcp(d->control, d->config.tcp_listen, d->config.tcp_secret)))
 		return err;
-	if ((err = attach_interfaces(d)) || (err = start_fleet(d)))
+	if ((err = start_metrics(d)) || (err = attach_interfaces(d)) || (err = start_fleet(d)))
 		return err;
 	return drop_privileges(d);
 }
@@ -333,6 +369,10 @@ static void stop(struct tetherd *d)
 	d->fleet = NULL;
 	control_flush(d->control);
 	control_free(d->control);
+	metrics_free(d->metrics);
+	d->metrics = NULL;
+	martians_free(d->martians);
+	d->martians = NULL;
 	slowpath_free(d->slowpath);
 	lifecycle_free(&d->lc);
 	dataplane_close(&d->dp);

@@ -905,6 +905,20 @@ void slowpath_stats(const struct slowpath *sp, struct slowpath_stats *stats)
 	*stats = sp->stats;
 }
 
+void slowpath_each_waiting(const struct slowpath *sp,
+			   void (*fn)(void *ctx, __u64 function_id, __u32 waiting), void *ctx)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init(&iter, sp->waiting);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		const struct waiting *waiting = value;
+
+		fn(ctx, waiting->function_id, waiting->requests.length);
+	}
+}
+
 /* ---- tear-down ---------------------------------------------------------- */
 
 /* Nothing is dropped silently, not even at exit. */

@@ -74,5 +74,8 @@ void slowpath_tick(struct slowpath *sp);
 /* Requests held now for function_id (0: in all). */
 __u32 slowpath_waiting(const struct slowpath *sp, __u64 function_id);
 void slowpath_stats(const struct slowpath *sp, struct slowpath_stats *stats);
+/* fn for every function with requests held now (/metrics). */
+void slowpath_each_waiting(const struct slowpath *sp,
+			   void (*fn)(void *ctx, __u64 function_id, __u32 waiting), void *ctx);
 
 #endif

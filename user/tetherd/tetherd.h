@@ -11,6 +11,7 @@
 #include "dataplane/dataplane.h"
 #include "lifecycle.h"
 #include "core/core.h"
+#include "metrics.h"
 #include "slowpath.h"
 
 #define TETHERD_MAX_IFACES 16
@@ -39,6 +40,8 @@ struct tetherd_config {
 	char agent_secrets_dir[256]; /* DIR/NAME: backend NAME's own secret; empty: none */
 	struct fleet_config fleet; /* endpoints empty: single host */
 	__u32 agent_rate;    /* lifecycle changes a second per TCP connection; 0: no limit */
+	struct metrics_config metrics; /* --metrics-listen, --metrics-functions */
+	bool accept_local;   /* set accept_local on backends' interfaces (martians.c) */
 	char user[64];       /* run as this user once started; empty: stay root */
 	uid_t user_uid;      /* ... its ids, looked up by config_parse */
 	gid_t user_gid;
@@ -46,6 +49,7 @@ struct tetherd_config {
 };
 
 struct control;
+struct martians;
 
 struct tetherd {
 	struct tetherd_config config;
@@ -55,6 +59,8 @@ struct tetherd {
 	struct loop *loop;
 	struct control *control;
 	struct fleet *fleet; /* fleet mode (--store); NULL: single host */
+	struct metrics *metrics; /* --metrics-listen; NULL: none */
+	struct martians *martians; /* accept_local on backends' interfaces */
 	int timer_fd, signal_fd; /* the loop's tick and SIGTERM/SIGINT; -1 when not open */
 	bool stop;
 	bool unload_requested;

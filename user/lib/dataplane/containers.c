@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -50,6 +51,36 @@ int container_get(struct dataplane *dp, __u32 slot, struct container_record *rec
 	return record->state == CONTAINER_FREE ? -ENOENT : 0;
 }
 
+/* The slot's per-CPU counters (container_stats) start at zero for each new
+ * container, so they count its requests alone, not the slot's earlier
+ * containers'. Nothing counts on a free slot meanwhile: the program counts a
+ * container only once it has read its record. One batched update. */
+static int zero_counters(struct dataplane *dp, __u32 slot)
+{
+	int cpus = libbpf_num_possible_cpus();
+
+	if (cpus <= 0)
+		return cpus ? cpus : -EINVAL;
+	__u32 *keys = calloc(cpus, sizeof(*keys));
+	struct container_counters *zeros = calloc(cpus, sizeof(*zeros));
+	__u32 count = cpus;
+	int err = 0;
+
+	if (!keys || !zeros) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (int cpu = 0; cpu < cpus; cpu++)
+		keys[cpu] = (__u32)cpu * TETHER_MAX_CONTAINERS + slot;
+	if (bpf_map_update_batch(bpf_map__fd(dp->skel->maps.container_stats), keys, zeros, &count,
+				 NULL))
+		err = -errno;
+out:
+	free(keys);
+	free(zeros);
+	return err;
+}
+
 int container_install_identity(struct dataplane *dp, __u32 slot, __u64 function_id,
 			       __u32 backend_id, enum container_state state, __u32 generation,
 			       __u64 secret)
@@ -63,6 +94,10 @@ int container_install_identity(struct dataplane *dp, __u32 slot, __u64 function_
 		return -errno;
 	if (record.state != CONTAINER_FREE)
 		return -EEXIST;
+	int err = zero_counters(dp, slot);
+
+	if (err)
+		return err;
 	record = (struct container_record){
 		.function_id = function_id,
 		.secret = secret,

@@ -33,7 +33,9 @@ int backend_get(struct dataplane *dp, __u32 backend_id, struct backend_record *r
 int backend_del(struct dataplane *dp, __u32 backend_id);
 
 /* containers.c: install mints a new token for the slot (next generation, a
- * fresh random secret); remove frees the slot so no old token names it. */
+ * fresh random secret) and zeroes the slot's counters (container_stats), so
+ * they count the new container's requests only; remove frees the slot so no
+ * old token names it. */
 int container_install(struct dataplane *dp, __u32 slot, __u64 function_id, __u32 backend_id,
 		      enum container_state state, struct tether_token *token);
 /* The same with an identity issued elsewhere (a fleet's store): every router

@@ -381,7 +381,8 @@ static bool read_input(struct connection *conn)
 
 		if (got == -EAGAIN)
 			return true;
-		if (got == 0 && (conn->waiting || memchr(conn->in->str, '\n', conn->in->len))) {
+		if (got == 0 && (conn->waiting || conn->out->len ||
+				 memchr(conn->in->str, '\n', conn->in->len))) {
 			/* Requests sent, then the sending side shut (socat, a
 			 * script): they are still answered before it closes. */
 			conn->input_done = true;

@@ -322,7 +322,7 @@ static void read_peer_name(struct transport *t)
 		bool printable = true;
 
 		for (size_t i = 0; i < cn_len; i++)
-			printable &= cn[i] > ' ' && cn[i] < 0x7f;
+			printable &= cn[i] >= ' ' && cn[i] < 0x7f;
 		if (printable)
 			snprintf(t->peer_name, sizeof(t->peer_name), "%s", cn);
 	}
@@ -373,9 +373,11 @@ static void explain(struct transport *t, int ret)
 	} else if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED) {
 		say(t->error, sizeof(t->error), "%s refused the TLS handshake: %s", peer,
 		    gnutls_alert_get_name(gnutls_alert_get(t->session)));
-	} else if (ret == GNUTLS_E_UNEXPECTED_PACKET_LENGTH || ret == GNUTLS_E_PREMATURE_TERMINATION) {
-		say(t->error, sizeof(t->error), "%s closed the connection during the TLS handshake",
-		    peer);
+	} else if (ret == GNUTLS_E_UNEXPECTED_PACKET_LENGTH || ret == GNUTLS_E_PREMATURE_TERMINATION ||
+		   ret == GNUTLS_E_PUSH_ERROR || ret == GNUTLS_E_PULL_ERROR) {
+		say(t->error, sizeof(t->error), "%s closed the connection%s", peer,
+		    t->handshaken ? "" : " during the TLS handshake (did it refuse this side's "
+					 "certificate?)");
 	} else if (ret == GNUTLS_E_UNSUPPORTED_VERSION_PACKET ||
 		   ret == GNUTLS_E_UNEXPECTED_PACKET) {
 		say(t->error, sizeof(t->error), "%s does not speak TLS (%s)", peer,

@@ -6,10 +6,12 @@
 #
 #   tools/test-certs.sh ca DIR NAME
 #       A CA: DIR/NAME.pem and DIR/NAME-key.pem (CN=NAME), valid for a year.
-#   tools/test-certs.sh server DIR CA NAME HOST...
+#   tools/test-certs.sh server DIR CA NAME HOST... [--also-client]
 #       A server's certificate signed by CA (DIR/CA.pem), CN=NAME, for TLS
-#       server authentication, naming each HOST (an IP address, or a DNS
-#       name) in its subjectAltName: DIR/NAME.pem, DIR/NAME-key.pem.
+#       server authentication (and client authentication too with
+#       --also-client, as etcd's own gateway wants), naming each HOST (an IP
+#       address, or a DNS name) in its subjectAltName: DIR/NAME.pem,
+#       DIR/NAME-key.pem.
 #   tools/test-certs.sh client DIR CA NAME CN [OPTION...]
 #       A client's certificate signed by CA, subject CN=CN, for TLS client
 #       authentication: DIR/NAME.pem, DIR/NAME-key.pem. Options:
@@ -99,7 +101,9 @@ server)
 		echo "signing_key"
 		echo "encryption_key"
 		for host in "$@"; do
-			if [[ $host =~ ^[0-9.]+$ || $host == *:* ]]; then
+			if [[ $host == --also-client ]]; then
+				echo "tls_www_client"
+			elif [[ $host =~ ^[0-9.]+$ || $host == *:* ]]; then
 				echo "ip_address = \"$host\""
 			else
 				echo "dns_name = \"$host\""

@@ -1556,8 +1556,11 @@ static void test_tls_client_certificates(void **state)
 						   tools, dir);
 	assert_int_equal(system(command), 0);
 
-	/* The CA, no certificate: etcd refuses the connection. */
-	struct etcd_client *client = client_on(endpoint, 1500);
+	/* One attempt each (the pause after it is longer than the deadline), so
+	 * the message is that attempt's. The CA, no certificate: etcd refuses. */
+	const struct etcd_options once = { .timeout_ms = 1500, .backoff_min_ms = 4000,
+					   .backoff_max_ms = 4000 };
+	struct etcd_client *client = client_with(endpoint, &once);
 
 	assert_int_equal(etcd_client_set_tls(client, &(struct etcd_tls_files){ ca, NULL, NULL },
 					     why, sizeof(why)),
@@ -1568,7 +1571,7 @@ static void test_tls_client_certificates(void **state)
 	etcd_client_free(client);
 
 	/* Another CA: the client refuses etcd's certificate. */
-	client = client_on(endpoint, 1500);
+	client = client_with(endpoint, &once);
 	assert_int_equal(etcd_client_set_tls(client, &(struct etcd_tls_files){ other_ca, cert, key },
 					     why, sizeof(why)),
 			 0);

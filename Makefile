@@ -30,9 +30,10 @@ objects_of = $(patsubst %.c,$(BUILD)/%.o,$(1))
 # core: event loop, addresses, interfaces, VIPs on lo. dataplane: the only code
 # that writes the maps (loader, typed writers, Maglev). control: the control
 # protocol, both sides. store: the fleet's etcd client (libcurl, json-glib).
+# tls: the control connections' transport, plain or TLS (GnuTLS).
 # client: libtether-client, for programs that invoke.
 LIB_DIR := $(BUILD)/lib
-LIBRARIES := core dataplane control store
+LIBRARIES := core dataplane control store tls
 $(foreach lib,$(LIBRARIES),$(eval LIB_$(lib) := $(LIB_DIR)/libtether-$(lib).a))
 $(foreach lib,$(LIBRARIES),$(eval $(LIB_DIR)/libtether-$(lib).a: \
 	$(call objects_of,$(wildcard user/lib/$(lib)/*.c))))
@@ -49,6 +50,9 @@ JSON_USERS  := $(call objects_of,user/lib/control/json.c $(wildcard user/tetherc
 $(JSON_USERS): CFLAGS += $(JSON_CFLAGS)
 # tetherd's /metrics: libmicrohttpd on its loop (user/tetherd/metrics_http.c).
 METRICS_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
+TLS_CFLAGS := $(shell pkg-config --cflags gnutls 2>/dev/null)
+TLS_LIBS   := $(shell pkg-config --libs gnutls 2>/dev/null)
+$(call objects_of,$(wildcard user/lib/tls/*.c)): CFLAGS += $(TLS_CFLAGS)
 
 CLIENT_VERSION := 1.0.0
 CLIENT_SONAME  := libtether-client.so.$(firstword $(subst ., ,$(CLIENT_VERSION)))
@@ -121,17 +125,18 @@ $(BUILD)/tests/%.o: CFLAGS += -Itests/lib
 
 # --- Programs: each links the libraries it uses, nothing else ------------------
 $(BUILD)/tetherd: $(BUILD)/user/tetherd/main.o $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) \
-		  $(LIB_store) $(LIB_core)
+		  $(LIB_store) $(LIB_tls) $(LIB_core)
 	$(LINK)
-$(BUILD)/tetherd: LDLIBS += $(STORE_LIBS) $(METRICS_LIBS)
+$(BUILD)/tetherd: LDLIBS += $(STORE_LIBS) $(METRICS_LIBS) $(TLS_LIBS)
 
 $(BUILD)/tetherctl: $(BUILD)/user/tetherctl/main.o $(TETHERCTL_LIB) $(LIB_control)
 	$(LINK)
 $(BUILD)/tetherctl $(BUILD)/tether-invoke $(BUILD)/tools/udp_load \
 	$(BUILD)/tests/unit/test_tetherctl: LDLIBS += $(JSON_LIBS)
 
-$(BUILD)/tether-agent: $(BUILD)/user/agent/main.o $(AGENT_LIB) $(LIB_control) $(LIB_core)
+$(BUILD)/tether-agent: $(BUILD)/user/agent/main.o $(AGENT_LIB) $(LIB_control) $(LIB_tls) $(LIB_core)
 	$(LINK)
+$(BUILD)/tether-agent: LDLIBS += $(TLS_LIBS)
 
 $(BUILD)/tether-invoke: $(BUILD)/user/invoke/main.o $(INVOKE_LIB) $(LIB_client) $(LIB_control)
 	$(LINK)
@@ -174,17 +179,20 @@ TETHERD_INTERNALS := tests/unit/test_store_records tests/bpf/test_apply tests/bp
 		     tools/bench_metrics
 $(TETHERD_INTERNALS:%=$(BUILD)/%.o): CFLAGS += -Iuser/tetherd
 $(TETHERD_INTERNALS:%=$(BUILD)/%): $(TETHERD_LIB) $(LIB_dataplane) $(LIB_control) $(LIB_store) \
-				    $(LIB_core)
-$(TETHERD_INTERNALS:%=$(BUILD)/%): LDLIBS += $(STORE_LIBS) $(METRICS_LIBS)
+				    $(LIB_tls) $(LIB_core)
+$(TETHERD_INTERNALS:%=$(BUILD)/%): LDLIBS += $(STORE_LIBS) $(METRICS_LIBS) $(TLS_LIBS)
 # The store client against a real etcd cluster (tools/etcd-cluster.sh).
 $(STORE_TESTS): $(LIB_store) $(LIB_core)
 $(STORE_TESTS): LDLIBS += $(STORE_LIBS)
 $(STORE_TESTS:=.o): CFLAGS += $(STORE_CFLAGS) -Iuser/lib/store # it feeds the decoders too
 $(BUILD)/tests/unit/test_agent.o: CFLAGS += -Iuser/agent
-$(BUILD)/tests/unit/test_agent: $(AGENT_LIB) $(LIB_control) $(LIB_core)
+$(BUILD)/tests/unit/test_agent: $(AGENT_LIB) $(LIB_control) $(LIB_tls) $(LIB_core)
+$(BUILD)/tests/unit/test_agent: LDLIBS += $(TLS_LIBS)
 $(BUILD)/tests/unit/test_tetherctl.o: CFLAGS += -Iuser/tetherctl
 $(BUILD)/tests/unit/test_tetherctl: $(TETHERCTL_LIB) $(LIB_control)
 $(BUILD)/tests/unit/test_client: $(LIB_client)
+$(BUILD)/tests/unit/test_tls: $(LIB_tls)
+$(BUILD)/tests/unit/test_tls: LDLIBS += $(TLS_LIBS)
 $(BUILD)/tests/unit/test_protocol: $(LIB_control)
 $(BUILD)/tests/unit/test_maglev: $(LIB_dataplane) $(LIB_core)
 $(BUILD)/tests/unit/test_pktgen: $(LIB_dataplane) $(LIB_core)
@@ -198,8 +206,8 @@ $(BUILD)/tools/bench_control $(BUILD)/tools/bench_dataplane $(BUILD)/tools/check
 $(BUILD)/tools/udp_load: $(LIB_client) $(LIB_control)
 # The fleet bench's writer: the store's records (tetherd's store_records.c).
 $(BUILD)/tools/fleet_fill.o: CFLAGS += -Iuser/tetherd
-$(BUILD)/tools/fleet_fill: $(TETHERD_LIB) $(LIB_store) $(LIB_control) $(LIB_core) $(LIB_dataplane)
-$(BUILD)/tools/fleet_fill: LDLIBS += $(STORE_LIBS)
+$(BUILD)/tools/fleet_fill: $(TETHERD_LIB) $(LIB_store) $(LIB_control) $(LIB_tls) $(LIB_core) $(LIB_dataplane)
+$(BUILD)/tools/fleet_fill: LDLIBS += $(STORE_LIBS) $(TLS_LIBS)
 
 PACKAGING_TESTS := $(wildcard tests/packaging/test_*.sh)
 E2E_TESTS := $(filter-out tests/e2e/test_private_checkout.sh,$(wildcard tests/e2e/test_*.sh))

@@ -2,11 +2,17 @@
 # A throw-away etcd cluster on 127.0.0.1 for tests: the store client's tests
 # (tests/store/) and the fleet's end-to-end tests.
 #
-#   tools/etcd-cluster.sh start DIR N [--owner PID]
+#   tools/etcd-cluster.sh start DIR N [--tls] [--owner PID]
 #       Starts N members (N >= 1) in DIR (created; it must not exist or be
 #       empty), on free ports this script picks, and waits until every member
 #       is healthy. Prints the client endpoints, comma-separated, on one line
 #       (http://127.0.0.1:PORT,...; member I is the I-th, counting from 0).
+#       --tls: clients speak TLS to the members and must show a certificate
+#       (etcd --client-cert-auth); certificates made in DIR/tls by
+#       tools/test-certs.sh: ca.pem (the CA of every certificate here),
+#       member.pem (the members', naming the host), client.pem and
+#       client-key.pem (a client's); endpoints are https://. Peers talk
+#       plain HTTP among themselves.
 #       --owner PID: when PID exits, the cluster is stopped and DIR removed,
 #       so a test that crashes leaves nothing behind.
 #   tools/etcd-cluster.sh endpoints DIR      prints the endpoints again
@@ -80,6 +86,31 @@ check_index() {
 	die "no member $1 in $dir (members 0 to $((N - 1)))"
 }
 
+# The client URL scheme, and the TLS flags of etcd and etcdctl (--tls).
+scheme() {
+	[[ -n ${TLS:-} ]] && echo https || echo http
+}
+
+member_tls_flags() {
+	[[ -n ${TLS:-} ]] || return 0
+	echo "--client-cert-auth --trusted-ca-file $dir/tls/ca.pem" \
+		"--cert-file $dir/tls/member.pem --key-file $dir/tls/member-key.pem"
+}
+
+client_tls_flags() {
+	[[ -n ${TLS:-} ]] || return 0
+	echo "--cacert $dir/tls/ca.pem --cert $dir/tls/client.pem --key $dir/tls/client-key.pem"
+}
+
+make_certs() {
+	local certs=$dir/tls script
+	script=$(dirname "$(readlink -f "$0")")/test-certs.sh
+	"$script" ca "$certs" ca >/dev/null &&
+		"$script" server "$certs" ca member "$HOST" --also-client >/dev/null &&
+		"$script" client "$certs" ca client tether-test-client >/dev/null ||
+		die "cannot make the certificates for --tls (certtool: gnutls-bin)"
+}
+
 initial_cluster() {
 	local i list=
 	for ((i = 0; i < N; i++)); do
@@ -97,8 +128,8 @@ launch() {
 	# nsenter execs etcd: the pid is etcd's.
 	setsid ${NETNS:+nsenter --net=/var/run/netns/$NETNS} etcd --name "m$i" \
 		--data-dir "$dir/m$i.data" \
-		--listen-client-urls "http://$HOST:${client_ports[i]}" \
-		--advertise-client-urls "http://$HOST:${client_ports[i]}" \
+		--listen-client-urls "$(scheme)://$HOST:${client_ports[i]}" \
+		--advertise-client-urls "$(scheme)://$HOST:${client_ports[i]}" $(member_tls_flags) \
 		--listen-peer-urls "http://$HOST:${peer_ports[i]}" \
 		--initial-advertise-peer-urls "http://$HOST:${peer_ports[i]}" \
 		--initial-cluster "$(initial_cluster)" --initial-cluster-token "$TOKEN" \
@@ -108,8 +139,10 @@ launch() {
 }
 
 healthy() {
-	ETCDCTL_API=3 in_netns etcdctl --endpoints="http://$HOST:${client_ports[$1]}" \
-		--dial-timeout=1s --command-timeout=1s endpoint health >/dev/null 2>&1
+	# shellcheck disable=SC2046 # the flags, one a word
+	ETCDCTL_API=3 in_netns etcdctl --endpoints="$(scheme)://$HOST:${client_ports[$1]}" \
+		$(client_tls_flags) --dial-timeout=1s --command-timeout=1s endpoint health \
+		>/dev/null 2>&1
 }
 
 # Whether process $1 runs: a zombie (a parent that has not reaped it yet)
@@ -142,7 +175,7 @@ wait_healthy() {
 endpoints() {
 	local i list=
 	for ((i = 0; i < N; i++)); do
-		list+="${list:+,}http://$HOST:${client_ports[i]}"
+		list+="${list:+,}$(scheme)://$HOST:${client_ports[i]}"
 	done
 	echo "$list"
 }
@@ -196,6 +229,7 @@ start() {
 	fi
 	mkdir -p "$dir"
 	N=$n
+	[[ -z ${TLS:-} ]] || make_certs
 	for attempt in 1 2 3 4 5; do
 		taken=
 		client_ports=() peer_ports=()
@@ -211,6 +245,7 @@ start() {
 			TOKEN=$TOKEN
 			HOST=$HOST
 			NETNS=$NETNS
+			TLS=${TLS:-}
 		EOF
 		for ((i = 0; i < N; i++)); do launch "$i" new; done
 		if wait_healthy $(seq 0 $((N - 1))); then
@@ -244,8 +279,17 @@ HOST=${ETCD_CLUSTER_HOST:-127.0.0.1}
 NETNS=${ETCD_CLUSTER_NETNS:-}
 case $command in
 start)
-	(($# == 3)) && owner= || { (($# == 5)) && [[ $4 == --owner ]] && owner=$5; } || usage
-	start "$3" "$owner"
+	(($# >= 3)) || usage
+	n=$3 owner= TLS=
+	shift 3
+	while (($#)); do
+		case $1 in
+		--tls) TLS=1 && shift ;;
+		--owner) (($# >= 2)) || usage && owner=$2 && shift 2 ;;
+		*) usage ;;
+		esac
+	done
+	start "$n" "$owner"
 	;;
 endpoints)
 	load
@@ -255,7 +299,7 @@ endpoint)
 	(($# == 3)) || usage
 	load
 	check_index "$3"
-	echo "http://$HOST:${client_ports[$3]}"
+	echo "$(scheme)://$HOST:${client_ports[$3]}"
 	;;
 kill)
 	(($# == 3)) || usage

@@ -10,11 +10,20 @@
 #     fab    the VMs' fabric: routers at 203.0.113.11-13, VMs .21-23
 #   rN     a router: tetherd --store etcd=... --fleet NAME --router-name rN,
 #          XDP on lan0 (its LAN side), backends reached through fab0 (the
-#          same name on every router, as a fleet needs), etcd through mgmt0
+#          same name on every router, as a fleet needs), etcd through mgmt0;
+#          agents on TCP at 203.0.113.1N:7070 with mutual TLS
 #   vmN    a VM: VIPs on lo, its replies to clients through r1 (DSR)
 #   clN    client N (1-3) reaches the VIPs through router N only
 #   clx    a client whose routes to the VIPs spread over all three routers
 #          (ECMP, hashed on ports): each flow goes to one router
+#
+# TLS everywhere, as a fleet runs: etcd speaks TLS and wants client
+# certificates (tools/etcd-cluster.sh --tls; the routers get --store-ca,
+# --store-cert, --store-key), and agents and routers authenticate each other
+# by certificate (fleet_init makes them in $FLEET_CERTS: ca.pem; rN.pem,
+# router N's, naming 203.0.113.1N; vmN.pem, VM N's agent's, CN=vmN). With
+# FLEET_ETCD_PLAIN=1 etcd is plain HTTP (the fleet bench, whose figures
+# compare with earlier runs).
 #
 # Names carry the rig's random id; fleet_cleanup (an EXIT trap set by
 # fleet_init) stops everything and removes what the rig made.
@@ -24,7 +33,7 @@ FLEET_VMS=(vm1 vm2 vm3)
 FLEET_MGMT_HUB=10.99.0.1
 FLEET_VIP=$E2E_VIP4
 FLEET_PORT=$E2E_PORT
-FLEET_AGENT_SECRET=fleet-shared-secret-0123456789
+FLEET_STORE_TLS=() # tetherd's --store-ca, --store-cert, --store-key (fleet_etcd_start)
 
 fleet_ns() {
 	echo "$E2E_ID-$1"
@@ -52,12 +61,27 @@ fleet_init() {
 	E2E_LOG_DIR=$(mktemp -d "/tmp/$E2E_ID.XXXXXX")
 	FLEET_NAME=$E2E_ID
 	FLEET_ETCD_DIR=$E2E_LOG_DIR/etcd
+	FLEET_CERTS=$E2E_LOG_DIR/certs
 	mkdir -p "$E2E_RUN_DIR"
 	: >"$E2E_RUN_DIR/pids"
 	trap fleet_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	[[ -n ${E2E_QUIET:-} ]] || e2e_log "fleet rig $E2E_ID (logs in $E2E_LOG_DIR)"
+	fleet_make_certs
+}
+
+# The routers' and the agents' certificates, one CA.
+fleet_make_certs() {
+	local t=$E2E_REPO/tools/test-certs.sh node
+	command -v certtool >/dev/null || e2e_die "certtool is not installed (make deps: gnutls-bin)"
+	"$t" ca "$FLEET_CERTS" ca >/dev/null
+	for node in "${FLEET_ROUTERS[@]}"; do
+		"$t" server "$FLEET_CERTS" ca "$node" "203.0.113.1$(fleet_index "$node")" >/dev/null
+	done
+	for node in "${FLEET_VMS[@]}"; do
+		"$t" client "$FLEET_CERTS" ca "$node" "$node" >/dev/null
+	done
 }
 
 fleet_cleanup() {
@@ -167,14 +191,23 @@ fleet_topology() {
 # --- etcd and the routers ------------------------------------------------------------
 
 fleet_etcd_start() {
+	local tls=(--tls)
+	[[ -z ${FLEET_ETCD_PLAIN:-} ]] || tls=()
 	FLEET_STORE=$(ETCD_CLUSTER_NETNS=$(fleet_ns hub) ETCD_CLUSTER_HOST=$FLEET_MGMT_HUB \
-		"$E2E_REPO/tools/etcd-cluster.sh" start "$FLEET_ETCD_DIR" 3 --owner $$) ||
+		"$E2E_REPO/tools/etcd-cluster.sh" start "$FLEET_ETCD_DIR" 3 "${tls[@]}" --owner $$) ||
 		e2e_die "the etcd cluster did not start"
+	FLEET_STORE_TLS=()
+	((${#tls[@]})) || return 0
+	FLEET_STORE_TLS=(--store-ca "$FLEET_ETCD_DIR/tls/ca.pem" --store-cert
+		"$FLEET_ETCD_DIR/tls/client.pem" --store-key "$FLEET_ETCD_DIR/tls/client-key.pem")
 }
 
 # etcdctl against the cluster, from the hub.
 fleet_etcdctl() {
-	ETCDCTL_API=3 fleet_in hub etcdctl --endpoints="$FLEET_STORE" "$@"
+	local tls=()
+	((${#FLEET_STORE_TLS[@]} == 0)) || tls=(--cacert "$FLEET_ETCD_DIR/tls/ca.pem" --cert
+		"$FLEET_ETCD_DIR/tls/client.pem" --key "$FLEET_ETCD_DIR/tls/client-key.pem")
+	ETCDCTL_API=3 fleet_in hub etcdctl --endpoints="$FLEET_STORE" "${tls[@]}" "$@"
 }
 
 fleet_socket() {
@@ -190,14 +223,13 @@ fleet_router_start() {
 	local node=$1 log
 	shift
 	log=$(fleet_log_of "$node")
-	printf '%s\n' "$FLEET_AGENT_SECRET" >"$E2E_RUN_DIR/secret"
-	chmod 600 "$E2E_RUN_DIR/secret"
 	echo "=== tetherd $(date +%T.%N) $*" >>"$log"
 	# A simple command, not a function: $! is tetherd itself (nsenter execs it).
 	nsenter --net="/var/run/netns/$(fleet_ns "$node")" "$E2E_TETHERD" --iface lan0 --vip "$FLEET_VIP:$FLEET_PORT" \
 		--pin-root "/sys/fs/bpf/$E2E_ID-$node" --socket "$(fleet_socket "$node")" \
 		--heartbeat-ms 2000 --hold-ms 3000 --tcp-listen "203.0.113.1$(fleet_index "$node"):7070" \
-		--tcp-secret-file "$E2E_RUN_DIR/secret" \
+		--tls-cert "$FLEET_CERTS/$node.pem" --tls-key "$FLEET_CERTS/$node-key.pem" \
+		--tls-client-ca "$FLEET_CERTS/ca.pem" "${FLEET_STORE_TLS[@]}" \
 		--store "etcd=$FLEET_STORE" --fleet "$FLEET_NAME" --router-name "$node" "$@" \
 		>>"$log" 2>&1 &
 	local pid=$!

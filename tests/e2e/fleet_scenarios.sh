@@ -42,7 +42,8 @@ fleet_agent_start() {
 	nsenter --net="/var/run/netns/$(fleet_ns "$vm")" "$E2E_AGENT" --name "$vm" \
 		--addr "203.0.113.2$(fleet_index "$vm")" --mac "$(fleet_vm_mac "$vm")" \
 		--router-iface fab0 --vip "$FLEET_VIP:$FLEET_PORT" --tetherd "$endpoints" \
-		--secret-file "$E2E_RUN_DIR/secret" --function "$FLEET_F:2" \
+		--tls-ca "$FLEET_CERTS/ca.pem" --tls-cert "$FLEET_CERTS/$vm.pem" \
+		--tls-key "$FLEET_CERTS/$vm-key.pem" --function "$FLEET_F:2" \
 		--heartbeat-ms "$FLEET_AGENT_HEARTBEAT_MS" >>"$log" 2>&1 &
 	local pid=$!
 	disown "$pid"

@@ -501,6 +501,43 @@ e2e_agent_start() {
 	echo "$pid" >"$E2E_RUN_DIR/agent_$name.pid"
 }
 
+# --- TLS between tetherd and the agents ---------------------------------------------
+
+E2E_TLS_PORT=7070 # the router's TCP listener with e2e_tls_certs
+
+# Certificates for mutual TLS between the rig's tetherd and its VM agents
+# (tools/test-certs.sh, certtool), in $E2E_TLS_DIR ($E2E_LOG_DIR/certs): a
+# CA, tetherd's certificate naming the router's address on each VM's link,
+# and a client certificate per VM (CN=vm1, vm2, vm3: each binds its agent to
+# its own backend). Sets E2E_TLS_TETHERD, tetherd's options for a listener on
+# every address of the router, port E2E_TLS_PORT, taking those certificates.
+e2e_tls_certs() {
+	local t=$E2E_REPO/tools/test-certs.sh name
+	command -v certtool >/dev/null || e2e_die "certtool is not installed (make deps: gnutls-bin)"
+	E2E_TLS_DIR=$E2E_LOG_DIR/certs
+	"$t" ca "$E2E_TLS_DIR" ca >/dev/null
+	"$t" server "$E2E_TLS_DIR" ca tetherd 127.0.0.1 203.0.113.1 203.0.113.17 203.0.113.33 \
+		>/dev/null
+	for name in vm1 vm2 vm3; do
+		"$t" client "$E2E_TLS_DIR" ca "$name" "$name" >/dev/null
+	done
+	E2E_TLS_TETHERD=(--tcp-listen "0.0.0.0:$E2E_TLS_PORT" --tls-cert "$E2E_TLS_DIR/tetherd.pem"
+		--tls-key "$E2E_TLS_DIR/tetherd-key.pem" --tls-client-ca "$E2E_TLS_DIR/ca.pem")
+}
+
+# e2e_agent_start over TCP with mutual TLS (after e2e_tls_certs): VM NAME's
+# agent reaches tetherd at the router's address on its link with its own
+# certificate and no secret.
+e2e_agent_start_tls() {
+	local name=$1
+	shift
+	e2e_vm_vars "$name"
+	local router=${E2E_VM_ADDR%.*}.$((${E2E_VM_ADDR##*.} - 1))
+	e2e_agent_start "$name" --tetherd "tcp:$router:$E2E_TLS_PORT" \
+		--tls-ca "$E2E_TLS_DIR/ca.pem" --tls-cert "$E2E_TLS_DIR/$name.pem" \
+		--tls-key "$E2E_TLS_DIR/$name-key.pem" "$@"
+}
+
 # The pid of VM NAME's agent (empty when none runs).
 e2e_agent_pid() {
 	local pid

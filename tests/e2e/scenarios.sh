@@ -423,11 +423,13 @@ scen_setup() {
 	e2e_init
 	: >"$E2E_RUN_DIR/containers.jsonl"
 	e2e_topology --vms 3 --clients 2
-	e2e_tetherd_start --hold-ms "$SCEN_HOLD_MS"
-	e2e_agent_start vm1 --function "$SCEN_F1:2" --heartbeat-ms "$SCEN_HEARTBEAT_SAFE_MS"
-	e2e_agent_start vm2 --function "$SCEN_F1:2" --function "$SCEN_F2:2" \
+	# The agents talk to tetherd over TCP with mutual TLS, as remote VMs do.
+	e2e_tls_certs
+	e2e_tetherd_start --hold-ms "$SCEN_HOLD_MS" "${E2E_TLS_TETHERD[@]}"
+	e2e_agent_start_tls vm1 --function "$SCEN_F1:2" --heartbeat-ms "$SCEN_HEARTBEAT_SAFE_MS"
+	e2e_agent_start_tls vm2 --function "$SCEN_F1:2" --function "$SCEN_F2:2" \
 		--heartbeat-ms "$SCEN_HEARTBEAT_MS"
-	e2e_agent_start vm3 --function "$SCEN_F2:2" --function "$SCEN_F3:0" --capacity \
+	e2e_agent_start_tls vm3 --function "$SCEN_F2:2" --function "$SCEN_F3:0" --capacity \
 		--cold-start-ms "$SCEN_COLD_START_MS" --heartbeat-ms "$SCEN_HEARTBEAT_SAFE_MS"
 	e2e_agent_wait_warm vm1 2
 	e2e_agent_wait_warm vm2 4
@@ -439,6 +441,7 @@ scen_setup() {
 scen_describe() {
 	scen_say "client 1 ($E2E_CLIENT4, $E2E_CLIENT6) and client 2 ($E2E_CLIENT2_4, $E2E_CLIENT2_6) -> router (tetherd, XDP) -> vm1, vm2, vm3 (tether-agent)"
 	scen_say "service address $E2E_VIP4:$E2E_PORT and [$E2E_VIP6]:$E2E_PORT; the VMs answer the clients directly"
+	scen_say "each agent reaches tetherd over TCP ($E2E_TLS_PORT) with mutual TLS: its certificate (CN=vmN) binds it to its own backend"
 	scen_say "function $SCEN_F1: containers $(scen_slots "$SCEN_F1" vm1) on vm1, $(scen_slots "$SCEN_F1" vm2) on vm2"
 	scen_say "function $SCEN_F2: containers $(scen_slots "$SCEN_F2" vm2) on vm2, $(scen_slots "$SCEN_F2" vm3) on vm3"
 	scen_say "function $SCEN_F3: no warm container; vm3 starts one on demand (cold start ${SCEN_COLD_START_MS} ms)"

@@ -48,7 +48,7 @@ a_start() {
 	e2e_router_veth "$iface"
 	trap a_stop EXIT # the test's subshell: A goes whatever happens
 	e2e_tetherd_spawn "$tag" "$A_SOCK" --iface "$iface" --vip "198.51.100.21:$E2E_PORT" \
-		--pin-root "$A_PIN" --socket "$A_SOCK" --tcp-listen "0.0.0.0:$A_PORT" \
+		--pin-root "$A_PIN" --socket "$A_SOCK" --tcp-listen "0.0.0.0:$A_PORT" --tcp-plain \
 		--tcp-secret-file "$SECRET_FILE"
 	A_PID=$E2E_SPAWN_PID
 }
@@ -129,7 +129,7 @@ fake_stop() {
 agent_start() {
 	local log=$E2E_LOG_DIR/agent_vm1.log
 	LOG_FROM=$(($( (cat "$log" 2>/dev/null || true) | wc -l) + 1))
-	e2e_agent_start vm1 --tetherd "$1" --secret-file "$SECRET_FILE" \
+	e2e_agent_start vm1 --tetherd "$1" --secret-file "$SECRET_FILE" --tcp-plain \
 		--function "$FUNCTION:2" --cold-start-ms 100 --heartbeat-ms "$HEARTBEAT_MS"
 }
 
@@ -324,7 +324,7 @@ fleet_router_start() {
 	e2e_router_veth "$iface"
 	e2e_tetherd_spawn "$tag" "$E2E_RUN_DIR/$tag.sock" --iface "$iface" \
 		--vip "198.51.100.$vip_last:$E2E_PORT" --pin-root "$E2E_PIN_ROOT-$tag" \
-		--socket "$E2E_RUN_DIR/$tag.sock" --tcp-listen "0.0.0.0:$port" \
+		--socket "$E2E_RUN_DIR/$tag.sock" --tcp-listen "0.0.0.0:$port" --tcp-plain \
 		--tcp-secret-file "$SECRET_FILE" --store "etcd=$FLEET_ENDPOINTS" --fleet "$E2E_ID" \
 		--router-name "$tag" >/dev/null
 	echo "$E2E_SPAWN_PID"
@@ -448,7 +448,7 @@ main() {
 	SECRET_FILE=$E2E_LOG_DIR/tcp.secret
 	(umask 077 && head -c8 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SECRET_FILE")
 	e2e_topology
-	e2e_tetherd_start --tcp-listen "0.0.0.0:$B_PORT" --tcp-secret-file "$SECRET_FILE"
+	e2e_tetherd_start --tcp-listen "0.0.0.0:$B_PORT" --tcp-plain --tcp-secret-file "$SECRET_FILE"
 	run_tests "${selected[@]}"
 	SUMMARY="$passed passed, $failed failed" # printed last, by suite_cleanup
 	((failed == 0))

@@ -13,6 +13,9 @@
 #                 container, the same whichever router saw the key first
 #   writes        a change through any router is answered ok once committed
 #                 and is applied by every router; bad input changes nothing
+#   store_tls_reload  etcd on TLS with client certificates: SIGHUP reloads a
+#                 router's store files; a key open to others is refused and
+#                 the files in use stay; writes go on
 #   liveness      heartbeats through any router keep a backend up; when they
 #                 stop it goes down on every router within its heartbeat time
 #                 (its lease), and comes back with the next heartbeat
@@ -44,8 +47,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/fleet.sh"
 
-TESTS=(tokens tables keys writes liveness router_killed member_killed cut_off quorum_lost
-	compacted racing_adds policies capacity)
+TESTS=(tokens tables keys writes store_tls_reload liveness router_killed member_killed cut_off
+	quorum_lost compacted racing_adds policies capacity)
 F=7 # the function of the echo containers
 # The backends' heartbeat time (their leases' TTL): long enough that a busy
 # machine does not miss a renewal, short enough to wait out in a test.
@@ -133,6 +136,40 @@ test_writes() {
 	fleet_wait_converged 50 || fail "the routers disagree after the writes"
 	expect_eq "w1 after idle, at r2" \
 		"$(fleet_ctl r2 --json container list | jq '[.[] | select(.name == "w1")] | length')" 0
+}
+
+# etcd speaks TLS and wants a client certificate (fleet.sh): SIGHUP makes a
+# router read its store files again (and its listener's); a key that has
+# become open to others is refused and the files in use stay; writes through
+# it work all along.
+test_store_tls_reload() {
+	local log key i out
+	log=$(fleet_log_of r2)
+	key=$FLEET_ETCD_DIR/tls/client-key.pem
+	[[ $FLEET_STORE == https://* ]] || fail "the rig's etcd is not on TLS: $FLEET_STORE"
+	kill -HUP "$(fleet_router_pid r2)"
+	for ((i = 0; i < 50; i++)); do
+		grep -q "SIGHUP: the store's TLS files reloaded" "$log" && break
+		sleep 0.1
+	done
+	echo "#   $(grep "SIGHUP: the store's" "$log" | tail -n1)"
+	grep -q "SIGHUP: the store's TLS files reloaded" "$log" || fail "r2 did not reload: $(tail -n3 "$log")"
+	grep -q "SIGHUP: TLS files reloaded" "$log" || fail "r2 did not reload its listener's files"
+	chmod 0644 "$key"
+	kill -HUP "$(fleet_router_pid r2)"
+	for ((i = 0; i < 50; i++)); do
+		grep -q "the store's TLS files were not reloaded" "$log" && break
+		sleep 0.1
+	done
+	chmod 0600 "$key"
+	echo "#   $(grep "were not reloaded" "$log" | tail -n1)"
+	grep -q "the store's TLS files were not reloaded, the ones in use stay: .*open to others" "$log" ||
+		fail "r2 did not refuse the open key: $(tail -n3 "$log")"
+	out=$(fleet_ctl r2 container add --function "$F" --backend vm2 --name tls1 2>&1) ||
+		fail "add through r2 after the reloads: $out"
+	fleet_wait_converged 50 || fail "the routers disagree"
+	fleet_ctl r2 container del "$(fleet_ctl r2 --json container list |
+		jq -r '.[] | select(.name == "tls1") | .container')" >/dev/null
 }
 
 test_liveness() {
@@ -296,15 +333,15 @@ test_racing_adds() {
 	expect_eq "distinct tokens" "$tokens" $((2 * n))
 }
 
-# Sends the request lines given to router $1's TCP listener as an agent bound
-# to backend $2 (the shared secret); prints the answers.
+# Sends the request lines given to router $1's TCP listener as backend $2's
+# agent (over mutual TLS, with that VM's certificate: it binds the
+# connection to $2, as the agents of the rig do); prints the answers.
 as_agent_of() {
-	local router=$1 backend=$2
+	local router=$1 backend=$2 address
 	shift 2
-	{
-		printf 'auth agent backend=%s secret=%s\n' "$backend" "$FLEET_AGENT_SECRET"
-		printf '%s\n' "$@"
-	} | fleet_in "$router" socat -t 5 - "TCP:203.0.113.1$(fleet_index "$router"):7070"
+	address="OPENSSL:203.0.113.1$(fleet_index "$router"):7070,cafile=$FLEET_CERTS/ca.pem"
+	address+=",cert=$FLEET_CERTS/$backend.pem,key=$FLEET_CERTS/$backend-key.pem"
+	printf '%s\n' "$@" | fleet_in "$router" socat -t 5 - "$address"
 }
 
 test_policies() {
@@ -321,7 +358,7 @@ test_policies() {
 	echo "#   vm2's agent through r3: $(grep -c '^ok$' <<<"$out") ok, $(grep -c '^error' <<<"$out") refused"
 	expect_contains "function 30 for vm2 through r3" "$out" \
 		"error unauthorized: backend 'vm2' may hold functions 7,20-29, not 30"
-	expect_eq "answers ok (auth, function 25)" "$(grep -c '^ok$' <<<"$out")" 2
+	expect_eq "answers ok (function 25)" "$(grep -c '^ok$' <<<"$out")" 1
 	fleet_ctl r1 backend set vm2 --functions any >/dev/null
 	fleet_wait_converged 50 || fail "the routers disagree after the policy's removal"
 	expect_eq "vm2's functions at r3 after any" \

@@ -252,7 +252,7 @@ test_user() {
 	e2e_tetherd_stop TERM # root's tetherd, if one runs: this one adopts its pins
 	E2E_TETHERD=$(unit_tetherd)
 	echo "#   tetherd started as the unit starts it: $(tail -n1 "$E2E_TETHERD" | cut -d' ' -f2-3)"
-	e2e_tetherd_start --user "$TEST_USER" --tcp-listen "127.0.0.1:$TCP_PORT" \
+	e2e_tetherd_start --user "$TEST_USER" --tcp-listen "127.0.0.1:$TCP_PORT" --tcp-plain \
 		--agent-secrets-dir "$secrets"
 	pid=$(e2e_tetherd_pid)
 	expect_user "$pid"
@@ -327,7 +327,8 @@ test_user_refused() {
 	mkdir -m 700 "$secrets"
 	(umask 077 && random_secret >"$secrets/vm1")
 	expect_refused_start "belongs to uid 0, but tetherd reads its secrets as uid $(id -u "$TEST_USER")" \
-		--user "$TEST_USER" --tcp-listen "127.0.0.1:$((TCP_PORT + 1))" --agent-secrets-dir "$secrets"
+		--user "$TEST_USER" --tcp-listen "127.0.0.1:$((TCP_PORT + 1))" --tcp-plain \
+		--agent-secrets-dir "$secrets"
 }
 
 TESTS=(capabilities after_drop restart user user_refused)

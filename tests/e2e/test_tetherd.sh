@@ -471,7 +471,7 @@ test_tcp_short_secret() {
 	instance ss
 	printf '0123456789abcde\n' >"$short" # 15 characters
 	local -a common=(--iface "$IFACE" --vip "198.51.100.18:$E2E_PORT" --pin-root "$PIN"
-		--socket "$SOCK" --tcp-listen "127.0.0.1:$((TCP_PORT + 1))")
+		--socket "$SOCK" --tcp-listen "127.0.0.1:$((TCP_PORT + 1))" --tcp-plain)
 	for label in "15-character secret" "no secret file"; do
 		status=0
 		if [[ $label == no* ]]; then
@@ -726,7 +726,8 @@ test_agent_rate() {
 # (the event, show container, idle), and removes its backend when it stops.
 test_agent_tcp() {
 	local function=62 h out t0 ms
-	e2e_agent_start vm3 --tetherd "tcp:203.0.113.33:$TCP_PORT" --secret-file "$SECRETS_DIR/vm3" \
+	e2e_agent_start vm3 --tetherd "tcp:203.0.113.33:$TCP_PORT" --tcp-plain \
+		--secret-file "$SECRETS_DIR/vm3" \
 		--function "$function:2" --cold-start-ms 100
 	e2e_agent_wait_warm vm3 2
 	echo "#   vm3's agent (tcp:203.0.113.33:$TCP_PORT, secret $SECRETS_DIR/vm3): 2 warm containers"
@@ -775,7 +776,7 @@ test_agent_secrets_refused() {
 		local args=(--iface "$IFACE" --vip "198.51.100.20:$E2E_PORT" --pin-root "$PIN"
 			--socket "$SOCK" --agent-secrets-dir "$dir")
 		if [[ $setup != NO_LISTENER ]]; then
-			args+=(--tcp-listen "127.0.0.1:$((TCP_PORT + 2))")
+			args+=(--tcp-listen "127.0.0.1:$((TCP_PORT + 2))" --tcp-plain)
 			eval "${setup//DIR/\"\$dir\"}"
 		fi
 		status=0
@@ -1108,7 +1109,8 @@ main() {
 		random_secret >"$SECRETS_DIR/vm3")
 	e2e_topology --vms 3
 	# On every address of the router: vm3's agent reaches it at 203.0.113.33.
-	e2e_tetherd_start --hold-ms "$HOLD_MS" --tcp-listen "0.0.0.0:$TCP_PORT" \
+	# Plain TCP: the secrets' rules here; TLS is test_tls.sh's.
+	e2e_tetherd_start --hold-ms "$HOLD_MS" --tcp-listen "0.0.0.0:$TCP_PORT" --tcp-plain \
 		--tcp-secret-file "$SECRET_FILE" --agent-secrets-dir "$SECRETS_DIR" \
 		--agent-rate "$AGENT_RATE"
 	e2e_backend_start vm1

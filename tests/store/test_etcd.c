@@ -17,6 +17,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1520,6 +1521,99 @@ static void test_prefix_end(void **state)
 	g_free(end);
 }
 
+/* --- TLS --------------------------------------------------------------------- */
+
+/* A one-member etcd of its own with TLS and client certificates required
+ * (tools/etcd-cluster.sh --tls): a client without a certificate is refused,
+ * one trusting another CA refuses etcd, one with the certificate works; the
+ * files are read once (a reload that fails keeps them). */
+static void test_tls_client_certificates(void **state)
+{
+	(void)state;
+	NEED_ETCD();
+	char endpoint[256] = "", why[512];
+	struct etcd_error error;
+	struct etcd_range_result *result;
+	struct etcd_range range = { .key = "/t/tls/a" };
+	g_autofree char *dir = g_strdup_printf("%s-tls", cluster.dir);
+	g_autofree char *start = g_strdup_printf("'%s' start '%s' 1 --tls --owner %d",
+						 cluster.script, dir, (int)getpid());
+	FILE *out = popen(start, "r");
+
+	assert_non_null(out);
+	bool got = fgets(endpoint, sizeof(endpoint), out) != NULL;
+
+	assert_int_equal(pclose(out), 0);
+	assert_true(got);
+	endpoint[strcspn(endpoint, "\n")] = '\0';
+	assert_true(g_str_has_prefix(endpoint, "https://"));
+	g_autofree char *ca = g_strdup_printf("%s/tls/ca.pem", dir);
+	g_autofree char *cert = g_strdup_printf("%s/tls/client.pem", dir);
+	g_autofree char *key = g_strdup_printf("%s/tls/client-key.pem", dir);
+	g_autofree char *other_ca = g_strdup_printf("%s/other/other-ca.pem", dir);
+	g_autofree char *tools = g_path_get_dirname(cluster.script);
+	g_autofree char *command = g_strdup_printf("'%s/test-certs.sh' ca '%s/other' other-ca >/dev/null",
+						   tools, dir);
+	assert_int_equal(system(command), 0);
+
+	/* One attempt each (the pause after it is longer than the deadline), so
+	 * the message is that attempt's. The CA, no certificate: etcd refuses. */
+	const struct etcd_options once = { .timeout_ms = 1500, .backoff_min_ms = 4000,
+					   .backoff_max_ms = 4000 };
+	struct etcd_client *client = client_with(endpoint, &once);
+
+	assert_int_equal(etcd_client_set_tls(client, &(struct etcd_tls_files){ ca, NULL, NULL },
+					     why, sizeof(why)),
+			 0);
+	assert_int_equal(etcd_range_sync(client, &range, &result, &error), ETCD_UNAVAILABLE);
+	printf("#   no client certificate: %s\n", error.message);
+	assert_int_not_equal(etcd_put_sync(client, "/t/tls/a", "x", 1, 0, NULL, &error), ETCD_OK);
+	etcd_client_free(client);
+
+	/* Another CA: the client refuses etcd's certificate. */
+	client = client_with(endpoint, &once);
+	assert_int_equal(etcd_client_set_tls(client, &(struct etcd_tls_files){ other_ca, cert, key },
+					     why, sizeof(why)),
+			 0);
+	assert_int_equal(etcd_range_sync(client, &range, &result, &error), ETCD_UNAVAILABLE);
+	printf("#   etcd's certificate from a CA the client does not trust: %s\n", error.message);
+	assert_non_null(strstr(error.message, "certificate"));
+	etcd_client_free(client);
+
+	/* The certificate: writes and reads. A reload that fails keeps the files. */
+	client = client_on(endpoint, 5000);
+	assert_int_equal(etcd_client_set_tls(client, &(struct etcd_tls_files){ ca, cert, key }, why,
+					     sizeof(why)),
+			 0);
+	put(client, "/t/tls/a", "over TLS", NULL);
+	assert_int_equal(etcd_client_set_tls(client,
+					     &(struct etcd_tls_files){ ca, cert, "/nonexistent.pem" },
+					     why, sizeof(why)),
+			 -1);
+	printf("#   a reload with a missing key: %s\n", why);
+	assert_int_equal(etcd_client_set_tls(client, &(struct etcd_tls_files){ ca, cert, NULL }, why,
+					     sizeof(why)),
+			 -1);
+	CHECK_OK(etcd_range_sync(client, &range, &result, &error), error);
+	assert_int_equal(result->n_kvs, 1);
+	assert_string_equal(result->kvs[0].value, "over TLS");
+	etcd_range_result_free(result);
+	etcd_client_free(client);
+
+	/* A key open to others is no key. */
+	assert_int_equal(chmod(key, 0644), 0);
+	client = client_on(endpoint, 1500);
+	assert_int_equal(etcd_client_set_tls(client, &(struct etcd_tls_files){ ca, cert, key }, why,
+					     sizeof(why)),
+			 -1);
+	assert_non_null(strstr(why, "open to others"));
+	etcd_client_free(client);
+
+	g_autofree char *stop = g_strdup_printf("'%s' stop '%s'", cluster.script, dir);
+
+	assert_int_equal(system(stop), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1541,6 +1635,7 @@ int main(void)
 		cmocka_unit_test(test_kv_failover_one_member_killed),
 		cmocka_unit_test(test_frozen_member),
 		cmocka_unit_test(test_watch_compacted),
+		cmocka_unit_test(test_tls_client_certificates),
 	};
 
 	return cmocka_run_group_tests(tests, cluster_setup, cluster_teardown);

@@ -84,7 +84,7 @@ static void test_options_full(void **state)
 	(void)state;
 	assert_int_equal(parse_words(&o, message, REQUIRED, "--vip", "[2001:db8::1]:7001",
 				     "--tetherd", "tcp:192.0.2.1:7070", "--secret-file", "/etc/s",
-				     "--function", "42:2", "--function", "0x2a0:0", "--handler",
+				     "--tcp-plain", "--function", "42:2", "--function", "0x2a0:0", "--handler",
 				     "echo", "--cold-start-ms", "50", "--heartbeat-ms", "600",
 				     "--drain-ms", "0", "--capacity", "--max-containers", "8",
 				     "--vlan", "4094", NULL),
@@ -178,8 +178,9 @@ static void test_options_refused(void **state)
 	check_refused(parse_words(&o, m, REQUIRED, "--vip", "10.9.9.9:0", NULL), m, "--vip");
 	check_refused(parse_words(&o, m, REQUIRED, "--vip", "2001:db8::1:7000", NULL), m,
 		      "[ADDR]:PORT");
-	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "tcp:192.0.2.1:7070", NULL), m,
-		      "needs --secret-file");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "tcp:192.0.2.1:7070", "--tcp-plain",
+				  NULL),
+		      m, "needs --secret-file");
 	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "relative/path", NULL), m,
 		      "--tetherd");
 	check_refused(parse_words(&o, m, REQUIRED, "--function", "0:1", NULL), m, "--function");
@@ -232,7 +233,7 @@ static void test_options_tetherd_list(void **state)
 	(void)state;
 	assert_int_equal(parse_words(&o, m, REQUIRED, "--tetherd",
 				     "tcp:10.0.0.1:7070,tcp:[2001:db8::2]:7070,unix:/run/t.sock,/run/u.sock",
-				     "--secret-file", "/etc/s", NULL),
+				     "--secret-file", "/etc/s", "--tcp-plain", NULL),
 			 0);
 	assert_int_equal(o.tetherd_count, 4);
 	assert_string_equal(o.tetherds[0].text, "tcp:10.0.0.1:7070");
@@ -286,8 +287,65 @@ static void test_options_tetherd_list_refused(void **state)
 	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "/1,/2,/3,/4,/5,/6,/7,/8,/9", NULL),
 		      m, "lists more than 8 endpoints");
 	/* A tcp: endpoint anywhere in the list needs the secret. */
-	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a,tcp:10.0.0.1:7070", NULL),
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "unix:/a,tcp:10.0.0.1:7070",
+				  "--tcp-plain", NULL),
 		      m, "--tetherd tcp:10.0.0.1:7070 needs --secret-file");
+}
+
+/* TLS to tcp: endpoints: --tls-ca (tetherd's CA) or --tcp-plain, asked for;
+ * a client certificate makes the secret optional; the server's name is the
+ * endpoint's address unless --tls-server-name. */
+static void test_options_tls(void **state)
+{
+	struct agent_options o;
+	char m[MESSAGE_SIZE];
+
+	(void)state;
+	assert_int_equal(parse_words(&o, m, REQUIRED, "--tetherd", "tcp:10.0.0.1:7070,tcp:[2001:db8::2]:7070",
+				     "--tls-ca", "/etc/tether/ca.pem", "--tls-cert", "/etc/tether/vm1.pem",
+				     "--tls-key", "/etc/tether/vm1-key.pem", NULL),
+			 0);
+	assert_string_equal(o.tls_ca, "/etc/tether/ca.pem");
+	assert_string_equal(o.tls_cert, "/etc/tether/vm1.pem");
+	assert_string_equal(o.tls_key, "/etc/tether/vm1-key.pem");
+	assert_string_equal(o.secret_file, "");
+	assert_string_equal(o.tls_server_name, "");
+	assert_false(o.tcp_plain);
+	assert_string_equal(o.tetherds[0].host, "10.0.0.1");
+	assert_string_equal(o.tetherds[1].host, "2001:db8::2");
+	/* Server TLS with a secret; a name for tetherd's certificate. */
+	assert_int_equal(parse_words(&o, m, REQUIRED, "--tetherd", "tcp:10.0.0.1:7070", "--tls-ca",
+				     "/ca.pem", "--secret-file", "/s", "--tls-server-name",
+				     "router-1.example", NULL),
+			 0);
+	assert_string_equal(o.tls_server_name, "router-1.example");
+	/* Plain, asked for. */
+	assert_int_equal(parse_words(&o, m, REQUIRED, "--tetherd", "tcp:10.0.0.1:7070",
+				     "--tcp-plain", "--secret-file", "/s", NULL),
+			 0);
+	assert_true(o.tcp_plain);
+
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "tcp:10.0.0.1:7070",
+				  "--secret-file", "/s", NULL),
+		      m, "--tetherd tcp:10.0.0.1:7070 is TCP: give --tls-ca");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "tcp:10.0.0.1:7070", "--tcp-plain",
+				  "--tls-ca", "/ca.pem", "--secret-file", "/s", NULL),
+		      m, "--tcp-plain connects without TLS, but --tls-ca asks for TLS");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "tcp:10.0.0.1:7070", "--tls-ca",
+				  "/ca.pem", NULL),
+		      m, "needs --secret-file, or a client certificate");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "tcp:10.0.0.1:7070", "--tls-ca",
+				  "/ca.pem", "--tls-cert", "/c.pem", NULL),
+		      m, "--tls-cert and --tls-key go together");
+	check_refused(parse_words(&o, m, REQUIRED, "--tls-ca", "/ca.pem", NULL), m,
+		      "--tls-ca is for tcp: endpoints, and --tetherd lists none");
+	check_refused(parse_words(&o, m, REQUIRED, "--tcp-plain", NULL), m,
+		      "--tcp-plain is for tcp: endpoints");
+	check_refused(parse_words(&o, m, REQUIRED, "--tetherd", "tcp:10.0.0.1:7070", "--tls-ca",
+				  "/ca.pem", "--secret-file", "/s", "--tls-server-name", "a b", NULL),
+		      m, "--tls-server-name 'a b' is not a DNS name");
+	check_refused(parse_words(&o, m, REQUIRED, "--tls-ca", "", NULL), m,
+		      "--tls-ca '' is not a file name");
 }
 
 /* ---- Several tetherds: the rotation policy ----------------------------- */
@@ -1693,6 +1751,7 @@ int main(void)
 		cmocka_unit_test(test_endpoints),
 		cmocka_unit_test(test_options_tetherd_list),
 		cmocka_unit_test(test_options_tetherd_list_refused),
+		cmocka_unit_test(test_options_tls),
 		cmocka_unit_test(test_rotation_rounds),
 		cmocka_unit_test(test_rotation_unavailable),
 		cmocka_unit_test(test_token_own),

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "certs.h"
 #include "config.h"
 #include "tether_version.h"
 
@@ -186,15 +187,15 @@ static void test_parse_agent_secrets(void **state)
 	/* Per-backend secrets without a shared one: a listener of agents only. */
 	assert_int_equal(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
 							       "198.51.100.1:7777", "--tcp-listen",
-							       "127.0.0.1:7070", "--agent-secrets-dir",
-							       s->dir, NULL }),
+							       "127.0.0.1:7070", "--tcp-plain",
+							       "--agent-secrets-dir", s->dir, NULL }),
 			 0);
 	assert_string_equal(config.agent_secrets_dir, s->dir);
 	assert_string_equal(config.tcp_secret, "");
 	/* ... but a TCP listener needs one or the other. */
 	assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
 							  "198.51.100.1:7777", "--tcp-listen",
-							  "127.0.0.1:7070", NULL }) < 0);
+							  "127.0.0.1:7070", "--tcp-plain", NULL }) < 0);
 	/* Per-backend secrets are for the TCP listener. */
 	assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
 							  "198.51.100.1:7777", "--agent-secrets-dir",
@@ -203,8 +204,138 @@ static void test_parse_agent_secrets(void **state)
 	write_file(s, "vm2", SECRET, 0644);
 	assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
 							  "198.51.100.1:7777", "--tcp-listen",
-							  "127.0.0.1:7070", "--agent-secrets-dir",
-							  s->dir, NULL }) < 0);
+							  "127.0.0.1:7070", "--tcp-plain",
+							  "--agent-secrets-dir", s->dir, NULL }) < 0);
+}
+
+/* The TCP listener's TLS (--tls-cert, --tls-key, --tls-client-ca,
+ * --tls-operator) or plain TCP asked for (--tcp-plain); the files loaded at
+ * parse time, so a mistake refuses the start; the same from the file. */
+static void test_parse_tls(void **state)
+{
+	struct secrets *s = *state;
+	struct tetherd_config config;
+	char cert[128], key[128], ca[128], args[256], conf[160];
+	const char *listen[] = { "--iface", "lo", "--vip", "198.51.100.1:7777", "--tcp-listen",
+				 "127.0.0.1:7070" };
+#define WORDS(...) (const char *const[]){ listen[0], listen[1], listen[2], listen[3], \
+					  listen[4], listen[5], __VA_ARGS__, NULL }
+
+	char certs[] = "/tmp/tether-test-config-certs.XXXXXX";
+
+	assert_non_null(mkdtemp(certs));
+	snprintf(args, sizeof(args), "ca %s ca", certs);
+	assert_int_equal(test_certs(args), 0);
+	snprintf(args, sizeof(args), "server %s ca tetherd 127.0.0.1", certs);
+	assert_int_equal(test_certs(args), 0);
+	snprintf(cert, sizeof(cert), "%s/tetherd.pem", certs);
+	snprintf(key, sizeof(key), "%s/tetherd-key.pem", certs);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", certs);
+
+	/* Client certificates alone authenticate: no secret needed. */
+	assert_int_equal(parse(&config, WORDS("--tls-cert", cert, "--tls-key", key,
+					      "--tls-client-ca", ca, "--tls-operator", "ops",
+					      "--tls-operator", "orchestrator")),
+			 0);
+	assert_string_equal(config.tls.cert, cert);
+	assert_string_equal(config.tls.key, key);
+	assert_string_equal(config.tls.client_ca, ca);
+	assert_int_equal(config.tls.operator_count, 2);
+	assert_string_equal(config.tls.operators[1], "orchestrator");
+	assert_false(config.tls.plain);
+	/* Server TLS alone: secrets still authenticate. */
+	assert_int_equal(parse(&config, WORDS("--tls-cert", cert, "--tls-key", key,
+					      "--agent-secrets-dir", s->dir)),
+			 0);
+	assert_true(parse(&config, WORDS("--tls-cert", cert, "--tls-key", key)) < 0);
+	/* Plain only when asked for, and then without TLS options. */
+	assert_true(parse(&config, WORDS("--agent-secrets-dir", s->dir)) < 0);
+	assert_int_equal(parse(&config, WORDS("--tcp-plain", "--agent-secrets-dir", s->dir)), 0);
+	assert_true(config.tls.plain);
+	assert_true(parse(&config, WORDS("--tcp-plain", "--tls-cert", cert, "--tls-key", key,
+					 "--agent-secrets-dir", s->dir)) < 0);
+	/* Half of it, or the wrong files. */
+	assert_true(parse(&config, WORDS("--tls-cert", cert, "--agent-secrets-dir", s->dir)) < 0);
+	assert_true(parse(&config, WORDS("--tls-cert", cert, "--tls-key", ca,
+					 "--agent-secrets-dir", s->dir)) < 0);
+	assert_true(parse(&config, WORDS("--tls-cert", cert, "--tls-key", key, "--tls-client-ca",
+					 "/nonexistent/ca.pem")) < 0);
+	assert_int_equal(chmod(key, 0604), 0);
+	assert_true(parse(&config, WORDS("--tls-cert", cert, "--tls-key", key,
+					 "--tls-client-ca", ca)) < 0);
+	assert_int_equal(chmod(key, 0600), 0);
+	assert_true(parse(&config, WORDS("--tls-cert", cert, "--tls-key", key,
+					 "--agent-secrets-dir", s->dir, "--tls-operator", "ops")) < 0);
+	assert_true(parse(&config, WORDS("--tls-cert", cert, "--tls-key", key, "--tls-client-ca",
+					 ca, "--tls-operator", "not a name")) < 0);
+	/* TLS options without a listener. */
+	assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							  "198.51.100.1:7777", "--tls-cert", cert,
+							  "--tls-key", key, NULL }) < 0);
+	assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							  "198.51.100.1:7777", "--tcp-plain",
+							  NULL }) < 0);
+	/* The file: the same names; tcp-plain = true. */
+	snprintf(conf, sizeof(conf), "%s/tetherd.conf", certs);
+	FILE *file = fopen(conf, "w");
+
+	assert_non_null(file);
+	fprintf(file, "[tetherd]\niface = lo\nvip = 198.51.100.1:7777\ntcp-listen = 127.0.0.1:7070\n"
+		      "tls-cert = %s\ntls-key = %s\ntls-client-ca = %s\ntls-operator = ops;orch\n",
+		cert, key, ca);
+	fclose(file);
+	assert_int_equal(parse(&config, (const char *const[]){ "--config", conf, NULL }), 0);
+	assert_string_equal(config.tls.client_ca, ca);
+	assert_int_equal(config.tls.operator_count, 2);
+	assert_string_equal(config.tls.operators[0], "ops");
+	file = fopen(conf, "w");
+	fprintf(file, "[tetherd]\niface = lo\nvip = 198.51.100.1:7777\ntcp-listen = 127.0.0.1:7070\n"
+		      "tcp-plain = true\nagent-secrets-dir = %s\n",
+		s->dir);
+	fclose(file);
+	assert_int_equal(parse(&config, (const char *const[]){ "--config", conf, NULL }), 0);
+	assert_true(config.tls.plain);
+	file = fopen(conf, "w");
+	fprintf(file, "[tetherd]\niface = lo\nvip = 198.51.100.1:7777\ntcp-listen = 127.0.0.1:7070\n"
+		      "tcp-plain = yes\nagent-secrets-dir = %s\n",
+		s->dir);
+	fclose(file);
+	assert_true(parse(&config, (const char *const[]){ "--config", conf, NULL }) < 0);
+	snprintf(args, sizeof(args), "rm -rf '%s'", certs);
+	assert_int_equal(system(args), 0);
+#undef WORDS
+}
+
+/* The store's TLS: for https:// endpoints; certificate and key together. */
+static void test_parse_store_tls(void **state)
+{
+	struct secrets *s = *state;
+	struct tetherd_config config;
+	char pem[128];
+
+	snprintf(pem, sizeof(pem), "%s/vm1", s->dir); /* any readable file */
+	assert_int_equal(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							       "198.51.100.1:7777", "--store",
+							       "etcd=https://10.0.0.5:2379",
+							       "--store-ca", pem, "--store-cert", pem,
+							       "--store-key", pem, NULL }),
+			 0);
+	assert_string_equal(config.fleet.ca, pem);
+	assert_string_equal(config.fleet.cert, pem);
+	assert_string_equal(config.fleet.key, pem);
+	static const char *const bad[][6] = {
+		{ "--store", "etcd=http://10.0.0.5:2379", "--store-ca", "PEM", NULL },
+		{ "--store", "etcd=https://10.0.0.5:2379", "--store-cert", "PEM", NULL },
+		{ "--store", "etcd=https://10.0.0.5:2379", "--store-ca", "/nonexistent", NULL },
+		{ "--store-ca", "PEM", NULL },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *words[12] = { "--iface", "lo", "--vip", "198.51.100.1:7777" };
+
+		for (int j = 0; bad[i][j]; j++)
+			words[4 + j] = strcmp(bad[i][j], "PEM") ? bad[i][j] : pem;
+		assert_true(parse(&config, words) < 0);
+	}
 }
 
 static void test_parse_user(void **state)
@@ -370,6 +501,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_secret_dir_refused, secrets_setup,
 						secrets_teardown),
 		cmocka_unit_test_setup_teardown(test_parse_agent_secrets, secrets_setup,
+						secrets_teardown),
+		cmocka_unit_test_setup_teardown(test_parse_tls, secrets_setup, secrets_teardown),
+		cmocka_unit_test_setup_teardown(test_parse_store_tls, secrets_setup,
 						secrets_teardown),
 		cmocka_unit_test(test_parse_user),
 		cmocka_unit_test(test_parse_version),

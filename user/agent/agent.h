@@ -40,6 +40,7 @@ struct service {
 struct agent {
 	struct agent_options options;
 	char secret[128]; /* from --secret-file */
+	struct tls_creds *tls; /* --tls-ca, --tls-cert, --tls-key; NULL: none */
 	struct loop *loop;
 	struct tetherd_link control; /* requests and their answers */
 	struct tetherd_link watch;   /* the event stream */

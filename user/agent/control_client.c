@@ -56,10 +56,19 @@ void link_init(struct tetherd_link *link, void *owner_ctx, const char *role,
 	link->backoff_ms = LINK_BACKOFF_MIN_MS;
 }
 
+void link_set_tls(struct tetherd_link *link, struct tls_creds *creds, const char *server_name)
+{
+	tls_creds_unref(link->tls);
+	link->tls = tls_creds_ref(creds);
+	link->server_name = server_name && server_name[0] ? server_name : NULL;
+}
+
 void link_free(struct tetherd_link *link)
 {
 	if (link->state != LINK_DOWN)
 		link_drop(link, NULL, false);
+	tls_creds_unref(link->tls);
+	link->tls = NULL;
 	g_string_free(link->in, TRUE);
 	g_string_free(link->out, TRUE);
 	g_ptr_array_free(link->answer.records, TRUE);
@@ -131,6 +140,7 @@ void link_drop(struct tetherd_link *link, const char *why, bool reconnect)
 	if (!moved)
 		log_failure(link, why);
 	loop_remove(link->loop, link->fd);
+	transport_free(&link->tx);
 	close(link->fd);
 	link->fd = -1;
 	link->state = LINK_DOWN;
@@ -163,16 +173,16 @@ void link_move(struct tetherd_link *link, const struct agent_endpoint *endpoint,
  * reported lost before link_request has returned. */
 static void flush_output(struct tetherd_link *link)
 {
+	if (link->state == LINK_CONNECTING || link->state == LINK_HANDSHAKING)
+		return; /* sent once the link is ready */
 	while (link->out->len && !link->broken[0]) {
-		ssize_t sent = send(link->fd, link->out->str, link->out->len, MSG_NOSIGNAL);
+		ssize_t sent = transport_send(&link->tx, link->out->str, link->out->len);
 
-		if (sent < 0 && errno == EINTR)
-			continue;
-		if (sent < 0 && errno == EAGAIN)
+		if (sent == -EAGAIN)
 			break;
 		if (sent <= 0)
 			snprintf(link->broken, sizeof(link->broken), "sending: %s",
-				 sent < 0 ? strerror(errno) : "nothing sent");
+				 sent < 0 ? link->tx.error : "nothing sent");
 		else
 			g_string_erase(link->out, 0, sent);
 	}
@@ -252,7 +262,8 @@ static void authenticate(struct tetherd_link *link)
 
 	proto_writer_init(&w);
 	proto_request_begin(&w, "auth", "agent");
-	proto_record_str(&w, "secret", link->secret);
+	if (link->secret && link->secret[0])
+		proto_record_str(&w, "secret", link->secret);
 	proto_record_str(&w, "backend", link->backend);
 	proto_record_end(&w);
 	link->state = LINK_AUTHENTICATING;
@@ -261,13 +272,50 @@ static void authenticate(struct tetherd_link *link)
 	proto_writer_free(&w);
 }
 
+/* TLS: a step of the handshake each time the socket is ready. tetherd's
+ * certificate is checked here, before the first request (the secret) goes. */
+static void handshake_step(struct tetherd_link *link)
+{
+	int err = transport_handshake(&link->tx);
+
+	if (err == -EAGAIN) {
+		loop_modify(link->loop, link->fd,
+			    transport_wants_write(&link->tx) ? EPOLLOUT : EPOLLIN);
+		return;
+	}
+	if (err) {
+		char why[sizeof(link->tx.error) + 64];
+
+		snprintf(why, sizeof(why), "TLS handshake failed, nothing sent: %s",
+			 link->tx.error);
+		link_drop(link, why, true);
+		return;
+	}
+	loop_modify(link->loop, link->fd, EPOLLIN);
+	authenticate(link);
+}
+
 static void connected(struct tetherd_link *link)
 {
+	char why[256];
+
 	loop_modify(link->loop, link->fd, EPOLLIN);
-	if (link->endpoint->tcp)
-		authenticate(link);
-	else
+	if (!link->endpoint->tcp) {
 		became_up(link);
+		return;
+	}
+	if (link->tls) {
+		const char *name = link->server_name ? link->server_name : link->endpoint->host;
+
+		if (transport_init(&link->tx, link->fd, link->tls, name, why, sizeof(why))) {
+			link_drop(link, why, true);
+			return;
+		}
+		link->state = LINK_HANDSHAKING;
+		handshake_step(link);
+		return;
+	}
+	authenticate(link);
 }
 
 /* A dead peer on an idle TCP link (the watch link is always idle) is noticed
@@ -331,6 +379,7 @@ static void link_connect(struct tetherd_link *link)
 		link->backoff_ms = MIN(link->backoff_ms * 2, LINK_BACKOFF_MAX_MS);
 		return;
 	}
+	transport_init(&link->tx, link->fd, NULL, NULL, NULL, 0); /* plain until connected */
 	link->state = LINK_CONNECTING;
 	link->connect_started_ms = now_ms();
 }
@@ -444,23 +493,28 @@ static void take_lines(struct tetherd_link *link)
 		link_drop(link, "tetherd sent a line longer than the protocol allows", true);
 }
 
+/* Everything the transport has: TLS may hold decrypted bytes epoll cannot
+ * see. */
 static void read_input(struct tetherd_link *link)
 {
 	char buffer[16384];
-	ssize_t got = recv(link->fd, buffer, sizeof(buffer), MSG_DONTWAIT);
 
-	if (got < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (got <= 0) {
-		char why[128];
+	while (link->fd >= 0) {
+		ssize_t got = transport_recv(&link->tx, buffer, sizeof(buffer));
 
-		snprintf(why, sizeof(why), "%s",
-			 got == 0 ? "tetherd closed the connection" : strerror(errno));
-		link_drop(link, why, true);
-		return;
+		if (got == -EAGAIN)
+			return;
+		if (got <= 0) {
+			char why[sizeof(link->tx.error) + 32];
+
+			snprintf(why, sizeof(why), "%s",
+				 got == 0 ? "tetherd closed the connection" : link->tx.error);
+			link_drop(link, why, true);
+			return;
+		}
+		g_string_append_len(link->in, buffer, got);
+		take_lines(link);
 	}
-	g_string_append_len(link->in, buffer, got);
-	take_lines(link);
 }
 
 static void on_link(void *ctx, int fd, uint32_t events)
@@ -470,6 +524,10 @@ static void on_link(void *ctx, int fd, uint32_t events)
 	(void)fd;
 	if (link->state == LINK_CONNECTING) {
 		finish_connect(link);
+		return;
+	}
+	if (link->state == LINK_HANDSHAKING) {
+		handshake_step(link);
 		return;
 	}
 	if (events & EPOLLOUT)
@@ -489,6 +547,9 @@ void link_tick(struct tetherd_link *link, __u64 now)
 	else if (link->state == LINK_CONNECTING &&
 		 now - link->connect_started_ms > CONNECT_TIMEOUT_MS)
 		link_drop(link, "no connection within 3 s", true);
+	else if (link->state == LINK_HANDSHAKING &&
+		 now - link->connect_started_ms > CONNECT_TIMEOUT_MS)
+		link_drop(link, "no TLS handshake within 3 s of connecting", true);
 	else if (link->state != LINK_STREAMING && oldest &&
 		 now - oldest->sent_ms > ANSWER_TIMEOUT_MS)
 		link_drop(link, "no answer within 10 s", true);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A connection to tetherd's control socket (docs/protocol.md), never
- * blocking the agent: connects (Unix or TCP, authenticating first on TCP),
+ * blocking the agent: connects (Unix or TCP; on TCP, TLS unless plain was
+ * asked for, tetherd's certificate checked before anything is sent, then
+ * authenticating first),
  * pipelines requests and hands each its answer in order, or streams events
  * after "watch event". When the connection drops, every waiting request is
  * told it is lost and the link reconnects with a growing backoff. */
@@ -13,6 +15,7 @@
 
 #include "options.h"
 #include "control/protocol.h"
+#include "tls/tls.h"
 
 /* A link that failed connects again after a backoff that starts here and
  * doubles up to the maximum; it starts over once the link is up. */
@@ -45,6 +48,7 @@ struct link_owner {
 enum link_state {
 	LINK_DOWN,
 	LINK_CONNECTING,
+	LINK_HANDSHAKING, /* TLS: nothing is sent before tetherd's certificate passed */
 	LINK_AUTHENTICATING,
 	LINK_UP,
 	LINK_STREAMING, /* after "watch event": every line is an event */
@@ -54,8 +58,13 @@ struct tetherd_link {
 	void *owner_ctx; /* the agent */
 	const char *role; /* "control", "watch": in messages */
 	const struct agent_endpoint *endpoint;
-	const char *secret;  /* tcp: sent first, with backend */
+	const char *secret;  /* tcp: sent first, with backend ("": none, a certificate's link) */
 	const char *backend;
+	/* tcp: TLS (link_set_tls): credentials, and the name tetherd's certificate
+	 * must hold (NULL: the endpoint's address). */
+	struct tls_creds *tls;
+	const char *server_name;
+	struct transport tx;
 	const struct link_owner *owner;
 	struct loop *loop;
 	enum link_state state;
@@ -67,7 +76,7 @@ struct tetherd_link {
 	__u64 connect_started_ms, retry_at_ms;
 	__u32 backoff_ms;
 	char last_failure[256]; /* a failure is logged once, not at every retry */
-	char broken[128];       /* why sending failed: link_tick drops the link */
+	char broken[400];       /* why sending failed: link_tick drops the link */
 	/* Set when the agent has several tetherds (failover.c). failed: the link
 	 * failed and would connect again (could not connect, dropped, auth
 	 * refused, an answer too late); it is down, and failed moves it
@@ -82,6 +91,10 @@ void link_init(struct tetherd_link *link, void *owner_ctx, const char *role,
 	       const struct agent_endpoint *endpoint, const char *secret, const char *backend,
 	       const struct link_owner *owner, struct loop *loop);
 void link_free(struct tetherd_link *link);
+/* tcp: endpoints over TLS: creds (a client's: tetherd's CA, maybe the
+ * agent's certificate; the link takes a reference), and the name tetherd's
+ * certificate must hold (NULL: each endpoint's address). */
+void link_set_tls(struct tetherd_link *link, struct tls_creds *creds, const char *server_name);
 
 /* Connects when the backoff allows and gives up on slow connects and late
  * answers. Call it often. */

@@ -43,6 +43,32 @@ static int read_secret(struct agent *agent)
 	return 0;
 }
 
+/* TLS to tcp: endpoints, or the warning of --tcp-plain. */
+static int load_tls(struct agent *agent)
+{
+	const struct agent_options *o = &agent->options;
+	struct tls_files files = { o->tls_cert, o->tls_key, o->tls_ca };
+	char why[512], certificate[512];
+
+	if (o->tcp_plain)
+		agent_log("warning: --tcp-plain: the secret and every request to tetherd cross the "
+			  "network in clear, readable and changeable on the path; give --tls-ca (and "
+			  "--tls-cert, --tls-key) instead");
+	if (!o->tls_ca[0])
+		return 0;
+	agent->tls = tls_creds_load(TLS_CLIENT, &files, why, sizeof(why));
+	if (!agent->tls) {
+		agent_log("cannot use TLS: %s", why);
+		return -1;
+	}
+	tls_creds_describe(agent->tls, certificate, sizeof(certificate));
+	agent_log("TLS to tetherd: its certificate must chain to the CAs in %s and name %s; "
+		  "this agent's certificate: %s",
+		  o->tls_ca, o->tls_server_name[0] ? o->tls_server_name : "the endpoint's address",
+		  certificate);
+	return 0;
+}
+
 static int setup(struct agent *agent)
 {
 	const struct agent_options *o = &agent->options;
@@ -60,6 +86,10 @@ static int setup(struct agent *agent)
 		  &session_owner, agent->loop);
 	link_init(&agent->watch, agent, "watch", &o->tetherds[0], agent->secret, o->name,
 		  &events_owner, agent->loop);
+	if (agent->tls) {
+		link_set_tls(&agent->control, agent->tls, o->tls_server_name);
+		link_set_tls(&agent->watch, agent->tls, o->tls_server_name);
+	}
 	failover_init(agent);
 	if ((err = signals_open(agent))) {
 		agent_log("cannot take signals: %s", strerror(-err));
@@ -100,6 +130,7 @@ static void teardown(struct agent *agent)
 	dispatch_close(agent);
 	link_free(&agent->control);
 	link_free(&agent->watch);
+	tls_creds_unref(agent->tls);
 	if (agent->signal_fd >= 0)
 		close(agent->signal_fd);
 	/* The containers too: the table does not own them (containers_sweep
@@ -126,7 +157,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tether-agent: %s (tether-agent --help)\n", message);
 		return 2;
 	}
-	if (read_secret(&agent))
+	if (read_secret(&agent) || load_tls(&agent))
 		return 1;
 	if (setup(&agent)) {
 		teardown(&agent);

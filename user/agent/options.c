@@ -48,10 +48,23 @@ static const char usage[] =
 	"                         (a heartbeat...) unanswered for heartbeat-ms / 2, or\n"
 	"                         'unavailable' answers (cut off from the fleet's store).\n"
 	"                         Given twice, the last one counts\n"
+	"  --tls-ca F             TLS to tcp: endpoints: tetherd's certificate must chain\n"
+	"                         to a CA in F (PEM) and name the endpoint's address (or\n"
+	"                         --tls-server-name); a wrong one is refused before\n"
+	"                         anything is sent, and the agent moves to the next tetherd\n"
+	"  --tls-cert F           this agent's client certificate (PEM), CN=the backend's\n"
+	"                         name: with tetherd's --tls-client-ca it authenticates\n"
+	"                         the agent, and binds it to this backend, without a secret\n"
+	"  --tls-key F            its private key (PEM; no access for others)\n"
+	"  --tls-server-name NAME the name tetherd's certificate holds, when it is not the\n"
+	"                         endpoints' address (a DNS name)\n"
+	"  --tcp-plain            tcp: endpoints without TLS: the secret and every request\n"
+	"                         cross the network in clear (logged as a warning)\n"
 	"  --secret-file F        the secret for tcp: endpoints, sent with backend=NAME:\n"
 	"                         best this backend's own (the file NAME in tetherd's\n"
 	"                         --agent-secrets-dir), which lets the agent change only\n"
-	"                         this backend and its containers; else the shared one\n"
+	"                         this backend and its containers; else the shared one.\n"
+	"                         Optional with --tls-cert\n"
 	"  --function F:COUNT     start COUNT warm containers of function F (repeatable)\n"
 	"  --handler NAME         the function handler containers run (" AGENT_DEFAULT_HANDLER
 	"): %s\n"
@@ -68,7 +81,8 @@ static const char usage[] =
 enum option_id {
 	OPT_NAME = 1, OPT_ADDR, OPT_MAC, OPT_ROUTER_IFACE, OPT_VIP, OPT_TETHERD, OPT_SECRET_FILE,
 	OPT_FUNCTION, OPT_HANDLER, OPT_COLD_START, OPT_HEARTBEAT, OPT_DRAIN, OPT_CAPACITY,
-	OPT_CAPACITY_ANY, OPT_MAX_CONTAINERS, OPT_VLAN, OPT_HELP, OPT_VERSION,
+	OPT_CAPACITY_ANY, OPT_MAX_CONTAINERS, OPT_VLAN, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY,
+	OPT_TLS_SERVER_NAME, OPT_TCP_PLAIN, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -80,6 +94,11 @@ static const struct option options[] = {
 	{ "vip", required_argument, 0, OPT_VIP },
 	{ "tetherd", required_argument, 0, OPT_TETHERD },
 	{ "secret-file", required_argument, 0, OPT_SECRET_FILE },
+	{ "tls-ca", required_argument, 0, OPT_TLS_CA },
+	{ "tls-cert", required_argument, 0, OPT_TLS_CERT },
+	{ "tls-key", required_argument, 0, OPT_TLS_KEY },
+	{ "tls-server-name", required_argument, 0, OPT_TLS_SERVER_NAME },
+	{ "tcp-plain", no_argument, 0, OPT_TCP_PLAIN },
 	{ "function", required_argument, 0, OPT_FUNCTION },
 	{ "handler", required_argument, 0, OPT_HANDLER },
 	{ "cold-start-ms", required_argument, 0, OPT_COLD_START },
@@ -218,6 +237,7 @@ static int parse_tcp_address(const char *text, struct agent_endpoint *endpoint)
 	if (split_host_port(copy, &host, &port))
 		return -1;
 	memset(&endpoint->address, 0, sizeof(endpoint->address));
+	snprintf(endpoint->host, sizeof(endpoint->host), "%s", host);
 	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
 		v4->sin_family = AF_INET;
 		v4->sin_port = htons(port);
@@ -341,6 +361,32 @@ static int parse_mac(const char *text, char out[18])
 	return 0;
 }
 
+static int copy_path(const char *option, const char *value, char *out, size_t out_size,
+		     char *message, size_t size)
+{
+	if (!value[0] || strlen(value) >= out_size)
+		return refuse(message, size, "--%s '%s' is not a file name (1-%zu characters)",
+			      option, value, out_size - 1);
+	strcpy(out, value);
+	return 0;
+}
+
+/* A DNS name (letters, digits, '-', '.', '_'; up to 253) or an IP address. */
+static bool server_name_is_valid(const char *name)
+{
+	unsigned char buffer[16];
+	size_t len = strlen(name);
+
+	if (inet_pton(AF_INET, name, buffer) == 1 || inet_pton(AF_INET6, name, buffer) == 1)
+		return true;
+	if (!len || len > 253 || name[0] == '.' || name[0] == '-')
+		return false;
+	for (const char *c = name; *c; c++)
+		if (!g_ascii_isalnum(*c) && *c != '-' && *c != '.' && *c != '_')
+			return false;
+	return true;
+}
+
 static int apply(struct agent_options *o, int id, const char *value, char *message,
 		 size_t size)
 {
@@ -405,6 +451,22 @@ static int apply(struct agent_options *o, int id, const char *value, char *messa
 			return refuse(message, size, "--secret-file '%s' is too long", value);
 		strcpy(o->secret_file, value);
 		return 0;
+	case OPT_TLS_CA:
+		return copy_path("tls-ca", value, o->tls_ca, sizeof(o->tls_ca), message, size);
+	case OPT_TLS_CERT:
+		return copy_path("tls-cert", value, o->tls_cert, sizeof(o->tls_cert), message, size);
+	case OPT_TLS_KEY:
+		return copy_path("tls-key", value, o->tls_key, sizeof(o->tls_key), message, size);
+	case OPT_TLS_SERVER_NAME:
+		if (!server_name_is_valid(value))
+			return refuse(message, size,
+				      "--tls-server-name '%s' is not a DNS name or an IP address",
+				      value);
+		strcpy(o->tls_server_name, value);
+		return 0;
+	case OPT_TCP_PLAIN:
+		o->tcp_plain = true;
+		return 0;
 	case OPT_FUNCTION:
 		if (o->function_count == AGENT_MAX_FUNCTIONS)
 			return refuse(message, size, "at most %d --function", AGENT_MAX_FUNCTIONS);
@@ -450,8 +512,50 @@ static void set_defaults(struct agent_options *o)
 	o->max_containers = AGENT_DEFAULT_MAX_CONTAINERS;
 }
 
+/* tcp: endpoints: TLS (--tls-ca) or plain asked for (--tcp-plain); a
+ * secret or a client certificate. TLS options only with tcp: endpoints. */
+static int check_tls(const struct agent_options *o, char *message, size_t size)
+{
+	const struct agent_endpoint *tcp = NULL;
+	const char *tls = o->tls_ca[0]		? "--tls-ca"
+			  : o->tls_cert[0]	? "--tls-cert"
+			  : o->tls_key[0]	? "--tls-key"
+			  : o->tls_server_name[0] ? "--tls-server-name"
+						: NULL;
+
+	for (int i = 0; i < o->tetherd_count && !tcp; i++)
+		if (o->tetherds[i].tcp)
+			tcp = &o->tetherds[i];
+	if (!tcp && (tls || o->tcp_plain))
+		return refuse(message, size, "%s is for tcp: endpoints, and --tetherd lists none",
+			      tls ? tls : "--tcp-plain");
+	if (!tcp)
+		return 0;
+	if (o->tcp_plain && tls)
+		return refuse(message, size,
+			      "--tcp-plain connects without TLS, but %s asks for TLS: give one or "
+			      "the other",
+			      tls);
+	if (!o->tcp_plain && !o->tls_ca[0])
+		return refuse(message, size,
+			      "--tetherd %s is TCP: give --tls-ca (the CA of tetherd's "
+			      "certificate), or --tcp-plain to connect without TLS, where the "
+			      "secret crosses the network in clear",
+			      tcp->text);
+	if (!o->tls_cert[0] != !o->tls_key[0])
+		return refuse(message, size, "--tls-cert and --tls-key go together");
+	if (!o->secret_file[0] && !o->tls_cert[0])
+		return refuse(message, size,
+			      "--tetherd %s needs --secret-file, or a client certificate "
+			      "(--tls-cert, --tls-key)",
+			      tcp->text);
+	return 0;
+}
+
 static int check_complete(const struct agent_options *o, char *message, size_t size)
 {
+	int err;
+
 	if (!o->name[0])
 		return refuse(message, size, "--name is required (the backend's name)");
 	if (!o->addr[0])
@@ -463,10 +567,8 @@ static int check_complete(const struct agent_options *o, char *message, size_t s
 			      "--router-iface is required (the router's interface to this VM)");
 	if (!o->vip_count)
 		return refuse(message, size, "at least one --vip ADDR:PORT is required");
-	for (int i = 0; i < o->tetherd_count; i++)
-		if (o->tetherds[i].tcp && !o->secret_file[0])
-			return refuse(message, size, "--tetherd %s needs --secret-file",
-				      o->tetherds[i].text);
+	if ((err = check_tls(o, message, size)))
+		return err;
 	for (int i = 0; i < o->function_count; i++)
 		for (int j = 0; j < i; j++)
 			if (o->functions[i].function_id == o->functions[j].function_id)

@@ -33,6 +33,8 @@ struct agent_endpoint {
 	char path[108];                 /* unix */
 	struct sockaddr_storage address; /* tcp */
 	socklen_t address_len;
+	char host[64]; /* tcp: the address as text, brackets off: what tetherd's
+			* certificate must name (unless --tls-server-name) */
 	char text[160]; /* "unix:/run/tether/tetherd.sock", for messages */
 };
 
@@ -54,7 +56,16 @@ struct agent_options {
 	 * the next when it fails (failover.h); one unless a list was given. */
 	struct agent_endpoint tetherds[AGENT_MAX_TETHERDS];
 	int tetherd_count;
-	char secret_file[256]; /* required with tcp: */
+	char secret_file[256]; /* with tcp:, unless a client certificate authenticates */
+	/* TLS for tcp: endpoints: tls_ca, the CAs of tetherd's certificate;
+	 * tls_cert and tls_key, this agent's client certificate (CN=the backend);
+	 * tls_server_name, the name tetherd's certificate must hold (else each
+	 * endpoint's address). tcp_plain: no TLS, asked for explicitly. */
+	char tls_ca[256];
+	char tls_cert[256];
+	char tls_key[256];
+	char tls_server_name[256];
+	bool tcp_plain;
 	struct agent_function functions[AGENT_MAX_FUNCTIONS];
 	int function_count;
 	char handler[32];

@@ -21,6 +21,7 @@
 #include "store_records.h"
 #include "tether_version.h"
 #include "control/protocol.h"
+#include "tls/tls.h"
 
 static const char usage[] =
 	"usage: tetherd --iface IF [--iface IF2 ...] --vip ADDR:PORT [--vip ...] [options]\n"
@@ -49,8 +50,22 @@ static const char usage[] =
 	"  --shed-answer-rate N   OVERLOADED answers per second the XDP program sends at most;\n"
 	"                         beyond, shed requests are dropped (100000; 0: no cap)\n"
 	"  --shed-answer-burst N  (10000)\n"
-	"  --tcp-listen ADDR:PORT a TCP listener for remote VM agents and orchestrators;\n"
-	"                         each connection authenticates first (auth agent)\n"
+	"  --tcp-listen ADDR:PORT a TCP listener for remote VM agents and orchestrators,\n"
+	"                         TLS (--tls-cert, --tls-key) unless --tcp-plain; each\n"
+	"                         connection authenticates: a client certificate\n"
+	"                         (--tls-client-ca) or a secret first (auth agent)\n"
+	"  --tls-cert F           tetherd's certificate for the listener (PEM; its chain after\n"
+	"                         it), read again on SIGHUP\n"
+	"  --tls-key F            its private key (PEM; no access for others), read again on\n"
+	"                         SIGHUP\n"
+	"  --tls-client-ca F      require client certificates signed by these CAs (PEM; read\n"
+	"                         again on SIGHUP): a certificate whose subject CN is NAME\n"
+	"                         binds its connection to backend NAME, as that backend's\n"
+	"                         own secret does; secrets become optional\n"
+	"  --tls-operator NAME    a client certificate with CN=NAME is an operator's: any\n"
+	"                         backend, as the shared secret (repeatable, at most 8)\n"
+	"  --tcp-plain            listen without TLS: secrets cross the network in clear\n"
+	"                         (logged as a warning)\n"
 	"  --tcp-secret-file F    the shared secret: the operator's or orchestrator's\n"
 	"                         credential, good for every backend (full access but unload)\n"
 	"  --agent-secrets-dir D  per-backend secrets: D/NAME holds backend NAME's own\n"
@@ -78,6 +93,9 @@ static const char usage[] =
 	"                         interface (and rp_filter 1 to 2), so replies a VM routes\n"
 	"                         back through this host are not dropped as martians;\n"
 	"                         without it tetherd warns where they would be\n"
+	"  --store-ca F           https:// endpoints: the CAs of etcd's certificates (PEM)\n"
+	"  --store-cert F         ... tetherd's client certificate for etcd (PEM), with\n"
+	"  --store-key F          ... its key; the three are read at start and on SIGHUP\n"
 	"  --config FILE          settings file: [tetherd] group, same names, lists with ';'\n"
 	"  --unload               detach, remove every pin under the pin root, exit\n"
 	"  --version              print the version (tetherd VERSION) and exit\n";
@@ -86,8 +104,10 @@ enum option_id {
 	OPT_IFACE = 1, OPT_VIP, OPT_XDP_MODE, OPT_PIN_ROOT, OPT_SOCKET, OPT_SOCKET_GROUP,
 	OPT_HEARTBEAT, OPT_DRAIN, OPT_HOLD, OPT_QUEUE, OPT_ADMIT_RATE, OPT_ADMIT_BURST,
 	OPT_ADMIT_TOTAL_RATE, OPT_ADMIT_TOTAL_BURST, OPT_ANSWER_RATE, OPT_ANSWER_BURST,
-	OPT_TCP_LISTEN, OPT_TCP_SECRET, OPT_AGENT_SECRETS, OPT_AGENT_RATE, OPT_USER, OPT_STORE,
-	OPT_FLEET, OPT_ROUTER_NAME, OPT_CONFIG, OPT_UNLOAD, OPT_HELP, OPT_VERSION, OPT_METRICS_LISTEN, OPT_METRICS_FUNCTIONS,
+	OPT_TCP_LISTEN, OPT_TCP_SECRET, OPT_AGENT_SECRETS, OPT_AGENT_RATE, OPT_TLS_CERT,
+	OPT_TLS_KEY, OPT_TLS_CLIENT_CA, OPT_TLS_OPERATOR, OPT_TCP_PLAIN, OPT_USER, OPT_STORE,
+	OPT_FLEET, OPT_ROUTER_NAME, OPT_STORE_CA, OPT_STORE_CERT, OPT_STORE_KEY, OPT_CONFIG,
+	OPT_UNLOAD, OPT_HELP, OPT_VERSION, OPT_METRICS_LISTEN, OPT_METRICS_FUNCTIONS,
 	OPT_ACCEPT_LOCAL,
 };
 
@@ -112,10 +132,18 @@ static const struct option options[] = {
 	{ "tcp-secret-file", required_argument, 0, OPT_TCP_SECRET },
 	{ "agent-secrets-dir", required_argument, 0, OPT_AGENT_SECRETS },
 	{ "agent-rate", required_argument, 0, OPT_AGENT_RATE },
+	{ "tls-cert", required_argument, 0, OPT_TLS_CERT },
+	{ "tls-key", required_argument, 0, OPT_TLS_KEY },
+	{ "tls-client-ca", required_argument, 0, OPT_TLS_CLIENT_CA },
+	{ "tls-operator", required_argument, 0, OPT_TLS_OPERATOR },
+	{ "tcp-plain", no_argument, 0, OPT_TCP_PLAIN },
 	{ "user", required_argument, 0, OPT_USER },
 	{ "store", required_argument, 0, OPT_STORE },
 	{ "fleet", required_argument, 0, OPT_FLEET },
 	{ "router-name", required_argument, 0, OPT_ROUTER_NAME },
+	{ "store-ca", required_argument, 0, OPT_STORE_CA },
+	{ "store-cert", required_argument, 0, OPT_STORE_CERT },
+	{ "store-key", required_argument, 0, OPT_STORE_KEY },
 	{ "config", required_argument, 0, OPT_CONFIG },
 	{ "unload", no_argument, 0, OPT_UNLOAD },
 	{ "help", no_argument, 0, OPT_HELP },
@@ -246,6 +274,34 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 				    sizeof(config->agent_secrets_dir));
 	case OPT_AGENT_RATE:
 		return parse_u32(name, value, &config->agent_rate);
+	case OPT_TLS_CERT:
+		return copy_setting(name, value, config->tls.cert, sizeof(config->tls.cert));
+	case OPT_TLS_KEY:
+		return copy_setting(name, value, config->tls.key, sizeof(config->tls.key));
+	case OPT_TLS_CLIENT_CA:
+		return copy_setting(name, value, config->tls.client_ca,
+				    sizeof(config->tls.client_ca));
+	case OPT_TLS_OPERATOR:
+		if (!config_is_name(value))
+			return fprintf(stderr, "tetherd: --tls-operator '%s' must be 1-31 of A-Z a-z "
+					       "0-9 . _ - (a client certificate's CN)\n",
+				       value),
+			       -EINVAL;
+		if (config->tls.operator_count == TETHERD_MAX_OPERATORS)
+			return fprintf(stderr, "tetherd: at most %d --tls-operator\n",
+				       TETHERD_MAX_OPERATORS),
+			       -EINVAL;
+		return copy_setting(name, value, config->tls.operators[config->tls.operator_count++],
+				    sizeof(config->tls.operators[0]));
+	case OPT_TCP_PLAIN:
+		config->tls.plain = true;
+		return 0;
+	case OPT_STORE_CA:
+		return copy_setting(name, value, config->fleet.ca, sizeof(config->fleet.ca));
+	case OPT_STORE_CERT:
+		return copy_setting(name, value, config->fleet.cert, sizeof(config->fleet.cert));
+	case OPT_STORE_KEY:
+		return copy_setting(name, value, config->fleet.key, sizeof(config->fleet.key));
 	case OPT_USER:
 		return copy_setting(name, value, config->user, sizeof(config->user));
 	case OPT_STORE:
@@ -276,6 +332,18 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 	return -EINVAL;
 }
 
+/* A flag in the file: "tcp-plain = true" (or false). */
+static int apply_flag(struct tetherd_config *config, const struct option *option,
+		      const char *value)
+{
+	if (!strcmp(value, "true"))
+		return apply(config, option->val, option->name, NULL);
+	if (!strcmp(value, "false"))
+		return 0;
+	fprintf(stderr, "tetherd: %s = %s: the value is true or false\n", option->name, value);
+	return -EINVAL;
+}
+
 static int apply_file(struct tetherd_config *config, const char *path)
 {
 	g_autoptr(GKeyFile) file = g_key_file_new();
@@ -296,8 +364,9 @@ static int apply_file(struct tetherd_config *config, const char *path)
 		for (gsize i = 0; i < count; i++) {
 			g_strstrip(values[i]);
 			int err = option->val == OPT_UNLOAD ? 0
-							    : apply(config, option->val, option->name,
-								    values[i]);
+				  : option->val == OPT_TCP_PLAIN ? apply_flag(config, option, values[i])
+								  : apply(config, option->val, option->name,
+									  values[i]);
 			if (err)
 				return err;
 		}
@@ -307,7 +376,7 @@ static int apply_file(struct tetherd_config *config, const char *path)
 
 /* --- per-backend agent secrets ---------------------------------------------- */
 
-static bool is_backend_name(const char *name)
+bool config_is_name(const char *name)
 {
 	size_t len = strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 				  "0123456789._-");
@@ -412,7 +481,7 @@ int config_read_agent_secret(int dir_fd, const char *dir, const char *backend, u
 	int err;
 
 	why[0] = '\0';
-	if (!is_backend_name(backend)) {
+	if (!config_is_name(backend)) {
 		snprintf(why, size, "'%s' is no backend name", backend);
 		return -EINVAL;
 	}
@@ -447,7 +516,7 @@ static int check_agent_secrets(const char *dir, uid_t owner)
 	while (!err && (entry = readdir(listing))) {
 		if (!strcmp(entry->d_name, ".") || !strcmp(entry->d_name, ".."))
 			continue;
-		if (is_backend_name(entry->d_name)) {
+		if (config_is_name(entry->d_name)) {
 			err = read_secret_file(dir_fd, dir, entry->d_name, owner, secret,
 					       sizeof(secret), why, sizeof(why));
 			continue;
@@ -465,25 +534,126 @@ static int check_agent_secrets(const char *dir, uid_t owner)
 	return err;
 }
 
+/* The name of the first TLS option given, or NULL. */
+static const char *tls_option_given(const struct tetherd_tls_config *tls)
+{
+	return tls->cert[0]        ? "--tls-cert"
+	       : tls->key[0]       ? "--tls-key"
+	       : tls->client_ca[0] ? "--tls-client-ca"
+	       : tls->operator_count ? "--tls-operator"
+				     : NULL;
+}
+
+/* The listener's TLS: asked for whole, or plain TCP asked for explicitly;
+ * the files are loaded now, so that a mistake shows at start. */
+static int check_tls_settings(const struct tetherd_config *config)
+{
+	const struct tetherd_tls_config *tls = &config->tls;
+	const char *given = tls_option_given(tls);
+	char why[512];
+
+	if (!config->tcp_listen[0] && (given || tls->plain)) {
+		fprintf(stderr, "tetherd: %s is for the TCP listener: give --tcp-listen ADDR:PORT too\n",
+			given ? given : "--tcp-plain");
+		return -EINVAL;
+	}
+	if (!config->tcp_listen[0])
+		return 0;
+	if (tls->plain && given) {
+		fprintf(stderr, "tetherd: --tcp-plain listens without TLS, but %s asks for TLS: give "
+				"one or the other\n",
+			given);
+		return -EINVAL;
+	}
+	if (tls->plain)
+		return 0;
+	if (!tls->cert[0] || !tls->key[0]) {
+		fprintf(stderr, "tetherd: --tcp-listen %s needs TLS: --tls-cert and --tls-key (and "
+				"--tls-client-ca for agents' certificates); or --tcp-plain to listen "
+				"without it, where secrets cross the network in clear\n",
+			config->tcp_listen);
+		return -EINVAL;
+	}
+	if (tls->operator_count && !tls->client_ca[0]) {
+		fprintf(stderr, "tetherd: --tls-operator names client certificates: give "
+				"--tls-client-ca too\n");
+		return -EINVAL;
+	}
+	struct tls_files files = { tls->cert, tls->key, tls->client_ca };
+	struct tls_creds *creds = tls_creds_load(TLS_SERVER, &files, why, sizeof(why));
+
+	if (!creds) {
+		fprintf(stderr, "tetherd: %s\n", why);
+		return -EINVAL;
+	}
+	tls_creds_unref(creds);
+	return 0;
+}
+
 static int check_tcp_settings(const struct tetherd_config *config, uid_t secrets_owner)
 {
+	int err;
+
 	if (config->agent_secrets_dir[0] && !config->tcp_listen[0]) {
 		fprintf(stderr, "tetherd: --agent-secrets-dir is for agents on the TCP listener: "
 				"give --tcp-listen ADDR:PORT too\n");
 		return -EINVAL;
 	}
+	if ((err = check_tls_settings(config)))
+		return err;
 	if (!config->tcp_listen[0])
 		return 0;
+	/* Client certificates authenticate by themselves; secrets are optional then. */
+	bool by_certificate = config->tls.client_ca[0];
+
 	if (config->tcp_secret[0] ? strlen(config->tcp_secret) < 16
-				  : !config->agent_secrets_dir[0]) {
+				  : !config->agent_secrets_dir[0] && !by_certificate) {
 		fprintf(stderr, "tetherd: the TCP listener needs a shared secret of at least 16 "
 				"characters (--tcp-secret-file), per-backend secrets "
-				"(--agent-secrets-dir), or both\n");
+				"(--agent-secrets-dir), client certificates (--tls-client-ca), or "
+				"several of them\n");
 		return -EINVAL;
 	}
 	return config->agent_secrets_dir[0]
 		       ? check_agent_secrets(config->agent_secrets_dir, secrets_owner)
 		       : 0;
+}
+
+/* The store's TLS: for https:// endpoints; the files readable now (at
+ * start, maybe as root: fleet.c reads them once, into memory). */
+static int check_store_tls(const struct fleet_config *fleet)
+{
+	const char *given = fleet->ca[0] ? "--store-ca" : fleet->cert[0] ? "--store-cert"
+						      : fleet->key[0]  ? "--store-key"
+								       : NULL;
+
+	if (!given)
+		return 0;
+	if (!fleet->endpoints[0]) {
+		fprintf(stderr, "tetherd: %s is for the fleet's store: give --store too\n", given);
+		return -EINVAL;
+	}
+	if (strstr(fleet->endpoints, "http://")) {
+		fprintf(stderr, "tetherd: %s is for https:// endpoints, but --store names http:// "
+				"ones (%s)\n",
+			given, fleet->endpoints);
+		return -EINVAL;
+	}
+	if (!fleet->cert[0] != !fleet->key[0]) {
+		fprintf(stderr, "tetherd: --store-cert and --store-key go together\n");
+		return -EINVAL;
+	}
+	const char *const files[][2] = { { "--store-ca", fleet->ca },
+					 { "--store-cert", fleet->cert },
+					 { "--store-key", fleet->key } };
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i][1][0] && access(files[i][1], R_OK)) {
+			fprintf(stderr, "tetherd: %s %s: %s\n", files[i][0], files[i][1],
+				strerror(errno));
+			return -EINVAL;
+		}
+	return 0;
 }
 
 /* --user: it must exist, and tetherd must be able to become it. */
@@ -588,6 +758,8 @@ static int check_settings(struct tetherd_config *config)
 			config->metrics.listen);
 		return -EINVAL;
 	}
+	if ((err = check_store_tls(&config->fleet)))
+		return err;
 	/* The secrets are read by tetherd as the user it runs as. */
 	return check_tcp_settings(config, config->user[0] ? config->user_uid : geteuid());
 }

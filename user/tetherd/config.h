@@ -23,6 +23,9 @@
 /* 0: run; 1: done (--help or --version printed); negative: bad settings (message printed). */
 int config_parse(struct tetherd_config *config, int argc, char **argv);
 
+/* A backend's name, as the protocol has it: [A-Za-z0-9._-]{1,31}. */
+bool config_is_name(const char *name);
+
 /* "198.51.100.1:7777" or "[2001:db8::1]:7777". */
 int config_parse_vip(const char *text, struct tetherd_vip *vip);
 

@@ -18,6 +18,7 @@
 
 #include "commands.h"
 #include "config.h"
+#include "tls/tls.h"
 
 /* A watcher that does not read its events is cut off past this backlog,
  * rather than letting tetherd's memory grow. */
@@ -28,10 +29,26 @@
 /* Requests pipelined behind one whose answer waits for the fleet's store are
  * read later; a client that sends more than this meanwhile is cut off. */
 #define WAITING_INPUT_MAX (1u << 20)
+/* A TLS handshake not done by then is given up (a client that connects and
+ * sends nothing holds no connection for long). */
+#define HANDSHAKE_TIMEOUT_MS 10000
+
+/* What a client certificate made of its connection (--tls-client-ca). */
+enum cert_role {
+	CERT_NONE,     /* no certificate: plain TCP, TLS without client CA, Unix */
+	CERT_BACKEND,  /* CN=NAME: bound to backend NAME */
+	CERT_OPERATOR, /* CN is one of --tls-operator: any backend */
+};
 
 struct connection {
 	struct control *control;
 	int fd;
+	struct transport tx; /* plain (Unix, --tcp-plain) or TLS */
+	bool handshaking;    /* TLS: nothing is read or sent before it is done */
+	__u64 handshake_deadline_ns;
+	char address[64];    /* the TCP peer's, for log lines */
+	enum cert_role cert;
+	char cert_name[32];  /* the client certificate's CN */
 	struct requester who;
 	GString *in;
 	GString *out;
@@ -47,6 +64,9 @@ struct connection {
 struct control {
 	struct tetherd *d;
 	int unix_fd, tcp_fd;
+	/* The listener's TLS credentials: new connections take a reference, so
+	 * a reload (SIGHUP) leaves established ones theirs. NULL: plain TCP. */
+	struct tls_creds *tls;
 	char unix_path[108];
 	char secret[128];        /* shared: any backend; empty: none */
 	const char *secrets_dir; /* DIR/NAME: backend NAME's own secret; NULL: none */
@@ -75,6 +95,7 @@ static void connection_free(gpointer data)
 {
 	struct connection *conn = data;
 
+	transport_free(&conn->tx);
 	close(conn->fd);
 	g_string_free(conn->in, TRUE);
 	g_string_free(conn->out, TRUE);
@@ -165,13 +186,64 @@ static bool waiting_after_failures(struct control *control, const char *address,
 	return failure && now < failure->retry_after_ns;
 }
 
+/* Refuses an auth: the answer, a log line, the connection closed. */
+static void refuse_auth(struct connection *conn, const char *backend, const char *why,
+			const char *answer)
+{
+	fprintf(stderr, "tetherd: auth agent%s%s from %s refused: %s\n", backend ? " backend=" : "",
+		backend ? backend : "", conn->address, why);
+	queue_error(conn, PROTO_UNAUTHORIZED, answer);
+	conn->closing = true;
+}
+
+/* "auth agent [secret=S] [backend=NAME]" on a connection its client
+ * certificate authenticated already: the secret is optional, and when given
+ * it must be good for the backend; a certificate bound to a backend keeps
+ * its connection to that backend (another backend=, or none, is refused);
+ * an operator's may narrow its connection to a backend. */
+static void authenticate_certified(struct connection *conn, const char *secret,
+				   const char *backend, __u64 now)
+{
+	struct control *control = conn->control;
+	char answer[160];
+
+	if (conn->cert == CERT_BACKEND && (!backend || strcmp(backend, conn->cert_name))) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "its certificate (CN=%s) binds it to backend %s",
+			 conn->cert_name, conn->cert_name);
+		if (backend)
+			snprintf(answer, sizeof(answer),
+				 "this connection's certificate binds it to backend '%s', not '%s'",
+				 conn->cert_name, backend);
+		else
+			snprintf(answer, sizeof(answer),
+				 "this connection's certificate binds it to backend '%s' (auth agent "
+				 "backend=%s)",
+				 conn->cert_name, conn->cert_name);
+		refuse_auth(conn, backend, why, answer);
+		return;
+	}
+	if (secret && !secret_accepted(control, secret, backend, conn->address)) {
+		count_failure(control, conn->address, now);
+		refuse_auth(conn, backend, "wrong secret", "wrong secret");
+		return;
+	}
+	if (secret)
+		g_hash_table_remove(control->auth_failures, conn->address);
+	snprintf(conn->who.backend, sizeof(conn->who.backend), "%s", backend ? backend : "");
+	g_string_append(conn->out, "ok\n\n");
+}
+
 /* "auth agent secret=S [backend=NAME]": with backend= the connection is
  * bound to NAME (commands.c keeps it to NAME and NAME's containers),
- * whichever secret it gave; without, only the shared secret is good. */
+ * whichever secret it gave; without, only the shared secret is good. A
+ * connection with a client certificate has its binding from it
+ * (authenticate_certified). */
 static void authenticate(struct connection *conn, const struct proto_request *req)
 {
 	struct control *control = conn->control;
-	char address[64], message[256];
+	char message[256];
 	const char *secret = proto_get(req, "secret");
 	const char *backend = NULL;
 	static const char *const keys[] = { "secret", "backend", NULL };
@@ -184,22 +256,22 @@ static void authenticate(struct connection *conn, const struct proto_request *re
 		queue_error(conn, err, message);
 		return;
 	}
-	peer_address(conn->fd, address, sizeof(address));
-	if (waiting_after_failures(control, address, now)) {
+	if (waiting_after_failures(control, conn->address, now)) {
 		queue_error(conn, PROTO_UNAUTHORIZED,
 			    "too many failed attempts from this address; wait and try again");
 		conn->closing = true;
 		return;
 	}
-	if (!secret || !secret_accepted(control, secret, backend, address)) {
-		count_failure(control, address, now);
-		fprintf(stderr, "tetherd: auth agent%s%s from %s refused: wrong secret\n",
-			backend ? " backend=" : "", backend ? backend : "", address);
-		queue_error(conn, PROTO_UNAUTHORIZED, "wrong secret");
-		conn->closing = true;
+	if (conn->cert != CERT_NONE) {
+		authenticate_certified(conn, secret, backend, now);
 		return;
 	}
-	g_hash_table_remove(control->auth_failures, address);
+	if (!secret || !secret_accepted(control, secret, backend, conn->address)) {
+		count_failure(control, conn->address, now);
+		refuse_auth(conn, backend, "wrong secret", "wrong secret");
+		return;
+	}
+	g_hash_table_remove(control->auth_failures, conn->address);
 	conn->who.authenticated = true;
 	snprintf(conn->who.backend, sizeof(conn->who.backend), "%s", backend ? backend : "");
 	g_string_append(conn->out, "ok\n\n");
@@ -309,35 +381,109 @@ void control_answer(struct control *control, const struct control_ticket *ticket
 		handle_input(conn);
 }
 
-static void on_connection(void *ctx, int fd, uint32_t events)
+/* Everything the peer sent that the transport has: TLS may hold decrypted
+ * bytes epoll cannot see, so read until the socket has no more. False when
+ * the connection was closed (and freed). */
+static bool read_input(struct connection *conn)
 {
-	struct connection *conn = ctx;
-	char buffer[4096];
+	char buffer[16384];
 
-	(void)fd;
-	if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN)) {
-		connection_close(conn);
-		return;
-	}
-	if (events & EPOLLIN) {
-		ssize_t got = read(conn->fd, buffer, sizeof(buffer));
+	while (!conn->closing && !conn->input_done) {
+		ssize_t got = transport_recv(&conn->tx, buffer, sizeof(buffer));
 
-		if (got == 0 && (conn->waiting || memchr(conn->in->str, '\n', conn->in->len))) {
+		if (got == -EAGAIN)
+			return true;
+		if (got == 0 && (conn->waiting || conn->out->len ||
+				 memchr(conn->in->str, '\n', conn->in->len))) {
 			/* Requests sent, then the sending side shut (socat, a
 			 * script): they are still answered before it closes. */
 			conn->input_done = true;
 			loop_modify(conn->control->d->loop, conn->fd, conn->out->len ? EPOLLOUT : 0);
-			return;
+			return true;
 		}
-		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+		if (got <= 0) {
+			if (got < 0 && conn->tx.session)
+				fprintf(stderr, "tetherd: connection from %s: %s\n", conn->address,
+					conn->tx.error);
 			connection_close(conn);
+			return false;
+		}
+		g_string_append_len(conn->in, buffer, got);
+		handle_input(conn);
+	}
+	return true;
+}
+
+/* --tls-client-ca: the certificate's CN says who the connection is: an
+ * operator (--tls-operator), or backend NAME, bound to it as by "auth agent
+ * backend=NAME" with NAME's secret. A name that is neither is refused: the
+ * client reads why as the answer to its first request. */
+static void bind_certificate(struct connection *conn)
+{
+	const struct tetherd_tls_config *tls = &conn->control->d->config.tls;
+	const char *name = conn->tx.peer_name;
+
+	if (!tls_creds_require_peer_cert(conn->tx.creds))
+		return; /* server-only TLS: the secret authenticates */
+	for (int i = 0; i < tls->operator_count; i++)
+		if (!strcmp(name, tls->operators[i])) {
+			conn->cert = CERT_OPERATOR;
+			snprintf(conn->cert_name, sizeof(conn->cert_name), "%.31s", name);
+			conn->who.authenticated = true;
 			return;
 		}
-		if (got > 0) {
-			g_string_append_len(conn->in, buffer, got);
-			handle_input(conn);
-		}
+	if (config_is_name(name)) {
+		conn->cert = CERT_BACKEND;
+		snprintf(conn->cert_name, sizeof(conn->cert_name), "%.31s", name);
+		snprintf(conn->who.backend, sizeof(conn->who.backend), "%.31s", name);
+		conn->who.authenticated = true;
+		return;
 	}
+	fprintf(stderr, "tetherd: connection from %s refused: its certificate's CN '%s' is no "
+			"backend name ([A-Za-z0-9._-], 1-31) and no --tls-operator\n",
+		conn->address, name[0] ? name : "(none, or more than one)");
+	queue_error(conn, PROTO_UNAUTHORIZED,
+		    "your certificate's CN names no backend and no operator of this tetherd");
+	conn->closing = true;
+}
+
+/* The TLS handshake, a step each time the socket is ready. */
+static void continue_handshake(struct connection *conn)
+{
+	struct loop *loop = conn->control->d->loop;
+	int err = transport_handshake(&conn->tx);
+
+	if (err == -EAGAIN) {
+		loop_modify(loop, conn->fd, transport_wants_write(&conn->tx) ? EPOLLOUT : EPOLLIN);
+		return;
+	}
+	if (err) {
+		fprintf(stderr, "tetherd: TLS connection from %s refused: %s\n", conn->address,
+			conn->tx.error);
+		connection_close(conn);
+		return;
+	}
+	conn->handshaking = false;
+	bind_certificate(conn);
+	loop_modify(loop, conn->fd, EPOLLIN | (conn->out->len ? EPOLLOUT : 0));
+	read_input(conn); /* what came with the handshake's last flight */
+}
+
+static void on_connection(void *ctx, int fd, uint32_t events)
+{
+	struct connection *conn = ctx;
+
+	(void)fd;
+	if (conn->handshaking) {
+		continue_handshake(conn);
+		return;
+	}
+	if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN)) {
+		connection_close(conn);
+		return;
+	}
+	if (events & EPOLLIN && !read_input(conn))
+		return;
 	if (events & EPOLLOUT)
 		control_flush(conn->control);
 }
@@ -397,6 +543,7 @@ static void accept_connection(struct control *control, int listen_fd, bool remot
 		return;
 	}
 	struct connection *conn = g_new0(struct connection, 1);
+	char why[256];
 
 	conn->control = control;
 	conn->fd = fd;
@@ -404,6 +551,21 @@ static void accept_connection(struct control *control, int listen_fd, bool remot
 	conn->who.ticket = (struct control_ticket){ fd, ++control->next_connection_id };
 	conn->in = g_string_new(NULL);
 	conn->out = g_string_new(NULL);
+	if (remote)
+		peer_address(fd, conn->address, sizeof(conn->address));
+	else
+		snprintf(conn->address, sizeof(conn->address), "the Unix socket");
+	if (transport_init(&conn->tx, fd, remote ? control->tls : NULL, NULL, why, sizeof(why))) {
+		fprintf(stderr, "tetherd: connection from %s refused: %s\n", conn->address, why);
+		close(fd);
+		g_string_free(conn->in, TRUE);
+		g_string_free(conn->out, TRUE);
+		g_free(conn);
+		return;
+	}
+	conn->handshaking = !conn->tx.handshaken;
+	conn->handshake_deadline_ns =
+		lifecycle_now(&control->d->lc) + HANDSHAKE_TIMEOUT_MS * 1000000ull;
 	g_hash_table_insert(control->connections, GINT_TO_POINTER(fd), conn);
 	loop_add(control->d->loop, fd, EPOLLIN, on_connection, conn);
 }
@@ -446,6 +608,7 @@ void control_free(struct control *control)
 		close(control->tcp_fd);
 	if (control->secrets_fd >= 0)
 		close(control->secrets_fd);
+	tls_creds_unref(control->tls);
 	g_free(control);
 }
 
@@ -554,24 +717,81 @@ static int open_agent_secrets(struct control *control, const char *dir)
 	return 0;
 }
 
+/* The listener's credentials from the files configured: NULL, with a log
+ * line, when one of them is missing or wrong. */
+static struct tls_creds *load_tls(const struct tetherd_tls_config *tls, const char *when)
+{
+	struct tls_files files = { tls->cert, tls->key, tls->client_ca };
+	char why[512];
+	struct tls_creds *creds = tls_creds_load(TLS_SERVER, &files, why, sizeof(why));
+
+	if (!creds)
+		fprintf(stderr, "tetherd: %s: %s\n", when, why);
+	return creds;
+}
+
+/* How the listener authenticates, for its log line at start. */
+static void describe_listener(struct control *control, const char *address)
+{
+	const struct tetherd_tls_config *tls = &control->d->config.tls;
+	char certificate[512], operators[TETHERD_MAX_OPERATORS * 33] = "";
+	GString *line = g_string_new(NULL);
+
+	if (control->tls) {
+		tls_creds_describe(control->tls, certificate, sizeof(certificate));
+		g_string_append_printf(line, "TLS, tetherd's certificate: %s", certificate);
+		if (tls->client_ca[0]) {
+			for (int i = 0; i < tls->operator_count; i++)
+				snprintf(operators + strlen(operators),
+					 sizeof(operators) - strlen(operators), "%s%s", i ? "," : "",
+					 tls->operators[i]);
+			g_string_append_printf(line, "; client certificates from the CAs in %s "
+						     "required, CN=NAME binds to backend NAME%s%s",
+					       tls->client_ca, operators[0] ? ", operators: " : "",
+					       operators);
+		}
+	} else {
+		g_string_append(line, "PLAIN TCP (--tcp-plain)");
+	}
+	g_string_append_printf(line, "; %s%s%s%s", control->secret[0]
+							? "the shared secret (any backend)"
+							: "no shared secret",
+			       control->secrets_dir ? ", per-backend secrets in " : "",
+			       control->secrets_dir ? control->secrets_dir : "",
+			       control->secrets_dir ? " (their files read at each auth)" : "");
+	fprintf(stderr, "tetherd: TCP listener on %s: %s\n", address, line->str);
+	if (!control->tls)
+		fprintf(stderr, "tetherd: warning: the TCP listener on %s does not use TLS: secrets "
+				"and requests cross the network in clear, readable and changeable by "
+				"anyone on the path; give --tls-cert and --tls-key (and "
+				"--tls-client-ca) instead of --tcp-plain\n",
+			address);
+	g_string_free(line, TRUE);
+}
+
 int control_listen_tcp(struct control *control, const char *address, const char *secret)
 {
-	const char *secrets_dir = control->d->config.agent_secrets_dir;
+	const struct tetherd_config *config = &control->d->config;
+	const char *secrets_dir = config->agent_secrets_dir;
 	bool shared = secret && secret[0];
+	bool by_certificate = !config->tls.plain && config->tls.client_ca[0];
 	struct sockaddr_storage bind_address;
 	socklen_t len;
 	int one = 1, err;
 
-	if (shared ? strlen(secret) < 16 : !secrets_dir[0]) {
+	if (shared ? strlen(secret) < 16 : !secrets_dir[0] && !by_certificate) {
 		fprintf(stderr, "tetherd: the TCP listener needs a shared secret of at least 16 "
 				"characters (--tcp-secret-file), per-backend secrets "
-				"(--agent-secrets-dir), or both\n");
+				"(--agent-secrets-dir), client certificates (--tls-client-ca), or "
+				"several of them\n");
 		return -EINVAL;
 	}
 	if (parse_listen_address(address, &bind_address, &len)) {
 		fprintf(stderr, "tetherd: --tcp-listen '%s' is not ADDR:PORT\n", address);
 		return -EINVAL;
 	}
+	if (!config->tls.plain && !(control->tls = load_tls(&config->tls, "cannot use TLS")))
+		return -EINVAL;
 	snprintf(control->secret, sizeof(control->secret), "%s", shared ? secret : "");
 	if (secrets_dir[0] && (err = open_agent_secrets(control, secrets_dir)))
 		return err;
@@ -586,12 +806,52 @@ int control_listen_tcp(struct control *control, const char *address, const char 
 		return err;
 	}
 	control->tcp_fd = fd;
-	fprintf(stderr, "tetherd: TCP listener on %s: %s%s%s%s\n", address,
-		control->secret[0] ? "the shared secret (any backend)" : "no shared secret",
-		control->secrets_dir ? ", per-backend secrets in " : "",
-		control->secrets_dir ? control->secrets_dir : "",
-		control->secrets_dir ? " (their files read at each auth)" : "");
+	describe_listener(control, address);
 	return loop_add(control->d->loop, fd, EPOLLIN, on_tcp_listener, control);
+}
+
+void control_reload_tls(struct control *control)
+{
+	struct tls_creds *creds;
+	char certificate[512];
+
+	if (!control->tls)
+		return; /* no TLS listener */
+	creds = load_tls(&control->d->config.tls,
+			 "SIGHUP: the TLS files were not reloaded, the ones in use stay");
+	if (!creds)
+		return;
+	tls_creds_unref(control->tls);
+	control->tls = creds;
+	tls_creds_describe(creds, certificate, sizeof(certificate));
+	fprintf(stderr, "tetherd: SIGHUP: TLS files reloaded: new connections get the certificate "
+			"%s%s%s; the %u connections open keep theirs\n",
+		certificate, control->d->config.tls.client_ca[0] ? " and the CAs in " : "",
+		control->d->config.tls.client_ca, g_hash_table_size(control->connections));
+}
+
+void control_tick(struct control *control)
+{
+	GHashTableIter iter;
+	gpointer value;
+	GPtrArray *late = g_ptr_array_new();
+	__u64 now = lifecycle_now(&control->d->lc);
+
+	g_hash_table_iter_init(&iter, control->connections);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		struct connection *conn = value;
+
+		if (conn->handshaking && now > conn->handshake_deadline_ns)
+			g_ptr_array_add(late, conn);
+	}
+	for (guint i = 0; i < late->len; i++) {
+		struct connection *conn = g_ptr_array_index(late, i);
+
+		fprintf(stderr, "tetherd: TLS connection from %s closed: no handshake within %d s\n",
+			conn->address, HANDSHAKE_TIMEOUT_MS / 1000);
+		connection_close(conn);
+	}
+	g_ptr_array_free(late, TRUE);
 }
 
 /* A connection bound to a backend hears of that backend only, and of what
@@ -632,10 +892,12 @@ void control_broadcast(struct control *control, const char *line)
 /* Writes what it can; a connection with output left waits for EPOLLOUT. */
 static bool send_output(struct connection *conn)
 {
+	if (conn->handshaking)
+		return true; /* nothing goes out before it is done */
 	while (conn->out->len) {
-		ssize_t sent = send(conn->fd, conn->out->str, conn->out->len, MSG_NOSIGNAL);
+		ssize_t sent = transport_send(&conn->tx, conn->out->str, conn->out->len);
 
-		if (sent < 0 && (errno == EAGAIN || errno == EINTR))
+		if (sent == -EAGAIN)
 			break;
 		if (sent <= 0)
 			return false;

@@ -161,6 +161,8 @@ static void start_snapshot(struct fleet *f)
 
 /* ---- the module ---------------------------------------------------------------- */
 
+static bool fleet_has_tls(const struct fleet_config *config);
+
 struct fleet *fleet_new(struct tetherd *d, const struct fleet_config *config, char *why,
 			size_t why_size)
 {
@@ -179,6 +181,12 @@ struct fleet *fleet_new(struct tetherd *d, const struct fleet_config *config, ch
 		g_free(f);
 		return NULL;
 	}
+	if (fleet_has_tls(config) && etcd_client_set_tls(f->client, &(struct etcd_tls_files){
+			config->ca, config->cert, config->key }, why, why_size)) {
+		etcd_client_free(f->client);
+		g_free(f);
+		return NULL;
+	}
 	store_key_state(f->prefix, f->state_key);
 	snprintf(f->state_value, sizeof(f->state_value), "router=%s", config->router);
 	f->backends = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
@@ -193,6 +201,29 @@ struct fleet *fleet_new(struct tetherd *d, const struct fleet_config *config, ch
 	f->metrics_routers = g_array_new(FALSE, FALSE, sizeof(struct fleet_router_seen));
 	f->next_slot_hint = g_random_int_range(0, TETHER_MAX_CONTAINERS);
 	return f;
+}
+
+static bool fleet_has_tls(const struct fleet_config *config)
+{
+	return config->ca[0] || config->cert[0] || config->key[0];
+}
+
+void fleet_reload_tls(struct fleet *f)
+{
+	char why[512];
+
+	if (!f || !fleet_has_tls(&f->config))
+		return;
+	if (etcd_client_set_tls(f->client, &(struct etcd_tls_files){ f->config.ca, f->config.cert,
+								     f->config.key },
+				why, sizeof(why)))
+		fleet_log(f, "SIGHUP: the store's TLS files were not reloaded, the ones in use "
+			     "stay: %s", why);
+	else
+		fleet_log(f, "SIGHUP: the store's TLS files reloaded (%s%s%s%s): new connections "
+			     "to etcd use them",
+			  f->config.ca[0] ? "CA " : "", f->config.ca,
+			  f->config.cert[0] ? ", certificate " : "", f->config.cert);
 }
 
 int fleet_start(struct fleet *f)

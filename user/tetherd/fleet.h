@@ -32,6 +32,12 @@ struct fleet_config {
 	char endpoints[512]; /* "http://127.0.0.1:2379,...": --store etcd=... */
 	char name[32];       /* --fleet: the prefix /tether/NAME/ */
 	char router[64];     /* --router-name: this router in routers/ */
+	/* https:// endpoints: --store-ca (the CA of etcd's certificates), and
+	 * --store-cert and --store-key (tetherd's client certificate, for an etcd
+	 * with --client-cert-auth). Empty: none (curl's CAs; no certificate). */
+	char ca[256];
+	char cert[256];
+	char key[256];
 };
 
 /* NULL with the reason in why. */
@@ -42,6 +48,10 @@ struct fleet *fleet_new(struct tetherd *d, const struct fleet_config *config, ch
 int fleet_start(struct fleet *f);
 /* The daemon's tick: the router's record, removals, requests waiting too long. */
 void fleet_tick(struct fleet *f);
+/* SIGHUP: --store-ca, --store-cert and --store-key again, for the
+ * connections to etcd made from now on; on a failure (logged) the ones in
+ * use stay. NULL and a store without TLS files: nothing. */
+void fleet_reload_tls(struct fleet *f);
 /* Requests not answered yet are answered unavailable (tetherd stops). */
 void fleet_free(struct fleet *f);
 

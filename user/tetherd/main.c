@@ -81,6 +81,7 @@ static void on_tick(void *ctx, int fd, uint32_t events)
 	lifecycle_tick(&d->lc);
 	slowpath_tick(d->slowpath);
 	fleet_tick(d->fleet);
+	control_tick(d->control);
 }
 
 static void on_signal(void *ctx, int fd, uint32_t events)
@@ -89,8 +90,15 @@ static void on_signal(void *ctx, int fd, uint32_t events)
 	struct signalfd_siginfo info;
 
 	(void)events;
-	if (read(fd, &info, sizeof(info)) == sizeof(info))
+	if (read(fd, &info, sizeof(info)) != sizeof(info))
+		return;
+	if (info.ssi_signo != SIGHUP) {
 		d->stop = true;
+		return;
+	}
+	/* SIGHUP: the TLS files again, the listener's and the store's. */
+	control_reload_tls(d->control);
+	fleet_reload_tls(d->fleet);
 }
 
 static void on_service(void *ctx, int fd, uint32_t events)
@@ -125,6 +133,7 @@ static int add_signals(struct tetherd *d)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 

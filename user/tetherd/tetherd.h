@@ -16,10 +16,22 @@
 
 #define TETHERD_MAX_IFACES 16
 #define TETHERD_MAX_VIPS 16
+#define TETHERD_MAX_OPERATORS 8
 
 struct tetherd_vip {
 	__u8 addr[16];
 	__u16 port;
+};
+
+/* TLS on the TCP listener (--tls-*, --tcp-plain). */
+struct tetherd_tls_config {
+	char cert[256];      /* --tls-cert: tetherd's certificate (PEM, its chain after it) */
+	char key[256];       /* --tls-key */
+	char client_ca[256]; /* --tls-client-ca: client certificates required, bound by CN */
+	/* --tls-operator: client certificate CNs that are operators' (any backend) */
+	char operators[TETHERD_MAX_OPERATORS][32];
+	int operator_count;
+	bool plain; /* --tcp-plain: the listener without TLS, asked for explicitly */
 };
 
 struct tetherd_config {
@@ -38,6 +50,7 @@ struct tetherd_config {
 	char tcp_listen[64];  /* ADDR:PORT for remote agents; empty: none */
 	char tcp_secret[128]; /* shared secret: operators, any backend; empty: none */
 	char agent_secrets_dir[256]; /* DIR/NAME: backend NAME's own secret; empty: none */
+	struct tetherd_tls_config tls;
 	struct fleet_config fleet; /* endpoints empty: single host */
 	__u32 agent_rate;    /* lifecycle changes a second per TCP connection; 0: no limit */
 	struct metrics_config metrics; /* --metrics-listen, --metrics-functions */

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 
 #include "core/core.h"
 
@@ -250,6 +251,9 @@ void etcd_client_free(struct etcd_client *client)
 	if (client->own_loop)
 		loop_free(client->loop);
 	curl_slist_free_all(client->headers);
+	g_clear_pointer(&client->tls_ca, g_bytes_unref);
+	g_clear_pointer(&client->tls_cert, g_bytes_unref);
+	g_clear_pointer(&client->tls_key, g_bytes_unref);
 	g_strfreev(client->endpoints);
 	g_hash_table_destroy(client->calls);
 	g_hash_table_destroy(client->watches);
@@ -259,6 +263,64 @@ void etcd_client_free(struct etcd_client *client)
 	if (--curl_users == 0)
 		curl_global_cleanup();
 	g_free(client);
+}
+
+/* One PEM file, whole; *out stays NULL for none. */
+static bool read_pem(const char *what, const char *path, bool private_key, GBytes **out,
+		     char *why, size_t why_size)
+{
+	g_autoptr(GError) error = NULL;
+	gchar *contents = NULL;
+	gsize len = 0;
+	struct stat st;
+
+	*out = NULL;
+	if (!path || !path[0])
+		return true;
+	if (private_key && !stat(path, &st) && (st.st_mode & 0007)) {
+		g_snprintf(why, why_size, "the %s %s is open to others (mode %04o), so the key is "
+					  "not private: chmod o-rwx %s",
+			   what, path, (unsigned)(st.st_mode & 07777), path);
+		return false;
+	}
+	if (!g_file_get_contents(path, &contents, &len, &error)) {
+		g_snprintf(why, why_size, "cannot read the %s: %s", what, error->message);
+		return false;
+	}
+	if (!g_strstr_len(contents, (gssize)len, "-----BEGIN ")) {
+		g_snprintf(why, why_size, "the %s %s holds no PEM block", what, path);
+		g_free(contents);
+		return false;
+	}
+	*out = g_bytes_new_take(contents, len);
+	return true;
+}
+
+int etcd_client_set_tls(struct etcd_client *client, const struct etcd_tls_files *files,
+			char *why, size_t why_size)
+{
+	GBytes *ca = NULL, *cert = NULL, *key = NULL;
+	bool has_cert = files->cert && files->cert[0], has_key = files->key && files->key[0];
+
+	if (has_cert != has_key) {
+		g_snprintf(why, why_size, "a client certificate for etcd needs its key, and a key "
+					  "its certificate");
+		return -1;
+	}
+	if (!read_pem("CA file for etcd", files->ca, false, &ca, why, why_size) ||
+	    !read_pem("client certificate for etcd", files->cert, false, &cert, why, why_size) ||
+	    !read_pem("key for etcd", files->key, true, &key, why, why_size)) {
+		g_clear_pointer(&ca, g_bytes_unref);
+		g_clear_pointer(&cert, g_bytes_unref);
+		return -1;
+	}
+	g_clear_pointer(&client->tls_ca, g_bytes_unref);
+	g_clear_pointer(&client->tls_cert, g_bytes_unref);
+	g_clear_pointer(&client->tls_key, g_bytes_unref);
+	client->tls_ca = ca;
+	client->tls_cert = cert;
+	client->tls_key = key;
+	return 0;
 }
 
 struct loop *etcd_client_loop(struct etcd_client *client)

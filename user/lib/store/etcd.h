@@ -82,6 +82,19 @@ struct etcd_client *etcd_client_new(struct loop *loop, const char *endpoints,
  * their handles are freed) and frees the client. Not from one of its callbacks. */
 void etcd_client_free(struct etcd_client *client);
 struct loop *etcd_client_loop(struct etcd_client *client);
+
+/* TLS for https:// endpoints, PEM files; NULL or "" for none. */
+struct etcd_tls_files {
+	const char *ca;   /* the CAs etcd's certificates chain to (none: curl's default CAs) */
+	const char *cert; /* this client's certificate, for an etcd run with --client-cert-auth */
+	const char *key;  /* ... and its key (no access for others): both or neither */
+};
+/* Reads the files now, into memory (the process may lose the right to read
+ * them later, as tetherd does with --user): every attempt from now on uses
+ * them; connections already open keep going. 0, or -1 with why, leaving
+ * what was set before in use (a reload that fails changes nothing). */
+int etcd_client_set_tls(struct etcd_client *client, const struct etcd_tls_files *files,
+			char *why, size_t why_size);
 size_t etcd_client_endpoint_count(const struct etcd_client *client);
 const char *etcd_client_endpoint(const struct etcd_client *client, size_t index);
 

@@ -175,6 +175,25 @@ static void give_up(struct etcd_call *call)
 	g_free(tried);
 }
 
+/* etcd_client_set_tls's files, from memory (curl copies them). */
+static void set_tls(const struct etcd_client *client, CURL *easy)
+{
+	struct curl_blob blob = { .flags = CURL_BLOB_COPY };
+
+	if (client->tls_ca) {
+		blob.data = (void *)g_bytes_get_data(client->tls_ca, &blob.len);
+		curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob);
+	}
+	if (client->tls_cert && client->tls_key) {
+		blob.data = (void *)g_bytes_get_data(client->tls_cert, &blob.len);
+		curl_easy_setopt(easy, CURLOPT_SSLCERT_BLOB, &blob);
+		curl_easy_setopt(easy, CURLOPT_SSLCERTTYPE, "PEM");
+		blob.data = (void *)g_bytes_get_data(client->tls_key, &blob.len);
+		curl_easy_setopt(easy, CURLOPT_SSLKEY_BLOB, &blob);
+		curl_easy_setopt(easy, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+}
+
 static void attempt(struct etcd_call *call)
 {
 	struct etcd_client *client = call->client;
@@ -230,6 +249,7 @@ static void attempt(struct etcd_call *call)
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPIDLE, 10L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPINTVL, 5L);
+	set_tls(client, easy);
 	call->easy = easy;
 	CURLMcode code = curl_multi_add_handle(client->multi, easy);
 

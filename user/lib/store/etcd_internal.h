@@ -42,6 +42,7 @@ struct etcd_client {
 	struct etcd_timers *timers;
 	struct etcd_timer *curl_timer;
 	struct curl_slist *headers;
+	GBytes *tls_ca, *tls_cert, *tls_key; /* etcd_client_set_tls: PEM, or NULL */
 	GHashTable *calls;      /* every etcd_call alive */
 	GHashTable *watches;    /* every etcd_watch */
 	GHashTable *keepalives; /* every etcd_keepalive */

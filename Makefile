@@ -14,7 +14,7 @@ GLIB_LIBS   := $(shell pkg-config --libs glib-2.0 2>/dev/null)
 # a program's own headers are found beside its files.
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Iinclude -Iuser/lib -I$(BUILD) $(GLIB_CFLAGS)
 LDLIBS  := -lbpf -lelf -lz $(GLIB_LIBS)
-BPF_CFLAGS := -target bpf -O2 -g -Wall -Werror -Iinclude -I$(ARCH_INCLUDE)
+BPF_CFLAGS := -target bpf -mcpu=v3 -O2 -g -Wall -Werror -Iinclude -I$(ARCH_INCLUDE)
 
 # `make` builds everything: the library rules below come first in the file.
 .DEFAULT_GOAL := all

@@ -416,6 +416,7 @@ static const char *counters_text(const struct tether_stats *d)
 		"token_hit", "token_miss", "token_foreign", "key_hit", "key_new",
 		"key_rehomed", "flow_pick", "no_capacity", "strict_gone", "malformed",
 		"fragment", "pass", "no_route", "retag_failed",
+	"token_overflow", "key_overflow", "full", "done", "done_stale", "done_forged", "lost_fixed", "alive", "alive_replayed", "alive_forged", "completion_bad",
 	};
 	const __u64 *v = (const __u64 *)d;
 	GString *s = g_string_new("");

@@ -184,7 +184,8 @@ static __u32 pinned_value_size(const char *map)
  * counter at 0, and this version's map pinned in its place. */
 static void test_carries_older_stats_over(void **state)
 {
-	const size_t counters = sizeof(struct tether_stats) / 8, older = counters - 1;
+	const size_t counters = sizeof(struct tether_stats) / 8,
+		     older = offsetof(struct tether_stats, retag_failed) / 8;
 	int cpus = libbpf_num_possible_cpus();
 	struct dataplane dp;
 	struct dataplane_opts opts = { .pin_root = pin_root };

@@ -98,6 +98,17 @@ static const struct {
 	STAT_FIELD(flow_pick),   STAT_FIELD(no_capacity), STAT_FIELD(strict_gone),
 	STAT_FIELD(malformed),   STAT_FIELD(fragment),    STAT_FIELD(pass),
 	STAT_FIELD(no_route),   STAT_FIELD(retag_failed),
+	STAT_FIELD(token_overflow),
+	STAT_FIELD(key_overflow),
+	STAT_FIELD(full),
+	STAT_FIELD(done),
+	STAT_FIELD(done_stale),
+	STAT_FIELD(done_forged),
+	STAT_FIELD(lost_fixed),
+	STAT_FIELD(alive),
+	STAT_FIELD(alive_replayed),
+	STAT_FIELD(alive_forged),
+	STAT_FIELD(completion_bad),
 #undef STAT_FIELD
 };
 

@@ -556,6 +556,16 @@ static enum proto_error show_stats(struct tetherd *d, const struct requester *wh
 	 * they are learned - entries - flushed (docs/protocol.md). */
 	proto_record_u64(w, "affinity_entries", affinity_entries);
 	proto_record_end(w);
+	/* Concurrency limits, completions and liveness: a record of their own
+	 * (a record holds at most PROTO_MAX_ARGS fields). */
+	proto_record_begin(w);
+	proto_record_str(w, "part", "load");
+#define STAT(field) proto_record_u64(w, #field, stats.field)
+	STAT(token_overflow); STAT(key_overflow); STAT(full); STAT(done); STAT(done_stale);
+	STAT(done_forged); STAT(lost_fixed); STAT(alive); STAT(alive_replayed);
+	STAT(alive_forged); STAT(completion_bad);
+#undef STAT
+	proto_record_end(w);
 	proto_record_begin(w);
 	proto_record_str(w, "part", "slowpath");
 #define STAT(field) proto_record_u64(w, #field, slow.field)

@@ -123,6 +123,24 @@ static void write_backend(struct tetherd *d, struct proto_writer *w, const struc
 	proto_record_end(w);
 }
 
+/* alive_key=: the backend's key for ALIVE datagrams, 32 hex digits (128
+ * random bits from its agent), not all zero. */
+static enum proto_error get_alive_key(const struct proto_request *req, struct lc_request *r,
+				      char *message, size_t size)
+{
+	__u8 bytes[16];
+	enum proto_error err = proto_get_token(req, "alive_key", 0, bytes, message, size);
+
+	if (err || !proto_get(req, "alive_key"))
+		return err;
+	memcpy(r->alive_key, bytes, 16);
+	if (!r->alive_key[0] && !r->alive_key[1]) {
+		snprintf(message, size, "alive_key is 128 random bits, not zero");
+		return PROTO_BAD_ARGUMENT;
+	}
+	return PROTO_OK;
+}
+
 static enum proto_error parse_add_backend(struct tetherd *d, const struct requester *who,
 					  const struct proto_request *req, struct lc_request *r,
 					  char *message, size_t size)
@@ -138,6 +156,8 @@ static enum proto_error parse_add_backend(struct tetherd *d, const struct reques
 	    (err = proto_get_u32(req, "heartbeat_ms", 0, &r->heartbeat_ms, message, size)) ||
 	    (err = proto_get_vlan(req, "vlan", 0, &r->vlan, message, size)) ||
 	    (err = check_backend_allowed(who, name, message, size)))
+		return err;
+	if ((err = get_alive_key(req, r, message, size)))
 		return err;
 	r->op = LC_BACKEND_ADD;
 	snprintf(r->backend, sizeof(r->backend), "%s", name);
@@ -161,7 +181,8 @@ static enum proto_error parse_backend_change(struct tetherd *d, const struct req
 
 	(void)d;
 	if (err || (err = check_backend_allowed(who, name, message, size)) ||
-	    (err = proto_get_u32(req, "deadline_ms", 0, &r->deadline_ms, message, size)))
+	    (err = proto_get_u32(req, "deadline_ms", 0, &r->deadline_ms, message, size)) ||
+	    (err = get_alive_key(req, r, message, size)))
 		return err;
 	snprintf(r->backend, sizeof(r->backend), "%s", name);
 	r->op = !strcmp(req->verb, "heartbeat") ? LC_BACKEND_HEARTBEAT
@@ -229,8 +250,14 @@ static void write_container(struct tetherd *d, struct proto_writer *w, __u32 slo
 						      ? (__u64)ms_until(d, record->drain_deadline_ns)
 						      : 0);
 	proto_record_hex(w, "token", (const __u8 *)&token, sizeof(token));
+	proto_record_u64(w, "limit", record->limit);
 	if (details) {
 		struct container_counters counters = {};
+		struct container_load load = {};
+
+		container_load_read(&d->dp, slot, &load);
+		proto_record_u64(w, "in_flight", record->limit ? container_load_in_flight(&load) : 0);
+		proto_record_u64(w, "finished", load.done);
 
 		container_stats_read(&d->dp, slot, &counters);
 		proto_record_u64(w, "packets", counters.packets);
@@ -268,6 +295,7 @@ static enum proto_error parse_add_container(struct tetherd *d, const struct requ
 	    (err = proto_get_name(req, "backend", 1, &backend, message, size)) ||
 	    (err = proto_get_name(req, "name", 0, &name, message, size)) ||
 	    (err = parse_new_state(req, &r->state, message, size)) ||
+	    (err = proto_get_u32(req, "concurrency", 0, &r->concurrency, message, size)) ||
 	    (err = check_backend_allowed(who, backend, message, size)))
 		return err;
 	r->op = LC_CONTAINER_ADD;
@@ -309,8 +337,20 @@ static void write_change_answer(struct tetherd *d, struct proto_writer *w,
 	const struct backend *backend;
 
 	proto_write_ok(w);
-	if (r->op == LC_BACKEND_ADD && (backend = lc_backend_find(&d->lc, r->backend)))
+	if (r->op == LC_BACKEND_ADD && (backend = lc_backend_find(&d->lc, r->backend))) {
 		write_backend(d, w, backend);
+		/* Where its agent sends DONE and ALIVE datagrams. */
+		for (int i = 0; i < d->config.completion_count; i++) {
+			char addr[64], text[80];
+
+			addr_format(d->config.completions[i].addr, addr, sizeof(addr));
+			snprintf(text, sizeof(text), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
+				 d->config.completions[i].port);
+			proto_record_begin(w);
+			proto_record_str(w, "completion", text);
+			proto_record_end(w);
+		}
+	}
 	else if (r->op == LC_CONTAINER_ADD)
 		write_container(d, w, slot, false);
 }
@@ -381,6 +421,7 @@ static void write_function(struct tetherd *d, struct proto_writer *w,
 	proto_record_u64(w, "starting", by_state[CONTAINER_STARTING]);
 	proto_record_u64(w, "draining", by_state[CONTAINER_DRAINING]);
 	proto_record_u64(w, "pool", function->pool_size);
+	proto_record_u64(w, "concurrency", lc_function_limit(&d->lc, function->function_id));
 	proto_record_u64(w, "waiting",
 			 d->slowpath ? slowpath_waiting(d->slowpath, function->function_id) : 0);
 	__u64 hash;
@@ -445,6 +486,35 @@ static enum proto_error show_function(struct tetherd *d, const struct requester 
 	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS; slot++)
 		if (g_hash_table_contains(function->slots, GUINT_TO_POINTER(slot + 1)))
 			write_container(d, w, slot, false);
+	return PROTO_OK;
+}
+
+/* set function function=F concurrency=N: the requests in flight each of F's
+ * containers may have (0: no limit), now and for containers added later. */
+static enum proto_error set_function(struct tetherd *d, const struct requester *who,
+				     const struct proto_request *req, struct proto_writer *w,
+				     char *message, size_t size)
+{
+	__u64 function_id;
+	__u32 limit;
+	enum proto_error err;
+
+	(void)who;
+	if ((err = proto_get_function(req, "function", 1, &function_id, message, size)) ||
+	    (err = proto_get_u32(req, "concurrency", 1, &limit, message, size)))
+		return err;
+	if (d->fleet) {
+		snprintf(message, size, "a fleet's function settings are not written through the "
+			 "store yet: set them on every router's own socket is not supported either");
+		return PROTO_BAD_REQUEST;
+	}
+	if ((err = lc_function_set_limit(&d->lc, function_id, limit)))
+		return lifecycle_failed(d, err, message, size);
+	proto_write_ok(w);
+	proto_record_begin(w);
+	proto_record_u64(w, "function", function_id);
+	proto_record_u64(w, "concurrency", limit);
+	proto_record_end(w);
 	return PROTO_OK;
 }
 
@@ -658,13 +728,14 @@ static enum proto_error unload_tetherd(struct tetherd *d, const struct requester
 /* bound_ok: what an agent needs for its own backend; each of those checks
  * the backend or container it names, or lists only its own. */
 static const struct command commands[] = {
-	{ "add", "backend", KEYS("name", "addr", "mac", "iface", "heartbeat_ms", "vlan"), true,
-	  NULL, parse_add_backend },
-	{ "heartbeat", "backend", KEYS("name"), true, NULL, parse_backend_change },
+	{ "add", "backend",
+	  KEYS("name", "addr", "mac", "iface", "heartbeat_ms", "vlan", "alive_key"), true, NULL,
+	  parse_add_backend },
+	{ "heartbeat", "backend", KEYS("name", "alive_key"), true, NULL, parse_backend_change },
 	{ "drain", "backend", KEYS("name", "deadline_ms"), true, NULL, parse_backend_change },
 	{ "del", "backend", KEYS("name"), true, NULL, parse_backend_change },
 	{ "list", "backend", KEYS(NULL), true, list_backend, NULL },
-	{ "add", "container", KEYS("function", "backend", "name", "state"), true, NULL,
+	{ "add", "container", KEYS("function", "backend", "name", "state", "concurrency"), true, NULL,
 	  parse_add_container },
 	{ "up", "container", KEYS("container"), true, NULL, parse_container_change },
 	{ "drain", "container", KEYS("container", "deadline_ms"), true, NULL,
@@ -675,6 +746,7 @@ static const struct command commands[] = {
 	{ "show", "container", KEYS("container"), true, show_container, NULL },
 	{ "list", "function", KEYS(NULL), false, list_function, NULL },
 	{ "show", "function", KEYS("function"), false, show_function, NULL },
+	{ "set", "function", KEYS("function", "concurrency"), false, set_function, NULL },
 	{ "show", "affinity", KEYS("function", "key"), false, show_affinity, NULL },
 	{ "flush", "affinity", KEYS("function", "key"), false, flush_affinity, NULL },
 	{ "show", "stats", KEYS(NULL), false, show_stats, NULL },

@@ -29,6 +29,9 @@ static const char usage[] =
 	"\n"
 	"  --iface IF             attach to this interface (repeatable)\n"
 	"  --vip ADDR:PORT        a service address, IPv4 or [IPv6] (repeatable)\n"
+	"  --completion ADDR:PORT the router's completion address: backends send DONE and\n"
+	"                         ALIVE datagrams there (repeatable; the interfaces they\n"
+	"                         come in on must be --iface too)\n"
 	"  --xdp-mode MODE        auto (native, else generic), native, generic\n"
 	"  --pin-root DIR         where maps and links are pinned (" TETHERD_DEFAULT_PIN_ROOT ")\n"
 	"  --socket PATH          the control socket (" TETHERD_DEFAULT_SOCKET ")\n"
@@ -62,7 +65,7 @@ enum option_id {
 	OPT_IFACE = 1, OPT_VIP, OPT_XDP_MODE, OPT_PIN_ROOT, OPT_SOCKET, OPT_SOCKET_GROUP,
 	OPT_HEARTBEAT, OPT_DRAIN, OPT_HOLD, OPT_QUEUE, OPT_TCP_LISTEN, OPT_TCP_SECRET,
 	OPT_AGENT_SECRETS, OPT_USER, OPT_STORE, OPT_FLEET, OPT_ROUTER_NAME, OPT_CONFIG, OPT_UNLOAD,
-	OPT_HELP,
+	OPT_COMPLETION, OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -85,6 +88,7 @@ static const struct option options[] = {
 	{ "router-name", required_argument, 0, OPT_ROUTER_NAME },
 	{ "config", required_argument, 0, OPT_CONFIG },
 	{ "unload", no_argument, 0, OPT_UNLOAD },
+	{ "completion", required_argument, 0, OPT_COMPLETION },
 	{ "help", no_argument, 0, OPT_HELP },
 	{ 0, 0, 0, 0 },
 };
@@ -167,6 +171,15 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 				       value, TETHERD_MAX_VIPS),
 			       -EINVAL;
 		config->vip_count++;
+		return 0;
+	case OPT_COMPLETION:
+		if (config->completion_count == TETHERD_MAX_VIPS ||
+		    config_parse_vip(value, &config->completions[config->completion_count]))
+			return fprintf(stderr, "tetherd: --completion '%s' is not ADDR:PORT or "
+					       "[IPv6]:PORT (at most %d)\n",
+				       value, TETHERD_MAX_VIPS),
+			       -EINVAL;
+		config->completion_count++;
 		return 0;
 	case OPT_XDP_MODE:
 		if (xdp_mode_parse(value, &config->xdp_mode))

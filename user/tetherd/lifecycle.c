@@ -240,8 +240,21 @@ struct backend *lc_backend_find(struct lifecycle *lc, const char *name)
 	return backend;
 }
 
+/* ALIVE datagrams move a backend's deadline in the map (bpf/load.h): the
+ * view takes the later one before it judges or writes the record. */
+static void sync_expiry(struct lifecycle *lc, struct backend *backend)
+{
+	struct backend_record now;
+
+	if (backend->record.heartbeat_expiry_ns && !backend_get(lc->dp, backend->id, &now) &&
+	    now.heartbeat_expiry_ns > backend->record.heartbeat_expiry_ns)
+		backend->record.heartbeat_expiry_ns = now.heartbeat_expiry_ns;
+}
+
 static int write_backend(struct lifecycle *lc, struct backend *backend)
 {
+	if (backend->in_use)
+		sync_expiry(lc, backend);
 	int err = backend_set(lc->dp, backend->id, &backend->record);
 
 	if (err)
@@ -459,6 +472,7 @@ enum proto_error lc_backend_del(struct lifecycle *lc, const char *name)
 
 	if (err)
 		return fail_kernel(lc, "removing the backend", err);
+	liveness_set(lc->dp, backend->id, NULL, 0); /* its agent's key dies with it */
 	struct backend_meta cleared = {};
 
 	bpf_map_update_elem(bpf_map__fd(lc->dp->skel->maps.backend_meta), &backend->id, &cleared,
@@ -554,10 +568,68 @@ static enum proto_error record_name(struct lifecycle *lc, __u32 slot, const char
 
 /* The container the maps now hold at slot, in the view: counts, names, its
  * function's pool; the event, and the slow path told of a warm one. */
+__u32 lc_function_limit(const struct lifecycle *lc, __u64 function_id)
+{
+	return GPOINTER_TO_UINT(g_hash_table_lookup(lc->limits, &function_id));
+}
+
+__u32 lc_container_own_limit(const struct lifecycle *lc, __u32 slot)
+{
+	return GPOINTER_TO_UINT(g_hash_table_lookup(lc->own_limits, GUINT_TO_POINTER(slot + 1)));
+}
+
+/* The smaller nonzero of the function's limit and the container's own. */
+static int apply_limit(struct lifecycle *lc, __u32 slot)
+{
+	__u32 function = lc_function_limit(lc, lc->containers[slot].function_id);
+	__u32 own = lc_container_own_limit(lc, slot);
+	__u32 limit = !function ? own : !own ? function : function < own ? function : own;
+	int err = container_set_limit(lc->dp, slot, limit);
+
+	if (!err)
+		lc->containers[slot].limit = limit;
+	return err;
+}
+
+enum proto_error lc_function_set_limit(struct lifecycle *lc, __u64 function_id, __u32 limit)
+{
+	if (function_id == 0)
+		return fail(lc, PROTO_BAD_ARGUMENT, "function ids are nonzero");
+	if (limit) {
+		__u64 *key = g_new(__u64, 1);
+
+		*key = function_id;
+		g_hash_table_replace(lc->limits, key, GUINT_TO_POINTER(limit));
+	} else {
+		g_hash_table_remove(lc->limits, &function_id);
+	}
+	struct function *function = lc_function(lc, function_id);
+
+	if (!function)
+		return PROTO_OK;
+	GHashTableIter iter;
+	gpointer key;
+
+	g_hash_table_iter_init(&iter, function->slots);
+	while (g_hash_table_iter_next(&iter, &key, NULL)) {
+		int err = apply_limit(lc, GPOINTER_TO_UINT(key) - 1);
+
+		if (err)
+			return fail_kernel(lc, "setting the container's limit", err);
+	}
+	return PROTO_OK;
+}
+
 static void container_added(struct lifecycle *lc, __u32 slot, struct backend *backend,
 			    const char *name)
 {
 	container_get(lc->dp, slot, &lc->containers[slot]);
+	if (lc->next_own_limit)
+		g_hash_table_replace(lc->own_limits, GUINT_TO_POINTER(slot + 1),
+				     GUINT_TO_POINTER(lc->next_own_limit));
+	lc->next_own_limit = 0;
+	/* Before the slow path hears it is warm: held requests respect it. */
+	apply_limit(lc, slot);
 	const struct container_record *record = &lc->containers[slot];
 
 	backend->containers++;
@@ -731,6 +803,7 @@ static enum proto_error container_gone(struct lifecycle *lc, __u32 slot, const c
 		g_hash_table_remove(lc->container_names, key);
 	}
 	lc->containers[slot] = (struct container_record){ .generation = record.generation };
+	g_hash_table_remove(lc->own_limits, GUINT_TO_POINTER(slot + 1));
 	lc->backends[record.backend_id].containers--;
 
 	struct function *function = lc_function(lc, record.function_id);
@@ -758,6 +831,27 @@ enum proto_error lc_container_del(struct lifecycle *lc, __u32 slot)
 	return check ? check : container_gone(lc, slot, "deleted");
 }
 
+/* The key of the backend's ALIVE datagrams (none: nothing changes); an ALIVE
+ * moves its deadline by its heartbeat time. */
+enum proto_error lc_backend_set_liveness(struct lifecycle *lc, const char *name,
+					 const __u64 key[2])
+{
+	if (!key[0] && !key[1])
+		return PROTO_OK;
+	struct backend *backend = lc_backend_find(lc, name);
+
+	if (!backend)
+		return PROTO_NOT_FOUND;
+	struct backend_liveness live;
+
+	if (!liveness_get(lc->dp, backend->id, &live) && live.key[0] == key[0] &&
+	    live.key[1] == key[1] && live.window_ns == backend->meta.heartbeat_ms * NS_PER_MS)
+		return PROTO_OK;
+	int err = liveness_set(lc->dp, backend->id, key, backend->meta.heartbeat_ms * NS_PER_MS);
+
+	return err ? fail_kernel(lc, "recording the backend's liveness key", err) : PROTO_OK;
+}
+
 /* --- requests --- */
 
 enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *r, __u32 *slot)
@@ -766,18 +860,29 @@ enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *r, __
 	__u32 id;
 
 	switch (r->op) {
-	case LC_BACKEND_ADD:
-		return lc_backend_add(lc, r->backend, r->addr, r->mac, r->iface, r->vlan,
-				      r->heartbeat_ms, &id);
-	case LC_BACKEND_HEARTBEAT:
-		return lc_backend_heartbeat(lc, r->backend);
+	case LC_BACKEND_ADD: {
+		enum proto_error err = lc_backend_add(lc, r->backend, r->addr, r->mac, r->iface,
+						      r->vlan, r->heartbeat_ms, &id);
+
+		return err ? err : lc_backend_set_liveness(lc, r->backend, r->alive_key);
+	}
+	case LC_BACKEND_HEARTBEAT: {
+		enum proto_error err = lc_backend_heartbeat(lc, r->backend);
+
+		return err ? err : lc_backend_set_liveness(lc, r->backend, r->alive_key);
+	}
 	case LC_BACKEND_DRAIN:
 		return lc_backend_drain(lc, r->backend, r->deadline_ms);
 	case LC_BACKEND_DEL:
 		return lc_backend_del(lc, r->backend);
-	case LC_CONTAINER_ADD:
-		return lc_container_add(lc, r->function_id, r->backend, r->name, r->state, slot,
-					&token);
+	case LC_CONTAINER_ADD: {
+		lc->next_own_limit = r->concurrency;
+		enum proto_error err = lc_container_add(lc, r->function_id, r->backend, r->name,
+							r->state, slot, &token);
+
+		lc->next_own_limit = 0;
+		return err;
+	}
 	case LC_CONTAINER_UP:
 		return lc_container_up(lc, r->slot);
 	case LC_CONTAINER_DRAIN:
@@ -995,6 +1100,7 @@ static void expire_backends(struct lifecycle *lc, __u64 now)
 
 		if (!backend->in_use || backend->record.state == BACKEND_DOWN)
 			continue;
+		sync_expiry(lc, backend);
 		bool missed = backend->record.heartbeat_expiry_ns &&
 			      now >= backend->record.heartbeat_expiry_ns;
 		bool drained = backend->record.state == BACKEND_DRAINING && !backend->containers;
@@ -1070,6 +1176,8 @@ int lifecycle_init(struct lifecycle *lc, struct dataplane *dp,
 	lc->functions = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, function_free);
 	lc->backend_names = g_hash_table_new(g_str_hash, g_str_equal);
 	lc->container_names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	lc->limits = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	lc->own_limits = g_hash_table_new(g_direct_hash, g_direct_equal);
 	return 0;
 }
 
@@ -1080,6 +1188,8 @@ void lifecycle_free(struct lifecycle *lc)
 	g_hash_table_destroy(lc->functions);
 	g_hash_table_destroy(lc->backend_names);
 	g_hash_table_destroy(lc->container_names);
+	g_hash_table_destroy(lc->limits);
+	g_hash_table_destroy(lc->own_limits);
 	free(lc->containers);
 	lc->containers = NULL;
 }
@@ -1153,6 +1263,11 @@ static int adopt_containers(struct lifecycle *lc)
 		lc->backends[record->backend_id].containers++;
 		g_hash_table_add(function_get_or_create(lc, record->function_id)->slots,
 				 GUINT_TO_POINTER(slot + 1));
+		/* The limit in force is kept as the container's own (the
+		 * function's setting is not pinned: set it again to change). */
+		if (record->limit)
+			g_hash_table_replace(lc->own_limits, GUINT_TO_POINTER(slot + 1),
+					     GUINT_TO_POINTER(record->limit));
 		if (lc_container_name(lc, slot, name, sizeof(name))[0])
 			g_hash_table_insert(lc->container_names,
 					    container_key(record->backend_id, name),

@@ -126,6 +126,10 @@ static bool vip_configured(const struct tetherd *d, const struct service_key *ke
 		if (!memcmp(d->config.vips[i].addr, key->addr, 16) &&
 		    d->config.vips[i].port == ntohs(key->port))
 			return true;
+	for (int i = 0; i < d->config.completion_count; i++)
+		if (!memcmp(d->config.completions[i].addr, key->addr, 16) &&
+		    d->config.completions[i].port == ntohs(key->port))
+			return true;
 	return false;
 }
 
@@ -159,6 +163,15 @@ static int reconcile_services(struct tetherd *d)
 			return service_fd;
 		if ((err = loop_add(d->loop, service_fd, EPOLLIN, on_service, d)))
 			return err;
+	}
+	for (int i = 0; i < d->config.completion_count; i++) {
+		const struct tetherd_vip *c = &d->config.completions[i];
+
+		if ((err = service_add_completion(&d->dp, c->addr, c->port))) {
+			fprintf(stderr, "tetherd: cannot add completion address %d: %s\n", i,
+				strerror(-err));
+			return err;
+		}
 	}
 	return 0;
 }

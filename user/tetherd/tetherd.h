@@ -30,6 +30,10 @@ struct tetherd_config {
 	enum xdp_mode_request xdp_mode;
 	struct tetherd_vip vips[TETHERD_MAX_VIPS];
 	int vip_count;
+	/* The router's completion addresses: DONE and ALIVE datagrams from
+	 * backends to these are consumed by the XDP program (on every --iface). */
+	struct tetherd_vip completions[TETHERD_MAX_VIPS];
+	int completion_count;
 	__u32 heartbeat_ms;
 	__u32 drain_ms;
 	struct slowpath_config slowpath;

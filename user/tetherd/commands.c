@@ -641,6 +641,7 @@ static enum proto_error show_stats(struct tetherd *d, const struct requester *wh
 #define STAT(field) proto_record_u64(w, #field, slow.field)
 	STAT(received); STAT(held); STAT(forwarded); STAT(no_capacity); STAT(container_gone);
 	STAT(overloaded); STAT(malformed); STAT(send_errors); STAT(capacity_requests);
+	STAT(held_full);
 #undef STAT
 	proto_record_end(w);
 	return PROTO_OK;

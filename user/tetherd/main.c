@@ -69,6 +69,19 @@ static void on_tick(void *ctx, int fd, uint32_t events)
 	fleet_tick(d->fleet);
 }
 
+/* Every millisecond: requests held for full containers go as soon as one
+ * has room (nothing to do, nothing done, when none is held). */
+static void on_fast_tick(void *ctx, int fd, uint32_t events)
+{
+	struct tetherd *d = ctx;
+	__u64 expirations;
+
+	(void)events;
+	if (read(fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	slowpath_place_full(d->slowpath);
+}
+
 static void on_signal(void *ctx, int fd, uint32_t events)
 {
 	struct tetherd *d = ctx;
@@ -100,7 +113,22 @@ static int add_timer(struct tetherd *d)
 	d->timer_fd = fd;
 	if (timerfd_settime(fd, 0, &every, NULL))
 		return -errno;
-	return loop_add(d->loop, fd, EPOLLIN, on_tick, d);
+	int err = loop_add(d->loop, fd, EPOLLIN, on_tick, d);
+
+	if (err)
+		return err;
+	struct itimerspec fast = {
+		.it_interval = { .tv_nsec = 1000000L },
+		.it_value = { .tv_nsec = 1000000L },
+	};
+
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d->fast_timer_fd = fd;
+	if (timerfd_settime(fd, 0, &fast, NULL))
+		return -errno;
+	return loop_add(d->loop, fd, EPOLLIN, on_fast_tick, d);
 }
 
 static int add_signals(struct tetherd *d)
@@ -331,13 +359,15 @@ static void stop(struct tetherd *d)
 	loop_free(d->loop);
 	if (d->timer_fd >= 0)
 		close(d->timer_fd);
+	if (d->fast_timer_fd >= 0)
+		close(d->fast_timer_fd);
 	if (d->signal_fd >= 0)
 		close(d->signal_fd);
 }
 
 int main(int argc, char **argv)
 {
-	struct tetherd d = { .timer_fd = -1, .signal_fd = -1 };
+	struct tetherd d = { .timer_fd = -1, .fast_timer_fd = -1, .signal_fd = -1 };
 	int err = config_parse(&d.config, argc, argv);
 
 	if (err)

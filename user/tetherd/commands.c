@@ -134,6 +134,8 @@ static enum proto_error get_alive_key(const struct proto_request *req, struct lc
 	if (err || !proto_get(req, "alive_key"))
 		return err;
 	memcpy(r->alive_key, bytes, 16);
+	r->alive_key[0] = be64toh(r->alive_key[0]); /* 32 hex digits: key[0], key[1] */
+	r->alive_key[1] = be64toh(r->alive_key[1]);
 	if (!r->alive_key[0] && !r->alive_key[1]) {
 		snprintf(message, size, "alive_key is 128 random bits, not zero");
 		return PROTO_BAD_ARGUMENT;

@@ -75,6 +75,7 @@ struct agent {
 	__u64 alive_seq;
 	__u64 alive_due_ms;
 	__u32 backend_id;
+	bool alive_registered; /* the router we talk to has the key (an answered ok) */
 	int completion_fd4, completion_fd6;
 	__u64 limit_violations; /* requests beyond a container's limit: a router bug */
 

@@ -144,13 +144,18 @@ void completion_tick(struct agent *agent, __u64 now)
 	if (!agent->completion_count || now < agent->alive_due_ms)
 		return;
 	agent->alive_due_ms = now + agent->options.heartbeat_ms / 3;
-	for (guint i = 0; i < agent->containers->len; i++) {
+	/* Refreshes for the containers the router has as ours (a leaving one
+	 * may be gone there any moment: a DONE then counts as forged). */
+	for (guint i = 0; i < agent->containers->len && !agent->stopping; i++) {
 		const struct container *c = g_ptr_array_index(agent->containers, i);
 
-		if (c->has_slot && c->reg != REG_GONE && c->reg != REG_NONE)
+		if (c->has_slot && (c->reg == REG_WARM || c->reg == REG_STARTING) && !c->draining)
 			send_done(agent, c, 0, TETHER_STATUS_OK);
 	}
-	if (agent->backend_id) {
+	/* ALIVE only while registered with our key, and not while leaving: a
+	 * router without the key (or after del backend) counts them forged. */
+	if (agent->backend_id && agent->alive_registered && agent->session == SESSION_READY &&
+	    !agent->stopping) {
 		__u8 datagram[TETHER_HDR_LEN];
 		size_t len = agent_build_alive(agent->backend_id, ++agent->alive_seq,
 					       agent->alive_key, datagram, sizeof(datagram));

@@ -253,12 +253,15 @@ static void write_container(struct tetherd *d, struct proto_writer *w, __u32 slo
 						      : 0);
 	proto_record_hex(w, "token", (const __u8 *)&token, sizeof(token));
 	proto_record_u64(w, "limit", record->limit);
+	struct container_load load = {};
+
+	/* Counted only for containers with a limit. */
+	if (record->limit)
+		container_load_read(&d->dp, slot, &load);
+	proto_record_u64(w, "in_flight", container_load_in_flight(&load));
 	if (details) {
 		struct container_counters counters = {};
-		struct container_load load = {};
 
-		container_load_read(&d->dp, slot, &load);
-		proto_record_u64(w, "in_flight", record->limit ? container_load_in_flight(&load) : 0);
 		proto_record_u64(w, "finished", load.done);
 
 		container_stats_read(&d->dp, slot, &counters);

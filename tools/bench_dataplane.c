@@ -201,7 +201,13 @@ struct bench_case {
 	int bad_magic;
 	size_t counter;   /* offsetof(struct tether_stats, ...), or -1 */
 	__u32 population; /* of the varied field; 0: all of it */
+	int accounting;   /* every container has a limit (never reached): the
+			   * in-flight accounting on the path */
+	int completion;   /* a DONE to the completion address */
 };
+
+#define COMPLETION_PORT 7700
+#define NEVER_FULL 0x7fffffffu
 
 #define COUNTER(field) offsetof(struct tether_stats, field)
 #define NO_COUNTER ((size_t)-1)
@@ -231,6 +237,11 @@ static size_t build_template(struct world *w, const struct bench_case *c, __u8 *
 		spec.hdr.function_id = be64toh(w->keys[0].function_id);
 	if (c->not_service)
 		spec.dst_port = PKT_TEST_VIP_PORT + 1;
+	if (c->completion) {
+		spec.dst_port = COMPLETION_PORT;
+		spec.hdr.flags = TETHER_F_DONE | TETHER_F_STAMPED;
+		spec.payload_len = TETHER_DONE_PAYLOAD_LEN;
+	}
 	if (c->bad_magic) {
 		spec.hdr.magic = 0x1234;
 		spec.hdr_raw = 1;
@@ -274,6 +285,23 @@ static int compare_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Every container's limit: 0 (accounting off) or NEVER_FULL (on: the
+ * in-flight count is read and reserved on every forward, never full). */
+static void set_limits(struct world *w, __u32 limit)
+{
+	static int current = -1;
+
+	if (current == (int)limit)
+		return;
+	for (__u32 slot = 0; slot < w->containers; slot++) {
+		int err = container_set_limit(&w->dp, slot, limit);
+
+		if (err)
+			fail("container_set_limit", err);
+	}
+	current = (int)limit;
+}
+
 static __u32 measure(struct world *w, const struct bench_case *c)
 {
 	__u8 frame[512], out[512];
@@ -281,6 +309,7 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 	size_t len = build_template(w, c, frame, &template);
 	__u32 zero = 0, durations[16];
 
+	set_limits(w, c->accounting || c->completion ? NEVER_FULL : 0);
 	if (bpf_map_update_elem(bpf_map__fd(w->bench->maps.bench_template), &zero, &template,
 				BPF_ANY))
 		fail("bench_template", errno);
@@ -307,55 +336,73 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 }
 
 static const struct bench_case cases[] = {
-	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0 },
-	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0 },
-	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0 },
+	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, 0, 0 },
+	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, 0, 0 },
+	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, 0, 0 },
 	{ "floor: template restore, varied tokens", 4, 1, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  NO_COUNTER, 0 },
-	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit), 0 },
+	  NO_COUNTER, 0, 0, 0 },
+	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit), 0, 0, 0 },
 	{ "token hit, varied (all containers)", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0 },
-	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0 },
+	  COUNTER(token_hit), 0, 0, 0 },
+	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, 0, 0 },
 	{ "key hit, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
-	  COUNTER(key_hit), 0 },
-	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0 },
-	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0 },
-	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0 },
-	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0 },
-	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0 },
+	  COUNTER(key_hit), 0, 0, 0 },
+	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, 0, 0 },
+	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, 0, 0 },
+	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, 0, 0 },
+	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, 0, 0 },
+	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, 0, 0 },
 	{ "IPv6 token hit, repeated", 6, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(token_hit), 0 },
+	  COUNTER(token_hit), 0, 0, 0 },
 	{ "IPv6 token hit, varied", 6, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0 },
-	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0 },
-	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit), 0 },
-	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0 },
-	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0 },
-	{ "IPv6 no capacity", 6, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0 },
-	{ "IPv6 pass (other port)", 6, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0 },
-	{ "IPv6 malformed (bad magic)", 6, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0 },
+	  COUNTER(token_hit), 0, 0, 0 },
+	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, 0, 0 },
+	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit), 0, 0, 0 },
+	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, 0, 0 },
+	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, 0, 0 },
+	{ "IPv6 no capacity", 6, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, 0, 0 },
+	{ "IPv6 pass (other port)", 6, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, 0, 0 },
+	{ "IPv6 malformed (bad magic)", 6, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, 0, 0 },
+	/* The same paths with every container under a limit (never reached): the
+	 * in-flight count read and a reservation taken on every forward. */
+	{ "token hit, repeated, accounting on", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
+	  COUNTER(token_hit), 0, 1, 0 },
+	{ "token hit, varied, accounting on", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
+	  COUNTER(token_hit), 0, 1, 0 },
+	{ "key hit, repeated, accounting on", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0,
+	  COUNTER(key_hit), 0, 1, 0 },
+	{ "key hit, varied, accounting on", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
+	  COUNTER(key_hit), 0, 1, 0 },
+	{ "flow pick, repeated, accounting on", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick),
+	  0, 1, 0 },
+	{ "flow pick, varied, accounting on", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0,
+	  1, 0 },
+	{ "completion (DONE), repeated container", 4, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
+	  0, 1 },
+	{ "IPv6 completion (DONE)", 6, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
+	  0, 1 },
 	/* Re-home and learn change the affinity table, so they come last, and
 	 * re-home (which needs the loaded entries) before learn (which evicts them). */
 	{ "floor: restore + stale affinity, repeated", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0,
-	  0, NO_COUNTER, 1 },
+	  0, NO_COUNTER, 1, 0, 0 },
 	{ "floor: restore + stale affinity, varied", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  NO_COUNTER, 0 },
+	  NO_COUNTER, 0, 0, 0 },
 	{ "key re-home, repeated", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 1 },
+	  COUNTER(key_rehomed), 1, 0, 0 },
 	{ "key re-home, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 0 },
+	  COUNTER(key_rehomed), 0, 0, 0 },
 	{ "IPv6 key re-home, repeated", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 1 },
+	  COUNTER(key_rehomed), 1, 0, 0 },
 	{ "IPv6 key re-home, varied", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 0 },
+	  COUNTER(key_rehomed), 0, 0, 0 },
 	{ "key new (learn), one function", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 1 },
+	  COUNTER(key_new), 1, 0, 0 },
 	{ "key new (learn), varied functions", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 0 },
+	  COUNTER(key_new), 0, 0, 0 },
 	{ "IPv6 key new (learn), one function", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 1 },
+	  COUNTER(key_new), 1, 0, 0 },
 	{ "IPv6 key new (learn), varied functions", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 0 },
+	  COUNTER(key_new), 0, 0, 0 },
 };
 
 static void setup_services(struct world *w)
@@ -368,6 +415,11 @@ static void setup_services(struct world *w)
 	pkt_addr6(vip, PKT_TEST_VIP6);
 	if (!err)
 		err = service_add(&w->dp, vip, PKT_TEST_VIP_PORT, 2);
+	if (!err)
+		err = service_add_completion(&w->dp, vip, COMPLETION_PORT);
+	pkt_v4mapped(vip, PKT_TEST_VIP4);
+	if (!err)
+		err = service_add_completion(&w->dp, vip, COMPLETION_PORT);
 	if (err)
 		fail("service_add", err);
 }

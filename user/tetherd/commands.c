@@ -358,6 +358,12 @@ static void write_change_answer(struct tetherd *d, struct proto_writer *w,
 	}
 	else if (r->op == LC_CONTAINER_ADD)
 		write_container(d, w, slot, false);
+	else if (r->op == LC_FUNCTION_SET) {
+		proto_record_begin(w);
+		proto_record_u64(w, "function", r->function_id);
+		proto_record_u64(w, "concurrency", lc_function_limit(&d->lc, r->function_id));
+		proto_record_end(w);
+	}
 }
 
 static enum proto_error list_container(struct tetherd *d, const struct requester *who,
@@ -495,31 +501,20 @@ static enum proto_error show_function(struct tetherd *d, const struct requester 
 }
 
 /* set function function=F concurrency=N: the requests in flight each of F's
- * containers may have (0: no limit), now and for containers added later. */
-static enum proto_error set_function(struct tetherd *d, const struct requester *who,
-				     const struct proto_request *req, struct proto_writer *w,
-				     char *message, size_t size)
+ * containers may have (0: no limit), now and for containers added later; in
+ * a fleet, written through the store (functions/F) and applied by every
+ * router. */
+static enum proto_error parse_set_function(struct tetherd *d, const struct requester *who,
+					   const struct proto_request *req, struct lc_request *r,
+					   char *message, size_t size)
 {
-	__u64 function_id;
-	__u32 limit;
 	enum proto_error err;
 
-	(void)who;
-	if ((err = proto_get_function(req, "function", 1, &function_id, message, size)) ||
-	    (err = proto_get_u32(req, "concurrency", 1, &limit, message, size)))
+	(void)d, (void)who;
+	if ((err = proto_get_function(req, "function", 1, &r->function_id, message, size)) ||
+	    (err = proto_get_u32(req, "concurrency", 1, &r->concurrency, message, size)))
 		return err;
-	if (d->fleet) {
-		snprintf(message, size, "a fleet's function settings are not written through the "
-			 "store yet: set them on every router's own socket is not supported either");
-		return PROTO_BAD_REQUEST;
-	}
-	if ((err = lc_function_set_limit(&d->lc, function_id, limit)))
-		return lifecycle_failed(d, err, message, size);
-	proto_write_ok(w);
-	proto_record_begin(w);
-	proto_record_u64(w, "function", function_id);
-	proto_record_u64(w, "concurrency", limit);
-	proto_record_end(w);
+	r->op = LC_FUNCTION_SET;
 	return PROTO_OK;
 }
 
@@ -752,7 +747,7 @@ static const struct command commands[] = {
 	{ "show", "container", KEYS("container"), true, show_container, NULL },
 	{ "list", "function", KEYS(NULL), false, list_function, NULL },
 	{ "show", "function", KEYS("function"), false, show_function, NULL },
-	{ "set", "function", KEYS("function", "concurrency"), false, set_function, NULL },
+	{ "set", "function", KEYS("function", "concurrency"), false, NULL, parse_set_function },
 	{ "show", "affinity", KEYS("function", "key"), false, show_affinity, NULL },
 	{ "flush", "affinity", KEYS("function", "key"), false, flush_affinity, NULL },
 	{ "show", "stats", KEYS(NULL), false, show_stats, NULL },
@@ -777,8 +772,15 @@ static void answer_change(void *ctx, const struct fleet_outcome *outcome)
 	proto_writer_init(&w);
 	if (outcome->error)
 		proto_write_error(&w, outcome->error, "%s", outcome->message);
-	else
+	else {
+		/* A fleet's liveness is its store's (the deadline is 0): the key
+		 * only lets this router count its backend's ALIVE datagrams. */
+		if (waiting->request.op == LC_BACKEND_ADD ||
+		    waiting->request.op == LC_BACKEND_HEARTBEAT)
+			lc_backend_set_liveness(&waiting->d->lc, waiting->request.backend,
+						waiting->request.alive_key);
 		write_change_answer(waiting->d, &w, &waiting->request, outcome->slot);
+	}
 	if (w.failed) {
 		proto_writer_reset(&w);
 		proto_write_error(&w, PROTO_INTERNAL, "the answer could not be written");

@@ -891,6 +891,8 @@ enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *r, __
 		return lc_container_idle(lc, r->slot);
 	case LC_CONTAINER_DEL:
 		return lc_container_del(lc, r->slot);
+	case LC_FUNCTION_SET:
+		return lc_function_set_limit(lc, r->function_id, r->concurrency);
 	}
 	return fail(lc, PROTO_INTERNAL, "request %d is not a lifecycle request", r->op);
 }
@@ -1050,8 +1052,19 @@ enum proto_error lc_container_apply(struct lifecycle *lc, const struct lc_contai
 		effective.drain_deadline_ns = backend->meta.drain_deadline_ns;
 	}
 	spec = &effective;
-	if (is_same_container(lc, spec->slot, spec, backend->id))
+	if (is_same_container(lc, spec->slot, spec, backend->id)) {
+		if (lc_container_own_limit(lc, spec->slot) != spec->concurrency) {
+			if (spec->concurrency)
+				g_hash_table_replace(lc->own_limits,
+						     GUINT_TO_POINTER(spec->slot + 1),
+						     GUINT_TO_POINTER(spec->concurrency));
+			else
+				g_hash_table_remove(lc->own_limits,
+						    GUINT_TO_POINTER(spec->slot + 1));
+			apply_limit(lc, spec->slot);
+		}
 		return container_takes_state(lc, spec);
+	}
 	if (lc->containers[spec->slot].state != CONTAINER_FREE)
 		container_gone(lc, spec->slot, "replaced");
 	/* Past its drain deadline it is gone already: installing it would
@@ -1080,6 +1093,7 @@ enum proto_error lc_container_apply(struct lifecycle *lc, const struct lc_contai
 		bpf_map_delete_elem(bpf_map__fd(lc->dp->skel->maps.container_meta), &spec->slot);
 		return fail_kernel(lc, "applying the container", err);
 	}
+	lc->next_own_limit = spec->concurrency;
 	container_added(lc, spec->slot, backend, spec->name);
 	return PROTO_OK;
 }

@@ -102,6 +102,7 @@ enum lc_op {
 	LC_CONTAINER_DRAIN,
 	LC_CONTAINER_IDLE,
 	LC_CONTAINER_DEL,
+	LC_FUNCTION_SET, /* the function's settings: concurrency */
 };
 
 struct lc_request {
@@ -113,11 +114,12 @@ struct lc_request {
 	__u16 vlan;         /* 802.1Q VLAN id, 1..TETHER_VLAN_MAX; 0: untagged */
 	__u32 heartbeat_ms; /* 0: the default */
 	__u32 deadline_ms;  /* drains: 0 for the default */
-	__u64 function_id;  /* add container */
+	__u64 function_id;  /* add container, set function */
 	char name[TETHER_NAME_MAX];
 	enum container_state state;
 	__u32 slot; /* container requests */
-	__u32 concurrency; /* add container: the container's own limit, 0 none */
+	__u32 concurrency; /* add container: the container's own limit, 0 none;
+			    * set function: the function's */
 	__u64 alive_key[2]; /* add or heartbeat backend: its ALIVE key, 0: unchanged */
 };
 
@@ -198,6 +200,7 @@ struct lc_container_spec {
 	const char *name;    /* may be empty */
 	enum container_state state; /* starting, warm or draining */
 	__u64 drain_deadline_ns;    /* when draining */
+	__u32 concurrency;          /* the container's own limit; 0: none */
 };
 enum proto_error lc_container_apply(struct lifecycle *lc, const struct lc_container_spec *spec);
 /* The container at slot is gone for why; a free slot is no error. */

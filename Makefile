@@ -287,6 +287,7 @@ bench: deps
 	BUILD=$(BUILD) tools/bench_socket.sh --json $(BUILD)/bench-socket.json
 	BUILD=$(BUILD) tools/bench_latency.sh --json $(BUILD)/bench-latency.json
 	BUILD=$(BUILD) tools/bench_converge.sh --json $(BUILD)/bench-converge.json
+	BUILD=$(BUILD) tools/bench_hotkey.sh --json $(BUILD)/bench-hotkey.json
 	BUILD=$(BUILD) tools/bench_fleet.sh --json $(BUILD)/bench-fleet.json
 
 

@@ -83,7 +83,16 @@ static __always_inline int take_done(struct xdp_md *ctx, const struct request *r
 		count(stats, done_forged);
 		return XDP_DROP;
 	}
-	if (raise_to(&load->done, bpf_be64_to_cpu(hdr->routing_key)))
+	/* Never more than this router forwarded: completions of requests it did
+	 * not count (another router's, or sent before the limit was set) must
+	 * not make room for more than the limit. */
+	__u64 finished = bpf_be64_to_cpu(hdr->routing_key);
+	__u64 started = load->started;
+	__u64 forwarded = started - load->cancelled;
+
+	if (finished > forwarded)
+		finished = forwarded;
+	if (raise_to(&load->done, finished))
 		count(stats, done);
 	else
 		count(stats, done_stale);

@@ -419,6 +419,22 @@ static void test_lost_done_healed_by_next(void **state)
 	fixture_run(fx, frame, len, &r, &d);
 	assert_int_equal(d.done, 1);
 	assert_int_equal(in_flight(fx, 11), 0);
+	/* Completions this router did not count (another router's, or from
+	 * before the limit) make no room beyond what it forwarded. */
+	len = done_frame(frame, 4, FIXTURE_F1, &fx->tokens[11], 1000, 1000);
+	fixture_run(fx, frame, len, &r, &d);
+	struct container_load load;
+
+	assert_int_equal(container_load_read(&fx->dp, 11, &load), 0);
+	assert_int_equal(load.done, 3);
+	len = request(frame, 4, TETHER_F_TOKEN, 0, &fx->tokens[11], 0);
+	for (int i = 0; i < 3; i++) {
+		fixture_run(fx, frame, len, &r, &d);
+		assert_int_equal(d.token_hit, 1);
+	}
+	fixture_run(fx, frame, len, &r, &d);
+	assert_int_equal(d.token_overflow, 1);
+	assert_int_equal(in_flight(fx, 11), 3);
 }
 
 static void sleep_ms(long ms)

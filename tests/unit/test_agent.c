@@ -629,8 +629,16 @@ static void test_function_concurrency_and_completions(void **state)
 	assert_int_equal(o.completion_count, 2);
 	assert_int_equal(o.completions[0].port, 7700);
 	assert_int_equal(o.completions[1].addr[0], 0x20);
+	assert_string_equal(agent_function_handler(&o, 42), "counter");
+	assert_int_equal(parse_words(&o, message, REQUIRED, "--function", "42:2:1:sleep", "--function",
+				     "7:1:0:echo", NULL),
+			 0);
+	assert_string_equal(agent_function_handler(&o, 42), "sleep");
+	assert_string_equal(agent_function_handler(&o, 7), "echo");
+	assert_int_equal(o.functions[1].concurrency, 0);
 	assert_int_equal(parse_words(&o, message, REQUIRED, "--function", "42:2:x", NULL), -1);
-	assert_non_null(strstr(message, "F:COUNT:CONCURRENCY"));
+	assert_non_null(strstr(message, "F:COUNT[:CONCURRENCY[:HANDLER]]"));
+	assert_int_equal(parse_words(&o, message, REQUIRED, "--function", "42:2:1:nope", NULL), -1);
 	assert_int_equal(parse_words(&o, message, REQUIRED, "--completion", "10.0.0.1", NULL), -1);
 	assert_non_null(strstr(message, "--completion"));
 }

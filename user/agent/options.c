@@ -52,10 +52,12 @@ static const char usage[] =
 	"                         best this backend's own (the file NAME in tetherd's\n"
 	"                         --agent-secrets-dir), which lets the agent change only\n"
 	"                         this backend and its containers; else the shared one\n"
-	"  --function F:COUNT[:N] start COUNT warm containers of function F (repeatable);\n"
+	"  --function F:COUNT[:N[:HANDLER]]\n"
+	"                         start COUNT warm containers of function F (repeatable);\n"
 	"                         N: each runs at most N requests at once (registered with\n"
 	"                         tetherd, which steers around full containers; more is\n"
-	"                         answered OVERLOADED and logged as a router bug)\n"
+	"                         answered OVERLOADED and logged as a router bug; 0: no\n"
+	"                         limit); HANDLER: theirs instead of --handler's\n"
 	"  --completion ADDR:PORT[,ADDR:PORT...]\n"
 	"                         the routers' completion addresses: a DONE datagram after\n"
 	"                         each request, ALIVE every heartbeat-ms / 3 (tetherd's\n"
@@ -318,8 +320,18 @@ int agent_parse_function(const char *text, struct agent_function *function)
 	char *third = strchr(colon + 1, ':');
 	__u64 concurrency = 0;
 
+	function->handler[0] = '\0';
 	if (third) {
+		char *fourth = strchr(third + 1, ':');
+
 		*third = '\0';
+		if (fourth) {
+			*fourth = '\0';
+			if (!agent_handler_find(fourth + 1) ||
+			    strlen(fourth + 1) >= sizeof(function->handler))
+				return -1;
+			strcpy(function->handler, fourth + 1);
+		}
 		if (strncmp(third + 1, "0x", 2) == 0 || parse_u64(third + 1, &concurrency) ||
 		    concurrency > UINT32_MAX)
 			return -1;
@@ -421,8 +433,8 @@ static int apply(struct agent_options *o, int id, const char *value, char *messa
 			return refuse(message, size, "at most %d --function", AGENT_MAX_FUNCTIONS);
 		if (agent_parse_function(value, &o->functions[o->function_count]))
 			return refuse(message, size,
-				      "--function '%s' is not F:COUNT or F:COUNT:CONCURRENCY (F a nonzero "
-				      "id, decimal or 0x hex)",
+				      "--function '%s' is not F:COUNT[:CONCURRENCY[:HANDLER]] (F a nonzero "
+				      "id, decimal or 0x hex; a known handler)",
 				      value);
 		o->function_count++;
 		return 0;
@@ -536,6 +548,14 @@ __u32 agent_function_concurrency(const struct agent_options *o, __u64 function_i
 		if (o->functions[i].function_id == function_id)
 			return o->functions[i].concurrency;
 	return 0;
+}
+
+const char *agent_function_handler(const struct agent_options *o, __u64 function_id)
+{
+	for (int i = 0; i < o->function_count; i++)
+		if (o->functions[i].function_id == function_id && o->functions[i].handler[0])
+			return o->functions[i].handler;
+	return o->handler;
 }
 
 bool agent_serves_on_demand(const struct agent_options *o, __u64 function_id)

@@ -41,6 +41,7 @@ struct agent_function {
 	__u64 function_id;
 	__u32 count;       /* warm containers to start with */
 	__u32 concurrency; /* requests in flight per container; 0: no limit */
+	char handler[32];  /* its containers' handler; empty: --handler's */
 };
 
 #define AGENT_MAX_COMPLETIONS 8
@@ -94,7 +95,8 @@ int agent_parse_endpoint(const char *text, struct agent_endpoint *endpoint);
 int agent_parse_endpoints(const char *text, struct agent_endpoint *endpoints, int max,
 			  char *message, size_t size);
 
-/* "F:COUNT" or "F:COUNT:CONCURRENCY", F decimal or 0x hex and nonzero; 0 or -1. */
+/* "F:COUNT", "F:COUNT:CONCURRENCY" or "F:COUNT:CONCURRENCY:HANDLER", F decimal
+ * or 0x hex and nonzero, HANDLER a known handler; 0 or -1. */
 int agent_parse_function(const char *text, struct agent_function *function);
 
 /* The agent starts containers of function_id on demand: --capacity, and the
@@ -103,5 +105,8 @@ bool agent_serves_on_demand(const struct agent_options *options, __u64 function_
 
 /* The concurrency limit of function_id's containers (its --function), 0: none. */
 __u32 agent_function_concurrency(const struct agent_options *options, __u64 function_id);
+
+/* The handler of function_id's containers: its --function's, else --handler. */
+const char *agent_function_handler(const struct agent_options *options, __u64 function_id);
 
 #endif

@@ -90,6 +90,14 @@ struct {
 	__type(value, struct container_meta);
 } container_meta SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, TETHER_MAX_FUNCTIONS);
+	__type(key, __u64);
+	__type(value, struct function_settings);
+} functions SEC(".maps");
+
 /* Requests in flight per container slot (include/tether/maps.h). Mmapable:
  * the slow path reserves room with the same atomics as the program. */
 struct {

@@ -33,6 +33,7 @@
 #define TETHER_MAP_CONTAINER_META "container_meta"
 #define TETHER_MAP_INFLIGHT "inflight"
 #define TETHER_MAP_LIVENESS "liveness"
+#define TETHER_MAP_FUNCTIONS "functions"
 #define TETHER_NAME_MAX 32 /* names of backends and containers, with the NUL */
 
 /* services: which (address, UDP port) pairs are Tether service addresses.
@@ -228,6 +229,14 @@ struct backend_meta {
 
 struct container_meta {
 	char name[TETHER_NAME_MAX]; /* the agent's local name, may be empty */
+};
+
+/* functions: HASH function_id -> its settings (set function), pinned so a
+ * restarted tetherd knows them; the program never reads it (the limit it
+ * needs is copied into every container record). */
+struct function_settings {
+	__u32 concurrency; /* requests in flight per container; 0: no limit */
+	__u32 pad;
 };
 
 #endif

@@ -73,8 +73,8 @@ static void test_adopts_pinned_state(void **state)
 	dataplane_close(&second);
 }
 
-/* The pins of the version before concurrency limits: no inflight and no
- * liveness map, containers' records with 0 where the limit now is. This
+/* The pins of the version before concurrency limits: no inflight, liveness
+ * or functions map, containers' records with 0 where the limit now is. This
  * version adopts the rest, makes and pins the two, and reads the old records
  * as unlimited. */
 static void test_adopts_pins_of_the_version_before_limits(void **state)
@@ -94,6 +94,8 @@ static void test_adopts_pins_of_the_version_before_limits(void **state)
 	assert_int_equal(unlink(path), 0);
 	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_LIVENESS);
 	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_FUNCTIONS);
+	assert_int_equal(unlink(path), 0);
 
 	assert_int_equal(dataplane_open(&second, &opts), 0);
 	assert_true(second.adopted);
@@ -105,6 +107,8 @@ static void test_adopts_pins_of_the_version_before_limits(void **state)
 	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_INFLIGHT);
 	assert_int_equal(access(path, F_OK), 0);
 	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_LIVENESS);
+	assert_int_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_FUNCTIONS);
 	assert_int_equal(access(path, F_OK), 0);
 	assert_int_equal(container_set_limit(&second, 17, 2), 0);
 	assert_int_equal(container_take_room(&second, 17, 2), 1);

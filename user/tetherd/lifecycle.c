@@ -595,6 +595,11 @@ enum proto_error lc_function_set_limit(struct lifecycle *lc, __u64 function_id, 
 {
 	if (function_id == 0)
 		return fail(lc, PROTO_BAD_ARGUMENT, "function ids are nonzero");
+	struct function_settings settings = { .concurrency = limit };
+	int err = function_settings_set(lc->dp, function_id, &settings);
+
+	if (err)
+		return fail_kernel(lc, "recording the function's settings", err);
 	if (limit) {
 		__u64 *key = g_new(__u64, 1);
 
@@ -612,9 +617,7 @@ enum proto_error lc_function_set_limit(struct lifecycle *lc, __u64 function_id, 
 
 	g_hash_table_iter_init(&iter, function->slots);
 	while (g_hash_table_iter_next(&iter, &key, NULL)) {
-		int err = apply_limit(lc, GPOINTER_TO_UINT(key) - 1);
-
-		if (err)
+		if ((err = apply_limit(lc, GPOINTER_TO_UINT(key) - 1)))
 			return fail_kernel(lc, "setting the container's limit", err);
 	}
 	return PROTO_OK;
@@ -1255,10 +1258,31 @@ static int read_all_containers(struct lifecycle *lc)
 	return err;
 }
 
+/* The functions' settings, pinned by set function. */
+static int adopt_function_settings(struct lifecycle *lc)
+{
+	int fd = bpf_map__fd(lc->dp->skel->maps.functions);
+	__u64 key, next;
+	const __u64 *previous = NULL;
+	struct function_settings settings;
+
+	while (!bpf_map_get_next_key(fd, previous, &next)) {
+		if (!bpf_map_lookup_elem(fd, &next, &settings) && settings.concurrency) {
+			__u64 *id = g_new(__u64, 1);
+
+			*id = next;
+			g_hash_table_replace(lc->limits, id, GUINT_TO_POINTER(settings.concurrency));
+		}
+		key = next;
+		previous = &key;
+	}
+	return 0;
+}
+
 static int adopt_containers(struct lifecycle *lc)
 {
 	char name[TETHER_NAME_MAX];
-	int err = read_all_containers(lc);
+	int err = adopt_function_settings(lc) ?: read_all_containers(lc);
 
 	if (err)
 		return err;
@@ -1277,9 +1301,10 @@ static int adopt_containers(struct lifecycle *lc)
 		lc->backends[record->backend_id].containers++;
 		g_hash_table_add(function_get_or_create(lc, record->function_id)->slots,
 				 GUINT_TO_POINTER(slot + 1));
-		/* The limit in force is kept as the container's own (the
-		 * function's setting is not pinned: set it again to change). */
-		if (record->limit)
+		/* A limit other than its function's was the container's own
+		 * (one equal to it is indistinguishable, and taken as the
+		 * function's). */
+		if (record->limit && record->limit != lc_function_limit(lc, record->function_id))
 			g_hash_table_replace(lc->own_limits, GUINT_TO_POINTER(slot + 1),
 					     GUINT_TO_POINTER(record->limit));
 		if (lc_container_name(lc, slot, name, sizeof(name))[0])

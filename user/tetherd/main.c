@@ -48,12 +48,15 @@ static void on_event(void *ctx, const char *line)
 		fleet_capacity_needed(d->fleet, function_id, waiting);
 }
 
+static void arm_fast_tick(struct tetherd *d);
+
 static void on_container_warm(void *ctx, __u32 slot, __u64 function_id)
 {
 	struct tetherd *d = ctx;
 
 	if (d->slowpath)
 		slowpath_container_warm(d->slowpath, slot, function_id);
+	arm_fast_tick(d);
 }
 
 static void on_tick(void *ctx, int fd, uint32_t events)
@@ -67,10 +70,26 @@ static void on_tick(void *ctx, int fd, uint32_t events)
 	lifecycle_tick(&d->lc);
 	slowpath_tick(d->slowpath);
 	fleet_tick(d->fleet);
+	arm_fast_tick(d);
 }
 
-/* Every millisecond: requests held for full containers go as soon as one
- * has room (nothing to do, nothing done, when none is held). */
+/* Every millisecond while the slow path holds requests: those held for full
+ * containers go as soon as one has room. Disarmed when none is held, so an
+ * idle tetherd does not wake a thousand times a second. */
+static void arm_fast_tick(struct tetherd *d)
+{
+	bool want = d->slowpath && slowpath_waiting(d->slowpath, 0) > 0;
+	struct itimerspec every = {};
+
+	if (d->fast_timer_fd < 0 || want == d->fast_armed)
+		return;
+	if (want)
+		every = (struct itimerspec){ .it_interval = { .tv_nsec = 1000000L },
+					     .it_value = { .tv_nsec = 1000000L } };
+	if (!timerfd_settime(d->fast_timer_fd, 0, &every, NULL))
+		d->fast_armed = want;
+}
+
 static void on_fast_tick(void *ctx, int fd, uint32_t events)
 {
 	struct tetherd *d = ctx;
@@ -80,6 +99,7 @@ static void on_fast_tick(void *ctx, int fd, uint32_t events)
 	if (read(fd, &expirations, sizeof(expirations)) < 0)
 		return;
 	slowpath_place_full(d->slowpath);
+	arm_fast_tick(d);
 }
 
 static void on_signal(void *ctx, int fd, uint32_t events)
@@ -98,6 +118,7 @@ static void on_service(void *ctx, int fd, uint32_t events)
 
 	(void)events;
 	slowpath_readable(d->slowpath, fd);
+	arm_fast_tick(d);
 }
 
 static int add_timer(struct tetherd *d)
@@ -117,17 +138,11 @@ static int add_timer(struct tetherd *d)
 
 	if (err)
 		return err;
-	struct itimerspec fast = {
-		.it_interval = { .tv_nsec = 1000000L },
-		.it_value = { .tv_nsec = 1000000L },
-	};
-
+	/* Armed by arm_fast_tick while requests are held. */
 	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	d->fast_timer_fd = fd;
-	if (timerfd_settime(fd, 0, &fast, NULL))
-		return -errno;
 	return loop_add(d->loop, fd, EPOLLIN, on_fast_tick, d);
 }
 

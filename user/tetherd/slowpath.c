@@ -859,7 +859,12 @@ static void handle_request(struct slowpath *sp, const struct request *req)
 	}
 	switch (decide(sp, req, &slot)) {
 	case DECIDE_FORWARD:
-		if (!forward(sp, req, slot) && !forward_to_any_with_room(sp, req))
+		if (forward(sp, req, slot))
+			break;
+		/* Full: STRICT waits for its own container, the rest for any. */
+		if (req->hdr.flags & TETHER_F_STRICT)
+			hold_for(sp, req, true, true, slot);
+		else if (!forward_to_any_with_room(sp, req))
 			hold_for(sp, req, true, false, 0);
 		break;
 	case DECIDE_GONE:

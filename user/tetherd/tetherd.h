@@ -58,7 +58,8 @@ struct tetherd {
 	struct control *control;
 	struct fleet *fleet; /* fleet mode (--store); NULL: single host */
 	int timer_fd, signal_fd;
-	int fast_timer_fd; /* every ms: requests held for full containers */ /* the loop's tick and SIGTERM/SIGINT; -1 when not open */
+	int fast_timer_fd; /* every ms while requests are held (for full containers) */
+	bool fast_armed; /* the loop's tick and SIGTERM/SIGINT; -1 when not open */
 	bool stop;
 	bool unload_requested;
 };

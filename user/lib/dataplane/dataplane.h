@@ -65,6 +65,10 @@ void container_give_back(struct dataplane *dp, __u32 slot);
  * and how far an ALIVE moves its deadline. A new key starts a new sequence. */
 int liveness_set(struct dataplane *dp, __u32 backend_id, const __u64 key[2], __u64 window_ns);
 int liveness_get(struct dataplane *dp, __u32 backend_id, struct backend_liveness *live);
+/* A function's settings in the pinned functions map (none, or a concurrency
+ * of 0, removes its entry). */
+int function_settings_set(struct dataplane *dp, __u64 function_id,
+			  const struct function_settings *settings);
 
 /* pools.c: builds the function's Maglev table over members and swaps it in
  * atomically; no members removes the pool (the function has no capacity). */

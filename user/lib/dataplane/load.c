@@ -147,3 +147,20 @@ int liveness_get(struct dataplane *dp, __u32 backend_id, struct backend_liveness
 		return -errno;
 	return 0;
 }
+
+int function_settings_set(struct dataplane *dp, __u64 function_id,
+			  const struct function_settings *settings)
+{
+	int fd = bpf_map__fd(dp->skel->maps.functions);
+
+	if (!function_id)
+		return -EINVAL;
+	if (!settings || !settings->concurrency) {
+		if (bpf_map_delete_elem(fd, &function_id) && errno != ENOENT)
+			return -errno;
+		return 0;
+	}
+	if (bpf_map_update_elem(fd, &function_id, settings, BPF_ANY))
+		return -errno;
+	return 0;
+}

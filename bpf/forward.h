@@ -299,7 +299,8 @@ static __always_inline int shed(struct xdp_md *ctx, struct request *req,
 
 /* The request goes up the host stack to tetherd's socket on the service
  * address, carrying in its status byte why it could not be routed here
- * (NO_CAPACITY, or CONTAINER_GONE for STRICT), when the slow path's budget
+ * (NO_CAPACITY, CONTAINER_GONE for STRICT, or OVERLOADED: every container
+ * of the function, or STRICT's own, at its limit), when the slow path's budget
  * admits it. Over budget it is shed, whatever the reason: the answer is
  * OVERLOADED either way ("try again later"), never a verdict reached on the
  * slow path's behalf; a STRICT client that retries within budget learns

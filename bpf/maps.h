@@ -120,4 +120,29 @@ struct {
 	__type(value, struct admit_bucket);
 } admit_functions SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, TETHER_MAX_FUNCTIONS);
+	__type(key, __u64);
+	__type(value, struct function_settings);
+} functions SEC(".maps");
+
+/* Requests in flight per container slot (include/tether/maps.h). Mmapable:
+ * the slow path reserves room with the same atomics as the program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, TETHER_MAX_CONTAINERS);
+	__type(key, __u32);
+	__type(value, struct container_load);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TETHER_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct backend_liveness);
+} liveness SEC(".maps");
+
 #endif

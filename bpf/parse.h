@@ -28,6 +28,9 @@ enum parse_result {
 	PARSE_NOT_SERVICE, /* anything else: to the host stack */
 	PARSE_MALFORMED,   /* for a service address, but not a valid request */
 	PARSE_FRAGMENT,    /* an IP fragment for a service address */
+	PARSE_DONE,        /* a DONE datagram for the completion address */
+	PARSE_ALIVE,       /* an ALIVE datagram for the completion address */
+	PARSE_COMPLETION_BAD, /* for the completion address, neither */
 };
 
 struct request {
@@ -40,6 +43,7 @@ struct request {
 	__be16 l3_proto;             /* the EtherType after the VLAN tags */
 	__u8 vlan_count;             /* VLAN tags in front of it: 0..MAX_VLAN_TAGS */
 	__u8 is_ipv4;
+	__u64 done_received;         /* PARSE_DONE: the container's received count */
 };
 
 struct vlan_tag {
@@ -189,6 +193,35 @@ static __always_inline int tether_hdr_valid(const struct tether_hdr *hdr)
 	       hdr->function_id != 0;
 }
 
+/* A datagram for the router's completion address: DONE (with its received
+ * count after the header) or ALIVE, from a backend. req->hdr is set for
+ * both; req->done_received points at the received count of a DONE. */
+static __always_inline enum parse_result parse_completion(struct request *req,
+							  struct tether_hdr *hdr, __u32 udp_len,
+							  void *data_end, void *l3_end)
+{
+	struct udphdr *udp = req->udp;
+
+	if ((void *)(hdr + 1) > data_end || udp_len < sizeof(*udp) + sizeof(*hdr) ||
+	    (void *)udp + udp_len > l3_end)
+		return PARSE_COMPLETION_BAD;
+	if (hdr->magic != bpf_htons(TETHER_MAGIC) || hdr->version != TETHER_VERSION ||
+	    hdr->reserved[0] || hdr->reserved[1] || hdr->reserved[2] || hdr->function_id == 0)
+		return PARSE_COMPLETION_BAD;
+	req->hdr = hdr;
+	if (hdr->flags == TETHER_F_ALIVE_MASK)
+		return PARSE_ALIVE;
+	if (hdr->flags != TETHER_F_DONE_MASK)
+		return PARSE_COMPLETION_BAD;
+	__be64 *received = (void *)(hdr + 1);
+
+	if ((void *)(received + 1) > data_end ||
+	    udp_len < sizeof(*udp) + sizeof(*hdr) + TETHER_DONE_PAYLOAD_LEN)
+		return PARSE_COMPLETION_BAD;
+	req->done_received = bpf_be64_to_cpu(*received);
+	return PARSE_DONE;
+}
+
 static __always_inline enum parse_result parse_request(struct xdp_md *ctx, struct request *req)
 {
 	void *data = (void *)(long)ctx->data;
@@ -242,12 +275,16 @@ static __always_inline enum parse_result parse_request(struct xdp_md *ctx, struc
 	req->flow_src.port = udp->source;
 	req->service.port = udp->dest;
 	/* Port 0 keys the address-only entries: never a service. */
-	if (udp->dest == 0 || !bpf_map_lookup_elem(&services, &req->service))
+	struct service_info *info;
+
+	if (udp->dest == 0 || !(info = bpf_map_lookup_elem(&services, &req->service)))
 		return PARSE_NOT_SERVICE;
 
 	struct tether_hdr *hdr = (void *)(udp + 1);
 	__u32 udp_len = bpf_ntohs(udp->len);
 
+	if (info->kind == SERVICE_COMPLETION)
+		return parse_completion(req, hdr, udp_len, data_end, l3_end);
 	if ((void *)(hdr + 1) > data_end || udp_len < sizeof(*udp) + sizeof(*hdr) ||
 	    (void *)udp + udp_len > l3_end)
 		return PARSE_MALFORMED;

@@ -11,6 +11,7 @@
 
 #include "counters.h"
 #include "forward.h"
+#include "load.h"
 #include "maps.h"
 #include "parse.h"
 #include "routing.h"
@@ -30,6 +31,13 @@ static __always_inline int route_frame(struct xdp_md *ctx)
 	case PARSE_FRAGMENT:
 		count(stats, fragment);
 		return XDP_DROP;
+	case PARSE_DONE:
+		return take_done(ctx, &req, stats);
+	case PARSE_ALIVE:
+		return take_alive(ctx, &req, stats);
+	case PARSE_COMPLETION_BAD:
+		count(stats, completion_bad);
+		return XDP_DROP;
 	case PARSE_REQUEST:
 		break;
 	}
@@ -44,6 +52,8 @@ static __always_inline int route_frame(struct xdp_md *ctx)
 		return hand_to_slow_path(ctx, &req, TETHER_STATUS_NO_CAPACITY, stats);
 	case ROUTE_STRICT_GONE:
 		return hand_to_slow_path(ctx, &req, TETHER_STATUS_CONTAINER_GONE, stats);
+	case ROUTE_FULL:
+		return hand_to_slow_path(ctx, &req, TETHER_STATUS_OVERLOADED, stats);
 	}
 	return XDP_DROP;
 }

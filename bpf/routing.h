@@ -7,6 +7,7 @@
 
 #include "tether/hash.h"
 #include "counters.h"
+#include "load.h"
 #include "maps.h"
 #include "parse.h"
 
@@ -14,7 +15,14 @@ enum route_verdict {
 	ROUTE_FORWARD,     /* to the chosen container */
 	ROUTE_NO_CAPACITY, /* slow path: no warm container of the function */
 	ROUTE_STRICT_GONE, /* slow path: answer CONTAINER_GONE */
+	ROUTE_FULL,        /* slow path: every container with work is at its limit
+			    * (or STRICT's is): held until one has room */
 };
+
+/* Entries of a pool table walked past a full container, in the table's order
+ * from the key's (or flow's) index: a stable sequence per key. Only walked
+ * when the first choice is full. */
+#define TETHER_OVERFLOW_PROBES 64
 
 struct choice {
 	__u32 slot;
@@ -66,9 +74,10 @@ static __always_inline int choose_container(__u32 slot, struct container_record 
 
 /* Consistent hashing over the function's warm pool. A table names only warm
  * containers, but a backend can miss its heartbeats before tetherd rebuilds
- * the table: the next few entries are tried before giving up. */
+ * the table: the next few entries are tried before giving up. *index gets the
+ * entry of the container chosen, where an overflow walk goes on from. */
 static __always_inline int pick_from_pool(__u64 function_id, __u64 hash, __u64 now,
-					  struct choice *out)
+					  struct choice *out, __u32 *at)
 {
 	void *table = bpf_map_lookup_elem(&pools, &function_id);
 
@@ -91,12 +100,96 @@ static __always_inline int pick_from_pool(__u64 function_id, __u64 hash, __u64 n
 				bpf_map_lookup_elem(&containers, slot);
 
 			if (container && choose_container(*slot, container, container->generation,
-							  function_id, now, 1, out))
+							  function_id, now, 1, out)) {
+				*at = index;
 				return 1;
+			}
 		}
 		index = index >= table_size ? 1 : index + 1;
 	}
 	return 0;
+}
+
+struct overflow_walk {
+	__u64 function_id;
+	__u64 now;
+	__u32 index; /* the next entry to look at */
+	__u32 slot;  /* the container found, with room reserved */
+	int found;
+};
+
+static long overflow_step(__u32 i, void *ctx)
+{
+	struct overflow_walk *walk = ctx;
+	__u64 function_id = walk->function_id;
+	void *table = bpf_map_lookup_elem(&pools, &function_id);
+	__u32 size_index = TETHER_POOL_SIZE_INDEX;
+
+	if (!table)
+		return 1;
+	__u32 *size = bpf_map_lookup_elem(table, &size_index);
+
+	if (!size || *size == 0)
+		return 1;
+	__u32 index = walk->index;
+	__u32 *slot = bpf_map_lookup_elem(table, &index);
+
+	walk->index = index >= *size ? 1 : index + 1;
+	if (!slot)
+		return 0;
+	__u32 found = *slot;
+	struct container_record *container = bpf_map_lookup_elem(&containers, &found);
+	struct choice candidate = {};
+
+	if (!container || !choose_container(found, container, container->generation,
+					    function_id, walk->now, 1, &candidate))
+		return 0;
+	if (!take_room(found, container))
+		return 0;
+	walk->slot = found;
+	walk->found = 1;
+	return 1;
+}
+
+/* The home container (at entry index) is full: the next containers of the
+ * table, in its order, with room. Fills *out and reserves room. */
+static __always_inline int overflow_from(__u64 function_id, __u32 index, __u64 now,
+					 struct choice *out)
+{
+	struct overflow_walk walk = {
+		.function_id = function_id,
+		.now = now,
+		.index = index,
+	};
+
+	bpf_loop(TETHER_OVERFLOW_PROBES, overflow_step, &walk, 0);
+	if (!walk.found)
+		return 0;
+	__u32 slot = walk.slot;
+	struct container_record *container = bpf_map_lookup_elem(&containers, &slot);
+
+	if (container &&
+	    choose_container(slot, container, container->generation, function_id, now, 1, out))
+		return 1;
+	return 0;
+}
+
+/* The pool's choice for hash, with room: the home entry's container if it has
+ * room, else the next ones of the table with room (*overflowed set). */
+static __always_inline enum route_verdict pick_with_room(__u64 function_id, __u64 hash,
+							 __u64 now, struct choice *out,
+							 int *overflowed)
+{
+	__u32 at = 0;
+
+	if (!pick_from_pool(function_id, hash, now, out, &at))
+		return ROUTE_NO_CAPACITY;
+	if (take_room(out->slot, out->container))
+		return ROUTE_FORWARD;
+	*overflowed = 1;
+	if (overflow_from(function_id, at, now, out))
+		return ROUTE_FORWARD;
+	return ROUTE_FULL;
 }
 
 static __always_inline void remember_affinity(const struct affinity_key *key,
@@ -122,10 +215,17 @@ static __always_inline void move_affinity(const struct affinity_key *key,
 	remember_affinity(key, chosen);
 }
 
-/* Rule 1. Returns 1 when the token's container takes the request. */
-static __always_inline int route_by_token(const struct tether_hdr *hdr, __u64 function_id,
-					  __u64 now, struct tether_stats *stats,
-					  struct choice *out)
+enum token_result {
+	TOKEN_MISS, /* no live container of the function: rule 2 or 3 */
+	TOKEN_TAKEN, /* room reserved in the token's container */
+	TOKEN_FULL,  /* the token's container is at its limit */
+};
+
+/* Rule 1. */
+static __always_inline enum token_result route_by_token(const struct tether_hdr *hdr,
+							__u64 function_id, __u64 now,
+							struct tether_stats *stats,
+							struct choice *out)
 {
 	__u32 slot = bpf_ntohl(hdr->container_token.slot);
 	struct container_record *container = bpf_map_lookup_elem(&containers, &slot);
@@ -134,21 +234,25 @@ static __always_inline int route_by_token(const struct tether_hdr *hdr, __u64 fu
 	    container->generation != bpf_ntohl(hdr->container_token.generation) ||
 	    container->secret != hdr->container_token.secret) {
 		count(stats, token_miss);
-		return 0;
+		return TOKEN_MISS;
 	}
 	if (container->function_id != function_id) {
 		count(stats, token_foreign);
-		return 0;
+		return TOKEN_MISS;
 	}
 	if (!choose_container(slot, container, container->generation, function_id, now, 0, out)) {
 		count(stats, token_miss);
-		return 0;
+		return TOKEN_MISS;
 	}
+	if (!take_room(slot, container))
+		return TOKEN_FULL;
 	count(stats, token_hit);
-	return 1;
+	return TOKEN_TAKEN;
 }
 
-/* Rule 2. */
+/* Rule 2. A full container keeps its keys: the request goes to the next
+ * containers with room in the key's sequence of the pool table, and the
+ * affinity stays, so the next request goes home again once there is room. */
 static __always_inline enum route_verdict route_by_key(const struct tether_hdr *hdr,
 						       __u64 function_id, __u64 now,
 						       struct tether_stats *stats,
@@ -159,30 +263,56 @@ static __always_inline enum route_verdict route_by_key(const struct tether_hdr *
 		.routing_key = bpf_be64_to_cpu(hdr->routing_key),
 	};
 	struct affinity_value *known = bpf_map_lookup_elem(&affinity, &key);
+	__u64 hash = tether_hash_key(function_id, key.routing_key);
+	int overflowed = 0;
+	enum route_verdict verdict;
 
 	if (known) {
 		__u32 slot = known->slot;
 		struct container_record *container = bpf_map_lookup_elem(&containers, &slot);
 
 		if (choose_container(slot, container, known->generation, function_id, now, 0, out)) {
-			count(stats, key_hit);
-			return ROUTE_FORWARD;
+			if (take_room(slot, out->container)) {
+				count(stats, key_hit);
+				return ROUTE_FORWARD;
+			}
+			if (hdr->flags & TETHER_F_STRICT) {
+				count(stats, full);
+				return ROUTE_FULL;
+			}
+			verdict = pick_with_room(function_id, hash, now, out, &overflowed);
+			if (verdict == ROUTE_FORWARD) {
+				count(stats, key_overflow);
+				return ROUTE_FORWARD;
+			}
+			count(stats, full);
+			return ROUTE_FULL;
 		}
 		if (hdr->flags & TETHER_F_STRICT) {
 			count(stats, strict_gone);
 			return ROUTE_STRICT_GONE;
 		}
 	}
-	if (!pick_from_pool(function_id, tether_hash_key(function_id, key.routing_key), now, out)) {
+	__u32 at = 0;
+
+	if (!pick_from_pool(function_id, hash, now, out, &at)) {
 		count(stats, no_capacity);
 		return ROUTE_NO_CAPACITY;
 	}
+	/* The key's home is learned whether or not it has room now. */
 	remember_affinity(&key, out);
 	if (known)
 		count(stats, key_rehomed);
 	else
 		count(stats, key_new);
-	return ROUTE_FORWARD;
+	if (take_room(out->slot, out->container))
+		return ROUTE_FORWARD;
+	if (overflow_from(function_id, at, now, out)) {
+		count(stats, key_overflow);
+		return ROUTE_FORWARD;
+	}
+	count(stats, full);
+	return ROUTE_FULL;
 }
 
 /* Rule 3. */
@@ -193,13 +323,16 @@ static __always_inline enum route_verdict route_by_flow(const struct request *re
 {
 	__u64 hash = tether_hash_flow(req->flow_src.addr, req->service.addr,
 				      req->flow_src.port, req->service.port);
+	int overflowed = 0;
+	enum route_verdict verdict = pick_with_room(function_id, hash, now, out, &overflowed);
 
-	if (!pick_from_pool(function_id, hash, now, out)) {
+	if (verdict == ROUTE_NO_CAPACITY)
 		count(stats, no_capacity);
-		return ROUTE_NO_CAPACITY;
-	}
-	count(stats, flow_pick);
-	return ROUTE_FORWARD;
+	else if (verdict == ROUTE_FULL)
+		count(stats, full);
+	else
+		count(stats, flow_pick);
+	return verdict;
 }
 
 static __always_inline enum route_verdict route_request(const struct request *req,
@@ -211,7 +344,9 @@ static __always_inline enum route_verdict route_request(const struct request *re
 	__u64 now = bpf_ktime_get_coarse_ns();
 
 	if (hdr->flags & TETHER_F_TOKEN) {
-		if (route_by_token(hdr, function_id, now, stats, out)) {
+		enum token_result token = route_by_token(hdr, function_id, now, stats, out);
+
+		if (token == TOKEN_TAKEN) {
 			if (hdr->flags & TETHER_F_KEY) {
 				struct affinity_key key = {
 					.function_id = function_id,
@@ -221,7 +356,14 @@ static __always_inline enum route_verdict route_request(const struct request *re
 			}
 			return ROUTE_FORWARD;
 		}
-		if (hdr->flags & TETHER_F_STRICT) {
+		if (token == TOKEN_FULL) {
+			if (hdr->flags & TETHER_F_STRICT) {
+				count(stats, full);
+				return ROUTE_FULL;
+			}
+			/* To a sibling; a key's affinity does not move. */
+			count(stats, token_overflow);
+		} else if (hdr->flags & TETHER_F_STRICT) {
 			count(stats, strict_gone);
 			return ROUTE_STRICT_GONE;
 		}

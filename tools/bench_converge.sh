@@ -21,6 +21,11 @@
 #                   nothing tells tetherd; the router stops sending to the VM
 #                   when its heartbeat deadline passes (the agent heartbeats
 #                   every third of it, so expect 2/3 to 1 times the deadline)
+#   VM killed, data-plane liveness
+#                   the same with the agents' heartbeat time 150 ms: ALIVE
+#                   datagrams to the router's completion address every 50 ms
+#                   move the deadline in the XDP program itself (docs/protocol.md,
+#                   "Completions and liveness"); target under 200 ms
 # and the trial measures, from the client's traces: the time from the
 # command's start and from its return (for the kill: right after it) to the
 # first answer from another container; the requests sent from the
@@ -42,6 +47,8 @@ E2E_QUIET=1
 source "$(dirname "${BASH_SOURCE[0]}")/../tests/e2e/lib.sh"
 
 TRIALS=3 RATE=2000 HEARTBEAT_MS=1000 JSON=
+ALIVE_HEARTBEAT_MS=150 # the data-plane liveness trials' heartbeat time
+COMPLETION=203.0.113.1:7700
 FUNCTION=1
 PER_VM=2         # containers of function 1 on each VM
 LEAD_MS=700      # load before the event
@@ -75,7 +82,7 @@ done
 
 agent_start() {
 	e2e_agent_start "$1" --function "$FUNCTION:$PER_VM" --handler served-by \
-		--heartbeat-ms "$HEARTBEAT_MS" --cold-start-ms "$COLD_START_MS"
+		--heartbeat-ms "${AGENT_HEARTBEAT_MS:-$HEARTBEAT_MS}" --cold-start-ms "$COLD_START_MS"
 }
 
 # Both VMs up with all their containers warm again.
@@ -117,6 +124,7 @@ trial() {
 	local slot backend started_us start_us end_us
 	TRIAL_KEYS+=("$key")
 	[[ $event != vm_killed ]] || switch_ms=$HEARTBEAT_MS
+	[[ $event != vm_killed_alive ]] || switch_ms=$ALIVE_HEARTBEAT_MS
 	seconds=$(((LEAD_MS + switch_ms + TAIL_MS + 999) / 1000))
 	started_us=$(now_us)
 	e2e_load_bg "$TMP/$name.json" --function "$FUNCTION" --key "$key" --rate "$RATE" \
@@ -135,7 +143,7 @@ trial() {
 		e2e_ctl backend del "$backend" >/dev/null || bench_die "tetherctl backend del $backend failed"
 		end_us=$(now_us)
 		;;
-	vm_killed)
+	vm_killed | vm_killed_alive)
 		e2e_agent_kill "$backend"
 		start_us=$((E2E_KILLED_AT_NS / 1000)) end_us=$start_us
 		;;
@@ -189,13 +197,20 @@ main() {
 	WRONG=() TRIAL_KEYS=()
 	: >"$TMP/trials.jsonl"
 	e2e_topology
-	e2e_tetherd_start
+	# XDP on the VMs' links too, for their ALIVE and DONE datagrams.
+	E2E_TETHERD_IFACES+=("$E2E_IF_R1" "$E2E_IF_R2")
+	e2e_tetherd_start --completion "$COMPLETION"
 	agent_start vm1
 	agent_start vm2
 	wait_all_warm
 	echo "bench_converge: $E2E_ID: $PER_VM containers of function $FUNCTION on vm1 and on vm2; $RATE requests/s on one key; heartbeat deadline $HEARTBEAT_MS ms; $TRIALS trial(s) each" >&2
 	LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
-	for event in container_del backend_del vm_killed; do
+	for event in container_del backend_del vm_killed vm_killed_alive; do
+		if [[ $event == vm_killed_alive ]]; then
+			AGENT_HEARTBEAT_MS=$ALIVE_HEARTBEAT_MS
+			agent_restart vm1
+			agent_restart vm2
+		fi
 		for ((n = 1; n <= TRIALS; n++)); do
 			trial "$event" "$n"
 			agent_restart "$LAST_BACKEND"
@@ -213,7 +228,8 @@ main() {
 			  method: "one routing key at a steady rate (udp_load --trace); converge_ms = first answer from another container minus the command return (the kill for vm_killed), converge_from_start_ms the same from the command start, on the client clock (wall clock, one machine); lost/failed = requests sent from the event start up to the first rerouted one without an answer in time / with a status other than OK"},
 		 rows: (group_by(.event) | map({event: .[0].event,
 			what: ({container_del: "tetherctl container del", backend_del: "tetherctl backend del (no drain)",
-				vm_killed: "VM agent SIGKILLed (heartbeat expiry)"}[.[0].event]),
+				vm_killed: "VM agent SIGKILLed (heartbeat expiry)",
+				vm_killed_alive: "VM killed, ALIVE every 50 ms (deadline 150)"}[.[0].event]),
 			trials: length,
 			converge_ms_median: (map(.converge_ms) | median), converge_ms_min: (map(.converge_ms) | min),
 			converge_ms_max: (map(.converge_ms) | max),
@@ -222,7 +238,7 @@ main() {
 			lost_median: (map(.lost) | median), lost_total: (map(.lost) | add),
 			failed_median: (map(.failed) | median), failed_total: (map(.failed) | add),
 			runs: map(del(.load.per_container))})
-			| sort_by({backend_del: 1, vm_killed: 2, container_del: 0}[.event]))}' \
+			| sort_by({backend_del: 1, vm_killed: 2, vm_killed_alive: 3, container_del: 0}[.event]))}' \
 		"$TMP/trials.jsonl" >"$TMP/result.json"
 
 	{
@@ -231,18 +247,20 @@ main() {
 			"$PER_VM" "$TRIALS"
 		printf 'until the first answer from another container, ms from the command start and return (the\n'
 		printf 'kill); medians over the trials, the range of "from return" beside\n\n'
-		printf '%-38s %6s %10s %10s %11s %16s %6s %6s\n' event trials "command ms" "from start" "from return" \
+		printf '%-46s %6s %10s %10s %11s %16s %6s %6s\n' event trials "command ms" "from start" "from return" \
 			min..max lost failed
 		jq -r 'def r: . * 10 | round / 10;
 			.rows[] | [.what, .trials, (.command_ms_median | r), (.converge_from_start_ms_median | r),
 			(.converge_ms_median | r), "\(.converge_ms_min | r)..\(.converge_ms_max | r)", .lost_median,
 			.failed_median] | map(tostring) | join("|")' "$TMP/result.json" |
 			while IFS='|' read -r what trials command from_start converge range lost failed; do
-				printf '%-38s %6s %10s %10s %11s %16s %6s %6s\n' "$what" "$trials" "$command" "$from_start" \
+				printf '%-46s %6s %10s %10s %11s %16s %6s %6s\n' "$what" "$trials" "$command" "$from_start" \
 					"$converge" "$range" "$lost" "$failed"
 			done
 		printf '\nheartbeat deadline %s ms (agents heartbeat every %s ms): a killed VM is down %s..%s ms after the kill\n' \
 			"$HEARTBEAT_MS" "$((HEARTBEAT_MS / 3))" "$((HEARTBEAT_MS - HEARTBEAT_MS / 3))" "$HEARTBEAT_MS"
+		printf 'with data-plane liveness: heartbeat time %s ms, ALIVE every %s ms, the deadline moved by the XDP program\n' \
+			"$ALIVE_HEARTBEAT_MS" "$((ALIVE_HEARTBEAT_MS / 3))"
 		printf 'lost: no answer within 1 s; failed: answered other than OK (sent from the event start to the\n'
 		printf 'first request another container answered)\n'
 		printf 'machine: %s CPUs, 1-minute load average %s at the start, %s at the end\n' "$(nproc)" \

@@ -215,7 +215,13 @@ struct bench_case {
 	size_t counter;   /* offsetof(struct tether_stats, ...), or -1 */
 	__u32 population; /* of the varied field; 0: all of it */
 	int admission;    /* enum bench_admission */
+	int accounting;   /* every container has a limit (never reached): the
+			   * in-flight accounting on the path */
+	int completion;   /* a DONE to the completion address */
 };
+
+#define COMPLETION_PORT 7700
+#define NEVER_FULL 0x7fffffffu
 
 #define COUNTER(field) offsetof(struct tether_stats, field)
 #define NO_COUNTER ((size_t)-1)
@@ -247,6 +253,11 @@ static size_t build_template(struct world *w, const struct bench_case *c, __u8 *
 		spec.hdr.function_id = be64toh(w->keys[0].function_id);
 	if (c->not_service)
 		spec.dst_port = PKT_TEST_VIP_PORT + 1;
+	if (c->completion) {
+		spec.dst_port = COMPLETION_PORT;
+		spec.hdr.flags = TETHER_F_DONE | TETHER_F_STAMPED;
+		spec.payload_len = TETHER_DONE_PAYLOAD_LEN;
+	}
 	if (c->bad_magic) {
 		spec.hdr.magic = 0x1234;
 		spec.hdr_raw = 1;
@@ -326,6 +337,23 @@ static void set_admission(struct world *w, const struct bench_case *c)
 		fail("admit_buckets", errno);
 }
 
+/* Every container's limit: 0 (accounting off) or NEVER_FULL (on: the
+ * in-flight count is read and reserved on every forward, never full). */
+static void set_limits(struct world *w, __u32 limit)
+{
+	static int current = -1;
+
+	if (current == (int)limit)
+		return;
+	for (__u32 slot = 0; slot < w->containers; slot++) {
+		int err = container_set_limit(&w->dp, slot, limit);
+
+		if (err)
+			fail("container_set_limit", err);
+	}
+	current = (int)limit;
+}
+
 static __u32 measure(struct world *w, const struct bench_case *c)
 {
 	__u8 frame[512], out[512];
@@ -333,6 +361,17 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 	size_t len = build_template(w, c, frame, &template);
 	__u32 zero = 0, durations[16];
 
+	set_limits(w, c->accounting || c->completion ? NEVER_FULL : 0);
+	if (c->completion) {
+		/* A DONE credits at most what the router forwarded: the DONEs'
+		 * finished counts (growing every run) stay below this. */
+		__u32 slot = ntohl(w->tokens[0].token.slot);
+		struct container_load load = { .started = 1ull << 62 };
+
+		if (bpf_map_update_elem(bpf_map__fd(w->dp.skel->maps.inflight), &slot, &load,
+					BPF_ANY))
+			fail("inflight", errno);
+	}
 	if (bpf_map_update_elem(bpf_map__fd(w->bench->maps.bench_template), &zero, &template,
 				BPF_ANY))
 		fail("bench_template", errno);
@@ -363,67 +402,85 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 }
 
 static const struct bench_case cases[] = {
-	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE },
-	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE },
-	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE },
+	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
+	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
+	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
 	{ "floor: template restore, varied tokens", 4, 1, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  NO_COUNTER, 0, ADMISSION_NONE },
-	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit), 0, ADMISSION_NONE },
+	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
+	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
 	{ "token hit, varied (all containers)", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE },
-	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
+	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
 	{ "key hit, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
-	  COUNTER(key_hit), 0, ADMISSION_NONE },
-	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE },
-	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE },
-	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE },
-	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE },
-	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE },
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
+	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
+	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
+	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0 },
+	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0 },
+	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0 },
 	{ "IPv6 token hit, repeated", 6, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
 	{ "IPv6 token hit, varied", 6, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE },
-	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE },
-	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE },
-	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE },
-	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE },
-	{ "IPv6 no capacity", 6, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE },
-	{ "IPv6 pass (other port)", 6, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE },
-	{ "IPv6 malformed (bad magic)", 6, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 no capacity", 6, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 pass (other port)", 6, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 malformed (bad magic)", 6, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0 },
 	/* Admission to the slow path (a function with no pool, 999). */
 	{ "no capacity, within budget (2 buckets)", 4, 0, 0, VARY_NONE, 1, 0, 0,
-	  COUNTER(no_capacity), 0, ADMISSION_WITHIN },
-	{ "floor: whole-frame restore (128 bytes)", 4, 5, 0, VARY_NONE, 1, 0, 0, NO_COUNTER, 0, ADMISSION_NONE },
+	  COUNTER(no_capacity), 0, ADMISSION_WITHIN, 0, 0 },
+	{ "floor: whole-frame restore (128 bytes)", 4, 5, 0, VARY_NONE, 1, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
 	{ "no capacity, no budget, whole restore", 4, 4, 0, VARY_NONE, 1, 0, 0,
-	  COUNTER(no_capacity), 0, ADMISSION_NONE },
+	  COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0 },
 	{ "shed: answered OVERLOADED in place", 4, 4, 0, VARY_NONE, 1, 0, 0, COUNTER(shed), 0,
-	  ADMISSION_SHED },
+	  ADMISSION_SHED, 0, 0 },
 	{ "IPv6 shed: answered OVERLOADED in place", 6, 4, 0, VARY_NONE, 1, 0, 0, COUNTER(shed), 0,
-	  ADMISSION_SHED },
+	  ADMISSION_SHED, 0, 0 },
 	{ "shed over the answer cap: dropped", 4, 4, 0, VARY_NONE, 1, 0, 0,
-	  COUNTER(shed_dropped), 0, ADMISSION_CAPPED },
+	  COUNTER(shed_dropped), 0, ADMISSION_CAPPED, 0, 0 },
+	/* The same paths with every container under a limit (never reached): the
+	 * in-flight count read and a reservation taken on every forward. */
+	{ "token hit, repeated, accounting on", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0 },
+	{ "token hit, varied, accounting on", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0 },
+	{ "key hit, repeated, accounting on", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0,
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0 },
+	{ "key hit, varied, accounting on", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0 },
+	{ "flow pick, repeated, accounting on", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick),
+	  0, ADMISSION_NONE, 1, 0 },
+	{ "flow pick, varied, accounting on", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0,
+	  ADMISSION_NONE, 1, 0 },
+	{ "completion (DONE), repeated container", 4, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
+	  ADMISSION_NONE, 0, 1 },
+	{ "IPv6 completion (DONE)", 6, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
+	  ADMISSION_NONE, 0, 1 },
 	/* Re-home and learn change the affinity table, so they come last, and
 	 * re-home (which needs the loaded entries) before learn (which evicts them). */
 	{ "floor: restore + stale affinity, repeated", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0,
-	  0, NO_COUNTER, 1, ADMISSION_NONE },
+	  0, NO_COUNTER, 1, ADMISSION_NONE, 0, 0 },
 	{ "floor: restore + stale affinity, varied", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  NO_COUNTER, 0, ADMISSION_NONE },
+	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
 	{ "key re-home, repeated", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 1, ADMISSION_NONE },
+	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0 },
 	{ "key re-home, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 0, ADMISSION_NONE },
+	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0 },
 	{ "IPv6 key re-home, repeated", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 1, ADMISSION_NONE },
+	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0 },
 	{ "IPv6 key re-home, varied", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 0, ADMISSION_NONE },
+	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0 },
 	{ "key new (learn), one function", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 1, ADMISSION_NONE },
+	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0 },
 	{ "key new (learn), varied functions", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 0, ADMISSION_NONE },
+	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0 },
 	{ "IPv6 key new (learn), one function", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 1, ADMISSION_NONE },
+	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0 },
 	{ "IPv6 key new (learn), varied functions", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 0, ADMISSION_NONE },
+	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0 },
 };
 
 static void setup_services(struct world *w)
@@ -436,6 +493,11 @@ static void setup_services(struct world *w)
 	pkt_addr6(vip, PKT_TEST_VIP6);
 	if (!err)
 		err = service_add(&w->dp, vip, PKT_TEST_VIP_PORT, 2);
+	if (!err)
+		err = service_add_completion(&w->dp, vip, COMPLETION_PORT);
+	pkt_v4mapped(vip, PKT_TEST_VIP4);
+	if (!err)
+		err = service_add_completion(&w->dp, vip, COMPLETION_PORT);
 	if (err)
 		fail("service_add", err);
 }

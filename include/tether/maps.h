@@ -36,6 +36,9 @@
 #define TETHER_MAP_ADMIT_CONFIG "admit_config"
 #define TETHER_MAP_ADMIT_BUCKETS "admit_buckets"
 #define TETHER_MAP_ADMIT_FUNCTIONS "admit_functions"
+#define TETHER_MAP_INFLIGHT "inflight"
+#define TETHER_MAP_LIVENESS "liveness"
+#define TETHER_MAP_FUNCTIONS "functions"
 #define TETHER_NAME_MAX 32 /* names of backends and containers, with the NUL */
 
 /* services: which (address, UDP port) pairs are Tether service addresses.
@@ -48,9 +51,15 @@ struct service_key {
 	__u16 pad;
 };
 
+enum service_kind {
+	SERVICE_REQUESTS = 0,   /* clients' requests (the pad of earlier versions: 0) */
+	SERVICE_COMPLETION = 1, /* the router's completion address: DONE and ALIVE
+				 * datagrams from backends, consumed by the program */
+};
+
 struct service_info {
 	__u32 service_id;
-	__u32 pad;
+	__u32 kind; /* enum service_kind; where a pad was */
 };
 
 enum backend_state {
@@ -96,7 +105,12 @@ struct container_record {
 	__u32 generation;        /* bumped each time the slot is reused */
 	__u32 backend_id;
 	__u32 state; /* enum container_state */
-	__u32 pad;
+	/* Requests in flight this container may have (the function's
+	 * concurrency limit, or the container's own); 0 = no limit. Where a
+	 * pad was, so records pinned by earlier versions read as unlimited.
+	 * The paths read the record anyway: the in-flight count (inflight) is
+	 * read only when this is set. */
+	__u32 limit;
 };
 
 /* container_stats: an ARRAY of (possible CPUs) x TETHER_MAX_CONTAINERS
@@ -107,6 +121,47 @@ struct container_record {
 struct container_counters {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/* inflight: ARRAY (BPF_F_MMAPABLE) indexed by slot: the accounting of
+ * requests in flight, for containers with a limit. All counts are cumulative
+ * since the slot was installed (containers.c zeroes them), so a lost or
+ * replayed datagram cannot leave them wrong for long:
+ *
+ *   in flight = started - cancelled - done - lost
+ *
+ * started: reservations, taken atomically before a request is forwarded (the
+ *   XDP program, and the slow path through the mmapped map); cancelled: those
+ *   given back because the container turned out full;
+ * done: the highest cumulative finished count a DONE reported (raised, never
+ *   lowered: a lost DONE is covered by the next, a replay changes nothing);
+ * lost: requests forwarded before the previous mark that the container never
+ *   received (from a DONE's received count, at most once per
+ *   TETHER_RECONCILE_NS): mark is (started - cancelled) at that previous
+ *   reconcile and mark_ns its time. */
+struct container_load {
+	__u64 started;
+	__u64 cancelled;
+	__u64 done;
+	__u64 lost;
+	__u64 mark;
+	__u64 mark_ns;
+};
+
+/* A container's counts are reconciled with the received count its DONEs
+ * carry at most this often: a request forwarded before one reconcile and not
+ * received by the next one is taken as lost (one-way delays are far below). */
+#define TETHER_RECONCILE_NS 20000000ULL
+
+/* liveness: ARRAY indexed by backend id: the key that authenticates the
+ * backend's ALIVE datagrams (128 random bits from its agent, registered with
+ * add backend or heartbeat backend), the highest sequence number accepted, and
+ * how far an ALIVE moves the heartbeat deadline. key 0: no data-plane
+ * liveness for this backend. */
+struct backend_liveness {
+	__u64 key[2];
+	__u64 last_seq;
+	__u64 window_ns;
 };
 
 /* affinity: LRU_HASH (function, routing key) -> container, learned on the
@@ -151,17 +206,30 @@ struct tether_stats {
 	__u64 retag_failed;  /* fault, on top of the decision: the frame could
 			      * not be given the backend's VLAN tagging
 			      * (bpf_xdp_adjust_head failed); dropped */
-	__u64 shed;          /* on top of no_capacity or strict_gone: over the
+	__u64 shed;          /* on top of no_capacity, strict_gone or full: over the
 			      * slow path's budget, answered OVERLOADED by the
 			      * XDP program itself (XDP_TX), never passed up */
-	__u64 shed_dropped;  /* on top of no_capacity or strict_gone: over the
+	__u64 shed_dropped;  /* on top of no_capacity, strict_gone or full: over the
 			      * budget and over the cap on answers (or, never
 			      * seen, the frame could not be shortened); dropped */
+	/* Concurrency limits, completions and liveness (issue 11). */
+	__u64 token_overflow; /* token's container full: sent to a sibling */
+	__u64 key_overflow;   /* key's container full: sent to a sibling, affinity kept */
+	__u64 full;           /* no container with room (or STRICT's full): slow path */
+	__u64 done;           /* a DONE applied */
+	__u64 done_stale;     /* a DONE that reported nothing new (replayed, reordered) */
+	__u64 done_forged;    /* a DONE naming no live container of its function, or
+			       * from another interface than its backend's: ignored */
+	__u64 lost_fixed;     /* requests found lost on their way, uncounted */
+	__u64 alive;          /* an ALIVE that moved its backend's deadline */
+	__u64 alive_replayed; /* an ALIVE with a sequence already seen: ignored */
+	__u64 alive_forged;   /* an ALIVE with a wrong tag, backend or interface */
+	__u64 completion_bad; /* for the completion address but neither DONE nor ALIVE */
 };
 
 /* Admission to the slow path (bpf/admission.h): the requests the XDP program
- * would pass up the stack (no warm container, or STRICT and gone) are
- * budgeted per function first, then for all functions together; one over
+ * would pass up the stack (no warm container, STRICT and gone, or every
+ * container at its limit) are budgeted per function first, then for all functions together; one over
  * either budget is answered OVERLOADED in place (bpf/forward.h
  * answer_in_place), within a cap on such answers, beyond which it is
  * dropped. Each budget is a rate with a burst, kept as GCRA (the "virtual
@@ -242,6 +310,14 @@ struct allowed_functions {
 	__u32 count; /* ranges used; 0: none allowed */
 	__u32 pad;
 	struct function_range ranges[TETHER_ALLOWED_RANGES];
+};
+
+/* functions: HASH function_id -> its settings (set function), pinned so a
+ * restarted tetherd knows them; the program never reads it (the limit it
+ * needs is copied into every container record). */
+struct function_settings {
+	__u32 concurrency; /* requests in flight per container; 0: no limit */
+	__u32 pad;
 };
 
 #endif

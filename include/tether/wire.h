@@ -15,12 +15,33 @@ enum tether_flag {
 	TETHER_F_KEY = 0x01,     /* routing_key is meaningful */
 	TETHER_F_TOKEN = 0x02,   /* container_token is meaningful */
 	TETHER_F_STRICT = 0x04,  /* answer CONTAINER_GONE rather than fall back */
+	TETHER_F_DONE = 0x08,    /* backend -> router: a container finished a request */
+	TETHER_F_ALIVE = 0x10,   /* backend -> router: the backend is alive */
 	TETHER_F_STAMPED = 0x40, /* set by the router only */
 	TETHER_F_REPLY = 0x80,   /* set by backends in replies */
 };
 
 /* Flags a client may set on a request; any other bit makes it malformed. */
 #define TETHER_F_CLIENT_MASK (TETHER_F_KEY | TETHER_F_TOKEN | TETHER_F_STRICT)
+
+/* Datagrams from backends to the router's completion address (docs/protocol.md,
+ * "Completions and liveness"): the 48-byte header with exactly these flags.
+ *
+ * DONE: function_id and request_id of the request, container_token of the
+ * container that ran it, status its outcome, routing_key the container's
+ * cumulative count of finished requests (so a lost DONE is healed by the
+ * next), then TETHER_DONE_PAYLOAD_LEN bytes: the container's cumulative count
+ * of received requests (big-endian u64), for the router to find requests lost
+ * on their way. A DONE with request_id 0 and status 0 is a refresh, sent
+ * every liveness period for each container with a limit.
+ *
+ * ALIVE: function_id the backend id, routing_key a sequence number that only
+ * grows, the token's first 8 bytes 0 and its last 8 the SipHash-2-4 tag
+ * (include/tether/siphash.h) of (backend id, sequence) under the backend's
+ * 128-bit liveness key; request_id 0. */
+#define TETHER_F_DONE_MASK (TETHER_F_DONE | TETHER_F_STAMPED)
+#define TETHER_F_ALIVE_MASK (TETHER_F_ALIVE | TETHER_F_STAMPED)
+#define TETHER_DONE_PAYLOAD_LEN 8
 
 enum tether_status {
 	TETHER_STATUS_OK = 0,

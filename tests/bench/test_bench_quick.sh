@@ -45,7 +45,7 @@ bench() {
 command -v jq > /dev/null || { echo "not ok - jq is not installed (make deps)"; exit 1; }
 
 bench dataplane "$scratch/dataplane.json" \
-	'(.cases | length) >= 30 and all(.cases[]; .ns_per_packet > 0)' \
+	'(.cases | length) >= 38 and all(.cases[]; .ns_per_packet > 0)' \
 	"$build/tools/bench_dataplane" --quick --json "$scratch/dataplane.json"
 bench control "$scratch/control.json" \
 	'.figures | length >= 20 and all(.[]; .value >= 0)' \
@@ -70,7 +70,7 @@ bench latency "$scratch/latency.json" \
 	'[.rows[] | select(.path == "tether" or .path == "direct")] | length >= 4 and all(.[]; .answered > 0)' \
 	env BUILD="$build" tools/bench_latency.sh --quick --json "$scratch/latency.json"
 bench converge "$scratch/converge.json" \
-	'.rows | length == 3 and all(.[]; .trials >= 1 and .converge_from_start_ms_median != null)' \
+	'.rows | length == 4 and all(.[]; .trials >= 1 and .converge_from_start_ms_median != null)' \
 	env BUILD="$build" tools/bench_converge.sh --quick --json "$scratch/converge.json"
 bench admission "$scratch/admission.json" \
 	'(.rows | length) == 3 and all(.rows[]; .legit.sent > 0 and .legit.p99_us > 0) and
@@ -84,6 +84,9 @@ bench agent_rate "$scratch/agent_rate.json" \
 	 ([.agent_rate[] | select(.case == "flood_on")] | all(.[]; .flood.overloaded > 0)) and
 	 ([.agent_rate[] | select(.case == "flood_off")] | all(.[]; .flood.overloaded == 0 and .flood.ok > 0))' \
 	env BUILD="$build" tools/bench_agent_rate.sh --quick --json "$scratch/agent_rate.json"
+bench hotkey "$scratch/hotkey.json" \
+	'.rows | length == 2 and all(.[]; .answered > 0 and .p99_us > 0)' \
+	env BUILD="$build" tools/bench_hotkey.sh --quick --json "$scratch/hotkey.json"
 bench fleet "$scratch/fleet.json" \
 	'.sync.applied == .sync.containers and .adds_per_s.one_router > 0 and
 	 .convergence_ms.p50 > 0 and .token_hit_ns.fleet > 0 and .token_hit_ns.single > 0' \

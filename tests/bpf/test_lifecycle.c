@@ -416,6 +416,8 @@ static const char *counters_text(const struct tether_stats *d)
 		"token_hit", "token_miss", "token_foreign", "key_hit", "key_new",
 		"key_rehomed", "flow_pick", "no_capacity", "strict_gone", "malformed",
 		"fragment", "pass", "no_route", "retag_failed", "shed", "shed_dropped",
+		"token_overflow", "key_overflow", "full", "done", "done_stale", "done_forged",
+		"lost_fixed", "alive", "alive_replayed", "alive_forged", "completion_bad",
 	};
 	const __u64 *v = (const __u64 *)d;
 	GString *s = g_string_new("");
@@ -2207,6 +2209,51 @@ static void test_adopt_removes_orphans(void **state)
 		    PROTO_EXISTS, "a second 'ghost' on vm1");
 }
 
+/* ---- tests: concurrency limits ---------------------------------------------- */
+
+/* set function applies at once to F's containers and to later ones; a
+ * container's own limit (lc_execute's add container concurrency=) and the
+ * function's combine to the smaller nonzero; a restarted tetherd keeps both. */
+static void test_concurrency_limits(void **state)
+{
+	struct world *w = *state;
+	struct lifecycle *lc = &w->lc;
+	struct lifecycle_config config = world_config(w);
+
+	add_backend(w, lc, "vm1", "lo", 0, 1);
+	__u32 a = add_container(w, lc, F1, "vm1", "a", CONTAINER_WARM);
+
+	CHECK_EQ(map_container(w, a).limit, 0, "a container's limit by default");
+	CHECK_PROTO(lc, lc_function_set_limit(lc, F1, 3), PROTO_OK, "set function F1 3");
+	CHECK_EQ(map_container(w, a).limit, 3, "an existing container's limit after set function");
+	__u32 b = add_container(w, lc, F1, "vm1", "b", CONTAINER_WARM);
+
+	CHECK_EQ(map_container(w, b).limit, 3, "a later container's limit");
+	struct lc_request own = { .op = LC_CONTAINER_ADD, .function_id = F1, .name = "c",
+				  .state = CONTAINER_WARM, .concurrency = 1 };
+	__u32 c;
+
+	snprintf(own.backend, sizeof(own.backend), "vm1");
+	CHECK_PROTO(lc, lc_execute(lc, &own, &c), PROTO_OK, "add container concurrency=1");
+	CHECK_EQ(map_container(w, c).limit, 1, "own 1 under function 3");
+	CHECK_PROTO(lc, lc_function_set_limit(lc, F1, 0), PROTO_OK, "set function F1 0");
+	CHECK_EQ(map_container(w, a).limit, 0, "lifted");
+	CHECK_EQ(map_container(w, c).limit, 1, "its own stays");
+	CHECK_PROTO(lc, lc_function_set_limit(lc, F1, 2), PROTO_OK, "set function F1 2");
+	CHECK_EQ(lc_function_limit(lc, F1), 2, "F1's limit");
+
+	w->lc2 = g_new0(struct lifecycle, 1);
+	struct lifecycle *lc2 = w->lc2;
+
+	CHECK(lifecycle_init(lc2, &w->dp, &config) == 0, "lifecycle_init");
+	CHECK(lifecycle_adopt(lc2) == 0, "lifecycle_adopt: %s", lifecycle_error(lc2));
+	CHECK_EQ(lc_function_limit(lc2, F1), 2, "F1's limit after adoption");
+	CHECK_EQ(lc_container_own_limit(lc2, c), 1, "c's own limit after adoption");
+	CHECK_PROTO(lc2, lc_function_set_limit(lc2, F1, 0), PROTO_OK, "set function F1 0 again");
+	CHECK_EQ(map_container(w, a).limit, 0, "a lifted after adoption");
+	CHECK_EQ(map_container(w, c).limit, 1, "c keeps its own after adoption");
+}
+
 /* ---- tests: limits ----------------------------------------------------------- */
 
 static void test_backends_full(void **state)
@@ -2270,6 +2317,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_adopt_rebuilds_view, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adopt_removes_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backends_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrency_limits, setup, teardown),
 	};
 
 	if (argc > 1)

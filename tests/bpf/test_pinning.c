@@ -74,6 +74,56 @@ static void test_adopts_pinned_state(void **state)
 	dataplane_close(&second);
 }
 
+/* The pins of the version before concurrency limits: no inflight, liveness
+ * or functions map, containers' records with 0 where the limit now is. This
+ * version adopts the rest, makes and pins the two, and reads the old records
+ * as unlimited. */
+static void test_adopts_pins_of_the_version_before_limits(void **state)
+{
+	struct dataplane first, second;
+	struct dataplane_opts opts = { .pin_root = pin_root };
+	struct tether_token token;
+	struct container_record record;
+	struct container_load load;
+	char path[256];
+	(void)state;
+
+	assert_int_equal(dataplane_open(&first, &opts), 0);
+	assert_int_equal(container_install(&first, 17, 4242, 3, CONTAINER_WARM, &token), 0);
+	dataplane_close(&first);
+	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_INFLIGHT);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_LIVENESS);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_FUNCTIONS);
+	assert_int_equal(unlink(path), 0);
+
+	assert_int_equal(dataplane_open(&second, &opts), 0);
+	assert_true(second.adopted);
+	assert_int_equal(container_get(&second, 17, &record), 0);
+	assert_int_equal(record.function_id, 4242);
+	assert_int_equal(record.limit, 0);
+	assert_int_equal(container_load_read(&second, 17, &load), 0);
+	assert_int_equal(load.started, 0);
+	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_INFLIGHT);
+	assert_int_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_LIVENESS);
+	assert_int_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_FUNCTIONS);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(container_set_limit(&second, 17, 2), 0);
+	assert_int_equal(container_take_room(&second, 17, 2), 1);
+	dataplane_close(&second);
+
+	/* And the next start adopts those too, counts and all. */
+	assert_int_equal(dataplane_open(&second, &opts), 0);
+	assert_int_equal(container_get(&second, 17, &record), 0);
+	assert_int_equal(record.limit, 2);
+	assert_int_equal(container_load_read(&second, 17, &load), 0);
+	assert_int_equal(load.started, 1);
+	dataplane_close(&second);
+}
+
 static int bpftool_dump_contains(const char *map, const char *needle)
 {
 	char command[512], line[512];
@@ -331,6 +381,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_adopts_pinned_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopts_pins_of_the_version_before_limits, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_bpftool_prints_named_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_map_of_wrong_shape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_carries_stats_before_retag_over, setup, teardown),

@@ -11,6 +11,8 @@
 #   function 1: 2 containers on vm1, 2 on vm2
 #   function 2: 2 containers on vm2, 2 on vm3
 #   function 3: none warm; vm3's agent starts one on demand (--capacity)
+#   functions 4 and 5: 4 containers each on vm3 running the sleep handler
+#       (20 ms a request); 4 with a concurrency limit of 1, 5 without
 #
 # Requests: tether-invoke (one request at a time, every answer printed) where
 # the demo shows single requests, tools/udp_load for load. Where sessions are
@@ -28,6 +30,9 @@
 SCEN_F1=1
 SCEN_F2=2
 SCEN_F3=3
+SCEN_F4=4 # the hot key's function with a limit of 1 (vm3: sleep handler, 20 ms)
+SCEN_F5=5 # the same without a limit
+SCEN_COMPLETION=203.0.113.1:7700 # the router's completion address (on vm1's link)
 SCEN_HEARTBEAT_MS=1000      # vm2, the VM that dies: down 1 s after its last heartbeat
 SCEN_HEARTBEAT_SAFE_MS=3000 # vm1, vm3: they live through tetherd's restarts
 SCEN_COLD_START_MS=300
@@ -425,15 +430,19 @@ scen_setup() {
 	e2e_topology --vms 3 --clients 2
 	# The agents talk to tetherd over TCP with mutual TLS, as remote VMs do.
 	e2e_tls_certs
-	e2e_tetherd_start --hold-ms "$SCEN_HOLD_MS" "${E2E_TLS_TETHERD[@]}"
+	# XDP on the VMs' links too: their DONE and ALIVE datagrams come in there.
+	E2E_TETHERD_IFACES+=("$E2E_IF_R1" "$E2E_IF_R2" "$E2E_IF_R3")
+	e2e_tetherd_start --hold-ms "$SCEN_HOLD_MS" "${E2E_TLS_TETHERD[@]}" \
+		--completion "$SCEN_COMPLETION"
 	e2e_agent_start_tls vm1 --function "$SCEN_F1:2" --heartbeat-ms "$SCEN_HEARTBEAT_SAFE_MS"
 	e2e_agent_start_tls vm2 --function "$SCEN_F1:2" --function "$SCEN_F2:2" \
 		--heartbeat-ms "$SCEN_HEARTBEAT_MS"
 	e2e_agent_start_tls vm3 --function "$SCEN_F2:2" --function "$SCEN_F3:0" --capacity \
+		--function "$SCEN_F4:4:1:sleep" --function "$SCEN_F5:4:0:sleep" \
 		--cold-start-ms "$SCEN_COLD_START_MS" --heartbeat-ms "$SCEN_HEARTBEAT_SAFE_MS"
 	e2e_agent_wait_warm vm1 2
 	e2e_agent_wait_warm vm2 4
-	e2e_agent_wait_warm vm3 2
+	e2e_agent_wait_warm vm3 10
 	scen_snapshot
 }
 
@@ -445,6 +454,7 @@ scen_describe() {
 	scen_say "function $SCEN_F1: containers $(scen_slots "$SCEN_F1" vm1) on vm1, $(scen_slots "$SCEN_F1" vm2) on vm2"
 	scen_say "function $SCEN_F2: containers $(scen_slots "$SCEN_F2" vm2) on vm2, $(scen_slots "$SCEN_F2" vm3) on vm3"
 	scen_say "function $SCEN_F3: no warm container; vm3 starts one on demand (cold start ${SCEN_COLD_START_MS} ms)"
+	scen_say "functions $SCEN_F4 and $SCEN_F5: 4 containers each on vm3 whose requests take 20 ms; $SCEN_F4 runs one at a time (limit 1)"
 }
 
 # --- 1. sessions stay on their container -----------------------------------------------------
@@ -1008,5 +1018,37 @@ scen_edge_traffic() {
 	expect_ge "packets passed by the XDP program" "$((pass_after - pass_before))" 12
 }
 
+# --- 8. a hot key with a concurrency limit --------------------------------------------------
+
+scen_hot_key() {
+	local limited unlimited p99_limited p99_unlimited bugs_before bugs
+	scen_heading "8. A hot key: one container at a time (limit 1), steered, against one queue"
+	scen_explain "100 requests/s on one key for 2 s, twice what one container serves (20 ms a request)."
+	scen_explain "Function $SCEN_F5 has no limit: every request waits in the key's container. Function $SCEN_F4"
+	scen_explain "runs one request at a time per container: the router counts them (the agent's DONE datagrams)"
+	scen_explain "and sends the overflow to the next containers of the key's table; the affinity stays home."
+	bugs_before=$(grep -c "ROUTER BUG" "$E2E_LOG_DIR/agent_vm3.log" || true)
+	unlimited=$(load 1 4 --function "$SCEN_F5" --key 8001 --rate 100 --duration-s 2 --timeout-ms 10000)
+	limited=$(load 1 4 --function "$SCEN_F4" --key 8001 --rate 100 --duration-s 2 --timeout-ms 10000)
+	p99_unlimited=$(($(e2e_field "$unlimited" p99_us) / 1000))
+	p99_limited=$(($(e2e_field "$limited" p99_us) / 1000))
+	bugs=$(($(grep -c "ROUTER BUG" "$E2E_LOG_DIR/agent_vm3.log" || true) - bugs_before))
+	scen_say "no limit: p50 $(($(e2e_field "$unlimited" p50_us) / 1000)) ms, p99 $p99_unlimited ms, $(e2e_field "$unlimited" containers) container"
+	scen_say "limit 1:  p50 $(($(e2e_field "$limited" p50_us) / 1000)) ms, p99 $p99_limited ms, $(e2e_field "$limited" containers) containers; overflows steered: $(scen_stat load key_overflow)"
+	scen_say "requests a container got beyond its limit (the agent's count): $bugs"
+	scen_row "8 hot key, limit 1" "$(($(e2e_field "$limited" sent) + $(e2e_field "$unlimited" sent)))" \
+		"$(($(e2e_field "$limited" answered) + $(e2e_field "$unlimited" answered)))" \
+		"$(($(e2e_field "$limited" lost) + $(e2e_field "$unlimited" lost)))" \
+		"p99 ${p99_limited} ms with the limit, ${p99_unlimited} ms without"
+
+	expect_eq "lost without the limit" "$(e2e_field "$unlimited" lost)" 0
+	expect_eq "lost with the limit" "$(e2e_field "$limited" lost)" 0
+	expect_eq "answered OK with the limit" "$(e2e_field "$limited" ok)" "$(e2e_field "$limited" sent)"
+	expect_eq "containers without the limit" "$(e2e_field "$unlimited" containers)" 1
+	expect_ge "containers with the limit" "$(e2e_field "$limited" containers)" 2
+	expect_eq "requests beyond a container's limit" "$bugs" 0
+	expect_le "p99 with the limit x 5 (ms) under p99 without" "$((p99_limited * 5))" "$p99_unlimited"
+}
+
 # The scenarios in order (each one's function is scen_NAME).
-SCEN_ALL=(sessions tokens cold_start drain vm_killed restart edge_traffic)
+SCEN_ALL=(sessions tokens cold_start drain vm_killed restart edge_traffic hot_key)

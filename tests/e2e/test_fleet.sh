@@ -47,8 +47,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/fleet.sh"
 
-TESTS=(tokens tables keys writes store_tls_reload liveness router_killed member_killed cut_off
-	quorum_lost compacted racing_adds policies capacity)
+TESTS=(tokens tables keys writes store_tls_reload function_set liveness router_killed
+	member_killed cut_off quorum_lost compacted racing_adds policies capacity)
 F=7 # the function of the echo containers
 # The backends' heartbeat time (their leases' TTL): long enough that a busy
 # machine does not miss a renewal, short enough to wait out in a test.
@@ -170,6 +170,45 @@ test_store_tls_reload() {
 	fleet_wait_converged 50 || fail "the routers disagree"
 	fleet_ctl r2 container del "$(fleet_ctl r2 --json container list |
 		jq -r '.[] | select(.name == "tls1") | .container')" >/dev/null
+}
+
+# Waits (5 s at most) until every router shows function F with concurrency $1.
+wait_concurrency() {
+	local want=$1 i node all
+	for ((i = 0; i < 50; i++)); do
+		all=1
+		for node in "${FLEET_ROUTERS[@]}"; do
+			[[ $(fleet_ctl "$node" --json function show "$F" | jq -r '.[0].concurrency') == "$want" ]] ||
+				all=0
+		done
+		((all)) && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# A function's concurrency limit is lifecycle state: set through r2, it is
+# in the store (functions/F) and every router applies it to F's containers.
+test_function_set() {
+	local node out
+	out=$(fleet_ctl r2 function set "$F" --concurrency 2 2>&1) || fail "function set through r2: $out"
+	wait_concurrency 2 || fail "not every router applied concurrency 2 within 5 s"
+	for node in "${FLEET_ROUTERS[@]}"; do
+		expect_eq "concurrency of $F at $node" \
+			"$(fleet_ctl "$node" --json function show "$F" | jq -r '.[0].concurrency')" 2
+		expect_eq "limits of $F's containers at $node" \
+			"$(fleet_ctl "$node" --json container list --function "$F" |
+				jq -r '[.[].limit] | unique | join(",")')" 2
+	done
+	expect_contains "the store's record" \
+		"$(fleet_etcdctl get "/tether/$FLEET_NAME/functions/$F" 2>&1)" "concurrency=2"
+	fleet_ctl r3 function set "$F" --concurrency 0 >/dev/null || fail "function set through r3"
+	wait_concurrency 0 || fail "not every router lifted the limit within 5 s"
+	for node in "${FLEET_ROUTERS[@]}"; do
+		expect_eq "limits of $F's containers at $node, lifted" \
+			"$(fleet_ctl "$node" --json container list --function "$F" |
+				jq -r '[.[].limit] | unique | join(",")')" 0
+	done
 }
 
 test_liveness() {

@@ -99,6 +99,17 @@ static const struct {
 	STAT_FIELD(malformed),   STAT_FIELD(fragment),    STAT_FIELD(pass),
 	STAT_FIELD(no_route),   STAT_FIELD(retag_failed), STAT_FIELD(shed),
 	STAT_FIELD(shed_dropped),
+	STAT_FIELD(token_overflow),
+	STAT_FIELD(key_overflow),
+	STAT_FIELD(full),
+	STAT_FIELD(done),
+	STAT_FIELD(done_stale),
+	STAT_FIELD(done_forged),
+	STAT_FIELD(lost_fixed),
+	STAT_FIELD(alive),
+	STAT_FIELD(alive_replayed),
+	STAT_FIELD(alive_forged),
+	STAT_FIELD(completion_bad),
 #undef STAT_FIELD
 };
 

@@ -180,6 +180,36 @@ static void test_container_round_trip(void **state)
 	assert_memory_equal(&c, &back, sizeof(c));
 }
 
+/* A container's own limit is written only when set (earlier routers read
+ * the rest as before); functions/F holds a function's settings. */
+static void test_limits_round_trip(void **state)
+{
+	struct store_container c = sample_container(), back;
+	struct store_function f = { .concurrency = 3 }, f_back;
+	char value[STORE_VALUE_MAX], key[STORE_KEY_MAX], why[256] = "";
+	struct store_key parsed;
+
+	(void)state;
+	c.concurrency = 2;
+	store_container_encode(&c, value);
+	assert_non_null(strstr(value, " concurrency=2"));
+	assert_int_equal(store_container_decode(value, strlen(value), &back, why, sizeof(why)), 0);
+	assert_memory_equal(&c, &back, sizeof(c));
+	store_function_encode(&f, value);
+	assert_string_equal(value, "concurrency=3");
+	assert_int_equal(store_function_decode(value, strlen(value), &f_back, why, sizeof(why)), 0);
+	assert_int_equal(f_back.concurrency, 3);
+	assert_int_equal(store_function_decode("concurrency=x", 13, &f_back, why, sizeof(why)),
+			 -EINVAL);
+	assert_int_equal(store_function_decode("limit=1", 7, &f_back, why, sizeof(why)), -EINVAL);
+	store_key_function("/tether/edge/", 0x2a, key);
+	assert_string_equal(key, "/tether/edge/functions/42");
+	assert_true(store_key_parse("/tether/edge/", key, strlen(key), &parsed));
+	assert_int_equal(parsed.kind, STORE_FUNCTION);
+	assert_int_equal(parsed.function_id, 42);
+	assert_false(store_key_parse("/tether/edge/", "/tether/edge/functions/0", 24, &parsed));
+}
+
 /* Each bad record is refused, and the reason names what is wrong. */
 static void test_bad_records(void **state)
 {
@@ -299,6 +329,7 @@ int main(void)
 		cmocka_unit_test(test_bad_keys),
 		cmocka_unit_test(test_backend_round_trip),
 		cmocka_unit_test(test_container_round_trip),
+		cmocka_unit_test(test_limits_round_trip),
 		cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_router_round_trip),
 		cmocka_unit_test(test_policy_round_trip),

@@ -130,6 +130,15 @@ static __always_inline int restore_frame(struct xdp_md *ctx)
 		}
 		break;
 	}
+	case VARY_DONE: {
+		__u64 *sent = bpf_map_lookup_elem(&bench_fresh_keys, &zero);
+
+		if (sent) {
+			*sent += 1;
+			request->routing_key = bpf_cpu_to_be64(*sent);
+		}
+		break;
+	}
 	case VARY_KEY:
 	case VARY_KEY_STALE: {
 		__u32 index = next_index(template->population);

@@ -14,6 +14,7 @@ enum bench_vary {
 	VARY_FLOW = 3,  /* function from bench_keys[i], source address from i */
 	VARY_KEY_NEW = 4,   /* function from bench_keys[i], a routing key never sent before */
 	VARY_KEY_STALE = 5, /* bench_keys[i], its affinity entry made stale first (re-home) */
+	VARY_DONE = 6,      /* a DONE whose finished count (routing_key) grows every run */
 };
 
 struct bench_token {

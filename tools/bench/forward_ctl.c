@@ -609,6 +609,8 @@ static const char *const stat_names[] = {
 	"token_hit",  "token_miss", "token_foreign", "key_hit",  "key_new",
 	"key_rehomed", "flow_pick", "no_capacity",  "strict_gone", "malformed",
 	"fragment",   "pass",       "no_route",    "retag_failed", "shed", "shed_dropped",
+	"token_overflow", "key_overflow", "full", "done", "done_stale", "done_forged",
+	"lost_fixed", "alive", "alive_replayed", "alive_forged", "completion_bad",
 };
 
 static int cmd_run(struct options *o)

@@ -67,6 +67,19 @@ struct agent {
 	GHashTable *requests; /* request id -> struct dispatched (dispatch.c) */
 	__u64 next_request_id;
 
+	/* Completions and liveness (completion.c): where DONE and ALIVE go
+	 * (--completion, and tetherd's answer to add backend), the key of our
+	 * ALIVE datagrams, and our backend id at tetherd (0: not known yet). */
+	struct agent_vip completions[AGENT_MAX_COMPLETIONS];
+	int completion_count;
+	__u64 alive_key[2];
+	__u64 alive_seq;
+	__u64 alive_due_ms;
+	__u32 backend_id;
+	bool alive_registered; /* the router we talk to has the key (an answered ok) */
+	int completion_fd4, completion_fd6;
+	__u64 limit_violations; /* requests beyond a container's limit: a router bug */
+
 	int signal_fd;
 	bool stopping;          /* SIGTERM: drain, report idle, leave */
 	bool hurry;             /* a second signal: do not wait for work */

@@ -27,6 +27,7 @@ struct container *container_create(struct agent *agent, __u64 function_id, __u64
 	c->agent = agent;
 	c->id = ++agent->next_container_id;
 	c->function_id = function_id;
+	c->limit = agent_function_concurrency(&agent->options, function_id);
 	c->not_before_ms = not_before_ms;
 	c->fd = -1;
 	set_name(agent, c);
@@ -92,6 +93,9 @@ void container_set_slot(struct agent *agent, struct container *c, __u32 slot,
 			const __u8 token[16])
 {
 	unmap_slot(agent, c);
+	/* A new token is a new container for the router: its counts start at 0. */
+	if (!c->has_slot || c->slot != slot || memcmp(c->token, token, sizeof(c->token)))
+		c->received = c->finished = 0;
 	c->has_slot = true;
 	c->slot = slot;
 	memcpy(c->token, token, sizeof(c->token));

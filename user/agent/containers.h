@@ -53,6 +53,10 @@ struct container {
 	bool dead;              /* its process died: delete it at tetherd */
 	__u64 drain_deadline_ms;
 	__u32 in_flight;        /* requests dispatched to it, not answered yet */
+	__u32 limit;            /* requests in flight it may have (--function F:N:LIMIT) */
+	__u64 received;         /* requests stamped for it since it was added (the DONE
+				 * datagrams' counts, bpf/load.h) */
+	__u64 finished;         /* ... and answered, whatever the answer */
 };
 
 /* A new container of function_id, to be added at tetherd from not_before_ms

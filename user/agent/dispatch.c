@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "completion.h"
 #include "frame.h"
 #include "wire.h"
 #include "core/core.h"
@@ -86,6 +87,16 @@ static enum tether_status run_in(struct agent *agent, struct container *c,
 
 	if (c->in_flight >= IN_FLIGHT_MAX)
 		return TETHER_STATUS_OVERLOADED;
+	if (c->limit && c->in_flight >= c->limit) {
+		/* The router counts requests in flight and never sends one more:
+		 * this one is a router bug, refused so the limit holds. */
+		agent->limit_violations++;
+		agent_log("ROUTER BUG: %s received a request with %u in flight, its limit %u "
+			  "(%llu such requests so far); answered OVERLOADED",
+			  container_label(c), c->in_flight, c->limit,
+			  (unsigned long long)agent->limit_violations);
+		return TETHER_STATUS_OVERLOADED;
+	}
 	err = message_len ? container_send(c, message, message_len) : -EMSGSIZE;
 	if (err == -EAGAIN || err == -ENOBUFS)
 		return TETHER_STATUS_OVERLOADED;
@@ -109,9 +120,13 @@ static void handle_datagram(struct agent *agent, int fd, size_t len,
 		return;
 	if (status == TETHER_STATUS_OK)
 		status = verdict(agent, &request.header, &c);
-	if (status == TETHER_STATUS_OK)
+	if (status == TETHER_STATUS_OK) {
+		c->received++; /* the router counted it: it counts in the DONEs */
 		status = run_in(agent, c, &request, datagram + TETHER_HDR_LEN,
 				len - TETHER_HDR_LEN);
+		if (status != TETHER_STATUS_OK)
+			completion_done(agent, c, request.header.request_id, status);
+	}
 	if (status != TETHER_STATUS_OK)
 		send_reply(fd, client, client_len, &request.header, status, NULL, NULL, 0);
 }
@@ -143,6 +158,7 @@ void dispatch_result(struct agent *agent, struct container *c, __u64 id, const v
 	send_reply(request->fd, &request->client, request->client_len, &request->header,
 		   TETHER_STATUS_OK, c->token, payload, len);
 	c->in_flight--;
+	completion_done(agent, c, request->header.request_id, TETHER_STATUS_OK);
 	g_hash_table_remove(agent->requests, &id);
 }
 
@@ -159,6 +175,8 @@ void dispatch_abandon(struct agent *agent, struct container *c)
 			continue;
 		send_reply(request->fd, &request->client, request->client_len, &request->header,
 			   TETHER_STATUS_CONTAINER_GONE, NULL, NULL, 0);
+		completion_done(agent, c, request->header.request_id,
+				TETHER_STATUS_CONTAINER_GONE);
 		g_hash_table_iter_remove(&iter);
 	}
 	c->in_flight = 0;

@@ -2,7 +2,10 @@
 /* The function handlers of tether-agent's containers (handlers.h). */
 #include "handlers.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 /* Counts requests per routing key ("none" without KEY) and in total, and
@@ -56,10 +59,38 @@ static size_t run_served_by(struct agent_memory *memory, const struct agent_call
 	return len < 0 ? 0 : (size_t)len < cap ? (size_t)len : cap - 1;
 }
 
+/* Takes its time, as real work does: sleeps the milliseconds the payload
+ * names ("ms=N", at most 10 s), else 20, then answers like served-by (so
+ * tools/udp_load can check who answered) with the time it slept. */
+static size_t run_sleep(struct agent_memory *memory, const struct agent_call *call, char *out,
+			size_t cap)
+{
+	char text[32] = "";
+	unsigned long ms = 20;
+	size_t n = call->length < sizeof(text) - 1 ? call->length : sizeof(text) - 1;
+
+	memcpy(text, call->payload, n);
+	text[n] = '\0';
+	if (!strncmp(text, "ms=", 3))
+		ms = strtoul(text + 3, NULL, 10);
+	if (ms > 10000)
+		ms = 10000;
+	struct timespec pause = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&pause, &pause) && errno == EINTR)
+		;
+	memory->total++;
+	int len = snprintf(out, cap, "served-by=%s slot=%u slept_ms=%lu", call->name, call->slot,
+			   ms);
+
+	return len < 0 ? 0 : (size_t)len < cap ? (size_t)len : cap - 1;
+}
+
 static const struct agent_handler handlers[] = {
 	{ "counter", run_counter },
 	{ "echo", run_echo },
 	{ "served-by", run_served_by },
+	{ "sleep", run_sleep },
 };
 
 #define HANDLER_COUNT (sizeof(handlers) / sizeof(handlers[0]))

@@ -102,6 +102,8 @@ static void send_add(struct agent *agent, struct container *c)
 	proto_record_str(&w, "name", c->name);
 	/* A container tetherd lost while it ran comes back warm at once. */
 	proto_record_str(&w, "state", warm ? "warm" : "starting");
+	if (c->limit) /* only then: a tetherd without limits still takes the rest */
+		proto_record_u64(&w, "concurrency", c->limit);
 	proto_record_end(&w);
 	send_request(agent, c, &w, on_added);
 }

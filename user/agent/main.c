@@ -10,6 +10,7 @@
 
 #include "agent.h"
 #include "containers.h"
+#include "completion.h"
 #include "dispatch.h"
 #include "events.h"
 #include "failover.h"
@@ -80,8 +81,13 @@ static int setup(struct agent *agent)
 	agent->requests = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
 	agent->stale_slots = g_array_new(FALSE, FALSE, sizeof(__u32));
 	agent->signal_fd = -1;
+	agent->completion_fd4 = agent->completion_fd6 = -1;
 	if (!agent->loop)
 		return -1;
+	if (completion_open(agent)) {
+		agent_log("cannot make the ALIVE key or the completion sockets");
+		return -1;
+	}
 	link_init(&agent->control, agent, "control", &o->tetherds[0], agent->secret, o->name,
 		  &session_owner, agent->loop);
 	link_init(&agent->watch, agent, "watch", &o->tetherds[0], agent->secret, o->name,
@@ -121,6 +127,7 @@ static void tick(struct agent *agent)
 	process_tick(agent, now);
 	session_step(agent);
 	lifecycle_step(agent);
+	completion_tick(agent, now);
 	shutdown_tick(agent, now);
 }
 
@@ -128,6 +135,7 @@ static void teardown(struct agent *agent)
 {
 	process_kill_all(agent);
 	dispatch_close(agent);
+	completion_close(agent);
 	link_free(&agent->control);
 	link_free(&agent->watch);
 	tls_creds_unref(agent->tls);

@@ -2,6 +2,7 @@
 /* tether-agent's command line (options.h). */
 #include "options.h"
 
+#include <glib.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -65,7 +66,16 @@ static const char usage[] =
 	"                         --agent-secrets-dir), which lets the agent change only\n"
 	"                         this backend and its containers; else the shared one.\n"
 	"                         Optional with --tls-cert\n"
-	"  --function F:COUNT     start COUNT warm containers of function F (repeatable)\n"
+	"  --function F:COUNT[:N[:HANDLER]]\n"
+	"                         start COUNT warm containers of function F (repeatable);\n"
+	"                         N: each runs at most N requests at once (registered with\n"
+	"                         tetherd, which steers around full containers; more is\n"
+	"                         answered OVERLOADED and logged as a router bug; 0: no\n"
+	"                         limit); HANDLER: theirs instead of --handler's\n"
+	"  --completion ADDR:PORT[,ADDR:PORT...]\n"
+	"                         the routers' completion addresses: a DONE datagram after\n"
+	"                         each request, ALIVE every heartbeat-ms / 3 (tetherd's\n"
+	"                         answer to add backend names its own)\n"
 	"  --handler NAME         the function handler containers run (" AGENT_DEFAULT_HANDLER
 	"): %s\n"
 	"  --cold-start-ms N      how long a new container takes to become warm (300)\n"
@@ -82,7 +92,7 @@ enum option_id {
 	OPT_NAME = 1, OPT_ADDR, OPT_MAC, OPT_ROUTER_IFACE, OPT_VIP, OPT_TETHERD, OPT_SECRET_FILE,
 	OPT_FUNCTION, OPT_HANDLER, OPT_COLD_START, OPT_HEARTBEAT, OPT_DRAIN, OPT_CAPACITY,
 	OPT_CAPACITY_ANY, OPT_MAX_CONTAINERS, OPT_VLAN, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY,
-	OPT_TLS_SERVER_NAME, OPT_TCP_PLAIN, OPT_HELP, OPT_VERSION,
+	OPT_TLS_SERVER_NAME, OPT_TCP_PLAIN, OPT_COMPLETION, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -107,6 +117,7 @@ static const struct option options[] = {
 	{ "capacity", no_argument, 0, OPT_CAPACITY },
 	{ "capacity-any", no_argument, 0, OPT_CAPACITY_ANY },
 	{ "max-containers", required_argument, 0, OPT_MAX_CONTAINERS },
+	{ "completion", required_argument, 0, OPT_COMPLETION },
 	{ "help", no_argument, 0, OPT_HELP },
 	{ "version", no_argument, 0, OPT_VERSION },
 	{ 0, 0, 0, 0 },
@@ -330,15 +341,35 @@ int agent_parse_function(const char *text, struct agent_function *function)
 	if (strlen(text) >= sizeof(copy))
 		return -1;
 	strcpy(copy, text);
-	colon = strrchr(copy, ':');
+	colon = strchr(copy, ':');
 	if (!colon)
 		return -1;
 	*colon = '\0';
+	char *third = strchr(colon + 1, ':');
+	__u64 concurrency = 0;
+
+	function->handler[0] = '\0';
+	if (third) {
+		char *fourth = strchr(third + 1, ':');
+
+		*third = '\0';
+		if (fourth) {
+			*fourth = '\0';
+			if (!agent_handler_find(fourth + 1) ||
+			    strlen(fourth + 1) >= sizeof(function->handler))
+				return -1;
+			strcpy(function->handler, fourth + 1);
+		}
+		if (strncmp(third + 1, "0x", 2) == 0 || parse_u64(third + 1, &concurrency) ||
+		    concurrency > UINT32_MAX)
+			return -1;
+	}
 	if (parse_u64(copy, &function->function_id) || function->function_id == 0 ||
 	    strncmp(colon + 1, "0x", 2) == 0 || parse_u64(colon + 1, &count) ||
 	    count > UINT32_MAX)
 		return -1;
 	function->count = count;
+	function->concurrency = concurrency;
 	return 0;
 }
 
@@ -472,10 +503,27 @@ static int apply(struct agent_options *o, int id, const char *value, char *messa
 			return refuse(message, size, "at most %d --function", AGENT_MAX_FUNCTIONS);
 		if (agent_parse_function(value, &o->functions[o->function_count]))
 			return refuse(message, size,
-				      "--function '%s' is not F:COUNT (F a nonzero id, decimal or 0x hex)",
+				      "--function '%s' is not F:COUNT[:CONCURRENCY[:HANDLER]] (F a nonzero "
+				      "id, decimal or 0x hex; a known handler)",
 				      value);
 		o->function_count++;
 		return 0;
+	case OPT_COMPLETION: {
+		g_auto(GStrv) parts = g_strsplit(value, ",", -1);
+
+		o->completion_count = 0;
+		for (int i = 0; parts[i]; i++) {
+			if (o->completion_count == AGENT_MAX_COMPLETIONS)
+				return refuse(message, size, "at most %d --completion addresses",
+					      AGENT_MAX_COMPLETIONS);
+			if (agent_parse_vip(parts[i], &o->completions[o->completion_count]))
+				return refuse(message, size,
+					      "--completion '%s' is not ADDR:PORT (IPv6 as [ADDR]:PORT)",
+					      parts[i]);
+			o->completion_count++;
+		}
+		return 0;
+	}
 	case OPT_HANDLER:
 		if (!agent_handler_find(value))
 			return refuse(message, size, "--handler '%s' is unknown; known: %s", value,
@@ -604,6 +652,22 @@ int agent_options_parse(int argc, char **argv, struct agent_options *o, char *me
 	if (optind < argc)
 		return refuse(message, size, "unexpected argument '%s'", argv[optind]);
 	return check_complete(o, message, size);
+}
+
+__u32 agent_function_concurrency(const struct agent_options *o, __u64 function_id)
+{
+	for (int i = 0; i < o->function_count; i++)
+		if (o->functions[i].function_id == function_id)
+			return o->functions[i].concurrency;
+	return 0;
+}
+
+const char *agent_function_handler(const struct agent_options *o, __u64 function_id)
+{
+	for (int i = 0; i < o->function_count; i++)
+		if (o->functions[i].function_id == function_id && o->functions[i].handler[0])
+			return o->functions[i].handler;
+	return o->handler;
 }
 
 bool agent_serves_on_demand(const struct agent_options *o, __u64 function_id)

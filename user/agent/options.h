@@ -38,11 +38,15 @@ struct agent_endpoint {
 	char text[160]; /* "unix:/run/tether/tetherd.sock", for messages */
 };
 
-/* --function F:COUNT */
+/* --function F:COUNT[:CONCURRENCY] */
 struct agent_function {
 	__u64 function_id;
-	__u32 count; /* warm containers to start with */
+	__u32 count;       /* warm containers to start with */
+	__u32 concurrency; /* requests in flight per container; 0: no limit */
+	char handler[32];  /* its containers' handler; empty: --handler's */
 };
+
+#define AGENT_MAX_COMPLETIONS 8
 
 struct agent_options {
 	char name[32];         /* the backend's name at tetherd */
@@ -73,6 +77,10 @@ struct agent_options {
 	__u32 heartbeat_ms;
 	__u32 drain_ms;
 	__u32 max_containers;
+	/* --completion A,B,...: the routers' completion addresses, where DONE
+	 * and ALIVE datagrams go (tetherd's answer to add backend adds its own). */
+	struct agent_vip completions[AGENT_MAX_COMPLETIONS];
+	int completion_count;
 	bool capacity;     /* start containers on capacity_needed */
 	bool capacity_any; /* ... of any function, not only those of --function */
 };
@@ -102,11 +110,18 @@ int agent_parse_endpoint(const char *text, struct agent_endpoint *endpoint);
 int agent_parse_endpoints(const char *text, struct agent_endpoint *endpoints, int max,
 			  char *message, size_t size);
 
-/* "F:COUNT", F decimal or 0x hex and nonzero; 0 or -1. */
+/* "F:COUNT", "F:COUNT:CONCURRENCY" or "F:COUNT:CONCURRENCY:HANDLER", F decimal
+ * or 0x hex and nonzero, HANDLER a known handler; 0 or -1. */
 int agent_parse_function(const char *text, struct agent_function *function);
 
 /* The agent starts containers of function_id on demand: --capacity, and the
  * function is one of --function or --capacity-any was given. */
 bool agent_serves_on_demand(const struct agent_options *options, __u64 function_id);
+
+/* The concurrency limit of function_id's containers (its --function), 0: none. */
+__u32 agent_function_concurrency(const struct agent_options *options, __u64 function_id);
+
+/* The handler of function_id's containers: its --function's, else --handler. */
+const char *agent_function_handler(const struct agent_options *options, __u64 function_id);
 
 #endif

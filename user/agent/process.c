@@ -105,7 +105,7 @@ int process_start(struct agent *agent, struct container *c)
 {
 	struct container_spec spec = {
 		.name = c->name,
-		.handler = agent_handler_find(agent->options.handler),
+		.handler = agent_handler_find(agent_function_handler(&agent->options, c->function_id)),
 		.cold_start_ms = agent->options.cold_start_ms,
 		.agent_pid = getpid(),
 	};

@@ -3,6 +3,8 @@
  * session's state; session_step sends what that state needs next. */
 #include "session.h"
 
+#include "completion.h"
+
 #include <string.h>
 
 #include "records.h"
@@ -44,6 +46,7 @@ void session_backend_lost(struct agent *agent)
 	agent_log("tetherd at %s does not know backend %s; registering it again",
 		  agent->control.endpoint->text, agent->options.name);
 	agent->session = SESSION_NEED_BACKEND;
+	agent->alive_registered = false;
 	containers_forget_registrations(agent);
 }
 
@@ -76,6 +79,34 @@ static void refused(struct agent *agent, const struct tetherd_answer *answer,
 	agent->session_retry_ms = now_ms() + RETRY_MS;
 }
 
+/* Our backend id (ALIVE names it) and the completion addresses tetherd
+ * named in its answer. */
+static void learn_backend(struct agent *agent, const GPtrArray *records, const char *id)
+{
+	if (id)
+		agent->backend_id = (__u32)g_ascii_strtoull(id, NULL, 10);
+	for (guint i = 0; records && i < records->len; i++) {
+		const char *completion =
+			proto_get((struct proto_request *)g_ptr_array_index(records, i), "completion");
+
+		if (completion)
+			completion_learn(agent, completion);
+	}
+}
+
+/* alive_key= only towards a tetherd that takes DONE and ALIVE: one given by
+ * --completion, or one that named its completion address. */
+static __u32 add_alive_key(struct agent *agent, struct proto_writer *w)
+{
+	char key[33];
+
+	if (!agent->completion_count)
+		return 0;
+	completion_key_text(agent, key);
+	proto_record_str(w, "alive_key", key);
+	return 1;
+}
+
 /* --- add backend --- */
 
 static void on_backend_added(struct tetherd_link *link, const struct tetherd_answer *answer,
@@ -100,6 +131,8 @@ static void on_backend_added(struct tetherd_link *link, const struct tetherd_ans
 	}
 	agent_log("backend %s registered (id %s, heartbeat %u ms)", agent->options.name,
 		  id ? id : "?", agent->options.heartbeat_ms);
+	learn_backend(agent, answer->records, id);
+	agent->alive_registered = arg; /* ALIVE only once tetherd has the key */
 	agent->registered_once = true;
 	agent->session = SESSION_NEED_LIST;
 	agent->heartbeat_due_ms = 0;
@@ -119,8 +152,11 @@ static void send_add_backend(struct agent *agent)
 	proto_record_u64(&w, "heartbeat_ms", o->heartbeat_ms);
 	if (o->vlan) /* only then: a tetherd without VLANs still takes the rest */
 		proto_record_u64(&w, "vlan", o->vlan);
+	__u32 with_key = add_alive_key(agent, &w);
+
 	proto_record_end(&w);
-	if (link_request(&agent->control, &w, on_backend_added, 0) == 0)
+	agent->alive_registered = false; /* (again) until this router has the key */
+	if (link_request(&agent->control, &w, on_backend_added, with_key) == 0)
 		agent->session = SESSION_ADDING_BACKEND;
 }
 
@@ -189,6 +225,7 @@ static void on_backends_listed(struct tetherd_link *link, const struct tetherd_a
 		replace_backend(agent, difference);
 	} else {
 		agent_log("backend %s exists at tetherd; taking it over", agent->options.name);
+		learn_backend(agent, NULL, proto_get(record, "id"));
 		agent->registered_once = true;
 		agent->session = SESSION_NEED_LIST;
 		agent->heartbeat_due_ms = 0; /* at once: a backend that was down comes up */
@@ -269,8 +306,9 @@ static void on_heartbeat(struct tetherd_link *link, const struct tetherd_answer 
 {
 	struct agent *agent = agent_of(link);
 
-	(void)arg;
 	agent->heartbeat_pending = false;
+	if (answer->ok && arg)
+		agent->alive_registered = true;
 	if (answer->lost || answer->ok)
 		return;
 	if (answer->error == PROTO_NOT_FOUND)
@@ -286,8 +324,10 @@ static void send_heartbeat(struct agent *agent)
 	proto_writer_init(&w);
 	proto_request_begin(&w, "heartbeat", "backend");
 	proto_record_str(&w, "name", agent->options.name);
+	__u32 with_key = add_alive_key(agent, &w);
+
 	proto_record_end(&w);
-	if (link_request(&agent->control, &w, on_heartbeat, 0) == 0)
+	if (link_request(&agent->control, &w, on_heartbeat, with_key) == 0)
 		agent->heartbeat_pending = true;
 	agent->heartbeat_due_ms = now_ms() + agent->options.heartbeat_ms / 3;
 }

@@ -6,6 +6,8 @@
 #include <endian.h>
 #include <string.h>
 
+#include "tether/siphash.h"
+
 #define KNOWN_REQUEST_FLAGS (TETHER_F_CLIENT_MASK | TETHER_F_STAMPED)
 
 int agent_request_check(const void *data, size_t len, struct tether_hdr *hdr)
@@ -58,4 +60,44 @@ size_t agent_build_reply(const struct tether_hdr *request, enum tether_status st
 	if (payload_len)
 		memcpy((__u8 *)out + TETHER_HDR_LEN, payload, payload_len);
 	return TETHER_HDR_LEN + payload_len;
+}
+
+size_t agent_build_done(const __u8 token[16], __u64 function_id, __u64 request_id,
+			enum tether_status status, __u64 finished, __u64 received, void *out,
+			size_t cap)
+{
+	struct tether_hdr hdr = {
+		.magic = htons(TETHER_MAGIC),
+		.version = TETHER_VERSION,
+		.flags = TETHER_F_DONE | TETHER_F_STAMPED,
+		.status = (__u8)status,
+		.function_id = htobe64(function_id),
+		.routing_key = htobe64(finished),
+		.request_id = request_id,
+	};
+	__u64 received_be = htobe64(received);
+
+	if (cap < TETHER_HDR_LEN + TETHER_DONE_PAYLOAD_LEN)
+		return 0;
+	memcpy(&hdr.container_token, token, 16);
+	memcpy(out, &hdr, TETHER_HDR_LEN);
+	memcpy((__u8 *)out + TETHER_HDR_LEN, &received_be, 8);
+	return TETHER_HDR_LEN + TETHER_DONE_PAYLOAD_LEN;
+}
+
+size_t agent_build_alive(__u32 backend_id, __u64 seq, const __u64 key[2], void *out, size_t cap)
+{
+	struct tether_hdr hdr = {
+		.magic = htons(TETHER_MAGIC),
+		.version = TETHER_VERSION,
+		.flags = TETHER_F_ALIVE | TETHER_F_STAMPED,
+		.function_id = htobe64(backend_id),
+		.routing_key = htobe64(seq),
+	};
+
+	if (cap < TETHER_HDR_LEN)
+		return 0;
+	hdr.container_token.secret = htobe64(tether_alive_tag(key, backend_id, seq));
+	memcpy(out, &hdr, TETHER_HDR_LEN);
+	return TETHER_HDR_LEN;
 }

@@ -52,4 +52,18 @@ size_t agent_build_reply(const struct tether_hdr *request, enum tether_status st
 			 const __u8 *token, const void *payload, size_t payload_len, void *out,
 			 size_t cap);
 
+/* A DONE datagram (include/tether/wire.h): the container (its token) finished
+ * a request of function_id (request_id 0 and status 0: a refresh, sent every
+ * liveness period); finished and received are its cumulative counts.
+ * Returns the length (TETHER_HDR_LEN + TETHER_DONE_PAYLOAD_LEN), or 0 when
+ * cap is too small. */
+size_t agent_build_done(const __u8 token[16], __u64 function_id, __u64 request_id,
+			enum tether_status status, __u64 finished, __u64 received, void *out,
+			size_t cap);
+
+/* An ALIVE datagram of backend backend_id with sequence seq, tagged with key
+ * (include/tether/siphash.h). Returns TETHER_HDR_LEN, or 0. */
+size_t agent_build_alive(__u32 backend_id, __u64 seq, const __u64 key[2], void *out,
+			 size_t cap);
+
 #endif

@@ -113,6 +113,7 @@ static int check_with_protocol(enum ctl_value_type type, const char *what, const
 	case CTL_VALUE_FUNCTION:
 		return proto_get_function(&req, what, 1, &number, message, size) ? -1 : 0;
 	case CTL_VALUE_CONTAINER:
+	case CTL_VALUE_COUNT:
 		return proto_get_u32(&req, what, 1, &handle, message, size) ? -1 : 0;
 	case CTL_VALUE_KEY:
 		return proto_get_u64(&req, what, 1, &number, message, size) ? -1 : 0;

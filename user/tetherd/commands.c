@@ -136,6 +136,26 @@ static void write_backend(struct tetherd *d, struct proto_writer *w, const struc
 	proto_record_end(w);
 }
 
+/* alive_key=: the backend's key for ALIVE datagrams, 32 hex digits (128
+ * random bits from its agent), not all zero. */
+static enum proto_error get_alive_key(const struct proto_request *req, struct lc_request *r,
+				      char *message, size_t size)
+{
+	__u8 bytes[16];
+	enum proto_error err = proto_get_token(req, "alive_key", 0, bytes, message, size);
+
+	if (err || !proto_get(req, "alive_key"))
+		return err;
+	memcpy(r->alive_key, bytes, 16);
+	r->alive_key[0] = be64toh(r->alive_key[0]); /* 32 hex digits: key[0], key[1] */
+	r->alive_key[1] = be64toh(r->alive_key[1]);
+	if (!r->alive_key[0] && !r->alive_key[1]) {
+		snprintf(message, size, "alive_key is 128 random bits, not zero");
+		return PROTO_BAD_ARGUMENT;
+	}
+	return PROTO_OK;
+}
+
 static enum proto_error parse_add_backend(struct tetherd *d, const struct requester *who,
 					  const struct proto_request *req, struct lc_request *r,
 					  char *message, size_t size)
@@ -160,6 +180,8 @@ static enum proto_error parse_add_backend(struct tetherd *d, const struct reques
 			 name);
 		return PROTO_UNAUTHORIZED;
 	}
+	if ((err = get_alive_key(req, r, message, size)))
+		return err;
 	r->op = LC_BACKEND_ADD;
 	snprintf(r->backend, sizeof(r->backend), "%s", name);
 	if (strlen(iface) >= sizeof(r->iface)) {
@@ -201,7 +223,8 @@ static enum proto_error parse_backend_change(struct tetherd *d, const struct req
 
 	(void)d;
 	if (err || (err = check_backend_allowed(who, name, message, size)) ||
-	    (err = proto_get_u32(req, "deadline_ms", 0, &r->deadline_ms, message, size)))
+	    (err = proto_get_u32(req, "deadline_ms", 0, &r->deadline_ms, message, size)) ||
+	    (err = get_alive_key(req, r, message, size)))
 		return err;
 	snprintf(r->backend, sizeof(r->backend), "%s", name);
 	r->op = !strcmp(req->verb, "heartbeat") ? LC_BACKEND_HEARTBEAT
@@ -269,6 +292,13 @@ static void write_container(struct tetherd *d, struct proto_writer *w, __u32 slo
 						      ? (__u64)ms_until(d, record->drain_deadline_ns)
 						      : 0);
 	proto_record_hex(w, "token", (const __u8 *)&token, sizeof(token));
+	proto_record_u64(w, "limit", record->limit);
+	struct container_load load = {};
+
+	/* Counted only for containers with a limit. */
+	if (record->limit)
+		container_load_read(&d->dp, slot, &load);
+	proto_record_u64(w, "in_flight", container_load_in_flight(&load));
 	if (details) {
 		struct container_counters counters = {};
 
@@ -279,6 +309,7 @@ static void write_container(struct tetherd *d, struct proto_writer *w, __u32 slo
 		proto_record_u64(w, "backend_id", record->backend_id);
 		proto_record_hex(w, "secret", (const __u8 *)&record->secret, sizeof(record->secret));
 		proto_record_u64(w, "drain_deadline_ns", record->drain_deadline_ns);
+		proto_record_u64(w, "finished", load.done);
 		container_stats_read(&d->dp, slot, &counters);
 		proto_record_u64(w, "packets", counters.packets);
 		proto_record_u64(w, "bytes", counters.bytes);
@@ -315,6 +346,7 @@ static enum proto_error parse_add_container(struct tetherd *d, const struct requ
 	    (err = proto_get_name(req, "backend", 1, &backend, message, size)) ||
 	    (err = proto_get_name(req, "name", 0, &name, message, size)) ||
 	    (err = parse_new_state(req, &r->state, message, size)) ||
+	    (err = proto_get_u32(req, "concurrency", 0, &r->concurrency, message, size)) ||
 	    (err = check_backend_allowed(who, backend, message, size)))
 		return err;
 	/* An agent holds only the functions the operator allowed its backend. */
@@ -366,10 +398,28 @@ static void write_change_answer(struct tetherd *d, struct proto_writer *w,
 	const struct backend *backend;
 
 	proto_write_ok(w);
-	if (r->op == LC_BACKEND_ADD && (backend = lc_backend_find(&d->lc, r->backend)))
+	if (r->op == LC_BACKEND_ADD && (backend = lc_backend_find(&d->lc, r->backend))) {
 		write_backend(d, w, backend);
+		/* Where its agent sends DONE and ALIVE datagrams. */
+		for (int i = 0; i < d->config.completion_count; i++) {
+			char addr[64], text[80];
+
+			addr_format(d->config.completions[i].addr, addr, sizeof(addr));
+			snprintf(text, sizeof(text), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
+				 d->config.completions[i].port);
+			proto_record_begin(w);
+			proto_record_str(w, "completion", text);
+			proto_record_end(w);
+		}
+	}
 	else if (r->op == LC_CONTAINER_ADD)
 		write_container(d, w, slot, false);
+	else if (r->op == LC_FUNCTION_SET) {
+		proto_record_begin(w);
+		proto_record_u64(w, "function", r->function_id);
+		proto_record_u64(w, "concurrency", lc_function_limit(&d->lc, r->function_id));
+		proto_record_end(w);
+	}
 }
 
 static enum proto_error list_container(struct tetherd *d, const struct requester *who,
@@ -438,6 +488,7 @@ static void write_function(struct tetherd *d, struct proto_writer *w,
 	proto_record_u64(w, "starting", by_state[CONTAINER_STARTING]);
 	proto_record_u64(w, "draining", by_state[CONTAINER_DRAINING]);
 	proto_record_u64(w, "pool", function->pool_size);
+	proto_record_u64(w, "concurrency", lc_function_limit(&d->lc, function->function_id));
 	proto_record_u64(w, "waiting",
 			 d->slowpath ? slowpath_waiting(d->slowpath, function->function_id) : 0);
 	__u64 hash;
@@ -502,6 +553,24 @@ static enum proto_error show_function(struct tetherd *d, const struct requester 
 	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS; slot++)
 		if (g_hash_table_contains(function->slots, GUINT_TO_POINTER(slot + 1)))
 			write_container(d, w, slot, false);
+	return PROTO_OK;
+}
+
+/* set function function=F concurrency=N: the requests in flight each of F's
+ * containers may have (0: no limit), now and for containers added later; in
+ * a fleet, written through the store (functions/F) and applied by every
+ * router. */
+static enum proto_error parse_set_function(struct tetherd *d, const struct requester *who,
+					   const struct proto_request *req, struct lc_request *r,
+					   char *message, size_t size)
+{
+	enum proto_error err;
+
+	(void)d, (void)who;
+	if ((err = proto_get_function(req, "function", 1, &r->function_id, message, size)) ||
+	    (err = proto_get_u32(req, "concurrency", 1, &r->concurrency, message, size)))
+		return err;
+	r->op = LC_FUNCTION_SET;
 	return PROTO_OK;
 }
 
@@ -616,11 +685,22 @@ static enum proto_error show_stats(struct tetherd *d, const struct requester *wh
 	 * they are learned - entries - flushed (docs/protocol.md). */
 	proto_record_u64(w, "affinity_entries", affinity_entries);
 	proto_record_end(w);
+	/* Concurrency limits, completions and liveness: a record of their own
+	 * (a record holds at most PROTO_MAX_ARGS fields). */
+	proto_record_begin(w);
+	proto_record_str(w, "part", "load");
+#define STAT(field) proto_record_u64(w, #field, stats.field)
+	STAT(token_overflow); STAT(key_overflow); STAT(full); STAT(done); STAT(done_stale);
+	STAT(done_forged); STAT(lost_fixed); STAT(alive); STAT(alive_replayed);
+	STAT(alive_forged); STAT(completion_bad);
+#undef STAT
+	proto_record_end(w);
 	proto_record_begin(w);
 	proto_record_str(w, "part", "slowpath");
 #define STAT(field) proto_record_u64(w, #field, slow.field)
 	STAT(received); STAT(held); STAT(forwarded); STAT(no_capacity); STAT(container_gone);
 	STAT(overloaded); STAT(malformed); STAT(send_errors); STAT(capacity_requests);
+	STAT(held_full);
 #undef STAT
 	proto_record_end(w);
 	proto_record_begin(w);
@@ -727,15 +807,15 @@ static enum proto_error unload_tetherd(struct tetherd *d, const struct requester
 /* bound_ok: what an agent needs for its own backend; each of those checks
  * the backend or container it names, or lists only its own. */
 static const struct command commands[] = {
-	{ "add", "backend", KEYS("name", "addr", "mac", "iface", "heartbeat_ms", "vlan",
-				 "functions"),
+	{ "add", "backend",
+	  KEYS("name", "addr", "mac", "iface", "heartbeat_ms", "vlan", "functions", "alive_key"),
 	  true, NULL, parse_add_backend },
 	{ "set", "backend", KEYS("name", "functions"), false, NULL, parse_set_backend },
-	{ "heartbeat", "backend", KEYS("name"), true, NULL, parse_backend_change },
+	{ "heartbeat", "backend", KEYS("name", "alive_key"), true, NULL, parse_backend_change },
 	{ "drain", "backend", KEYS("name", "deadline_ms"), true, NULL, parse_backend_change },
 	{ "del", "backend", KEYS("name"), true, NULL, parse_backend_change },
 	{ "list", "backend", KEYS(NULL), true, list_backend, NULL },
-	{ "add", "container", KEYS("function", "backend", "name", "state"), true, NULL,
+	{ "add", "container", KEYS("function", "backend", "name", "state", "concurrency"), true, NULL,
 	  parse_add_container },
 	{ "up", "container", KEYS("container"), true, NULL, parse_container_change },
 	{ "drain", "container", KEYS("container", "deadline_ms"), true, NULL,
@@ -746,6 +826,7 @@ static const struct command commands[] = {
 	{ "show", "container", KEYS("container"), true, show_container, NULL },
 	{ "list", "function", KEYS(NULL), false, list_function, NULL },
 	{ "show", "function", KEYS("function"), false, show_function, NULL },
+	{ "set", "function", KEYS("function", "concurrency"), false, NULL, parse_set_function },
 	{ "show", "affinity", KEYS("function", "key"), false, show_affinity, NULL },
 	{ "flush", "affinity", KEYS("function", "key"), false, flush_affinity, NULL },
 	{ "show", "stats", KEYS(NULL), false, show_stats, NULL },
@@ -808,8 +889,15 @@ static void answer_change(void *ctx, const struct fleet_outcome *outcome)
 	proto_writer_init(&w);
 	if (outcome->error)
 		proto_write_error(&w, outcome->error, "%s", outcome->message);
-	else
+	else {
+		/* A fleet's liveness is its store's (the deadline is 0): the key
+		 * only lets this router count its backend's ALIVE datagrams. */
+		if (waiting->request.op == LC_BACKEND_ADD ||
+		    waiting->request.op == LC_BACKEND_HEARTBEAT)
+			lc_backend_set_liveness(&waiting->d->lc, waiting->request.backend,
+						waiting->request.alive_key);
 		write_change_answer(waiting->d, &w, &waiting->request, outcome->slot);
+	}
 	if (w.failed) {
 		proto_writer_reset(&w);
 		proto_write_error(&w, PROTO_INTERNAL, "the answer could not be written");

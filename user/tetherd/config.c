@@ -33,6 +33,9 @@ static const char usage[] =
 	"\n"
 	"  --iface IF             attach to this interface (repeatable)\n"
 	"  --vip ADDR:PORT        a service address, IPv4 or [IPv6] (repeatable)\n"
+	"  --completion ADDR:PORT the router's completion address: backends send DONE and\n"
+	"                         ALIVE datagrams there (repeatable; the interfaces they\n"
+	"                         come in on must be --iface too)\n"
 	"  --xdp-mode MODE        auto (native, else generic), native, generic\n"
 	"  --pin-root DIR         where maps and links are pinned (" TETHERD_DEFAULT_PIN_ROOT ")\n"
 	"  --socket PATH          the control socket (" TETHERD_DEFAULT_SOCKET ")\n"
@@ -108,7 +111,7 @@ enum option_id {
 	OPT_TLS_KEY, OPT_TLS_CLIENT_CA, OPT_TLS_OPERATOR, OPT_TCP_PLAIN, OPT_USER, OPT_STORE,
 	OPT_FLEET, OPT_ROUTER_NAME, OPT_STORE_CA, OPT_STORE_CERT, OPT_STORE_KEY, OPT_CONFIG,
 	OPT_UNLOAD, OPT_HELP, OPT_VERSION, OPT_METRICS_LISTEN, OPT_METRICS_FUNCTIONS,
-	OPT_ACCEPT_LOCAL,
+	OPT_ACCEPT_LOCAL, OPT_COMPLETION,
 };
 
 static const struct option options[] = {
@@ -151,6 +154,7 @@ static const struct option options[] = {
 	{ "metrics-listen", required_argument, 0, OPT_METRICS_LISTEN },
 	{ "metrics-functions", required_argument, 0, OPT_METRICS_FUNCTIONS },
 	{ "accept-local", no_argument, 0, OPT_ACCEPT_LOCAL },
+	{ "completion", required_argument, 0, OPT_COMPLETION },
 	{ 0, 0, 0, 0 },
 };
 
@@ -232,6 +236,15 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 				       value, TETHERD_MAX_VIPS),
 			       -EINVAL;
 		config->vip_count++;
+		return 0;
+	case OPT_COMPLETION:
+		if (config->completion_count == TETHERD_MAX_VIPS ||
+		    config_parse_vip(value, &config->completions[config->completion_count]))
+			return fprintf(stderr, "tetherd: --completion '%s' is not ADDR:PORT or "
+					       "[IPv6]:PORT (at most %d)\n",
+				       value, TETHERD_MAX_VIPS),
+			       -EINVAL;
+		config->completion_count++;
 		return 0;
 	case OPT_XDP_MODE:
 		if (xdp_mode_parse(value, &config->xdp_mode))

@@ -452,6 +452,7 @@ static void add_container(struct change *c)
 		return;
 	}
 	record.secret = c->secret;
+	record.concurrency = r->concurrency;
 	snprintf(record.backend, sizeof(record.backend), "%s", r->backend);
 	snprintf(record.name, sizeof(record.name), "%s", r->name);
 	record.backend_revision = (__u64)mb->create_revision;
@@ -487,6 +488,7 @@ static bool record_of(struct change *c, __u32 slot, struct store_container *reco
 		.state = live->state,
 		.secret = live->secret,
 		.drain_deadline_unix_ms = ms->drain_deadline_unix_ms,
+		.concurrency = lc_container_own_limit(lc, slot),
 	};
 	snprintf(record->backend, sizeof(record->backend), "%s",
 		 lc->backends[live->backend_id].meta.name);
@@ -539,6 +541,23 @@ static void change_container(struct change *c)
 	commit(c);
 }
 
+/* set function: functions/F with its settings; every router applies it from
+ * its watch (fleet_mirror.c), this one before it answers. */
+static void set_function(struct change *c)
+{
+	struct store_function record = { .concurrency = c->request.concurrency };
+
+	if (!c->request.function_id) {
+		finish_error(c, PROTO_BAD_ARGUMENT, "function ids are nonzero");
+		return;
+	}
+	store_key_function(c->f->prefix, c->request.function_id, c->keys[0]);
+	store_function_encode(&record, c->values[0]);
+	reset_txn(c);
+	put(c, key(c, 0), c->values[0], 0);
+	commit(c);
+}
+
 /* ---- requests ------------------------------------------------------------------------ */
 
 /* After a try whose outcome the store could not tell: whether the view
@@ -575,6 +594,8 @@ static bool already_done(struct change *c)
 		return !c->f->slots[r->slot].mod_revision;
 	case LC_BACKEND_SET_FUNCTIONS:
 		return false; /* setting it again does no harm */
+	case LC_FUNCTION_SET:
+		return lc_function_limit(lc, r->function_id) == r->concurrency;
 	}
 	return false;
 }
@@ -611,6 +632,9 @@ static void change_try(struct change *c)
 		break;
 	case LC_BACKEND_SET_FUNCTIONS:
 		set_functions(c);
+		break;
+	case LC_FUNCTION_SET:
+		set_function(c);
 		break;
 	}
 }

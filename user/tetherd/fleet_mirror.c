@@ -142,6 +142,7 @@ static void put_container(struct fleet *f, __u32 slot, const struct etcd_kv *kv)
 		.state = record.state,
 		.drain_deadline_ns = store_deadline_to_monotonic(record.drain_deadline_unix_ms,
 								 lifecycle_now(lc), store_unix_ms()),
+		.concurrency = record.concurrency,
 	};
 
 	if (lc_container_apply(lc, &spec))
@@ -221,6 +222,21 @@ static void router_seen(struct fleet *f, const struct store_key *key, const stru
 	seen->updated_unix_ms = record.updated_unix_ms;
 }
 
+/* functions/F: the function's settings, on every router. */
+static void put_function(struct fleet *f, const struct store_key *key, const struct etcd_kv *kv)
+{
+	struct store_function record;
+	char why[256] = "";
+
+	if (store_function_decode(kv->value, kv->value_len, &record, why, sizeof(why))) {
+		bad_record(f, kv, why);
+		return;
+	}
+	if (lc_function_set_limit(&f->d->lc, key->function_id, record.concurrency))
+		fleet_log(f, "function %llu's settings cannot be applied here: %s",
+			  (unsigned long long)key->function_id, lifecycle_error(&f->d->lc));
+}
+
 void mirror_apply_kv(struct fleet *f, const struct etcd_kv *kv)
 {
 	struct store_key key;
@@ -248,6 +264,9 @@ void mirror_apply_kv(struct fleet *f, const struct etcd_kv *kv)
 		break;
 	case STORE_ROUTER:
 		router_seen(f, &key, kv);
+		break;
+	case STORE_FUNCTION:
+		put_function(f, &key, kv);
 		break;
 	default: /* ids and names only guard changes and answer status */
 		break;
@@ -283,6 +302,9 @@ void mirror_apply_event(struct fleet *f, const struct etcd_event *event)
 	}
 	case STORE_ROUTER:
 		g_hash_table_remove(f->routers_seen, key.name);
+		break;
+	case STORE_FUNCTION:
+		lc_function_set_limit(&f->d->lc, key.function_id, 0);
 		break;
 	default:
 		break;

@@ -240,8 +240,21 @@ struct backend *lc_backend_find(struct lifecycle *lc, const char *name)
 	return backend;
 }
 
+/* ALIVE datagrams move a backend's deadline in the map (bpf/load.h): the
+ * view takes the later one before it judges or writes the record. */
+static void sync_expiry(struct lifecycle *lc, struct backend *backend)
+{
+	struct backend_record now;
+
+	if (backend->record.heartbeat_expiry_ns && !backend_get(lc->dp, backend->id, &now) &&
+	    now.heartbeat_expiry_ns > backend->record.heartbeat_expiry_ns)
+		backend->record.heartbeat_expiry_ns = now.heartbeat_expiry_ns;
+}
+
 static int write_backend(struct lifecycle *lc, struct backend *backend)
 {
+	if (backend->in_use)
+		sync_expiry(lc, backend);
 	int err = backend_set(lc->dp, backend->id, &backend->record);
 
 	if (err)
@@ -459,6 +472,7 @@ enum proto_error lc_backend_del(struct lifecycle *lc, const char *name)
 
 	if (err)
 		return fail_kernel(lc, "removing the backend", err);
+	liveness_set(lc->dp, backend->id, NULL, 0); /* its agent's key dies with it */
 	struct backend_meta cleared = {};
 
 	bpf_map_update_elem(bpf_map__fd(lc->dp->skel->maps.backend_meta), &backend->id, &cleared,
@@ -554,10 +568,71 @@ static enum proto_error record_name(struct lifecycle *lc, __u32 slot, const char
 
 /* The container the maps now hold at slot, in the view: counts, names, its
  * function's pool; the event, and the slow path told of a warm one. */
+__u32 lc_function_limit(const struct lifecycle *lc, __u64 function_id)
+{
+	return GPOINTER_TO_UINT(g_hash_table_lookup(lc->limits, &function_id));
+}
+
+__u32 lc_container_own_limit(const struct lifecycle *lc, __u32 slot)
+{
+	return GPOINTER_TO_UINT(g_hash_table_lookup(lc->own_limits, GUINT_TO_POINTER(slot + 1)));
+}
+
+/* The smaller nonzero of the function's limit and the container's own. */
+static int apply_limit(struct lifecycle *lc, __u32 slot)
+{
+	__u32 function = lc_function_limit(lc, lc->containers[slot].function_id);
+	__u32 own = lc_container_own_limit(lc, slot);
+	__u32 limit = !function ? own : !own ? function : function < own ? function : own;
+	int err = container_set_limit(lc->dp, slot, limit);
+
+	if (!err)
+		lc->containers[slot].limit = limit;
+	return err;
+}
+
+enum proto_error lc_function_set_limit(struct lifecycle *lc, __u64 function_id, __u32 limit)
+{
+	if (function_id == 0)
+		return fail(lc, PROTO_BAD_ARGUMENT, "function ids are nonzero");
+	struct function_settings settings = { .concurrency = limit };
+	int err = function_settings_set(lc->dp, function_id, &settings);
+
+	if (err)
+		return fail_kernel(lc, "recording the function's settings", err);
+	if (limit) {
+		__u64 *key = g_new(__u64, 1);
+
+		*key = function_id;
+		g_hash_table_replace(lc->limits, key, GUINT_TO_POINTER(limit));
+	} else {
+		g_hash_table_remove(lc->limits, &function_id);
+	}
+	struct function *function = lc_function(lc, function_id);
+
+	if (!function)
+		return PROTO_OK;
+	GHashTableIter iter;
+	gpointer key;
+
+	g_hash_table_iter_init(&iter, function->slots);
+	while (g_hash_table_iter_next(&iter, &key, NULL)) {
+		if ((err = apply_limit(lc, GPOINTER_TO_UINT(key) - 1)))
+			return fail_kernel(lc, "setting the container's limit", err);
+	}
+	return PROTO_OK;
+}
+
 static void container_added(struct lifecycle *lc, __u32 slot, struct backend *backend,
 			    const char *name)
 {
 	container_get(lc->dp, slot, &lc->containers[slot]);
+	if (lc->next_own_limit)
+		g_hash_table_replace(lc->own_limits, GUINT_TO_POINTER(slot + 1),
+				     GUINT_TO_POINTER(lc->next_own_limit));
+	lc->next_own_limit = 0;
+	/* Before the slow path hears it is warm: held requests respect it. */
+	apply_limit(lc, slot);
 	const struct container_record *record = &lc->containers[slot];
 
 	backend->containers++;
@@ -731,6 +806,7 @@ static enum proto_error container_gone(struct lifecycle *lc, __u32 slot, const c
 		g_hash_table_remove(lc->container_names, key);
 	}
 	lc->containers[slot] = (struct container_record){ .generation = record.generation };
+	g_hash_table_remove(lc->own_limits, GUINT_TO_POINTER(slot + 1));
 	lc->backends[record.backend_id].containers--;
 
 	struct function *function = lc_function(lc, record.function_id);
@@ -801,6 +877,27 @@ enum proto_error lc_backend_set_functions(struct lifecycle *lc, const char *name
 	return PROTO_OK;
 }
 
+/* The key of the backend's ALIVE datagrams (none: nothing changes); an ALIVE
+ * moves its deadline by its heartbeat time. */
+enum proto_error lc_backend_set_liveness(struct lifecycle *lc, const char *name,
+					 const __u64 key[2])
+{
+	if (!key[0] && !key[1])
+		return PROTO_OK;
+	struct backend *backend = lc_backend_find(lc, name);
+
+	if (!backend)
+		return PROTO_NOT_FOUND;
+	struct backend_liveness live;
+
+	if (!liveness_get(lc->dp, backend->id, &live) && live.key[0] == key[0] &&
+	    live.key[1] == key[1] && live.window_ns == backend->meta.heartbeat_ms * NS_PER_MS)
+		return PROTO_OK;
+	int err = liveness_set(lc->dp, backend->id, key, backend->meta.heartbeat_ms * NS_PER_MS);
+
+	return err ? fail_kernel(lc, "recording the backend's liveness key", err) : PROTO_OK;
+}
+
 /* --- requests --- */
 
 enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *r, __u32 *slot)
@@ -813,21 +910,29 @@ enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *r, __
 		enum proto_error err = lc_backend_add(lc, r->backend, r->addr, r->mac, r->iface,
 						      r->vlan, r->heartbeat_ms, &id);
 
-		if (err || !r->has_functions)
-			return err;
-		return lc_backend_set_functions(lc, r->backend, &r->functions);
+		if (!err && r->has_functions)
+			err = lc_backend_set_functions(lc, r->backend, &r->functions);
+		return err ? err : lc_backend_set_liveness(lc, r->backend, r->alive_key);
 	}
 	case LC_BACKEND_SET_FUNCTIONS:
 		return lc_backend_set_functions(lc, r->backend, &r->functions);
-	case LC_BACKEND_HEARTBEAT:
-		return lc_backend_heartbeat(lc, r->backend);
+	case LC_BACKEND_HEARTBEAT: {
+		enum proto_error err = lc_backend_heartbeat(lc, r->backend);
+
+		return err ? err : lc_backend_set_liveness(lc, r->backend, r->alive_key);
+	}
 	case LC_BACKEND_DRAIN:
 		return lc_backend_drain(lc, r->backend, r->deadline_ms);
 	case LC_BACKEND_DEL:
 		return lc_backend_del(lc, r->backend);
-	case LC_CONTAINER_ADD:
-		return lc_container_add(lc, r->function_id, r->backend, r->name, r->state, slot,
-					&token);
+	case LC_CONTAINER_ADD: {
+		lc->next_own_limit = r->concurrency;
+		enum proto_error err = lc_container_add(lc, r->function_id, r->backend, r->name,
+							r->state, slot, &token);
+
+		lc->next_own_limit = 0;
+		return err;
+	}
 	case LC_CONTAINER_UP:
 		return lc_container_up(lc, r->slot);
 	case LC_CONTAINER_DRAIN:
@@ -836,6 +941,8 @@ enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *r, __
 		return lc_container_idle(lc, r->slot);
 	case LC_CONTAINER_DEL:
 		return lc_container_del(lc, r->slot);
+	case LC_FUNCTION_SET:
+		return lc_function_set_limit(lc, r->function_id, r->concurrency);
 	}
 	return fail(lc, PROTO_INTERNAL, "request %d is not a lifecycle request", r->op);
 }
@@ -995,8 +1102,19 @@ enum proto_error lc_container_apply(struct lifecycle *lc, const struct lc_contai
 		effective.drain_deadline_ns = backend->meta.drain_deadline_ns;
 	}
 	spec = &effective;
-	if (is_same_container(lc, spec->slot, spec, backend->id))
+	if (is_same_container(lc, spec->slot, spec, backend->id)) {
+		if (lc_container_own_limit(lc, spec->slot) != spec->concurrency) {
+			if (spec->concurrency)
+				g_hash_table_replace(lc->own_limits,
+						     GUINT_TO_POINTER(spec->slot + 1),
+						     GUINT_TO_POINTER(spec->concurrency));
+			else
+				g_hash_table_remove(lc->own_limits,
+						    GUINT_TO_POINTER(spec->slot + 1));
+			apply_limit(lc, spec->slot);
+		}
 		return container_takes_state(lc, spec);
+	}
 	if (lc->containers[spec->slot].state != CONTAINER_FREE)
 		container_gone(lc, spec->slot, "replaced");
 	/* Past its drain deadline it is gone already: installing it would
@@ -1025,6 +1143,7 @@ enum proto_error lc_container_apply(struct lifecycle *lc, const struct lc_contai
 		bpf_map_delete_elem(bpf_map__fd(lc->dp->skel->maps.container_meta), &spec->slot);
 		return fail_kernel(lc, "applying the container", err);
 	}
+	lc->next_own_limit = spec->concurrency;
 	container_added(lc, spec->slot, backend, spec->name);
 	return PROTO_OK;
 }
@@ -1045,6 +1164,7 @@ static void expire_backends(struct lifecycle *lc, __u64 now)
 
 		if (!backend->in_use || backend->record.state == BACKEND_DOWN)
 			continue;
+		sync_expiry(lc, backend);
 		bool missed = backend->record.heartbeat_expiry_ns &&
 			      now >= backend->record.heartbeat_expiry_ns;
 		bool drained = backend->record.state == BACKEND_DRAINING && !backend->containers;
@@ -1120,6 +1240,8 @@ int lifecycle_init(struct lifecycle *lc, struct dataplane *dp,
 	lc->functions = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, function_free);
 	lc->backend_names = g_hash_table_new(g_str_hash, g_str_equal);
 	lc->container_names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	lc->limits = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	lc->own_limits = g_hash_table_new(g_direct_hash, g_direct_equal);
 	return 0;
 }
 
@@ -1130,6 +1252,8 @@ void lifecycle_free(struct lifecycle *lc)
 	g_hash_table_destroy(lc->functions);
 	g_hash_table_destroy(lc->backend_names);
 	g_hash_table_destroy(lc->container_names);
+	g_hash_table_destroy(lc->limits);
+	g_hash_table_destroy(lc->own_limits);
 	free(lc->containers);
 	lc->containers = NULL;
 }
@@ -1181,10 +1305,31 @@ static int read_all_containers(struct lifecycle *lc)
 	return err;
 }
 
+/* The functions' settings, pinned by set function. */
+static int adopt_function_settings(struct lifecycle *lc)
+{
+	int fd = bpf_map__fd(lc->dp->skel->maps.functions);
+	__u64 key, next;
+	const __u64 *previous = NULL;
+	struct function_settings settings;
+
+	while (!bpf_map_get_next_key(fd, previous, &next)) {
+		if (!bpf_map_lookup_elem(fd, &next, &settings) && settings.concurrency) {
+			__u64 *id = g_new(__u64, 1);
+
+			*id = next;
+			g_hash_table_replace(lc->limits, id, GUINT_TO_POINTER(settings.concurrency));
+		}
+		key = next;
+		previous = &key;
+	}
+	return 0;
+}
+
 static int adopt_containers(struct lifecycle *lc)
 {
 	char name[TETHER_NAME_MAX];
-	int err = read_all_containers(lc);
+	int err = adopt_function_settings(lc) ?: read_all_containers(lc);
 
 	if (err)
 		return err;
@@ -1203,6 +1348,12 @@ static int adopt_containers(struct lifecycle *lc)
 		lc->backends[record->backend_id].containers++;
 		g_hash_table_add(function_get_or_create(lc, record->function_id)->slots,
 				 GUINT_TO_POINTER(slot + 1));
+		/* A limit other than its function's was the container's own
+		 * (one equal to it is indistinguishable, and taken as the
+		 * function's). */
+		if (record->limit && record->limit != lc_function_limit(lc, record->function_id))
+			g_hash_table_replace(lc->own_limits, GUINT_TO_POINTER(slot + 1),
+					     GUINT_TO_POINTER(record->limit));
 		if (lc_container_name(lc, slot, name, sizeof(name))[0])
 			g_hash_table_insert(lc->container_names,
 					    container_key(record->backend_id, name),

@@ -67,6 +67,12 @@ struct lifecycle {
 	__u32 next_slot;             /* where the search for a free slot starts */
 	__u32 kept_tables;           /* functions with a table_fd */
 	__u32 max_kept_tables;       /* half of RLIMIT_NOFILE at init */
+	/* Concurrency limits: per function (function_set_limit), and a
+	 * container's own (add container concurrency=, from its agent); a
+	 * container's record holds the smaller nonzero of the two. */
+	GHashTable *limits;     /* function_id (g_int64) -> limit */
+	GHashTable *own_limits; /* slot + 1 -> limit */
+	__u32 next_own_limit;   /* for the container lc_execute adds next */
 	char error[256];             /* why the last call failed */
 };
 
@@ -97,6 +103,7 @@ enum lc_op {
 	LC_CONTAINER_IDLE,
 	LC_CONTAINER_DEL,
 	LC_BACKEND_SET_FUNCTIONS,
+	LC_FUNCTION_SET, /* the function's settings: concurrency */
 };
 
 struct lc_request {
@@ -108,12 +115,15 @@ struct lc_request {
 	__u16 vlan;         /* 802.1Q VLAN id, 1..TETHER_VLAN_MAX; 0: untagged */
 	__u32 heartbeat_ms; /* 0: the default */
 	__u32 deadline_ms;  /* drains: 0 for the default */
-	__u64 function_id;  /* add container */
+	__u64 function_id;  /* add container, set function */
 	char name[TETHER_NAME_MAX];
 	enum container_state state;
 	__u32 slot; /* container requests */
 	bool has_functions; /* add backend with functions=, set backend */
 	struct proto_functions functions;
+	__u32 concurrency; /* add container: the container's own limit, 0 none;
+			    * set function: the function's */
+	__u64 alive_key[2]; /* add or heartbeat backend: its ALIVE key, 0: unchanged */
 };
 
 /* Runs request; *slot gets a new container's slot. */
@@ -164,6 +174,15 @@ const struct container_record *lc_container(struct lifecycle *lc, __u32 slot);
 const char *lc_container_name(struct lifecycle *lc, __u32 slot, char *buf, size_t size);
 struct function *lc_function(struct lifecycle *lc, __u64 function_id);
 
+/* Concurrency limits: the function's (0 removes it), applied at once to
+ * every container of it; what a function has. */
+enum proto_error lc_function_set_limit(struct lifecycle *lc, __u64 function_id, __u32 limit);
+__u32 lc_function_limit(const struct lifecycle *lc, __u64 function_id);
+__u32 lc_container_own_limit(const struct lifecycle *lc, __u32 slot);
+/* The key of a backend's ALIVE datagrams (128 bits; zero: unchanged). */
+enum proto_error lc_backend_set_liveness(struct lifecycle *lc, const char *name,
+					 const __u64 key[2]);
+
 /* A fleet's store is the truth (user/tetherd/fleet.c): these make the view
  * and the maps equal to one of its records, whatever they held, with the
  * identities the store issued (backend ids, container slots, generations and
@@ -194,6 +213,7 @@ struct lc_container_spec {
 	const char *name;    /* may be empty */
 	enum container_state state; /* starting, warm or draining */
 	__u64 drain_deadline_ns;    /* when draining */
+	__u32 concurrency;          /* the container's own limit; 0: none */
 };
 enum proto_error lc_container_apply(struct lifecycle *lc, const struct lc_container_spec *spec);
 /* The container at slot is gone for why; a free slot is no error. */

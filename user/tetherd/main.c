@@ -62,12 +62,15 @@ static void on_event(void *ctx, const char *line)
 		fleet_capacity_needed(d->fleet, function_id, waiting);
 }
 
+static void arm_fast_tick(struct tetherd *d);
+
 static void on_container_warm(void *ctx, __u32 slot, __u64 function_id)
 {
 	struct tetherd *d = ctx;
 
 	if (d->slowpath)
 		slowpath_container_warm(d->slowpath, slot, function_id);
+	arm_fast_tick(d);
 }
 
 static void on_tick(void *ctx, int fd, uint32_t events)
@@ -82,6 +85,36 @@ static void on_tick(void *ctx, int fd, uint32_t events)
 	slowpath_tick(d->slowpath);
 	fleet_tick(d->fleet);
 	control_tick(d->control);
+	arm_fast_tick(d);
+}
+
+/* Every millisecond while the slow path holds requests: those held for full
+ * containers go as soon as one has room. Disarmed when none is held, so an
+ * idle tetherd does not wake a thousand times a second. */
+static void arm_fast_tick(struct tetherd *d)
+{
+	bool want = d->slowpath && slowpath_waiting(d->slowpath, 0) > 0;
+	struct itimerspec every = {};
+
+	if (d->fast_timer_fd < 0 || want == d->fast_armed)
+		return;
+	if (want)
+		every = (struct itimerspec){ .it_interval = { .tv_nsec = 1000000L },
+					     .it_value = { .tv_nsec = 1000000L } };
+	if (!timerfd_settime(d->fast_timer_fd, 0, &every, NULL))
+		d->fast_armed = want;
+}
+
+static void on_fast_tick(void *ctx, int fd, uint32_t events)
+{
+	struct tetherd *d = ctx;
+	__u64 expirations;
+
+	(void)events;
+	if (read(fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	slowpath_place_full(d->slowpath);
+	arm_fast_tick(d);
 }
 
 static void on_signal(void *ctx, int fd, uint32_t events)
@@ -107,6 +140,7 @@ static void on_service(void *ctx, int fd, uint32_t events)
 
 	(void)events;
 	slowpath_readable(d->slowpath, fd);
+	arm_fast_tick(d);
 }
 
 static int add_timer(struct tetherd *d)
@@ -122,7 +156,16 @@ static int add_timer(struct tetherd *d)
 	d->timer_fd = fd;
 	if (timerfd_settime(fd, 0, &every, NULL))
 		return -errno;
-	return loop_add(d->loop, fd, EPOLLIN, on_tick, d);
+	int err = loop_add(d->loop, fd, EPOLLIN, on_tick, d);
+
+	if (err)
+		return err;
+	/* Armed by arm_fast_tick while requests are held. */
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d->fast_timer_fd = fd;
+	return loop_add(d->loop, fd, EPOLLIN, on_fast_tick, d);
 }
 
 static int add_signals(struct tetherd *d)
@@ -148,6 +191,10 @@ static bool vip_configured(const struct tetherd *d, const struct service_key *ke
 	for (int i = 0; i < d->config.vip_count; i++)
 		if (!memcmp(d->config.vips[i].addr, key->addr, 16) &&
 		    d->config.vips[i].port == ntohs(key->port))
+			return true;
+	for (int i = 0; i < d->config.completion_count; i++)
+		if (!memcmp(d->config.completions[i].addr, key->addr, 16) &&
+		    d->config.completions[i].port == ntohs(key->port))
 			return true;
 	return false;
 }
@@ -182,6 +229,15 @@ static int reconcile_services(struct tetherd *d)
 			return service_fd;
 		if ((err = loop_add(d->loop, service_fd, EPOLLIN, on_service, d)))
 			return err;
+	}
+	for (int i = 0; i < d->config.completion_count; i++) {
+		const struct tetherd_vip *c = &d->config.completions[i];
+
+		if ((err = service_add_completion(&d->dp, c->addr, c->port))) {
+			fprintf(stderr, "tetherd: cannot add completion address %d: %s\n", i,
+				strerror(-err));
+			return err;
+		}
 	}
 	return 0;
 }
@@ -388,13 +444,15 @@ static void stop(struct tetherd *d)
 	loop_free(d->loop);
 	if (d->timer_fd >= 0)
 		close(d->timer_fd);
+	if (d->fast_timer_fd >= 0)
+		close(d->fast_timer_fd);
 	if (d->signal_fd >= 0)
 		close(d->signal_fd);
 }
 
 int main(int argc, char **argv)
 {
-	struct tetherd d = { .timer_fd = -1, .signal_fd = -1 };
+	struct tetherd d = { .timer_fd = -1, .fast_timer_fd = -1, .signal_fd = -1 };
 	int err = config_parse(&d.config, argc, argv);
 
 	if (err)

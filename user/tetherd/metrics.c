@@ -56,10 +56,21 @@ static const struct counter_field shed[] = {
 	{ offsetof(struct tether_stats, shed), "answered" },
 	{ offsetof(struct tether_stats, shed_dropped), "dropped" },
 };
+/* Concurrency limits, on top of a decision (or, for full, the decision a
+ * request for full containers gets), and the accounting's repairs. */
+static const struct counter_field load_events[] = {
+	STAT(token_overflow), STAT(key_overflow), STAT(full), STAT(lost_fixed),
+};
+/* Datagrams to the completion address: DONEs and ALIVEs, by what came of them. */
+static const struct counter_field completions[] = {
+	STAT(done),  STAT(done_stale),	   STAT(done_forged),  STAT(alive),
+	STAT(alive_replayed), STAT(alive_forged), STAT(completion_bad),
+};
 #undef STAT
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 /* A counter added to struct tether_stats must be exported: add it above. */
-_Static_assert(sizeof(decisions) / sizeof(decisions[0]) + sizeof(faults) / sizeof(faults[0]) +
-			       sizeof(shed) / sizeof(shed[0]) ==
+_Static_assert(COUNT_OF(decisions) + COUNT_OF(faults) + COUNT_OF(shed) + COUNT_OF(load_events) +
+			       COUNT_OF(completions) ==
 		       sizeof(struct tether_stats) / sizeof(__u64),
 	       "a counter of struct tether_stats is not in /metrics (metrics.c)");
 
@@ -88,6 +99,9 @@ static const struct slowpath_field slowpath_fields[] = {
 	  "Answers or forwards of the slow path the kernel refused." },
 	{ SLOW(capacity_requests), "capacity_requests", NULL,
 	  "capacity_needed events the slow path emitted (asking for a container)." },
+	{ SLOW(held_full), "held_full", NULL,
+	  "Requests held because the XDP program found every container of the function "
+	  "(or a STRICT request's own) at its concurrency limit." },
 };
 #undef SLOW
 _Static_assert(sizeof(slowpath_fields) / sizeof(slowpath_fields[0]) ==
@@ -326,6 +340,22 @@ static void write_dataplane(struct metrics *m, struct expo *e)
 	for (size_t i = 0; i < sizeof(shed) / sizeof(shed[0]); i++)
 		expo_sample_u64(e, LABELS("outcome", shed[i].label),
 				*(const __u64 *)((const char *)&stats + shed[i].offset));
+	expo_family(e, "tether_dataplane_load_total", EXPO_COUNTER,
+		    "Concurrency limits in the XDP program: token_overflow and key_overflow "
+		    "(the asked-for container full, sent to a sibling with room), full (no "
+		    "container with room: to the slow path), lost_fixed (requests found lost on "
+		    "their way, taken off the in-flight count).");
+	for (size_t i = 0; i < COUNT_OF(load_events); i++)
+		expo_sample_u64(e, LABELS("event", load_events[i].label),
+				*(const __u64 *)((const char *)&stats + load_events[i].offset));
+	expo_family(e, "tether_dataplane_completions_total", EXPO_COUNTER,
+		    "Datagrams to the completion address, consumed by the XDP program: done, "
+		    "done_stale (nothing new), done_forged (no live container of its function, or "
+		    "the wrong interface), alive (a backend's deadline moved), alive_replayed, "
+		    "alive_forged, completion_bad (neither DONE nor ALIVE).");
+	for (size_t i = 0; i < COUNT_OF(completions); i++)
+		expo_sample_u64(e, LABELS("result", completions[i].label),
+				*(const __u64 *)((const char *)&stats + completions[i].offset));
 }
 
 static void write_states(struct metrics *m, struct expo *e)

@@ -79,6 +79,13 @@ struct request {
 
 struct held_request {
 	__u64 arrived_ns;
+	/* Held because containers were full (the XDP program's OVERLOADED
+	 * reason): answered OVERLOADED, not NO_CAPACITY, when the hold ends;
+	 * with has_target (STRICT), only that container (slot, generation)
+	 * takes it. */
+	bool full;
+	bool has_target;
+	__u32 target, target_generation;
 	struct request req; /* req.datagram points at bytes */
 	__u8 bytes[];
 };
@@ -463,12 +470,17 @@ static void remember_affinity(struct slowpath *sp, const struct request *req, __
 /* Sends the request to the container at slot. A request that cannot leave
  * is answered: MALFORMED when it is too large for the backend's link (a retry
  * cannot help), OVERLOADED otherwise (it may). */
-static void forward(struct slowpath *sp, const struct request *req, __u32 slot)
+static bool forward(struct slowpath *sp, const struct request *req, __u32 slot)
 {
 	const struct container_record *container = &sp->lc->containers[slot];
 	struct backend_record backend = {};
+	/* Room is reserved as the XDP program reserves it (bpf/load.h). */
+	int room = container_take_room(sp->lc->dp, slot, container->limit);
+
+	if (room == 0)
+		return false;
 	/* The map's record, not the mirror: backend_set fills src_mac there. */
-	int err = backend_get(sp->lc->dp, container->backend_id, &backend);
+	int err = room < 0 ? room : backend_get(sp->lc->dp, container->backend_id, &backend);
 
 	if (!err) {
 		size_t len = build_frame(sp->frame, req, slot, container, &backend);
@@ -476,14 +488,17 @@ static void forward(struct slowpath *sp, const struct request *req, __u32 slot)
 		err = send_frame(sp, &backend, sp->frame, len);
 	}
 	if (err) {
+		if (room > 0)
+			container_give_back(sp->lc->dp, slot);
 		sp->stats.send_errors++;
 		log_forward_failure(sp, container->backend_id, backend.ifindex, err);
 		answer(sp, req, err == -EMSGSIZE ? TETHER_STATUS_MALFORMED
 						 : TETHER_STATUS_OVERLOADED);
-		return;
+		return true;
 	}
 	sp->stats.forwarded++;
 	remember_affinity(sp, req, slot, container);
+	return true;
 }
 
 /* ---- choosing a container ---------------------------------------------- */
@@ -592,6 +607,27 @@ static bool pick_any_warm(struct slowpath *sp, __u64 function_id, __u32 *slot)
 	return found;
 }
 
+/* Any warm container of the function that takes the request now (room
+ * reserved and the request sent): the lowest slot first. */
+static bool forward_to_any_with_room(struct slowpath *sp, const struct request *req)
+{
+	__u64 function_id = be64toh(req->hdr.function_id);
+	struct function *function = lc_function(sp->lc, function_id);
+	GHashTableIter iter;
+	gpointer key;
+
+	if (!function)
+		return false;
+	g_hash_table_iter_init(&iter, function->slots);
+	while (g_hash_table_iter_next(&iter, &key, NULL)) {
+		__u32 candidate = GPOINTER_TO_UINT(key) - 1;
+
+		if (in_pool(sp->lc, candidate, function_id) && forward(sp, req, candidate))
+			return true;
+	}
+	return false;
+}
+
 /* Rules 2 and 3's hash: of the key, else of the flow. */
 static __u64 placement_hash(const struct request *req)
 {
@@ -695,7 +731,16 @@ static bool has_room(const struct slowpath *sp, const struct waiting *waiting, s
 	       sp->held_bytes + len <= SLOWPATH_MAX_HELD_BYTES;
 }
 
+static void hold_for(struct slowpath *sp, const struct request *req, bool full,
+		     bool has_target, __u32 target);
+
 static void hold(struct slowpath *sp, const struct request *req)
+{
+	hold_for(sp, req, false, false, 0);
+}
+
+static void hold_for(struct slowpath *sp, const struct request *req, bool full,
+		     bool has_target, __u32 target)
 {
 	__u64 function_id = be64toh(req->hdr.function_id);
 	struct waiting *waiting = waiting_for(sp, function_id);
@@ -714,6 +759,10 @@ static void hold(struct slowpath *sp, const struct request *req)
 	struct held_request *held = g_malloc(sizeof(*held) + req->len);
 
 	held->arrived_ns = now;
+	held->full = full;
+	held->has_target = has_target;
+	held->target = target;
+	held->target_generation = has_target ? sp->lc->containers[target].generation : 0;
 	held->req = *req;
 	memcpy(held->bytes, req->datagram, req->len);
 	held->req.datagram = held->bytes;
@@ -760,9 +809,40 @@ static enum datagram_kind classify(const struct tether_hdr *hdr, size_t len)
 		return DATAGRAM_FOREIGN;
 	if (hdr->version != TETHER_VERSION || hdr->flags & ~TETHER_F_CLIENT_MASK ||
 	    !reserved_zero(hdr) || !hdr->function_id ||
-	    hdr->status > TETHER_STATUS_CONTAINER_GONE || len > SLOWPATH_MAX_DATAGRAM)
+	    (hdr->status > TETHER_STATUS_CONTAINER_GONE &&
+	     hdr->status != TETHER_STATUS_OVERLOADED) ||
+	    len > SLOWPATH_MAX_DATAGRAM)
 		return DATAGRAM_MALFORMED;
 	return DATAGRAM_REQUEST;
+}
+
+/* The XDP program found the containers full (its OVERLOADED reason): STRICT
+ * waits for its own container (the token's, else the key's), anything else
+ * for any container of the function with room; oldest first, within the
+ * hold time (slowpath_place_full). */
+static void handle_full(struct slowpath *sp, const struct request *req)
+{
+	__u32 slot;
+
+	sp->stats.held_full++;
+	if (req->hdr.flags & TETHER_F_STRICT) {
+		struct request probe = *req;
+
+		probe.hdr.status = TETHER_STATUS_OK;
+		switch (by_token_or_key(sp, &probe, lifecycle_now(sp->lc), &slot)) {
+		case DECIDE_FORWARD:
+			if (!forward(sp, req, slot))
+				hold_for(sp, req, true, true, slot);
+			return;
+		case DECIDE_GONE:
+			answer(sp, req, TETHER_STATUS_CONTAINER_GONE);
+			return;
+		case DECIDE_NONE:
+			break;
+		}
+	}
+	if (!forward_to_any_with_room(sp, req))
+		hold_for(sp, req, true, false, 0);
 }
 
 static void handle_request(struct slowpath *sp, const struct request *req)
@@ -773,9 +853,19 @@ static void handle_request(struct slowpath *sp, const struct request *req)
 		answer(sp, req, TETHER_STATUS_CONTAINER_GONE);
 		return;
 	}
+	if (req->hdr.status == TETHER_STATUS_OVERLOADED) {
+		handle_full(sp, req);
+		return;
+	}
 	switch (decide(sp, req, &slot)) {
 	case DECIDE_FORWARD:
-		forward(sp, req, slot);
+		if (forward(sp, req, slot))
+			break;
+		/* Full: STRICT waits for its own container, the rest for any. */
+		if (req->hdr.flags & TETHER_F_STRICT)
+			hold_for(sp, req, true, true, slot);
+		else if (!forward_to_any_with_room(sp, req))
+			hold_for(sp, req, true, false, 0);
 		break;
 	case DECIDE_GONE:
 		answer(sp, req, TETHER_STATUS_CONTAINER_GONE);
@@ -855,11 +945,64 @@ void slowpath_container_warm(struct slowpath *sp, __u32 slot, __u64 function_id)
 
 	if (!waiting || !in_pool(sp->lc, slot, function_id))
 		return;
-	while ((held = take_oldest(sp, waiting))) {
-		forward(sp, &held->req, slot);
+	while ((held = g_queue_peek_head(&waiting->requests)) && !held->has_target) {
+		if (!forward(sp, &held->req, slot))
+			break; /* full: the rest wait for room (slowpath_place_full) */
+		take_oldest(sp, waiting);
 		g_free(held);
 	}
-	g_hash_table_remove(sp->waiting, &function_id);
+	if (g_queue_is_empty(&waiting->requests))
+		g_hash_table_remove(sp->waiting, &function_id);
+	else
+		slowpath_place_full(sp);
+}
+
+/* Held requests whose containers were full go out, oldest first, as soon as
+ * one has room (called every millisecond while any waits, and on warm). */
+void slowpath_place_full(struct slowpath *sp)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	if (!sp->held_total)
+		return;
+	g_hash_table_iter_init(&iter, sp->waiting);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		struct waiting *waiting = value;
+		bool any_full = false;
+
+		for (GList *link = waiting->requests.head; link;) {
+			struct held_request *held = link->data;
+			GList *next = link->next;
+			bool sent = false;
+
+			if (held->has_target) {
+				const struct container_record *c = &sp->lc->containers[held->target];
+
+				if (c->generation != held->target_generation ||
+				    !takes_work(sp->lc, held->target, c->generation,
+						be64toh(held->req.hdr.function_id),
+						lifecycle_now(sp->lc), false)) {
+					answer(sp, &held->req, TETHER_STATUS_CONTAINER_GONE);
+					sent = true;
+				} else {
+					sent = forward(sp, &held->req, held->target);
+				}
+			} else if (!any_full) {
+				sent = forward_to_any_with_room(sp, &held->req);
+				any_full = !sent; /* the next ones cannot go either */
+			}
+			if (sent) {
+				g_queue_delete_link(&waiting->requests, link);
+				sp->held_total--;
+				sp->held_bytes -= held->req.len;
+				g_free(held);
+			}
+			link = next;
+		}
+		if (g_queue_is_empty(&waiting->requests))
+			g_hash_table_iter_remove(&iter);
+	}
 }
 
 static bool waited_out(const struct slowpath *sp, const struct held_request *held, __u64 now)
@@ -881,7 +1024,8 @@ void slowpath_tick(struct slowpath *sp)
 		/* Oldest first: stop at the first that may still wait. */
 		while ((held = g_queue_peek_head(&waiting->requests)) && waited_out(sp, held, now)) {
 			take_oldest(sp, waiting);
-			answer(sp, &held->req, TETHER_STATUS_NO_CAPACITY);
+			answer(sp, &held->req, held->full ? TETHER_STATUS_OVERLOADED
+							  : TETHER_STATUS_NO_CAPACITY);
 			g_free(held);
 		}
 		if (g_queue_is_empty(&waiting->requests))

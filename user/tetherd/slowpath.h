@@ -45,6 +45,7 @@ struct slowpath_stats {
 			       * dropped when it has no Tether header at all */
 	__u64 send_errors;    /* answers or forwards the kernel refused */
 	__u64 capacity_requests; /* capacity_needed events emitted */
+	__u64 held_full;      /* requests the XDP program found every container full for */
 };
 
 struct slowpath;
@@ -70,6 +71,9 @@ void slowpath_container_warm(struct slowpath *sp, __u32 slot, __u64 function_id)
 
 /* Answers NO_CAPACITY to every request held longer than hold_ms. */
 void slowpath_tick(struct slowpath *sp);
+/* Requests held because containers were full: forwarded, oldest first, to
+ * containers that have room now. Cheap when none is held. */
+void slowpath_place_full(struct slowpath *sp);
 
 /* Requests held now for function_id (0: in all). */
 __u32 slowpath_waiting(const struct slowpath *sp, __u64 function_id);

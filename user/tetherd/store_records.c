@@ -86,6 +86,11 @@ void store_key_policy(const char *prefix, const char *name, char out[STORE_KEY_M
 	snprintf(out, STORE_KEY_MAX, "%spolicies/%s", prefix, name);
 }
 
+void store_key_function(const char *prefix, __u64 function_id, char out[STORE_KEY_MAX])
+{
+	snprintf(out, STORE_KEY_MAX, "%sfunctions/%llu", prefix, (unsigned long long)function_id);
+}
+
 void store_key_capacity(const char *prefix, __u64 function_id, char out[STORE_KEY_MAX])
 {
 	snprintf(out, STORE_KEY_MAX, "%scapacity/%llu", prefix, (unsigned long long)function_id);
@@ -146,6 +151,7 @@ bool store_key_parse(const char *prefix, const char *key, size_t key_len, struct
 		{ "alive/", STORE_ALIVE },	    { "containers/", STORE_CONTAINER },
 		{ "names/", STORE_NAME },	    { "routers/", STORE_ROUTER },
 		{ "capacity/", STORE_CAPACITY },    { "policies/", STORE_POLICY },
+		{ "functions/", STORE_FUNCTION },
 	};
 	size_t prefix_len = strlen(prefix);
 
@@ -174,6 +180,7 @@ bool store_key_parse(const char *prefix, const char *key, size_t key_len, struct
 		case STORE_CONTAINER:
 			return parse_number(rest, rest_len, TETHER_MAX_CONTAINERS, &out->number);
 		case STORE_CAPACITY:
+		case STORE_FUNCTION:
 			return parse_function(rest, rest_len, &out->function_id);
 		case STORE_NAME: {
 			const char *slash = memchr(rest, '/', rest_len);
@@ -335,6 +342,9 @@ void store_container_encode(const struct store_container *container, char out[ST
 	proto_record_str(&w, "state", container_state_word(container->state));
 	proto_record_hex(&w, "secret", secret, sizeof(secret));
 	proto_record_u64(&w, "drain_deadline_unix_ms", container->drain_deadline_unix_ms);
+	/* Only when set: routers of earlier versions read the rest as before. */
+	if (container->concurrency)
+		proto_record_u64(&w, "concurrency", container->concurrency);
 	proto_record_end(&w);
 	finish(&w, out);
 }
@@ -370,7 +380,8 @@ int store_container_decode(const char *value, size_t value_len, struct store_con
 			   char *why, size_t why_size)
 {
 	static const char *const keys[] = { "function", "backend", "backend_revision", "name",
-					    "state", "secret", "drain_deadline_unix_ms", NULL };
+					    "state", "secret", "drain_deadline_unix_ms",
+					    "concurrency", NULL };
 	struct proto_request record;
 	const char *backend, *name = "", *state, *secret;
 
@@ -382,7 +393,8 @@ int store_container_decode(const char *value, size_t value_len, struct store_con
 	    proto_get_name(&record, "name", 0, &name, why, why_size) ||
 	    proto_get_name(&record, "state", 1, &state, why, why_size) ||
 	    proto_get_u64(&record, "drain_deadline_unix_ms", 1, &out->drain_deadline_unix_ms, why,
-			  why_size))
+			  why_size) ||
+	    proto_get_u32(&record, "concurrency", 0, &out->concurrency, why, why_size))
 		return -EINVAL;
 	if (!(secret = proto_get(&record, "secret"))) {
 		snprintf(why, why_size, "the record has no secret=");
@@ -403,6 +415,30 @@ int store_container_decode(const char *value, size_t value_len, struct store_con
 			 state);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+void store_function_encode(const struct store_function *function, char out[STORE_VALUE_MAX])
+{
+	struct proto_writer w;
+
+	proto_writer_init(&w);
+	proto_record_begin(&w);
+	proto_record_u64(&w, "concurrency", function->concurrency);
+	proto_record_end(&w);
+	finish(&w, out);
+}
+
+int store_function_decode(const char *value, size_t value_len, struct store_function *out,
+			  char *why, size_t why_size)
+{
+	static const char *const keys[] = { "concurrency", NULL };
+	struct proto_request record;
+
+	memset(out, 0, sizeof(*out));
+	if (parse(value, value_len, &record, keys, why, why_size) ||
+	    proto_get_u32(&record, "concurrency", 1, &out->concurrency, why, why_size))
+		return -EINVAL;
 	return 0;
 }
 

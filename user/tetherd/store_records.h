@@ -30,6 +30,7 @@ enum store_kind {
 	STORE_STATE,      /* state: put by every change, so its mod revision is the state's */
 	STORE_CAPACITY,   /* capacity/FUNCTION: a router's slow path waits for capacity */
 	STORE_POLICY,     /* policies/NAME: the functions backend NAME may hold */
+	STORE_FUNCTION,   /* functions/FUNCTION: the function's settings (concurrency) */
 };
 
 struct store_key {
@@ -37,7 +38,7 @@ struct store_key {
 	char name[TETHER_NAME_MAX];    /* backend, alive, router; the backend of a name */
 	char container[TETHER_NAME_MAX]; /* names/: the container's name */
 	__u32 number;                  /* backend id, container slot */
-	__u64 function_id;             /* capacity/ */
+	__u64 function_id;             /* capacity/, functions/ */
 };
 
 /* [A-Za-z0-9._-]{1,31}: fleets, routers, backends, containers. */
@@ -59,6 +60,7 @@ void store_key_router(const char *prefix, const char *name, char out[STORE_KEY_M
 void store_key_state(const char *prefix, char out[STORE_KEY_MAX]);
 void store_key_capacity(const char *prefix, __u64 function_id, char out[STORE_KEY_MAX]);
 void store_key_policy(const char *prefix, const char *name, char out[STORE_KEY_MAX]);
+void store_key_function(const char *prefix, __u64 function_id, char out[STORE_KEY_MAX]);
 
 /* Which key key is (key_len bytes; it starts with prefix). false for a key of
  * no known kind or with a bad name or number. */
@@ -91,7 +93,16 @@ struct store_container {
 	enum container_state state; /* starting, warm or draining */
 	__u64 secret;               /* nonzero; the token's last 8 bytes */
 	__u64 drain_deadline_unix_ms;
+	__u32 concurrency; /* the container's own limit (its agent's); 0: none, not written */
 };
+
+/* functions/F: a function's settings, applied by every router. */
+struct store_function {
+	__u32 concurrency; /* requests in flight per container; 0: no limit */
+};
+void store_function_encode(const struct store_function *function, char out[STORE_VALUE_MAX]);
+int store_function_decode(const char *value, size_t value_len, struct store_function *out,
+			  char *why, size_t why_size);
 
 /* Each encoder writes a NUL-terminated record; each decoder reads value_len
  * bytes and returns 0, or -EINVAL with the reason in why. */

@@ -43,6 +43,10 @@ struct tetherd_config {
 	enum xdp_mode_request xdp_mode;
 	struct tetherd_vip vips[TETHERD_MAX_VIPS];
 	int vip_count;
+	/* The router's completion addresses: DONE and ALIVE datagrams from
+	 * backends to these are consumed by the XDP program (on every --iface). */
+	struct tetherd_vip completions[TETHERD_MAX_VIPS];
+	int completion_count;
 	__u32 heartbeat_ms;
 	__u32 drain_ms;
 	struct slowpath_config slowpath;
@@ -75,6 +79,8 @@ struct tetherd {
 	struct metrics *metrics; /* --metrics-listen; NULL: none */
 	struct martians *martians; /* accept_local on backends' interfaces */
 	int timer_fd, signal_fd; /* the loop's tick and SIGTERM/SIGINT; -1 when not open */
+	int fast_timer_fd; /* every ms while requests are held (for full containers) */
+	bool fast_armed;
 	bool stop;
 	bool unload_requested;
 	__u64 changes_overloaded; /* changes refused: a connection over --agent-rate */

@@ -19,7 +19,7 @@
 #include "tether/maps.h"
 
 #define PROTO_LINE_MAX 1024 /* bytes of a line, including its newline */
-#define PROTO_MAX_ARGS 16   /* key=value words of a request or record */
+#define PROTO_MAX_ARGS 24   /* key=value words of a request or record */
 #define PROTO_NAME_MAX 31   /* characters of a name= or backend= value */
 
 enum proto_error {

@@ -105,6 +105,11 @@ int container_install_identity(struct dataplane *dp, __u32 slot, __u64 function_
 		.backend_id = backend_id,
 		.state = state,
 	};
+	/* A new container's counts start from 0 (no token of the slot's past
+	 * containers can reach the new one, so none of theirs comes in). */
+	err = container_load_reset(dp, slot);
+	if (err)
+		return err;
 	if (bpf_map_update_elem(containers_fd(dp), &slot, &record, BPF_ANY))
 		return -errno;
 	return 0;

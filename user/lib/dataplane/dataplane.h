@@ -24,6 +24,9 @@
 /* services.c: service address and UDP port (host order). */
 int service_add(struct dataplane *dp, const __u8 addr[16], __u16 port, __u32 service_id);
 int service_del(struct dataplane *dp, const __u8 addr[16], __u16 port);
+/* The router's completion address: DONE and ALIVE datagrams from backends
+ * to it are consumed by the XDP program. */
+int service_add_completion(struct dataplane *dp, const __u8 addr[16], __u16 port);
 
 /* backends.c: the record is written whole; src_mac is filled from ifindex,
  * and ifindex is added to tx_ports. vlan: 0 (untagged) or 1..TETHER_VLAN_MAX,
@@ -50,6 +53,25 @@ int container_get(struct dataplane *dp, __u32 slot, struct container_record *rec
 int container_remove(struct dataplane *dp, __u32 slot);
 void container_token(__u32 slot, const struct container_record *record,
 		     struct tether_token *token);
+
+/* load.c: concurrency limits (0: none), in the container's record; the
+ * in-flight accounting of the inflight map (include/tether/maps.h); room
+ * reserved as the XDP program reserves it (1: taken, 0: full, -errno), and
+ * given back when the request could not be sent after all. */
+int container_set_limit(struct dataplane *dp, __u32 slot, __u32 limit);
+int container_load_reset(struct dataplane *dp, __u32 slot);
+int container_load_read(struct dataplane *dp, __u32 slot, struct container_load *load);
+__u64 container_load_in_flight(const struct container_load *load);
+int container_take_room(struct dataplane *dp, __u32 slot, __u32 limit);
+void container_give_back(struct dataplane *dp, __u32 slot);
+/* A backend's liveness key (128 bits; NULL or zero: no data-plane liveness)
+ * and how far an ALIVE moves its deadline. A new key starts a new sequence. */
+int liveness_set(struct dataplane *dp, __u32 backend_id, const __u64 key[2], __u64 window_ns);
+int liveness_get(struct dataplane *dp, __u32 backend_id, struct backend_liveness *live);
+/* A function's settings in the pinned functions map (none, or a concurrency
+ * of 0, removes its entry). */
+int function_settings_set(struct dataplane *dp, __u64 function_id,
+			  const struct function_settings *settings);
 
 /* pools.c: builds the function's Maglev table over members and swaps it in
  * atomically; no members removes the pool (the function has no capacity). */

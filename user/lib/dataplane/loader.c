@@ -274,8 +274,11 @@ fail:
 	return err;
 }
 
+void dataplane_unmap_inflight(struct dataplane *dp);
+
 void dataplane_close(struct dataplane *dp)
 {
+	dataplane_unmap_inflight(dp);
 	tether_xdp__destroy(dp->skel);
 	dp->skel = NULL;
 }

@@ -5,9 +5,11 @@
 #define TETHER_LOADER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <linux/types.h>
 
 struct tether_xdp; /* the generated skeleton */
+struct container_load;
 
 struct dataplane {
 	struct tether_xdp *skel;
@@ -17,6 +19,9 @@ struct dataplane {
 	 * counters, whose counts go into this program's (-1: none). */
 	int older_stats_fd;
 	__u32 older_stats_size; /* its value size */
+	/* The inflight map, mmapped on first use (load.c). */
+	struct container_load *inflight;
+	size_t inflight_size;
 };
 
 struct dataplane_opts {

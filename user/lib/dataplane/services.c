@@ -33,12 +33,13 @@ static int address_in_use(int fd, const __u8 addr[16])
 	return 0;
 }
 
-int service_add(struct dataplane *dp, const __u8 addr[16], __u16 port, __u32 service_id)
+static int add_service(struct dataplane *dp, const __u8 addr[16], __u16 port,
+		       __u32 service_id, enum service_kind kind)
 {
 	int fd = bpf_map__fd(dp->skel->maps.services);
 	struct service_key key = make_key(addr, port);
 	struct service_key address_only = make_key(addr, 0);
-	struct service_info info = { .service_id = service_id };
+	struct service_info info = { .service_id = service_id, .kind = kind };
 
 	if (port == 0)
 		return -EINVAL;
@@ -52,6 +53,16 @@ int service_add(struct dataplane *dp, const __u8 addr[16], __u16 port, __u32 ser
 		return err;
 	}
 	return 0;
+}
+
+int service_add(struct dataplane *dp, const __u8 addr[16], __u16 port, __u32 service_id)
+{
+	return add_service(dp, addr, port, service_id, SERVICE_REQUESTS);
+}
+
+int service_add_completion(struct dataplane *dp, const __u8 addr[16], __u16 port)
+{
+	return add_service(dp, addr, port, 0, SERVICE_COMPLETION);
 }
 
 int service_del(struct dataplane *dp, const __u8 addr[16], __u16 port)

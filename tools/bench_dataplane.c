@@ -10,11 +10,22 @@
  * built in place, after a whole-frame restore, measured alone too), or that
  * and the cap on answers (dropped).
  *
- *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING]
+ * Baselines of the same harness (issue 15): a bare flow table of the same
+ * population (1,000,000 flows in an LRU_HASH of the affinity table's size,
+ * Katran's flow key) behind the same restore and parse: one lookup that hits,
+ * and a new flow every packet learned into the full map. Cases on both CPUs
+ * run the program from two threads pinned one per CPU at once (XDP's
+ * test_run takes no cpu option), each walking its own part of the
+ * population; their figure is ns per packet per CPU, beside the same case on
+ * CPU 0 alone.
+ *
+ *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING[,SUBSTRING...]]
+ *                   [--runs N]
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,6 +229,8 @@ struct bench_case {
 	int accounting;   /* every container has a limit (never reached): the
 			   * in-flight accounting on the path */
 	int completion;   /* a DONE to the completion address */
+	int cpus;         /* 0: wherever the harness runs; 1: a thread on CPU 0;
+			   * 2: threads on CPUs 0 and 1 at once */
 };
 
 #define COMPLETION_PORT 7700
@@ -225,6 +238,9 @@ struct bench_case {
 
 #define COUNTER(field) offsetof(struct tether_stats, field)
 #define NO_COUNTER ((size_t)-1)
+/* A count of the baselines' (struct bench_counts), not the router's. */
+#define BENCH_COUNTER_FLAG ((size_t)1 << 20)
+#define BENCH_COUNTER(field) (BENCH_COUNTER_FLAG | offsetof(struct bench_counts, field))
 
 static int program_fd(struct world *w, int program)
 {
@@ -234,6 +250,8 @@ static int program_fd(struct world *w, int program)
 	case 3: return bpf_program__fd(w->bench->progs.bench_parse_lookup);
 	case 4: return bpf_program__fd(w->bench->progs.bench_route_full);
 	case 5: return bpf_program__fd(w->bench->progs.bench_restore_full_only);
+	case 6: return bpf_program__fd(w->bench->progs.bench_lru_hit);
+	case 7: return bpf_program__fd(w->bench->progs.bench_lru_learn);
 	default: return bpf_program__fd(w->bench->progs.bench_route);
 	}
 }
@@ -281,9 +299,28 @@ static size_t build_template(struct world *w, const struct bench_case *c, __u8 *
 		memcpy(template->frame, frame, BENCH_FULL_FRAME);
 	template->vary = c->vary;
 	template->population = c->vary == VARY_TOKEN ? w->containers : w->scale.affinity;
+	if (c->vary == VARY_FLOW_NEW)
+		template->population = 0;
 	if (c->population)
 		template->population = c->population;
 	return len;
+}
+
+static __u64 bench_counter_value(struct world *w, size_t offset)
+{
+	int cpus = libbpf_num_possible_cpus();
+	struct bench_counts *per_cpu = calloc(cpus > 0 ? cpus : 1, sizeof(*per_cpu));
+	__u32 zero = 0;
+	__u64 sum = 0;
+
+	if (!per_cpu || cpus <= 0)
+		fail("memory", ENOMEM);
+	if (bpf_map_lookup_elem(bpf_map__fd(w->bench->maps.bench_counts), &zero, per_cpu))
+		fail("bench_counts", errno);
+	for (int cpu = 0; cpu < cpus; cpu++)
+		sum += *(__u64 *)((char *)&per_cpu[cpu] + offset);
+	free(per_cpu);
+	return sum;
 }
 
 static __u64 counter_value(struct world *w, size_t counter)
@@ -292,6 +329,8 @@ static __u64 counter_value(struct world *w, size_t counter)
 
 	if (counter == NO_COUNTER)
 		return 0;
+	if (counter & BENCH_COUNTER_FLAG)
+		return bench_counter_value(w, counter & ~BENCH_COUNTER_FLAG);
 	int err = stats_read(&w->dp, &total);
 
 	if (err)
@@ -354,6 +393,129 @@ static void set_limits(struct world *w, __u32 limit)
 	current = (int)limit;
 }
 
+/* One test_run of a case's program from a thread pinned to a CPU. */
+struct runner {
+	pthread_t thread;
+	int cpu, prog_fd;
+	__u32 repeat;
+	__u8 *frame;
+	size_t len;
+	pthread_barrier_t *start;
+	__u32 duration;
+	int err;
+};
+
+static void pin_to_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		fail("sched_setaffinity", errno);
+}
+
+static void *run_pinned(void *arg)
+{
+	struct runner *r = arg;
+	__u8 out[512];
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = r->frame, .data_size_in = r->len,
+		    .data_out = out, .data_size_out = sizeof(out), .repeat = r->repeat);
+
+	pin_to_cpu(r->cpu);
+	pthread_barrier_wait(r->start);
+	r->err = bpf_prog_test_run_opts(r->prog_fd, &opts) ? errno : 0;
+	r->duration = opts.duration;
+	return NULL;
+}
+
+/* Each CPU walks its own part of a varied case's population: CPU k starts
+ * k / threads of the way in (bench_sequence is per CPU). */
+static void spread_sequences(struct world *w, __u32 population, int threads)
+{
+	int cpus = libbpf_num_possible_cpus();
+	__u64 *starts = calloc(cpus > 0 ? cpus : 1, sizeof(*starts)); /* per-CPU values: 8 bytes */
+	__u32 zero = 0;
+
+	if (!starts || cpus <= 0)
+		fail("memory", ENOMEM);
+	for (int cpu = 0; cpu < cpus && cpu < threads; cpu++)
+		starts[cpu] = (__u32)((__u64)population * cpu / threads);
+	if (bpf_map_update_elem(bpf_map__fd(w->bench->maps.bench_sequence), &zero, starts,
+				BPF_ANY))
+		fail("bench_sequence", errno);
+	free(starts);
+}
+
+/* One run of the case on CPUs 0 .. threads - 1 at once: the mean of their ns
+ * per packet. */
+static __u32 run_on_cpus(struct world *w, const struct bench_case *c, __u8 *frame, size_t len,
+			 int threads)
+{
+	struct runner runners[2];
+	pthread_barrier_t start;
+	__u64 sum = 0;
+
+	pthread_barrier_init(&start, NULL, (unsigned)threads);
+	for (int i = 0; i < threads; i++) {
+		runners[i] = (struct runner){ .cpu = i, .prog_fd = program_fd(w, c->program),
+					      .repeat = w->scale.repeat, .frame = frame,
+					      .len = len, .start = &start };
+		if (pthread_create(&runners[i].thread, NULL, run_pinned, &runners[i]))
+			fail("pthread_create", errno);
+	}
+	for (int i = 0; i < threads; i++) {
+		pthread_join(runners[i].thread, NULL);
+		if (runners[i].err)
+			fail(c->name, runners[i].err);
+		sum += runners[i].duration;
+	}
+	pthread_barrier_destroy(&start);
+	return (__u32)(sum / (__u64)threads);
+}
+
+/* The baseline's flow table gets the population's flows (source addresses
+ * 0 .. affinity - 1, the varied flows' walk), learned by its own program in
+ * the order they are walked, as the affinity table's keys were loaded. */
+static void load_baseline_flows(struct world *w)
+{
+	struct pkt_spec spec;
+	struct pkt_view view;
+	struct bench_template template = {};
+	__u8 frame[512];
+	__u32 zero = 0;
+
+	pkt_spec_default(&spec, 4);
+	size_t len = pkt_build(&spec, frame, sizeof(frame));
+
+	if (!len || pkt_parse(frame, len, &view))
+		fail("building the baseline's frame", EINVAL);
+	memcpy(template.macs, frame, 12);
+	memcpy(template.hdr, frame + view.tether_off, TETHER_HDR_LEN);
+	memcpy(&template.udp_check, frame + view.l4_off + 6, 2);
+	template.hdr_offset = view.tether_off;
+	template.udp_offset = view.l4_off;
+	template.src_addr_offset = view.l3_off + 12;
+	template.vary = VARY_FLOW;
+	template.population = w->scale.affinity;
+	if (bpf_map_update_elem(bpf_map__fd(w->bench->maps.bench_template), &zero, &template,
+				BPF_ANY))
+		fail("bench_template", errno);
+	spread_sequences(w, w->scale.affinity, 1);
+
+	__u64 before = bench_counter_value(w, offsetof(struct bench_counts, lru_learned));
+	struct bench_case fill = { .name = "filling the baseline's flow table", .program = 7,
+				   .vary = VARY_FLOW };
+	__u32 repeat = w->scale.repeat;
+
+	w->scale.repeat = w->scale.affinity;
+	run_on_cpus(w, &fill, frame, len, 1);
+	w->scale.repeat = repeat;
+	if (bench_counter_value(w, offsetof(struct bench_counts, lru_learned)) - before !=
+	    w->scale.affinity)
+		fail("the baseline's flow table did not take every flow", EINVAL);
+}
+
 static __u32 measure(struct world *w, const struct bench_case *c)
 {
 	__u8 frame[512], out[512];
@@ -381,20 +543,27 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 			    .data_out = out, .data_size_out = sizeof(out),
 			    .repeat = w->scale.repeat);
 		__u64 before = counter_value(w, c->counter);
+		__u64 expected = (__u64)w->scale.repeat * (c->cpus ? c->cpus : 1);
 
-		if (bpf_prog_test_run_opts(program_fd(w, c->program), &opts))
-			fail(c->name, errno);
+		if (c->cpus) {
+			if (c->vary != VARY_NONE && c->vary != VARY_FLOW_NEW)
+				spread_sequences(w, template.population, c->cpus);
+			durations[run] = run_on_cpus(w, c, frame, len, c->cpus);
+		} else {
+			if (bpf_prog_test_run_opts(program_fd(w, c->program), &opts))
+				fail(c->name, errno);
+			durations[run] = opts.duration;
+			if (c->program == 4 && opts.data_size_out > BENCH_FULL_FRAME)
+				fail("the frame grew", EINVAL);
+		}
 		__u64 moved = counter_value(w, c->counter) - before;
 
-		if (c->counter != NO_COUNTER && moved != w->scale.repeat) {
-			fprintf(stderr, "bench_dataplane: %s: counter moved %llu for %u runs: "
+		if (c->counter != NO_COUNTER && moved != expected) {
+			fprintf(stderr, "bench_dataplane: %s: counter moved %llu for %llu runs: "
 					"the case does not measure what it claims\n",
-				c->name, (unsigned long long)moved, w->scale.repeat);
+				c->name, (unsigned long long)moved, (unsigned long long)expected);
 			exit(1);
 		}
-		durations[run] = opts.duration;
-		if (c->program >= 4 && opts.data_size_out > BENCH_FULL_FRAME)
-			fail("the frame grew", EINVAL);
 	}
 	set_admission(w, &(struct bench_case){ .admission = ADMISSION_NONE });
 	qsort(durations, w->scale.runs, sizeof(durations[0]), compare_u32);
@@ -402,85 +571,119 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 }
 
 static const struct bench_case cases[] = {
-	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
-	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
-	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
+	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "floor: template restore, varied tokens", 4, 1, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
-	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
+	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "token hit, varied (all containers)", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
-	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "key hit, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
-	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
-	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
-	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
-	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0 },
-	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0 },
-	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0 },
+	/* The same harness's bare flow table: one LRU_HASH lookup that hits. */
+	{ "baseline: LRU hit, repeated", 4, 6, 0, VARY_FLOW, 0, 0, 0, BENCH_COUNTER(lru_hit), 1,
+	  ADMISSION_NONE, 0, 0, 0 },
+	{ "baseline: LRU hit, varied (all flows)", 4, 6, 0, VARY_FLOW, 0, 0, 0,
+	  BENCH_COUNTER(lru_hit), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "IPv6 token hit, repeated", 6, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "IPv6 token hit, varied", 6, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 no capacity", 6, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 pass (other port)", 6, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 malformed (bad magic)", 6, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "IPv6 no capacity", 6, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "IPv6 pass (other port)", 6, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "IPv6 malformed (bad magic)", 6, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0, 0 },
 	/* Admission to the slow path (a function with no pool, 999). */
 	{ "no capacity, within budget (2 buckets)", 4, 0, 0, VARY_NONE, 1, 0, 0,
-	  COUNTER(no_capacity), 0, ADMISSION_WITHIN, 0, 0 },
-	{ "floor: whole-frame restore (128 bytes)", 4, 5, 0, VARY_NONE, 1, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(no_capacity), 0, ADMISSION_WITHIN, 0, 0, 0 },
+	{ "floor: whole-frame restore (128 bytes)", 4, 5, 0, VARY_NONE, 1, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "no capacity, no budget, whole restore", 4, 4, 0, VARY_NONE, 1, 0, 0,
-	  COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "shed: answered OVERLOADED in place", 4, 4, 0, VARY_NONE, 1, 0, 0, COUNTER(shed), 0,
-	  ADMISSION_SHED, 0, 0 },
+	  ADMISSION_SHED, 0, 0, 0 },
 	{ "IPv6 shed: answered OVERLOADED in place", 6, 4, 0, VARY_NONE, 1, 0, 0, COUNTER(shed), 0,
-	  ADMISSION_SHED, 0, 0 },
+	  ADMISSION_SHED, 0, 0, 0 },
 	{ "shed over the answer cap: dropped", 4, 4, 0, VARY_NONE, 1, 0, 0,
-	  COUNTER(shed_dropped), 0, ADMISSION_CAPPED, 0, 0 },
+	  COUNTER(shed_dropped), 0, ADMISSION_CAPPED, 0, 0, 0 },
 	/* The same paths with every container under a limit (never reached): the
 	 * in-flight count read and a reservation taken on every forward. */
 	{ "token hit, repeated, accounting on", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0, 0 },
 	{ "token hit, varied, accounting on", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0, 0 },
 	{ "key hit, repeated, accounting on", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0,
-	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0 },
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0, 0 },
 	{ "key hit, varied, accounting on", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
-	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0 },
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0, 0 },
 	{ "flow pick, repeated, accounting on", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick),
-	  0, ADMISSION_NONE, 1, 0 },
+	  0, ADMISSION_NONE, 1, 0, 0 },
 	{ "flow pick, varied, accounting on", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0,
-	  ADMISSION_NONE, 1, 0 },
+	  ADMISSION_NONE, 1, 0, 0 },
 	{ "completion (DONE), repeated container", 4, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
-	  ADMISSION_NONE, 0, 1 },
+	  ADMISSION_NONE, 0, 1, 0 },
 	{ "IPv6 completion (DONE)", 6, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
-	  ADMISSION_NONE, 0, 1 },
+	  ADMISSION_NONE, 0, 1, 0 },
+	/* Both CPUs at once, each beside the same case on CPU 0 alone. */
+	{ "token hit, varied, CPU 0 alone", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 1 },
+	{ "token hit, varied, 2 CPUs at once", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 2 },
+	{ "key hit, varied, CPU 0 alone", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 1 },
+	{ "key hit, varied, 2 CPUs at once", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 2 },
+	{ "baseline: LRU hit, varied, CPU 0 alone", 4, 6, 0, VARY_FLOW, 0, 0, 0,
+	  BENCH_COUNTER(lru_hit), 0, ADMISSION_NONE, 0, 0, 1 },
+	{ "baseline: LRU hit, varied, 2 CPUs at once", 4, 6, 0, VARY_FLOW, 0, 0, 0,
+	  BENCH_COUNTER(lru_hit), 0, ADMISSION_NONE, 0, 0, 2 },
 	/* Re-home and learn change the affinity table, so they come last, and
 	 * re-home (which needs the loaded entries) before learn (which evicts them). */
 	{ "floor: restore + stale affinity, repeated", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0,
-	  0, NO_COUNTER, 1, ADMISSION_NONE, 0, 0 },
+	  0, NO_COUNTER, 1, ADMISSION_NONE, 0, 0, 0 },
 	{ "floor: restore + stale affinity, varied", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
+	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "key re-home, repeated", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0, 0 },
 	{ "key re-home, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "IPv6 key re-home, repeated", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0, 0 },
 	{ "IPv6 key re-home, varied", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "key new (learn), one function", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0, 0 },
 	{ "key new (learn), varied functions", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "IPv6 key new (learn), one function", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0, 0 },
 	{ "IPv6 key new (learn), varied functions", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 0 },
+	/* The same harness's bare flow table: a new flow every packet, one lookup
+	 * that misses and one update into the full map. */
+	{ "baseline: new flow (learn), full LRU", 4, 7, 0, VARY_FLOW_NEW, 0, 0, 0,
+	  BENCH_COUNTER(lru_learned), 0, ADMISSION_NONE, 0, 0, 0 },
+	{ "key new (learn), one function, CPU 0 alone", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
+	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0, 1 },
+	{ "key new (learn), one function, 2 CPUs at once", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0,
+	  0, COUNTER(key_new), 1, ADMISSION_NONE, 0, 0, 2 },
+	{ "key new (learn), varied functions, CPU 0 alone", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0,
+	  0, COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 1 },
+	{ "key new (learn), varied functions, 2 CPUs at once", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0,
+	  0, 0, COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 2 },
+	{ "baseline: new flow (learn), CPU 0 alone", 4, 7, 0, VARY_FLOW_NEW, 0, 0, 0,
+	  BENCH_COUNTER(lru_learned), 0, ADMISSION_NONE, 0, 0, 1 },
+	{ "baseline: new flow (learn), 2 CPUs at once", 4, 7, 0, VARY_FLOW_NEW, 0, 0, 0,
+	  BENCH_COUNTER(lru_learned), 0, ADMISSION_NONE, 0, 0, 2 },
 };
 
 static void setup_services(struct world *w)
@@ -502,26 +705,54 @@ static void setup_services(struct world *w)
 		fail("service_add", err);
 }
 
+/* --only: any of its comma-separated substrings in the case's name. */
+static int selected(const char *name, const char *only)
+{
+	char copy[1024];
+
+	snprintf(copy, sizeof(copy), "%s", only);
+	for (char *save = NULL, *part = strtok_r(copy, ",", &save); part;
+	     part = strtok_r(NULL, ",", &save))
+		if (strstr(name, part))
+			return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct world w = { .scale = { FUNCTIONS, CONTAINERS_PER_FUNCTION, AFFINITY_ENTRIES,
 				      1000000, 5 } };
 	const char *json_path = NULL, *only = NULL;
-	int option;
+	int option, runs = 0;
 
 	static const struct option options[] = { { "quick", no_argument, 0, 'q' },
 						 { "json", required_argument, 0, 'j' },
 						 { "only", required_argument, 0, 'o' },
+						 { "runs", required_argument, 0, 'r' },
+						 { "help", no_argument, 0, 'h' },
 						 { 0, 0, 0, 0 } };
-	while ((option = getopt_long(argc, argv, "qj:o:", options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, "qj:o:r:h", options, NULL)) != -1) {
 		if (option == 'q')
 			w.scale = (struct scale){ 100, 10, 10000, 20000, 3 };
 		else if (option == 'j')
 			json_path = optarg;
 		else if (option == 'o')
 			only = optarg;
-		else
+		else if (option == 'r')
+			runs = atoi(optarg);
+		else {
+			fprintf(option == 'h' ? stdout : stderr,
+				"usage: bench_dataplane [--quick] [--json FILE] "
+				"[--only SUBSTRING[,SUBSTRING...]] [--runs N (1-15)]\n");
+			return option == 'h' ? 0 : 2;
+		}
+	}
+	if (runs) {
+		if (runs < 1 || runs > 15) {
+			fprintf(stderr, "bench_dataplane: --runs takes 1 to 15\n");
 			return 2;
+		}
+		w.scale.runs = (__u32)runs;
 	}
 	enter_private_netns();
 	int err = dataplane_open(&w.dp, NULL);
@@ -537,6 +768,7 @@ int main(int argc, char **argv)
 	load_affinity(&w);
 	fprintf(stderr, "affinity loaded (%.1f s)\n", (monotonic_ns() - start) / 1e9);
 	open_bench(&w);
+	load_baseline_flows(&w);
 	printf("loaded %u containers in %u functions, %u affinity entries (%.1f s)\n\n",
 	       w.containers, w.scale.functions, w.scale.affinity,
 	       (monotonic_ns() - start) / 1e9);
@@ -545,23 +777,40 @@ int main(int argc, char **argv)
 
 	if (json_path && !json)
 		fail(json_path, errno);
-	printf("%-42s %10s\n", "case (median of runs)", "ns/packet");
+	printf("%-52s %10s\n", "case (median of runs)", "ns/packet");
 	if (json)
 		fprintf(json, "{\"containers\": %u, \"functions\": %u, \"affinity\": %u, "
 			      "\"repeat\": %u, \"runs\": %u, \"cases\": [",
 			w.containers, w.scale.functions, w.scale.affinity, w.scale.repeat,
 			w.scale.runs);
 	int first = 1;
+	__u32 one_cpu_ns = 0;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (only && !strstr(cases[i].name, only))
+		if (only && !selected(cases[i].name, only))
 			continue;
 		__u32 ns = measure(&w, &cases[i]);
 
-		printf("%-42s %10u\n", cases[i].name, ns);
+		printf("%-52s %10u", cases[i].name, ns);
 		if (json)
-			fprintf(json, "%s{\"case\": \"%s\", \"ns_per_packet\": %u}",
+			fprintf(json, "%s{\"case\": \"%s\", \"ns_per_packet\": %u",
 				first ? "" : ", ", cases[i].name, ns);
+		/* Per CPU on both against CPU 0 alone (the case just before). */
+		if (cases[i].cpus == 1)
+			one_cpu_ns = ns;
+		if (cases[i].cpus == 2 && one_cpu_ns && ns) {
+			printf("   per CPU %.2fx of one CPU's rate", (double)one_cpu_ns / ns);
+			if (json)
+				fprintf(json, ", \"cpus\": 2, \"per_cpu_vs_one\": %.3f",
+					(double)one_cpu_ns / ns);
+		} else if (cases[i].cpus && json) {
+			fprintf(json, ", \"cpus\": %d", cases[i].cpus);
+		}
+		if (cases[i].cpus != 1)
+			one_cpu_ns = 0;
+		printf("\n");
+		if (json)
+			fprintf(json, "}");
 		first = 0;
 	}
 	if (json) {

@@ -45,7 +45,10 @@ bench() {
 command -v jq > /dev/null || { echo "not ok - jq is not installed (make deps)"; exit 1; }
 
 bench dataplane "$scratch/dataplane.json" \
-	'(.cases | length) >= 38 and all(.cases[]; .ns_per_packet > 0)' \
+	'(.cases | length) >= 61 and all(.cases[]; .ns_per_packet > 0) and
+	 ([.cases[] | select(.case | startswith("baseline: "))] | length) >= 6 and
+	 ([.cases[] | select(.cpus == 2)] | length) >= 5 and
+	 all(.cases[] | select(.cpus == 2); .per_cpu_vs_one > 0)' \
 	"$build/tools/bench_dataplane" --quick --json "$scratch/dataplane.json"
 bench control "$scratch/control.json" \
 	'.figures | length >= 20 and all(.[]; .value >= 0)' \

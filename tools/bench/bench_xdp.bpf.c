@@ -50,18 +50,57 @@ struct {
 	__type(value, __u64);
 } bench_fresh_keys SEC(".maps");
 
-/* Never repeats within a run of the bench (one counter for all CPUs, as runs
- * may move between them), and never collides in practice with the random keys
- * loaded into the affinity table. */
-static __always_inline __u64 next_fresh_key(void)
+/* New keys and flows, counted per CPU: two CPUs learning at once share no
+ * counter (the cases on both CPUs measure the router, not this). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} bench_fresh SEC(".maps");
+
+/* The baselines' flow table and counts (bench_xdp.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TETHER_MAX_AFFINITY);
+	__type(key, struct bench_flow_key);
+	__type(value, struct bench_flow_value);
+} bench_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bench_counts);
+} bench_counts SEC(".maps");
+
+static __always_inline __u64 next_fresh(void)
 {
 	__u32 zero = 0;
-	__u64 *sent = bpf_map_lookup_elem(&bench_fresh_keys, &zero);
+	__u64 *sent = bpf_map_lookup_elem(&bench_fresh, &zero);
 
 	if (!sent)
 		return 0;
 	*sent += 1;
-	return (*sent * 0x9e3779b97f4a7c15ull) ^ 0x5eed5eed00000000ull;
+	return *sent;
+}
+
+/* Never repeats within a run of the bench (the CPU's number and its own
+ * count: runs may move between CPUs), and never collides in practice with
+ * the random keys loaded into the affinity table. */
+static __always_inline __u64 next_fresh_key(void)
+{
+	__u64 n = ((__u64)bpf_get_smp_processor_id() << 48) | next_fresh();
+
+	return (n * 0x9e3779b97f4a7c15ull) ^ 0x5eed5eed00000000ull;
+}
+
+/* A source address (its last 32 bits) no flow of the baseline's population
+ * (0 .. population - 1) and no other CPU ever sends. */
+static __always_inline __u32 next_fresh_source(void)
+{
+	return 0xc0000000u | (bpf_get_smp_processor_id() & 3) << 28 |
+	       ((__u32)next_fresh() & 0x0fffffffu);
 }
 
 /* A generation that no longer matches makes the router re-home the key: the
@@ -170,6 +209,12 @@ static __always_inline int restore_frame(struct xdp_md *ctx)
 		__builtin_memcpy(src_addr, &index, 4);
 		break;
 	}
+	case VARY_FLOW_NEW: {
+		__u32 source = next_fresh_source();
+
+		__builtin_memcpy(src_addr, &source, 4);
+		break;
+	}
 	}
 	return 0;
 }
@@ -226,6 +271,76 @@ int bench_restore_only(struct xdp_md *ctx)
 {
 	if (restore_frame(ctx))
 		return XDP_ABORTED;
+	return XDP_TX;
+}
+
+/* ---- the baselines: a bare flow table in the same harness ---------------- */
+
+static __always_inline struct bench_counts *bench_counts_here(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&bench_counts, &zero);
+}
+
+/* The same parse as the router's (to the Tether header, the service lookup
+ * included), then the flow's key as an L4 balancer builds it. */
+static __always_inline int flow_key_of(struct xdp_md *ctx, struct bench_flow_key *key)
+{
+	struct request req = {};
+
+	if (parse_request(ctx, &req) != PARSE_REQUEST)
+		return -1;
+	__builtin_memcpy(key->src, req.flow_src.addr, 16);
+	__builtin_memcpy(key->dst, req.service.addr, 16);
+	key->sport = req.flow_src.port;
+	key->dport = req.service.port;
+	key->proto = IPPROTO_UDP;
+	return 0;
+}
+
+/* One LRU_HASH lookup that hits: the least a flow-table balancer does for a
+ * known flow. */
+SEC("xdp")
+int bench_lru_hit(struct xdp_md *ctx)
+{
+	struct bench_flow_key key = {};
+	struct bench_counts *counts = bench_counts_here();
+
+	if (restore_frame(ctx) || flow_key_of(ctx, &key) || !counts)
+		return XDP_ABORTED;
+	struct bench_flow_value *known = bpf_map_lookup_elem(&bench_flows, &key);
+
+	if (!known) {
+		counts->lru_miss++;
+		return XDP_DROP;
+	}
+	counts->lru_hit++;
+	return XDP_TX;
+}
+
+/* A new flow: one lookup that misses, one update into the (full) map. */
+SEC("xdp")
+int bench_lru_learn(struct xdp_md *ctx)
+{
+	struct bench_flow_key key = {};
+	struct bench_counts *counts = bench_counts_here();
+
+	if (restore_frame(ctx) || flow_key_of(ctx, &key) || !counts)
+		return XDP_ABORTED;
+	if (bpf_map_lookup_elem(&bench_flows, &key)) {
+		counts->lru_hit++;
+		return XDP_TX;
+	}
+	struct bench_flow_value learned = {
+		.pos = (__u32)key.src[15] & 63,
+		.atime = bpf_ktime_get_coarse_ns(),
+	};
+
+	if (bpf_map_update_elem(&bench_flows, &key, &learned, BPF_ANY))
+		counts->lru_learn_failed++;
+	else
+		counts->lru_learned++;
 	return XDP_TX;
 }
 

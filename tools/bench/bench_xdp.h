@@ -15,6 +15,34 @@ enum bench_vary {
 	VARY_KEY_NEW = 4,   /* function from bench_keys[i], a routing key never sent before */
 	VARY_KEY_STALE = 5, /* bench_keys[i], its affinity entry made stale first (re-home) */
 	VARY_DONE = 6,      /* a DONE whose finished count (routing_key) grows every run */
+	VARY_FLOW_NEW = 7,  /* a source address never sent before (the baseline's new flow) */
+};
+
+/* The baselines of the same harness (bench_lru_hit, bench_lru_learn): a bare
+ * flow table as an L4 balancer keeps one (Katran's flow_key and real_pos_lru),
+ * one LRU_HASH of the same population as the affinity table; parse, then one
+ * lookup (a hit), or one lookup that misses and one update into the full map. */
+struct bench_flow_key {
+	__u8 src[16]; /* as the parser gives them: IPv4 v4-mapped */
+	__u8 dst[16];
+	__be16 sport, dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct bench_flow_value {
+	__u32 pos;   /* the real's index */
+	__u32 pad;
+	__u64 atime; /* last seen, ns */
+};
+
+/* Per-CPU counts of the baselines, checked by the harness as the router's
+ * counters are. */
+struct bench_counts {
+	__u64 lru_hit;
+	__u64 lru_miss;
+	__u64 lru_learned;
+	__u64 lru_learn_failed;
 };
 
 struct bench_token {

@@ -58,8 +58,8 @@ static __always_inline void stamp_token(struct request *req, const struct choice
 	struct tether_hdr *hdr = req->hdr;
 	struct tether_token token = {
 		.slot = bpf_htonl(chosen->slot),
-		.generation = bpf_htonl(chosen->container->generation),
-		.secret = chosen->container->secret,
+		.generation = bpf_htonl(chosen->generation),
+		.secret = chosen->secret,
 	};
 	__u16 *old_token = (__u16 *)&hdr->container_token;
 	__u16 *new_token = (__u16 *)&token;

@@ -145,4 +145,13 @@ struct {
 	__type(value, struct backend_liveness);
 } liveness SEC(".maps");
 
+/* A container's secret while it is warm and unlimited (include/tether/maps.h):
+ * what a key hit checks instead of the record. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TETHER_MAX_CONTAINERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} container_live SEC(".maps");
+
 #endif

@@ -24,8 +24,13 @@ enum route_verdict {
  * when the first choice is full. */
 #define TETHER_OVERFLOW_PROBES 64
 
+/* The container chosen: its slot, generation and secret (what the stamp
+ * writes), its backend, and its record, which a key hit's fast way does not
+ * read (NULL then: such a container is warm and has no limit). */
 struct choice {
 	__u32 slot;
+	__u32 generation;
+	__u64 secret;
 	struct container_record *container;
 	struct backend_record *backend;
 };
@@ -67,7 +72,40 @@ static __always_inline int choose_container(__u32 slot, struct container_record 
 	if (!backend || !backend_takes_work(backend, now, new_work))
 		return 0;
 	out->slot = slot;
+	out->generation = container->generation;
+	out->secret = container->secret;
 	out->container = container;
+	out->backend = backend;
+	return 1;
+}
+
+/* A key hit's fast way (issue 15): an entry the program learned holds its
+ * container's secret and backend, and container_live holds the secret of the
+ * slot's container while it is warm and has no limit. When they agree, the
+ * slot holds the very container the entry was learned for (of the key's
+ * function: checked then), and it takes work with no room to reserve: the
+ * record is not read. Anything else (draining, a limit, another container in
+ * the slot, an entry written without a secret) takes the record's way. */
+static __always_inline int choose_known(const struct affinity_value *known, __u64 now,
+					struct choice *out)
+{
+	__u32 slot = known->slot;
+	__u64 secret = known->secret;
+
+	prefetch_container_counters(slot);
+	__u64 *live = bpf_map_lookup_elem(&container_live, &slot);
+
+	if (!live || !secret || *live != secret)
+		return 0;
+	__u32 backend_id = known->backend_id;
+	struct backend_record *backend = bpf_map_lookup_elem(&backends, &backend_id);
+
+	if (!backend || !backend_takes_work(backend, now, 0))
+		return 0;
+	out->slot = slot;
+	out->generation = known->generation;
+	out->secret = secret;
+	out->container = NULL;
 	out->backend = backend;
 	return 1;
 }
@@ -197,7 +235,9 @@ static __always_inline void remember_affinity(const struct affinity_key *key,
 {
 	struct affinity_value value = {
 		.slot = chosen->slot,
-		.generation = chosen->container->generation,
+		.generation = chosen->generation,
+		.secret = chosen->secret,
+		.backend_id = chosen->container->backend_id,
 	};
 
 	bpf_map_update_elem(&affinity, key, &value, BPF_ANY);
@@ -209,8 +249,8 @@ static __always_inline void move_affinity(const struct affinity_key *key,
 {
 	struct affinity_value *known = bpf_map_lookup_elem(&affinity, key);
 
-	if (known && known->slot == chosen->slot &&
-	    known->generation == chosen->container->generation)
+	if (known && known->slot == chosen->slot && known->generation == chosen->generation &&
+	    known->secret == chosen->secret)
 		return;
 	remember_affinity(key, chosen);
 }
@@ -228,6 +268,8 @@ static __always_inline enum token_result route_by_token(const struct tether_hdr 
 							struct choice *out)
 {
 	__u32 slot = bpf_ntohl(hdr->container_token.slot);
+
+	prefetch_container_counters(slot);
 	struct container_record *container = bpf_map_lookup_elem(&containers, &slot);
 
 	if (!container || container->state == CONTAINER_FREE ||
@@ -267,6 +309,10 @@ static __always_inline enum route_verdict route_by_key(const struct tether_hdr *
 	int overflowed = 0;
 	enum route_verdict verdict;
 
+	if (known && choose_known(known, now, out)) {
+		count(stats, key_hit);
+		return ROUTE_FORWARD;
+	}
 	if (known) {
 		__u32 slot = known->slot;
 		struct container_record *container = bpf_map_lookup_elem(&containers, &slot);
@@ -300,6 +346,7 @@ static __always_inline enum route_verdict route_by_key(const struct tether_hdr *
 		return ROUTE_NO_CAPACITY;
 	}
 	/* The key's home is learned whether or not it has room now. */
+	prefetch_container_counters(out->slot);
 	remember_affinity(&key, out);
 	if (known)
 		count(stats, key_rehomed);

@@ -19,7 +19,7 @@
  * population; their figure is ns per packet per CPU, beside the same case on
  * CPU 0 alone.
  *
- *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING[,SUBSTRING...]]
+ *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING[;SUBSTRING...]]
  *                   [--runs N]
  */
 #define _GNU_SOURCE
@@ -217,7 +217,8 @@ struct bench_case {
 	const char *name;
 	int family;
 	int program;      /* 0 route, 1 restore only, 2 mac swap, 3 parse+lookup,
-			   * 4 route after a whole-frame restore, 5 that restore only */
+			   * 4 route after a whole-frame restore, 5 that restore only,
+			   * 6 the baseline's LRU hit, 7 its new flow */
 	__u32 flags;      /* Tether flags of the template */
 	int vary;         /* enum bench_vary */
 	int function;     /* 1: a function with no pool */
@@ -705,14 +706,14 @@ static void setup_services(struct world *w)
 		fail("service_add", err);
 }
 
-/* --only: any of its comma-separated substrings in the case's name. */
+/* --only: any of its substrings (separated by ";") in the case's name. */
 static int selected(const char *name, const char *only)
 {
 	char copy[1024];
 
 	snprintf(copy, sizeof(copy), "%s", only);
-	for (char *save = NULL, *part = strtok_r(copy, ",", &save); part;
-	     part = strtok_r(NULL, ",", &save))
+	for (char *save = NULL, *part = strtok_r(copy, ";", &save); part;
+	     part = strtok_r(NULL, ";", &save))
 		if (strstr(name, part))
 			return 1;
 	return 0;
@@ -743,7 +744,7 @@ int main(int argc, char **argv)
 		else {
 			fprintf(option == 'h' ? stdout : stderr,
 				"usage: bench_dataplane [--quick] [--json FILE] "
-				"[--only SUBSTRING[,SUBSTRING...]] [--runs N (1-15)]\n");
+				"[--only SUBSTRING[;SUBSTRING...]] [--runs N (1-15)]\n");
 			return option == 'h' ? 0 : 2;
 		}
 	}

@@ -93,7 +93,7 @@ static void fill_affinity(struct dataplane *dp, __u32 entries)
 
 		for (__u32 i = 0; i < n; i++) {
 			keys[i] = (struct affinity_key){ 1 + (first + i) % 10000, first + i };
-			values[i] = (struct affinity_value){ first + i, 1 };
+			values[i] = (struct affinity_value){ .slot = first + i, .generation = 1 };
 		}
 		if (bpf_map_update_batch(fd, keys, values, &n, NULL))
 			fail("filling the affinity map", errno);

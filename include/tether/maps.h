@@ -39,6 +39,7 @@
 #define TETHER_MAP_INFLIGHT "inflight"
 #define TETHER_MAP_LIVENESS "liveness"
 #define TETHER_MAP_FUNCTIONS "functions"
+#define TETHER_MAP_CONTAINER_LIVE "container_live"
 #define TETHER_NAME_MAX 32 /* names of backends and containers, with the NUL */
 
 /* services: which (address, UDP port) pairs are Tether service addresses.
@@ -165,7 +166,18 @@ struct backend_liveness {
 };
 
 /* affinity: LRU_HASH (function, routing key) -> container, learned on the
- * fast path. The generation makes an entry for a reused slot a miss. */
+ * fast path. The generation makes an entry for a reused slot a miss.
+ *
+ * An entry the program learned also holds what a hit needs of its container
+ * (issue 15, docs/dataplane-speed.md): the token's secret and the backend, so
+ * that a hit reads the entry, the container's word in container_live and the
+ * backend, and not the container's 40-byte record (a cache miss of its own
+ * with a million containers). The secret is random per container: when
+ * container_live[slot] holds the entry's secret, the slot still holds the
+ * container the entry was learned for (of the key's function, checked when
+ * it was learned), warm and without a limit. Entries written with secret 0
+ * (userspace, earlier versions, carried over) take the record's way, as every
+ * entry did before. */
 struct affinity_key {
 	__u64 function_id;
 	__u64 routing_key;
@@ -174,7 +186,24 @@ struct affinity_key {
 struct affinity_value {
 	__u32 slot;
 	__u32 generation;
+	__u64 secret;     /* the container's token secret; 0: read the record */
+	__u32 backend_id; /* the container's backend, meaningful with secret */
+	__u32 pad;
 };
+
+/* The value of the version before (issue 15): carried over into the new
+ * shape when a pinned affinity map of 8-byte values is adopted. */
+struct affinity_value_v1 {
+	__u32 slot;
+	__u32 generation;
+};
+
+/* container_live: ARRAY indexed by slot, one 64-bit word each (8 MiB for a
+ * million slots, dense enough to stay in the last-level cache): the
+ * container's secret while it is warm and has no concurrency limit, else 0.
+ * Kept by user/lib/dataplane (containers.c, load.c) beside every change of a
+ * record, cleared before a change that takes work away and set after one
+ * that gives it, and rebuilt from the records whenever the maps are opened. */
 
 /* pools: HASH_OF_MAPS function_id -> pool table, an ARRAY of __u32 sized for
  * its pool (BPF_F_INNER_MAP). Entry 0 holds the table size M, entries 1..M

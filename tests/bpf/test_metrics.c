@@ -330,7 +330,7 @@ static void test_affinity_entries(void **state)
 
 	for (__u64 k = 0; k < 5000; k++) {
 		struct affinity_key key = { 1 + k % 7, k };
-		struct affinity_value value = { (__u32)k, 1 };
+		struct affinity_value value = { .slot = (__u32)k, .generation = 1 };
 
 		assert_int_equal(bpf_map_update_elem(fd, &key, &value, BPF_ANY), 0);
 	}

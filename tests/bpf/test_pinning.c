@@ -4,7 +4,9 @@
  * adopts them with their state, bpftool shows named fields, a map of the wrong
  * shape is refused (an earlier version's stats map, with fewer counters, is
  * carried over instead), a pin root of the version before admission gets the
- * admission maps, and bpffs is mounted at a pin root that has none. */
+ * admission maps, an affinity map of the version before issue 15 is carried
+ * over into the new value shape, container_live follows the records, and
+ * bpffs is mounted at a pin root that has none. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -122,6 +124,119 @@ static void test_adopts_pins_of_the_version_before_limits(void **state)
 	assert_int_equal(container_load_read(&second, 17, &load), 0);
 	assert_int_equal(load.started, 1);
 	dataplane_close(&second);
+}
+
+static __u32 pinned_value_size(const char *map);
+
+static __u64 live_word(struct dataplane *dp, __u32 slot)
+{
+	__u64 word = 0;
+
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.container_live), &slot,
+					     &word), 0);
+	return word;
+}
+
+/* The pins of the version before issue 15: an affinity map of 8-byte values
+ * (slot and generation) and no container_live. Its entries are carried into
+ * this version's map: with the container's secret and backend where the entry
+ * names the live container of its own function, without them (the record's
+ * way) where it names a replaced container or one of another function. */
+static void test_carries_affinity_of_the_version_before_over(void **state)
+{
+	struct dataplane first, second;
+	struct dataplane_opts opts = { .pin_root = pin_root };
+	struct tether_token token;
+	struct container_record record;
+	char path[256];
+	(void)state;
+
+	assert_int_equal(dataplane_open(&first, &opts), 0);
+	assert_int_equal(container_install(&first, 17, 4242, 3, CONTAINER_WARM, &token), 0);
+	assert_int_equal(container_get(&first, 17, &record), 0);
+	dataplane_close(&first);
+	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_AFFINITY);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_CONTAINER_LIVE);
+	assert_int_equal(unlink(path), 0);
+
+	LIBBPF_OPTS(bpf_map_create_opts, lru);
+	int fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "affinity", sizeof(struct affinity_key),
+				sizeof(struct affinity_value_v1), TETHER_MAX_AFFINITY, &lru);
+	struct affinity_key live = { 4242, 5 }, stale = { 4242, 6 }, foreign = { 999, 7 };
+	struct affinity_value_v1 named = { 17, record.generation },
+				 replaced = { 17, record.generation - 1 };
+
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_map_update_elem(fd, &live, &named, BPF_ANY), 0);
+	assert_int_equal(bpf_map_update_elem(fd, &stale, &replaced, BPF_ANY), 0);
+	assert_int_equal(bpf_map_update_elem(fd, &foreign, &named, BPF_ANY), 0);
+	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_AFFINITY);
+	assert_int_equal(bpf_obj_pin(fd, path), 0);
+	close(fd);
+
+	for (int start = 0; start < 2; start++) {
+		/* The first start carries them over, the next adopts them as they are. */
+		struct affinity_value value;
+		int affinity;
+
+		assert_int_equal(dataplane_open(&second, &opts), 0);
+		assert_true(second.adopted);
+		assert_int_equal(pinned_value_size(TETHER_MAP_AFFINITY), sizeof(struct affinity_value));
+		affinity = bpf_map__fd(second.skel->maps.affinity);
+		assert_int_equal(bpf_map_lookup_elem(affinity, &live, &value), 0);
+		assert_int_equal(value.slot, 17);
+		assert_int_equal(value.generation, record.generation);
+		assert_true(value.secret == record.secret);
+		assert_int_equal(value.backend_id, 3);
+		assert_int_equal(bpf_map_lookup_elem(affinity, &stale, &value), 0);
+		assert_int_equal(value.generation, record.generation - 1);
+		assert_true(value.secret == 0);
+		assert_int_equal(bpf_map_lookup_elem(affinity, &foreign, &value), 0);
+		assert_int_equal(value.slot, 17);
+		assert_true(value.secret == 0);
+		assert_true(live_word(&second, 17) == record.secret);
+		dataplane_close(&second);
+	}
+}
+
+/* container_live holds a container's secret while it is warm without a
+ * limit, follows every change of its record, and is rebuilt from the records
+ * when pinned maps are adopted (a word left wrong is not trusted). */
+static void test_container_live_follows_records(void **state)
+{
+	struct dataplane dp;
+	struct dataplane_opts opts = { .pin_root = pin_root };
+	struct tether_token token;
+	struct container_record record;
+	__u32 slot = 21, other = 22;
+	__u64 wrong = 0x1234;
+	(void)state;
+
+	assert_int_equal(dataplane_open(&dp, &opts), 0);
+	assert_int_equal(container_install(&dp, slot, 77, 1, CONTAINER_STARTING, &token), 0);
+	assert_int_equal(container_get(&dp, slot, &record), 0);
+	assert_true(live_word(&dp, slot) == 0);
+	assert_int_equal(container_set_state(&dp, slot, CONTAINER_WARM, 0), 0);
+	assert_true(live_word(&dp, slot) == record.secret);
+	assert_int_equal(container_set_limit(&dp, slot, 2), 0);
+	assert_true(live_word(&dp, slot) == 0);
+	assert_int_equal(container_set_limit(&dp, slot, 0), 0);
+	assert_true(live_word(&dp, slot) == record.secret);
+	assert_int_equal(container_set_state(&dp, slot, CONTAINER_DRAINING, monotonic_ns() + 1000000000ull), 0);
+	assert_true(live_word(&dp, slot) == 0);
+	assert_int_equal(container_set_state(&dp, slot, CONTAINER_WARM, 0), 0);
+	assert_true(live_word(&dp, slot) == record.secret);
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(dp.skel->maps.container_live), &other,
+					     &wrong, BPF_ANY), 0);
+	dataplane_close(&dp);
+
+	assert_int_equal(dataplane_open(&dp, &opts), 0);
+	assert_true(live_word(&dp, slot) == record.secret);
+	assert_true(live_word(&dp, other) == 0);
+	assert_int_equal(container_remove(&dp, slot), 0);
+	assert_true(live_word(&dp, slot) == 0);
+	dataplane_close(&dp);
 }
 
 static int bpftool_dump_contains(const char *map, const char *needle)
@@ -383,6 +498,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_adopts_pinned_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adopts_pins_of_the_version_before_limits, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_carries_affinity_of_the_version_before_over,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_container_live_follows_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bpftool_prints_named_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_map_of_wrong_shape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_carries_stats_before_retag_over, setup, teardown),

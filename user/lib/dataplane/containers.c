@@ -42,6 +42,32 @@ void container_token(__u32 slot, const struct container_record *record,
 	token->secret = record->secret;
 }
 
+/* The record's word in container_live (include/tether/maps.h): its secret
+ * while it is warm and has no limit, else 0. */
+__u64 container_live_word(const struct container_record *record)
+{
+	return record->state == CONTAINER_WARM && !record->limit ? record->secret : 0;
+}
+
+/* Writes the slot's record, which was *old, and its word in container_live,
+ * in the order that never lets a key hit's fast way (bpf/routing.h) see more
+ * than the record allows: a word that goes away or changes is cleared before
+ * the record is written, a new one is set after. */
+int container_record_write(struct dataplane *dp, __u32 slot, const struct container_record *old,
+			   const struct container_record *record)
+{
+	int live_fd = bpf_map__fd(dp->skel->maps.container_live);
+	__u64 before = container_live_word(old), after = container_live_word(record), zero = 0;
+
+	if (before && before != after && bpf_map_update_elem(live_fd, &slot, &zero, BPF_ANY))
+		return -errno;
+	if (bpf_map_update_elem(containers_fd(dp), &slot, record, BPF_ANY))
+		return -errno;
+	if (after && after != before && bpf_map_update_elem(live_fd, &slot, &after, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 int container_get(struct dataplane *dp, __u32 slot, struct container_record *record)
 {
 	if (slot >= TETHER_MAX_CONTAINERS)
@@ -85,7 +111,7 @@ int container_install_identity(struct dataplane *dp, __u32 slot, __u64 function_
 			       __u32 backend_id, enum container_state state, __u32 generation,
 			       __u64 secret)
 {
-	struct container_record record;
+	struct container_record record, old;
 
 	if (slot >= TETHER_MAX_CONTAINERS || function_id == 0 ||
 	    backend_id >= TETHER_MAX_BACKENDS || state == CONTAINER_FREE || secret == 0)
@@ -94,6 +120,7 @@ int container_install_identity(struct dataplane *dp, __u32 slot, __u64 function_
 		return -errno;
 	if (record.state != CONTAINER_FREE)
 		return -EEXIST;
+	old = record;
 	int err = zero_counters(dp, slot);
 
 	if (err)
@@ -110,9 +137,7 @@ int container_install_identity(struct dataplane *dp, __u32 slot, __u64 function_
 	err = container_load_reset(dp, slot);
 	if (err)
 		return err;
-	if (bpf_map_update_elem(containers_fd(dp), &slot, &record, BPF_ANY))
-		return -errno;
-	return 0;
+	return container_record_write(dp, slot, &old, &record);
 }
 
 int container_install(struct dataplane *dp, __u32 slot, __u64 function_id, __u32 backend_id,
@@ -142,31 +167,29 @@ int container_install(struct dataplane *dp, __u32 slot, __u64 function_id, __u32
 int container_set_state(struct dataplane *dp, __u32 slot, enum container_state state,
 			__u64 drain_deadline_ns)
 {
-	struct container_record record;
+	struct container_record record, old;
 	int err;
 
 	if (state == CONTAINER_FREE)
 		return -EINVAL;
 	if ((err = container_get(dp, slot, &record)))
 		return err;
+	old = record;
 	record.state = state;
 	record.drain_deadline_ns = state == CONTAINER_DRAINING ? drain_deadline_ns : 0;
-	if (bpf_map_update_elem(containers_fd(dp), &slot, &record, BPF_ANY))
-		return -errno;
-	return 0;
+	return container_record_write(dp, slot, &old, &record);
 }
 
 /* The generation stays, so the slot's next container gets a new one; the
  * secret is cleared so nothing matches the freed slot. */
 int container_remove(struct dataplane *dp, __u32 slot)
 {
-	struct container_record record;
+	struct container_record record, old;
 	int err;
 
 	if ((err = container_get(dp, slot, &record)))
 		return err;
+	old = record;
 	record = (struct container_record){ .generation = record.generation };
-	if (bpf_map_update_elem(containers_fd(dp), &slot, &record, BPF_ANY))
-		return -errno;
-	return 0;
+	return container_record_write(dp, slot, &old, &record);
 }

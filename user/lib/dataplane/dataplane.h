@@ -53,6 +53,11 @@ int container_get(struct dataplane *dp, __u32 slot, struct container_record *rec
 int container_remove(struct dataplane *dp, __u32 slot);
 void container_token(__u32 slot, const struct container_record *record,
 		     struct tether_token *token);
+/* Every write of a record goes through this: the record and its word in
+ * container_live (include/tether/maps.h), in a safe order. */
+int container_record_write(struct dataplane *dp, __u32 slot, const struct container_record *old,
+			   const struct container_record *record);
+__u64 container_live_word(const struct container_record *record);
 
 /* load.c: concurrency limits (0: none), in the container's record; the
  * in-flight accounting of the inflight map (include/tether/maps.h); room

@@ -16,18 +16,16 @@
 
 int container_set_limit(struct dataplane *dp, __u32 slot, __u32 limit)
 {
-	int fd = bpf_map__fd(dp->skel->maps.containers);
-	struct container_record record;
+	struct container_record record, old;
 	int err;
 
 	if ((err = container_get(dp, slot, &record)))
 		return err;
 	if (record.limit == limit)
 		return 0;
+	old = record;
 	record.limit = limit;
-	if (bpf_map_update_elem(fd, &slot, &record, BPF_ANY))
-		return -errno;
-	return 0;
+	return container_record_write(dp, slot, &old, &record);
 }
 
 int container_load_reset(struct dataplane *dp, __u32 slot)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "loader.h"
+#include "dataplane.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -91,9 +92,21 @@ static bool is_older_stats(const struct dataplane *dp, const struct bpf_map *map
 	       info->value_size > 0;
 }
 
+/* The affinity map of the version before issue 15: the same map with 8-byte
+ * values (slot and generation). */
+static bool is_older_affinity(const struct dataplane *dp, const struct bpf_map *map,
+			      const struct bpf_map_info *info)
+{
+	return map == dp->skel->maps.affinity && info->type == (__u32)bpf_map__type(map) &&
+	       info->key_size == bpf_map__key_size(map) &&
+	       info->max_entries == bpf_map__max_entries(map) &&
+	       info->value_size == sizeof(struct affinity_value_v1);
+}
+
 /* A pinned map is adopted only when it is the map this program expects: a
  * map of another shape would be misread by the program. Returns 1 for an
- * earlier version's stats map (carried over, not adopted as it is). */
+ * earlier version's stats map, 2 for an earlier version's affinity map
+ * (carried over, not adopted as they are). */
 static int check_shape(struct dataplane *dp, const struct bpf_map *map, int fd, const char *path)
 {
 	struct bpf_map_info info = {};
@@ -109,6 +122,8 @@ static int check_shape(struct dataplane *dp, const struct bpf_map *map, int fd, 
 		dp->older_stats_size = info.value_size;
 		return 1;
 	}
+	if (is_older_affinity(dp, map, &info))
+		return 2;
 	fprintf(stderr,
 		"tether: pinned map %s does not match this program (type %u/%u, key %u/%u, "
 		"value %u/%u, entries %u/%u: pinned/expected).\n"
@@ -140,8 +155,9 @@ static int adopt_pinned_maps(struct dataplane *dp)
 			return err;
 		}
 		err = check_shape(dp, map, fd, path);
-		if (err == 1) {
-			dp->older_stats_fd = fd; /* libbpf makes ours at load */
+		if (err == 1 || err == 2) {
+			/* libbpf makes ours at load */
+			*(err == 1 ? &dp->older_stats_fd : &dp->older_affinity_fd) = fd;
 			dp->adopted = true;
 			continue;
 		}
@@ -199,6 +215,149 @@ static int carry_over_stats(struct dataplane *dp)
 	return 0;
 }
 
+/* Every container record, in large batches (NULL on failure). */
+static struct container_record *read_records(struct dataplane *dp, int *err)
+{
+	int fd = bpf_map__fd(dp->skel->maps.containers);
+	const __u32 batch = 65536;
+	struct container_record *records = calloc(TETHER_MAX_CONTAINERS, sizeof(*records));
+	__u32 *keys = malloc(batch * sizeof(*keys));
+	__u32 out_batch, done = 0;
+
+	*err = !records || !keys ? -ENOMEM : 0;
+	while (!*err && done < TETHER_MAX_CONTAINERS) {
+		__u32 count = batch;
+
+		if (bpf_map_lookup_batch(fd, done ? &out_batch : NULL, &out_batch, keys,
+					 &records[done], &count, NULL) &&
+		    errno != ENOENT)
+			*err = -errno;
+		else if (!count)
+			break;
+		done += count;
+	}
+	free(keys);
+	if (*err) {
+		free(records);
+		return NULL;
+	}
+	return records;
+}
+
+/* container_live from the records (include/tether/maps.h): whatever words an
+ * earlier run left, none is trusted. */
+static int rebuild_live(struct dataplane *dp, const struct container_record *records)
+{
+	int fd = bpf_map__fd(dp->skel->maps.container_live);
+	const __u32 batch = 65536;
+	__u32 *keys = malloc(batch * sizeof(*keys));
+	__u64 *words = malloc(batch * sizeof(*words));
+	int err = !keys || !words ? -ENOMEM : 0;
+
+	for (__u32 first = 0; !err && first < TETHER_MAX_CONTAINERS; first += batch) {
+		__u32 count = batch;
+
+		for (__u32 i = 0; i < batch; i++) {
+			keys[i] = first + i;
+			words[i] = container_live_word(&records[first + i]);
+		}
+		if (bpf_map_update_batch(fd, keys, words, &count, NULL))
+			err = -errno;
+	}
+	free(keys);
+	free(words);
+	return err;
+}
+
+#define AFFINITY_CARRY_BATCH 8192
+
+/* The entries of the version before's affinity map go into this one's, with
+ * the container's secret and backend where the entry still names the live
+ * container of its function (else 0: the record's way, as before). */
+static int carry_over_affinity(struct dataplane *dp, const struct container_record *records)
+{
+	int fd = bpf_map__fd(dp->skel->maps.affinity);
+	struct affinity_key *keys = malloc(AFFINITY_CARRY_BATCH * sizeof(*keys));
+	struct affinity_value_v1 *old = malloc(AFFINITY_CARRY_BATCH * sizeof(*old));
+	struct affinity_value *values = malloc(AFFINITY_CARRY_BATCH * sizeof(*values));
+	struct affinity_key out_batch;
+	void *in_batch = NULL;
+	__u64 carried = 0;
+	char path[PATH_MAX];
+	int err = !keys || !old || !values ? -ENOMEM : 0;
+
+	while (!err) {
+		__u32 count = AFFINITY_CARRY_BATCH, written;
+		int end = 0;
+
+		if (bpf_map_lookup_batch(dp->older_affinity_fd, in_batch, &out_batch, keys, old,
+					 &count, NULL)) {
+			if (errno != ENOENT) {
+				err = -errno;
+				break;
+			}
+			end = 1;
+		}
+		for (__u32 i = 0; i < count; i++) {
+			const struct container_record *record =
+				old[i].slot < TETHER_MAX_CONTAINERS ? &records[old[i].slot] : NULL;
+
+			values[i] = (struct affinity_value){ .slot = old[i].slot,
+							     .generation = old[i].generation };
+			if (record && record->state != CONTAINER_FREE &&
+			    record->generation == old[i].generation &&
+			    record->function_id == keys[i].function_id) {
+				values[i].secret = record->secret;
+				values[i].backend_id = record->backend_id;
+			}
+		}
+		written = count;
+		if (count && bpf_map_update_batch(fd, keys, values, &written, NULL))
+			err = -errno;
+		carried += written;
+		if (end)
+			break;
+		in_batch = &out_batch;
+	}
+	free(keys);
+	free(old);
+	free(values);
+	if (!err && (err = pin_path(path, sizeof(path), dp->pin_root, TETHER_MAP_AFFINITY)) == 0 &&
+	    unlink(path))
+		err = -errno;
+	if (err) {
+		fprintf(stderr, "tether: cannot carry the affinity entries of an earlier version "
+				"over: %s\n", strerror(-err));
+		return err;
+	}
+	fprintf(stderr, "tether: %llu affinity entries of an earlier version carried over\n",
+		(unsigned long long)carried);
+	close(dp->older_affinity_fd);
+	dp->older_affinity_fd = -1;
+	return 0;
+}
+
+/* After adoption: the records' words in container_live, and an earlier
+ * version's affinity entries. */
+static int prepare_adopted(struct dataplane *dp)
+{
+	int err;
+	struct container_record *records = read_records(dp, &err);
+
+	if (!records) {
+		fprintf(stderr, "tether: cannot read the adopted containers: %s\n",
+			strerror(-err));
+		return err;
+	}
+	err = rebuild_live(dp, records);
+	if (err)
+		fprintf(stderr, "tether: cannot rebuild container_live: %s\n", strerror(-err));
+	if (!err && dp->older_affinity_fd >= 0)
+		err = carry_over_affinity(dp, records);
+	free(records);
+	return err;
+}
+
 static int pin_new_maps(struct dataplane *dp)
 {
 	struct bpf_map *map;
@@ -235,6 +394,7 @@ int dataplane_open(struct dataplane *dp, const struct dataplane_opts *opts)
 
 	memset(dp, 0, sizeof(*dp));
 	dp->older_stats_fd = -1;
+	dp->older_affinity_fd = -1;
 	libbpf_set_print(print_libbpf);
 	if (opts && opts->pin_root) {
 		if (snprintf(dp->pin_root, sizeof(dp->pin_root), "%s", opts->pin_root) >=
@@ -262,6 +422,8 @@ int dataplane_open(struct dataplane *dp, const struct dataplane_opts *opts)
 	}
 	if (dp->older_stats_fd >= 0 && (err = carry_over_stats(dp)))
 		goto fail;
+	if (dp->adopted && (err = prepare_adopted(dp)))
+		goto fail;
 	if (dp->pin_root[0] && (err = pin_new_maps(dp)))
 		goto fail;
 	return 0;
@@ -269,6 +431,9 @@ fail:
 	if (dp->older_stats_fd >= 0)
 		close(dp->older_stats_fd);
 	dp->older_stats_fd = -1;
+	if (dp->older_affinity_fd >= 0)
+		close(dp->older_affinity_fd);
+	dp->older_affinity_fd = -1;
 	tether_xdp__destroy(dp->skel);
 	dp->skel = NULL;
 	return err;

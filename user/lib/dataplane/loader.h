@@ -19,6 +19,9 @@ struct dataplane {
 	 * counters, whose counts go into this program's (-1: none). */
 	int older_stats_fd;
 	__u32 older_stats_size; /* its value size */
+	/* While opening: an affinity map pinned by the version before issue 15
+	 * (8-byte values), whose entries go into this program's (-1: none). */
+	int older_affinity_fd;
 	/* The inflight map, mmapped on first use (load.c). */
 	struct container_load *inflight;
 	size_t inflight_size;
@@ -33,7 +36,9 @@ struct dataplane_opts {
  * the shape this program expects) and pins the others. Counters are only
  * ever added at the end of struct tether_stats: a pinned stats map with fewer
  * of them (an earlier version's) is replaced by one of this program's shape
- * that starts from its counts. On failure returns a negative errno and has
+ * that starts from its counts; an affinity map of the version before issue 15
+ * (8-byte values) is replaced by one of this shape holding its entries; the
+ * containers' words in container_live are rebuilt from adopted records. On failure returns a negative errno and has
  * printed why, with the verifier's log. */
 int dataplane_open(struct dataplane *dp, const struct dataplane_opts *opts);
 void dataplane_close(struct dataplane *dp);

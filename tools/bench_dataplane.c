@@ -167,7 +167,12 @@ static void load_affinity(struct world *w)
 
 		if (err)
 			fail("container_get", err);
-		struct affinity_value value = { .slot = slot, .generation = record.generation };
+		/* As the program learns them: with the container's secret and
+		 * backend (a key hit's fast way, bpf/routing.h). */
+		struct affinity_value value = { .slot = slot,
+						.generation = record.generation,
+						.secret = record.secret,
+						.backend_id = record.backend_id };
 
 		if (bpf_map_update_elem(fd, &key, &value, BPF_NOEXIST))
 			fail("affinity update", errno);

@@ -25,12 +25,15 @@ enum route_verdict {
 #define TETHER_OVERFLOW_PROBES 64
 
 /* The container chosen: its slot, generation and secret (what the stamp
- * writes), its backend, and its record, which a key hit's fast way does not
- * read (NULL then: such a container is warm and has no limit). */
+ * writes), its backend (id and record), and its record, which a key hit's
+ * fast way does not read (NULL then: such a container is warm and has no
+ * limit). Whatever describes the container chosen reads these, not the
+ * record. */
 struct choice {
 	__u32 slot;
 	__u32 generation;
 	__u64 secret;
+	__u32 backend_id;
 	struct container_record *container;
 	struct backend_record *backend;
 };
@@ -74,6 +77,7 @@ static __always_inline int choose_container(__u32 slot, struct container_record 
 	out->slot = slot;
 	out->generation = container->generation;
 	out->secret = container->secret;
+	out->backend_id = backend_id;
 	out->container = container;
 	out->backend = backend;
 	return 1;
@@ -105,6 +109,7 @@ static __always_inline int choose_known(const struct affinity_value *known, __u6
 	out->slot = slot;
 	out->generation = known->generation;
 	out->secret = secret;
+	out->backend_id = backend_id;
 	out->container = NULL;
 	out->backend = backend;
 	return 1;
@@ -237,7 +242,7 @@ static __always_inline void remember_affinity(const struct affinity_key *key,
 		.slot = chosen->slot,
 		.generation = chosen->generation,
 		.secret = chosen->secret,
-		.backend_id = chosen->container->backend_id,
+		.backend_id = chosen->backend_id,
 	};
 
 	bpf_map_update_elem(&affinity, key, &value, BPF_ANY);

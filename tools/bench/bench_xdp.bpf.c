@@ -115,8 +115,13 @@ static __always_inline void make_affinity_stale(const struct bench_key *key)
 	};
 	struct affinity_value *known = bpf_map_lookup_elem(&affinity, &lookup);
 
-	if (known)
+	if (known) {
+		/* A replaced container has another generation and another
+		 * secret: neither the record's way nor the fast way
+		 * (bpf/routing.h) takes the entry. */
 		known->generation = BENCH_STALE_GENERATION;
+		known->secret = 0;
+	}
 }
 
 static __always_inline __u32 next_index(__u32 population)

@@ -719,6 +719,35 @@ test_agent_rate() {
 		for ((i = 0; i < AGENT_RATE / 2; i++)); do printf 'heartbeat backend name=vm1\n'; done
 	} | e2e_in_router socat -t 5 - "TCP:127.0.0.1:$TCP_PORT")
 	expect_eq "a new connection, half the rate" "$(grep -c '^ok$' <<<"$out")" $((AGENT_RATE / 2 + 1))
+	# Connections bound to one backend share its budget: two sending a burst
+	# each at once get one burst between them (and what refills meanwhile),
+	# not one each.
+	local burst t0 ms taken refused name
+	burst=$(for ((i = 0; i < AGENT_RATE; i++)); do printf 'heartbeat backend name=vm1\n'; done)
+	tcp_auth_ok r1 "auth agent backend=vm1 secret=$SECRET"
+	tcp_auth_ok r2 "auth agent backend=vm1 secret=$SECRET"
+	t0=$(now_ms)
+	e2e_conn_send r1 "$burst"
+	e2e_conn_send r2 "$burst"
+	for name in r1 r2; do
+		for ((i = 0; i < 500; i++)); do
+			(($(grep -c '^ok$\|^error overloaded' "$E2E_LOG_DIR/conn-$name/out") >= AGENT_RATE + 1)) &&
+				break
+			sleep 0.02
+		done
+	done
+	ms=$(($(now_ms) - t0))
+	taken=$(($(cat "$E2E_LOG_DIR"/conn-r[12]/out | grep -c '^ok$') - 2))
+	refused=$(cat "$E2E_LOG_DIR"/conn-r[12]/out | grep -c '^error overloaded')
+	echo "#   two connections bound to vm1, $AGENT_RATE heartbeats each at once: $taken ok, $refused overloaded in $ms ms"
+	expect_eq "answers" $((taken + refused)) $((2 * AGENT_RATE))
+	expect_ge "changes taken (the burst)" "$taken" "$AGENT_RATE"
+	expect_le "changes taken (one burst and the refill over $ms ms)" "$taken" \
+		$((AGENT_RATE + AGENT_RATE * ms / 1000 + 1))
+	expect_contains "the refusal" "$(cat "$E2E_LOG_DIR"/conn-r[12]/out)" \
+		"backend 'vm1' sends more than $AGENT_RATE changes a second over its connections together"
+	e2e_conn_close r1
+	e2e_conn_close r2
 }
 
 # c3. The VM agent over TCP with its backend's own secret: it registers, runs

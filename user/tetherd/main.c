@@ -448,6 +448,8 @@ static void stop(struct tetherd *d)
 		close(d->fast_timer_fd);
 	if (d->signal_fd >= 0)
 		close(d->signal_fd);
+	if (d->backend_budgets)
+		g_hash_table_destroy(d->backend_budgets);
 }
 
 int main(int argc, char **argv)

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <glib.h>
+
 #include "attach.h"
 #include "fleet.h"
 #include "dataplane/dataplane.h"
@@ -83,7 +85,10 @@ struct tetherd {
 	bool fast_armed;
 	bool stop;
 	bool unload_requested;
-	__u64 changes_overloaded; /* changes refused: a connection over --agent-rate */
+	__u64 changes_overloaded; /* changes refused: over --agent-rate */
+	/* backend name -> struct change_budget: the budget a backend's bound
+	 * connections share (one per name with a secret or certificate). */
+	GHashTable *backend_budgets;
 };
 
 /* Where an answer given later goes: the connection's fd, and its number,
@@ -93,7 +98,8 @@ struct control_ticket {
 	__u64 id;
 };
 
-/* A token bucket of lifecycle changes, per TCP connection (--agent-rate). */
+/* A token bucket of lifecycle changes (--agent-rate): one per backend for
+ * the connections bound to it, else one per TCP connection. */
 struct change_budget {
 	double tokens;
 	__u64 refilled_ns;
@@ -102,7 +108,7 @@ struct change_budget {
 /* Who sent a request: the control socket's view of the connection. */
 struct requester {
 	struct control_ticket ticket;
-	struct change_budget budget; /* remote connections */
+	struct change_budget budget; /* remote connections bound to no backend */
 	bool remote;        /* over TCP */
 	bool authenticated; /* TCP: passed "auth agent" */
 	char backend[32];   /* TCP agent bound to this backend, or empty (any) */

@@ -50,7 +50,8 @@ F_OTHER=8    # warm on vm2
 
 # Every family of the README's list (single host).
 FAMILIES=(tether_build_info tether_start_time_seconds tether_dataplane_decisions_total
-	tether_dataplane_faults_total tether_backends tether_containers tether_map_entries
+	tether_dataplane_faults_total tether_dataplane_shed_total tether_dataplane_load_total
+	tether_dataplane_completions_total tether_slowpath_held_full_total tether_backends tether_containers tether_map_entries
 	tether_map_max_entries tether_functions tether_function_series tether_function_containers
 	tether_function_waiting_requests tether_function_forwarded_requests_total
 	tether_function_forwarded_bytes_total tether_slowpath_received_total

@@ -780,6 +780,19 @@ test_agent_tcp() {
 		fail "tetherd refused vm3's agent: $(grep 'backend=vm3' "$E2E_TETHERD_LOG")"
 }
 
+# c4a. A start that fails after the settings were taken (here the pin root
+# cannot be made) says why and exits 1: no crash on the way out, nothing
+# left behind.
+test_start_failed() {
+	local out status=0 root=/proc/tether-$E2E_ID
+	out=$(e2e_tetherd_try --iface "$E2E_IF_RC" --vip "$E2E_VIP4:$E2E_PORT" --pin-root "$root" \
+		--socket "$E2E_RUN_DIR/failed.sock") || status=$?
+	echo "#   --pin-root $root: exit $status: $(head -n1 <<<"$out")"
+	expect_eq "exit status" "$status" 1
+	expect_contains "the reason" "$out" "cannot create pin root $root"
+	[[ ! -e $E2E_RUN_DIR/failed.sock ]] || fail "the failed start left its socket"
+}
+
 # c4. Per-backend secrets tetherd will not use: it refuses to start, says why
 # and how to fix it, and makes nothing.
 test_agent_secrets_refused() {
@@ -1071,7 +1084,7 @@ test_systemd_unit() {
 
 TESTS=(systemd_unit config_file config_override config_override_lists config_bad xdp_generic
 	xdp_native tcp_auth tcp_backoff tcp_short_secret agent_secret allowed_functions agent_rate agent_tcp
-	agent_secrets_refused socket_perms watch heartbeat)
+	agent_secrets_refused start_failed socket_perms watch heartbeat)
 
 # Before lib.sh's cleanup: stop every tetherd of the rig, remove the pin roots
 # of the tests' own tetherds, the users and the group.

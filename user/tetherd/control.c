@@ -915,6 +915,9 @@ void control_flush(struct control *control)
 {
 	GHashTableIter iter;
 	gpointer value;
+
+	if (!control) /* a start that failed before the socket was made */
+		return;
 	GPtrArray *finished = g_ptr_array_new();
 
 	g_hash_table_iter_init(&iter, control->connections);

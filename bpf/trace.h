@@ -89,6 +89,20 @@ static __always_inline __u8 trace_malformed_check(struct xdp_md *ctx, const stru
 	return TRACE_BAD_LENGTH; /* the header is fine: its length lies */
 }
 
+#ifdef TETHER_NO_TRACE
+/* The bench's baseline only (tools/bench/, make bench): the router without
+ * the trace's two lookups, to measure what they cost when off. */
+static __always_inline void trace_begin(struct xdp_md *ctx, enum parse_result parsed,
+					const struct request *req,
+					const struct tether_stats *stats)
+{
+}
+
+static __always_inline void trace_end(enum parse_result parsed, const struct choice *chosen,
+				      int action)
+{
+}
+#else
 /* The frame as it came in, and the counters before it. */
 static __always_inline void trace_begin(struct xdp_md *ctx, enum parse_result parsed,
 					const struct request *req,
@@ -237,7 +251,14 @@ __noinline int trace_finish(__u32 parsed, __u32 action, __u32 slot, __u32 genera
 	}
 	if (!trace_wanted(config, rec))
 		return 0;
-	if (bpf_ringbuf_output(&trace_ring, rec, sizeof(*rec), 0)) {
+	/* A wakeup per record costs more than the rest of the trace: the
+	 * reader is woken only once the ring fills up, and reads on its own
+	 * tick (tetherd's, every 50 ms) otherwise. */
+	__u64 wakeup = bpf_ringbuf_query(&trace_ring, BPF_RB_AVAIL_DATA) >= TETHER_TRACE_WAKEUP_BYTES
+			       ? BPF_RB_FORCE_WAKEUP
+			       : BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_output(&trace_ring, rec, sizeof(*rec), wakeup)) {
 		scratch->lost++;
 		return 0;
 	}
@@ -257,5 +278,7 @@ static __always_inline void trace_end(enum parse_result parsed, const struct cho
 	else
 		trace_finish(parsed, action, TRACE_NO_SLOT, 0, 0);
 }
+
+#endif /* TETHER_NO_TRACE */
 
 #endif

@@ -18,6 +18,9 @@
 /* 4 MiB: about 40,000 records between two reads by tetherd. Beyond, records
  * are lost (counted in trace_scratch), never the frames. */
 #define TETHER_TRACE_RING_BYTES (1u << 22)
+/* The program wakes the reader only when this much waits in the ring; a
+ * reader polls on a timer too (tetherd: every 50 ms). */
+#define TETHER_TRACE_WAKEUP_BYTES (TETHER_TRACE_RING_BYTES / 8)
 
 enum trace_filter {
 	TRACE_FILTER_FUNCTION = 0x1,  /* function_id equal */

@@ -173,7 +173,11 @@ __u64 trace_feed_lost(struct trace_feed *feed)
 {
 	__u64 lost = 0, fresh;
 
-	if (!feed || trace_lost_read(&feed->d->dp, &lost))
+	if (!feed)
+		return 0;
+	if (feed->on)
+		ring_buffer__consume(feed->ring);
+	if (trace_lost_read(&feed->d->dp, &lost))
 		return 0;
 	fresh = lost - feed->lost_seen;
 	feed->lost_seen = lost;

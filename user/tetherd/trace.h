@@ -41,7 +41,9 @@ bool trace_filter_matches(const struct trace_ask *filter, const struct trace_rec
  * count 0 switches the trace off. */
 int trace_feed_apply(struct trace_feed *feed, const struct trace_ask *filters, int count);
 
-/* Records the ring had no room for since the last call (its tick). */
+/* Reads what waits in the ring (the program wakes tetherd only once the
+ * ring fills up: the tick delivers the rest), then returns the records the
+ * ring had no room for since the last call. */
 __u64 trace_feed_lost(struct trace_feed *feed);
 
 /* The record as a protocol line "trace=DECISION ...\n". */

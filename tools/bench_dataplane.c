@@ -273,8 +273,9 @@ static void trace_stop(struct world *w, struct trace_reader *reader, const char 
 	atomic_store(&reader->stop, 1);
 	pthread_join(reader->thread, NULL);
 	trace_lost_read(&w->dp, &lost);
-	fprintf(stderr, "%s: %llu records read, %llu lost so far (the ring was full)\n", name,
-		(unsigned long long)reader->records, (unsigned long long)lost);
+	fprintf(stderr, "%s: %llu records read; %llu lost (no room in the ring) since the "
+			"program was loaded\n",
+		name, (unsigned long long)reader->records, (unsigned long long)lost);
 	ring_buffer__free(reader->ring);
 }
 

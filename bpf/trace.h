@@ -219,6 +219,7 @@ static long trace_compare_counter(__u32 i, void *ctx)
 }
 
 #define TRACE_NO_SLOT 0xffffffffu
+#define TRACE_STALE_NS 1000000000ull
 
 /* The counters that moved, the container chosen (slot TRACE_NO_SLOT: none),
  * the filters; then the record into the
@@ -236,6 +237,10 @@ __noinline int trace_finish(__u32 parsed, __u32 action, __u32 slot, __u32 genera
 	if (!config || !scratch || !scratch->begun)
 		return 0;
 	scratch->begun = 0;
+	/* Begun by a frame long gone (the trace went off between its begin and
+	 * end, and on again since): not this frame's. */
+	if (bpf_ktime_get_ns() - scratch->record.time_ns > TRACE_STALE_NS)
+		return 0;
 
 	struct trace_record *rec = &scratch->record;
 

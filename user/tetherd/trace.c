@@ -175,6 +175,8 @@ __u64 trace_feed_lost(struct trace_feed *feed)
 
 	if (!feed)
 		return 0;
+	/* The wall clock may have been set since (NTP): times follow it. */
+	feed->realtime_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
 	if (feed->on)
 		ring_buffer__consume(feed->ring);
 	if (trace_lost_read(&feed->d->dp, &lost))

@@ -3,9 +3,9 @@
  * against the fixture's world: with the trace off nothing reaches the ring;
  * with it on, every kind of decision appears once per frame with the reason
  * its counters give (token hit, miss and foreign, key new, hit and rehomed,
- * flow pick, no capacity, strict gone, full, shed, malformed and which
- * check, fragment, DONE), the container, backend, client and ingress
- * interface; filters on function, key and container keep only what they
+ * flow pick, token and key overflow, no capacity, strict gone, full, shed
+ * and shed dropped, malformed and which check, fragment, DONE, ALIVE, a bad
+ * completion), the container, backend, client and ingress interface; filters on function, key and container keep only what they
  * name. The world is loaded once for the file; each test leaves it as it
  * found it. */
 #include <arpa/inet.h>
@@ -85,6 +85,19 @@ static int run(struct fixture *fx, const struct pkt_spec *s)
 	struct tether_stats delta;
 
 	assert_true(len > 0 && len <= HARNESS_FRAME_MAX);
+	seen_count = 0;
+	fixture_run(fx, frame, len, &res, &delta);
+	assert_true(ring_buffer__consume(ring) >= 0);
+	return seen_count;
+}
+
+/* As run(), for the first len bytes of s's frame (a frame cut short). */
+static int run_cut(struct fixture *fx, const struct pkt_spec *s, size_t len)
+{
+	size_t full = pkt_build(s, frame, sizeof(frame));
+	struct tether_stats delta;
+
+	assert_true(full >= len);
 	seen_count = 0;
 	fixture_run(fx, frame, len, &res, &delta);
 	assert_true(ring_buffer__consume(ring) >= 0);
@@ -240,6 +253,93 @@ static void test_slow_path_and_shed(void **state)
 	trace_off(fx);
 }
 
+static void test_shed_dropped(void **state)
+{
+	struct fixture *fx = *state;
+	struct admission_limits limits = { .function_rate = 1, .function_burst = 1,
+					   .answer_rate = 1, .answer_burst = 1 };
+	struct pkt_spec s = spec(0x4004, 0, 0); /* a function of its own: a fresh bucket */
+
+	assert_int_equal(admission_set(&fx->dp, &limits), 0);
+	trace_on(fx, 0, 0, 0, 0);
+	expect_one(fx, &s, TRACE_SLOW_PATH, bit("no_capacity"));
+	expect_one(fx, &s, TRACE_SHED, bit("no_capacity") | bit("shed"));
+	const struct trace_record *r =
+		expect_one(fx, &s, TRACE_SHED_DROPPED, bit("no_capacity") | bit("shed_dropped"));
+
+	assert_int_equal(r->action, XDP_DROP);
+	trace_off(fx);
+	assert_int_equal(admission_set(&fx->dp, &(struct admission_limits){ 0 }), 0);
+}
+
+/* F2's two containers with room for one request each. */
+static void limit_f2(struct fixture *fx, __u32 limit)
+{
+	for (__u32 slot = FIXTURE_F2_FIRST_SLOT; slot < FIXTURE_F2_FIRST_SLOT + 2; slot++) {
+		assert_int_equal(container_set_limit(&fx->dp, slot, limit), 0);
+		assert_int_equal(container_load_reset(&fx->dp, slot), 0);
+	}
+}
+
+static void test_overflows(void **state)
+{
+	struct fixture *fx = *state;
+	struct pkt_spec s = spec(FIXTURE_F2, TETHER_F_KEY, 0x0f10);
+	const struct trace_record *r;
+
+	limit_f2(fx, 1);
+	trace_on(fx, 0, 0, 0, 0);
+	r = expect_one(fx, &s, TRACE_FORWARD, bit("key_new"));
+	__u32 home = r->slot;
+
+	r = expect_one(fx, &s, TRACE_FORWARD, bit("key_overflow"));
+	assert_int_not_equal(r->slot, home);
+	r = expect_one(fx, &s, TRACE_SLOW_PATH, bit("full"));
+	assert_true(r->has & TRACE_HAS_CONTAINER); /* the home container, found full */
+
+	limit_f2(fx, 1);
+	struct pkt_spec by_token = token_spec(FIXTURE_F2, 0, &fx->tokens[home]);
+
+	expect_one(fx, &by_token, TRACE_FORWARD, bit("token_hit"));
+	by_token.src_port = next_port++;
+	expect_one(fx, &by_token, TRACE_FORWARD, bit("token_overflow") | bit("flow_pick"));
+	trace_off(fx);
+	limit_f2(fx, 0);
+}
+
+/* A datagram for the completion address with these flags. */
+static struct pkt_spec completion_spec(__u64 function_id, __u8 flags)
+{
+	struct pkt_spec s;
+
+	pkt_spec_default(&s, 4);
+	s.src_port = next_port++;
+	s.dst_port = COMPLETION_PORT;
+	s.hdr.function_id = function_id;
+	s.hdr.flags = flags;
+	s.payload_len = TETHER_DONE_PAYLOAD_LEN;
+	return s;
+}
+
+static void test_alive_and_completion_bad(void **state)
+{
+	struct fixture *fx = *state;
+	struct pkt_spec alive = completion_spec(FIXTURE_BACKEND_LOCAL, TETHER_F_ALIVE | TETHER_F_STAMPED);
+	struct pkt_spec bad = completion_spec(FIXTURE_F1, TETHER_F_DONE); /* no STAMPED */
+	__u8 vip[16];
+
+	assert_int_equal(pkt_v4mapped(vip, PKT_TEST_VIP4), 0);
+	assert_int_equal(service_add_completion(&fx->dp, vip, COMPLETION_PORT), 0);
+	trace_on(fx, 0, 0, 0, 0);
+	const struct trace_record *r = expect_one(fx, &alive, TRACE_ALIVE, bit("alive_forged"));
+
+	assert_true(r->has & TRACE_HAS_BACKEND);
+	assert_int_equal(r->backend_id, FIXTURE_BACKEND_LOCAL);
+	expect_one(fx, &bad, TRACE_COMPLETION_BAD, bit("completion_bad"));
+	trace_off(fx);
+	assert_int_equal(service_del(&fx->dp, vip, COMPLETION_PORT), 0);
+}
+
 static void test_full(void **state)
 {
 	struct fixture *fx = *state;
@@ -306,6 +406,17 @@ static void test_malformed_says_which_check(void **state)
 	s = spec(0, 0, 0);
 	r = expect_one(fx, &s, TRACE_MALFORMED, bit("malformed"));
 	assert_string_equal(trace_malformed_name(r->malformed), "function");
+
+	/* Cut inside the IPv4 header; inside a VLAN tag. */
+	s = spec(FIXTURE_F1, 0, 0);
+	assert_int_equal(run_cut(fx, &s, 14 + 10), 1);
+	assert_int_equal(seen[0].decision, TRACE_MALFORMED);
+	assert_string_equal(trace_malformed_name(seen[0].malformed), "ip");
+	s.vlan_count = 1;
+	s.vlan_tci[0] = 5;
+	assert_int_equal(run_cut(fx, &s, 14 + 2), 1);
+	assert_int_equal(seen[0].decision, TRACE_MALFORMED);
+	assert_string_equal(trace_malformed_name(seen[0].malformed), "ethernet");
 
 	s = spec(FIXTURE_F1, 0, 0);
 	s.no_tether = 1; /* 16 bytes of payload: shorter than the header */
@@ -407,6 +518,9 @@ int main(void)
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_slow_path_and_shed),
 		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_shed_dropped),
+		cmocka_unit_test(test_overflows),
+		cmocka_unit_test(test_alive_and_completion_bad),
 		cmocka_unit_test(test_malformed_says_which_check),
 		cmocka_unit_test(test_fragment),
 		cmocka_unit_test(test_done_forged),

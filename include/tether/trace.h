@@ -4,7 +4,7 @@
  * completion address into the trace_ring ring buffer, saying what it did with
  * the frame and why. trace_config (written by tetherd only) says whether a
  * trace runs and what it is filtered to; with none running the program pays
- * one array lookup and a branch per such frame. Shared by bpf/trace.h and
+ * two inlined array lookups and two branches per such frame. Shared by bpf/trace.h and
  * userspace: the only definition of the record. */
 #ifndef TETHER_TRACE_H
 #define TETHER_TRACE_H

@@ -9,12 +9,18 @@
  * admits (both buckets taken), or one spent an hour ahead (shed: the answer
  * built in place, after a whole-frame restore, measured alone too), or that
  * and the cap on answers (dropped).
+ * The packet trace: token and key hits with the trace compiled out (the
+ * baseline, bench_xdp_untraced), with it in and off (the ordinary cases), and
+ * on with a reader draining the ring on another thread; each printed with its
+ * ratio to the baseline measured in the same run.
  *
  *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING]
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +33,7 @@
 
 #include "bench/bench_xdp.h"
 #include "bench_xdp.skel.h"
+#include "bench_xdp_untraced.skel.h"
 #include "dataplane/dataplane.h"
 #include "pktgen.h"
 #include "tether/hash.h"
@@ -46,6 +53,7 @@ struct scale {
 struct world {
 	struct dataplane dp;
 	struct bench_xdp *bench;
+	struct bench_xdp_untraced *untraced; /* the same without the trace */
 	struct scale scale;
 	struct bench_token *tokens; /* one per container, shuffled */
 	struct bench_key *keys;     /* one per affinity entry, shuffled */
@@ -194,6 +202,83 @@ static void open_bench(struct world *w)
 			fail("bench_keys", errno);
 }
 
+/* The router without the trace compiled in, on the same maps. */
+static void open_untraced(struct world *w)
+{
+	struct bpf_map *map;
+
+	w->untraced = bench_xdp_untraced__open();
+	if (!w->untraced)
+		fail("opening the untraced bench object", errno);
+	bpf_object__for_each_map(map, w->untraced->obj) {
+		struct bpf_map *shared =
+			bpf_object__find_map_by_name(w->bench->obj, bpf_map__name(map));
+
+		if (shared && bpf_map__reuse_fd(map, bpf_map__fd(shared)))
+			fail("sharing a map with the untraced bench object", errno);
+	}
+	int err = bench_xdp_untraced__load(w->untraced);
+
+	if (err)
+		fail("loading the untraced bench object", err);
+}
+
+/* A trace that runs while a case does: the switch on, a thread reading. */
+struct trace_reader {
+	struct ring_buffer *ring;
+	pthread_t thread;
+	atomic_int stop;
+	__u64 records;
+};
+
+static int count_record(void *ctx, void *data, size_t size)
+{
+	(void)data;
+	(void)size;
+	((struct trace_reader *)ctx)->records++;
+	return 0;
+}
+
+static void *read_trace(void *arg)
+{
+	struct trace_reader *reader = arg;
+
+	while (!atomic_load(&reader->stop))
+		ring_buffer__poll(reader->ring, 50);
+	ring_buffer__consume(reader->ring);
+	return NULL;
+}
+
+static void trace_start(struct world *w, struct trace_reader *reader)
+{
+	struct trace_config on = { .enabled = 1 };
+
+	memset(reader, 0, sizeof(*reader));
+	reader->ring = ring_buffer__new(trace_ring_fd(&w->dp), count_record, reader, NULL);
+	if (!reader->ring)
+		fail("trace ring", errno);
+	if (pthread_create(&reader->thread, NULL, read_trace, reader))
+		fail("trace reader", EAGAIN);
+	if (trace_config_set(&w->dp, &on))
+		fail("trace_config", errno);
+}
+
+static void trace_stop(struct world *w, struct trace_reader *reader, const char *name)
+{
+	__u64 lost_before = 0, lost = 0;
+
+	trace_lost_read(&w->dp, &lost_before);
+	if (trace_config_set(&w->dp, &(struct trace_config){ 0 }))
+		fail("trace_config", errno);
+	atomic_store(&reader->stop, 1);
+	pthread_join(reader->thread, NULL);
+	trace_lost_read(&w->dp, &lost);
+	fprintf(stderr, "%s: %llu records read; %llu lost (no room in the ring) since the "
+			"program was loaded\n",
+		name, (unsigned long long)reader->records, (unsigned long long)lost);
+	ring_buffer__free(reader->ring);
+}
+
 /* The slow path's budget a case runs under (bpf/admission.h). */
 enum bench_admission {
 	ADMISSION_NONE = 0,   /* no budget (a program without tetherd's settings) */
@@ -218,6 +303,14 @@ struct bench_case {
 	int accounting;   /* every container has a limit (never reached): the
 			   * in-flight accounting on the path */
 	int completion;   /* a DONE to the completion address */
+	int trace;        /* enum bench_trace */
+	const char *baseline; /* the case it is compared with (ratio printed) */
+};
+
+enum bench_trace {
+	TRACE_OFF = 0,      /* compiled in, switched off: the production case */
+	TRACE_ABSENT = 1,   /* compiled out (bench_xdp_untraced) */
+	TRACE_READING = 2,  /* on, everything, a reader draining the ring */
 };
 
 #define COMPLETION_PORT 7700
@@ -226,8 +319,10 @@ struct bench_case {
 #define COUNTER(field) offsetof(struct tether_stats, field)
 #define NO_COUNTER ((size_t)-1)
 
-static int program_fd(struct world *w, int program)
+static int program_fd(struct world *w, int program, int trace)
 {
+	if (trace == TRACE_ABSENT)
+		return bpf_program__fd(w->untraced->progs.bench_route);
 	switch (program) {
 	case 1: return bpf_program__fd(w->bench->progs.bench_restore_only);
 	case 2: return bpf_program__fd(w->bench->progs.bench_mac_swap);
@@ -376,13 +471,17 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 				BPF_ANY))
 		fail("bench_template", errno);
 	set_admission(w, c);
+	struct trace_reader reader;
+
+	if (c->trace == TRACE_READING)
+		trace_start(w, &reader);
 	for (__u32 run = 0; run < w->scale.runs; run++) {
 		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
 			    .data_out = out, .data_size_out = sizeof(out),
 			    .repeat = w->scale.repeat);
 		__u64 before = counter_value(w, c->counter);
 
-		if (bpf_prog_test_run_opts(program_fd(w, c->program), &opts))
+		if (bpf_prog_test_run_opts(program_fd(w, c->program, c->trace), &opts))
 			fail(c->name, errno);
 		__u64 moved = counter_value(w, c->counter) - before;
 
@@ -396,11 +495,17 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 		if (c->program >= 4 && opts.data_size_out > BENCH_FULL_FRAME)
 			fail("the frame grew", EINVAL);
 	}
+	if (c->trace == TRACE_READING)
+		trace_stop(w, &reader, c->name);
 	set_admission(w, &(struct bench_case){ .admission = ADMISSION_NONE });
 	qsort(durations, w->scale.runs, sizeof(durations[0]), compare_u32);
 	return durations[w->scale.runs / 2];
 }
 
+/* The older cases name their fields in order and leave the trace's last two
+ * (off, no baseline) to their zero defaults. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const struct bench_case cases[] = {
 	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
 	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
@@ -459,6 +564,30 @@ static const struct bench_case cases[] = {
 	  ADMISSION_NONE, 0, 1 },
 	{ "IPv6 completion (DONE)", 6, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
 	  ADMISSION_NONE, 0, 1 },
+	/* The packet trace: compiled out (the baseline), in and off (the
+	 * ordinary cases above), on with a reader. */
+#define TRACED(name_, flags_, vary_, counter_, trace_, baseline_)                            \
+	{ .name = name_, .family = 4, .flags = flags_, .vary = vary_, .counter = counter_,     \
+	  .trace = trace_, .baseline = baseline_ }
+	TRACED("token hit, repeated, trace compiled out", TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(token_hit), TRACE_ABSENT, NULL),
+	TRACED("token hit, repeated, trace off", TETHER_F_TOKEN, VARY_NONE, COUNTER(token_hit),
+	       TRACE_OFF, "token hit, repeated, trace compiled out"),
+	TRACED("token hit, repeated, trace on + reader", TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(token_hit), TRACE_READING, "token hit, repeated, trace compiled out"),
+	TRACED("key hit, repeated, trace compiled out", TETHER_F_KEY, VARY_NONE,
+	       COUNTER(key_hit), TRACE_ABSENT, NULL),
+	TRACED("key hit, repeated, trace off", TETHER_F_KEY, VARY_NONE, COUNTER(key_hit),
+	       TRACE_OFF, "key hit, repeated, trace compiled out"),
+	TRACED("key hit, repeated, trace on + reader", TETHER_F_KEY, VARY_NONE,
+	       COUNTER(key_hit), TRACE_READING, "key hit, repeated, trace compiled out"),
+	TRACED("key hit, varied, trace compiled out", TETHER_F_KEY, VARY_KEY, COUNTER(key_hit),
+	       TRACE_ABSENT, NULL),
+	TRACED("key hit, varied, trace off", TETHER_F_KEY, VARY_KEY, COUNTER(key_hit),
+	       TRACE_OFF, "key hit, varied, trace compiled out"),
+	TRACED("key hit, varied, trace on + reader", TETHER_F_KEY, VARY_KEY, COUNTER(key_hit),
+	       TRACE_READING, "key hit, varied, trace compiled out"),
+#undef TRACED
 	/* Re-home and learn change the affinity table, so they come last, and
 	 * re-home (which needs the loaded entries) before learn (which evicts them). */
 	{ "floor: restore + stale affinity, repeated", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0,
@@ -482,6 +611,7 @@ static const struct bench_case cases[] = {
 	{ "IPv6 key new (learn), varied functions", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
 	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0 },
 };
+#pragma GCC diagnostic pop
 
 static void setup_services(struct world *w)
 {
@@ -537,6 +667,7 @@ int main(int argc, char **argv)
 	load_affinity(&w);
 	fprintf(stderr, "affinity loaded (%.1f s)\n", (monotonic_ns() - start) / 1e9);
 	open_bench(&w);
+	open_untraced(&w);
 	printf("loaded %u containers in %u functions, %u affinity entries (%.1f s)\n\n",
 	       w.containers, w.scale.functions, w.scale.affinity,
 	       (monotonic_ns() - start) / 1e9);
@@ -553,12 +684,22 @@ int main(int argc, char **argv)
 			w.scale.runs);
 	int first = 1;
 
+	__u32 measured[sizeof(cases) / sizeof(cases[0])] = { 0 };
+
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (only && !strstr(cases[i].name, only))
 			continue;
-		__u32 ns = measure(&w, &cases[i]);
+		__u32 ns = measure(&w, &cases[i]), base = 0;
 
-		printf("%-42s %10u\n", cases[i].name, ns);
+		measured[i] = ns;
+		for (size_t b = 0; cases[i].baseline && b < i; b++)
+			if (!strcmp(cases[b].name, cases[i].baseline))
+				base = measured[b];
+		if (base)
+			printf("%-42s %10u   %.2fx of '%s'\n", cases[i].name, ns, (double)ns / base,
+			       cases[i].baseline);
+		else
+			printf("%-42s %10u\n", cases[i].name, ns);
 		if (json)
 			fprintf(json, "%s{\"case\": \"%s\", \"ns_per_packet\": %u}",
 				first ? "" : ", ", cases[i].name, ns);
@@ -568,6 +709,7 @@ int main(int argc, char **argv)
 		fprintf(json, "]}\n");
 		fclose(json);
 	}
+	bench_xdp_untraced__destroy(w.untraced);
 	bench_xdp__destroy(w.bench);
 	dataplane_close(&w.dp);
 	free(w.tokens);

@@ -384,6 +384,7 @@ test_tcp_auth() {
 	tcp_open a
 	expect_unauthorized a "add container function=60 backend=ta1 state=warm"
 	expect_unauthorized a "watch event"
+	expect_unauthorized a "watch trace"
 	expect_unauthorized a "unload tetherd"
 	expect_eq "containers of function 60 after requests before auth" \
 		"$(e2e_ctl --json container list --function 60 | jq length)" 2
@@ -407,7 +408,7 @@ test_tcp_auth() {
 	local request
 	for request in "drain container container=$h2" "del container container=$h2" \
 		"add container function=60 backend=ta2 state=warm" "heartbeat backend name=ta2" \
-		"drain backend name=ta2" "del backend name=ta2" "unload tetherd"; do
+		"drain backend name=ta2" "del backend name=ta2" "unload tetherd" "watch trace"; do
 		expect_unauthorized c "$request"
 	done
 	after=$(controller_state)

@@ -224,7 +224,7 @@ static bool known_request(const char *verb, const char *noun)
 	const char *v, *n;
 
 	if ((!strcmp(verb, "auth") && !strcmp(noun, "agent")) ||
-	    (!strcmp(verb, "watch") && !strcmp(noun, "event")))
+	    (!strcmp(verb, "watch") && (!strcmp(noun, "event") || !strcmp(noun, "trace"))))
 		return true;
 	for (size_t i = 0; commands_request(i, &v, &n); i++)
 		if (!strcmp(verb, v) && !strcmp(noun, n))

@@ -69,6 +69,7 @@ struct tetherd_config {
 
 struct control;
 struct martians;
+struct trace_feed;
 
 struct tetherd {
 	struct tetherd_config config;
@@ -80,6 +81,7 @@ struct tetherd {
 	struct fleet *fleet; /* fleet mode (--store); NULL: single host */
 	struct metrics *metrics; /* --metrics-listen; NULL: none */
 	struct martians *martians; /* accept_local on backends' interfaces */
+	struct trace_feed *trace;  /* the packet trace's ring (trace.c); NULL: none */
 	int timer_fd, signal_fd; /* the loop's tick and SIGTERM/SIGINT; -1 when not open */
 	int fast_timer_fd; /* every ms while requests are held (for full containers) */
 	bool fast_armed;

@@ -239,7 +239,8 @@ struct bench_case {
 	__u32 population; /* of the varied field; 0: all of it */
 	int admission;    /* enum bench_admission */
 	int accounting;   /* every container has a limit (never reached): the
-			   * in-flight accounting on the path */
+			   * in-flight accounting on the path; 2: and the home of
+			   * the template's flow full (its count an hour ahead) */
 	int completion;   /* a DONE to the completion address */
 };
 
@@ -378,6 +379,31 @@ static void set_limits(struct world *w, __u32 limit)
 	current = (int)limit;
 }
 
+/* The slot the table order picks for the template's flow (IPv4). */
+static __u32 flow_home(struct world *w, const struct bench_case *c)
+{
+	struct pkt_spec spec;
+	__u8 src[16] = { [10] = 0xff, [11] = 0xff }, dst[16] = { [10] = 0xff, [11] = 0xff };
+	__u64 function_id = be64toh(w->tokens[0].function_id);
+	__u32 cap = maglev_table_size(w->scale.per_function), size = 0;
+	__u32 *table = calloc(cap, sizeof(*table));
+
+	if (!table || c->family != 4 || c->vary != VARY_NONE)
+		fail("flow_home: a repeated IPv4 flow", EINVAL);
+	pkt_spec_default(&spec, 4);
+	memcpy(&src[12], spec.src_addr, 4);
+	memcpy(&dst[12], spec.dst_addr, 4);
+	int err = pool_read(&w->dp, function_id, table, cap, &size);
+
+	if (err)
+		fail("pool_read", err);
+	__u32 slot = table[tether_pool_index(tether_hash_flow(src, dst, htons(spec.src_port),
+							      htons(spec.dst_port)),
+					     size) - 1];
+	free(table);
+	return slot;
+}
+
 static __u32 measure(struct world *w, const struct bench_case *c)
 {
 	__u8 frame[512], out[512];
@@ -386,6 +412,15 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 	__u32 zero = 0, durations[16];
 
 	set_limits(w, c->accounting || c->completion ? NEVER_FULL : 0);
+	__u32 full_slot = c->accounting == 2 ? flow_home(w, c) : 0;
+
+	if (c->accounting == 2) {
+		struct container_load load = { .started = 1ull << 40 };
+
+		if (bpf_map_update_elem(bpf_map__fd(w->dp.skel->maps.inflight), &full_slot, &load,
+					BPF_ANY))
+			fail("inflight", errno);
+	}
 	if (c->completion) {
 		/* A DONE credits at most what the router forwarded: the DONEs'
 		 * finished counts (growing every run) stay below this. */
@@ -421,6 +456,8 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 			fail("the frame grew", EINVAL);
 	}
 	set_admission(w, &(struct bench_case){ .admission = ADMISSION_NONE });
+	if (c->accounting == 2 && container_load_reset(&w->dp, full_slot))
+		fail("inflight", EINVAL);
 	qsort(durations, w->scale.runs, sizeof(durations[0]), compare_u32);
 	return durations[w->scale.runs / 2];
 }
@@ -486,6 +523,10 @@ static const struct bench_case cases[] = {
 	  0, ADMISSION_NONE, 1, 0 },
 	{ "flow pick, varied, accounting on, P2C", 4, 6, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0,
 	  ADMISSION_NONE, 1, 0 },
+	{ "flow pick, home full (walk), accounting on", 4, 0, 0, VARY_NONE, 0, 0, 0,
+	  COUNTER(flow_pick), 0, ADMISSION_NONE, 2, 0 },
+	{ "flow pick, home full, accounting on, P2C", 4, 6, 0, VARY_NONE, 0, 0, 0,
+	  COUNTER(flow_pick), 0, ADMISSION_NONE, 2, 0 },
 	{ "flow pick, repeated, P2C (no limit)", 4, 6, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0,
 	  ADMISSION_NONE, 0, 0 },
 	{ "flow pick, varied, P2C (no limit)", 4, 6, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0,
@@ -691,6 +732,8 @@ static void balance_run(struct world *w, int prog_fd, int p2c, const struct bala
 		max_sum += most;
 		if (most > r->max_peak)
 			r->max_peak = most;
+		if (most > c->limit)
+			fail("balance: a container got more than its limit", EINVAL);
 	}
 	/* The keys learned here are forgotten: the other order gets them new. */
 	for (__u32 i = 0; c->keys && i < requests; i++) {

@@ -47,7 +47,7 @@ bench() {
 command -v jq > /dev/null || { echo "not ok - jq is not installed (make deps)"; exit 1; }
 
 bench dataplane "$scratch/dataplane.json" \
-	'(.cases | length) >= 46 and all(.cases[]; .ns_per_packet > 0) and
+	'(.cases | length) >= 48 and all(.cases[]; .ns_per_packet > 0) and
 	 ([.cases[] | select(.case | endswith("P2C"))] | length) >= 4 and
 	 (.balance.rows | length) >= 14 and all(.balance.rows[]; .sent > 0 and .forwarded > 0) and
 	 ([.balance.rows[] | select(.order == "p2c")] | length) == ([.balance.rows[] | select(.order == "table")] | length)' \

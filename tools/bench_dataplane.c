@@ -577,7 +577,10 @@ static const struct bench_case cases[] = {
  * BPF_PROG_TEST_RUN, and this process plays the containers: Poisson arrivals,
  * exponential service times of mean 1, a completion raises the container's
  * done count in the inflight map as a DONE would. Both orders get the same
- * arrivals, service times and flows or keys (the same seed). */
+ * arrivals, service times and flows or keys (the same seed). Flows come from
+ * a population of 16 per container, each sending many datagrams: "flow
+ * moved" is the share of a flow's later datagrams that reached another
+ * container than its previous one (DESIGN.md rule 3 wants them together). */
 struct balance_case {
 	const char *name;
 	int keys;          /* new keys (else flows) */
@@ -589,6 +592,8 @@ struct balance_case {
 
 struct balance_result {
 	__u64 sent, forwarded, slow_path, walked;
+	__u64 again, moved; /* flows: datagrams after a flow's first forwarded one,
+			     * and those of them sent to another container */
 	double seen_mean;  /* in flight at the chosen container, before it */
 	double max_mean;   /* the most in flight at any container, mean over arrivals */
 	__u32 max_peak;    /* ... its peak over the run */
@@ -646,12 +651,17 @@ static void balance_run(struct world *w, int prog_fd, int p2c, const struct bala
 	__u64 *done = calloc(n, sizeof(*done));
 	struct pending *heap = calloc(requests, sizeof(*heap));
 	__u64 *keys = calloc(requests, sizeof(*keys));
+	/* Flows: n x 16 of them, each sending many datagrams (a random one
+	 * each time), so a flow's datagrams can be seen to stay together. */
+	__u32 flows = n * 16;
+	__u64 *flow_bits = calloc(flows, sizeof(*flow_bits));
+	__u32 *flow_last = calloc(flows, sizeof(*flow_last));
 	static __u8 frame[512], out[512];
 	size_t heap_n = 0;
 	double t = 0, rate = c->load * n, seen = 0, max_sum = 0;
 	int err;
 
-	if (!table || !in_flight || !done || !heap || !keys)
+	if (!table || !in_flight || !done || !heap || !keys || !flow_bits || !flow_last)
 		fail("memory", ENOMEM);
 	if ((err = pool_read(&w->dp, function_id, table, cap, &size)))
 		fail("pool_read", err);
@@ -667,6 +677,10 @@ static void balance_run(struct world *w, int prog_fd, int p2c, const struct bala
 		fail("balance: mmap of the inflight map", errno);
 	memset(r, 0, sizeof(*r));
 	rng_state = seed;
+	for (__u32 f = 0; f < flows; f++) {
+		flow_bits[f] = next_random();
+		flow_last[f] = ~0u;
+	}
 	for (__u32 i = 0; i < requests; i++) {
 		t += -log(uniform01()) / rate;
 		while (heap_n && heap[0].finish <= t) {
@@ -685,9 +699,12 @@ static void balance_run(struct world *w, int prog_fd, int p2c, const struct bala
 			spec.hdr.flags = TETHER_F_KEY;
 			spec.hdr.routing_key = keys[i] = next_random();
 			hash = tether_hash_key(function_id, spec.hdr.routing_key);
-		} else {
+		}
+		__u32 flow = 0;
+
+		if (!c->keys) {
 			__u8 src[16] = { [10] = 0xff, [11] = 0xff }, dst[16] = { [10] = 0xff, [11] = 0xff };
-			__u64 bits = next_random();
+			__u64 bits = flow_bits[flow = next_random() % flows];
 
 			memcpy(&spec.src_addr[0], &bits, 4);
 			spec.src_port = (__u16)(bits >> 32) | 1024;
@@ -721,6 +738,12 @@ static void balance_run(struct world *w, int prog_fd, int p2c, const struct bala
 
 		if (slot != first && (!p2c || slot != second))
 			r->walked++;
+		if (!c->keys && flow_last[flow] != ~0u) {
+			r->again++;
+			r->moved += flow_last[flow] != slot;
+		}
+		if (!c->keys)
+			flow_last[flow] = slot;
 		r->forwarded++;
 		seen += in_flight[slot];
 		in_flight[slot]++;
@@ -753,6 +776,8 @@ static void balance_run(struct world *w, int prog_fd, int p2c, const struct bala
 	munmap(loads, map_size);
 	free(heap);
 	free(keys);
+	free(flow_bits);
+	free(flow_last);
 }
 
 static const struct balance_case balance_cases[] = {
@@ -789,8 +814,8 @@ static void balance(struct world *w, __u32 requests, FILE *json)
 	printf("\nbalance: %u containers of one function, %u requests a case, Poisson arrivals,\n"
 	       "exponential service; the same requests for both orders\n",
 	       w->scale.per_function, requests);
-	printf("%-52s %5s %9s %8s %9s %8s %6s\n", "case", "order", "slow path", "walked",
-	       "seen mean", "max mean", "peak");
+	printf("%-52s %5s %9s %8s %9s %8s %6s %11s\n", "case", "order", "slow path", "walked",
+	       "seen mean", "max mean", "peak", "flow moved");
 	if (json)
 		fprintf(json, ", \"balance\": {\"containers\": %u, \"requests\": %u, \"rows\": [",
 			w->scale.per_function, requests);
@@ -801,21 +826,27 @@ static void balance(struct world *w, __u32 requests, FILE *json)
 			struct balance_result r;
 
 			balance_run(w, fds[o], o, c, requests, 0x5eed0000ull + i, &r);
-			printf("%-52s %5s %8.2f%% %7.2f%% %9.2f %8.2f %6u\n", c->name, orders[o],
+			printf("%-52s %5s %8.2f%% %7.2f%% %9.2f %8.2f %6u", c->name, orders[o],
 			       100.0 * r.slow_path / r.sent, 100.0 * r.walked / r.sent, r.seen_mean,
 			       r.max_mean, r.max_peak);
+			if (c->keys)
+				printf(" %11s\n", "-");
+			else
+				printf(" %10.2f%%\n", r.again ? 100.0 * r.moved / r.again : 0.0);
 			if (json)
 				fprintf(json,
 					"%s{\"case\": \"%s\", \"order\": \"%s\", \"keys\": %s, "
 					"\"limit\": %u, \"load\": %.2f, \"sent\": %llu, "
 					"\"forwarded\": %llu, \"slow_path\": %llu, \"walked\": %llu, "
-					"\"seen_mean\": %.4f, \"max_mean\": %.4f, \"max_peak\": %u}",
+					"\"seen_mean\": %.4f, \"max_mean\": %.4f, \"max_peak\": %u, "
+					"\"flow_datagrams_again\": %llu, \"flow_datagrams_moved\": %llu}",
 					i || o ? ", " : "", c->name, orders[o],
 					c->keys ? "true" : "false",
 					c->limit == BALANCE_NO_LIMIT ? 0 : c->limit, c->load,
 					(unsigned long long)r.sent, (unsigned long long)r.forwarded,
 					(unsigned long long)r.slow_path, (unsigned long long)r.walked,
-					r.seen_mean, r.max_mean, r.max_peak);
+					r.seen_mean, r.max_mean, r.max_peak,
+					(unsigned long long)r.again, (unsigned long long)r.moved);
 		}
 	}
 	if (json)

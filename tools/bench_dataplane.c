@@ -9,6 +9,12 @@
  * admits (both buckets taken), or one spent an hour ahead (shed: the answer
  * built in place, after a whole-frame restore, measured alone too), or that
  * and the cap on answers (dropped).
+ * Flows and new keys under a limit are measured twice: with the router's
+ * table order and with power of two choices (the same wrapper built with
+ * TETHER_PICK_P2C, bpf/routing.h), and a simulation of both orders over one
+ * function's containers under a limit follows the cases (balance(): the share
+ * sent to the slow path, overflow walks, how many in flight where, flows'
+ * datagrams that moved); --only balance runs it alone.
  *
  *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING]
  */

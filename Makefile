@@ -271,6 +271,18 @@ $(BENCH_UNTRACED_OBJ): tools/bench/bench_xdp.bpf.c tools/bench/bench_xdp.h $(BPF
 $(BENCH_UNTRACED_SKEL): $(BENCH_UNTRACED_OBJ)
 	$(BPFTOOL) gen skeleton $< name bench_xdp_untraced > $@.tmp && mv $@.tmp $@
 
+# The same wrapper with power of two choices for flows and new keys
+# (bpf/routing.h, TETHER_PICK_P2C), measured beside the table order.
+BENCH_P2C_OBJ  := $(BUILD)/bench_xdp_p2c.bpf.o
+BENCH_P2C_SKEL := $(BUILD)/bench_xdp_p2c.skel.h
+
+$(BENCH_P2C_OBJ): tools/bench/bench_xdp.bpf.c tools/bench/bench_xdp.h $(BPF_HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) $(ROUTER_BPF_CFLAGS) -DTETHER_PICK_P2C -Ibpf -c $< -o $@
+
+$(BENCH_P2C_SKEL): $(BENCH_P2C_OBJ)
+	$(BPFTOOL) gen skeleton $< name bench_xdp_p2c > $@.tmp && mv $@.tmp $@
+
 # Forwarding throughput (tools/bench_forward.sh): BPF programs and tools in tools/bench/.
 FWD_BPF_OBJS := $(BUILD)/forward_xdp.bpf.o $(BUILD)/forward_sink.bpf.o
 FWD_SKELS    := $(FWD_BPF_OBJS:.bpf.o=.skel.h)
@@ -294,7 +306,7 @@ $(BUILD)/tools/bench/request_frame.o: CFLAGS += -Itests/lib
 $(BUILD)/tools/bench/request_frame: $(BUILD)/tools/bench/request_frame.o $(BUILD)/tests/lib/pktgen.o
 	$(LINK)
 
-$(BUILD)/tools/bench_dataplane.o: $(BENCH_SKEL) $(BENCH_UNTRACED_SKEL)
+$(BUILD)/tools/bench_dataplane.o: $(BENCH_SKEL) $(BENCH_UNTRACED_SKEL) $(BENCH_P2C_SKEL)
 $(BUILD)/tools/bench_dataplane.o: CFLAGS += -Itools -Itests/lib
 $(BUILD)/tools/bench_dataplane: $(BUILD)/tests/lib/pktgen.o
 

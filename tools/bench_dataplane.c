@@ -14,6 +14,13 @@
  * on with a reader draining the ring on another thread; each printed with its
  * ratio to the baseline measured in the same run.
  *
+ * Flows and new keys under a limit are measured twice: with the router's
+ * table order and with power of two choices (the same wrapper built with
+ * TETHER_PICK_P2C, bpf/routing.h), and a simulation of both orders over one
+ * function's containers under a limit follows the cases (balance(): the share
+ * sent to the slow path, overflow walks, how many in flight where, flows'
+ * datagrams that moved); --only balance runs it alone.
+ *
  *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING]
  */
 #define _GNU_SOURCE
@@ -21,19 +28,24 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <math.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_link.h>
 
 #include "bench/bench_xdp.h"
 #include "bench_xdp.skel.h"
 #include "bench_xdp_untraced.skel.h"
+#include "bench_xdp_p2c.skel.h"
 #include "dataplane/dataplane.h"
 #include "pktgen.h"
 #include "tether/hash.h"
@@ -48,12 +60,14 @@
 
 struct scale {
 	__u32 functions, per_function, affinity, repeat, runs;
+	__u32 balance_requests; /* per case and order of the balance simulation */
 };
 
 struct world {
 	struct dataplane dp;
 	struct bench_xdp *bench;
 	struct bench_xdp_untraced *untraced; /* the same without the trace */
+	struct bench_xdp_p2c *p2c; /* the same wrapper, power of two choices */
 	struct scale scale;
 	struct bench_token *tokens; /* one per container, shuffled */
 	struct bench_key *keys;     /* one per affinity entry, shuffled */
@@ -172,25 +186,39 @@ static void load_affinity(struct world *w)
 	}
 }
 
-/* The bench object shares every map of the router's by name. */
-static void open_bench(struct world *w)
+/* The bench objects share every map of the router's by name, and the P2C
+ * build every map of the table order's (one template, one population). */
+static void share_maps(struct bpf_object *obj, struct bpf_object *router,
+		       struct bpf_object *bench)
 {
 	struct bpf_map *map;
 
+	bpf_object__for_each_map(map, obj) {
+		struct bpf_map *shared = bpf_object__find_map_by_name(router, bpf_map__name(map));
+
+		if (!shared && bench)
+			shared = bpf_object__find_map_by_name(bench, bpf_map__name(map));
+		if (shared && bpf_map__reuse_fd(map, bpf_map__fd(shared)))
+			fail("sharing a map with the bench object", errno);
+	}
+}
+
+static void open_bench(struct world *w)
+{
 	w->bench = bench_xdp__open();
 	if (!w->bench)
 		fail("opening the bench object", errno);
-	bpf_object__for_each_map(map, w->bench->obj) {
-		struct bpf_map *router_map =
-			bpf_object__find_map_by_name(w->dp.skel->obj, bpf_map__name(map));
-
-		if (router_map && bpf_map__reuse_fd(map, bpf_map__fd(router_map)))
-			fail("sharing a map with the bench object", errno);
-	}
+	share_maps(w->bench->obj, w->dp.skel->obj, NULL);
 	int err = bench_xdp__load(w->bench);
 
 	if (err)
 		fail("loading the bench object", err);
+	w->p2c = bench_xdp_p2c__open();
+	if (!w->p2c)
+		fail("opening the P2C bench object", errno);
+	share_maps(w->p2c->obj, w->dp.skel->obj, w->bench->obj);
+	if ((err = bench_xdp_p2c__load(w->p2c)))
+		fail("loading the P2C bench object", err);
 	int tokens_fd = bpf_map__fd(w->bench->maps.bench_tokens);
 	int keys_fd = bpf_map__fd(w->bench->maps.bench_keys);
 
@@ -291,7 +319,9 @@ struct bench_case {
 	const char *name;
 	int family;
 	int program;      /* 0 route, 1 restore only, 2 mac swap, 3 parse+lookup,
-			   * 4 route after a whole-frame restore, 5 that restore only */
+			   * 4 route after a whole-frame restore, 5 that restore only,
+			   * 6 route with power of two choices (bpf/routing.h,
+			   * TETHER_PICK_P2C) for flows and new keys */
 	__u32 flags;      /* Tether flags of the template */
 	int vary;         /* enum bench_vary */
 	int function;     /* 1: a function with no pool */
@@ -301,7 +331,8 @@ struct bench_case {
 	__u32 population; /* of the varied field; 0: all of it */
 	int admission;    /* enum bench_admission */
 	int accounting;   /* every container has a limit (never reached): the
-			   * in-flight accounting on the path */
+			   * in-flight accounting on the path; 2: and the home of
+			   * the template's flow full (its count an hour ahead) */
 	int completion;   /* a DONE to the completion address */
 	int trace;        /* enum bench_trace */
 	const char *baseline; /* the case it is compared with (ratio printed) */
@@ -329,6 +360,7 @@ static int program_fd(struct world *w, int program, int trace)
 	case 3: return bpf_program__fd(w->bench->progs.bench_parse_lookup);
 	case 4: return bpf_program__fd(w->bench->progs.bench_route_full);
 	case 5: return bpf_program__fd(w->bench->progs.bench_restore_full_only);
+	case 6: return bpf_program__fd(w->p2c->progs.bench_route);
 	default: return bpf_program__fd(w->bench->progs.bench_route);
 	}
 }
@@ -358,12 +390,12 @@ static size_t build_template(struct world *w, const struct bench_case *c, __u8 *
 		spec.hdr_raw = 1;
 		spec.hdr.version = TETHER_VERSION;
 	}
-	if (c->program >= 4) /* a whole-frame restore: exactly BENCH_FULL_FRAME bytes */
+	if (c->program == 4 || c->program == 5) /* a whole-frame restore: exactly BENCH_FULL_FRAME bytes */
 		spec.payload_len = BENCH_FULL_FRAME - (c->family == 4 ? 90 : 110);
 	size_t len = pkt_build(&spec, frame, 512);
 
 	if (!len || pkt_parse(frame, len, &view) ||
-	    (c->program >= 4 && len != BENCH_FULL_FRAME))
+	    ((c->program == 4 || c->program == 5) && len != BENCH_FULL_FRAME))
 		fail("building a template frame", EINVAL);
 	memset(template, 0, sizeof(*template));
 	memcpy(template->macs, frame, 12);
@@ -372,7 +404,7 @@ static size_t build_template(struct world *w, const struct bench_case *c, __u8 *
 	template->hdr_offset = view.tether_off;
 	template->udp_offset = view.l4_off;
 	template->src_addr_offset = view.l3_off + (c->family == 4 ? 12 : 8 + 12);
-	if (c->program >= 4)
+	if (c->program == 4 || c->program == 5)
 		memcpy(template->frame, frame, BENCH_FULL_FRAME);
 	template->vary = c->vary;
 	template->population = c->vary == VARY_TOKEN ? w->containers : w->scale.affinity;
@@ -449,6 +481,31 @@ static void set_limits(struct world *w, __u32 limit)
 	current = (int)limit;
 }
 
+/* The slot the table order picks for the template's flow (IPv4). */
+static __u32 flow_home(struct world *w, const struct bench_case *c)
+{
+	struct pkt_spec spec;
+	__u8 src[16] = { [10] = 0xff, [11] = 0xff }, dst[16] = { [10] = 0xff, [11] = 0xff };
+	__u64 function_id = be64toh(w->tokens[0].function_id);
+	__u32 cap = maglev_table_size(w->scale.per_function), size = 0;
+	__u32 *table = calloc(cap, sizeof(*table));
+
+	if (!table || c->family != 4 || c->vary != VARY_NONE)
+		fail("flow_home: a repeated IPv4 flow", EINVAL);
+	pkt_spec_default(&spec, 4);
+	memcpy(&src[12], spec.src_addr, 4);
+	memcpy(&dst[12], spec.dst_addr, 4);
+	int err = pool_read(&w->dp, function_id, table, cap, &size);
+
+	if (err)
+		fail("pool_read", err);
+	__u32 slot = table[tether_pool_index(tether_hash_flow(src, dst, htons(spec.src_port),
+							      htons(spec.dst_port)),
+					     size) - 1];
+	free(table);
+	return slot;
+}
+
 static __u32 measure(struct world *w, const struct bench_case *c)
 {
 	__u8 frame[512], out[512];
@@ -457,6 +514,15 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 	__u32 zero = 0, durations[16];
 
 	set_limits(w, c->accounting || c->completion ? NEVER_FULL : 0);
+	__u32 full_slot = c->accounting == 2 ? flow_home(w, c) : 0;
+
+	if (c->accounting == 2) {
+		struct container_load load = { .started = 1ull << 40 };
+
+		if (bpf_map_update_elem(bpf_map__fd(w->dp.skel->maps.inflight), &full_slot, &load,
+					BPF_ANY))
+			fail("inflight", errno);
+	}
 	if (c->completion) {
 		/* A DONE credits at most what the router forwarded: the DONEs'
 		 * finished counts (growing every run) stay below this. */
@@ -492,12 +558,14 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 			exit(1);
 		}
 		durations[run] = opts.duration;
-		if (c->program >= 4 && opts.data_size_out > BENCH_FULL_FRAME)
+		if ((c->program == 4 || c->program == 5) && opts.data_size_out > BENCH_FULL_FRAME)
 			fail("the frame grew", EINVAL);
 	}
 	if (c->trace == TRACE_READING)
 		trace_stop(w, &reader, c->name);
 	set_admission(w, &(struct bench_case){ .admission = ADMISSION_NONE });
+	if (c->accounting == 2 && container_load_reset(&w->dp, full_slot))
+		fail("inflight", EINVAL);
 	qsort(durations, w->scale.runs, sizeof(durations[0]), compare_u32);
 	return durations[w->scale.runs / 2];
 }
@@ -560,6 +628,21 @@ static const struct bench_case cases[] = {
 	  0, ADMISSION_NONE, 1, 0 },
 	{ "flow pick, varied, accounting on", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0,
 	  ADMISSION_NONE, 1, 0 },
+	/* Flows under a limit: power of two choices against the table order
+	 * (above); without a limit P2C has nothing to compare and takes the
+	 * table's pick. */
+	{ "flow pick, repeated, accounting on, P2C", 4, 6, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick),
+	  0, ADMISSION_NONE, 1, 0 },
+	{ "flow pick, varied, accounting on, P2C", 4, 6, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0,
+	  ADMISSION_NONE, 1, 0 },
+	{ "flow pick, home full (walk), accounting on", 4, 0, 0, VARY_NONE, 0, 0, 0,
+	  COUNTER(flow_pick), 0, ADMISSION_NONE, 2, 0 },
+	{ "flow pick, home full, accounting on, P2C", 4, 6, 0, VARY_NONE, 0, 0, 0,
+	  COUNTER(flow_pick), 0, ADMISSION_NONE, 2, 0 },
+	{ "flow pick, repeated, P2C (no limit)", 4, 6, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0,
+	  ADMISSION_NONE, 0, 0 },
+	{ "flow pick, varied, P2C (no limit)", 4, 6, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0,
+	  ADMISSION_NONE, 0, 0 },
 	{ "completion (DONE), repeated container", 4, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
 	  ADMISSION_NONE, 0, 1 },
 	{ "IPv6 completion (DONE)", 6, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
@@ -610,8 +693,302 @@ static const struct bench_case cases[] = {
 	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0 },
 	{ "IPv6 key new (learn), varied functions", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
 	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0 },
+	/* New keys under a limit (never reached): the table order against
+	 * power of two choices, which learns the home with more room. */
+	{ "key new, one function, accounting on", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
+	  COUNTER(key_new), 1, ADMISSION_NONE, 1, 0 },
+	{ "key new, one function, accounting on, P2C", 4, 6, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
+	  COUNTER(key_new), 1, ADMISSION_NONE, 1, 0 },
+	{ "key new, varied functions, accounting on", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
+	  COUNTER(key_new), 0, ADMISSION_NONE, 1, 0 },
+	{ "key new, varied functions, accounting on, P2C", 4, 6, TETHER_F_KEY, VARY_KEY_NEW, 0, 0,
+	  0, COUNTER(key_new), 0, ADMISSION_NONE, 1, 0 },
 };
 #pragma GCC diagnostic pop
+
+/* ------------------------------------------------------------ balance */
+
+/* Balance of flows and new keys over one function's containers under a
+ * limit: each order's program (bench_route_once, the router as built: the
+ * table order, or power of two choices) routes requests one by one with
+ * BPF_PROG_TEST_RUN, and this process plays the containers: Poisson arrivals,
+ * exponential service times of mean 1, a completion raises the container's
+ * done count in the inflight map as a DONE would. Both orders get the same
+ * arrivals, service times and flows or keys (the same seed). Flows come from
+ * a population of 16 per container, each sending many datagrams: "flow
+ * moved" is the share of a flow's later datagrams that reached another
+ * container than its previous one (DESIGN.md rule 3 wants them together). */
+struct balance_case {
+	const char *name;
+	int keys;          /* new keys (else flows) */
+	__u32 limit;       /* per container; BALANCE_NO_LIMIT: never reached */
+	double load;       /* in flight per container on average (offered) */
+};
+
+#define BALANCE_NO_LIMIT 1000000u
+
+struct balance_result {
+	__u64 sent, forwarded, slow_path, walked;
+	__u64 again, moved; /* flows: datagrams after a flow's first forwarded one,
+			     * and those of them sent to another container */
+	double seen_mean;  /* in flight at the chosen container, before it */
+	double max_mean;   /* the most in flight at any container, mean over arrivals */
+	__u32 max_peak;    /* ... its peak over the run */
+};
+
+struct pending {
+	double finish;
+	__u32 slot;
+};
+
+static void heap_push(struct pending *heap, size_t *n, struct pending item)
+{
+	size_t i = (*n)++;
+
+	while (i > 0 && heap[(i - 1) / 2].finish > item.finish) {
+		heap[i] = heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	heap[i] = item;
+}
+
+static struct pending heap_pop(struct pending *heap, size_t *n)
+{
+	struct pending top = heap[0], last = heap[--*n];
+	size_t i = 0;
+
+	for (;;) {
+		size_t child = 2 * i + 1;
+
+		if (child >= *n)
+			break;
+		if (child + 1 < *n && heap[child + 1].finish < heap[child].finish)
+			child++;
+		if (heap[child].finish >= last.finish)
+			break;
+		heap[i] = heap[child];
+		i = child;
+	}
+	if (*n)
+		heap[i] = last;
+	return top;
+}
+
+static double uniform01(void)
+{
+	return ((next_random() >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static void balance_run(struct world *w, int prog_fd, int p2c, const struct balance_case *c,
+			__u32 requests, __u64 seed, struct balance_result *r)
+{
+	__u32 n = w->scale.per_function, cap = maglev_table_size(n), size = 0;
+	__u64 function_id = FIRST_FUNCTION; /* slots 0..n-1 */
+	__u32 *table = calloc(cap, sizeof(*table)), *in_flight = calloc(n, sizeof(*in_flight));
+	__u64 *done = calloc(n, sizeof(*done));
+	struct pending *heap = calloc(requests, sizeof(*heap));
+	__u64 *keys = calloc(requests, sizeof(*keys));
+	/* Flows: n x 16 of them, each sending many datagrams (a random one
+	 * each time), so a flow's datagrams can be seen to stay together. */
+	__u32 flows = n * 16;
+	__u64 *flow_bits = calloc(flows, sizeof(*flow_bits));
+	__u32 *flow_last = calloc(flows, sizeof(*flow_last));
+	static __u8 frame[512], out[512];
+	size_t heap_n = 0;
+	double t = 0, rate = c->load * n, seen = 0, max_sum = 0;
+	int err;
+
+	if (!table || !in_flight || !done || !heap || !keys || !flow_bits || !flow_last)
+		fail("memory", ENOMEM);
+	if ((err = pool_read(&w->dp, function_id, table, cap, &size)))
+		fail("pool_read", err);
+	for (__u32 slot = 0; slot < n; slot++)
+		if ((err = container_set_limit(&w->dp, slot, c->limit)) ||
+		    (err = container_load_reset(&w->dp, slot)))
+			fail("balance: limits", err);
+	size_t map_size = (n * sizeof(struct container_load) + 4095) & ~(size_t)4095;
+	struct container_load *loads = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+					    bpf_map__fd(w->dp.skel->maps.inflight), 0);
+
+	if (loads == MAP_FAILED)
+		fail("balance: mmap of the inflight map", errno);
+	memset(r, 0, sizeof(*r));
+	rng_state = seed;
+	for (__u32 f = 0; f < flows; f++) {
+		flow_bits[f] = next_random();
+		flow_last[f] = ~0u;
+	}
+	for (__u32 i = 0; i < requests; i++) {
+		t += -log(uniform01()) / rate;
+		while (heap_n && heap[0].finish <= t) {
+			struct pending gone = heap_pop(heap, &heap_n);
+
+			in_flight[gone.slot]--;
+			__atomic_store_n(&loads[gone.slot].done, ++done[gone.slot],
+					 __ATOMIC_SEQ_CST);
+		}
+		struct pkt_spec spec;
+		__u64 hash;
+
+		pkt_spec_default(&spec, 4);
+		spec.hdr.function_id = function_id;
+		if (c->keys) {
+			spec.hdr.flags = TETHER_F_KEY;
+			spec.hdr.routing_key = keys[i] = next_random();
+			hash = tether_hash_key(function_id, spec.hdr.routing_key);
+		}
+		__u32 flow = 0;
+
+		if (!c->keys) {
+			__u8 src[16] = { [10] = 0xff, [11] = 0xff }, dst[16] = { [10] = 0xff, [11] = 0xff };
+			__u64 bits = flow_bits[flow = next_random() % flows];
+
+			memcpy(&spec.src_addr[0], &bits, 4);
+			spec.src_port = (__u16)(bits >> 32) | 1024;
+			memcpy(&src[12], spec.src_addr, 4);
+			memcpy(&dst[12], spec.dst_addr, 4);
+			hash = tether_hash_flow(src, dst, htons(spec.src_port), htons(spec.dst_port));
+		}
+		double service = -log(uniform01());
+		size_t len = pkt_build(&spec, frame, sizeof(frame));
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
+			    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
+
+		if (!len || bpf_prog_test_run_opts(prog_fd, &opts))
+			fail("balance: a request", errno ? errno : EINVAL);
+		r->sent++;
+		if (opts.retval != XDP_TX) {
+			r->slow_path++;
+			continue;
+		}
+		struct pkt_view view;
+
+		if (pkt_parse(out, opts.data_size_out, &view) || view.tether_off < 0)
+			fail("balance: the forwarded frame", EINVAL);
+		__u32 slot = ntohl(((const struct tether_hdr *)(out + view.tether_off))
+					   ->container_token.slot);
+
+		if (slot >= n)
+			fail("balance: a container of another function", EINVAL);
+		__u32 first = table[tether_pool_index(hash, size) - 1];
+		__u32 second = table[tether_pool_index(tether_hash_second(hash), size) - 1];
+
+		if (slot != first && (!p2c || slot != second))
+			r->walked++;
+		if (!c->keys && flow_last[flow] != ~0u) {
+			r->again++;
+			r->moved += flow_last[flow] != slot;
+		}
+		if (!c->keys)
+			flow_last[flow] = slot;
+		r->forwarded++;
+		seen += in_flight[slot];
+		in_flight[slot]++;
+		heap_push(heap, &heap_n, (struct pending){ t + service, slot });
+		__u32 most = 0;
+
+		for (__u32 s = 0; s < n; s++)
+			most = in_flight[s] > most ? in_flight[s] : most;
+		max_sum += most;
+		if (most > r->max_peak)
+			r->max_peak = most;
+		if (most > c->limit)
+			fail("balance: a container got more than its limit", EINVAL);
+	}
+	/* The keys learned here are forgotten: the other order gets them new. */
+	for (__u32 i = 0; c->keys && i < requests; i++) {
+		struct affinity_key key = { .function_id = function_id, .routing_key = keys[i] };
+
+		bpf_map_delete_elem(bpf_map__fd(w->dp.skel->maps.affinity), &key);
+	}
+	r->seen_mean = r->forwarded ? seen / r->forwarded : 0;
+	r->max_mean = r->forwarded ? max_sum / r->forwarded : 0;
+	for (__u32 slot = 0; slot < n; slot++)
+		if ((err = container_set_limit(&w->dp, slot, 0)) ||
+		    (err = container_load_reset(&w->dp, slot)))
+			fail("balance: limits", err);
+	free(table);
+	free(in_flight);
+	free(done);
+	munmap(loads, map_size);
+	free(heap);
+	free(keys);
+	free(flow_bits);
+	free(flow_last);
+}
+
+static const struct balance_case balance_cases[] = {
+	{ "flows, no limit reached, 4 in flight a container", 0, BALANCE_NO_LIMIT, 4 },
+	{ "flows, limit 4, load 70%", 0, 4, 2.8 },
+	{ "flows, limit 4, load 90%", 0, 4, 3.6 },
+	{ "flows, limit 4, load 100%", 0, 4, 4 },
+	{ "flows, limit 1, load 90%", 0, 1, 0.9 },
+	{ "new keys, no limit reached, 4 in flight a container", 1, BALANCE_NO_LIMIT, 4 },
+	{ "new keys, limit 4, load 90%", 1, 4, 3.6 },
+	{ "new keys, limit 1, load 90%", 1, 1, 0.9 },
+};
+
+static void balance(struct world *w, __u32 requests, FILE *json)
+{
+	int fds[2] = { bpf_program__fd(w->bench->progs.bench_route_once),
+		       bpf_program__fd(w->p2c->progs.bench_route_once) };
+	static const char *const orders[2] = { "table", "p2c" };
+
+	/* Attached natively somewhere, a program stays in the kernel's XDP
+	 * dispatcher: else every BPF_PROG_TEST_RUN of one request adds it and
+	 * removes it again, a synchronize_rcu() each way. */
+	if (system("ip link add tbal0 type veth peer name tbal1 && ip link set tbal0 up && "
+		   "ip link set tbal1 up"))
+		fail("balance: a veth pair to hold the programs", EINVAL);
+	for (int o = 0; o < 2; o++) {
+		int err = bpf_xdp_attach(if_nametoindex(o ? "tbal1" : "tbal0"), fds[o],
+					 XDP_FLAGS_DRV_MODE, NULL);
+
+		if (err)
+			fail("balance: attaching a program", err);
+	}
+
+	printf("\nbalance: %u containers of one function, %u requests a case, Poisson arrivals,\n"
+	       "exponential service; the same requests for both orders\n",
+	       w->scale.per_function, requests);
+	printf("%-52s %5s %9s %8s %9s %8s %6s %11s\n", "case", "order", "slow path", "walked",
+	       "seen mean", "max mean", "peak", "flow moved");
+	if (json)
+		fprintf(json, ", \"balance\": {\"containers\": %u, \"requests\": %u, \"rows\": [",
+			w->scale.per_function, requests);
+	for (size_t i = 0; i < sizeof(balance_cases) / sizeof(balance_cases[0]); i++) {
+		const struct balance_case *c = &balance_cases[i];
+
+		for (int o = 0; o < 2; o++) {
+			struct balance_result r;
+
+			balance_run(w, fds[o], o, c, requests, 0x5eed0000ull + i, &r);
+			printf("%-52s %5s %8.2f%% %7.2f%% %9.2f %8.2f %6u", c->name, orders[o],
+			       100.0 * r.slow_path / r.sent, 100.0 * r.walked / r.sent, r.seen_mean,
+			       r.max_mean, r.max_peak);
+			if (c->keys)
+				printf(" %11s\n", "-");
+			else
+				printf(" %10.2f%%\n", r.again ? 100.0 * r.moved / r.again : 0.0);
+			if (json)
+				fprintf(json,
+					"%s{\"case\": \"%s\", \"order\": \"%s\", \"keys\": %s, "
+					"\"limit\": %u, \"load\": %.2f, \"sent\": %llu, "
+					"\"forwarded\": %llu, \"slow_path\": %llu, \"walked\": %llu, "
+					"\"seen_mean\": %.4f, \"max_mean\": %.4f, \"max_peak\": %u, "
+					"\"flow_datagrams_again\": %llu, \"flow_datagrams_moved\": %llu}",
+					i || o ? ", " : "", c->name, orders[o],
+					c->keys ? "true" : "false",
+					c->limit == BALANCE_NO_LIMIT ? 0 : c->limit, c->load,
+					(unsigned long long)r.sent, (unsigned long long)r.forwarded,
+					(unsigned long long)r.slow_path, (unsigned long long)r.walked,
+					r.seen_mean, r.max_mean, r.max_peak,
+					(unsigned long long)r.again, (unsigned long long)r.moved);
+		}
+	}
+	if (json)
+		fprintf(json, "]}");
+}
 
 static void setup_services(struct world *w)
 {
@@ -635,7 +1012,7 @@ static void setup_services(struct world *w)
 int main(int argc, char **argv)
 {
 	struct world w = { .scale = { FUNCTIONS, CONTAINERS_PER_FUNCTION, AFFINITY_ENTRIES,
-				      1000000, 5 } };
+				      1000000, 5, 50000 } };
 	const char *json_path = NULL, *only = NULL;
 	int option;
 
@@ -645,7 +1022,7 @@ int main(int argc, char **argv)
 						 { 0, 0, 0, 0 } };
 	while ((option = getopt_long(argc, argv, "qj:o:", options, NULL)) != -1) {
 		if (option == 'q')
-			w.scale = (struct scale){ 100, 10, 10000, 20000, 3 };
+			w.scale = (struct scale){ 100, 10, 10000, 20000, 3, 20000 };
 		else if (option == 'j')
 			json_path = optarg;
 		else if (option == 'o')
@@ -705,8 +1082,12 @@ int main(int argc, char **argv)
 				first ? "" : ", ", cases[i].name, ns);
 		first = 0;
 	}
+	if (json)
+		fprintf(json, "]");
+	if (!only || strstr("balance", only))
+		balance(&w, w.scale.balance_requests, json);
 	if (json) {
-		fprintf(json, "]}\n");
+		fprintf(json, "}\n");
 		fclose(json);
 	}
 	bench_xdp_untraced__destroy(w.untraced);

@@ -7,7 +7,10 @@
  * (bench_restore_only), as are two floors: a MAC swap, and parse + one lookup.
  * An answer in place (a shed request) rewrites and shortens the whole frame:
  * bench_route_full restores its length and every byte first
- * (bench_restore_full_only alone). */
+ * (bench_restore_full_only alone).
+ * Built twice: as it is (the router's table order for flows and new keys) and
+ * with TETHER_PICK_P2C (power of two choices, bpf/routing.h), measured side by
+ * side by tools/bench_dataplane.c. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -179,6 +182,14 @@ int bench_route(struct xdp_md *ctx)
 {
 	if (restore_frame(ctx))
 		return XDP_ABORTED;
+	return route_frame(ctx);
+}
+
+/* The frame as given, no restore: the balance simulation of
+ * tools/bench_dataplane.c sends each request once. */
+SEC("xdp")
+int bench_route_once(struct xdp_md *ctx)
+{
 	return route_frame(ctx);
 }
 

@@ -7,6 +7,7 @@
 #include "client.h"
 #include "control/json.h"
 #include "run.h"
+#include "stream.h"
 #include "trace.h"
 
 /* Told on their own, at the head of the line. */
@@ -102,25 +103,5 @@ static int stream_records(struct ctl_conn *conn, const struct ctl_invocation *in
 
 int ctl_trace(const struct ctl_invocation *inv, FILE *out, FILE *err)
 {
-	struct ctl_conn conn;
-	struct ctl_answer answer;
-	char message[PROTO_LINE_MAX];
-	int status = CTL_EXIT_FAILED;
-
-	if (ctl_connect(&conn, inv->socket_path, message, sizeof(message))) {
-		fprintf(err, "tetherctl: %s\n", message);
-		return CTL_EXIT_FAILED;
-	}
-	ctl_answer_init(&answer);
-	if (ctl_send(&conn, inv->request, message, sizeof(message)) ||
-	    ctl_read_status(&conn, ctl_now_ms() + CTL_TIMEOUT_MS, &answer, message,
-			    sizeof(message)))
-		fprintf(err, "tetherctl: %s\n", message);
-	else if (!answer.ok)
-		fprintf(err, "tetherctl: %s: %s\n", proto_error_code(answer.error), answer.message);
-	else
-		status = stream_records(&conn, inv, out, err);
-	ctl_answer_free(&answer);
-	ctl_close(&conn);
-	return status;
+	return ctl_stream(inv, out, err, stream_records);
 }

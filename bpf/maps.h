@@ -145,4 +145,12 @@ struct {
 	__type(value, struct backend_liveness);
 } liveness SEC(".maps");
 
+/* Outer source addresses of routed backends' packets (bpf/encap.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct encap_config);
+} encap_config SEC(".maps");
+
 #endif

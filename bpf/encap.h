@@ -3,8 +3,10 @@
  * is wrapped in an outer IP header -- VXLAN (outer IP, UDP 4789, VXLAN with
  * the backend's VNI, an inner Ethernet header) or IPIP (outer IP around the
  * request's IP packet) -- and leaves by the interface and next hop the
- * kernel's FIB gives for the backend's address, looked up for every packet
- * (bpf_fib_lookup), so a route change is followed at once.
+ * kernel's FIB gives for the backend's address (bpf_fib_lookup), kept per
+ * CPU and backend for TETHER_NEXTHOP_TTL_NS (nexthop_cache: a lookup costs
+ * more than the rest of the routed path), so a route or neighbour change is
+ * followed within 50 ms, without a restart; failures are never kept.
  *
  * Outer family = the backend address's family. IPIP carries IPv4 in IPv4
  * (protocol 4, RFC 2003), IPv6 in IPv6 (41, RFC 2473), and also 4in6 and
@@ -187,7 +189,7 @@ enum encap_lookup {
  * packet's length, so its MTU check is the egress MTU check. */
 static __always_inline enum encap_lookup look_up_next_hop(struct xdp_md *ctx,
 							   const struct backend_record *backend,
-							   struct encap_plan *plan)
+							   __u32 backend_id, struct encap_plan *plan)
 {
 	__u32 zero = 0;
 	struct encap_config *config = bpf_map_lookup_elem(&encap_config, &zero);
@@ -231,10 +233,38 @@ static __always_inline enum encap_lookup look_up_next_hop(struct xdp_md *ctx,
 		fib->ifindex = ctx->ingress_ifindex;
 	}
 
+	/* The cache first: a hit within its time gives the egress, MACs and
+	 * MTU of the last lookup for this backend address. */
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct nexthop_entry *cached = bpf_map_lookup_elem(&nexthop_cache, &backend_id);
+
+	if (cached && now < cached->expires_ns && !__builtin_memcmp(cached->dest, backend->addr, 16)) {
+		if (fib->tot_len > cached->mtu)
+			return ENCAP_LOOKUP_TOO_BIG;
+		fib->ifindex = cached->ifindex;
+		__builtin_memcpy(fib->dmac, cached->dmac, ETH_ALEN);
+		__builtin_memcpy(fib->smac, cached->smac, ETH_ALEN);
+		return ENCAP_LOOKUP_OK;
+	}
+
+	struct bpf_fib_lookup probe = *fib;
 	long rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), flags);
 
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		/* Once per fill: the egress MTU, asked for with the largest
+		 * length (the answer is FRAG_NEEDED with mtu_result). */
+		probe.tot_len = 0xffff;
+		if (cached &&
+		    bpf_fib_lookup(ctx, &probe, sizeof(probe), flags) == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+			cached->expires_ns = now + TETHER_NEXTHOP_TTL_NS;
+			__builtin_memcpy(cached->dest, backend->addr, 16);
+			cached->ifindex = fib->ifindex;
+			cached->mtu = probe.mtu_result;
+			__builtin_memcpy(cached->dmac, fib->dmac, ETH_ALEN);
+			__builtin_memcpy(cached->smac, fib->smac, ETH_ALEN);
+		}
 		return ENCAP_LOOKUP_OK;
+	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return ENCAP_LOOKUP_NO_NEIGH;
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
@@ -387,7 +417,7 @@ static __always_inline int send_routed(struct xdp_md *ctx, struct request *req,
 		plan.payload_len = plan.inner_len;
 	}
 
-	switch (look_up_next_hop(ctx, backend, &plan)) {
+	switch (look_up_next_hop(ctx, backend, chosen->container->backend_id, &plan)) {
 	case ENCAP_LOOKUP_OK:
 		break;
 	case ENCAP_LOOKUP_NO_ROUTE:

@@ -218,6 +218,9 @@ struct bench_case {
 	int accounting;   /* every container has a limit (never reached): the
 			   * in-flight accounting on the path */
 	int completion;   /* a DONE to the completion address */
+	int encap;        /* every backend routed (enum backend_encap), through
+			   * bench_route_routed (program 6); 0: L2 */
+	int outer;        /* routed: the outer family, 4 or 6 */
 };
 
 #define COMPLETION_PORT 7700
@@ -234,6 +237,7 @@ static int program_fd(struct world *w, int program)
 	case 3: return bpf_program__fd(w->bench->progs.bench_parse_lookup);
 	case 4: return bpf_program__fd(w->bench->progs.bench_route_full);
 	case 5: return bpf_program__fd(w->bench->progs.bench_restore_full_only);
+	case 6: return bpf_program__fd(w->bench->progs.bench_route_routed);
 	default: return bpf_program__fd(w->bench->progs.bench_route);
 	}
 }
@@ -263,12 +267,12 @@ static size_t build_template(struct world *w, const struct bench_case *c, __u8 *
 		spec.hdr_raw = 1;
 		spec.hdr.version = TETHER_VERSION;
 	}
-	if (c->program >= 4) /* a whole-frame restore: exactly BENCH_FULL_FRAME bytes */
+	if ((c->program == 4 || c->program == 5)) /* a whole-frame restore: exactly BENCH_FULL_FRAME bytes */
 		spec.payload_len = BENCH_FULL_FRAME - (c->family == 4 ? 90 : 110);
 	size_t len = pkt_build(&spec, frame, 512);
 
 	if (!len || pkt_parse(frame, len, &view) ||
-	    (c->program >= 4 && len != BENCH_FULL_FRAME))
+	    ((c->program == 4 || c->program == 5) && len != BENCH_FULL_FRAME))
 		fail("building a template frame", EINVAL);
 	memset(template, 0, sizeof(*template));
 	memcpy(template->macs, frame, 12);
@@ -277,8 +281,10 @@ static size_t build_template(struct world *w, const struct bench_case *c, __u8 *
 	template->hdr_offset = view.tether_off;
 	template->udp_offset = view.l4_off;
 	template->src_addr_offset = view.l3_off + (c->family == 4 ? 12 : 8 + 12);
-	if (c->program >= 4)
+	if ((c->program == 4 || c->program == 5))
 		memcpy(template->frame, frame, BENCH_FULL_FRAME);
+	template->frame_len = (__u32)len;
+	memcpy(&template->l3_proto, frame + 12, 2);
 	template->vary = c->vary;
 	template->population = c->vary == VARY_TOKEN ? w->containers : w->scale.affinity;
 	if (c->population)
@@ -354,6 +360,64 @@ static void set_limits(struct world *w, __u32 limit)
 	current = (int)limit;
 }
 
+/* Routed backends two hops away: bt0 (a veth of the bench's namespace)
+ * holds the encap sources, the next hop is a permanent neighbour, the
+ * backends' subnets are routed through it; the FIB lookup runs on every
+ * packet. */
+static void routed_world(void)
+{
+	if (system("sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1 && "
+		   "ip link add bt0 type veth peer name bt1 && ip link set bt0 up && "
+		   "ip link set bt1 up && ip addr add 10.99.0.1/24 dev bt0 && "
+		   "ip -6 addr add fd99::1/64 dev bt0 nodad && "
+		   "ip neigh add 10.99.0.2 lladdr 02:00:00:00:99:02 dev bt0 nud permanent && "
+		   "ip -6 neigh add fd99::2 lladdr 02:00:00:00:99:02 dev bt0 nud permanent && "
+		   "ip route add 10.200.0.0/16 via 10.99.0.2 && "
+		   "ip -6 route add fd00:200::/32 via fd99::2"))
+		fail("the routed world (ip)", EINVAL);
+}
+
+/* Every backend L2 on lo (encap 0), or routed to 10.200.0.5 / fd00:200::5. */
+static void set_encap(struct world *w, int encap, int outer)
+{
+	static int current = -1, current_outer;
+	struct encap_config sources = {};
+
+	if (encap == current && outer == current_outer)
+		return;
+	if (encap && current <= 0) {
+		static int made;
+
+		if (!made++)
+			routed_world();
+		inet_pton(AF_INET, "10.99.0.1", &sources.source4);
+		inet_pton(AF_INET6, "fd99::1", sources.source6);
+		if (encap_config_set(&w->dp, &sources))
+			fail("encap_config_set", EINVAL);
+	}
+	for (__u32 id = 0; id < BACKENDS; id++) {
+		struct backend_record backend;
+
+		if (backend_get(&w->dp, id, &backend))
+			fail("backend_get", EINVAL);
+		backend.encap = (__u8)encap;
+		backend.ifindex = encap ? 0 : 1;
+		memset(backend.src_mac, 0, 6);
+		if (encap == BACKEND_VXLAN)
+			backend_set_vni(&backend, 4242);
+		if (outer == 6)
+			pkt_addr6(backend.addr, "fd00:200::5");
+		else
+			pkt_v4mapped(backend.addr, "10.200.0.5");
+		int err = backend_set(&w->dp, id, &backend);
+
+		if (err)
+			fail("backend_set", err);
+	}
+	current = encap;
+	current_outer = outer;
+}
+
 static __u32 measure(struct world *w, const struct bench_case *c)
 {
 	__u8 frame[512], out[512];
@@ -362,6 +426,7 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 	__u32 zero = 0, durations[16];
 
 	set_limits(w, c->accounting || c->completion ? NEVER_FULL : 0);
+	set_encap(w, c->encap, c->outer);
 	if (c->completion) {
 		/* A DONE credits at most what the router forwarded: the DONEs'
 		 * finished counts (growing every run) stay below this. */
@@ -393,7 +458,7 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 			exit(1);
 		}
 		durations[run] = opts.duration;
-		if (c->program >= 4 && opts.data_size_out > BENCH_FULL_FRAME)
+		if ((c->program == 4 || c->program == 5) && opts.data_size_out > BENCH_FULL_FRAME)
 			fail("the frame grew", EINVAL);
 	}
 	set_admission(w, &(struct bench_case){ .admission = ADMISSION_NONE });
@@ -402,85 +467,110 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 }
 
 static const struct bench_case cases[] = {
-	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
-	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
-	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
+	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "floor: template restore, varied tokens", 4, 1, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
-	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
+	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "token hit, varied (all containers)", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
-	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "key hit, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
-	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
-	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
-	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
-	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0 },
-	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0 },
-	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "IPv6 token hit, repeated", 6, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "IPv6 token hit, varied", 6, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 no capacity", 6, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 pass (other port)", 6, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0 },
-	{ "IPv6 malformed (bad magic)", 6, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "IPv6 no capacity", 6, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "IPv6 pass (other port)", 6, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "IPv6 malformed (bad magic)", 6, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0, 0, 4 },
 	/* Admission to the slow path (a function with no pool, 999). */
 	{ "no capacity, within budget (2 buckets)", 4, 0, 0, VARY_NONE, 1, 0, 0,
-	  COUNTER(no_capacity), 0, ADMISSION_WITHIN, 0, 0 },
-	{ "floor: whole-frame restore (128 bytes)", 4, 5, 0, VARY_NONE, 1, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(no_capacity), 0, ADMISSION_WITHIN, 0, 0, 0, 4 },
+	{ "floor: whole-frame restore (128 bytes)", 4, 5, 0, VARY_NONE, 1, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "no capacity, no budget, whole restore", 4, 4, 0, VARY_NONE, 1, 0, 0,
-	  COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "shed: answered OVERLOADED in place", 4, 4, 0, VARY_NONE, 1, 0, 0, COUNTER(shed), 0,
-	  ADMISSION_SHED, 0, 0 },
+	  ADMISSION_SHED, 0, 0, 0, 4 },
 	{ "IPv6 shed: answered OVERLOADED in place", 6, 4, 0, VARY_NONE, 1, 0, 0, COUNTER(shed), 0,
-	  ADMISSION_SHED, 0, 0 },
+	  ADMISSION_SHED, 0, 0, 0, 4 },
 	{ "shed over the answer cap: dropped", 4, 4, 0, VARY_NONE, 1, 0, 0,
-	  COUNTER(shed_dropped), 0, ADMISSION_CAPPED, 0, 0 },
+	  COUNTER(shed_dropped), 0, ADMISSION_CAPPED, 0, 0, 0, 4 },
 	/* The same paths with every container under a limit (never reached): the
 	 * in-flight count read and a reservation taken on every forward. */
 	{ "token hit, repeated, accounting on", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0, 0, 4 },
 	{ "token hit, varied, accounting on", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0, 0, 4 },
 	{ "key hit, repeated, accounting on", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0,
-	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0 },
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0, 0, 4 },
 	{ "key hit, varied, accounting on", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
-	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0 },
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0, 0, 4 },
 	{ "flow pick, repeated, accounting on", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick),
-	  0, ADMISSION_NONE, 1, 0 },
+	  0, ADMISSION_NONE, 1, 0, 0, 4 },
 	{ "flow pick, varied, accounting on", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0,
-	  ADMISSION_NONE, 1, 0 },
+	  ADMISSION_NONE, 1, 0, 0, 4 },
 	{ "completion (DONE), repeated container", 4, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
-	  ADMISSION_NONE, 0, 1 },
+	  ADMISSION_NONE, 0, 1, 0, 4 },
 	{ "IPv6 completion (DONE)", 6, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
-	  ADMISSION_NONE, 0, 1 },
+	  ADMISSION_NONE, 0, 1, 0, 4 },
+	/* Routed backends (bpf/encap.h): the same token and key hits, each
+	 * through the wrapper that undoes the outer headers (program 6), L2
+	 * through it too for the baseline; the FIB lookup on every packet. */
+	{ "L2 token hit, repeated (routed wrapper)", 4, 6, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "L2 token hit, varied (routed wrapper)", 4, 6, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "VXLAN/IPv4 token hit, repeated", 4, 6, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
+	  COUNTER(encap_vxlan), 0, ADMISSION_NONE, 0, 0, BACKEND_VXLAN, 4 },
+	{ "VXLAN/IPv4 token hit, varied", 4, 6, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
+	  COUNTER(encap_vxlan), 0, ADMISSION_NONE, 0, 0, BACKEND_VXLAN, 4 },
+	{ "VXLAN/IPv4 key hit, varied", 4, 6, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
+	  COUNTER(encap_vxlan), 0, ADMISSION_NONE, 0, 0, BACKEND_VXLAN, 4 },
+	{ "IPIP/IPv4 token hit, repeated", 4, 6, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
+	  COUNTER(encap_ipip), 0, ADMISSION_NONE, 0, 0, BACKEND_IPIP, 4 },
+	{ "IPIP/IPv4 token hit, varied", 4, 6, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
+	  COUNTER(encap_ipip), 0, ADMISSION_NONE, 0, 0, BACKEND_IPIP, 4 },
+	{ "IPv6 VXLAN/IPv6 token hit, repeated", 6, 6, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
+	  COUNTER(encap_vxlan), 0, ADMISSION_NONE, 0, 0, BACKEND_VXLAN, 6 },
+	{ "IPv6 VXLAN/IPv6 token hit, varied", 6, 6, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
+	  COUNTER(encap_vxlan), 0, ADMISSION_NONE, 0, 0, BACKEND_VXLAN, 6 },
+	{ "IPv6 IPIP/IPv6 token hit, repeated", 6, 6, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
+	  COUNTER(encap_ipip), 0, ADMISSION_NONE, 0, 0, BACKEND_IPIP, 6 },
+	{ "L2 token hit, repeated (back to L2)", 4, 6, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
 	/* Re-home and learn change the affinity table, so they come last, and
 	 * re-home (which needs the loaded entries) before learn (which evicts them). */
 	{ "floor: restore + stale affinity, repeated", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0,
-	  0, NO_COUNTER, 1, ADMISSION_NONE, 0, 0 },
+	  0, NO_COUNTER, 1, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "floor: restore + stale affinity, varied", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
+	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "key re-home, repeated", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "key re-home, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "IPv6 key re-home, repeated", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "IPv6 key re-home, varied", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "key new (learn), one function", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "key new (learn), varied functions", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "IPv6 key new (learn), one function", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0, 0, 4 },
 	{ "IPv6 key new (learn), varied functions", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0 },
+	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 0, 4 },
 };
 
 static void setup_services(struct world *w)

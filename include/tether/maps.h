@@ -40,6 +40,7 @@
 #define TETHER_MAP_LIVENESS "liveness"
 #define TETHER_MAP_FUNCTIONS "functions"
 #define TETHER_MAP_ENCAP_CONFIG "encap_config"
+#define TETHER_MAP_NEXTHOP_CACHE "nexthop_cache"
 #define TETHER_NAME_MAX 32 /* names of backends and containers, with the NUL */
 
 /* services: which (address, UDP port) pairs are Tether service addresses.
@@ -79,6 +80,21 @@ enum backend_encap {
 
 #define TETHER_VNI_MAX 0xffffff /* 24 bits */
 #define TETHER_VXLAN_PORT 4789
+
+/* nexthop_cache: PERCPU_ARRAY indexed by backend id, the data plane's own:
+ * the FIB's answer for a routed backend (bpf/encap.h), kept for
+ * TETHER_NEXTHOP_TTL_NS, so a route or neighbour change is followed within
+ * that time without a lookup on every packet. Failures are never kept. */
+#define TETHER_NEXTHOP_TTL_NS 50000000ULL
+
+struct nexthop_entry {
+	__u64 expires_ns; /* coarse CLOCK_MONOTONIC; 0: empty */
+	__u8 dest[16];    /* the backend address it was looked up for */
+	__u32 ifindex;    /* egress */
+	__u32 mtu;        /* the egress MTU (the FIB's) */
+	__u8 dmac[6];
+	__u8 smac[6];
+};
 
 /* backends: ARRAY indexed by backend_id. */
 struct backend_record {

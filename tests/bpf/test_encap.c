@@ -331,6 +331,21 @@ static void run_case(void **state)
 	assert_int_equal(container_stats_read(&t->fx.dp, SLOT, &stats), 0);
 	assert_int_equal(stats.packets, 1);
 	assert_int_equal(stats.bytes, len);
+
+	/* The FIB's answer was kept for the next packets (on the CPU it ran). */
+	int cpus = libbpf_num_possible_cpus();
+	struct nexthop_entry entries[cpus];
+	__u32 id = FIXTURE_BACKEND_REMOTE;
+	int kept = 0;
+
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(t->fx.dp.skel->maps.nexthop_cache), &id,
+					     entries), 0);
+	for (int cpu = 0; cpu < cpus; cpu++)
+		if (entries[cpu].expires_ns && entries[cpu].ifindex == tx0_ifindex &&
+		    entries[cpu].mtu == 1500 && !memcmp(entries[cpu].dmac, NEXT_HOP_MAC, 6))
+			kept++;
+	if (kept != 1)
+		fail_msg("[%s] the next hop was kept on %d CPUs, want 1", c->label, kept);
 }
 
 /* ---- the edges --------------------------------------------------------------- */

@@ -57,10 +57,13 @@ int decap_setup(const struct agent_options *o)
 	if (o->decap == BACKEND_VXLAN) {
 		__u8 bytes[6];
 
+		/* The inner destination the router sends to: --mac, else its default. */
 		tether_vxlan_default_mac(o->vni, bytes);
 		snprintf(vni, sizeof(vni), "%u", o->vni);
 		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", bytes[0], bytes[1],
 			 bytes[2], bytes[3], bytes[4], bytes[5]);
+		if (o->mac[0])
+			snprintf(mac, sizeof(mac), "%s", o->mac);
 		char *add[] = { "ip", "link", "add", DECAP_DEVICE, "address", mac, "type", "vxlan",
 				"id", vni, "dstport", "4789", "local", (char *)o->addr,
 				"nolearning", NULL };

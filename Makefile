@@ -259,6 +259,18 @@ $(BENCH_BPF_OBJ): tools/bench/bench_xdp.bpf.c tools/bench/bench_xdp.h $(BPF_HDRS
 $(BENCH_SKEL): $(BENCH_BPF_OBJ)
 	$(BPFTOOL) gen skeleton $< name bench_xdp > $@.tmp && mv $@.tmp $@
 
+# The same wrappers without the packet trace compiled in (bpf/trace.h): the
+# baseline of the trace's cost when off.
+BENCH_UNTRACED_OBJ  := $(BUILD)/bench_xdp_untraced.bpf.o
+BENCH_UNTRACED_SKEL := $(BUILD)/bench_xdp_untraced.skel.h
+
+$(BENCH_UNTRACED_OBJ): tools/bench/bench_xdp.bpf.c tools/bench/bench_xdp.h $(BPF_HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) $(ROUTER_BPF_CFLAGS) -DTETHER_NO_TRACE -Ibpf -c $< -o $@
+
+$(BENCH_UNTRACED_SKEL): $(BENCH_UNTRACED_OBJ)
+	$(BPFTOOL) gen skeleton $< name bench_xdp_untraced > $@.tmp && mv $@.tmp $@
+
 # Forwarding throughput (tools/bench_forward.sh): BPF programs and tools in tools/bench/.
 FWD_BPF_OBJS := $(BUILD)/forward_xdp.bpf.o $(BUILD)/forward_sink.bpf.o
 FWD_SKELS    := $(FWD_BPF_OBJS:.bpf.o=.skel.h)
@@ -282,7 +294,7 @@ $(BUILD)/tools/bench/request_frame.o: CFLAGS += -Itests/lib
 $(BUILD)/tools/bench/request_frame: $(BUILD)/tools/bench/request_frame.o $(BUILD)/tests/lib/pktgen.o
 	$(LINK)
 
-$(BUILD)/tools/bench_dataplane.o: $(BENCH_SKEL)
+$(BUILD)/tools/bench_dataplane.o: $(BENCH_SKEL) $(BENCH_UNTRACED_SKEL)
 $(BUILD)/tools/bench_dataplane.o: CFLAGS += -Itools -Itests/lib
 $(BUILD)/tools/bench_dataplane: $(BUILD)/tests/lib/pktgen.o
 

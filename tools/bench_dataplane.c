@@ -9,12 +9,18 @@
  * admits (both buckets taken), or one spent an hour ahead (shed: the answer
  * built in place, after a whole-frame restore, measured alone too), or that
  * and the cap on answers (dropped).
+ * The packet trace: token and key hits with the trace compiled out (the
+ * baseline, bench_xdp_untraced), with it in and off (the ordinary cases), and
+ * on with a reader draining the ring on another thread; each printed with its
+ * ratio to the baseline measured in the same run.
  *
  *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING]
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +33,7 @@
 
 #include "bench/bench_xdp.h"
 #include "bench_xdp.skel.h"
+#include "bench_xdp_untraced.skel.h"
 #include "dataplane/dataplane.h"
 #include "pktgen.h"
 #include "tether/hash.h"
@@ -46,6 +53,7 @@ struct scale {
 struct world {
 	struct dataplane dp;
 	struct bench_xdp *bench;
+	struct bench_xdp_untraced *untraced; /* the same without the trace */
 	struct scale scale;
 	struct bench_token *tokens; /* one per container, shuffled */
 	struct bench_key *keys;     /* one per affinity entry, shuffled */
@@ -194,6 +202,83 @@ static void open_bench(struct world *w)
 			fail("bench_keys", errno);
 }
 
+/* The router without the trace compiled in, on the same maps. */
+static void open_untraced(struct world *w)
+{
+	struct bpf_map *map;
+
+	w->untraced = bench_xdp_untraced__open();
+	if (!w->untraced)
+		fail("opening the untraced bench object", errno);
+	bpf_object__for_each_map(map, w->untraced->obj) {
+		struct bpf_map *shared =
+			bpf_object__find_map_by_name(w->bench->obj, bpf_map__name(map));
+
+		if (shared && bpf_map__reuse_fd(map, bpf_map__fd(shared)))
+			fail("sharing a map with the untraced bench object", errno);
+	}
+	int err = bench_xdp_untraced__load(w->untraced);
+
+	if (err)
+		fail("loading the untraced bench object", err);
+}
+
+/* A trace that runs while a case does: the switch on, a thread reading. */
+struct trace_reader {
+	struct ring_buffer *ring;
+	pthread_t thread;
+	atomic_int stop;
+	__u64 records;
+};
+
+static int count_record(void *ctx, void *data, size_t size)
+{
+	(void)data;
+	(void)size;
+	((struct trace_reader *)ctx)->records++;
+	return 0;
+}
+
+static void *read_trace(void *arg)
+{
+	struct trace_reader *reader = arg;
+
+	while (!atomic_load(&reader->stop))
+		ring_buffer__poll(reader->ring, 50);
+	ring_buffer__consume(reader->ring);
+	return NULL;
+}
+
+static void trace_start(struct world *w, struct trace_reader *reader)
+{
+	struct trace_config on = { .enabled = 1 };
+
+	memset(reader, 0, sizeof(*reader));
+	reader->ring = ring_buffer__new(trace_ring_fd(&w->dp), count_record, reader, NULL);
+	if (!reader->ring)
+		fail("trace ring", errno);
+	if (pthread_create(&reader->thread, NULL, read_trace, reader))
+		fail("trace reader", EAGAIN);
+	if (trace_config_set(&w->dp, &on))
+		fail("trace_config", errno);
+}
+
+static void trace_stop(struct world *w, struct trace_reader *reader, const char *name)
+{
+	__u64 lost_before = 0, lost = 0;
+
+	trace_lost_read(&w->dp, &lost_before);
+	if (trace_config_set(&w->dp, &(struct trace_config){ 0 }))
+		fail("trace_config", errno);
+	atomic_store(&reader->stop, 1);
+	pthread_join(reader->thread, NULL);
+	trace_lost_read(&w->dp, &lost);
+	fprintf(stderr, "%s: %llu records read; %llu lost (no room in the ring) since the "
+			"program was loaded\n",
+		name, (unsigned long long)reader->records, (unsigned long long)lost);
+	ring_buffer__free(reader->ring);
+}
+
 /* The slow path's budget a case runs under (bpf/admission.h). */
 enum bench_admission {
 	ADMISSION_NONE = 0,   /* no budget (a program without tetherd's settings) */
@@ -218,9 +303,17 @@ struct bench_case {
 	int accounting;   /* every container has a limit (never reached): the
 			   * in-flight accounting on the path */
 	int completion;   /* a DONE to the completion address */
+	int trace;        /* enum bench_trace */
+	const char *baseline; /* the case it is compared with (ratio printed) */
 	int encap;        /* every backend routed (enum backend_encap), through
 			   * bench_route_routed (program 6); 0: L2 */
-	int outer;        /* routed: the outer family, 4 or 6 */
+	int outer;        /* routed: the outer family, 6, else IPv4 */
+};
+
+enum bench_trace {
+	TRACE_OFF = 0,      /* compiled in, switched off: the production case */
+	TRACE_ABSENT = 1,   /* compiled out (bench_xdp_untraced) */
+	TRACE_READING = 2,  /* on, everything, a reader draining the ring */
 };
 
 #define COMPLETION_PORT 7700
@@ -229,8 +322,10 @@ struct bench_case {
 #define COUNTER(field) offsetof(struct tether_stats, field)
 #define NO_COUNTER ((size_t)-1)
 
-static int program_fd(struct world *w, int program)
+static int program_fd(struct world *w, int program, int trace)
 {
+	if (trace == TRACE_ABSENT)
+		return bpf_program__fd(w->untraced->progs.bench_route);
 	switch (program) {
 	case 1: return bpf_program__fd(w->bench->progs.bench_restore_only);
 	case 2: return bpf_program__fd(w->bench->progs.bench_mac_swap);
@@ -362,8 +457,7 @@ static void set_limits(struct world *w, __u32 limit)
 
 /* Routed backends two hops away: bt0 (a veth of the bench's namespace)
  * holds the encap sources, the next hop is a permanent neighbour, the
- * backends' subnets are routed through it; the FIB lookup runs on every
- * packet. */
+ * backends' subnets are routed through it. */
 static void routed_world(void)
 {
 	if (system("sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1 && "
@@ -380,16 +474,14 @@ static void routed_world(void)
 /* Every backend L2 on lo (encap 0), or routed to 10.200.0.5 / fd00:200::5. */
 static void set_encap(struct world *w, int encap, int outer)
 {
-	static int current = -1, current_outer;
+	static int current = 0, current_outer = 4, made;
 	struct encap_config sources = {};
 
+	outer = outer == 6 ? 6 : 4;
 	if (encap == current && outer == current_outer)
 		return;
-	if (encap && current <= 0) {
-		static int made;
-
-		if (!made++)
-			routed_world();
+	if (encap && !made++) {
+		routed_world();
 		inet_pton(AF_INET, "10.99.0.1", &sources.source4);
 		inet_pton(AF_INET6, "fd99::1", sources.source6);
 		if (encap_config_set(&w->dp, &sources))
@@ -441,13 +533,17 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 				BPF_ANY))
 		fail("bench_template", errno);
 	set_admission(w, c);
+	struct trace_reader reader;
+
+	if (c->trace == TRACE_READING)
+		trace_start(w, &reader);
 	for (__u32 run = 0; run < w->scale.runs; run++) {
 		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
 			    .data_out = out, .data_size_out = sizeof(out),
 			    .repeat = w->scale.repeat);
 		__u64 before = counter_value(w, c->counter);
 
-		if (bpf_prog_test_run_opts(program_fd(w, c->program), &opts))
+		if (bpf_prog_test_run_opts(program_fd(w, c->program, c->trace), &opts))
 			fail(c->name, errno);
 		__u64 moved = counter_value(w, c->counter) - before;
 
@@ -461,117 +557,152 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 		if ((c->program == 4 || c->program == 5) && opts.data_size_out > BENCH_FULL_FRAME)
 			fail("the frame grew", EINVAL);
 	}
+	if (c->trace == TRACE_READING)
+		trace_stop(w, &reader, c->name);
 	set_admission(w, &(struct bench_case){ .admission = ADMISSION_NONE });
 	qsort(durations, w->scale.runs, sizeof(durations[0]), compare_u32);
 	return durations[w->scale.runs / 2];
 }
 
+/* The older cases name their fields in order and leave the trace's last two
+ * (off, no baseline) to their zero defaults. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const struct bench_case cases[] = {
-	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
+	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
+	{ "floor: template restore", 4, 1, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
 	{ "floor: template restore, varied tokens", 4, 1, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
+	{ "token hit, repeated", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0, COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
 	{ "token hit, varied (all containers)", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
+	{ "key hit, repeated", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
 	{ "key hit, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
-	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
+	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
+	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
+	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0 },
+	{ "pass (other port)", 4, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0 },
+	{ "malformed (bad magic)", 4, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0 },
 	{ "IPv6 token hit, repeated", 6, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
 	{ "IPv6 token hit, varied", 6, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "IPv6 no capacity", 6, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "IPv6 pass (other port)", 6, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "IPv6 malformed (bad magic)", 6, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 key hit, repeated", 6, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 key hit, varied", 6, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0, COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 flow pick, repeated", 6, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 flow pick, varied", 6, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 no capacity", 6, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 pass (other port)", 6, 0, 0, VARY_NONE, 0, 1, 0, COUNTER(pass), 0, ADMISSION_NONE, 0, 0 },
+	{ "IPv6 malformed (bad magic)", 6, 0, 0, VARY_NONE, 0, 0, 1, COUNTER(malformed), 0, ADMISSION_NONE, 0, 0 },
 	/* Admission to the slow path (a function with no pool, 999). */
 	{ "no capacity, within budget (2 buckets)", 4, 0, 0, VARY_NONE, 1, 0, 0,
-	  COUNTER(no_capacity), 0, ADMISSION_WITHIN, 0, 0, 0, 4 },
-	{ "floor: whole-frame restore (128 bytes)", 4, 5, 0, VARY_NONE, 1, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(no_capacity), 0, ADMISSION_WITHIN, 0, 0 },
+	{ "floor: whole-frame restore (128 bytes)", 4, 5, 0, VARY_NONE, 1, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
 	{ "no capacity, no budget, whole restore", 4, 4, 0, VARY_NONE, 1, 0, 0,
-	  COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0 },
 	{ "shed: answered OVERLOADED in place", 4, 4, 0, VARY_NONE, 1, 0, 0, COUNTER(shed), 0,
-	  ADMISSION_SHED, 0, 0, 0, 4 },
+	  ADMISSION_SHED, 0, 0 },
 	{ "IPv6 shed: answered OVERLOADED in place", 6, 4, 0, VARY_NONE, 1, 0, 0, COUNTER(shed), 0,
-	  ADMISSION_SHED, 0, 0, 0, 4 },
+	  ADMISSION_SHED, 0, 0 },
 	{ "shed over the answer cap: dropped", 4, 4, 0, VARY_NONE, 1, 0, 0,
-	  COUNTER(shed_dropped), 0, ADMISSION_CAPPED, 0, 0, 0, 4 },
+	  COUNTER(shed_dropped), 0, ADMISSION_CAPPED, 0, 0 },
 	/* The same paths with every container under a limit (never reached): the
 	 * in-flight count read and a reservation taken on every forward. */
 	{ "token hit, repeated, accounting on", 4, 0, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0, 0, 4 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0 },
 	{ "token hit, varied, accounting on", 4, 0, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0, 0, 4 },
+	  COUNTER(token_hit), 0, ADMISSION_NONE, 1, 0 },
 	{ "key hit, repeated, accounting on", 4, 0, TETHER_F_KEY, VARY_NONE, 0, 0, 0,
-	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0, 0, 4 },
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0 },
 	{ "key hit, varied, accounting on", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
-	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0, 0, 4 },
+	  COUNTER(key_hit), 0, ADMISSION_NONE, 1, 0 },
 	{ "flow pick, repeated, accounting on", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick),
-	  0, ADMISSION_NONE, 1, 0, 0, 4 },
+	  0, ADMISSION_NONE, 1, 0 },
 	{ "flow pick, varied, accounting on", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0,
-	  ADMISSION_NONE, 1, 0, 0, 4 },
+	  ADMISSION_NONE, 1, 0 },
 	{ "completion (DONE), repeated container", 4, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
-	  ADMISSION_NONE, 0, 1, 0, 4 },
+	  ADMISSION_NONE, 0, 1 },
 	{ "IPv6 completion (DONE)", 6, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
-	  ADMISSION_NONE, 0, 1, 0, 4 },
-	/* Routed backends (bpf/encap.h): the same token and key hits, each
-	 * through the wrapper that undoes the outer headers (program 6), L2
-	 * through it too for the baseline; the FIB lookup on every packet. */
-	{ "L2 token hit, repeated (routed wrapper)", 4, 6, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "L2 token hit, varied (routed wrapper)", 4, 6, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
-	{ "VXLAN/IPv4 token hit, repeated", 4, 6, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(encap_vxlan), 0, ADMISSION_NONE, 0, 0, BACKEND_VXLAN, 4 },
-	{ "VXLAN/IPv4 token hit, varied", 4, 6, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(encap_vxlan), 0, ADMISSION_NONE, 0, 0, BACKEND_VXLAN, 4 },
-	{ "VXLAN/IPv4 key hit, varied", 4, 6, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
-	  COUNTER(encap_vxlan), 0, ADMISSION_NONE, 0, 0, BACKEND_VXLAN, 4 },
-	{ "IPIP/IPv4 token hit, repeated", 4, 6, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(encap_ipip), 0, ADMISSION_NONE, 0, 0, BACKEND_IPIP, 4 },
-	{ "IPIP/IPv4 token hit, varied", 4, 6, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(encap_ipip), 0, ADMISSION_NONE, 0, 0, BACKEND_IPIP, 4 },
-	{ "IPv6 VXLAN/IPv6 token hit, repeated", 6, 6, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(encap_vxlan), 0, ADMISSION_NONE, 0, 0, BACKEND_VXLAN, 6 },
-	{ "IPv6 VXLAN/IPv6 token hit, varied", 6, 6, TETHER_F_TOKEN, VARY_TOKEN, 0, 0, 0,
-	  COUNTER(encap_vxlan), 0, ADMISSION_NONE, 0, 0, BACKEND_VXLAN, 6 },
-	{ "IPv6 IPIP/IPv6 token hit, repeated", 6, 6, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(encap_ipip), 0, ADMISSION_NONE, 0, 0, BACKEND_IPIP, 6 },
-	{ "L2 token hit, repeated (back to L2)", 4, 6, TETHER_F_TOKEN, VARY_NONE, 0, 0, 0,
-	  COUNTER(token_hit), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	  ADMISSION_NONE, 0, 1 },
+	/* The packet trace: compiled out (the baseline), in and off (the
+	 * ordinary cases above), on with a reader. */
+#define TRACED(name_, flags_, vary_, counter_, trace_, baseline_)                            \
+	{ .name = name_, .family = 4, .flags = flags_, .vary = vary_, .counter = counter_,     \
+	  .trace = trace_, .baseline = baseline_ }
+	TRACED("token hit, repeated, trace compiled out", TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(token_hit), TRACE_ABSENT, NULL),
+	TRACED("token hit, repeated, trace off", TETHER_F_TOKEN, VARY_NONE, COUNTER(token_hit),
+	       TRACE_OFF, "token hit, repeated, trace compiled out"),
+	TRACED("token hit, repeated, trace on + reader", TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(token_hit), TRACE_READING, "token hit, repeated, trace compiled out"),
+	TRACED("key hit, repeated, trace compiled out", TETHER_F_KEY, VARY_NONE,
+	       COUNTER(key_hit), TRACE_ABSENT, NULL),
+	TRACED("key hit, repeated, trace off", TETHER_F_KEY, VARY_NONE, COUNTER(key_hit),
+	       TRACE_OFF, "key hit, repeated, trace compiled out"),
+	TRACED("key hit, repeated, trace on + reader", TETHER_F_KEY, VARY_NONE,
+	       COUNTER(key_hit), TRACE_READING, "key hit, repeated, trace compiled out"),
+	TRACED("key hit, varied, trace compiled out", TETHER_F_KEY, VARY_KEY, COUNTER(key_hit),
+	       TRACE_ABSENT, NULL),
+	TRACED("key hit, varied, trace off", TETHER_F_KEY, VARY_KEY, COUNTER(key_hit),
+	       TRACE_OFF, "key hit, varied, trace compiled out"),
+	TRACED("key hit, varied, trace on + reader", TETHER_F_KEY, VARY_KEY, COUNTER(key_hit),
+	       TRACE_READING, "key hit, varied, trace compiled out"),
+#undef TRACED
+	/* Routed backends (bpf/encap.h): token and key hits through the wrapper
+	 * that moves the frame's start back (program 6), L2 through it too as
+	 * the baseline. */
+#define ROUTED(name_, family_, flags_, vary_, counter_, encap_, outer_, baseline_)            \
+	{ .name = name_, .family = family_, .program = 6, .flags = flags_, .vary = vary_,      \
+	  .counter = counter_, .encap = encap_, .outer = outer_, .baseline = baseline_ }
+	ROUTED("L2 token hit, repeated (routed wrapper)", 4, TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(token_hit), 0, 4, NULL),
+	ROUTED("L2 token hit, varied (routed wrapper)", 4, TETHER_F_TOKEN, VARY_TOKEN,
+	       COUNTER(token_hit), 0, 4, NULL),
+	ROUTED("VXLAN/IPv4 token hit, repeated", 4, TETHER_F_TOKEN, VARY_NONE, COUNTER(encap_vxlan),
+	       BACKEND_VXLAN, 4, "L2 token hit, repeated (routed wrapper)"),
+	ROUTED("VXLAN/IPv4 token hit, varied", 4, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(encap_vxlan),
+	       BACKEND_VXLAN, 4, "L2 token hit, varied (routed wrapper)"),
+	ROUTED("VXLAN/IPv4 key hit, varied", 4, TETHER_F_KEY, VARY_KEY, COUNTER(encap_vxlan),
+	       BACKEND_VXLAN, 4, NULL),
+	ROUTED("IPIP/IPv4 token hit, repeated", 4, TETHER_F_TOKEN, VARY_NONE, COUNTER(encap_ipip),
+	       BACKEND_IPIP, 4, "L2 token hit, repeated (routed wrapper)"),
+	ROUTED("IPIP/IPv4 token hit, varied", 4, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(encap_ipip),
+	       BACKEND_IPIP, 4, "L2 token hit, varied (routed wrapper)"),
+	ROUTED("IPv6 VXLAN/IPv6 token hit, repeated", 6, TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, "L2 token hit, repeated (routed wrapper)"),
+	ROUTED("IPv6 VXLAN/IPv6 token hit, varied", 6, TETHER_F_TOKEN, VARY_TOKEN,
+	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, "L2 token hit, varied (routed wrapper)"),
+	ROUTED("IPv6 IPIP/IPv6 token hit, repeated", 6, TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(encap_ipip), BACKEND_IPIP, 6, "L2 token hit, repeated (routed wrapper)"),
+	ROUTED("L2 token hit, repeated (back to L2)", 4, TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(token_hit), 0, 4, NULL),
+#undef ROUTED
 	/* Re-home and learn change the affinity table, so they come last, and
 	 * re-home (which needs the loaded entries) before learn (which evicts them). */
 	{ "floor: restore + stale affinity, repeated", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0,
-	  0, NO_COUNTER, 1, ADMISSION_NONE, 0, 0, 0, 4 },
+	  0, NO_COUNTER, 1, ADMISSION_NONE, 0, 0 },
 	{ "floor: restore + stale affinity, varied", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	  NO_COUNTER, 0, ADMISSION_NONE, 0, 0 },
 	{ "key re-home, repeated", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0 },
 	{ "key re-home, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0 },
 	{ "IPv6 key re-home, repeated", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(key_rehomed), 1, ADMISSION_NONE, 0, 0 },
 	{ "IPv6 key re-home, varied", 6, 0, TETHER_F_KEY, VARY_KEY_STALE, 0, 0, 0,
-	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(key_rehomed), 0, ADMISSION_NONE, 0, 0 },
 	{ "key new (learn), one function", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0 },
 	{ "key new (learn), varied functions", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0 },
 	{ "IPv6 key new (learn), one function", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0 },
 	{ "IPv6 key new (learn), varied functions", 6, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
-	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 0, 4 },
+	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0 },
 };
+#pragma GCC diagnostic pop
 
 static void setup_services(struct world *w)
 {
@@ -627,6 +758,7 @@ int main(int argc, char **argv)
 	load_affinity(&w);
 	fprintf(stderr, "affinity loaded (%.1f s)\n", (monotonic_ns() - start) / 1e9);
 	open_bench(&w);
+	open_untraced(&w);
 	printf("loaded %u containers in %u functions, %u affinity entries (%.1f s)\n\n",
 	       w.containers, w.scale.functions, w.scale.affinity,
 	       (monotonic_ns() - start) / 1e9);
@@ -643,12 +775,22 @@ int main(int argc, char **argv)
 			w.scale.runs);
 	int first = 1;
 
+	__u32 measured[sizeof(cases) / sizeof(cases[0])] = { 0 };
+
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (only && !strstr(cases[i].name, only))
 			continue;
-		__u32 ns = measure(&w, &cases[i]);
+		__u32 ns = measure(&w, &cases[i]), base = 0;
 
-		printf("%-42s %10u\n", cases[i].name, ns);
+		measured[i] = ns;
+		for (size_t b = 0; cases[i].baseline && b < i; b++)
+			if (!strcmp(cases[b].name, cases[i].baseline))
+				base = measured[b];
+		if (base)
+			printf("%-42s %10u   %.2fx of '%s'\n", cases[i].name, ns, (double)ns / base,
+			       cases[i].baseline);
+		else
+			printf("%-42s %10u\n", cases[i].name, ns);
 		if (json)
 			fprintf(json, "%s{\"case\": \"%s\", \"ns_per_packet\": %u}",
 				first ? "" : ", ", cases[i].name, ns);
@@ -658,6 +800,7 @@ int main(int argc, char **argv)
 		fprintf(json, "]}\n");
 		fclose(json);
 	}
+	bench_xdp_untraced__destroy(w.untraced);
 	bench_xdp__destroy(w.bench);
 	dataplane_close(&w.dp);
 	free(w.tokens);

@@ -408,7 +408,14 @@ test_capacity() {
 	local watch=$E2E_LOG_DIR/watch-r3 out i
 	timeout 15 "$E2E_TETHERCTL" --socket "$(fleet_socket r3)" watch >"$watch" 2>&1 &
 	local watcher=$!
-	sleep 0.3
+	# The watch is live once it shows an event: a probe container's.
+	fleet_ctl r2 container add --function 43 --backend vm1 --name probe >/dev/null
+	for ((i = 0; i < 100; i++)); do
+		grep -q "container_added .*function=43" "$watch" && break
+		sleep 0.05
+	done
+	grep -q "container_added .*function=43" "$watch" || fail "r3's watch shows no event: $(cat "$watch")"
+	fleet_ctl r2 container del "$(fleet_ctl r2 --json container list --function 43 | jq -r '.[0].container')" >/dev/null
 	nsenter --net="/var/run/netns/$(fleet_ns cl1)" "$E2E_BUILD/tether-invoke" \
 		--vip "$FLEET_VIP:$FLEET_PORT" --function 42 --timeout-ms 5000 >"$E2E_LOG_DIR/cold.out" 2>&1 &
 	local invoke=$!

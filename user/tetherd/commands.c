@@ -871,18 +871,38 @@ bool commands_request(size_t i, const char **verb, const char **noun)
 
 /* --- lifecycle changes, here or through the fleet's store --- */
 
-/* A remote connection may send --agent-rate changes a second, in bursts of
- * as many: one agent flooding changes (each pool swap waits for an RCU grace
+/* The budget a request draws on: its backend's when the connection is bound
+ * to one (so an agent gains nothing by opening more connections), else the
+ * connection's own. */
+static struct change_budget *budget_of(struct tetherd *d, struct requester *who)
+{
+	struct change_budget *budget;
+
+	if (!who->backend[0])
+		return &who->budget;
+	if (!d->backend_budgets)
+		d->backend_budgets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	budget = g_hash_table_lookup(d->backend_budgets, who->backend);
+	if (!budget) {
+		budget = g_new0(struct change_budget, 1);
+		g_hash_table_insert(d->backend_budgets, g_strdup(who->backend), budget);
+	}
+	return budget;
+}
+
+/* A remote agent may send --agent-rate changes a second, in bursts of as
+ * many: one agent flooding changes (each pool swap waits for an RCU grace
  * period) cannot hold up every other VM's. */
 static enum proto_error within_budget(struct tetherd *d, struct requester *who, char *message,
 				      size_t size)
 {
-	struct change_budget *budget = &who->budget;
 	double rate = d->config.agent_rate;
 	__u64 now = lifecycle_now(&d->lc);
 
 	if (!who->remote || !rate)
 		return PROTO_OK;
+	struct change_budget *budget = budget_of(d, who);
+
 	if (!budget->refilled_ns)
 		budget->tokens = rate;
 	else
@@ -893,9 +913,15 @@ static enum proto_error within_budget(struct tetherd *d, struct requester *who, 
 		return PROTO_OK;
 	}
 	d->changes_overloaded++;
-	snprintf(message, size, "this connection sends more than %u changes a second (tetherd "
-				"--agent-rate); nothing changed: send it again later",
-		 d->config.agent_rate);
+	if (who->backend[0])
+		snprintf(message, size, "backend '%s' sends more than %u changes a second over "
+					"its connections together (tetherd --agent-rate); nothing "
+					"changed: send it again later",
+			 who->backend, d->config.agent_rate);
+	else
+		snprintf(message, size, "this connection sends more than %u changes a second "
+					"(tetherd --agent-rate); nothing changed: send it again later",
+			 d->config.agent_rate);
 	return PROTO_OVERLOADED;
 }
 

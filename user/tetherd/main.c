@@ -26,6 +26,7 @@
 #include "privileges.h"
 #include "tether_xdp.skel.h"
 #include "tetherd.h"
+#include "trace.h"
 
 #define TICK_MS 50
 
@@ -87,6 +88,10 @@ static void on_tick(void *ctx, int fd, uint32_t events)
 	slowpath_tick(d->slowpath);
 	fleet_tick(d->fleet);
 	control_tick(d->control);
+	__u64 lost = trace_feed_lost(d->trace);
+
+	if (lost)
+		control_trace_lost(d->control, lost);
 	arm_fast_tick(d);
 }
 
@@ -428,6 +433,7 @@ static int start(struct tetherd *d)
 	d->slowpath = slowpath_new(&d->lc, &d->config.slowpath);
 	if (!d->loop || !d->slowpath)
 		return -ENOMEM;
+	d->trace = trace_feed_new(d); /* NULL: "watch trace" answers why */
 	if ((err = add_signals(d)) || (err = add_timer(d)) || (err = reconcile_services(d)) ||
 	    (err = control_listen_unix(d->control, d->config.socket_path,
 				       d->config.socket_group)))
@@ -486,6 +492,8 @@ static void stop(struct tetherd *d)
 	d->fleet = NULL;
 	control_flush(d->control);
 	control_free(d->control);
+	trace_feed_free(d->trace); /* a trace is never left on */
+	d->trace = NULL;
 	metrics_free(d->metrics);
 	d->metrics = NULL;
 	martians_free(d->martians);
@@ -500,6 +508,8 @@ static void stop(struct tetherd *d)
 		close(d->fast_timer_fd);
 	if (d->signal_fd >= 0)
 		close(d->signal_fd);
+	if (d->backend_budgets)
+		g_hash_table_destroy(d->backend_budgets);
 }
 
 int main(int argc, char **argv)

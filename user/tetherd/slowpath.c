@@ -46,6 +46,10 @@
 #define NS_PER_S 1000000000ull
 /* At most one capacity_needed event per function this often. */
 #define EVENT_INTERVAL_NS (100 * NS_PER_MS)
+/* A function whose requests still wait is asked for again this often, even
+ * with no new request: a watcher that missed the first event (an agent
+ * reconnecting to a restarted tetherd) hears it within this. */
+#define REMIND_INTERVAL_NS (500 * NS_PER_MS)
 /* At most one log line about failed forwards this often. */
 #define LOG_INTERVAL_NS NS_PER_S
 #define RECV_BUFFER (64 * 1024) /* any UDP datagram, whole */
@@ -1052,6 +1056,8 @@ void slowpath_tick(struct slowpath *sp)
 		}
 		if (g_queue_is_empty(&waiting->requests))
 			g_hash_table_iter_remove(&iter);
+		else if (now - waiting->last_event_ns >= REMIND_INTERVAL_NS)
+			emit_capacity_needed(sp, waiting, now);
 	}
 }
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* One frame through Tether: parse, route (bpf/routing.h), stamp and forward
- * (bpf/forward.h); everything not for a service address goes to the host
- * stack untouched; a running trace records each decision (bpf/trace.h).
- * The XDP entry point (tether_xdp.c) and the benchmark's wrapper
- * (tools/bench/) both call route_frame(). */
+ * (bpf/forward.h, or bpf/encap.h for routed backends); everything not for
+ * a service address goes to the host stack untouched; a running trace
+ * records each decision (bpf/trace.h). The XDP entry point (tether_xdp.c)
+ * and the benchmark's wrapper (tools/bench/) both call route_frame(). */
 #ifndef TETHER_BPF_ROUTER_H
 #define TETHER_BPF_ROUTER_H
 
@@ -11,6 +11,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "counters.h"
+#include "encap.h"
 #include "forward.h"
 #include "load.h"
 #include "maps.h"
@@ -44,6 +45,8 @@ static __always_inline int act_on(struct xdp_md *ctx, enum parse_result parsed,
 
 	switch (route_request(req, stats, chosen)) {
 	case ROUTE_FORWARD:
+		if (chosen->backend->encap != BACKEND_L2)
+			return send_routed(ctx, req, chosen, stats);
 		stamp_token(req, chosen);
 		return send_to_backend(ctx, req, chosen, stats);
 	case ROUTE_NO_CAPACITY:

@@ -175,7 +175,12 @@ static __always_inline __u8 trace_decision_of(enum parse_result parsed, __u64 re
 		return TRACE_SHED;
 	if (reasons & TRACE_BIT(shed_dropped))
 		return TRACE_SHED_DROPPED;
-	if (reasons & (TRACE_BIT(no_route) | TRACE_BIT(retag_failed)))
+	/* A routed backend the FIB gives no frame for goes up, not away
+	 * (bpf/encap.h): its no_route comes with fib_no_route. */
+	if (reasons & (TRACE_BIT(fib_no_route) | TRACE_BIT(fib_no_neigh) | TRACE_BIT(too_big) |
+		       TRACE_BIT(encap_slow)))
+		return TRACE_SLOW_PATH;
+	if (reasons & (TRACE_BIT(no_route) | TRACE_BIT(retag_failed) | TRACE_BIT(encap_failed)))
 		return TRACE_NOT_SENT;
 	if (reasons & (TRACE_BIT(no_capacity) | TRACE_BIT(strict_gone) | TRACE_BIT(full)))
 		return TRACE_SLOW_PATH;

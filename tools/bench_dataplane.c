@@ -336,6 +336,9 @@ struct bench_case {
 	int completion;   /* a DONE to the completion address */
 	int trace;        /* enum bench_trace */
 	const char *baseline; /* the case it is compared with (ratio printed) */
+	int encap;        /* every backend routed (enum backend_encap), through
+			   * bench_route_routed (program 7); 0: L2 */
+	int outer;        /* routed: the outer family, 6, else IPv4 */
 };
 
 enum bench_trace {
@@ -361,6 +364,7 @@ static int program_fd(struct world *w, int program, int trace)
 	case 4: return bpf_program__fd(w->bench->progs.bench_route_full);
 	case 5: return bpf_program__fd(w->bench->progs.bench_restore_full_only);
 	case 6: return bpf_program__fd(w->p2c->progs.bench_route);
+	case 7: return bpf_program__fd(w->bench->progs.bench_route_routed);
 	default: return bpf_program__fd(w->bench->progs.bench_route);
 	}
 }
@@ -406,6 +410,8 @@ static size_t build_template(struct world *w, const struct bench_case *c, __u8 *
 	template->src_addr_offset = view.l3_off + (c->family == 4 ? 12 : 8 + 12);
 	if (c->program == 4 || c->program == 5)
 		memcpy(template->frame, frame, BENCH_FULL_FRAME);
+	template->frame_len = (__u32)len;
+	memcpy(&template->l3_proto, frame + 12, 2);
 	template->vary = c->vary;
 	template->population = c->vary == VARY_TOKEN ? w->containers : w->scale.affinity;
 	if (c->population)
@@ -506,6 +512,61 @@ static __u32 flow_home(struct world *w, const struct bench_case *c)
 	return slot;
 }
 
+/* Routed backends two hops away: bt0 (a veth of the bench's namespace)
+ * holds the encap sources, the next hop is a permanent neighbour, the
+ * backends' subnets are routed through it. */
+static void routed_world(void)
+{
+	if (system("sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1 && "
+		   "ip link add bt0 type veth peer name bt1 && ip link set bt0 up && "
+		   "ip link set bt1 up && ip addr add 10.99.0.1/24 dev bt0 && "
+		   "ip -6 addr add fd99::1/64 dev bt0 nodad && "
+		   "ip neigh add 10.99.0.2 lladdr 02:00:00:00:99:02 dev bt0 nud permanent && "
+		   "ip -6 neigh add fd99::2 lladdr 02:00:00:00:99:02 dev bt0 nud permanent && "
+		   "ip route add 10.200.0.0/16 via 10.99.0.2 && "
+		   "ip -6 route add fd00:200::/32 via fd99::2"))
+		fail("the routed world (ip)", EINVAL);
+}
+
+/* Every backend L2 on lo (encap 0), or routed to 10.200.0.5 / fd00:200::5. */
+static void set_encap(struct world *w, int encap, int outer)
+{
+	static int current = 0, current_outer = 4, made;
+	struct encap_config sources = {};
+
+	outer = outer == 6 ? 6 : 4;
+	if (encap == current && outer == current_outer)
+		return;
+	if (encap && !made++) {
+		routed_world();
+		inet_pton(AF_INET, "10.99.0.1", &sources.source4);
+		inet_pton(AF_INET6, "fd99::1", sources.source6);
+		if (encap_config_set(&w->dp, &sources))
+			fail("encap_config_set", EINVAL);
+	}
+	for (__u32 id = 0; id < BACKENDS; id++) {
+		struct backend_record backend;
+
+		if (backend_get(&w->dp, id, &backend))
+			fail("backend_get", EINVAL);
+		backend.encap = (__u8)encap;
+		backend.ifindex = encap ? 0 : 1;
+		memset(backend.src_mac, 0, 6);
+		if (encap == BACKEND_VXLAN)
+			backend_set_vni(&backend, 4242);
+		if (outer == 6)
+			pkt_addr6(backend.addr, "fd00:200::5");
+		else
+			pkt_v4mapped(backend.addr, "10.200.0.5");
+		int err = backend_set(&w->dp, id, &backend);
+
+		if (err)
+			fail("backend_set", err);
+	}
+	current = encap;
+	current_outer = outer;
+}
+
 static __u32 measure(struct world *w, const struct bench_case *c)
 {
 	__u8 frame[512], out[512];
@@ -523,6 +584,7 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 					BPF_ANY))
 			fail("inflight", errno);
 	}
+	set_encap(w, c->encap, c->outer);
 	if (c->completion) {
 		/* A DONE credits at most what the router forwarded: the DONEs'
 		 * finished counts (growing every run) stay below this. */
@@ -671,6 +733,35 @@ static const struct bench_case cases[] = {
 	TRACED("key hit, varied, trace on + reader", TETHER_F_KEY, VARY_KEY, COUNTER(key_hit),
 	       TRACE_READING, "key hit, varied, trace compiled out"),
 #undef TRACED
+	/* Routed backends (bpf/encap.h): token and key hits through the wrapper
+	 * that moves the frame's start back (program 6), L2 through it too as
+	 * the baseline. */
+#define ROUTED(name_, family_, flags_, vary_, counter_, encap_, outer_, baseline_)            \
+	{ .name = name_, .family = family_, .program = 7, .flags = flags_, .vary = vary_,      \
+	  .counter = counter_, .encap = encap_, .outer = outer_, .baseline = baseline_ }
+	ROUTED("L2 token hit, repeated (routed wrapper)", 4, TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(token_hit), 0, 4, NULL),
+	ROUTED("L2 token hit, varied (routed wrapper)", 4, TETHER_F_TOKEN, VARY_TOKEN,
+	       COUNTER(token_hit), 0, 4, NULL),
+	ROUTED("VXLAN/IPv4 token hit, repeated", 4, TETHER_F_TOKEN, VARY_NONE, COUNTER(encap_vxlan),
+	       BACKEND_VXLAN, 4, "L2 token hit, repeated (routed wrapper)"),
+	ROUTED("VXLAN/IPv4 token hit, varied", 4, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(encap_vxlan),
+	       BACKEND_VXLAN, 4, "L2 token hit, varied (routed wrapper)"),
+	ROUTED("VXLAN/IPv4 key hit, varied", 4, TETHER_F_KEY, VARY_KEY, COUNTER(encap_vxlan),
+	       BACKEND_VXLAN, 4, NULL),
+	ROUTED("IPIP/IPv4 token hit, repeated", 4, TETHER_F_TOKEN, VARY_NONE, COUNTER(encap_ipip),
+	       BACKEND_IPIP, 4, "L2 token hit, repeated (routed wrapper)"),
+	ROUTED("IPIP/IPv4 token hit, varied", 4, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(encap_ipip),
+	       BACKEND_IPIP, 4, "L2 token hit, varied (routed wrapper)"),
+	ROUTED("IPv6 VXLAN/IPv6 token hit, repeated", 6, TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, "L2 token hit, repeated (routed wrapper)"),
+	ROUTED("IPv6 VXLAN/IPv6 token hit, varied", 6, TETHER_F_TOKEN, VARY_TOKEN,
+	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, "L2 token hit, varied (routed wrapper)"),
+	ROUTED("IPv6 IPIP/IPv6 token hit, repeated", 6, TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(encap_ipip), BACKEND_IPIP, 6, "L2 token hit, repeated (routed wrapper)"),
+	ROUTED("L2 token hit, repeated (back to L2)", 4, TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(token_hit), 0, 4, NULL),
+#undef ROUTED
 	/* Re-home and learn change the affinity table, so they come last, and
 	 * re-home (which needs the loaded entries) before learn (which evicts them). */
 	{ "floor: restore + stale affinity, repeated", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0,

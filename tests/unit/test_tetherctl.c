@@ -119,6 +119,11 @@ static void test_backend_commands(void **state)
 		       "add backend name=vm1 addr=10.1.0.2 mac=02:00:00:00:01:01 iface=tv-vm1 vlan=100\n");
 	assert_request("backend add vm1 --addr 10.1.0.2 --mac 02:00:00:00:01:01 --iface tv-vm1 --vlan=4094 --heartbeat-ms 2s",
 		       "add backend name=vm1 addr=10.1.0.2 mac=02:00:00:00:01:01 iface=tv-vm1 heartbeat_ms=2000 vlan=4094\n");
+	/* Routed: the address is enough. */
+	assert_request("backend add vm4 --addr 10.200.0.5 --encap vxlan --vni 0x123456",
+		       "add backend name=vm4 addr=10.200.0.5 encap=vxlan vni=0x123456\n");
+	assert_request("backend add vm5 --encap ipip --addr fd00:200::5 --iface eth1",
+		       "add backend name=vm5 addr=fd00:200::5 encap=ipip iface=eth1\n");
 	assert_request("backend del vm1", "del backend name=vm1\n");
 	assert_request("backend heartbeat vm_1.a-b", "heartbeat backend name=vm_1.a-b\n");
 	assert_request("backend drain vm1", "drain backend name=vm1\n");
@@ -338,6 +343,10 @@ static void test_value_errors(void **state)
 			   "bad value '02:00:00:00:01' for '--mac': expected a MAC address");
 	assert_usage_error("backend add vm1 --addr 10.1.0.3 --mac 02-00-00-00-01-01 --iface e0",
 			   "for '--mac'");
+	assert_usage_error("backend add vm1 --addr 10.1.0.3 --encap gre",
+			   "bad value 'gre' for '--encap': expected l2, vxlan or ipip");
+	assert_usage_error("backend add vm1 --addr 10.1.0.3 --encap vxlan --vni 16777216",
+			   "for '--vni': expected a VXLAN network identifier");
 	assert_usage_error(bad_iface_colon, "bad value 'eth0:1' for '--iface': expected an interface name");
 	assert_usage_error(bad_iface_long, "of 1 to 15 characters");
 	assert_usage_error(bad_iface_equals,
@@ -1084,8 +1093,9 @@ static void test_completion(void **state)
 	assert_completions("backend d", "del\ndrain\n");
 	assert_completions("-", "--socket\n--json\n--help\n--version\n");
 	assert_completions("--socket /run/x.sock co", "container\n");
-	assert_completions("--json backend add vm1 --", "--addr\n--mac\n--iface\n--heartbeat-ms\n"
-							 "--vlan\n--functions\n--socket\n--help\n");
+	assert_completions("--json backend add vm1 --",
+			   "--addr\n--encap\n--mac\n--iface\n--vni\n--heartbeat-ms\n"
+			   "--vlan\n--functions\n--socket\n--help\n");
 	assert_completions("backend add vm1 --addr 10.0.0.1 --m", "--mac\n");
 	assert_completions("container drain --w", "--wait\n");
 	/* Values: nothing to offer (the shell completes --socket's as a file). */

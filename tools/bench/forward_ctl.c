@@ -665,6 +665,7 @@ static const char *const stat_names[] = {
 	"fragment",   "pass",       "no_route",    "retag_failed", "shed", "shed_dropped",
 	"token_overflow", "key_overflow", "full", "done", "done_stale", "done_forged",
 	"lost_fixed", "alive", "alive_replayed", "alive_forged", "completion_bad",
+	"encap_vxlan", "encap_ipip", "fib_no_route", "fib_no_neigh", "too_big", "encap_slow", "encap_failed",
 };
 
 static int cmd_run(struct options *o)

@@ -29,10 +29,17 @@ const struct ctl_command ctl_commands[] = {
 	  { BACKEND_NAME,
 	    { .flag = "--addr", .metavar = "ADDR", .key = "addr", .type = CTL_VALUE_ADDR,
 	      .required = true, .help = "the backend's IPv4 or IPv6 address" },
+	    { .flag = "--encap", .metavar = "MODE", .key = "encap", .type = CTL_VALUE_ENCAP,
+	      .help = "how it is reached: l2 (default: on a segment of this host), vxlan or "
+		      "ipip (routed, any number of hops away: the FIB gives the next hop)" },
 	    { .flag = "--mac", .metavar = "MAC", .key = "mac", .type = CTL_VALUE_MAC,
-	      .required = true, .help = "the backend's MAC address, aa:bb:cc:dd:ee:ff" },
+	      .help = "the backend's MAC address, aa:bb:cc:dd:ee:ff (l2: required; vxlan: "
+		      "the inner frame's destination, default 02:54:45 and the VNI)" },
 	    { .flag = "--iface", .metavar = "IF", .key = "iface", .type = CTL_VALUE_IFACE,
-	      .required = true, .help = "the interface of the edge host that reaches it" },
+	      .help = "the interface of the edge host that reaches it (l2: required; "
+		      "routed: the only one its packets may leave by, default any)" },
+	    { .flag = "--vni", .metavar = "N", .key = "vni", .type = CTL_VALUE_VNI,
+	      .help = "vxlan: the VXLAN network identifier, 0-16777215 (default 0)" },
 	    { .flag = "--heartbeat-ms", .metavar = "N", .key = "heartbeat_ms",
 	      .type = CTL_VALUE_DURATION,
 	      .help = "down when no heartbeat came for this long (ms, or 3s)" },

@@ -11,7 +11,7 @@
 
 #include "values.h"
 
-#define CTL_MAX_OPTIONS 8
+#define CTL_MAX_OPTIONS 10
 
 enum ctl_option_kind {
 	CTL_OPT_VALUE, /* takes a value, sent as key=value */

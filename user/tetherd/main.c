@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -324,6 +326,56 @@ static int apply_admission(struct tetherd *d)
 	return 0;
 }
 
+/* Whether addr (v4-mapped for IPv4) is an address of this host. */
+static bool address_is_local(const __u8 addr[16])
+{
+	struct ifaddrs *all, *ifa;
+	bool found = false;
+
+	if (getifaddrs(&all))
+		return false;
+	for (ifa = all; ifa && !found; ifa = ifa->ifa_next) {
+		if (!ifa->ifa_addr)
+			continue;
+		if (ifa->ifa_addr->sa_family == AF_INET && addr_is_v4mapped(addr))
+			found = !memcmp(&((struct sockaddr_in *)ifa->ifa_addr)->sin_addr, addr + 12, 4);
+		else if (ifa->ifa_addr->sa_family == AF_INET6 && !addr_is_v4mapped(addr))
+			found = !memcmp(&((struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr, addr, 16);
+	}
+	freeifaddrs(all);
+	return found;
+}
+
+/* --encap-source: each must be this host's (a routed backend's replies and
+ * ICMP errors come back to it), then into the data plane; none clears an
+ * adopted one. */
+static int apply_encap_sources(struct tetherd *d)
+{
+	const struct encap_config *config = &d->config.encap;
+	__u8 addrs[2][16] = {}, mapped_prefix[12] = { [10] = 0xff, [11] = 0xff };
+	bool given[2] = { config->source4 != 0, d->config.has_encap_source6 };
+	char text[64];
+	int err;
+
+	memcpy(addrs[0], mapped_prefix, 12);
+	memcpy(addrs[0] + 12, &config->source4, 4);
+	memcpy(addrs[1], config->source6, 16);
+	for (int i = 0; i < 2; i++) {
+		if (!given[i] || address_is_local(addrs[i]))
+			continue;
+		addr_format(addrs[i], text, sizeof(text));
+		fprintf(stderr, "tetherd: --encap-source %s is not an address of this host "
+				"(ip addr shows them): routed backends' replies and errors would not "
+				"come back here\n", text);
+		return -EADDRNOTAVAIL;
+	}
+	if ((err = encap_config_set(&d->dp, config))) {
+		fprintf(stderr, "tetherd: cannot set the encapsulation source: %s\n", strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
 /* /metrics: bound before privileges drop (a port below 1024 works too). */
 static int start_metrics(struct tetherd *d)
 {
@@ -355,7 +407,7 @@ static int start(struct tetherd *d)
 	privileges_raise_nofile(); /* before lifecycle_init: it sizes by the limit */
 	if ((err = dataplane_open(&d->dp, &opts)))
 		return err;
-	if ((err = apply_admission(d)))
+	if ((err = apply_admission(d)) || (err = apply_encap_sources(d)))
 		return err;
 	if ((err = lifecycle_init(&d->lc, &d->dp, &lifecycle)))
 		return err;

@@ -48,6 +48,13 @@ static const struct counter_field decisions[] = {
 static const struct counter_field faults[] = {
 	STAT(no_route),
 	STAT(retag_failed),
+	STAT(encap_failed),
+};
+/* Routed backends (bpf/encap.h), on top of a decision: how requests left,
+ * and why some went to the slow path instead. */
+static const struct counter_field encap_events[] = {
+	STAT(encap_vxlan), STAT(encap_ipip), STAT(fib_no_route), STAT(fib_no_neigh),
+	STAT(too_big),     STAT(encap_slow),
 };
 /* Admission, on top of no_capacity or strict_gone: over the slow path's
  * budget, answered OVERLOADED by the XDP program or, over the cap on
@@ -70,7 +77,7 @@ static const struct counter_field completions[] = {
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 /* A counter added to struct tether_stats must be exported: add it above. */
 _Static_assert(COUNT_OF(decisions) + COUNT_OF(faults) + COUNT_OF(shed) + COUNT_OF(load_events) +
-			       COUNT_OF(completions) ==
+			       COUNT_OF(completions) + COUNT_OF(encap_events) ==
 		       sizeof(struct tether_stats) / sizeof(__u64),
 	       "a counter of struct tether_stats is not in /metrics (metrics.c)");
 
@@ -95,6 +102,7 @@ static const struct slowpath_field slowpath_fields[] = {
 	{ SLOW(container_gone), "answered", "container_gone", NULL },
 	{ SLOW(overloaded), "answered", "overloaded", NULL },
 	{ SLOW(malformed), "answered", "malformed", NULL },
+	{ SLOW(too_big), "answered", "too_big", NULL },
 	{ SLOW(send_errors), "send_errors", NULL,
 	  "Answers or forwards of the slow path the kernel refused." },
 	{ SLOW(capacity_requests), "capacity_requests", NULL,
@@ -337,8 +345,11 @@ static void write_dataplane(struct metrics *m, struct expo *e)
 		       "decision", decisions, COUNT_OF(decisions));
 	write_counters(e, &stats, "tether_dataplane_faults_total",
 		       "Frames the XDP program dropped on their way out, on top of their decision: "
-		       "no_route (the backend's interface is not in tx_ports), retag_failed (the "
-		       "frame could not get the backend's VLAN tagging).",
+		       "no_route (the backend's interface is not in tx_ports, or, for a routed "
+		       "backend, the FIB has no route: to the slow path), retag_failed (the "
+		       "frame could not get the backend's VLAN tagging), encap_failed (no "
+		       "--encap-source of the routed backend's family, or the frame could not "
+		       "grow).",
 		       "fault", faults, COUNT_OF(faults));
 	write_counters(e, &stats, "tether_dataplane_shed_total",
 		       "Requests for the slow path over its budget (--admit-*), on top of their "
@@ -357,6 +368,13 @@ static void write_dataplane(struct metrics *m, struct expo *e)
 		       "or the wrong interface), alive (a backend's deadline moved), "
 		       "alive_replayed, alive_forged, completion_bad (neither DONE nor ALIVE).",
 		       "result", completions, COUNT_OF(completions));
+	write_counters(e, &stats, "tether_dataplane_encap_total",
+		       "Requests for routed backends, on top of their decision: encap_vxlan and "
+		       "encap_ipip (sent encapsulated), fib_no_route and fib_no_neigh (no route, "
+		       "or the next hop unresolved: to the slow path), too_big (over the egress "
+		       "MTU once encapsulated: answered TOO_BIG), encap_slow (to the slow path: an "
+		       "IPv4 request without a UDP checksum for VXLAN over IPv6).",
+		       "event", encap_events, COUNT_OF(encap_events));
 }
 
 static void write_states(struct metrics *m, struct expo *e)

@@ -61,6 +61,9 @@ struct tetherd_config {
 	__u32 agent_rate;    /* lifecycle changes a second per TCP connection; 0: no limit */
 	struct metrics_config metrics; /* --metrics-listen, --metrics-functions */
 	bool accept_local;   /* set accept_local on backends' interfaces (martians.c) */
+	/* --encap-source: routed backends' outer source addresses (0: none) */
+	struct encap_config encap;
+	bool has_encap_source6;
 	char user[64];       /* run as this user once started; empty: stay root */
 	uid_t user_uid;      /* ... its ids, looked up by config_parse */
 	gid_t user_gid;

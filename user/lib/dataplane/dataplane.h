@@ -29,12 +29,19 @@ int service_del(struct dataplane *dp, const __u8 addr[16], __u16 port);
  * to it are consumed by the XDP program. */
 int service_add_completion(struct dataplane *dp, const __u8 addr[16], __u16 port);
 
-/* backends.c: the record is written whole; src_mac is filled from ifindex,
- * and ifindex is added to tx_ports. vlan: 0 (untagged) or 1..TETHER_VLAN_MAX,
- * else -EINVAL. */
+/* backends.c: the record is written whole; for an L2 backend src_mac is
+ * filled from ifindex, and ifindex is added to tx_ports. vlan: 0 (untagged)
+ * or 1..TETHER_VLAN_MAX, else -EINVAL; a routed backend (encap vxlan or
+ * ipip) has no VLAN, and its ifindex is 0 or an interface that exists. */
 int backend_set(struct dataplane *dp, __u32 backend_id, const struct backend_record *record);
 int backend_get(struct dataplane *dp, __u32 backend_id, struct backend_record *record);
 int backend_del(struct dataplane *dp, __u32 backend_id);
+
+/* encap.c: the outer source addresses of routed backends (encap_config);
+ * whether config has one for addr's family. */
+int encap_config_set(struct dataplane *dp, const struct encap_config *config);
+int encap_config_get(struct dataplane *dp, struct encap_config *config);
+bool encap_source_for(const struct encap_config *config, const __u8 addr[16]);
 
 /* containers.c: install mints a new token for the slot (next generation, a
  * fresh random secret) and zeroes the slot's counters (container_stats), so

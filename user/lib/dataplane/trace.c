@@ -64,7 +64,8 @@ static const char *const counter_names[] = {
 	"fragment",      "pass",         "no_route",      "retag_failed",   "shed",
 	"shed_dropped",  "token_overflow", "key_overflow", "full",          "done",
 	"done_stale",    "done_forged",  "lost_fixed",    "alive",          "alive_replayed",
-	"alive_forged",  "completion_bad",
+	"alive_forged",  "completion_bad", "encap_vxlan", "encap_ipip",    "fib_no_route",
+	"fib_no_neigh",  "too_big",      "encap_slow",    "encap_failed",
 };
 
 _Static_assert(sizeof(counter_names) / sizeof(counter_names[0]) ==

@@ -154,4 +154,20 @@ struct {
 	__type(value, __u64);
 } container_live SEC(".maps");
 
+/* Outer source addresses of routed backends' packets (bpf/encap.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct encap_config);
+} encap_config SEC(".maps");
+
+/* The FIB's answers for routed backends, per CPU (bpf/encap.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TETHER_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct nexthop_entry);
+} nexthop_cache SEC(".maps");
+
 #endif

@@ -25,15 +25,18 @@ enum route_verdict {
 #define TETHER_OVERFLOW_PROBES 64
 
 /* The container chosen: its slot, generation and secret (what the stamp
- * writes), its backend (id and record), and its record, which a key hit's
- * fast way does not read (NULL then: such a container is warm and has no
- * limit). Whatever describes the container chosen reads these, not the
- * record. */
+ * writes), its backend (id and record), its limit when chosen (0: no room
+ * was reserved), and its record, which a key hit's fast way does not read
+ * (NULL then: such a container is warm and has no limit). Whatever describes
+ * the container chosen after the choice reads these, not the record (a record
+ * read after it would also keep the verifier from pruning the fast way's
+ * states against the record's: the program would pass its limit). */
 struct choice {
 	__u32 slot;
 	__u32 generation;
 	__u64 secret;
 	__u32 backend_id;
+	__u32 limit;
 	struct container_record *container;
 	struct backend_record *backend;
 };
@@ -78,6 +81,7 @@ static __always_inline int choose_container(__u32 slot, struct container_record 
 	out->generation = container->generation;
 	out->secret = container->secret;
 	out->backend_id = backend_id;
+	out->limit = container->limit;
 	out->container = container;
 	out->backend = backend;
 	return 1;
@@ -110,6 +114,7 @@ static __always_inline int choose_known(const struct affinity_value *known, __u6
 	out->generation = known->generation;
 	out->secret = secret;
 	out->backend_id = backend_id;
+	out->limit = 0;
 	out->container = NULL;
 	out->backend = backend;
 	return 1;
@@ -216,6 +221,69 @@ static __always_inline int overflow_from(__u64 function_id, __u32 index, __u64 n
 		return 1;
 	return 0;
 }
+
+/* A new key's home or a flow's container: the pool's pick for hash, room
+ * reserved (ROUTE_FORWARD) or full (ROUTE_FULL: *out and *at name it, for an
+ * overflow walk from there). The table order: the hash's entry. */
+static __always_inline enum route_verdict pick_home(__u64 function_id, __u64 hash, __u64 now,
+						    struct choice *out, __u32 *at)
+{
+	if (!pick_from_pool(function_id, hash, now, out, at))
+		return ROUTE_NO_CAPACITY;
+	return take_room(out->slot, out->container) ? ROUTE_FORWARD : ROUTE_FULL;
+}
+
+#ifdef TETHER_PICK_P2C
+/* Power of two choices, built for the bench only (tools/bench/bench_xdp.bpf.c
+ * compiled with TETHER_PICK_P2C; README, "Benchmarks"): the hash's entry and
+ * a second one from a rehash, the container with more room first, then the
+ * other; both full: the table walk from the first. A container without a
+ * limit has no count to compare: the first choice, as the table order. */
+static __always_inline __s64 room_left(__u32 slot, const struct container_record *container)
+{
+	struct container_load *load = bpf_map_lookup_elem(&inflight, &slot);
+
+	if (!load)
+		return 0;
+	return (__s64)container->limit - (__s64)(load->started - load_released(load));
+}
+
+static __always_inline enum route_verdict pick_home_p2c(__u64 function_id, __u64 hash,
+							__u64 now, struct choice *out,
+							__u32 *at)
+{
+	struct choice other = {};
+	__u32 other_at = 0;
+
+	if (!pick_from_pool(function_id, hash, now, out, at))
+		return ROUTE_NO_CAPACITY;
+	if (!out->container->limit)
+		return ROUTE_FORWARD;
+	if (!pick_from_pool(function_id, tether_hash_second(hash), now, &other,
+			    &other_at) ||
+	    other.slot == out->slot || !other.container->limit)
+		return take_room(out->slot, out->container) ? ROUTE_FORWARD : ROUTE_FULL;
+	if (room_left(other.slot, other.container) > room_left(out->slot, out->container)) {
+		if (take_room(other.slot, other.container)) {
+			*out = other;
+			*at = other_at;
+			return ROUTE_FORWARD;
+		}
+		return take_room(out->slot, out->container) ? ROUTE_FORWARD : ROUTE_FULL;
+	}
+	if (take_room(out->slot, out->container))
+		return ROUTE_FORWARD;
+	if (take_room(other.slot, other.container)) {
+		*out = other;
+		*at = other_at;
+		return ROUTE_FORWARD;
+	}
+	return ROUTE_FULL;
+}
+#define pick_new_home pick_home_p2c
+#else
+#define pick_new_home pick_home
+#endif
 
 /* The pool's choice for hash, with room: the home entry's container if it has
  * room, else the next ones of the table with room (*overflowed set). */
@@ -346,7 +414,8 @@ static __always_inline enum route_verdict route_by_key(const struct tether_hdr *
 	}
 	__u32 at = 0;
 
-	if (!pick_from_pool(function_id, hash, now, out, &at)) {
+	verdict = pick_new_home(function_id, hash, now, out, &at);
+	if (verdict == ROUTE_NO_CAPACITY) {
 		count(stats, no_capacity);
 		return ROUTE_NO_CAPACITY;
 	}
@@ -357,7 +426,7 @@ static __always_inline enum route_verdict route_by_key(const struct tether_hdr *
 		count(stats, key_rehomed);
 	else
 		count(stats, key_new);
-	if (take_room(out->slot, out->container))
+	if (verdict == ROUTE_FORWARD)
 		return ROUTE_FORWARD;
 	if (overflow_from(function_id, at, now, out)) {
 		count(stats, key_overflow);
@@ -375,9 +444,11 @@ static __always_inline enum route_verdict route_by_flow(const struct request *re
 {
 	__u64 hash = tether_hash_flow(req->flow_src.addr, req->service.addr,
 				      req->flow_src.port, req->service.port);
-	int overflowed = 0;
-	enum route_verdict verdict = pick_with_room(function_id, hash, now, out, &overflowed);
+	__u32 at = 0;
+	enum route_verdict verdict = pick_new_home(function_id, hash, now, out, &at);
 
+	if (verdict == ROUTE_FULL && overflow_from(function_id, at, now, out))
+		verdict = ROUTE_FORWARD;
 	if (verdict == ROUTE_NO_CAPACITY)
 		count(stats, no_capacity);
 	else if (verdict == ROUTE_FULL)

@@ -51,8 +51,7 @@ head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$SECRET_FILE"
 chmod 600 "$SECRET_FILE"
 # Plain TCP on the router's loopback: the limit is what is measured here,
 # not the transport (test_tls.sh has that).
-PLAIN=()
-"$E2E_TETHERD" --help 2>&1 | grep -q -- --tcp-plain && PLAIN=(--tcp-plain)
+PLAIN=(--tcp-plain)
 
 # control_rate in the router's namespace, as agent NAME (a backend of its own).
 agent() {

@@ -9,6 +9,17 @@
  * admits (both buckets taken), or one spent an hour ahead (shed: the answer
  * built in place, after a whole-frame restore, measured alone too), or that
  * and the cap on answers (dropped).
+ * The packet trace: token and key hits with the trace compiled out (the
+ * baseline, bench_xdp_untraced), with it in and off (the ordinary cases), and
+ * on with a reader draining the ring on another thread; each printed with its
+ * ratio to the baseline measured in the same run.
+ *
+ * Flows and new keys under a limit are measured twice: with the router's
+ * table order and with power of two choices (the same wrapper built with
+ * TETHER_PICK_P2C, bpf/routing.h), and a simulation of both orders over one
+ * function's containers under a limit follows the cases (balance(): the share
+ * sent to the slow path, overflow walks, how many in flight where, flows'
+ * datagrams that moved); --only balance runs it alone.
  *
  * Baselines of the same harness (issue 15): a bare flow table of the same
  * population (1,000,000 flows in an LRU_HASH of the affinity table's size,
@@ -26,18 +37,25 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <math.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_link.h>
 
 #include "bench/bench_xdp.h"
 #include "bench_xdp.skel.h"
+#include "bench_xdp_untraced.skel.h"
+#include "bench_xdp_p2c.skel.h"
 #include "dataplane/dataplane.h"
 #include "pktgen.h"
 #include "tether/hash.h"
@@ -52,11 +70,14 @@
 
 struct scale {
 	__u32 functions, per_function, affinity, repeat, runs;
+	__u32 balance_requests; /* per case and order of the balance simulation */
 };
 
 struct world {
 	struct dataplane dp;
 	struct bench_xdp *bench;
+	struct bench_xdp_untraced *untraced; /* the same without the trace */
+	struct bench_xdp_p2c *p2c; /* the same wrapper, power of two choices */
 	struct scale scale;
 	struct bench_token *tokens; /* one per container, shuffled */
 	struct bench_key *keys;     /* one per affinity entry, shuffled */
@@ -180,25 +201,39 @@ static void load_affinity(struct world *w)
 	}
 }
 
-/* The bench object shares every map of the router's by name. */
-static void open_bench(struct world *w)
+/* The bench objects share every map of the router's by name, and the P2C
+ * build every map of the table order's (one template, one population). */
+static void share_maps(struct bpf_object *obj, struct bpf_object *router,
+		       struct bpf_object *bench)
 {
 	struct bpf_map *map;
 
+	bpf_object__for_each_map(map, obj) {
+		struct bpf_map *shared = bpf_object__find_map_by_name(router, bpf_map__name(map));
+
+		if (!shared && bench)
+			shared = bpf_object__find_map_by_name(bench, bpf_map__name(map));
+		if (shared && bpf_map__reuse_fd(map, bpf_map__fd(shared)))
+			fail("sharing a map with the bench object", errno);
+	}
+}
+
+static void open_bench(struct world *w)
+{
 	w->bench = bench_xdp__open();
 	if (!w->bench)
 		fail("opening the bench object", errno);
-	bpf_object__for_each_map(map, w->bench->obj) {
-		struct bpf_map *router_map =
-			bpf_object__find_map_by_name(w->dp.skel->obj, bpf_map__name(map));
-
-		if (router_map && bpf_map__reuse_fd(map, bpf_map__fd(router_map)))
-			fail("sharing a map with the bench object", errno);
-	}
+	share_maps(w->bench->obj, w->dp.skel->obj, NULL);
 	int err = bench_xdp__load(w->bench);
 
 	if (err)
 		fail("loading the bench object", err);
+	w->p2c = bench_xdp_p2c__open();
+	if (!w->p2c)
+		fail("opening the P2C bench object", errno);
+	share_maps(w->p2c->obj, w->dp.skel->obj, w->bench->obj);
+	if ((err = bench_xdp_p2c__load(w->p2c)))
+		fail("loading the P2C bench object", err);
 	int tokens_fd = bpf_map__fd(w->bench->maps.bench_tokens);
 	int keys_fd = bpf_map__fd(w->bench->maps.bench_keys);
 
@@ -208,6 +243,83 @@ static void open_bench(struct world *w)
 	for (__u32 i = 0; i < w->scale.affinity; i++)
 		if (bpf_map_update_elem(keys_fd, &i, &w->keys[i], BPF_ANY))
 			fail("bench_keys", errno);
+}
+
+/* The router without the trace compiled in, on the same maps. */
+static void open_untraced(struct world *w)
+{
+	struct bpf_map *map;
+
+	w->untraced = bench_xdp_untraced__open();
+	if (!w->untraced)
+		fail("opening the untraced bench object", errno);
+	bpf_object__for_each_map(map, w->untraced->obj) {
+		struct bpf_map *shared =
+			bpf_object__find_map_by_name(w->bench->obj, bpf_map__name(map));
+
+		if (shared && bpf_map__reuse_fd(map, bpf_map__fd(shared)))
+			fail("sharing a map with the untraced bench object", errno);
+	}
+	int err = bench_xdp_untraced__load(w->untraced);
+
+	if (err)
+		fail("loading the untraced bench object", err);
+}
+
+/* A trace that runs while a case does: the switch on, a thread reading. */
+struct trace_reader {
+	struct ring_buffer *ring;
+	pthread_t thread;
+	atomic_int stop;
+	__u64 records;
+};
+
+static int count_record(void *ctx, void *data, size_t size)
+{
+	(void)data;
+	(void)size;
+	((struct trace_reader *)ctx)->records++;
+	return 0;
+}
+
+static void *read_trace(void *arg)
+{
+	struct trace_reader *reader = arg;
+
+	while (!atomic_load(&reader->stop))
+		ring_buffer__poll(reader->ring, 50);
+	ring_buffer__consume(reader->ring);
+	return NULL;
+}
+
+static void trace_start(struct world *w, struct trace_reader *reader)
+{
+	struct trace_config on = { .enabled = 1 };
+
+	memset(reader, 0, sizeof(*reader));
+	reader->ring = ring_buffer__new(trace_ring_fd(&w->dp), count_record, reader, NULL);
+	if (!reader->ring)
+		fail("trace ring", errno);
+	if (pthread_create(&reader->thread, NULL, read_trace, reader))
+		fail("trace reader", EAGAIN);
+	if (trace_config_set(&w->dp, &on))
+		fail("trace_config", errno);
+}
+
+static void trace_stop(struct world *w, struct trace_reader *reader, const char *name)
+{
+	__u64 lost_before = 0, lost = 0;
+
+	trace_lost_read(&w->dp, &lost_before);
+	if (trace_config_set(&w->dp, &(struct trace_config){ 0 }))
+		fail("trace_config", errno);
+	atomic_store(&reader->stop, 1);
+	pthread_join(reader->thread, NULL);
+	trace_lost_read(&w->dp, &lost);
+	fprintf(stderr, "%s: %llu records read; %llu lost (no room in the ring) since the "
+			"program was loaded\n",
+		name, (unsigned long long)reader->records, (unsigned long long)lost);
+	ring_buffer__free(reader->ring);
 }
 
 /* The slow path's budget a case runs under (bpf/admission.h). */
@@ -223,7 +335,10 @@ struct bench_case {
 	int family;
 	int program;      /* 0 route, 1 restore only, 2 mac swap, 3 parse+lookup,
 			   * 4 route after a whole-frame restore, 5 that restore only,
-			   * 6 the baseline's LRU hit, 7 its new flow */
+			   * 6 route with power of two choices (bpf/routing.h,
+			   * TETHER_PICK_P2C) for flows and new keys, 7 route
+			   * through the routed wrapper (bench_route_routed),
+			   * 8 the baseline's LRU hit, 9 its new flow */
 	__u32 flags;      /* Tether flags of the template */
 	int vary;         /* enum bench_vary */
 	int function;     /* 1: a function with no pool */
@@ -233,10 +348,22 @@ struct bench_case {
 	__u32 population; /* of the varied field; 0: all of it */
 	int admission;    /* enum bench_admission */
 	int accounting;   /* every container has a limit (never reached): the
-			   * in-flight accounting on the path */
+			   * in-flight accounting on the path; 2: and the home of
+			   * the template's flow full (its count an hour ahead) */
 	int completion;   /* a DONE to the completion address */
 	int cpus;         /* 0: wherever the harness runs; 1: a thread on CPU 0;
 			   * 2: threads on CPUs 0 and 1 at once */
+	int trace;        /* enum bench_trace */
+	const char *baseline; /* the case it is compared with (ratio printed) */
+	int encap;        /* every backend routed (enum backend_encap), through
+			   * bench_route_routed (program 7); 0: L2 */
+	int outer;        /* routed: the outer family, 6, else IPv4 */
+};
+
+enum bench_trace {
+	TRACE_OFF = 0,      /* compiled in, switched off: the production case */
+	TRACE_ABSENT = 1,   /* compiled out (bench_xdp_untraced) */
+	TRACE_READING = 2,  /* on, everything, a reader draining the ring */
 };
 
 #define COMPLETION_PORT 7700
@@ -248,16 +375,20 @@ struct bench_case {
 #define BENCH_COUNTER_FLAG ((size_t)1 << 20)
 #define BENCH_COUNTER(field) (BENCH_COUNTER_FLAG | offsetof(struct bench_counts, field))
 
-static int program_fd(struct world *w, int program)
+static int program_fd(struct world *w, int program, int trace)
 {
+	if (trace == TRACE_ABSENT)
+		return bpf_program__fd(w->untraced->progs.bench_route);
 	switch (program) {
 	case 1: return bpf_program__fd(w->bench->progs.bench_restore_only);
 	case 2: return bpf_program__fd(w->bench->progs.bench_mac_swap);
 	case 3: return bpf_program__fd(w->bench->progs.bench_parse_lookup);
 	case 4: return bpf_program__fd(w->bench->progs.bench_route_full);
 	case 5: return bpf_program__fd(w->bench->progs.bench_restore_full_only);
-	case 6: return bpf_program__fd(w->bench->progs.bench_lru_hit);
-	case 7: return bpf_program__fd(w->bench->progs.bench_lru_learn);
+	case 6: return bpf_program__fd(w->p2c->progs.bench_route);
+	case 7: return bpf_program__fd(w->bench->progs.bench_route_routed);
+	case 8: return bpf_program__fd(w->bench->progs.bench_lru_hit);
+	case 9: return bpf_program__fd(w->bench->progs.bench_lru_learn);
 	default: return bpf_program__fd(w->bench->progs.bench_route);
 	}
 }
@@ -287,12 +418,12 @@ static size_t build_template(struct world *w, const struct bench_case *c, __u8 *
 		spec.hdr_raw = 1;
 		spec.hdr.version = TETHER_VERSION;
 	}
-	if (c->program >= 4) /* a whole-frame restore: exactly BENCH_FULL_FRAME bytes */
+	if (c->program == 4 || c->program == 5) /* a whole-frame restore: exactly BENCH_FULL_FRAME bytes */
 		spec.payload_len = BENCH_FULL_FRAME - (c->family == 4 ? 90 : 110);
 	size_t len = pkt_build(&spec, frame, 512);
 
 	if (!len || pkt_parse(frame, len, &view) ||
-	    (c->program >= 4 && len != BENCH_FULL_FRAME))
+	    ((c->program == 4 || c->program == 5) && len != BENCH_FULL_FRAME))
 		fail("building a template frame", EINVAL);
 	memset(template, 0, sizeof(*template));
 	memcpy(template->macs, frame, 12);
@@ -301,8 +432,10 @@ static size_t build_template(struct world *w, const struct bench_case *c, __u8 *
 	template->hdr_offset = view.tether_off;
 	template->udp_offset = view.l4_off;
 	template->src_addr_offset = view.l3_off + (c->family == 4 ? 12 : 8 + 12);
-	if (c->program >= 4)
+	if (c->program == 4 || c->program == 5)
 		memcpy(template->frame, frame, BENCH_FULL_FRAME);
+	template->frame_len = (__u32)len;
+	memcpy(&template->l3_proto, frame + 12, 2);
 	template->vary = c->vary;
 	template->population = c->vary == VARY_TOKEN ? w->containers : w->scale.affinity;
 	if (c->vary == VARY_FLOW_NEW)
@@ -464,7 +597,7 @@ static __u32 run_on_cpus(struct world *w, const struct bench_case *c, __u8 *fram
 
 	pthread_barrier_init(&start, NULL, (unsigned)threads);
 	for (int i = 0; i < threads; i++) {
-		runners[i] = (struct runner){ .cpu = i, .prog_fd = program_fd(w, c->program),
+		runners[i] = (struct runner){ .cpu = i, .prog_fd = program_fd(w, c->program, c->trace),
 					      .repeat = w->scale.repeat, .frame = frame,
 					      .len = len, .start = &start };
 		if (pthread_create(&runners[i].thread, NULL, run_pinned, &runners[i]))
@@ -510,7 +643,7 @@ static void load_baseline_flows(struct world *w)
 	spread_sequences(w, w->scale.affinity, 1);
 
 	__u64 before = bench_counter_value(w, offsetof(struct bench_counts, lru_learned));
-	struct bench_case fill = { .name = "filling the baseline's flow table", .program = 7,
+	struct bench_case fill = { .name = "filling the baseline's flow table", .program = 9,
 				   .vary = VARY_FLOW };
 	__u32 repeat = w->scale.repeat;
 
@@ -522,6 +655,86 @@ static void load_baseline_flows(struct world *w)
 		fail("the baseline's flow table did not take every flow", EINVAL);
 }
 
+/* The slot the table order picks for the template's flow (IPv4). */
+static __u32 flow_home(struct world *w, const struct bench_case *c)
+{
+	struct pkt_spec spec;
+	__u8 src[16] = { [10] = 0xff, [11] = 0xff }, dst[16] = { [10] = 0xff, [11] = 0xff };
+	__u64 function_id = be64toh(w->tokens[0].function_id);
+	__u32 cap = maglev_table_size(w->scale.per_function), size = 0;
+	__u32 *table = calloc(cap, sizeof(*table));
+
+	if (!table || c->family != 4 || c->vary != VARY_NONE)
+		fail("flow_home: a repeated IPv4 flow", EINVAL);
+	pkt_spec_default(&spec, 4);
+	memcpy(&src[12], spec.src_addr, 4);
+	memcpy(&dst[12], spec.dst_addr, 4);
+	int err = pool_read(&w->dp, function_id, table, cap, &size);
+
+	if (err)
+		fail("pool_read", err);
+	__u32 slot = table[tether_pool_index(tether_hash_flow(src, dst, htons(spec.src_port),
+							      htons(spec.dst_port)),
+					     size) - 1];
+	free(table);
+	return slot;
+}
+
+/* Routed backends two hops away: bt0 (a veth of the bench's namespace)
+ * holds the encap sources, the next hop is a permanent neighbour, the
+ * backends' subnets are routed through it. */
+static void routed_world(void)
+{
+	if (system("sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1 && "
+		   "ip link add bt0 type veth peer name bt1 && ip link set bt0 up && "
+		   "ip link set bt1 up && ip addr add 10.99.0.1/24 dev bt0 && "
+		   "ip -6 addr add fd99::1/64 dev bt0 nodad && "
+		   "ip neigh add 10.99.0.2 lladdr 02:00:00:00:99:02 dev bt0 nud permanent && "
+		   "ip -6 neigh add fd99::2 lladdr 02:00:00:00:99:02 dev bt0 nud permanent && "
+		   "ip route add 10.200.0.0/16 via 10.99.0.2 && "
+		   "ip -6 route add fd00:200::/32 via fd99::2"))
+		fail("the routed world (ip)", EINVAL);
+}
+
+/* Every backend L2 on lo (encap 0), or routed to 10.200.0.5 / fd00:200::5. */
+static void set_encap(struct world *w, int encap, int outer)
+{
+	static int current = 0, current_outer = 4, made;
+	struct encap_config sources = {};
+
+	outer = outer == 6 ? 6 : 4;
+	if (encap == current && outer == current_outer)
+		return;
+	if (encap && !made++) {
+		routed_world();
+		inet_pton(AF_INET, "10.99.0.1", &sources.source4);
+		inet_pton(AF_INET6, "fd99::1", sources.source6);
+		if (encap_config_set(&w->dp, &sources))
+			fail("encap_config_set", EINVAL);
+	}
+	for (__u32 id = 0; id < BACKENDS; id++) {
+		struct backend_record backend;
+
+		if (backend_get(&w->dp, id, &backend))
+			fail("backend_get", EINVAL);
+		backend.encap = (__u8)encap;
+		backend.ifindex = encap ? 0 : 1;
+		memset(backend.src_mac, 0, 6);
+		if (encap == BACKEND_VXLAN)
+			backend_set_vni(&backend, 4242);
+		if (outer == 6)
+			pkt_addr6(backend.addr, "fd00:200::5");
+		else
+			pkt_v4mapped(backend.addr, "10.200.0.5");
+		int err = backend_set(&w->dp, id, &backend);
+
+		if (err)
+			fail("backend_set", err);
+	}
+	current = encap;
+	current_outer = outer;
+}
+
 static __u32 measure(struct world *w, const struct bench_case *c)
 {
 	__u8 frame[512], out[512];
@@ -530,6 +743,16 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 	__u32 zero = 0, durations[16];
 
 	set_limits(w, c->accounting || c->completion ? NEVER_FULL : 0);
+	__u32 full_slot = c->accounting == 2 ? flow_home(w, c) : 0;
+
+	if (c->accounting == 2) {
+		struct container_load load = { .started = 1ull << 40 };
+
+		if (bpf_map_update_elem(bpf_map__fd(w->dp.skel->maps.inflight), &full_slot, &load,
+					BPF_ANY))
+			fail("inflight", errno);
+	}
+	set_encap(w, c->encap, c->outer);
 	if (c->completion) {
 		/* A DONE credits at most what the router forwarded: the DONEs'
 		 * finished counts (growing every run) stay below this. */
@@ -544,6 +767,10 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 				BPF_ANY))
 		fail("bench_template", errno);
 	set_admission(w, c);
+	struct trace_reader reader;
+
+	if (c->trace == TRACE_READING)
+		trace_start(w, &reader);
 	for (__u32 run = 0; run < w->scale.runs; run++) {
 		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
 			    .data_out = out, .data_size_out = sizeof(out),
@@ -556,10 +783,11 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 				spread_sequences(w, template.population, c->cpus);
 			durations[run] = run_on_cpus(w, c, frame, len, c->cpus);
 		} else {
-			if (bpf_prog_test_run_opts(program_fd(w, c->program), &opts))
+			if (bpf_prog_test_run_opts(program_fd(w, c->program, c->trace), &opts))
 				fail(c->name, errno);
 			durations[run] = opts.duration;
-			if (c->program == 4 && opts.data_size_out > BENCH_FULL_FRAME)
+			if ((c->program == 4 || c->program == 5) &&
+			    opts.data_size_out > BENCH_FULL_FRAME)
 				fail("the frame grew", EINVAL);
 		}
 		__u64 moved = counter_value(w, c->counter) - before;
@@ -571,11 +799,19 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 			exit(1);
 		}
 	}
+	if (c->trace == TRACE_READING)
+		trace_stop(w, &reader, c->name);
 	set_admission(w, &(struct bench_case){ .admission = ADMISSION_NONE });
+	if (c->accounting == 2 && container_load_reset(&w->dp, full_slot))
+		fail("inflight", EINVAL);
 	qsort(durations, w->scale.runs, sizeof(durations[0]), compare_u32);
 	return durations[w->scale.runs / 2];
 }
 
+/* The older cases name their fields in order and leave the trace's last two
+ * (off, no baseline) to their zero defaults. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const struct bench_case cases[] = {
 	{ "floor: mac swap", 4, 2, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "floor: parse + 1 lookup", 4, 3, 0, VARY_NONE, 0, 0, 0, NO_COUNTER, 0, ADMISSION_NONE, 0, 0, 0 },
@@ -589,9 +825,9 @@ static const struct bench_case cases[] = {
 	{ "key hit, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
 	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0 },
 	/* The same harness's bare flow table: one LRU_HASH lookup that hits. */
-	{ "baseline: LRU hit, repeated", 4, 6, 0, VARY_FLOW, 0, 0, 0, BENCH_COUNTER(lru_hit), 1,
+	{ "baseline: LRU hit, repeated", 4, 8, 0, VARY_FLOW, 0, 0, 0, BENCH_COUNTER(lru_hit), 1,
 	  ADMISSION_NONE, 0, 0, 0 },
-	{ "baseline: LRU hit, varied (all flows)", 4, 6, 0, VARY_FLOW, 0, 0, 0,
+	{ "baseline: LRU hit, varied (all flows)", 4, 8, 0, VARY_FLOW, 0, 0, 0,
 	  BENCH_COUNTER(lru_hit), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0 },
@@ -635,6 +871,21 @@ static const struct bench_case cases[] = {
 	  0, ADMISSION_NONE, 1, 0, 0 },
 	{ "flow pick, varied, accounting on", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0,
 	  ADMISSION_NONE, 1, 0, 0 },
+	/* Flows under a limit: power of two choices against the table order
+	 * (above); without a limit P2C has nothing to compare and takes the
+	 * table's pick. */
+	{ "flow pick, repeated, accounting on, P2C", 4, 6, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick),
+	  0, ADMISSION_NONE, 1, 0 },
+	{ "flow pick, varied, accounting on, P2C", 4, 6, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0,
+	  ADMISSION_NONE, 1, 0 },
+	{ "flow pick, home full (walk), accounting on", 4, 0, 0, VARY_NONE, 0, 0, 0,
+	  COUNTER(flow_pick), 0, ADMISSION_NONE, 2, 0 },
+	{ "flow pick, home full, accounting on, P2C", 4, 6, 0, VARY_NONE, 0, 0, 0,
+	  COUNTER(flow_pick), 0, ADMISSION_NONE, 2, 0 },
+	{ "flow pick, repeated, P2C (no limit)", 4, 6, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0,
+	  ADMISSION_NONE, 0, 0 },
+	{ "flow pick, varied, P2C (no limit)", 4, 6, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0,
+	  ADMISSION_NONE, 0, 0 },
 	{ "completion (DONE), repeated container", 4, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
 	  ADMISSION_NONE, 0, 1, 0 },
 	{ "IPv6 completion (DONE)", 6, 0, 0, VARY_DONE, 0, 0, 0, COUNTER(done), 0,
@@ -648,10 +899,63 @@ static const struct bench_case cases[] = {
 	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 1 },
 	{ "key hit, varied, 2 CPUs at once", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
 	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 2 },
-	{ "baseline: LRU hit, varied, CPU 0 alone", 4, 6, 0, VARY_FLOW, 0, 0, 0,
+	{ "baseline: LRU hit, varied, CPU 0 alone", 4, 8, 0, VARY_FLOW, 0, 0, 0,
 	  BENCH_COUNTER(lru_hit), 0, ADMISSION_NONE, 0, 0, 1 },
-	{ "baseline: LRU hit, varied, 2 CPUs at once", 4, 6, 0, VARY_FLOW, 0, 0, 0,
+	{ "baseline: LRU hit, varied, 2 CPUs at once", 4, 8, 0, VARY_FLOW, 0, 0, 0,
 	  BENCH_COUNTER(lru_hit), 0, ADMISSION_NONE, 0, 0, 2 },
+	/* The packet trace: compiled out (the baseline), in and off (the
+	 * ordinary cases above), on with a reader. */
+#define TRACED(name_, flags_, vary_, counter_, trace_, baseline_)                            \
+	{ .name = name_, .family = 4, .flags = flags_, .vary = vary_, .counter = counter_,     \
+	  .trace = trace_, .baseline = baseline_ }
+	TRACED("token hit, repeated, trace compiled out", TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(token_hit), TRACE_ABSENT, NULL),
+	TRACED("token hit, repeated, trace off", TETHER_F_TOKEN, VARY_NONE, COUNTER(token_hit),
+	       TRACE_OFF, "token hit, repeated, trace compiled out"),
+	TRACED("token hit, repeated, trace on + reader", TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(token_hit), TRACE_READING, "token hit, repeated, trace compiled out"),
+	TRACED("key hit, repeated, trace compiled out", TETHER_F_KEY, VARY_NONE,
+	       COUNTER(key_hit), TRACE_ABSENT, NULL),
+	TRACED("key hit, repeated, trace off", TETHER_F_KEY, VARY_NONE, COUNTER(key_hit),
+	       TRACE_OFF, "key hit, repeated, trace compiled out"),
+	TRACED("key hit, repeated, trace on + reader", TETHER_F_KEY, VARY_NONE,
+	       COUNTER(key_hit), TRACE_READING, "key hit, repeated, trace compiled out"),
+	TRACED("key hit, varied, trace compiled out", TETHER_F_KEY, VARY_KEY, COUNTER(key_hit),
+	       TRACE_ABSENT, NULL),
+	TRACED("key hit, varied, trace off", TETHER_F_KEY, VARY_KEY, COUNTER(key_hit),
+	       TRACE_OFF, "key hit, varied, trace compiled out"),
+	TRACED("key hit, varied, trace on + reader", TETHER_F_KEY, VARY_KEY, COUNTER(key_hit),
+	       TRACE_READING, "key hit, varied, trace compiled out"),
+#undef TRACED
+	/* Routed backends (bpf/encap.h): token and key hits through the wrapper
+	 * that moves the frame's start back (program 6), L2 through it too as
+	 * the baseline. */
+#define ROUTED(name_, family_, flags_, vary_, counter_, encap_, outer_, baseline_)            \
+	{ .name = name_, .family = family_, .program = 7, .flags = flags_, .vary = vary_,      \
+	  .counter = counter_, .encap = encap_, .outer = outer_, .baseline = baseline_ }
+	ROUTED("L2 token hit, repeated (routed wrapper)", 4, TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(token_hit), 0, 4, NULL),
+	ROUTED("L2 token hit, varied (routed wrapper)", 4, TETHER_F_TOKEN, VARY_TOKEN,
+	       COUNTER(token_hit), 0, 4, NULL),
+	ROUTED("VXLAN/IPv4 token hit, repeated", 4, TETHER_F_TOKEN, VARY_NONE, COUNTER(encap_vxlan),
+	       BACKEND_VXLAN, 4, "L2 token hit, repeated (routed wrapper)"),
+	ROUTED("VXLAN/IPv4 token hit, varied", 4, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(encap_vxlan),
+	       BACKEND_VXLAN, 4, "L2 token hit, varied (routed wrapper)"),
+	ROUTED("VXLAN/IPv4 key hit, varied", 4, TETHER_F_KEY, VARY_KEY, COUNTER(encap_vxlan),
+	       BACKEND_VXLAN, 4, NULL),
+	ROUTED("IPIP/IPv4 token hit, repeated", 4, TETHER_F_TOKEN, VARY_NONE, COUNTER(encap_ipip),
+	       BACKEND_IPIP, 4, "L2 token hit, repeated (routed wrapper)"),
+	ROUTED("IPIP/IPv4 token hit, varied", 4, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(encap_ipip),
+	       BACKEND_IPIP, 4, "L2 token hit, varied (routed wrapper)"),
+	ROUTED("IPv6 VXLAN/IPv6 token hit, repeated", 6, TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, "L2 token hit, repeated (routed wrapper)"),
+	ROUTED("IPv6 VXLAN/IPv6 token hit, varied", 6, TETHER_F_TOKEN, VARY_TOKEN,
+	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, "L2 token hit, varied (routed wrapper)"),
+	ROUTED("IPv6 IPIP/IPv6 token hit, repeated", 6, TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(encap_ipip), BACKEND_IPIP, 6, "L2 token hit, repeated (routed wrapper)"),
+	ROUTED("L2 token hit, repeated (back to L2)", 4, TETHER_F_TOKEN, VARY_NONE,
+	       COUNTER(token_hit), 0, 4, NULL),
+#undef ROUTED
 	/* Re-home and learn change the affinity table, so they come last, and
 	 * re-home (which needs the loaded entries) before learn (which evicts them). */
 	{ "floor: restore + stale affinity, repeated", 4, 1, TETHER_F_KEY, VARY_KEY_STALE, 0, 0,
@@ -676,7 +980,7 @@ static const struct bench_case cases[] = {
 	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 0 },
 	/* The same harness's bare flow table: a new flow every packet, one lookup
 	 * that misses and one update into the full map. */
-	{ "baseline: new flow (learn), full LRU", 4, 7, 0, VARY_FLOW_NEW, 0, 0, 0,
+	{ "baseline: new flow (learn), full LRU", 4, 9, 0, VARY_FLOW_NEW, 0, 0, 0,
 	  BENCH_COUNTER(lru_learned), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "key new (learn), one function, CPU 0 alone", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
 	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0, 1 },
@@ -686,11 +990,306 @@ static const struct bench_case cases[] = {
 	  0, COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 1 },
 	{ "key new (learn), varied functions, 2 CPUs at once", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0,
 	  0, 0, COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 2 },
-	{ "baseline: new flow (learn), CPU 0 alone", 4, 7, 0, VARY_FLOW_NEW, 0, 0, 0,
+	{ "baseline: new flow (learn), CPU 0 alone", 4, 9, 0, VARY_FLOW_NEW, 0, 0, 0,
 	  BENCH_COUNTER(lru_learned), 0, ADMISSION_NONE, 0, 0, 1 },
-	{ "baseline: new flow (learn), 2 CPUs at once", 4, 7, 0, VARY_FLOW_NEW, 0, 0, 0,
+	{ "baseline: new flow (learn), 2 CPUs at once", 4, 9, 0, VARY_FLOW_NEW, 0, 0, 0,
 	  BENCH_COUNTER(lru_learned), 0, ADMISSION_NONE, 0, 0, 2 },
+	/* New keys under a limit (never reached): the table order against
+	 * power of two choices, which learns the home with more room. */
+	{ "key new, one function, accounting on", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
+	  COUNTER(key_new), 1, ADMISSION_NONE, 1, 0 },
+	{ "key new, one function, accounting on, P2C", 4, 6, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
+	  COUNTER(key_new), 1, ADMISSION_NONE, 1, 0 },
+	{ "key new, varied functions, accounting on", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
+	  COUNTER(key_new), 0, ADMISSION_NONE, 1, 0 },
+	{ "key new, varied functions, accounting on, P2C", 4, 6, TETHER_F_KEY, VARY_KEY_NEW, 0, 0,
+	  0, COUNTER(key_new), 0, ADMISSION_NONE, 1, 0 },
 };
+#pragma GCC diagnostic pop
+
+/* ------------------------------------------------------------ balance */
+
+/* Balance of flows and new keys over one function's containers under a
+ * limit: each order's program (bench_route_once, the router as built: the
+ * table order, or power of two choices) routes requests one by one with
+ * BPF_PROG_TEST_RUN, and this process plays the containers: Poisson arrivals,
+ * exponential service times of mean 1, a completion raises the container's
+ * done count in the inflight map as a DONE would. Both orders get the same
+ * arrivals, service times and flows or keys (the same seed). Flows come from
+ * a population of 16 per container, each sending many datagrams: "flow
+ * moved" is the share of a flow's later datagrams that reached another
+ * container than its previous one (DESIGN.md rule 3 wants them together). */
+struct balance_case {
+	const char *name;
+	int keys;          /* new keys (else flows) */
+	__u32 limit;       /* per container; BALANCE_NO_LIMIT: never reached */
+	double load;       /* in flight per container on average (offered) */
+};
+
+#define BALANCE_NO_LIMIT 1000000u
+
+struct balance_result {
+	__u64 sent, forwarded, slow_path, walked;
+	__u64 again, moved; /* flows: datagrams after a flow's first forwarded one,
+			     * and those of them sent to another container */
+	double seen_mean;  /* in flight at the chosen container, before it */
+	double max_mean;   /* the most in flight at any container, mean over arrivals */
+	__u32 max_peak;    /* ... its peak over the run */
+};
+
+struct pending {
+	double finish;
+	__u32 slot;
+};
+
+static void heap_push(struct pending *heap, size_t *n, struct pending item)
+{
+	size_t i = (*n)++;
+
+	while (i > 0 && heap[(i - 1) / 2].finish > item.finish) {
+		heap[i] = heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	heap[i] = item;
+}
+
+static struct pending heap_pop(struct pending *heap, size_t *n)
+{
+	struct pending top = heap[0], last = heap[--*n];
+	size_t i = 0;
+
+	for (;;) {
+		size_t child = 2 * i + 1;
+
+		if (child >= *n)
+			break;
+		if (child + 1 < *n && heap[child + 1].finish < heap[child].finish)
+			child++;
+		if (heap[child].finish >= last.finish)
+			break;
+		heap[i] = heap[child];
+		i = child;
+	}
+	if (*n)
+		heap[i] = last;
+	return top;
+}
+
+static double uniform01(void)
+{
+	return ((next_random() >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static void balance_run(struct world *w, int prog_fd, int p2c, const struct balance_case *c,
+			__u32 requests, __u64 seed, struct balance_result *r)
+{
+	__u32 n = w->scale.per_function, cap = maglev_table_size(n), size = 0;
+	__u64 function_id = FIRST_FUNCTION; /* slots 0..n-1 */
+	__u32 *table = calloc(cap, sizeof(*table)), *in_flight = calloc(n, sizeof(*in_flight));
+	__u64 *done = calloc(n, sizeof(*done));
+	struct pending *heap = calloc(requests, sizeof(*heap));
+	__u64 *keys = calloc(requests, sizeof(*keys));
+	/* Flows: n x 16 of them, each sending many datagrams (a random one
+	 * each time), so a flow's datagrams can be seen to stay together. */
+	__u32 flows = n * 16;
+	__u64 *flow_bits = calloc(flows, sizeof(*flow_bits));
+	__u32 *flow_last = calloc(flows, sizeof(*flow_last));
+	static __u8 frame[512], out[512];
+	size_t heap_n = 0;
+	double t = 0, rate = c->load * n, seen = 0, max_sum = 0;
+	int err;
+
+	if (!table || !in_flight || !done || !heap || !keys || !flow_bits || !flow_last)
+		fail("memory", ENOMEM);
+	if ((err = pool_read(&w->dp, function_id, table, cap, &size)))
+		fail("pool_read", err);
+	for (__u32 slot = 0; slot < n; slot++)
+		if ((err = container_set_limit(&w->dp, slot, c->limit)) ||
+		    (err = container_load_reset(&w->dp, slot)))
+			fail("balance: limits", err);
+	size_t map_size = (n * sizeof(struct container_load) + 4095) & ~(size_t)4095;
+	struct container_load *loads = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+					    bpf_map__fd(w->dp.skel->maps.inflight), 0);
+
+	if (loads == MAP_FAILED)
+		fail("balance: mmap of the inflight map", errno);
+	memset(r, 0, sizeof(*r));
+	rng_state = seed;
+	for (__u32 f = 0; f < flows; f++) {
+		flow_bits[f] = next_random();
+		flow_last[f] = ~0u;
+	}
+	for (__u32 i = 0; i < requests; i++) {
+		t += -log(uniform01()) / rate;
+		while (heap_n && heap[0].finish <= t) {
+			struct pending gone = heap_pop(heap, &heap_n);
+
+			in_flight[gone.slot]--;
+			__atomic_store_n(&loads[gone.slot].done, ++done[gone.slot],
+					 __ATOMIC_SEQ_CST);
+		}
+		struct pkt_spec spec;
+		__u64 hash;
+
+		pkt_spec_default(&spec, 4);
+		spec.hdr.function_id = function_id;
+		if (c->keys) {
+			spec.hdr.flags = TETHER_F_KEY;
+			spec.hdr.routing_key = keys[i] = next_random();
+			hash = tether_hash_key(function_id, spec.hdr.routing_key);
+		}
+		__u32 flow = 0;
+
+		if (!c->keys) {
+			__u8 src[16] = { [10] = 0xff, [11] = 0xff }, dst[16] = { [10] = 0xff, [11] = 0xff };
+			__u64 bits = flow_bits[flow = next_random() % flows];
+
+			memcpy(&spec.src_addr[0], &bits, 4);
+			spec.src_port = (__u16)(bits >> 32) | 1024;
+			memcpy(&src[12], spec.src_addr, 4);
+			memcpy(&dst[12], spec.dst_addr, 4);
+			hash = tether_hash_flow(src, dst, htons(spec.src_port), htons(spec.dst_port));
+		}
+		double service = -log(uniform01());
+		size_t len = pkt_build(&spec, frame, sizeof(frame));
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
+			    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
+
+		if (!len || bpf_prog_test_run_opts(prog_fd, &opts))
+			fail("balance: a request", errno ? errno : EINVAL);
+		r->sent++;
+		if (opts.retval != XDP_TX) {
+			r->slow_path++;
+			continue;
+		}
+		struct pkt_view view;
+
+		if (pkt_parse(out, opts.data_size_out, &view) || view.tether_off < 0)
+			fail("balance: the forwarded frame", EINVAL);
+		__u32 slot = ntohl(((const struct tether_hdr *)(out + view.tether_off))
+					   ->container_token.slot);
+
+		if (slot >= n)
+			fail("balance: a container of another function", EINVAL);
+		__u32 first = table[tether_pool_index(hash, size) - 1];
+		__u32 second = table[tether_pool_index(tether_hash_second(hash), size) - 1];
+
+		if (slot != first && (!p2c || slot != second))
+			r->walked++;
+		if (!c->keys && flow_last[flow] != ~0u) {
+			r->again++;
+			r->moved += flow_last[flow] != slot;
+		}
+		if (!c->keys)
+			flow_last[flow] = slot;
+		r->forwarded++;
+		seen += in_flight[slot];
+		in_flight[slot]++;
+		heap_push(heap, &heap_n, (struct pending){ t + service, slot });
+		__u32 most = 0;
+
+		for (__u32 s = 0; s < n; s++)
+			most = in_flight[s] > most ? in_flight[s] : most;
+		max_sum += most;
+		if (most > r->max_peak)
+			r->max_peak = most;
+		if (most > c->limit)
+			fail("balance: a container got more than its limit", EINVAL);
+	}
+	/* The keys learned here are forgotten: the other order gets them new. */
+	for (__u32 i = 0; c->keys && i < requests; i++) {
+		struct affinity_key key = { .function_id = function_id, .routing_key = keys[i] };
+
+		bpf_map_delete_elem(bpf_map__fd(w->dp.skel->maps.affinity), &key);
+	}
+	r->seen_mean = r->forwarded ? seen / r->forwarded : 0;
+	r->max_mean = r->forwarded ? max_sum / r->forwarded : 0;
+	for (__u32 slot = 0; slot < n; slot++)
+		if ((err = container_set_limit(&w->dp, slot, 0)) ||
+		    (err = container_load_reset(&w->dp, slot)))
+			fail("balance: limits", err);
+	free(table);
+	free(in_flight);
+	free(done);
+	munmap(loads, map_size);
+	free(heap);
+	free(keys);
+	free(flow_bits);
+	free(flow_last);
+}
+
+static const struct balance_case balance_cases[] = {
+	{ "flows, no limit reached, 4 in flight a container", 0, BALANCE_NO_LIMIT, 4 },
+	{ "flows, limit 4, load 70%", 0, 4, 2.8 },
+	{ "flows, limit 4, load 90%", 0, 4, 3.6 },
+	{ "flows, limit 4, load 100%", 0, 4, 4 },
+	{ "flows, limit 1, load 90%", 0, 1, 0.9 },
+	{ "new keys, no limit reached, 4 in flight a container", 1, BALANCE_NO_LIMIT, 4 },
+	{ "new keys, limit 4, load 90%", 1, 4, 3.6 },
+	{ "new keys, limit 1, load 90%", 1, 1, 0.9 },
+};
+
+static void balance(struct world *w, __u32 requests, FILE *json)
+{
+	int fds[2] = { bpf_program__fd(w->bench->progs.bench_route_once),
+		       bpf_program__fd(w->p2c->progs.bench_route_once) };
+	static const char *const orders[2] = { "table", "p2c" };
+
+	/* Attached natively somewhere, a program stays in the kernel's XDP
+	 * dispatcher: else every BPF_PROG_TEST_RUN of one request adds it and
+	 * removes it again, a synchronize_rcu() each way. */
+	if (system("ip link add tbal0 type veth peer name tbal1 && ip link set tbal0 up && "
+		   "ip link set tbal1 up"))
+		fail("balance: a veth pair to hold the programs", EINVAL);
+	for (int o = 0; o < 2; o++) {
+		int err = bpf_xdp_attach(if_nametoindex(o ? "tbal1" : "tbal0"), fds[o],
+					 XDP_FLAGS_DRV_MODE, NULL);
+
+		if (err)
+			fail("balance: attaching a program", err);
+	}
+
+	printf("\nbalance: %u containers of one function, %u requests a case, Poisson arrivals,\n"
+	       "exponential service; the same requests for both orders\n",
+	       w->scale.per_function, requests);
+	printf("%-52s %5s %9s %8s %9s %8s %6s %11s\n", "case", "order", "slow path", "walked",
+	       "seen mean", "max mean", "peak", "flow moved");
+	if (json)
+		fprintf(json, ", \"balance\": {\"containers\": %u, \"requests\": %u, \"rows\": [",
+			w->scale.per_function, requests);
+	for (size_t i = 0; i < sizeof(balance_cases) / sizeof(balance_cases[0]); i++) {
+		const struct balance_case *c = &balance_cases[i];
+
+		for (int o = 0; o < 2; o++) {
+			struct balance_result r;
+
+			balance_run(w, fds[o], o, c, requests, 0x5eed0000ull + i, &r);
+			printf("%-52s %5s %8.2f%% %7.2f%% %9.2f %8.2f %6u", c->name, orders[o],
+			       100.0 * r.slow_path / r.sent, 100.0 * r.walked / r.sent, r.seen_mean,
+			       r.max_mean, r.max_peak);
+			if (c->keys)
+				printf(" %11s\n", "-");
+			else
+				printf(" %10.2f%%\n", r.again ? 100.0 * r.moved / r.again : 0.0);
+			if (json)
+				fprintf(json,
+					"%s{\"case\": \"%s\", \"order\": \"%s\", \"keys\": %s, "
+					"\"limit\": %u, \"load\": %.2f, \"sent\": %llu, "
+					"\"forwarded\": %llu, \"slow_path\": %llu, \"walked\": %llu, "
+					"\"seen_mean\": %.4f, \"max_mean\": %.4f, \"max_peak\": %u, "
+					"\"flow_datagrams_again\": %llu, \"flow_datagrams_moved\": %llu}",
+					i || o ? ", " : "", c->name, orders[o],
+					c->keys ? "true" : "false",
+					c->limit == BALANCE_NO_LIMIT ? 0 : c->limit, c->load,
+					(unsigned long long)r.sent, (unsigned long long)r.forwarded,
+					(unsigned long long)r.slow_path, (unsigned long long)r.walked,
+					r.seen_mean, r.max_mean, r.max_peak,
+					(unsigned long long)r.again, (unsigned long long)r.moved);
+		}
+	}
+	if (json)
+		fprintf(json, "]}");
+}
 
 static void setup_services(struct world *w)
 {
@@ -727,7 +1326,7 @@ static int selected(const char *name, const char *only)
 int main(int argc, char **argv)
 {
 	struct world w = { .scale = { FUNCTIONS, CONTAINERS_PER_FUNCTION, AFFINITY_ENTRIES,
-				      1000000, 5 } };
+				      1000000, 5, 50000 } };
 	const char *json_path = NULL, *only = NULL;
 	int option, runs = 0;
 
@@ -739,7 +1338,7 @@ int main(int argc, char **argv)
 						 { 0, 0, 0, 0 } };
 	while ((option = getopt_long(argc, argv, "qj:o:r:h", options, NULL)) != -1) {
 		if (option == 'q')
-			w.scale = (struct scale){ 100, 10, 10000, 20000, 3 };
+			w.scale = (struct scale){ 100, 10, 10000, 20000, 3, 20000 };
 		else if (option == 'j')
 			json_path = optarg;
 		else if (option == 'o')
@@ -774,6 +1373,7 @@ int main(int argc, char **argv)
 	load_affinity(&w);
 	fprintf(stderr, "affinity loaded (%.1f s)\n", (monotonic_ns() - start) / 1e9);
 	open_bench(&w);
+	open_untraced(&w);
 	load_baseline_flows(&w);
 	printf("loaded %u containers in %u functions, %u affinity entries (%.1f s)\n\n",
 	       w.containers, w.scale.functions, w.scale.affinity,
@@ -792,12 +1392,20 @@ int main(int argc, char **argv)
 	int first = 1;
 	__u32 one_cpu_ns = 0;
 
+	__u32 measured[sizeof(cases) / sizeof(cases[0])] = { 0 };
+
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (only && !selected(cases[i].name, only))
 			continue;
-		__u32 ns = measure(&w, &cases[i]);
+		__u32 ns = measure(&w, &cases[i]), base = 0;
 
+		measured[i] = ns;
+		for (size_t b = 0; cases[i].baseline && b < i; b++)
+			if (!strcmp(cases[b].name, cases[i].baseline))
+				base = measured[b];
 		printf("%-52s %10u", cases[i].name, ns);
+		if (base)
+			printf("   %.2fx of '%s'", (double)ns / base, cases[i].baseline);
 		if (json)
 			fprintf(json, "%s{\"case\": \"%s\", \"ns_per_packet\": %u",
 				first ? "" : ", ", cases[i].name, ns);
@@ -819,10 +1427,15 @@ int main(int argc, char **argv)
 			fprintf(json, "}");
 		first = 0;
 	}
+	if (json)
+		fprintf(json, "]");
+	if (!only || strstr("balance", only))
+		balance(&w, w.scale.balance_requests, json);
 	if (json) {
-		fprintf(json, "]}\n");
+		fprintf(json, "}\n");
 		fclose(json);
 	}
+	bench_xdp_untraced__destroy(w.untraced);
 	bench_xdp__destroy(w.bench);
 	dataplane_close(&w.dp);
 	free(w.tokens);

@@ -5,7 +5,7 @@
 # a userspace router, in one run and one topology.
 #
 #   tools/bench_forward.sh [--quick] [--json FILE] [--rounds N] [--seconds S]
-#                          [--cpu N] [--user-cpu N]
+#                          [--cpu N] [--user-cpu N] [--limit N]
 #
 #   gen ns:  <id>g ──veth──▶ <id>r  (router ns: the router under test on <id>r)
 #                                    <id>R0..3 ──veth──▶ <id>B0..3 (backend ns 0..3:
@@ -36,6 +36,22 @@
 # namespace). A last row, the floor, is the XDP path without routing (no
 # parsing, round robin to the backends): what every XDP row pays for the
 # generator, the veth hop, the redirect and the sinks ("ns>floor" is the rest).
+#
+# Completions: the "limit + DONEs" rows run each mix again with every
+# container under a concurrency limit (--limit, default 1024: never reached,
+# as the veth rings hold far fewer frames in flight, so every request still
+# goes to its own container) and each sink answering every request with its
+# container's DONE, as an agent does: rewritten in place (cumulative finished
+# and received counts, the router's token) and sent back with XDP_TX to the
+# router's completion address (203.0.113.1:7700), where Tether's program on
+# the router's backend-facing veth (<id>R0..3, attached for every row)
+# checks and consumes it. Every forward then takes a reservation, and the
+# router handles a DONE for each request it delivers: "vs same mix" is the
+# row's pps over the mix's without limits, in the same run. On this rig the
+# one core also plays the backends sending the DONEs back (an XDP_TX and a
+# veth hop each), so "bare XDP forwarder, DONEs" is the bare forwarder with
+# the sinks answering the same way and the DONEs dropped unread on arrival:
+# the completions' traffic without Tether's work on it.
 #
 # Cores: veth runs the receiving side's NAPI on the CPU that sent the frame,
 # so the generator, the router's XDP (or the kernel's forwarding) and the
@@ -69,6 +85,7 @@ USER_ROUTER=$BUILD/tools/bench/userspace_router
 ROUNDS=8 SECONDS_PER_RUN=1 WARMUP=0.3 JSON= GEN_CPU=0 USER_CPU=1
 FLOWS=16384 FUNCTIONS=256 PER_FUNCTION=16 BACKENDS=4
 VIP=198.51.100.1 PORT=7777 SINK_PORT=9
+COMPLETION=203.0.113.1:7700 LIMIT=1024
 
 die() {
 	echo "bench_forward: FATAL: $*" >&2
@@ -83,6 +100,7 @@ while (($#)); do
 	--seconds) SECONDS_PER_RUN=${2:?--seconds S}; shift ;;
 	--cpu) GEN_CPU=${2:?--cpu N}; shift ;;
 	--user-cpu) USER_CPU=${2:?--user-cpu N}; shift ;;
+	--limit) LIMIT=${2:?--limit N}; shift ;;
 	-h | --help) sed -n '3,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
@@ -192,10 +210,11 @@ setup() {
 	in_ns "$NS_RTR" "$CTL" setup --pin "$PIN" --router-if "$IF_IN" --client-mac "$GEN_MAC" \
 		--vip "$VIP:$PORT" "${BACKEND_ARGS[@]}" --sink-port "$SINK_PORT" --flows "$FLOWS" \
 		--functions "$FUNCTIONS" --per-function "$PER_FUNCTION" \
-		--table "$TMP/userspace.table" --nft "$TMP/dnat.nft"
+		--table "$TMP/userspace.table" --nft "$TMP/dnat.nft" --completion "$COMPLETION"
 	for ((b = 0; b < BACKENDS; b++)); do
 		in_ns "${NS_BACKENDS[b]}" ip link set dev "${ID}B$b" xdpdrv pinned "$PIN/prog_sink_$b"
 	done
+	backend_links prog_tether # the DONEs come back on the backends' links
 	# Every BPF_PROG_TEST_RUN of an XDP program adds it to the kernel's XDP
 	# dispatcher and removes it again, a synchronize_rcu() each way; attached
 	# natively somewhere it stays there, and a test run costs nothing extra.
@@ -203,11 +222,19 @@ setup() {
 }
 
 # ------------------------------------------------------------------- rows
-ROWS=("tether token" "tether key" "tether flow" "bare XDP forwarder" "nftables DNAT" "userspace router"
-	"floor")
+ROWS=("tether token" "tether key" "tether flow" "tether token, limit + DONEs" "tether key, limit + DONEs"
+	"tether flow, limit + DONEs" "bare XDP forwarder" "bare XDP forwarder, DONEs" "nftables DNAT"
+	"userspace router" "floor")
 
 attach_router() { # a program pinned by forward_ctl setup
 	in_ns "$NS_RTR" ip -force link set dev "$IF_IN" xdpdrv pinned "$PIN/$1"
+}
+
+backend_links() { # the program on the router's backend-facing veths (DONEs)
+	local b
+	for ((b = 0; b < BACKENDS; b++)); do
+		in_ns "$NS_RTR" ip -force link set dev "${ID}R$b" xdpdrv pinned "$PIN/$1"
+	done
 }
 
 generate() { # mix -> one JSON line in $TMP/run.json
@@ -215,9 +242,29 @@ generate() { # mix -> one JSON line in $TMP/run.json
 		--seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" --watch-cpu "$USER_CPU" >"$TMP/run.json"
 }
 
+completions() { # limit, 0|1: every container's limit, and the sinks' DONEs
+	"$CTL" completions --pin "$PIN" --limit "$1" --done "$2" --functions "$FUNCTIONS" \
+		--per-function "$PER_FUNCTION"
+}
+
 measure() { # row name -> one JSON line in $TMP/run.json
-	local row=$1 i
+	local row=$1 i mix
 	case $row in
+	"tether "*", limit + DONEs")
+		mix=${row#tether }
+		attach_router prog_tether
+		completions "$LIMIT" 1
+		generate "${mix%%,*}"
+		completions 0 0
+		;;
+	"bare XDP forwarder, DONEs")
+		attach_router prog_bare
+		backend_links prog_drop
+		completions 0 1
+		generate token
+		completions 0 0
+		backend_links prog_tether
+		;;
 	"tether token") attach_router prog_tether; generate token ;;
 	"tether key") attach_router prog_tether; generate key ;;
 	"tether flow") attach_router prog_tether; generate flow ;;
@@ -276,7 +323,7 @@ done
 jq -s --argjson rounds "$ROUNDS" --argjson seconds "$SECONDS_PER_RUN" \
 	--argjson gen_cpu "$GEN_CPU" --argjson user_cpu "$USER_CPU" --argjson flows "$FLOWS" \
 	--argjson functions "$FUNCTIONS" --argjson per_function "$PER_FUNCTION" \
-	--argjson backends "$BACKENDS" \
+	--argjson backends "$BACKENDS" --argjson limit "$LIMIT" \
 	--slurpfile user <(cat "$TMP/userspace.jsonl" 2>/dev/null || true) '
 	def median: sort | if length % 2 == 1 then .[length / 2 | floor]
 		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
@@ -304,14 +351,24 @@ jq -s --argjson rounds "$ROUNDS" --argjson seconds "$SECONDS_PER_RUN" \
 			 flows_per_mix: $flows, functions: $functions, containers: ($functions * $per_function),
 			 backends: $backends, frame_bytes: 128,
 			 method: "generator, router and sinks on one core (veth NAPI runs on the sending CPU); userspace router on its own core; baselines get the token mix; a row is its best round (medians alongside)"},
-		rows: [ "tether token", "tether key", "tether flow", "bare XDP forwarder", "nftables DNAT", "userspace router"
+		rows: [ "tether token", "tether key", "tether flow", "tether token, limit + DONEs",
+			"tether key, limit + DONEs", "tether flow, limit + DONEs", "bare XDP forwarder",
+			"bare XDP forwarder, DONEs", "nftables DNAT", "userspace router"
 			| . as $name | $by[$name] | select(. != null)
 			| . + {vs_bare: (best($name) / best("bare XDP forwarder")),
 			       vs_bare_median_of_rounds: per_round(.[$name] / .["bare XDP forwarder"]),
 			       tether_over_row: (if ($name | startswith("tether")) then null
 						 else best("tether token") / best($name) end)}
 			| if $name == "userspace router" then . else
-				. + {ns_over_floor: (.ns_per_packet - $by.floor.ns_per_packet)} end ],
+				. + {ns_over_floor: (.ns_per_packet - $by.floor.ns_per_packet)} end
+			| if ($name | endswith(", limit + DONEs")) then
+				("tether \(.mix)") as $same
+				| . + {limit: $limit, vs_same_mix: (best($name) / best($same)),
+				       vs_same_mix_median_of_rounds: per_round(.[$name] / .[$same]),
+				       vs_bare_with_dones: (best($name) / best("bare XDP forwarder, DONEs")),
+				       vs_bare_with_dones_median_of_rounds:
+					per_round(.[$name] / .["bare XDP forwarder, DONEs"])}
+			  else . end ],
 		floor: ($by.floor | {offered_pps, delivered_pps, delivered_pps_median, delivered_pps_rounds, ns_per_packet,
 			what: "the XDP rows without routing: generator, veth hop, round-robin redirect, sinks"}),
 		userspace_router_counters: ($user | last),
@@ -337,7 +394,7 @@ jq -s --argjson rounds "$ROUNDS" --argjson seconds "$SECONDS_PER_RUN" \
 		"$GEN_CPU"
 	printf 'userspace router on CPU %s. Each row: its best of %s rounds (medians in the JSON)\n\n' \
 		"$USER_CPU" "$ROUNDS"
-	printf '%-19s %5s %12s %13s %7s %7s %8s %8s %11s\n' row mix "offered pps" "delivered pps" ns/pkt right \
+	printf '%-27s %5s %12s %13s %7s %7s %8s %8s %11s\n' row mix "offered pps" "delivered pps" ns/pkt right \
 		"vs bare" "ns>floor" "tether÷row"
 	jq -r '.rows[] | [.row, .mix, (.offered_pps | round), (.delivered_pps | round),
 		(.ns_per_packet | round),
@@ -347,15 +404,19 @@ jq -s --argjson rounds "$ROUNDS" --argjson seconds "$SECONDS_PER_RUN" \
 		(if .tether_over_row == null then "-" else (.tether_over_row * 100 | round / 100 | tostring + "x") end)]
 		| @tsv' "$TMP/result.json" |
 		while IFS=$'\t' read -r row mix offered delivered ns right vs_bare over_floor over; do
-			printf '%-19s %5s %12s %13s %7s %7s %8s %8s %11s\n' "$row" "$mix" "$offered" "$delivered" \
+			printf '%-27s %5s %12s %13s %7s %7s %8s %8s %11s\n' "$row" "$mix" "$offered" "$delivered" \
 				"$ns" "$right" "$vs_bare" "$over_floor" "$over"
 		done
 	jq -r '.floor | ["floor (no routing)", "token", (.offered_pps | round), (.delivered_pps | round),
 		(.ns_per_packet | round)] | @tsv' "$TMP/result.json" |
 		while IFS=$'\t' read -r row mix offered delivered ns; do
-			printf '%-19s %5s %12s %13s %7s %7s %8s %8s %11s\n' "$row" "$mix" "$offered" "$delivered" \
+			printf '%-27s %5s %12s %13s %7s %7s %8s %8s %11s\n' "$row" "$mix" "$offered" "$delivered" \
 				"$ns" - - - -
 		done
+	printf '\n'
+	jq -r '.rows[] | select(.vs_same_mix != null) |
+		"\(.row): \(.vs_same_mix * 1000 | round / 10)% of the same mix without limits (median of rounds \(.vs_same_mix_median_of_rounds * 1000 | round / 10)%), \(.vs_bare_with_dones * 1000 | round / 10)% of the bare forwarder with DONEs (\(.vs_bare_with_dones_median_of_rounds * 1000 | round / 10)%), \(.tether_counters.done // 0) DONEs taken, \((.tether_counters.done_stale // 0) + (.tether_counters.done_forged // 0)) stale or refused, \((.tether_counters.token_overflow // 0) + (.tether_counters.key_overflow // 0) + (.tether_counters.full // 0)) overflowed or full"' \
+		"$TMP/result.json"
 	printf '\n'
 	jq -r 'def show: if . < 1 then "\(. * 1000 | round / 10)%" else "\(. * 100 | round / 100)x" end;
 		.targets[] | "\(if .met then "MET   " else "MISSED" end) \(.target): \(.value | show) (median of rounds \(.median_of_rounds | show))"' \

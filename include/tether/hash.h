@@ -39,6 +39,13 @@ static inline __u64 tether_hash_flow(const __u8 src[16], const __u8 dst[16],
 	return tether_mix64(h ^ ((__u64)src_port << 16 | dst_port));
 }
 
+/* The second choice of power of two choices (bpf/routing.h, built for the
+ * bench with TETHER_PICK_P2C): a rehash of the first's placement hash. */
+static inline __u64 tether_hash_second(__u64 hash)
+{
+	return tether_mix64(hash ^ 0x7032632d63686f31ULL);
+}
+
 /* Index of the table entry a hash falls on (entries 1..size). */
 static inline __u32 tether_pool_index(__u64 hash, __u32 size)
 {

@@ -40,6 +40,8 @@
 #define TETHER_MAP_LIVENESS "liveness"
 #define TETHER_MAP_FUNCTIONS "functions"
 #define TETHER_MAP_CONTAINER_LIVE "container_live"
+#define TETHER_MAP_ENCAP_CONFIG "encap_config"
+#define TETHER_MAP_NEXTHOP_CACHE "nexthop_cache"
 #define TETHER_NAME_MAX 32 /* names of backends and containers, with the NUL */
 
 /* services: which (address, UDP port) pairs are Tether service addresses.
@@ -70,6 +72,31 @@ enum backend_state {
 	BACKEND_DOWN = 3,
 };
 
+/* How a backend is reached (DESIGN.md, "Forwarding"; bpf/encap.h). */
+enum backend_encap {
+	BACKEND_L2 = 0,    /* on a segment of this host: MACs rewritten, redirected */
+	BACKEND_VXLAN = 1, /* routed: outer IP, UDP 4789, VXLAN (its VNI), inner Ethernet */
+	BACKEND_IPIP = 2,  /* routed: outer IP around the request's IP packet */
+};
+
+#define TETHER_VNI_MAX 0xffffff /* 24 bits */
+#define TETHER_VXLAN_PORT 4789
+
+/* nexthop_cache: PERCPU_ARRAY indexed by backend id, the data plane's own:
+ * the FIB's answer for a routed backend (bpf/encap.h), kept for
+ * TETHER_NEXTHOP_TTL_NS, so a route or neighbour change is followed within
+ * that time without a lookup on every packet. Failures are never kept. */
+#define TETHER_NEXTHOP_TTL_NS 50000000ULL
+
+struct nexthop_entry {
+	__u64 expires_ns; /* coarse CLOCK_MONOTONIC; 0: empty */
+	__u8 dest[16];    /* the backend address it was looked up for */
+	__u32 ifindex;    /* egress */
+	__u32 mtu;        /* the egress MTU (the FIB's) */
+	__u8 dmac[6];
+	__u8 smac[6];
+};
+
 /* backends: ARRAY indexed by backend_id. */
 struct backend_record {
 	/* CLOCK_MONOTONIC ns after which the backend counts as down unless a
@@ -77,16 +104,70 @@ struct backend_record {
 	 * plane so a silent VM loses its traffic at once, tetherd alive or not. */
 	__u64 heartbeat_expiry_ns;
 	__u32 state;   /* enum backend_state */
-	__u32 ifindex; /* interface that reaches the backend */
-	__u8 mac[6];     /* the backend's L2 address */
-	__u8 src_mac[6]; /* the edge host's address on ifindex */
+	/* L2: the interface that reaches the backend. Routed: 0, the kernel's
+	 * FIB chooses the egress for each packet; or the only interface the
+	 * outer packet may leave by (--iface). */
+	__u32 ifindex;
+	__u8 mac[6]; /* L2: the backend's address; vxlan: the inner frame's destination */
+	union {
+		__u8 src_mac[6]; /* L2: the edge host's address on ifindex */
+		/* Routed backends have no fixed source MAC (the FIB gives it),
+		 * so its bytes hold the VNI, as the VXLAN header carries it. */
+		struct {
+			__u8 vni[3]; /* vxlan: the VNI, big-endian; ipip: 0 */
+			__u8 pad[3];
+		} tunnel;
+	};
 	/* The backend's 802.1Q VLAN id (1-4094) when it sits on a trunk, 0 when
 	 * it takes untagged frames: forwarded frames leave with this tagging,
 	 * whatever tags they came in with (bpf/forward.h). Where a pad was, so
-	 * records pinned by older versions (pad 0: untagged) keep their shape. */
+	 * records pinned by older versions (pad 0: untagged) keep their shape.
+	 * L2 only: a routed frame leaves as the FIB's interface sends it. */
 	__u16 vlan;
-	__u16 pad;
-	__u8 addr[16]; /* informational: the backend's IP, v4-mapped for IPv4 */
+	__u8 encap; /* enum backend_encap; where a pad was (0: L2, as before) */
+	__u8 pad;
+	/* The backend's IP, v4-mapped for IPv4: informational for L2, the outer
+	 * destination (and so the outer family) for routed backends. */
+	__u8 addr[16];
+};
+
+_Static_assert(sizeof(struct backend_record) == 48,
+	       "backend records keep the size pinned maps of earlier versions have");
+
+static inline __u32 backend_vni(const struct backend_record *backend)
+{
+	return (__u32)backend->tunnel.vni[0] << 16 | (__u32)backend->tunnel.vni[1] << 8 |
+	       backend->tunnel.vni[2];
+}
+
+static inline void backend_set_vni(struct backend_record *backend, __u32 vni)
+{
+	backend->tunnel.vni[0] = (__u8)(vni >> 16);
+	backend->tunnel.vni[1] = (__u8)(vni >> 8);
+	backend->tunnel.vni[2] = (__u8)vni;
+}
+
+/* The inner destination MAC of a VXLAN backend added without one:
+ * 02:54:45 ("TE", locally administered) and the VNI; tether-agent --decap
+ * vxlan gives its vxlan device this address. */
+static inline void tether_vxlan_default_mac(__u32 vni, __u8 mac[6])
+{
+	mac[0] = 0x02;
+	mac[1] = 0x54;
+	mac[2] = 0x45;
+	mac[3] = (__u8)(vni >> 16);
+	mac[4] = (__u8)(vni >> 8);
+	mac[5] = (__u8)vni;
+}
+
+/* encap_config: ARRAY with one entry, written by tetherd at start
+ * (--encap-source): the outer source addresses of routed backends' packets.
+ * 0 / all zero: none for that family (tetherd refuses routed backends of a
+ * family without one; the program drops and counts encap_failed). */
+struct encap_config {
+	__be32 source4;
+	__u32 pad;
+	__u8 source6[16];
 };
 
 enum container_state {
@@ -254,6 +335,22 @@ struct tether_stats {
 	__u64 alive_replayed; /* an ALIVE with a sequence already seen: ignored */
 	__u64 alive_forged;   /* an ALIVE with a wrong tag, backend or interface */
 	__u64 completion_bad; /* for the completion address but neither DONE nor ALIVE */
+	/* Routed backends (issue 12, bpf/encap.h); on top of the decision. */
+	__u64 encap_vxlan;    /* sent in VXLAN to a routed backend */
+	__u64 encap_ipip;     /* sent in IPIP to a routed backend */
+	__u64 fib_no_route;   /* the FIB has no usable route to the backend (none,
+			       * unreachable, blackhole, prohibited, local, or
+			       * forwarding off on the lookup's interface); also
+			       * counted in no_route; to the slow path */
+	__u64 fib_no_neigh;   /* the next hop's neighbour is not resolved: to the
+			       * slow path, whose send lets the kernel resolve it */
+	__u64 too_big;        /* the encapsulated frame would exceed the egress
+			       * MTU: to the slow path, answered TOO_BIG */
+	__u64 encap_slow;     /* to the slow path instead: an IPv4 request without
+			       * a UDP checksum for VXLAN over IPv6 (whose outer
+			       * checksum would need the whole payload summed) */
+	__u64 encap_failed;   /* fault: no --encap-source of the outer family, or
+			       * the frame could not be grown; dropped */
 };
 
 /* Admission to the slow path (bpf/admission.h): the requests the XDP program

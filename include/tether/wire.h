@@ -49,6 +49,7 @@ enum tether_status {
 	TETHER_STATUS_CONTAINER_GONE = 2,
 	TETHER_STATUS_MALFORMED = 3,
 	TETHER_STATUS_OVERLOADED = 4,
+	TETHER_STATUS_TOO_BIG = 5, /* too large to forward once encapsulated */
 };
 
 /* The router's token layout: the slot indexes the container array directly

@@ -3,7 +3,9 @@
 # `make bench` in --quick mode, as a smoke test in `make test`: every bench
 # runs end to end on small populations, each data-plane case's counter moved
 # once per packet (bench_dataplane exits 1 otherwise), forwarding delivered
-# packets to the right containers only, and every JSON file has the figures
+# packets to the right containers only (with limits and DONEs flowing back
+# too, the DONEs taken), power of two choices measured beside the table
+# order, and every JSON file has the figures
 # the README's tables are made of. Timings are printed, never asserted: the
 # machine is shared.
 set -uo pipefail
@@ -45,10 +47,13 @@ bench() {
 command -v jq > /dev/null || { echo "not ok - jq is not installed (make deps)"; exit 1; }
 
 bench dataplane "$scratch/dataplane.json" \
-	'(.cases | length) >= 61 and all(.cases[]; .ns_per_packet > 0) and
+	'(.cases | length) >= 78 and all(.cases[]; .ns_per_packet > 0) and
 	 ([.cases[] | select(.case | startswith("baseline: "))] | length) >= 6 and
 	 ([.cases[] | select(.cpus == 2)] | length) >= 5 and
-	 all(.cases[] | select(.cpus == 2); .per_cpu_vs_one > 0)' \
+	 all(.cases[] | select(.cpus == 2); .per_cpu_vs_one > 0) and
+	 ([.cases[] | select(.case | endswith("P2C"))] | length) >= 4 and
+	 (.balance.rows | length) >= 14 and all(.balance.rows[]; .sent > 0 and .forwarded > 0) and
+	 ([.balance.rows[] | select(.order == "p2c")] | length) == ([.balance.rows[] | select(.order == "table")] | length)' \
 	"$build/tools/bench_dataplane" --quick --json "$scratch/dataplane.json"
 bench control "$scratch/control.json" \
 	'.figures | length >= 20 and all(.[]; .value >= 0)' \
@@ -63,8 +68,12 @@ bench hash "$scratch/hash.json" \
 	 all(.bpf.rows[]; .dxhash_varied_ns > 0)' \
 	"$build/tools/bench_hash" --quick --json "$scratch/hash.json"
 bench forward "$scratch/forward.json" \
-	'[.rows[] | select(.row | startswith("tether"))] | length == 3 and
-	 all(.[]; .right_share == 1 and .delivered_pps > 0)' \
+	'([.rows[] | select(.row | startswith("tether"))] | length == 6 and
+	  all(.[]; .right_share == 1 and .delivered_pps > 0)) and
+	 ([.rows[] | select(.row | endswith("limit + DONEs"))] | length == 3 and
+	  all(.[]; .tether_counters.done > 0 and .vs_same_mix > 0)) and
+	 ([.rows[] | select(.row == "bare XDP forwarder, DONEs")] | length == 1 and
+	  all(.[]; .right_share == 1 and .delivered_pps > 0))' \
 	env BUILD="$build" tools/bench_forward.sh --quick --json "$scratch/forward.json"
 bench socket "$scratch/socket.json" \
 	'.control_socket | length == 3 and all(.[]; .add_per_s > 0 and .up_per_s > 0 and .del_per_s > 0)' \

@@ -418,6 +418,7 @@ static const char *counters_text(const struct tether_stats *d)
 		"fragment", "pass", "no_route", "retag_failed", "shed", "shed_dropped",
 		"token_overflow", "key_overflow", "full", "done", "done_stale", "done_forged",
 		"lost_fixed", "alive", "alive_replayed", "alive_forged", "completion_bad",
+	"encap_vxlan", "encap_ipip", "fib_no_route", "fib_no_neigh", "too_big", "encap_slow", "encap_failed",
 	};
 	const __u64 *v = (const __u64 *)d;
 	GString *s = g_string_new("");

@@ -239,6 +239,44 @@ static void test_container_live_follows_records(void **state)
 	dataplane_close(&dp);
 }
 
+/* The pins of the version before the packet trace: no trace_config,
+ * trace_scratch or trace_ring. This version makes and pins them, off; the
+ * next start adopts them, a trace left on included (tetherd switches that
+ * off itself, test_trace.sh). */
+static void test_adopts_pins_of_the_version_before_the_trace(void **state)
+{
+	static const char *const maps[] = { TETHER_MAP_TRACE_CONFIG, TETHER_MAP_TRACE_SCRATCH,
+					    TETHER_MAP_TRACE_RING };
+	struct dataplane first, second;
+	struct dataplane_opts opts = { .pin_root = pin_root };
+	struct trace_config config;
+	char path[256];
+	(void)state;
+
+	assert_int_equal(dataplane_open(&first, &opts), 0);
+	dataplane_close(&first);
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_root, maps[i]);
+		assert_int_equal(unlink(path), 0);
+	}
+	assert_int_equal(dataplane_open(&second, &opts), 0);
+	assert_true(second.adopted);
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_root, maps[i]);
+		assert_int_equal(access(path, F_OK), 0);
+	}
+	assert_int_equal(trace_config_get(&second, &config), 0);
+	assert_int_equal(config.enabled, 0);
+	config.enabled = 1;
+	assert_int_equal(trace_config_set(&second, &config), 0);
+	dataplane_close(&second);
+
+	assert_int_equal(dataplane_open(&second, &opts), 0);
+	assert_int_equal(trace_config_get(&second, &config), 0);
+	assert_int_equal(config.enabled, 1);
+	dataplane_close(&second);
+}
+
 static int bpftool_dump_contains(const char *map, const char *needle)
 {
 	char command[512], line[512];
@@ -501,6 +539,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_carries_affinity_of_the_version_before_over,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_container_live_follows_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopts_pins_of_the_version_before_the_trace,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bpftool_prints_named_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_map_of_wrong_shape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_carries_stats_before_retag_over, setup, teardown),

@@ -187,6 +187,13 @@ enum ctr {
 	C_ALIVE_REPLAYED,
 	C_ALIVE_FORGED,
 	C_COMPLETION_BAD,
+	C_ENCAP_VXLAN,
+	C_ENCAP_IPIP,
+	C_FIB_NO_ROUTE,
+	C_FIB_NO_NEIGH,
+	C_TOO_BIG,
+	C_ENCAP_SLOW,
+	C_ENCAP_FAILED,
 	C_COUNT
 };
 
@@ -220,6 +227,13 @@ CTR_AT(alive, C_ALIVE);
 CTR_AT(alive_replayed, C_ALIVE_REPLAYED);
 CTR_AT(alive_forged, C_ALIVE_FORGED);
 CTR_AT(completion_bad, C_COMPLETION_BAD);
+CTR_AT(encap_vxlan, C_ENCAP_VXLAN);
+CTR_AT(encap_ipip, C_ENCAP_IPIP);
+CTR_AT(fib_no_route, C_FIB_NO_ROUTE);
+CTR_AT(fib_no_neigh, C_FIB_NO_NEIGH);
+CTR_AT(too_big, C_TOO_BIG);
+CTR_AT(encap_slow, C_ENCAP_SLOW);
+CTR_AT(encap_failed, C_ENCAP_FAILED);
 _Static_assert(sizeof(struct tether_stats) == C_COUNT * sizeof(__u64), "every counter known");
 
 static const char *const ctr_name[C_COUNT] = {
@@ -228,6 +242,7 @@ static const char *const ctr_name[C_COUNT] = {
 	"fragment",  "pass",        "no_route",    "retag_failed", "shed", "shed_dropped",
 	"token_overflow", "key_overflow", "full", "done", "done_stale", "done_forged",
 	"lost_fixed", "alive", "alive_replayed", "alive_forged", "completion_bad",
+	"encap_vxlan", "encap_ipip", "fib_no_route", "fib_no_neigh", "too_big", "encap_slow", "encap_failed",
 };
 
 static __u64 ctr_of(const struct tether_stats *s, int i)

@@ -84,7 +84,7 @@ struct route_case {
 	__u8 flags;      /* TETHER_F_* of the measured datagram */
 	int verdict;     /* XDP_TX: a container on backend 1 (lo, the ingress);
 			  * XDP_REDIRECT: on backend 2 (tx0); XDP_PASS: slow path */
-	unsigned counters; /* CNT() bits: each of these +1, every other +0 */
+	__u64 counters; /* CNT() bits: each of these +1, every other +0 */
 
 	int family; /* 4 or 6 */
 	int vlans;  /* 0, 1 or 2 tags */
@@ -102,7 +102,7 @@ struct route_case {
 	int junk_token;      /* token bytes not zero in a request without TOKEN */
 };
 
-#define CNT(field) (1u << (offsetof(struct tether_stats, field) / sizeof(__u64)))
+#define CNT(field) (1ull << (offsetof(struct tether_stats, field) / sizeof(__u64)))
 #define NO_PAYLOAD (-1)
 
 /* One scenario over both families and every VLAN layout: none, one 802.1Q
@@ -251,6 +251,7 @@ static const char *const stat_names[] = {
 	"fragment", "pass", "no_route", "retag_failed", "shed", "shed_dropped",
 	"token_overflow", "key_overflow", "full", "done", "done_stale", "done_forged",
 	"lost_fixed", "alive", "alive_replayed", "alive_forged", "completion_bad",
+	"encap_vxlan", "encap_ipip", "fib_no_route", "fib_no_neigh", "too_big", "encap_slow", "encap_failed",
 };
 _Static_assert(ARRAY_SIZE(stat_names) == sizeof(struct tether_stats) / sizeof(__u64),
 	       "a name for every counter");
@@ -438,7 +439,7 @@ static void write_affinity(struct route_test *t, __u64 key, __u32 slot)
 struct expect {
 	const char *step;  /* names the datagram in messages */
 	int verdict;
-	unsigned counters; /* CNT() bits */
+	__u64 counters; /* CNT() bits */
 	long slot;         /* the chosen container; -1: slow path */
 	__u8 status;       /* slow path: the status byte the program writes */
 };

@@ -860,6 +860,35 @@ static void test_capacity_events_rate_limited(void **state)
 	assert_int_equal(stats_now(w).capacity_requests, 3);
 }
 
+/* Requests that still wait remind the orchestrator every 500 ms, with no
+ * new request: an agent that missed the first event (reconnecting) hears. */
+static void test_capacity_reminded_while_waiting(void **state)
+{
+	struct world *w = *state;
+	struct pkt_spec s;
+
+	request_spec(w, &s, F1, TETHER_STATUS_NO_CAPACITY, 1);
+	send_and_pump(w, &s);
+	assert_int_equal(count_events(w, "event=capacity_needed"), 1);
+	fake_now += 500 * NS_PER_MS - 1;
+	slowpath_tick(w->sp);
+	assert_int_equal(count_events(w, "event=capacity_needed"), 1);
+	fake_now += 1;
+	slowpath_tick(w->sp);
+	assert_int_equal(count_events(w, "event=capacity_needed"), 2);
+	expect_capacity_event(w, F1, 1);
+	slowpath_tick(w->sp); /* not again at once */
+	assert_int_equal(count_events(w, "event=capacity_needed"), 2);
+	assert_int_equal(stats_now(w).capacity_requests, 2);
+	/* Answered at hold_ms: nothing waits, nothing more is asked. */
+	fake_now += HOLD_MS * NS_PER_MS;
+	slowpath_tick(w->sp);
+	expect_answer(w, TETHER_STATUS_NO_CAPACITY, 1, &s);
+	fake_now += 500 * NS_PER_MS;
+	slowpath_tick(w->sp);
+	assert_int_equal(count_events(w, "event=capacity_needed"), 2);
+}
+
 struct malformed_case {
 	const char *name;
 	void (*edit)(struct pkt_spec *s);
@@ -996,6 +1025,7 @@ int main(void)
 		BOTH_FAMILIES(test_unrouted_follows_the_rules),
 		BOTH_FAMILIES(test_queue_full_overloaded),
 		BOTH_FAMILIES(test_capacity_events_rate_limited),
+		BOTH_FAMILIES(test_capacity_reminded_while_waiting),
 		BOTH_FAMILIES(test_malformed),
 		BOTH_FAMILIES(test_forward_refused_answered),
 		BOTH_FAMILIES(test_free_answers_and_removes_vip),

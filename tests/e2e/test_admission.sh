@@ -39,7 +39,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HOLD_MS=3000        # tetherd --hold-ms: function 5's request waits out the cold start
 COLD_START_MS=300   # vm3's agent: how long its container of function 5 takes
-AGENT_HEARTBEAT_MS=5000
+AGENT_HEARTBEAT_MS=15000
 F_LEGIT=1           # two warm containers on vm1
 F_COLD=5            # none until vm3 starts one on demand
 F_FLOOD=999         # none, ever
@@ -116,7 +116,7 @@ test_flood() {
 	sleep 1
 	# Function 5's first request, from the legit client, in the thick of it.
 	cold=$(e2e_in "$E2E_NS_CLIENT" "$E2E_LOAD" --vip "[$E2E_VIP6]:$E2E_PORT" --function "$F_COLD" \
-		--key 5001 --count 1 --timeout-ms "$HOLD_MS" --per-container)
+		--key 5001 --count 1 --timeout-ms $((HOLD_MS + 2000)) --per-container)
 	wait "$legit_pid" || true
 	legit=$(head -n1 "$E2E_LOG_DIR/legit.out")
 	wait "$FLOOD_PID" || true

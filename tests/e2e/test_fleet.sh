@@ -408,7 +408,21 @@ test_capacity() {
 	local watch=$E2E_LOG_DIR/watch-r3 out i
 	timeout 15 "$E2E_TETHERCTL" --socket "$(fleet_socket r3)" watch >"$watch" 2>&1 &
 	local watcher=$!
-	sleep 0.3
+	# The watch is live once it shows an event: a probe container's, added
+	# again every half second until one shows (one added before the watch
+	# was taken is never shown).
+	local probe slot
+	for ((probe = 0; probe < 20; probe++)); do
+		fleet_ctl r2 container add --function 43 --backend vm1 --name "probe$probe" >/dev/null
+		for ((i = 0; i < 10; i++)); do
+			grep -q "container_added .*function=43" "$watch" && break 2
+			sleep 0.05
+		done
+	done
+	grep -q "container_added .*function=43" "$watch" || fail "r3's watch shows no event: $(cat "$watch")"
+	for slot in $(fleet_ctl r2 --json container list --function 43 | jq -r '.[].container'); do
+		fleet_ctl r2 container del "$slot" >/dev/null
+	done
 	nsenter --net="/var/run/netns/$(fleet_ns cl1)" "$E2E_BUILD/tether-invoke" \
 		--vip "$FLEET_VIP:$FLEET_PORT" --function 42 --timeout-ms 5000 >"$E2E_LOG_DIR/cold.out" 2>&1 &
 	local invoke=$!

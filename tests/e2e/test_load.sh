@@ -37,14 +37,15 @@ show() {
 }
 
 # Starts the agents of vm1 and vm2 with 4 containers of FUNCTION each, with
-# the given per-container concurrency (0: no limit).
+# the given per-container concurrency (0: no limit); $2: their heartbeat
+# (HEARTBEAT_MS).
 start_agents() {
-	local limit=$1 spec name
+	local limit=$1 heartbeat_ms=${2:-$HEARTBEAT_MS} spec name
 	spec="$FUNCTION:4"
 	((limit == 0)) || spec="$FUNCTION:4:$limit"
 	for name in vm1 vm2; do
 		e2e_agent_start "$name" --function "$spec" --handler sleep \
-			--heartbeat-ms "$HEARTBEAT_MS" --cold-start-ms 50
+			--heartbeat-ms "$heartbeat_ms" --cold-start-ms 50
 	done
 	e2e_agent_wait_warm vm1 4
 	e2e_agent_wait_warm vm2 4
@@ -97,6 +98,31 @@ vm_nft() {
 }
 
 # --- tests ------------------------------------------------------------------
+# tetherd down for 3 heartbeat deadlines: the agents' ALIVE datagrams keep
+# their backends up in the data plane (no control connection needed), so the
+# VMs go on serving, and a restarted tetherd adopts them up. A deadline of
+# 1 s (ALIVE every 333 ms): 150 ms is alive's, a tighter test of speed.
+test_alive_without_tetherd() {
+	local heartbeat_ms=1000
+	start_agents 0 "$heartbeat_ms"
+	local out before name down_ms=$((3 * heartbeat_ms))
+	before=$(stat_of load alive)
+	e2e_tetherd_stop KILL
+	sleep "$((down_ms / 1000)).$(printf %03d $((down_ms % 1000)))"
+	out=$(e2e_load --function "$FUNCTION" --count 40 --sessions 40 --timeout-ms 1000 --per-container)
+	show "$(head -n1 <<<"$out")"
+	expect_eq "answered OK with tetherd down $down_ms ms and more" "$(e2e_field "${out%%$'\n'*}" ok)" 40
+	expect_contains "served by vm1" "$out" "served_by=vm1"
+	expect_contains "served by vm2" "$out" "served_by=vm2"
+	e2e_tetherd_start --completion "$COMPLETION" --hold-ms 2000
+	expect_ge "ALIVE applied meanwhile" "$(($(stat_of load alive) - before))" 6
+	for name in vm1 vm2; do
+		expect_eq "$name at the restarted tetherd" \
+			"$(e2e_ctl --json backend list | jq -r --arg n "$name" '.[] | select(.backend == $n) | .state')" up
+	done
+	stop_agents
+}
+
 
 test_steering() {
 	start_agents 1
@@ -205,7 +231,7 @@ test_alive() {
 	}
 }
 
-TESTS=(steering unlimited lost_done lost_request alive)
+TESTS=(steering unlimited lost_done lost_request alive alive_without_tetherd)
 
 main() {
 	local selected=("$@")

@@ -50,7 +50,8 @@ F_OTHER=8    # warm on vm2
 
 # Every family of the README's list (single host).
 FAMILIES=(tether_build_info tether_start_time_seconds tether_dataplane_decisions_total
-	tether_dataplane_faults_total tether_backends tether_containers tether_map_entries
+	tether_dataplane_faults_total tether_dataplane_shed_total tether_dataplane_load_total
+	tether_dataplane_completions_total tether_slowpath_held_full_total tether_backends tether_containers tether_map_entries
 	tether_map_max_entries tether_functions tether_function_series tether_function_containers
 	tether_function_waiting_requests tether_function_forwarded_requests_total
 	tether_function_forwarded_bytes_total tether_slowpath_received_total
@@ -276,7 +277,11 @@ test_counting() {
 	expect_eq "frobnicate has no series" "$(grep -c frobnicate <<<"$after" || true)" 0
 	expect_eq "container_added events" "$(delta 'tether_lifecycle_events_total{type="container_added"}')" 1
 	expect_eq "container_gone events" "$(delta 'tether_lifecycle_events_total{type="container_gone"}')" 1
-	expect_eq "capacity_needed events" "$(delta 'tether_lifecycle_events_total{type="capacity_needed"}')" 1
+	# One at once, and a reminder every 500 ms while the requests wait.
+	expect_ge "capacity_needed events" "$(delta 'tether_lifecycle_events_total{type="capacity_needed"}')" 1
+	expect_eq "capacity_needed events, as the slow path counts them" \
+		"$(delta 'tether_lifecycle_events_total{type="capacity_needed"}')" \
+		"$(delta 'tether_slowpath_capacity_requests_total')"
 	# Function 9 had its series while its container lived; the container
 	# gone, its requests stay in the counter.
 	expect_eq "function 9's forwarded requests, its container live" \

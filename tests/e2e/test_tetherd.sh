@@ -384,6 +384,7 @@ test_tcp_auth() {
 	tcp_open a
 	expect_unauthorized a "add container function=60 backend=ta1 state=warm"
 	expect_unauthorized a "watch event"
+	expect_unauthorized a "watch trace"
 	expect_unauthorized a "unload tetherd"
 	expect_eq "containers of function 60 after requests before auth" \
 		"$(e2e_ctl --json container list --function 60 | jq length)" 2
@@ -407,7 +408,7 @@ test_tcp_auth() {
 	local request
 	for request in "drain container container=$h2" "del container container=$h2" \
 		"add container function=60 backend=ta2 state=warm" "heartbeat backend name=ta2" \
-		"drain backend name=ta2" "del backend name=ta2" "unload tetherd"; do
+		"drain backend name=ta2" "del backend name=ta2" "unload tetherd" "watch trace"; do
 		expect_unauthorized c "$request"
 	done
 	after=$(controller_state)
@@ -719,6 +720,35 @@ test_agent_rate() {
 		for ((i = 0; i < AGENT_RATE / 2; i++)); do printf 'heartbeat backend name=vm1\n'; done
 	} | e2e_in_router socat -t 5 - "TCP:127.0.0.1:$TCP_PORT")
 	expect_eq "a new connection, half the rate" "$(grep -c '^ok$' <<<"$out")" $((AGENT_RATE / 2 + 1))
+	# Connections bound to one backend share its budget: two sending a burst
+	# each at once get one burst between them (and what refills meanwhile),
+	# not one each.
+	local burst t0 ms taken refused name
+	burst=$(for ((i = 0; i < AGENT_RATE; i++)); do printf 'heartbeat backend name=vm1\n'; done)
+	tcp_auth_ok r1 "auth agent backend=vm1 secret=$SECRET"
+	tcp_auth_ok r2 "auth agent backend=vm1 secret=$SECRET"
+	t0=$(now_ms)
+	e2e_conn_send r1 "$burst"
+	e2e_conn_send r2 "$burst"
+	for name in r1 r2; do
+		for ((i = 0; i < 500; i++)); do
+			(($(grep -c '^ok$\|^error overloaded' "$E2E_LOG_DIR/conn-$name/out") >= AGENT_RATE + 1)) &&
+				break
+			sleep 0.02
+		done
+	done
+	ms=$(($(now_ms) - t0))
+	taken=$(($(cat "$E2E_LOG_DIR"/conn-r[12]/out | grep -c '^ok$') - 2))
+	refused=$(cat "$E2E_LOG_DIR"/conn-r[12]/out | grep -c '^error overloaded')
+	echo "#   two connections bound to vm1, $AGENT_RATE heartbeats each at once: $taken ok, $refused overloaded in $ms ms"
+	expect_eq "answers" $((taken + refused)) $((2 * AGENT_RATE))
+	expect_ge "changes taken (the burst)" "$taken" "$AGENT_RATE"
+	expect_le "changes taken (one burst and the refill over $ms ms)" "$taken" \
+		$((AGENT_RATE + AGENT_RATE * ms / 1000 + 1))
+	expect_contains "the refusal" "$(cat "$E2E_LOG_DIR"/conn-r[12]/out)" \
+		"backend 'vm1' sends more than $AGENT_RATE changes a second over its connections together"
+	e2e_conn_close r1
+	e2e_conn_close r2
 }
 
 # c3. The VM agent over TCP with its backend's own secret: it registers, runs
@@ -749,6 +779,19 @@ test_agent_tcp() {
 		fail "tetherd refused vm3's agent: $(grep refused "$E2E_LOG_DIR/agent_vm3.log")"
 	! grep -q "auth agent backend=vm3 .*refused" "$E2E_TETHERD_LOG" ||
 		fail "tetherd refused vm3's agent: $(grep 'backend=vm3' "$E2E_TETHERD_LOG")"
+}
+
+# c4a. A start that fails after the settings were taken (here the pin root
+# cannot be made) says why and exits 1: no crash on the way out, nothing
+# left behind.
+test_start_failed() {
+	local out status=0 root=/proc/tether-$E2E_ID
+	out=$(e2e_tetherd_try --iface "$E2E_IF_RC" --vip "$E2E_VIP4:$E2E_PORT" --pin-root "$root" \
+		--socket "$E2E_RUN_DIR/failed.sock") || status=$?
+	echo "#   --pin-root $root: exit $status: $(head -n1 <<<"$out")"
+	expect_eq "exit status" "$status" 1
+	expect_contains "the reason" "$out" "cannot create pin root $root"
+	[[ ! -e $E2E_RUN_DIR/failed.sock ]] || fail "the failed start left its socket"
 }
 
 # c4. Per-backend secrets tetherd will not use: it refuses to start, says why
@@ -1042,7 +1085,7 @@ test_systemd_unit() {
 
 TESTS=(systemd_unit config_file config_override config_override_lists config_bad xdp_generic
 	xdp_native tcp_auth tcp_backoff tcp_short_secret agent_secret allowed_functions agent_rate agent_tcp
-	agent_secrets_refused socket_perms watch heartbeat)
+	agent_secrets_refused start_failed socket_perms watch heartbeat)
 
 # Before lib.sh's cleanup: stop every tetherd of the rig, remove the pin roots
 # of the tests' own tetherds, the users and the group.

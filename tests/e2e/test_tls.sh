@@ -523,8 +523,49 @@ test_handshake_timeout() {
 }
 
 TESTS=(agent_mtls certificate_binds agent_other_certificate certificates_refused
-	tetherd_wrong_name secrets_over_tls operator_certificate plain_only_when_asked rotation
-	unix_socket handshake_timeout)
+	tetherd_wrong_name secrets_over_tls operator_certificate allowed_functions
+	plain_only_when_asked rotation unix_socket handshake_timeout)
+
+# The operator's allow-list holds an agent its certificate binds as it holds
+# one bound by a secret (test_tetherd.sh allowed_functions): vm3's agent
+# (CN=vm3) adding, or bringing up, a container of a function vm3 may not
+# hold is refused and nothing changes; within the list it works.
+test_allowed_functions() {
+	local mac mine theirs before after other=$((FUNCTION + 1))
+	mac=$(e2e_mac "$E2E_NS_VM3" "$E2E_IF_V3")
+	tls_open o ops
+	tls_ask o "set backend name=vm3 functions=$FUNCTION"
+	expect_eq "the operator's certificate sets vm3's functions" "$ANSWER" ok
+	tls_open m vm3
+	tls_ask m "add backend name=vm3 addr=203.0.113.34 mac=$mac iface=$E2E_IF_R3 heartbeat_ms=3600000"
+	expect_eq "vm3 registers by its certificate" "$ANSWER" ok
+	expect_contains "vm3's record" "$ANSWER_ALL" "functions=$FUNCTION"
+	tls_ask m "add container function=$FUNCTION backend=vm3 state=starting"
+	expect_eq "vm3 adds a container of function $FUNCTION" "$ANSWER" ok
+	mine=$(sed -n 's/^container=\([0-9]*\) .*/\1/p' <<<"$ANSWER_ALL")
+	tls_ask m "up container container=$mine"
+	expect_eq "vm3 brings it up" "$ANSWER" ok
+	# A container of another function on vm3, added by the operator.
+	tls_ask o "add container function=$other backend=vm3 state=starting"
+	expect_eq "the operator adds function $other on vm3" "$ANSWER" ok
+	theirs=$(sed -n 's/^container=\([0-9]*\) .*/\1/p' <<<"$ANSWER_ALL")
+	before=$(e2e_ctl --json container list)
+	tls_ask m "add container function=$other backend=vm3 state=warm"
+	expect_eq "vm3 adds a container of function $other" "$ANSWER" \
+		"error unauthorized: backend 'vm3' may hold functions $FUNCTION, not $other (the operator sets them: tetherctl backend set vm3 --functions ...)"
+	tls_ask m "up container container=$theirs"
+	expect_contains "vm3 wakes the operator's container of function $other" "$ANSWER" \
+		"error unauthorized: backend 'vm3' may hold functions $FUNCTION, not $other"
+	expect_unauthorized m "set backend name=vm3 functions=any"
+	after=$(e2e_ctl --json container list)
+	[[ $after == "$before" ]] || fail "a refusal changed the containers:
+$(diff <(echo "$before") <(echo "$after") | sed 's/^/#     /')"
+	tls_ask m "del backend name=vm3"
+	expect_eq "vm3 removes itself" "$ANSWER" ok
+	tls_ask o "set backend name=vm3 functions=any"
+	e2e_conn_close m
+	e2e_conn_close o
+}
 
 make_certs() {
 	local t=$E2E_REPO/tools/test-certs.sh

@@ -110,6 +110,13 @@ static const struct {
 	STAT_FIELD(alive_replayed),
 	STAT_FIELD(alive_forged),
 	STAT_FIELD(completion_bad),
+	STAT_FIELD(encap_vxlan),
+	STAT_FIELD(encap_ipip),
+	STAT_FIELD(fib_no_route),
+	STAT_FIELD(fib_no_neigh),
+	STAT_FIELD(too_big),
+	STAT_FIELD(encap_slow),
+	STAT_FIELD(encap_failed),
 #undef STAT_FIELD
 };
 

@@ -933,6 +933,48 @@ static void test_backend_record(void **state)
 				  "100", false, "vlan is 0, this agent's is 100");
 }
 
+/* --decap: a routed backend needs no --mac or --router-iface; its record
+ * matches on encap= and vni= (the router's interface is the FIB's). */
+static void test_decap_options_and_record(void **state)
+{
+	struct agent_options o;
+	struct proto_request record;
+	char m[MESSAGE_SIZE], difference[MESSAGE_SIZE] = "";
+	const char *same = "backend=vm7 id=3 state=up addr=10.200.0.5 mac=02:54:45:00:10:92 "
+			   "iface=_ vlan=0 encap=vxlan vni=4242 heartbeat_ms=600";
+	const char *other_vni = "backend=vm7 addr=10.200.0.5 mac=02:54:45:00:10:93 iface=_ "
+				"encap=vxlan vni=4243 heartbeat_ms=600";
+	const char *l2 = "backend=vm7 addr=10.200.0.5 mac=02:54:45:00:10:92 iface=eth1 "
+			 "heartbeat_ms=600";
+
+	(void)state;
+	assert_int_equal(parse_words(&o, m, "--name", "vm7", "--addr", "10.200.0.5", "--vip",
+				     "10.9.9.9:7000", "--decap", "vxlan", "--vni", "4242",
+				     "--heartbeat-ms", "600", NULL),
+			 0);
+	assert_int_equal(o.decap, BACKEND_VXLAN);
+	assert_int_equal(o.vni, 4242);
+	assert_int_equal(proto_parse_record(same, strlen(same), &record, m, sizeof(m)), 0);
+	assert_true(agent_backend_matches(&record, &o, difference, sizeof(difference)));
+	assert_int_equal(proto_parse_record(other_vni, strlen(other_vni), &record, m, sizeof(m)),
+			 0);
+	assert_false(agent_backend_matches(&record, &o, difference, sizeof(difference)));
+	assert_non_null(strstr(difference, "vni is 4243, this agent's is 4242"));
+	assert_int_equal(proto_parse_record(l2, strlen(l2), &record, m, sizeof(m)), 0);
+	assert_false(agent_backend_matches(&record, &o, difference, sizeof(difference)));
+	assert_non_null(strstr(difference, "encap is l2, this agent's is vxlan"));
+
+	check_refused(parse_words(&o, m, REQUIRED, "--decap", "gre", NULL), m,
+		      "--decap 'gre' is not vxlan or ipip");
+	check_refused(parse_words(&o, m, REQUIRED, "--decap", "ipip", "--vni", "5", NULL), m,
+		      "--vni is for --decap vxlan");
+	check_refused(parse_words(&o, m, REQUIRED, "--decap", "vxlan", "--vlan", "5", NULL), m,
+		      "--vlan is for a VM on the router's segment");
+	check_refused(parse_words(&o, m, "--name", "vm7", "--addr", "10.200.0.5", "--vip",
+				  "10.9.9.9:7000", NULL),
+		      m, "--mac is required");
+}
+
 /* ---- The agent against a fake tetherd --------------------------------- */
 
 #define FAKE_MAX_CONNECTIONS 8
@@ -1858,6 +1900,7 @@ int main(void)
 		cmocka_unit_test(test_event_others),
 		cmocka_unit_test(test_container_record),
 		cmocka_unit_test(test_backend_record),
+		cmocka_unit_test(test_decap_options_and_record),
 		cmocka_unit_test_setup_teardown(test_agent_lifecycle, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_retries_unavailable, fake_setup,
 						fake_teardown),

@@ -731,6 +731,41 @@ static void test_get_vlan(void **state)
 	assert_int_equal(vid, 7);
 }
 
+static void test_get_encap_and_vni(void **state)
+{
+	static const char *const modes[] = { "l2", "vxlan", "ipip" };
+	static const char *const bad_modes[] = { "L2", "gre", "vxlan4", "" };
+	static const char *const bad_vnis[] = { "16777216", "0x1000000", "-1", "" };
+	char message[MESSAGE_SIZE] = "";
+	__u32 vni = 5;
+	__u8 encap;
+
+	(void)state;
+	for (unsigned i = 0; i < 3; i++) {
+		encap = 99;
+		assert_int_equal(proto_get_encap(request_with(modes[i]), "n", 1, &encap, message,
+						 sizeof(message)), PROTO_OK);
+		assert_int_equal(encap, i);
+		assert_string_equal(proto_encap_name(i), modes[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad_modes) / sizeof(bad_modes[0]); i++) {
+		encap = 99;
+		assert_int_equal(proto_get_encap(request_with(bad_modes[i]), "n", 1, &encap, message,
+						 sizeof(message)), PROTO_BAD_ARGUMENT);
+		assert_int_equal(encap, 99);
+		check_message(message, "for 'n': expected l2, vxlan or ipip");
+	}
+	assert_int_equal(proto_get_vni(request_with("16777215"), "n", 1, &vni, message,
+				       sizeof(message)), PROTO_OK);
+	assert_int_equal(vni, 0xffffff);
+	for (size_t i = 0; i < sizeof(bad_vnis) / sizeof(bad_vnis[0]); i++) {
+		vni = 5;
+		assert_int_equal(proto_get_vni(request_with(bad_vnis[i]), "n", 1, &vni, message,
+					       sizeof(message)), PROTO_BAD_ARGUMENT);
+		assert_int_equal(vni, 5);
+	}
+}
+
 static void test_get_addr(void **state)
 {
 	(void)state;
@@ -1543,6 +1578,7 @@ int main(void)
 		cmocka_unit_test(test_get_name),
 		cmocka_unit_test(test_get_mac),
 		cmocka_unit_test(test_get_vlan),
+		cmocka_unit_test(test_get_encap_and_vni),
 		cmocka_unit_test(test_get_functions),
 		cmocka_unit_test(test_get_addr),
 		cmocka_unit_test(test_get_token),

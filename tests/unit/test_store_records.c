@@ -140,6 +140,31 @@ static void test_backend_round_trip(void **state)
 	assert_memory_equal(&b, &back, sizeof(b));
 }
 
+/* A routed backend: encap and vni written, iface empty (any) left out; an
+ * L2 record (above) carries neither, as before. */
+static void test_routed_backend_round_trip(void **state)
+{
+	struct store_backend b = sample_backend(), back;
+	char value[STORE_VALUE_MAX], why[256] = "";
+
+	(void)state;
+	memset(b.iface, 0, sizeof(b.iface));
+	b.vlan = 0;
+	b.encap = BACKEND_VXLAN;
+	b.vni = 4242;
+	store_backend_encode(&b, value);
+	assert_string_equal(value, "id=17 addr=203.0.113.2 mac=02:00:00:00:01:ab vlan=0 "
+				   "encap=vxlan vni=4242 heartbeat_ms=3000 state=draining "
+				   "drain_deadline_unix_ms=1796000000123");
+	assert_int_equal(store_backend_decode(value, strlen(value), &back, why, sizeof(why)), 0);
+	assert_memory_equal(&b, &back, sizeof(b));
+	/* An L2 record still needs its interface. */
+	const char *l2 = "id=17 addr=203.0.113.2 mac=02:00:00:00:01:ab vlan=0 heartbeat_ms=3000 "
+			 "state=up drain_deadline_unix_ms=0";
+
+	assert_int_not_equal(store_backend_decode(l2, strlen(l2), &back, why, sizeof(why)), 0);
+}
+
 static struct store_container sample_container(void)
 {
 	struct store_container c;
@@ -328,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_keys_round_trip),
 		cmocka_unit_test(test_bad_keys),
 		cmocka_unit_test(test_backend_round_trip),
+		cmocka_unit_test(test_routed_backend_round_trip),
 		cmocka_unit_test(test_container_round_trip),
 		cmocka_unit_test(test_limits_round_trip),
 		cmocka_unit_test(test_bad_records),

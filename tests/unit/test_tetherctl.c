@@ -31,6 +31,7 @@
 
 #include "client.h"
 #include "run.h"
+#include "trace.h"
 #include "wait.h"
 #include "watch.h"
 #include "tether_version.h"
@@ -118,6 +119,11 @@ static void test_backend_commands(void **state)
 		       "add backend name=vm1 addr=10.1.0.2 mac=02:00:00:00:01:01 iface=tv-vm1 vlan=100\n");
 	assert_request("backend add vm1 --addr 10.1.0.2 --mac 02:00:00:00:01:01 --iface tv-vm1 --vlan=4094 --heartbeat-ms 2s",
 		       "add backend name=vm1 addr=10.1.0.2 mac=02:00:00:00:01:01 iface=tv-vm1 heartbeat_ms=2000 vlan=4094\n");
+	/* Routed: the address is enough. */
+	assert_request("backend add vm4 --addr 10.200.0.5 --encap vxlan --vni 0x123456",
+		       "add backend name=vm4 addr=10.200.0.5 encap=vxlan vni=0x123456\n");
+	assert_request("backend add vm5 --encap ipip --addr fd00:200::5 --iface eth1",
+		       "add backend name=vm5 addr=fd00:200::5 encap=ipip iface=eth1\n");
 	assert_request("backend del vm1", "del backend name=vm1\n");
 	assert_request("backend heartbeat vm_1.a-b", "heartbeat backend name=vm_1.a-b\n");
 	assert_request("backend drain vm1", "drain backend name=vm1\n");
@@ -163,6 +169,9 @@ static void test_other_commands(void **state)
 		       "set backend name=vm3 functions=7,9,0x100-0x1ff\n");
 	assert_request("backend set vm3 --functions any", "set backend name=vm3 functions=any\n");
 	assert_request("watch", "watch event\n");
+	assert_request("trace", "watch trace\n");
+	assert_request("trace --function 0x2a --key 7 --container 12 --count 5",
+		       "watch trace function=0x2a key=7 container=12\n");
 	assert_request("unload", "unload tetherd\n");
 	assert_request("drain container 17", "drain container container=17\n");
 	assert_request("drain backend vm1 --deadline 2m", "drain backend name=vm1 deadline_ms=120000\n");
@@ -334,6 +343,10 @@ static void test_value_errors(void **state)
 			   "bad value '02:00:00:00:01' for '--mac': expected a MAC address");
 	assert_usage_error("backend add vm1 --addr 10.1.0.3 --mac 02-00-00-00-01-01 --iface e0",
 			   "for '--mac'");
+	assert_usage_error("backend add vm1 --addr 10.1.0.3 --encap gre",
+			   "bad value 'gre' for '--encap': expected l2, vxlan or ipip");
+	assert_usage_error("backend add vm1 --addr 10.1.0.3 --encap vxlan --vni 16777216",
+			   "for '--vni': expected a VXLAN network identifier");
 	assert_usage_error(bad_iface_colon, "bad value 'eth0:1' for '--iface': expected an interface name");
 	assert_usage_error(bad_iface_long, "of 1 to 15 characters");
 	assert_usage_error(bad_iface_equals,
@@ -594,6 +607,37 @@ static void test_event_lines(void **state)
 	g_string_truncate(out, 0);
 	ctl_output_event(out, other, &when, false);
 	assert_string_equal(out->str, "2023-11-14 22:13:20.123 note=\"x\"\n");
+}
+
+static void test_trace_args_and_lines(void **state)
+{
+	struct ctl_invocation inv;
+	char message[512];
+	g_autoptr(GString) out = g_string_new(NULL);
+
+	(void)state;
+	assert_int_equal(parse("trace --count 3", NULL, &inv, message, sizeof(message)), 0);
+	assert_int_equal(inv.count, 3);
+	assert_int_equal(parse("trace", NULL, &inv, message, sizeof(message)), 0);
+	assert_int_equal(inv.count, 0);
+	assert_usage_error("trace --count 0", "--count 0 would print nothing");
+	assert_usage_error("trace --count many", "--count");
+	assert_usage_error("trace --function 0", "--function");
+	assert_usage_error("trace --container -1", "--container");
+	assert_usage_error("trace --colour red", "--colour");
+
+	SAMPLES(records, "trace=forward reason=token_miss,key_new time_us=1700000000123456 cpu=1 "
+			 "function=42 key=7 container=12 generation=3 backend=vm1",
+		"trace=malformed reason=malformed check=magic time_us=1700000000000001 cpu=0");
+	setenv("TZ", "UTC", 1);
+	tzset();
+	ctl_trace_line(out, &records[0]);
+	assert_string_equal(out->str, "22:13:20.123456 forward token_miss,key_new cpu=1 function=42 "
+				      "key=7 container=12 generation=3 backend=vm1\n");
+	g_string_truncate(out, 0);
+	ctl_trace_line(out, &records[1]);
+	assert_string_equal(out->str,
+			    "22:13:20.000001 malformed malformed check=magic cpu=0\n");
 }
 
 /* ---- Drain progress ----------------------------------------------------- */
@@ -1041,13 +1085,17 @@ static void test_completion(void **state)
 	(void)state;
 	assert_completions("back", "backend\n");
 	assert_completions("", "backend\ncontainer\nfunction\naffinity\ndrain\nfleet\nstats\nwatch\n"
-			       "unload\n");
+			       "trace\nunload\n");
+	assert_completions("trace --", "--function\n--key\n--container\n--count\n--socket\n--json\n"
+				       "--help\n");
+	assert_completions("trace --count ", "");
 	assert_completions("backend ", "add\nset\ndel\ndrain\nheartbeat\nlist\n");
 	assert_completions("backend d", "del\ndrain\n");
 	assert_completions("-", "--socket\n--json\n--help\n--version\n");
 	assert_completions("--socket /run/x.sock co", "container\n");
-	assert_completions("--json backend add vm1 --", "--addr\n--mac\n--iface\n--heartbeat-ms\n"
-							 "--vlan\n--functions\n--socket\n--help\n");
+	assert_completions("--json backend add vm1 --",
+			   "--addr\n--encap\n--mac\n--iface\n--vni\n--heartbeat-ms\n"
+			   "--vlan\n--functions\n--socket\n--help\n");
 	assert_completions("backend add vm1 --addr 10.0.0.1 --m", "--mac\n");
 	assert_completions("container drain --w", "--wait\n");
 	/* Values: nothing to offer (the shell completes --socket's as a file). */
@@ -1296,6 +1344,7 @@ int main(void)
 		cmocka_unit_test(test_usage_error_exit_status),
 		cmocka_unit_test(test_version),
 		cmocka_unit_test(test_completion),
+		cmocka_unit_test(test_trace_args_and_lines),
 		cmocka_unit_test(test_watch),
 		cmocka_unit_test(test_wait_until_gone),
 		cmocka_unit_test(test_wait_deadline_passes),

@@ -7,7 +7,10 @@
  * (bench_restore_only), as are two floors: a MAC swap, and parse + one lookup.
  * An answer in place (a shed request) rewrites and shortens the whole frame:
  * bench_route_full restores its length and every byte first
- * (bench_restore_full_only alone). */
+ * (bench_restore_full_only alone).
+ * Built twice: as it is (the router's table order for flows and new keys) and
+ * with TETHER_PICK_P2C (power of two choices, bpf/routing.h), measured side by
+ * side by tools/bench_dataplane.c. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -227,6 +230,43 @@ static __always_inline int restore_frame(struct xdp_md *ctx)
 SEC("xdp")
 int bench_route(struct xdp_md *ctx)
 {
+	if (restore_frame(ctx))
+		return XDP_ABORTED;
+	return route_frame(ctx);
+}
+
+/* The frame as given, no restore: the balance simulation of
+ * tools/bench_dataplane.c sends each request once. */
+SEC("xdp")
+int bench_route_once(struct xdp_md *ctx)
+{
+	return route_frame(ctx);
+}
+
+/* A routed backend's request leaves with outer headers in front (one
+ * bpf_xdp_adjust_head): the frame's start goes back to where the request's
+ * was, and its EtherType (an IPIP outer header covers it) with the rest of
+ * the template. The L2 cases through this wrapper measure its cost. */
+SEC("xdp")
+int bench_route_routed(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct bench_template *template = bpf_map_lookup_elem(&bench_template, &zero);
+
+	if (!template)
+		return XDP_ABORTED;
+	int grown = (int)(ctx->data_end - ctx->data) - (int)template->frame_len;
+
+	if (grown > 0 && bpf_xdp_adjust_head(ctx, grown))
+		return XDP_ABORTED;
+
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return XDP_ABORTED;
+	eth->h_proto = template->l3_proto;
 	if (restore_frame(ctx))
 		return XDP_ABORTED;
 	return route_frame(ctx);

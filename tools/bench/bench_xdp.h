@@ -69,6 +69,9 @@ struct bench_template {
 	__u32 vary;           /* enum bench_vary */
 	__u32 population;     /* entries of bench_tokens / bench_keys in use */
 	__u8 frame[BENCH_FULL_FRAME]; /* bench_route_full: the whole request */
+	__u32 frame_len;      /* bench_route_routed: the request's length */
+	__be16 l3_proto;      /* ... and its EtherType */
+	__u16 pad;
 };
 
 #define BENCH_POPULATION (1u << 20)

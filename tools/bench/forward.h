@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Shared by the forwarding benchmark's BPF programs (forward_xdp.bpf.c: the
  * traffic generator, the bare forwarder, the floor and a pass-through;
- * forward_sink.bpf.c: the counting sink on the backends) and its control tool
+ * forward_sink.bpf.c: the counting sink on the backends, which can answer
+ * each request with a DONE like an agent) and its control tool
  * (forward_ctl.c). See tools/bench_forward.sh for the topology. */
 #ifndef TETHER_BENCH_FORWARD_H
 #define TETHER_BENCH_FORWARD_H
@@ -55,6 +56,18 @@ struct fwd_counts {
 	__u64 right;
 	__u64 wrong;
 };
+
+/* fwd_sink_mode[0], shared by every sink: done 1 answers each request with a
+ * DONE (docs/protocol.md, "Completions and liveness") sent back with XDP_TX
+ * to the router's completion address, as an agent does when a container
+ * finishes; 0 only counts and drops. */
+struct fwd_sink_mode {
+	__u32 done;
+	__u32 pad;
+};
+
+/* A DONE: Ethernet, IPv4, UDP, the header and the received count. */
+#define FWD_DONE_FRAME_LEN (14 + 20 + 8 + TETHER_HDR_LEN + TETHER_DONE_PAYLOAD_LEN)
 
 /* The bare forwarder's table: token slot -> egress and addresses. */
 struct fwd_route {

@@ -4,17 +4,26 @@
  *   forward_ctl setup --pin DIR --router-if IF --client-mac MAC --vip ADDR:PORT
  *                     --backend IF,MAC,ADDR [--backend ...] --sink-port PORT
  *                     [--flows N] [--functions N] [--per-function N]
- *                     --table FILE --nft FILE
+ *                     --table FILE --nft FILE [--completion ADDR:PORT]
  *     Run inside the router's namespace. Loads Tether (maps pinned under
  *     DIR/tether, program at DIR/prog_tether) and fills it: the service
  *     address, one Tether backend per backend veth, functions x per-function
  *     warm containers spread over the backends, their Maglev pools, and one
  *     affinity entry per flow of the key mix. Loads the generator, the bare
- *     forwarder, the floor and a pass-through program (DIR/prog_gen,
- *     DIR/prog_bare, DIR/prog_floor, DIR/prog_pass) and one counting sink per backend
+ *     forwarder, the floor, a pass-through and a drop program (DIR/prog_gen,
+ *     DIR/prog_bare, DIR/prog_floor, DIR/prog_pass, DIR/prog_drop) and one counting sink per backend
  *     (DIR/prog_sink_I), and writes the frames of the three traffic mixes.
  *     Writes the userspace router's tables (--table) and the nftables ruleset
- *     of the DNAT baseline (--nft).
+ *     of the DNAT baseline (--nft). With --completion, that is the router's
+ *     completion address (a services entry of kind 1) and where the sinks
+ *     send their DONEs when told to (below).
+ *
+ *   forward_ctl completions --pin DIR --limit N --done 0|1
+ *                           [--functions N] [--per-function N]
+ *     Every container's concurrency limit (0: none), and whether the sinks
+ *     answer each request with a DONE (XDP_TX back to the router's
+ *     completion address, on the backend's link: consumed by the router's
+ *     program on its backend-facing veths).
  *
  *   forward_ctl run --pin DIR --gen-if IF --mix token|key|flow --cpu N
  *                   --seconds S [--warmup S] [--watch-cpu M]
@@ -75,8 +84,10 @@ struct options {
 	const char *pin, *router_if, *gen_if, *table, *nft, *mix;
 	__u8 client_mac[6];
 	int have_client_mac;
-	struct in_addr vip;
-	__u16 vip_port, sink_port;
+	struct in_addr vip, completion;
+	__u16 vip_port, sink_port, completion_port;
+	__u32 limit, done;
+	int have_limit, have_done;
 	struct backend_arg backends[FWD_MAX_BACKENDS];
 	__u32 n_backends;
 	__u32 flows, functions, per_function;
@@ -201,6 +212,11 @@ static void setup_tether(struct world *w)
 	memcpy(&vip[12], &o->vip, 4);
 	if ((err = service_add(&w->dp, vip, o->vip_port, 1)))
 		die("service_add", err);
+	if (o->completion_port) {
+		memcpy(&vip[12], &o->completion, 4);
+		if ((err = service_add_completion(&w->dp, vip, o->completion_port)))
+			die("service_add_completion", err);
+	}
 
 	for (__u32 b = 0; b < o->n_backends; b++) {
 		struct backend_record record = {
@@ -279,6 +295,7 @@ static void setup_programs(struct world *w)
 	pin_fd(bpf_program__fd(w->xdp->progs.fwd_bare), o->pin, "prog_bare");
 	pin_fd(bpf_program__fd(w->xdp->progs.fwd_pass), o->pin, "prog_pass");
 	pin_fd(bpf_program__fd(w->xdp->progs.fwd_floor), o->pin, "prog_floor");
+	pin_fd(bpf_program__fd(w->xdp->progs.fwd_drop), o->pin, "prog_drop");
 	pin_fd(bpf_map__fd(w->xdp->maps.fwd_config), o->pin, "map_config");
 	pin_fd(bpf_map__fd(w->xdp->maps.fwd_gen_state), o->pin, "map_gen");
 
@@ -289,11 +306,18 @@ static void setup_programs(struct world *w)
 		if (!sink)
 			die("opening forward_sink.bpf.o", errno);
 		sink->rodata->backend = b;
+		sink->rodata->own_addr = o->backends[b].addr.s_addr;
+		sink->rodata->completion_addr = o->completion.s_addr;
+		sink->rodata->completion_port = o->completion_port;
 		if (b > 0 &&
 		    (bpf_map__reuse_fd(sink->maps.fwd_expect,
 				       bpf_map__fd(w->sinks[0]->maps.fwd_expect)) ||
 		     bpf_map__reuse_fd(sink->maps.fwd_counts,
-				       bpf_map__fd(w->sinks[0]->maps.fwd_counts))))
+				       bpf_map__fd(w->sinks[0]->maps.fwd_counts)) ||
+		     bpf_map__reuse_fd(sink->maps.fwd_sink_mode,
+				       bpf_map__fd(w->sinks[0]->maps.fwd_sink_mode)) ||
+		     bpf_map__reuse_fd(sink->maps.fwd_finished,
+				       bpf_map__fd(w->sinks[0]->maps.fwd_finished))))
 			die("sharing the sinks' maps", errno);
 		if ((err = forward_sink__load(sink)))
 			die("loading forward_sink.bpf.o", err);
@@ -302,6 +326,7 @@ static void setup_programs(struct world *w)
 		pin_fd(bpf_program__fd(sink->progs.fwd_sink), o->pin, name);
 	}
 	pin_fd(bpf_map__fd(w->sinks[0]->maps.fwd_counts), o->pin, "map_counts");
+	pin_fd(bpf_map__fd(w->sinks[0]->maps.fwd_sink_mode), o->pin, "map_sink_mode");
 
 	int expect_fd = bpf_map__fd(w->sinks[0]->maps.fwd_expect);
 	int routes_fd = bpf_map__fd(w->xdp->maps.fwd_routes);
@@ -508,6 +533,35 @@ static int cmd_setup(struct options *o)
 	return 0;
 }
 
+/* ---------------------------------------------------------- completions */
+
+static int cmd_completions(struct options *o)
+{
+	if (!o->pin || !o->have_limit || !o->have_done)
+		usage_error("completions needs --pin --limit --done");
+	int containers_fd = open_pinned(o->pin, "tether/containers");
+	int mode_fd = open_pinned(o->pin, "map_sink_mode");
+	__u32 n = o->functions * o->per_function, zero = 0;
+	struct fwd_sink_mode mode = { .done = o->done };
+
+	/* Limits first when they go on, the sinks' DONEs first when they go
+	 * off: no request is counted that no DONE will answer. */
+	if (!o->done && bpf_map_update_elem(mode_fd, &zero, &mode, BPF_ANY))
+		die("map_sink_mode", errno);
+	for (__u32 slot = 0; slot < n; slot++) {
+		struct container_record record;
+
+		if (bpf_map_lookup_elem(containers_fd, &slot, &record))
+			die("tether/containers", errno);
+		record.limit = o->limit;
+		if (bpf_map_update_elem(containers_fd, &slot, &record, BPF_EXIST))
+			die("tether/containers", errno);
+	}
+	if (o->done && bpf_map_update_elem(mode_fd, &zero, &mode, BPF_ANY))
+		die("map_sink_mode", errno);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ run */
 
 static void read_counts(int fd, struct fwd_counts *total)
@@ -611,6 +665,7 @@ static const char *const stat_names[] = {
 	"fragment",   "pass",       "no_route",    "retag_failed", "shed", "shed_dropped",
 	"token_overflow", "key_overflow", "full", "done", "done_stale", "done_forged",
 	"lost_fixed", "alive", "alive_replayed", "alive_forged", "completion_bad",
+	"encap_vxlan", "encap_ipip", "fib_no_route", "fib_no_neigh", "too_big", "encap_slow", "encap_failed",
 };
 
 static int cmd_run(struct options *o)
@@ -739,12 +794,15 @@ int main(int argc, char **argv)
 		{ "seconds", required_argument, 0, 'S' },
 		{ "warmup", required_argument, 0, 'W' },
 		{ "watch-cpu", required_argument, 0, 'R' },
+		{ "completion", required_argument, 0, 'D' },
+		{ "limit", required_argument, 0, 'L' },
+		{ "done", required_argument, 0, 'd' },
 		{ 0, 0, 0, 0 },
 	};
 	int option;
 
 	if (argc < 2)
-		usage_error("a command: setup or run");
+		usage_error("a command: setup, run or completions");
 	const char *command = argv[1];
 
 	optind = 2;
@@ -781,6 +839,19 @@ int main(int argc, char **argv)
 		case 'S': o.seconds = atof(optarg); break;
 		case 'W': o.warmup = atof(optarg); break;
 		case 'R': o.watch_cpu = atoi(optarg); break;
+		case 'D': {
+			char *colon = strrchr(optarg, ':');
+
+			if (!colon)
+				usage_error("--completion ADDR:PORT");
+			*colon = '\0';
+			if (inet_pton(AF_INET, optarg, &o.completion) != 1 || !atoi(colon + 1))
+				usage_error("--completion ADDR:PORT (IPv4)");
+			o.completion_port = atoi(colon + 1);
+			break;
+		}
+		case 'L': o.limit = strtoul(optarg, NULL, 10); o.have_limit = 1; break;
+		case 'd': o.done = atoi(optarg) != 0; o.have_done = 1; break;
 		default: usage_error("unknown option");
 		}
 	}
@@ -788,6 +859,8 @@ int main(int argc, char **argv)
 		return cmd_setup(&o);
 	if (!strcmp(command, "run"))
 		return cmd_run(&o);
-	usage_error("a command: setup or run");
+	if (!strcmp(command, "completions"))
+		return cmd_completions(&o);
+	usage_error("a command: setup, run or completions");
 	return 2;
 }

@@ -3,7 +3,9 @@
  * (backend is set before load). It reads the Tether header of every UDP
  * frame that carries one, judges whether the frame reached the right
  * container (see struct fwd_counts), counts, and drops, so the sink costs
- * little and is never the bottleneck. Anything else (ARP, IPv6 ND) passes. */
+ * little and is never the bottleneck; or, while fwd_sink_mode says so,
+ * answers it with its container's DONE (XDP_TX back to the router). Anything
+ * else (ARP, IPv6 ND) passes. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -15,6 +17,27 @@
 #include "forward.h"
 
 const volatile __u32 backend = 0;
+/* Where DONEs go (network order): the router's completion address, and this
+ * backend's own address as their source. */
+const volatile __u32 own_addr = 0;
+const volatile __u32 completion_addr = 0;
+const volatile __u16 completion_port = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fwd_sink_mode);
+} fwd_sink_mode SEC(".maps");
+
+/* Per container slot: requests finished (and received), cumulative, as an
+ * agent counts them; a DONE carries both. Only moved while DONEs are on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FWD_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} fwd_finished SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -46,6 +69,59 @@ static __always_inline int right_container(const struct tether_hdr *hdr)
 	       want->token.secret == hdr->container_token.secret;
 }
 
+/* The request becomes its container's DONE in place, back out of the
+ * interface it came in on: to the router that sent it, on the backend's
+ * link, which is what the router checks. */
+static __always_inline int answer_done(struct ethhdr *eth,
+				       struct iphdr *ip, struct udphdr *udp,
+				       struct tether_hdr *hdr, void *data_end)
+{
+	__u32 slot = bpf_ntohl(hdr->container_token.slot);
+	__u64 *finished = bpf_map_lookup_elem(&fwd_finished, &slot);
+	__be64 *received = (void *)(hdr + 1);
+	__u8 mac[ETH_ALEN];
+
+	if (!finished || !(hdr->flags & TETHER_F_STAMPED) || ip->ihl != 5 ||
+	    (void *)(received + 1) > data_end)
+		return XDP_DROP;
+	/* One CPU runs the generator, the router and the sinks (see
+	 * tools/bench_forward.sh): no atomics needed. */
+	__u64 count = *finished + 1;
+
+	*finished = count;
+
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+	ip->tot_len = bpf_htons(FWD_DONE_FRAME_LEN - 14);
+	ip->saddr = own_addr;
+	ip->daddr = completion_addr;
+	ip->ttl = 64;
+	ip->check = 0;
+	__u32 sum = 0;
+	__u16 *word = (__u16 *)ip;
+
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += word[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	ip->check = ~sum & 0xffff;
+	udp->dest = bpf_htons(completion_port);
+	udp->len = bpf_htons(8 + TETHER_HDR_LEN + TETHER_DONE_PAYLOAD_LEN);
+	udp->check = 0; /* IPv4: not used */
+	hdr->flags = TETHER_F_DONE_MASK;
+	hdr->status = TETHER_STATUS_OK;
+	hdr->routing_key = bpf_cpu_to_be64(count);
+	*received = bpf_cpu_to_be64(count);
+	/* The frame keeps its length: the bytes past the IP packet are
+	 * Ethernet padding to the router. Not shortened with
+	 * bpf_xdp_adjust_tail: the page goes back to the generator's pool
+	 * (BPF_F_TEST_XDP_LIVE_FRAMES), which would send the next request
+	 * from it at the DONE's length. */
+	return XDP_TX;
+}
+
 SEC("xdp")
 int fwd_sink(struct xdp_md *ctx)
 {
@@ -63,8 +139,9 @@ int fwd_sink(struct xdp_md *ctx)
 	if ((void *)(hdr + 1) > data_end || hdr->magic != bpf_htons(TETHER_MAGIC))
 		return XDP_PASS;
 
-	__u32 key = backend;
+	__u32 key = backend, zero = 0;
 	struct fwd_counts *counts = bpf_map_lookup_elem(&fwd_counts, &key);
+	struct fwd_sink_mode *mode = bpf_map_lookup_elem(&fwd_sink_mode, &zero);
 
 	if (counts) {
 		if (right_container(hdr))
@@ -72,6 +149,8 @@ int fwd_sink(struct xdp_md *ctx)
 		else
 			counts->wrong++;
 	}
+	if (mode && mode->done)
+		return answer_done(eth, ip, udp, hdr, data_end);
 	return XDP_DROP;
 }
 

@@ -152,10 +152,11 @@ void completion_tick(struct agent *agent, __u64 now)
 		if (c->has_slot && (c->reg == REG_WARM || c->reg == REG_STARTING) && !c->draining)
 			send_done(agent, c, 0, TETHER_STATUS_OK);
 	}
-	/* ALIVE only while registered with our key, and not while leaving: a
-	 * router without the key (or after del backend) counts them forged. */
-	if (agent->backend_id && agent->alive_registered && agent->session == SESSION_READY &&
-	    !agent->stopping) {
+	/* ALIVE once a router has our key, and not while leaving (a router
+	 * without the key, or after del backend, counts them forged). Also
+	 * while tetherd is unreachable: the XDP program takes them without it,
+	 * so a restart longer than the deadline does not take the VM down. */
+	if (agent->backend_id && agent->alive_registered && !agent->stopping) {
 		__u8 datagram[TETHER_HDR_LEN];
 		size_t len = agent_build_alive(agent->backend_id, ++agent->alive_seq,
 					       agent->alive_key, datagram, sizeof(datagram));

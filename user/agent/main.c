@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "control/protocol.h"
 #include "containers.h"
+#include "decap.h"
 #include "completion.h"
 #include "dispatch.h"
 #include "events.h"
@@ -101,6 +103,8 @@ static int setup(struct agent *agent)
 		agent_log("cannot take signals: %s", strerror(-err));
 		return -1;
 	}
+	if (decap_setup(o))
+		return -1;
 	return dispatch_open(agent);
 }
 
@@ -112,9 +116,14 @@ static void create_initial_containers(struct agent *agent)
 	for (int i = 0; i < o->function_count; i++)
 		for (__u32 n = 0; n < o->functions[i].count && total < o->max_containers; n++, total++)
 			container_create(agent, o->functions[i].function_id, 0);
-	agent_log("backend %s (%s, %s via %s): %u containers of handler %s, tetherd at %s",
-		  o->name, o->addr, o->mac, o->router_iface, total, o->handler,
-		  failover_endpoints_text(o));
+	if (o->decap)
+		agent_log("backend %s (%s, routed: %s): %u containers of handler %s, tetherd at %s",
+			  o->name, o->addr, proto_encap_name(o->decap), total, o->handler,
+			  failover_endpoints_text(o));
+	else
+		agent_log("backend %s (%s, %s via %s): %u containers of handler %s, tetherd at %s",
+			  o->name, o->addr, o->mac, o->router_iface, total, o->handler,
+			  failover_endpoints_text(o));
 }
 
 static void tick(struct agent *agent)
@@ -133,6 +142,7 @@ static void tick(struct agent *agent)
 
 static void teardown(struct agent *agent)
 {
+	decap_teardown(&agent->options);
 	process_kill_all(agent);
 	dispatch_close(agent);
 	completion_close(agent);

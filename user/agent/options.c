@@ -18,6 +18,7 @@
 
 #include "handlers.h"
 #include "tether_version.h"
+#include "control/protocol.h"
 #include "core/core.h"
 #include "tether/maps.h"
 
@@ -37,6 +38,12 @@ static const char usage[] =
 	"  --router-iface IF      the router's interface that reaches this VM\n"
 	"  --vlan N               this VM's 802.1Q VLAN id (1-4094) when the router reaches\n"
 	"                         it on a trunk: requests arrive tagged N (default: untagged)\n"
+	"  --decap MODE           the router reaches this VM across routed hops: vxlan or\n"
+	"                         ipip (then --mac and --router-iface are not needed). The\n"
+	"                         agent sets up the decapsulation (a vxlan device on the\n"
+	"                         VNI with the router's default inner MAC, or an ipip\n"
+	"                         tunnel) and removes it on exit\n"
+	"  --vni N                with --decap vxlan: the VNI (0-16777215, default 0)\n"
 	"  --vip ADDR:PORT        a service address, IPv4 or [IPv6] (repeatable). The agent\n"
 	"                         adds ADDR to lo (rtnetlink, /32 or /128), removes it on\n"
 	"                         exit if it added it, and serves UDP on ADDR:PORT\n"
@@ -92,7 +99,8 @@ enum option_id {
 	OPT_NAME = 1, OPT_ADDR, OPT_MAC, OPT_ROUTER_IFACE, OPT_VIP, OPT_TETHERD, OPT_SECRET_FILE,
 	OPT_FUNCTION, OPT_HANDLER, OPT_COLD_START, OPT_HEARTBEAT, OPT_DRAIN, OPT_CAPACITY,
 	OPT_CAPACITY_ANY, OPT_MAX_CONTAINERS, OPT_VLAN, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY,
-	OPT_TLS_SERVER_NAME, OPT_TCP_PLAIN, OPT_COMPLETION, OPT_HELP, OPT_VERSION,
+	OPT_TLS_SERVER_NAME, OPT_TCP_PLAIN, OPT_COMPLETION, OPT_HELP, OPT_VERSION, OPT_DECAP,
+	OPT_VNI,
 };
 
 static const struct option options[] = {
@@ -101,6 +109,8 @@ static const struct option options[] = {
 	{ "mac", required_argument, 0, OPT_MAC },
 	{ "router-iface", required_argument, 0, OPT_ROUTER_IFACE },
 	{ "vlan", required_argument, 0, OPT_VLAN },
+	{ "decap", required_argument, 0, OPT_DECAP },
+	{ "vni", required_argument, 0, OPT_VNI },
 	{ "vip", required_argument, 0, OPT_VIP },
 	{ "tetherd", required_argument, 0, OPT_TETHERD },
 	{ "secret-file", required_argument, 0, OPT_SECRET_FILE },
@@ -457,6 +467,23 @@ static int apply(struct agent_options *o, int id, const char *value, char *messa
 		o->vlan = (__u16)vid;
 		return 0;
 	}
+	case OPT_DECAP: {
+		int encap = proto_encap_from_name(value);
+
+		if (encap != BACKEND_VXLAN && encap != BACKEND_IPIP)
+			return refuse(message, size, "--decap '%s' is not vxlan or ipip", value);
+		o->decap = (__u8)encap;
+		return 0;
+	}
+	case OPT_VNI: {
+		__u64 vni;
+
+		if (parse_u64(value, &vni) || vni > TETHER_VNI_MAX)
+			return refuse(message, size, "--vni '%s' is not a VNI: 0 to %u", value,
+				      TETHER_VNI_MAX);
+		o->vni = (__u32)vni;
+		return 0;
+	}
 	case OPT_VIP:
 		if (o->vip_count == AGENT_MAX_VIPS)
 			return refuse(message, size, "at most %d --vip", AGENT_MAX_VIPS);
@@ -608,11 +635,18 @@ static int check_complete(const struct agent_options *o, char *message, size_t s
 		return refuse(message, size, "--name is required (the backend's name)");
 	if (!o->addr[0])
 		return refuse(message, size, "--addr is required (this VM's address)");
-	if (!o->mac[0])
-		return refuse(message, size, "--mac is required (this VM's MAC address)");
-	if (!o->router_iface[0])
+	if (!o->decap && !o->mac[0])
+		return refuse(message, size, "--mac is required (this VM's MAC address), "
+					     "unless the router reaches it routed (--decap)");
+	if (!o->decap && !o->router_iface[0])
 		return refuse(message, size,
-			      "--router-iface is required (the router's interface to this VM)");
+			      "--router-iface is required (the router's interface to this VM), "
+			      "unless the router reaches it routed (--decap)");
+	if (o->decap && o->vlan)
+		return refuse(message, size, "--vlan is for a VM on the router's segment, not "
+					     "with --decap");
+	if (o->vni && o->decap != BACKEND_VXLAN)
+		return refuse(message, size, "--vni is for --decap vxlan");
 	if (!o->vip_count)
 		return refuse(message, size, "at least one --vip ADDR:PORT is required");
 	if ((err = check_tls(o, message, size)))

@@ -54,6 +54,11 @@ struct agent_options {
 	char mac[18];          /* aa:bb:cc:dd:ee:ff, lowercase */
 	char router_iface[16]; /* the router's interface towards this VM */
 	__u16 vlan;            /* its 802.1Q VLAN id on that interface; 0: untagged */
+	/* --decap: how the router reaches this VM (enum backend_encap): 0 on a
+	 * segment of the router (mac and router_iface), or routed, the agent
+	 * setting up the decapsulation (decap.c); vni for vxlan. */
+	__u8 decap;
+	__u32 vni;
 	struct agent_vip vips[AGENT_MAX_VIPS];
 	int vip_count;
 	/* --tetherd A,B,...: the agent talks to one, in this order, and moves to

@@ -108,17 +108,35 @@ bool agent_backend_matches(const struct proto_request *record,
 	char ours[16];
 
 	snprintf(ours, sizeof(ours), "%u", o->heartbeat_ms);
+	const char *encap = proto_get(record, "encap");
+	__u32 vni = 0;
+
 	if (!same_addr(addr, o->addr))
 		snprintf(difference, size, "addr is %s, this agent's is %s", addr ? addr : "unset",
 			 o->addr);
+	else if (strcmp(encap ? encap : "l2", proto_encap_name(o->decap)))
+		snprintf(difference, size, "encap is %s, this agent's is %s", encap ? encap : "l2",
+			 proto_encap_name(o->decap));
+	else if (proto_get_vni(record, "vni", 0, &vni, NULL, 0) || vni != o->vni)
+		snprintf(difference, size, "vni is %s, this agent's is %u",
+			 proto_get(record, "vni") ? proto_get(record, "vni") : "0", o->vni);
+	else if (o->decap && o->mac[0] && (!mac || strcasecmp(mac, o->mac)))
+		snprintf(difference, size, "mac is %s, this agent's is %s", mac ? mac : "unset",
+			 o->mac);
+	else if (o->decap) /* routed: the router's interface is the FIB's */
+		goto heartbeat;
 	else if (!mac || strcasecmp(mac, o->mac))
 		snprintf(difference, size, "mac is %s, this agent's is %s", mac ? mac : "unset",
 			 o->mac);
 	else if (!iface || strcmp(iface, o->router_iface))
 		snprintf(difference, size, "iface is %s, this agent's is %s",
 			 iface ? iface : "unset", o->router_iface);
-	else if (proto_get_u32(record, "heartbeat_ms", 1, &heartbeat_ms, NULL, 0) ||
-		 heartbeat_ms != o->heartbeat_ms)
+	else
+		goto heartbeat;
+	return false;
+heartbeat:
+	if (proto_get_u32(record, "heartbeat_ms", 1, &heartbeat_ms, NULL, 0) ||
+	    heartbeat_ms != o->heartbeat_ms)
 		snprintf(difference, size, "heartbeat_ms is %s, this agent's is %s",
 			 proto_get(record, "heartbeat_ms") ? proto_get(record, "heartbeat_ms")
 							   : "unset",

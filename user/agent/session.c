@@ -147,9 +147,16 @@ static void send_add_backend(struct agent *agent)
 	proto_request_begin(&w, "add", "backend");
 	proto_record_str(&w, "name", o->name);
 	proto_record_str(&w, "addr", o->addr);
-	proto_record_str(&w, "mac", o->mac);
-	proto_record_str(&w, "iface", o->router_iface);
+	if (o->mac[0])
+		proto_record_str(&w, "mac", o->mac);
+	if (o->router_iface[0])
+		proto_record_str(&w, "iface", o->router_iface);
 	proto_record_u64(&w, "heartbeat_ms", o->heartbeat_ms);
+	if (o->decap) { /* only then: a tetherd without encapsulation still takes L2 */
+		proto_record_str(&w, "encap", proto_encap_name(o->decap));
+		if (o->decap == BACKEND_VXLAN)
+			proto_record_u64(&w, "vni", o->vni);
+	}
 	if (o->vlan) /* only then: a tetherd without VLANs still takes the rest */
 		proto_record_u64(&w, "vlan", o->vlan);
 	__u32 with_key = add_alive_key(agent, &w);

@@ -196,7 +196,7 @@ static int take_option(struct parser *p, const char *arg)
 			continue;
 		if (p->values[i])
 			return fail(p, "option %s given twice", o->flag);
-		if (o->kind != CTL_OPT_VALUE) {
+		if (o->kind != CTL_OPT_VALUE && o->kind != CTL_OPT_LOCAL) {
 			if (arg[name_len] == '=')
 				return fail(p, "option %s takes no value", o->flag);
 			p->values[i] = "";
@@ -305,6 +305,22 @@ static int add_value(struct parser *p, const struct ctl_option *o, const char *v
 	return 0;
 }
 
+/* A value for tetherctl itself: checked as any, kept, not sent. */
+static int keep_value(struct parser *p, const struct ctl_option *o, const char *value)
+{
+	char word[PROTO_LINE_MAX];
+
+	if (ctl_value_check(o->type, o->flag, value, word, sizeof(word), p->message, p->size))
+		return -1;
+	if (!strcmp(o->key, "count")) {
+		p->inv->count = strtoull(word, NULL, 10);
+		if (!p->inv->count)
+			return fail(p, "%s 0 would print nothing: give 1 or more, or leave it out "
+				       "to trace until interrupted", o->flag);
+	}
+	return 0;
+}
+
 static int build_request(struct parser *p)
 {
 	const struct ctl_command *command = p->inv->command;
@@ -322,6 +338,8 @@ static int build_request(struct parser *p)
 			err = add_value(p, o, p->values[i], &w);
 		else if (o->kind == CTL_OPT_FLAG)
 			proto_record_str(&w, o->key, o->fixed);
+		else if (o->kind == CTL_OPT_LOCAL)
+			err = keep_value(p, o, p->values[i]);
 		else
 			p->inv->wait = true;
 	}

@@ -32,6 +32,7 @@ struct ctl_invocation {
 	bool wait;                        /* --wait */
 	char target[PROTO_LINE_MAX];      /* --wait: the container handle or backend name */
 	__u64 deadline_ms;                /* --deadline; 0 when not given */
+	__u64 count;                      /* trace --count; 0: no limit */
 };
 
 /* Parses argv[1..argc-1]. env_socket is $TETHER_SOCKET (NULL or empty: the

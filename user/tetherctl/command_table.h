@@ -11,12 +11,13 @@
 
 #include "values.h"
 
-#define CTL_MAX_OPTIONS 8
+#define CTL_MAX_OPTIONS 10
 
 enum ctl_option_kind {
 	CTL_OPT_VALUE, /* takes a value, sent as key=value */
 	CTL_OPT_FLAG,  /* no value; sends key=fixed (--warm: state=warm) */
 	CTL_OPT_WAIT,  /* --wait: tetherctl itself waits; nothing is sent */
+	CTL_OPT_LOCAL, /* a value for tetherctl itself (--count); nothing is sent */
 };
 
 struct ctl_option {
@@ -39,6 +40,7 @@ enum ctl_shape {
 enum ctl_mode {
 	CTL_MODE_CALL,  /* one request, one answer */
 	CTL_MODE_WATCH, /* "ok", then a stream of events */
+	CTL_MODE_TRACE, /* "ok", then a stream of trace records (trace.c) */
 };
 
 /* What --wait waits for, once the drain request is answered. */

@@ -71,7 +71,8 @@ void ctl_complete(GString *out, int count, char *const words[])
 		const struct ctl_option *option;
 
 		if (!strcmp(word, "--socket") || ((option = find_option(command, word)) &&
-						  option->kind == CTL_OPT_VALUE && !strchr(word, '='))) {
+						  (option->kind == CTL_OPT_VALUE || option->kind == CTL_OPT_LOCAL) &&
+						  !strchr(word, '='))) {
 			if (i + 1 == typed)
 				return; /* the current word is that option's value */
 			i++;

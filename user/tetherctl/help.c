@@ -95,7 +95,7 @@ static void append_request(GString *out, const struct ctl_command *command)
 	for (int i = 0; i < ctl_option_count(command); i++) {
 		const struct ctl_option *o = &command->options[i];
 
-		if (o->kind == CTL_OPT_WAIT)
+		if (o->kind == CTL_OPT_WAIT || o->kind == CTL_OPT_LOCAL)
 			continue;
 		if (o->kind == CTL_OPT_FLAG)
 			g_string_append_printf(out, " [%s=%s]", o->key, o->fixed);

@@ -12,6 +12,7 @@
 #include "run.h"
 #include "tether_version.h"
 #include "wait.h"
+#include "trace.h"
 #include "watch.h"
 
 static int usage_error(const struct ctl_invocation *inv, const char *message, FILE *err)
@@ -98,6 +99,8 @@ int ctl_run(int argc, char *const argv[], const char *env_socket, FILE *out, FIL
 	}
 	if (inv.command->mode == CTL_MODE_WATCH) {
 		status = ctl_watch(&inv, out, err);
+	} else if (inv.command->mode == CTL_MODE_TRACE) {
+		status = ctl_trace(&inv, out, err);
 	} else {
 		__u64 requested_at_ms = ctl_now_ms();
 

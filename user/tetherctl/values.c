@@ -121,6 +121,10 @@ static int check_with_protocol(enum ctl_value_type type, const char *what, const
 		return proto_get_vlan(&req, what, 1, &vlan, message, size) ? -1 : 0;
 	case CTL_VALUE_FUNCTIONS:
 		return proto_get_functions(&req, what, 1, &functions, message, size) ? -1 : 0;
+	case CTL_VALUE_ENCAP:
+		return proto_get_encap(&req, what, 1, bytes, message, size) ? -1 : 0;
+	case CTL_VALUE_VNI:
+		return proto_get_vni(&req, what, 1, &handle, message, size) ? -1 : 0;
 	default:
 		return 0;
 	}

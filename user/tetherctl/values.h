@@ -22,6 +22,8 @@ enum ctl_value_type {
 	CTL_VALUE_VLAN,      /* an 802.1Q VLAN id, 1-4094 (0: untagged) */
 	CTL_VALUE_FUNCTIONS, /* "7,9,0x100-0x1ff" or "any" */
 	CTL_VALUE_COUNT,     /* a 32-bit count (a concurrency limit; 0: none) */
+	CTL_VALUE_ENCAP,     /* l2, vxlan or ipip */
+	CTL_VALUE_VNI,       /* a VXLAN network identifier, 0-16777215 */
 };
 
 /* Copies value for a message: unprintable bytes as '?', cut to fit size

@@ -6,6 +6,7 @@
 #include "client.h"
 #include "output.h"
 #include "run.h"
+#include "stream.h"
 #include "watch.h"
 
 static void print_event(const struct proto_request *event, bool json, FILE *out)
@@ -21,7 +22,8 @@ static void print_event(const struct proto_request *event, bool json, FILE *out)
 }
 
 /* Events until tetherd ends the stream or it breaks. */
-static int stream_events(struct ctl_conn *conn, bool json, FILE *out, FILE *err)
+static int stream_events(struct ctl_conn *conn, const struct ctl_invocation *inv, FILE *out,
+			 FILE *err)
 {
 	char line[PROTO_LINE_MAX + 1], message[PROTO_LINE_MAX];
 	int len;
@@ -36,7 +38,7 @@ static int stream_events(struct ctl_conn *conn, bool json, FILE *out, FILE *err)
 				message);
 			continue;
 		}
-		print_event(&event, json, out);
+		print_event(&event, inv->json, out);
 		if (ferror(out))
 			return CTL_EXIT_FAILED;
 	}
@@ -48,25 +50,5 @@ static int stream_events(struct ctl_conn *conn, bool json, FILE *out, FILE *err)
 
 int ctl_watch(const struct ctl_invocation *inv, FILE *out, FILE *err)
 {
-	struct ctl_conn conn;
-	struct ctl_answer answer;
-	char message[PROTO_LINE_MAX];
-	int status = CTL_EXIT_FAILED;
-
-	if (ctl_connect(&conn, inv->socket_path, message, sizeof(message))) {
-		fprintf(err, "tetherctl: %s\n", message);
-		return CTL_EXIT_FAILED;
-	}
-	ctl_answer_init(&answer);
-	if (ctl_send(&conn, inv->request, message, sizeof(message)) ||
-	    ctl_read_status(&conn, ctl_now_ms() + CTL_TIMEOUT_MS, &answer, message,
-			    sizeof(message)))
-		fprintf(err, "tetherctl: %s\n", message);
-	else if (!answer.ok)
-		fprintf(err, "tetherctl: %s: %s\n", proto_error_code(answer.error), answer.message);
-	else
-		status = stream_events(&conn, inv->json, out, err);
-	ctl_answer_free(&answer);
-	ctl_close(&conn);
-	return status;
+	return ctl_stream(inv, out, err, stream_events);
 }

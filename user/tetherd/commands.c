@@ -12,6 +12,7 @@
 
 #include "control.h"
 #include "fleet.h"
+#include "nexthop.h"
 #include "tether_xdp.skel.h"
 
 #define NS_PER_MS 1000000ull
@@ -127,6 +128,14 @@ static void write_backend(struct tetherd *d, struct proto_writer *w, const struc
 	proto_record_str(w, "mac", mac);
 	proto_record_str(w, "iface", b->meta.iface);
 	proto_record_u64(w, "vlan", b->record.vlan);
+	proto_record_str(w, "encap", proto_encap_name(b->record.encap));
+	proto_record_u64(w, "vni", backend_vni(&b->record));
+	/* Routed: the FIB's next hop of the moment, as the program finds it. */
+	char hop[96] = "-";
+
+	if (b->record.encap != BACKEND_L2)
+		nexthop_describe(b->record.addr, b->record.ifindex, hop, sizeof(hop));
+	proto_record_str(w, "nexthop", hop);
 	proto_record_u64(w, "heartbeat_ms", b->meta.heartbeat_ms);
 	proto_record_u64(w, "expires_in_ms", ms_until(d, b->record.heartbeat_expiry_ns) < 0
 						     ? 0
@@ -160,19 +169,28 @@ static enum proto_error parse_add_backend(struct tetherd *d, const struct reques
 					  const struct proto_request *req, struct lc_request *r,
 					  char *message, size_t size)
 {
-	const char *name, *iface;
+	const char *name, *iface = "";
 	enum proto_error err;
 
 	(void)d;
+	r->encap = BACKEND_L2;
+	if ((err = proto_get_encap(req, "encap", 0, &r->encap, message, size)))
+		return err;
+	/* L2 needs the backend's MAC and the interface; a routed backend its
+	 * address only (vxlan: the inner MAC defaults from the VNI). */
+	bool l2 = r->encap == BACKEND_L2;
+
 	if ((err = proto_get_name(req, "name", 1, &name, message, size)) ||
 	    (err = proto_get_addr(req, "addr", 1, r->addr, message, size)) ||
-	    (err = proto_get_mac(req, "mac", 1, r->mac, message, size)) ||
-	    (err = proto_get_name(req, "iface", 1, &iface, message, size)) ||
+	    (err = proto_get_mac(req, "mac", l2, r->mac, message, size)) ||
+	    (err = proto_get_name(req, "iface", l2, &iface, message, size)) ||
+	    (err = proto_get_vni(req, "vni", 0, &r->vni, message, size)) ||
 	    (err = proto_get_u32(req, "heartbeat_ms", 0, &r->heartbeat_ms, message, size)) ||
 	    (err = proto_get_vlan(req, "vlan", 0, &r->vlan, message, size)) ||
 	    (err = check_backend_allowed(who, name, message, size)) ||
 	    (err = proto_get_functions(req, "functions", 0, &r->functions, message, size)))
 		return err;
+	r->has_mac = proto_get(req, "mac") != NULL;
 	r->has_functions = proto_get(req, "functions") != NULL;
 	if (r->has_functions && is_bound(who)) {
 		snprintf(message, size, "the functions backend '%s' may hold are the operator's to "
@@ -696,11 +714,18 @@ static enum proto_error show_stats(struct tetherd *d, const struct requester *wh
 #undef STAT
 	proto_record_end(w);
 	proto_record_begin(w);
+	proto_record_str(w, "part", "encap");
+#define STAT(field) proto_record_u64(w, #field, stats.field)
+	STAT(encap_vxlan); STAT(encap_ipip); STAT(fib_no_route); STAT(fib_no_neigh);
+	STAT(too_big); STAT(encap_slow); STAT(encap_failed);
+#undef STAT
+	proto_record_end(w);
+	proto_record_begin(w);
 	proto_record_str(w, "part", "slowpath");
 #define STAT(field) proto_record_u64(w, #field, slow.field)
 	STAT(received); STAT(held); STAT(forwarded); STAT(no_capacity); STAT(container_gone);
 	STAT(overloaded); STAT(malformed); STAT(send_errors); STAT(capacity_requests);
-	STAT(held_full);
+	STAT(held_full); STAT(too_big);
 #undef STAT
 	proto_record_end(w);
 	proto_record_begin(w);
@@ -808,7 +833,8 @@ static enum proto_error unload_tetherd(struct tetherd *d, const struct requester
  * the backend or container it names, or lists only its own. */
 static const struct command commands[] = {
 	{ "add", "backend",
-	  KEYS("name", "addr", "mac", "iface", "heartbeat_ms", "vlan", "functions", "alive_key"),
+	  KEYS("name", "addr", "mac", "iface", "heartbeat_ms", "vlan", "functions", "alive_key",
+	       "encap", "vni"),
 	  true, NULL, parse_add_backend },
 	{ "set", "backend", KEYS("name", "functions"), false, NULL, parse_set_backend },
 	{ "heartbeat", "backend", KEYS("name", "alive_key"), true, NULL, parse_backend_change },
@@ -845,18 +871,38 @@ bool commands_request(size_t i, const char **verb, const char **noun)
 
 /* --- lifecycle changes, here or through the fleet's store --- */
 
-/* A remote connection may send --agent-rate changes a second, in bursts of
- * as many: one agent flooding changes (each pool swap waits for an RCU grace
+/* The budget a request draws on: its backend's when the connection is bound
+ * to one (so an agent gains nothing by opening more connections), else the
+ * connection's own. */
+static struct change_budget *budget_of(struct tetherd *d, struct requester *who)
+{
+	struct change_budget *budget;
+
+	if (!who->backend[0])
+		return &who->budget;
+	if (!d->backend_budgets)
+		d->backend_budgets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	budget = g_hash_table_lookup(d->backend_budgets, who->backend);
+	if (!budget) {
+		budget = g_new0(struct change_budget, 1);
+		g_hash_table_insert(d->backend_budgets, g_strdup(who->backend), budget);
+	}
+	return budget;
+}
+
+/* A remote agent may send --agent-rate changes a second, in bursts of as
+ * many: one agent flooding changes (each pool swap waits for an RCU grace
  * period) cannot hold up every other VM's. */
 static enum proto_error within_budget(struct tetherd *d, struct requester *who, char *message,
 				      size_t size)
 {
-	struct change_budget *budget = &who->budget;
 	double rate = d->config.agent_rate;
 	__u64 now = lifecycle_now(&d->lc);
 
 	if (!who->remote || !rate)
 		return PROTO_OK;
+	struct change_budget *budget = budget_of(d, who);
+
 	if (!budget->refilled_ns)
 		budget->tokens = rate;
 	else
@@ -867,9 +913,15 @@ static enum proto_error within_budget(struct tetherd *d, struct requester *who, 
 		return PROTO_OK;
 	}
 	d->changes_overloaded++;
-	snprintf(message, size, "this connection sends more than %u changes a second (tetherd "
-				"--agent-rate); nothing changed: send it again later",
-		 d->config.agent_rate);
+	if (who->backend[0])
+		snprintf(message, size, "backend '%s' sends more than %u changes a second over "
+					"its connections together (tetherd --agent-rate); nothing "
+					"changed: send it again later",
+			 who->backend, d->config.agent_rate);
+	else
+		snprintf(message, size, "this connection sends more than %u changes a second "
+					"(tetherd --agent-rate); nothing changed: send it again later",
+			 d->config.agent_rate);
 	return PROTO_OVERLOADED;
 }
 

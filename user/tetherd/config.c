@@ -77,9 +77,10 @@ static const char usage[] =
 	"                         containers, nothing else. D and its files must be the\n"
 	"                         user's of tetherd (root, or --user) and private to it\n"
 	"                         (chmod 700 D, chmod 600 D/*), or tetherd refuses them\n"
-	"  --agent-rate N         lifecycle changes a second each TCP connection may send,\n"
-	"                         in bursts of as many; more are refused 'overloaded'\n"
-	"                         (100; 0: no limit)\n"
+	"  --agent-rate N         lifecycle changes a second a backend's agent may send over\n"
+	"                         TCP (its connections together; an unbound connection on\n"
+	"                         its own), in bursts of as many; more are refused\n"
+	"                         'overloaded' (100; 0: no limit)\n"
 	"  --user NAME            once loaded, attached and listening, run as NAME (its uid,\n"
 	"                         gid and groups) with the same few capabilities; its\n"
 	"                         group may use the pins. Start as root\n"
@@ -96,6 +97,9 @@ static const char usage[] =
 	"                         interface (and rp_filter 1 to 2), so replies a VM routes\n"
 	"                         back through this host are not dropped as martians;\n"
 	"                         without it tetherd warns where they would be\n"
+	"  --encap-source ADDR    the outer source address of packets to routed backends\n"
+	"                         (backend add --encap vxlan|ipip): one IPv4 and/or one\n"
+	"                         IPv6 address of this host (repeatable, once a family)\n"
 	"  --store-ca F           https:// endpoints: the CAs of etcd's certificates (PEM)\n"
 	"  --store-cert F         ... tetherd's client certificate for etcd (PEM), with\n"
 	"  --store-key F          ... its key; the three are read at start and on SIGHUP\n"
@@ -111,7 +115,7 @@ enum option_id {
 	OPT_TLS_KEY, OPT_TLS_CLIENT_CA, OPT_TLS_OPERATOR, OPT_TCP_PLAIN, OPT_USER, OPT_STORE,
 	OPT_FLEET, OPT_ROUTER_NAME, OPT_STORE_CA, OPT_STORE_CERT, OPT_STORE_KEY, OPT_CONFIG,
 	OPT_UNLOAD, OPT_HELP, OPT_VERSION, OPT_METRICS_LISTEN, OPT_METRICS_FUNCTIONS,
-	OPT_ACCEPT_LOCAL, OPT_COMPLETION,
+	OPT_ACCEPT_LOCAL, OPT_COMPLETION, OPT_ENCAP_SOURCE,
 };
 
 static const struct option options[] = {
@@ -155,6 +159,7 @@ static const struct option options[] = {
 	{ "metrics-functions", required_argument, 0, OPT_METRICS_FUNCTIONS },
 	{ "accept-local", no_argument, 0, OPT_ACCEPT_LOCAL },
 	{ "completion", required_argument, 0, OPT_COMPLETION },
+	{ "encap-source", required_argument, 0, OPT_ENCAP_SOURCE },
 	{ 0, 0, 0, 0 },
 };
 
@@ -246,6 +251,27 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 			       -EINVAL;
 		config->completion_count++;
 		return 0;
+	case OPT_ENCAP_SOURCE: {
+		__u8 addr[16];
+		bool v4;
+
+		if (addr_parse(value, addr))
+			return fprintf(stderr, "tetherd: --encap-source '%s' is not an IPv4 or IPv6 "
+					       "address\n", value),
+			       -EINVAL;
+		v4 = addr_is_v4mapped(addr);
+		if (v4 ? config->encap.source4 != 0 : config->has_encap_source6)
+			return fprintf(stderr, "tetherd: --encap-source: one %s address at most "
+					       "('%s' is the second)\n", v4 ? "IPv4" : "IPv6", value),
+			       -EINVAL;
+		if (v4) {
+			memcpy(&config->encap.source4, addr + 12, 4);
+		} else {
+			memcpy(config->encap.source6, addr, 16);
+			config->has_encap_source6 = true;
+		}
+		return 0;
+	}
 	case OPT_XDP_MODE:
 		if (xdp_mode_parse(value, &config->xdp_mode))
 			return fprintf(stderr, "tetherd: --xdp-mode is auto, native or generic\n"),

@@ -19,10 +19,14 @@
 #include "commands.h"
 #include "config.h"
 #include "tls/tls.h"
+#include "trace.h"
 
 /* A watcher that does not read its events is cut off past this backlog,
  * rather than letting tetherd's memory grow. */
 #define WATCHER_BACKLOG_MAX (1u << 20)
+/* A tracing connection that does not read keeps no more than this queued:
+ * records past it are skipped, and it is told how many. */
+#define TRACER_BACKLOG_MAX (4u << 20)
 /* Failed TCP authentications: each one doubles the wait before the same
  * address may try again, up to this. */
 #define AUTH_BACKOFF_MAX_MS 60000
@@ -53,6 +57,9 @@ struct connection {
 	GString *in;
 	GString *out;
 	bool watching;
+	bool tracing;                     /* "watch trace": records, not events */
+	struct trace_ask trace_filter; /* ... the ones it asked for */
+	__u64 trace_skipped;              /* ... not queued: it read too slowly */
 	bool waiting; /* a request's answer comes later: read no more lines until it does */
 	bool executing;      /* in commands_execute: an answer now is not a late one */
 	bool answered_early; /* ... and one came, before commands_execute returned */
@@ -83,12 +90,17 @@ struct auth_failure {
 	__u64 retry_after_ns;
 };
 
+static int retrace(struct control *control);
+
 static void connection_close(struct connection *conn)
 {
 	struct control *control = conn->control;
+	bool tracing = conn->tracing;
 
 	loop_remove(control->d->loop, conn->fd);
 	g_hash_table_remove(control->connections, GINT_TO_POINTER(conn->fd));
+	if (tracing)
+		retrace(control); /* the last one gone: the trace is off */
 }
 
 static void connection_free(gpointer data)
@@ -293,6 +305,112 @@ static void start_watching(struct connection *conn, const struct proto_request *
 	g_string_append(conn->out, "ok\n");
 }
 
+/* The trace the program runs for every connection tracing now. */
+static int retrace(struct control *control)
+{
+	GHashTableIter iter;
+	gpointer value;
+	GArray *filters = g_array_new(FALSE, FALSE, sizeof(struct trace_ask));
+
+	g_hash_table_iter_init(&iter, control->connections);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		struct connection *conn = value;
+
+		if (conn->tracing && !conn->closing)
+			g_array_append_val(filters, conn->trace_filter);
+	}
+	int err = trace_feed_apply(control->d->trace, (struct trace_ask *)filters->data,
+				   (int)filters->len);
+
+	if (err && err != -ENODEV)
+		fprintf(stderr, "tetherd: cannot switch the packet trace %s: %s\n",
+			filters->len ? "on" : "off", strerror(-err));
+	g_array_free(filters, TRUE);
+	return err == -ENODEV ? 0 : err;
+}
+
+/* "watch trace [function=F] [key=K] [container=C]": operators only (it
+ * shows every tenant's requests), "ok", then records until it closes. */
+static void start_tracing(struct connection *conn, const struct proto_request *req)
+{
+	struct control *control = conn->control;
+	char message[512];
+	enum proto_error err;
+
+	if ((conn->who.remote && !conn->who.authenticated) || conn->who.backend[0]) {
+		queue_error(conn, PROTO_UNAUTHORIZED,
+			    "watch trace shows every function's requests: it is for operators "
+			    "(the Unix socket, the shared secret, or an operator's certificate), "
+			    "not for a connection bound to a backend");
+		return;
+	}
+	if ((err = trace_filter_parse(req, &conn->trace_filter, message, sizeof(message)))) {
+		queue_error(conn, err, message);
+		return;
+	}
+	if (!control->d->trace) {
+		queue_error(conn, PROTO_INTERNAL,
+			    "the packet trace is not available: tetherd could not read its ring "
+			    "buffer when it started (its log says why)");
+		return;
+	}
+	/* Switched on before "ok": the first request after it is traced. */
+	conn->tracing = true;
+	if (retrace(control)) {
+		conn->tracing = false;
+		retrace(control);
+		queue_error(conn, PROTO_INTERNAL, "the kernel refused to switch the trace on");
+		return;
+	}
+	g_string_append(conn->out, "ok\n");
+}
+
+void control_trace(struct control *control, const struct trace_record *rec)
+{
+	GHashTableIter iter;
+	gpointer value;
+	struct proto_writer w;
+
+	proto_writer_init(&w);
+	g_hash_table_iter_init(&iter, control->connections);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		struct connection *conn = value;
+
+		if (!conn->tracing || conn->closing ||
+		    !trace_filter_matches(&conn->trace_filter, rec))
+			continue;
+		if (conn->out->len > TRACER_BACKLOG_MAX) {
+			conn->trace_skipped++;
+			continue;
+		}
+		if (conn->trace_skipped) {
+			g_string_append_printf(conn->out,
+					       "trace=lost count=%llu where=tetherd\n",
+					       (unsigned long long)conn->trace_skipped);
+			conn->trace_skipped = 0;
+		}
+		if (!w.len)
+			trace_format(control->d, rec, &w);
+		g_string_append_len(conn->out, w.data, w.len);
+	}
+	proto_writer_free(&w);
+}
+
+void control_trace_lost(struct control *control, __u64 lost)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init(&iter, control->connections);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		struct connection *conn = value;
+
+		if (conn->tracing && !conn->closing)
+			g_string_append_printf(conn->out, "trace=lost count=%llu where=ring\n",
+					       (unsigned long long)lost);
+	}
+}
+
 static void handle_line(struct connection *conn, const char *line, size_t len)
 {
 	struct proto_request *req = g_new(struct proto_request, 1);
@@ -309,6 +427,9 @@ static void handle_line(struct connection *conn, const char *line, size_t len)
 		metrics_request(metrics, req->verb, req->noun, conn->out->str + answer_at);
 	} else if (!strcmp(req->verb, "watch") && !strcmp(req->noun, "event")) {
 		start_watching(conn, req);
+		metrics_request(metrics, req->verb, req->noun, conn->out->str + answer_at);
+	} else if (!strcmp(req->verb, "watch") && !strcmp(req->noun, "trace")) {
+		start_tracing(conn, req);
 		metrics_request(metrics, req->verb, req->noun, conn->out->str + answer_at);
 	} else {
 		struct proto_writer w;
@@ -337,7 +458,7 @@ static void handle_input(struct connection *conn)
 {
 	char *newline;
 
-	while (!conn->closing && !conn->watching && !conn->waiting &&
+	while (!conn->closing && !conn->watching && !conn->tracing && !conn->waiting &&
 	       (newline = memchr(conn->in->str, '\n', conn->in->len))) {
 		size_t len = newline - conn->in->str + 1;
 		/* Out of the buffer first: an answer given while the line is
@@ -915,6 +1036,9 @@ void control_flush(struct control *control)
 {
 	GHashTableIter iter;
 	gpointer value;
+
+	if (!control) /* a start that failed before the socket was made */
+		return;
 	GPtrArray *finished = g_ptr_array_new();
 
 	g_hash_table_iter_init(&iter, control->connections);

@@ -5,7 +5,7 @@
  * first: the shared operator secret, or a backend's own secret; a backend's
  * certificate or secret binds the connection to that backend; failed
  * attempts slowed down), line framing,
- * and the streams of "watch event" subscribers. Answers are queued and sent by control_flush()
+ * and the streams of "watch event" and "watch trace" subscribers. Answers are queued and sent by control_flush()
  * after the daemon has swapped in the pools the requests changed. */
 #ifndef TETHER_CONTROL_H
 #define TETHER_CONTROL_H
@@ -39,6 +39,13 @@ void control_answer(struct control *control, const struct control_ticket *ticket
 
 /* Queues an event line for every watcher. */
 void control_broadcast(struct control *control, const char *line);
+/* The packet trace (trace.c): a record for every connection whose "watch
+ * trace" filter it matches; lost records (the ring had no room) told to
+ * every tracing connection. */
+struct trace_record;
+void control_trace(struct control *control, const struct trace_record *rec);
+void control_trace_lost(struct control *control, __u64 lost);
+
 /* Sends what is queued; closes connections that asked to be closed. */
 void control_flush(struct control *control);
 

@@ -250,7 +250,10 @@ static void add_backend(struct change *c)
 {
 	const struct lc_request *r = &c->request;
 	struct lifecycle *lc = &c->f->d->lc;
-	enum proto_error err = lc_check_backend_add(lc, r->backend, r->iface, r->vlan);
+	struct lc_backend_link link = {
+		.encap = r->encap, .vni = r->vni, .iface = r->iface, .vlan = r->vlan,
+	};
+	enum proto_error err = lc_check_backend_add(lc, r->backend, r->addr, &link);
 	__u32 heartbeat_ms = r->heartbeat_ms ? r->heartbeat_ms : lc->config.heartbeat_ms;
 	struct store_backend record = {
 		.iface = "", .heartbeat_ms = heartbeat_ms, .state = BACKEND_UP,
@@ -270,7 +273,11 @@ static void add_backend(struct change *c)
 	}
 	memcpy(record.addr, r->addr, 16);
 	memcpy(record.mac, r->mac, 6);
+	if (r->encap == BACKEND_VXLAN && !r->has_mac)
+		tether_vxlan_default_mac(r->vni, record.mac);
 	record.vlan = r->vlan;
+	record.encap = r->encap;
+	record.vni = r->vni;
 	snprintf(record.iface, sizeof(record.iface), "%s", r->iface);
 	store_key_backend(c->f->prefix, r->backend, c->keys[0]);
 	store_key_backend_id(c->f->prefix, record.id, c->keys[1]);

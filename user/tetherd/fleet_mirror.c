@@ -39,6 +39,8 @@ static void apply_backend(struct fleet *f, const struct mirror_backend *mb)
 		.name = mb->name,
 		.iface = mb->record.iface,
 		.vlan = mb->record.vlan,
+		.encap = mb->record.encap,
+		.vni = mb->record.vni,
 		.heartbeat_ms = mb->record.heartbeat_ms,
 		.state = alive ? mb->record.state : BACKEND_DOWN,
 		.drain_deadline_ns = store_deadline_to_monotonic(mb->record.drain_deadline_unix_ms,

@@ -276,33 +276,92 @@ static struct backend *free_backend(struct lifecycle *lc)
 	return NULL;
 }
 
-enum proto_error lc_check_backend_add(struct lifecycle *lc, const char *name, const char *iface,
-				      __u16 vlan)
+/* The link's own rules: an L2 backend names an existing interface and may
+ * have a VLAN; a routed one has no VLAN, a VNI only for vxlan, an interface
+ * only if it exists, and an outer source address of its family
+ * (--encap-source). */
+static enum proto_error check_link(struct lifecycle *lc, const __u8 addr[16],
+				   const struct lc_backend_link *link)
+{
+	const char *iface = link->iface ? link->iface : "";
+	bool routed = link->encap != BACKEND_L2;
+
+	if (link->encap > BACKEND_IPIP)
+		return fail(lc, PROTO_BAD_ARGUMENT, "encap %u is none of l2, vxlan, ipip",
+			    link->encap);
+	if (link->vlan > TETHER_VLAN_MAX)
+		return fail(lc, PROTO_BAD_ARGUMENT,
+			    "vlan %u is not a VLAN id: 1 to %u, or 0 for untagged", link->vlan,
+			    TETHER_VLAN_MAX);
+	if (routed && link->vlan)
+		return fail(lc, PROTO_BAD_ARGUMENT,
+			    "a routed backend (encap %s) has no VLAN: its packets leave as the "
+			    "route's interface sends them", proto_encap_name(link->encap));
+	if (link->vni > TETHER_VNI_MAX || (link->vni && link->encap != BACKEND_VXLAN))
+		return fail(lc, PROTO_BAD_ARGUMENT,
+			    "vni %u: a VNI (0 to %u) is for encap vxlan only", link->vni,
+			    TETHER_VNI_MAX);
+	if ((!routed || iface[0]) &&
+	    (strlen(iface) >= sizeof(((struct backend_meta *)0)->iface) || !if_nametoindex(iface)))
+		return fail(lc, PROTO_BAD_ARGUMENT,
+			    "interface '%s' does not exist on this host (ip link shows them)", iface);
+	if (routed) {
+		struct encap_config config = {};
+
+		encap_config_get(lc->dp, &config);
+		if (!encap_source_for(&config, addr))
+			return fail(lc, PROTO_BAD_ARGUMENT,
+				    "a routed backend at an %s address needs an outer source "
+				    "address of that family: start tetherd with --encap-source",
+				    addr_is_v4mapped(addr) ? "IPv4" : "IPv6");
+	}
+	return PROTO_OK;
+}
+
+enum proto_error lc_check_backend_add(struct lifecycle *lc, const char *name, const __u8 addr[16],
+				      const struct lc_backend_link *link)
 {
 	if (!name_is_valid(name))
 		return fail(lc, PROTO_BAD_ARGUMENT,
 			    "backend name '%s' must be 1-31 of A-Z a-z 0-9 . _ -", name);
 	if (g_hash_table_lookup(lc->backend_names, name))
 		return fail(lc, PROTO_EXISTS, "a backend named '%s' exists already", name);
-	if (vlan > TETHER_VLAN_MAX)
-		return fail(lc, PROTO_BAD_ARGUMENT,
-			    "vlan %u is not a VLAN id: 1 to %u, or 0 for untagged", vlan,
-			    TETHER_VLAN_MAX);
-	if (strlen(iface) >= sizeof(((struct backend_meta *)0)->iface) || !if_nametoindex(iface))
-		return fail(lc, PROTO_BAD_ARGUMENT,
-			    "interface '%s' does not exist on this host (ip link shows them)", iface);
-	return PROTO_OK;
+	return check_link(lc, addr, link);
+}
+
+/* The record's link fields. */
+static void set_link(struct backend *backend, const __u8 mac[6],
+		     const struct lc_backend_link *link)
+{
+	const char *iface = link->iface ? link->iface : "";
+
+	backend->record.ifindex = iface[0] ? if_nametoindex(iface) : 0;
+	backend->record.vlan = link->vlan;
+	backend->record.encap = link->encap;
+	memcpy(backend->record.mac, mac, 6);
+	if (link->encap != BACKEND_L2)
+		memset(backend->record.src_mac, 0, 6); /* the tunnel's bytes */
+	backend_set_vni(&backend->record, link->encap == BACKEND_VXLAN ? link->vni : 0);
+	snprintf(backend->meta.iface, sizeof(backend->meta.iface), "%s", iface);
 }
 
 enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __u8 addr[16],
 				const __u8 mac[6], const char *iface, __u16 vlan,
 				__u32 heartbeat_ms, __u32 *id)
 {
-	enum proto_error check = lc_check_backend_add(lc, name, iface, vlan);
+	struct lc_backend_link link = { .encap = BACKEND_L2, .iface = iface, .vlan = vlan };
+
+	return lc_backend_add_link(lc, name, addr, mac, &link, heartbeat_ms, id);
+}
+
+enum proto_error lc_backend_add_link(struct lifecycle *lc, const char *name, const __u8 addr[16],
+				     const __u8 mac[6], const struct lc_backend_link *link,
+				     __u32 heartbeat_ms, __u32 *id)
+{
+	enum proto_error check = lc_check_backend_add(lc, name, addr, link);
 
 	if (check)
 		return check;
-	__u32 ifindex = if_nametoindex(iface);
 	struct backend *slot = free_backend(lc);
 
 	if (!slot)
@@ -313,13 +372,10 @@ enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __
 	if (!heartbeat_ms)
 		heartbeat_ms = lc->config.heartbeat_ms;
 	backend.record.state = BACKEND_UP;
-	backend.record.ifindex = ifindex;
-	backend.record.vlan = vlan;
+	set_link(&backend, mac, link);
 	backend.record.heartbeat_expiry_ns = lifecycle_now(lc) + heartbeat_ms * NS_PER_MS;
-	memcpy(backend.record.mac, mac, 6);
 	memcpy(backend.record.addr, addr, 16);
 	snprintf(backend.meta.name, sizeof(backend.meta.name), "%s", name);
-	snprintf(backend.meta.iface, sizeof(backend.meta.iface), "%s", iface);
 	backend.meta.heartbeat_ms = heartbeat_ms;
 
 	int err = write_backend(lc, &backend);
@@ -907,8 +963,16 @@ enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *r, __
 
 	switch (r->op) {
 	case LC_BACKEND_ADD: {
-		enum proto_error err = lc_backend_add(lc, r->backend, r->addr, r->mac, r->iface,
-						      r->vlan, r->heartbeat_ms, &id);
+		struct lc_backend_link link = {
+			.encap = r->encap, .vni = r->vni, .iface = r->iface, .vlan = r->vlan,
+		};
+		__u8 mac[6];
+
+		memcpy(mac, r->mac, 6);
+		if (r->encap == BACKEND_VXLAN && !r->has_mac)
+			tether_vxlan_default_mac(r->vni, mac);
+		enum proto_error err = lc_backend_add_link(lc, r->backend, r->addr, mac, &link,
+							   r->heartbeat_ms, &id);
 
 		if (!err && r->has_functions)
 			err = lc_backend_set_functions(lc, r->backend, &r->functions);
@@ -964,24 +1028,24 @@ static void forget_conflicting_backends(struct lifecycle *lc, const struct lc_ba
 }
 
 static bool backend_spec_valid(struct lifecycle *lc, const struct lc_backend_spec *spec,
-			       __u32 *ifindex)
+			       const struct lc_backend_link *link)
 {
 	if (spec->id == 0 || spec->id >= TETHER_MAX_BACKENDS || !name_is_valid(spec->name) ||
-	    spec->vlan > TETHER_VLAN_MAX ||
 	    (spec->state != BACKEND_UP && spec->state != BACKEND_DRAINING &&
 	     spec->state != BACKEND_DOWN)) {
 		fail(lc, PROTO_BAD_ARGUMENT, "backend record '%s' (id %u, state %u) is not valid",
 		     spec->name, spec->id, spec->state);
 		return false;
 	}
-	*ifindex = strlen(spec->iface) < sizeof(((struct backend_meta *)0)->iface)
-			   ? if_nametoindex(spec->iface)
-			   : 0;
-	if (!*ifindex) {
+	if (check_link(lc, spec->addr, link)) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", lifecycle_error(lc));
 		fail(lc, PROTO_BAD_ARGUMENT,
-		     "backend '%s' is reached through interface '%s', which this host does not "
-		     "have (every router of a fleet needs it, by the same name)",
-		     spec->name, spec->iface);
+		     "backend '%s' cannot be reached from this host as the store says (every "
+		     "router of a fleet needs its interface by the same name, and an "
+		     "--encap-source for routed backends): %s",
+		     spec->name, why);
 		return false;
 	}
 	return true;
@@ -989,9 +1053,11 @@ static bool backend_spec_valid(struct lifecycle *lc, const struct lc_backend_spe
 
 enum proto_error lc_backend_apply(struct lifecycle *lc, const struct lc_backend_spec *spec)
 {
-	__u32 ifindex;
+	struct lc_backend_link link = {
+		.encap = spec->encap, .vni = spec->vni, .iface = spec->iface, .vlan = spec->vlan,
+	};
 
-	if (!backend_spec_valid(lc, spec, &ifindex))
+	if (!backend_spec_valid(lc, spec, &link))
 		return PROTO_BAD_ARGUMENT;
 	forget_conflicting_backends(lc, spec);
 	struct backend *backend = &lc->backends[spec->id];
@@ -1004,12 +1070,9 @@ enum proto_error lc_backend_apply(struct lifecycle *lc, const struct lc_backend_
 	/* Liveness is the store's: no local heartbeat deadline. */
 	updated.record.heartbeat_expiry_ns = 0;
 	updated.record.state = spec->state;
-	updated.record.ifindex = ifindex;
-	updated.record.vlan = spec->vlan;
-	memcpy(updated.record.mac, spec->mac, 6);
+	set_link(&updated, spec->mac, &link);
 	memcpy(updated.record.addr, spec->addr, 16);
 	snprintf(updated.meta.name, sizeof(updated.meta.name), "%s", spec->name);
-	snprintf(updated.meta.iface, sizeof(updated.meta.iface), "%s", spec->iface);
 	updated.meta.heartbeat_ms = spec->heartbeat_ms;
 	updated.meta.drain_deadline_ns =
 		spec->state == BACKEND_DRAINING ? spec->drain_deadline_ns : 0;

@@ -113,6 +113,9 @@ struct lc_request {
 	__u8 mac[6];
 	char iface[16];
 	__u16 vlan;         /* 802.1Q VLAN id, 1..TETHER_VLAN_MAX; 0: untagged */
+	__u8 encap;         /* enum backend_encap */
+	bool has_mac;       /* routed: mac= given (else vxlan's default) */
+	__u32 vni;          /* vxlan */
 	__u32 heartbeat_ms; /* 0: the default */
 	__u32 deadline_ms;  /* drains: 0 for the default */
 	__u64 function_id;  /* add container, set function */
@@ -133,8 +136,16 @@ enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *reque
  * changing anything: what a fleet router checks before it writes a change
  * to the store (the calls below check the same first). */
 enum lc_container_change { LC_UP, LC_DRAIN, LC_IDLE, LC_DEL };
-enum proto_error lc_check_backend_add(struct lifecycle *lc, const char *name, const char *iface,
-				      __u16 vlan);
+/* How a backend is reached: L2 through iface (required), or routed (vxlan,
+ * ipip) to addr, by the FIB, confined to iface when one is given ("": any). */
+struct lc_backend_link {
+	__u8 encap; /* enum backend_encap */
+	__u32 vni;  /* vxlan */
+	const char *iface;
+	__u16 vlan; /* L2 only */
+};
+enum proto_error lc_check_backend_add(struct lifecycle *lc, const char *name, const __u8 addr[16],
+				      const struct lc_backend_link *link);
 enum proto_error lc_check_backend_drain(struct lifecycle *lc, const char *name);
 enum proto_error lc_check_container_add(struct lifecycle *lc, __u64 function_id,
 					const char *backend_name, const char *name,
@@ -156,6 +167,10 @@ enum proto_error lc_backend_set_functions(struct lifecycle *lc, const char *name
 enum proto_error lc_backend_add(struct lifecycle *lc, const char *name, const __u8 addr[16],
 				const __u8 mac[6], const char *iface, __u16 vlan,
 				__u32 heartbeat_ms, __u32 *id);
+/* The same for any link; mac is vxlan's inner destination for a routed one. */
+enum proto_error lc_backend_add_link(struct lifecycle *lc, const char *name, const __u8 addr[16],
+				     const __u8 mac[6], const struct lc_backend_link *link,
+				     __u32 heartbeat_ms, __u32 *id);
 enum proto_error lc_backend_heartbeat(struct lifecycle *lc, const char *name);
 enum proto_error lc_backend_drain(struct lifecycle *lc, const char *name, __u32 deadline_ms);
 enum proto_error lc_backend_del(struct lifecycle *lc, const char *name);
@@ -194,8 +209,10 @@ struct lc_backend_spec {
 	const char *name;
 	__u8 addr[16];
 	__u8 mac[6];
-	const char *iface; /* found by name on this host */
+	const char *iface; /* found by name on this host; routed: "" for any */
 	__u16 vlan;
+	__u8 encap; /* enum backend_encap */
+	__u32 vni;
 	__u32 heartbeat_ms;
 	enum backend_state state; /* up, draining or down */
 	__u64 drain_deadline_ns;  /* when draining */

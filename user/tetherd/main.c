@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #include "privileges.h"
 #include "tether_xdp.skel.h"
 #include "tetherd.h"
+#include "trace.h"
 
 #define TICK_MS 50
 
@@ -85,6 +88,10 @@ static void on_tick(void *ctx, int fd, uint32_t events)
 	slowpath_tick(d->slowpath);
 	fleet_tick(d->fleet);
 	control_tick(d->control);
+	__u64 lost = trace_feed_lost(d->trace);
+
+	if (lost)
+		control_trace_lost(d->control, lost);
 	arm_fast_tick(d);
 }
 
@@ -319,6 +326,56 @@ static int apply_admission(struct tetherd *d)
 	return 0;
 }
 
+/* Whether addr (v4-mapped for IPv4) is an address of this host. */
+static bool address_is_local(const __u8 addr[16])
+{
+	struct ifaddrs *all, *ifa;
+	bool found = false;
+
+	if (getifaddrs(&all))
+		return false;
+	for (ifa = all; ifa && !found; ifa = ifa->ifa_next) {
+		if (!ifa->ifa_addr)
+			continue;
+		if (ifa->ifa_addr->sa_family == AF_INET && addr_is_v4mapped(addr))
+			found = !memcmp(&((struct sockaddr_in *)ifa->ifa_addr)->sin_addr, addr + 12, 4);
+		else if (ifa->ifa_addr->sa_family == AF_INET6 && !addr_is_v4mapped(addr))
+			found = !memcmp(&((struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr, addr, 16);
+	}
+	freeifaddrs(all);
+	return found;
+}
+
+/* --encap-source: each must be this host's (a routed backend's replies and
+ * ICMP errors come back to it), then into the data plane; none clears an
+ * adopted one. */
+static int apply_encap_sources(struct tetherd *d)
+{
+	const struct encap_config *config = &d->config.encap;
+	__u8 addrs[2][16] = {}, mapped_prefix[12] = { [10] = 0xff, [11] = 0xff };
+	bool given[2] = { config->source4 != 0, d->config.has_encap_source6 };
+	char text[64];
+	int err;
+
+	memcpy(addrs[0], mapped_prefix, 12);
+	memcpy(addrs[0] + 12, &config->source4, 4);
+	memcpy(addrs[1], config->source6, 16);
+	for (int i = 0; i < 2; i++) {
+		if (!given[i] || address_is_local(addrs[i]))
+			continue;
+		addr_format(addrs[i], text, sizeof(text));
+		fprintf(stderr, "tetherd: --encap-source %s is not an address of this host "
+				"(ip addr shows them): routed backends' replies and errors would not "
+				"come back here\n", text);
+		return -EADDRNOTAVAIL;
+	}
+	if ((err = encap_config_set(&d->dp, config))) {
+		fprintf(stderr, "tetherd: cannot set the encapsulation source: %s\n", strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
 /* /metrics: bound before privileges drop (a port below 1024 works too). */
 static int start_metrics(struct tetherd *d)
 {
@@ -350,7 +407,7 @@ static int start(struct tetherd *d)
 	privileges_raise_nofile(); /* before lifecycle_init: it sizes by the limit */
 	if ((err = dataplane_open(&d->dp, &opts)))
 		return err;
-	if ((err = apply_admission(d)))
+	if ((err = apply_admission(d)) || (err = apply_encap_sources(d)))
 		return err;
 	if ((err = lifecycle_init(&d->lc, &d->dp, &lifecycle)))
 		return err;
@@ -376,6 +433,7 @@ static int start(struct tetherd *d)
 	d->slowpath = slowpath_new(&d->lc, &d->config.slowpath);
 	if (!d->loop || !d->slowpath)
 		return -ENOMEM;
+	d->trace = trace_feed_new(d); /* NULL: "watch trace" answers why */
 	if ((err = add_signals(d)) || (err = add_timer(d)) || (err = reconcile_services(d)) ||
 	    (err = control_listen_unix(d->control, d->config.socket_path,
 				       d->config.socket_group)))
@@ -434,6 +492,8 @@ static void stop(struct tetherd *d)
 	d->fleet = NULL;
 	control_flush(d->control);
 	control_free(d->control);
+	trace_feed_free(d->trace); /* a trace is never left on */
+	d->trace = NULL;
 	metrics_free(d->metrics);
 	d->metrics = NULL;
 	martians_free(d->martians);
@@ -448,6 +508,8 @@ static void stop(struct tetherd *d)
 		close(d->fast_timer_fd);
 	if (d->signal_fd >= 0)
 		close(d->signal_fd);
+	if (d->backend_budgets)
+		g_hash_table_destroy(d->backend_budgets);
 }
 
 int main(int argc, char **argv)

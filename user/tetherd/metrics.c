@@ -48,6 +48,13 @@ static const struct counter_field decisions[] = {
 static const struct counter_field faults[] = {
 	STAT(no_route),
 	STAT(retag_failed),
+	STAT(encap_failed),
+};
+/* Routed backends (bpf/encap.h), on top of a decision: how requests left,
+ * and why some went to the slow path instead. */
+static const struct counter_field encap_events[] = {
+	STAT(encap_vxlan), STAT(encap_ipip), STAT(fib_no_route), STAT(fib_no_neigh),
+	STAT(too_big),     STAT(encap_slow),
 };
 /* Admission, on top of no_capacity or strict_gone: over the slow path's
  * budget, answered OVERLOADED by the XDP program or, over the cap on
@@ -70,7 +77,7 @@ static const struct counter_field completions[] = {
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 /* A counter added to struct tether_stats must be exported: add it above. */
 _Static_assert(COUNT_OF(decisions) + COUNT_OF(faults) + COUNT_OF(shed) + COUNT_OF(load_events) +
-			       COUNT_OF(completions) ==
+			       COUNT_OF(completions) + COUNT_OF(encap_events) ==
 		       sizeof(struct tether_stats) / sizeof(__u64),
 	       "a counter of struct tether_stats is not in /metrics (metrics.c)");
 
@@ -95,6 +102,7 @@ static const struct slowpath_field slowpath_fields[] = {
 	{ SLOW(container_gone), "answered", "container_gone", NULL },
 	{ SLOW(overloaded), "answered", "overloaded", NULL },
 	{ SLOW(malformed), "answered", "malformed", NULL },
+	{ SLOW(too_big), "answered", "too_big", NULL },
 	{ SLOW(send_errors), "send_errors", NULL,
 	  "Answers or forwards of the slow path the kernel refused." },
 	{ SLOW(capacity_requests), "capacity_requests", NULL,
@@ -224,7 +232,7 @@ static bool known_request(const char *verb, const char *noun)
 	const char *v, *n;
 
 	if ((!strcmp(verb, "auth") && !strcmp(noun, "agent")) ||
-	    (!strcmp(verb, "watch") && !strcmp(noun, "event")))
+	    (!strcmp(verb, "watch") && (!strcmp(noun, "event") || !strcmp(noun, "trace"))))
 		return true;
 	for (size_t i = 0; commands_request(i, &v, &n); i++)
 		if (!strcmp(verb, v) && !strcmp(noun, n))
@@ -313,49 +321,60 @@ static void write_build(struct metrics *m, struct expo *e)
 	expo_sample(e, NULL, m->started_unix);
 }
 
+/* One family of counters of struct tether_stats, a sample per field. */
+static void write_counters(struct expo *e, const struct tether_stats *stats, const char *family,
+			   const char *help, const char *label, const struct counter_field *fields,
+			   size_t count)
+{
+	expo_family(e, family, EXPO_COUNTER, help);
+	for (size_t i = 0; i < count; i++)
+		expo_sample_u64(e, LABELS(label, fields[i].label),
+				*(const __u64 *)((const char *)stats + fields[i].offset));
+}
+
 static void write_dataplane(struct metrics *m, struct expo *e)
 {
 	struct tether_stats stats;
 
 	if (stats_read(&m->d->dp, &stats))
 		return; /* the families are left out rather than given wrong values */
-	expo_family(e, "tether_dataplane_decisions_total", EXPO_COUNTER,
-		    "Decisions of the XDP program, summed over CPUs: one per packet for a service "
-		    "address (token_*, key_*, flow_pick, no_capacity and strict_gone for "
-		    "requests; malformed, fragment), pass for packets not for one.");
-	for (size_t i = 0; i < sizeof(decisions) / sizeof(decisions[0]); i++)
-		expo_sample_u64(e, LABELS("decision", decisions[i].label),
-				*(const __u64 *)((const char *)&stats + decisions[i].offset));
-	expo_family(e, "tether_dataplane_faults_total", EXPO_COUNTER,
-		    "Frames the XDP program dropped on their way out, on top of their decision: "
-		    "no_route (the backend's interface is not in tx_ports), retag_failed (the "
-		    "frame could not get the backend's VLAN tagging).");
-	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
-		expo_sample_u64(e, LABELS("fault", faults[i].label),
-				*(const __u64 *)((const char *)&stats + faults[i].offset));
-	expo_family(e, "tether_dataplane_shed_total", EXPO_COUNTER,
-		    "Requests for the slow path over its budget (--admit-*), on top of their "
-		    "decision: answered OVERLOADED by the XDP program, or dropped over the cap on "
-		    "such answers (--shed-answer-rate).");
-	for (size_t i = 0; i < sizeof(shed) / sizeof(shed[0]); i++)
-		expo_sample_u64(e, LABELS("outcome", shed[i].label),
-				*(const __u64 *)((const char *)&stats + shed[i].offset));
-	expo_family(e, "tether_dataplane_load_total", EXPO_COUNTER,
-		    "Concurrency limits in the XDP program: token_overflow and key_overflow "
-		    "(the asked-for container full, sent to a sibling with room), full (no "
-		    "container with room: to the slow path), lost_fixed (requests found lost on "
-		    "their way, taken off the in-flight count).");
-	for (size_t i = 0; i < COUNT_OF(load_events); i++)
-		expo_sample_u64(e, LABELS("event", load_events[i].label),
-				*(const __u64 *)((const char *)&stats + load_events[i].offset));
-	expo_family(e, "tether_dataplane_completions_total", EXPO_COUNTER,
-		    "Datagrams to the completion address, consumed by the XDP program: done, "
-		    "done_stale (nothing new), done_forged (no live container of its function, or "
-		    "the wrong interface), alive (a backend's deadline moved), alive_replayed, "
-		    "alive_forged, completion_bad (neither DONE nor ALIVE).");
-	for (size_t i = 0; i < COUNT_OF(completions); i++)
-		expo_sample_u64(e, LABELS("result", completions[i].label),
-				*(const __u64 *)((const char *)&stats + completions[i].offset));
+	write_counters(e, &stats, "tether_dataplane_decisions_total",
+		       "Decisions of the XDP program, summed over CPUs: one per packet for a "
+		       "service address (token_*, key_*, flow_pick, no_capacity and strict_gone "
+		       "for requests; malformed, fragment), pass for packets not for one.",
+		       "decision", decisions, COUNT_OF(decisions));
+	write_counters(e, &stats, "tether_dataplane_faults_total",
+		       "Frames the XDP program dropped on their way out, on top of their decision: "
+		       "no_route (the backend's interface is not in tx_ports, or, for a routed "
+		       "backend, the FIB has no route: to the slow path), retag_failed (the "
+		       "frame could not get the backend's VLAN tagging), encap_failed (no "
+		       "--encap-source of the routed backend's family, or the frame could not "
+		       "grow).",
+		       "fault", faults, COUNT_OF(faults));
+	write_counters(e, &stats, "tether_dataplane_shed_total",
+		       "Requests for the slow path over its budget (--admit-*), on top of their "
+		       "decision: answered OVERLOADED by the XDP program, or dropped over the cap "
+		       "on such answers (--shed-answer-rate).",
+		       "outcome", shed, COUNT_OF(shed));
+	write_counters(e, &stats, "tether_dataplane_load_total",
+		       "Concurrency limits in the XDP program: token_overflow and key_overflow "
+		       "(the asked-for container full, sent to a sibling with room), full (no "
+		       "container with room: to the slow path), lost_fixed (requests found lost "
+		       "on their way, taken off the in-flight count).",
+		       "event", load_events, COUNT_OF(load_events));
+	write_counters(e, &stats, "tether_dataplane_completions_total",
+		       "Datagrams to the completion address, consumed by the XDP program: done, "
+		       "done_stale (nothing new), done_forged (no live container of its function, "
+		       "or the wrong interface), alive (a backend's deadline moved), "
+		       "alive_replayed, alive_forged, completion_bad (neither DONE nor ALIVE).",
+		       "result", completions, COUNT_OF(completions));
+	write_counters(e, &stats, "tether_dataplane_encap_total",
+		       "Requests for routed backends, on top of their decision: encap_vxlan and "
+		       "encap_ipip (sent encapsulated), fib_no_route and fib_no_neigh (no route, "
+		       "or the next hop unresolved: to the slow path), too_big (over the egress "
+		       "MTU once encapsulated: answered TOO_BIG), encap_slow (to the slow path: an "
+		       "IPv4 request without a UDP checksum for VXLAN over IPv6).",
+		       "event", encap_events, COUNT_OF(encap_events));
 }
 
 static void write_states(struct metrics *m, struct expo *e)

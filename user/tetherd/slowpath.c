@@ -40,11 +40,16 @@
 #include "tether/hash.h"
 #include "tether_xdp.skel.h"
 #include "core/core.h"
+#include "routed_send.h"
 
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull
 /* At most one capacity_needed event per function this often. */
 #define EVENT_INTERVAL_NS (100 * NS_PER_MS)
+/* A function whose requests still wait is asked for again this often, even
+ * with no new request: a watcher that missed the first event (an agent
+ * reconnecting to a restarted tetherd) hears it within this. */
+#define REMIND_INTERVAL_NS (500 * NS_PER_MS)
 /* At most one log line about failed forwards this often. */
 #define LOG_INTERVAL_NS NS_PER_S
 #define RECV_BUFFER (64 * 1024) /* any UDP datagram, whole */
@@ -105,6 +110,7 @@ struct slowpath {
 	__u32 held_total;
 	size_t held_bytes;
 	int packet_fd; /* AF_PACKET, opened on the first forward; -1 until then */
+	struct routed_send routed; /* routed backends' sockets, opened on first use */
 	__u64 last_log_ns;
 	__u64 unlogged_failures;
 	struct slowpath_stats stats;
@@ -140,6 +146,7 @@ struct slowpath *slowpath_new(struct lifecycle *lc, const struct slowpath_config
 	sp->services = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
 	sp->waiting = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, waiting_free);
 	sp->packet_fd = -1;
+	routed_send_init(&sp->routed);
 	return sp;
 }
 
@@ -258,6 +265,7 @@ static void count_answer(struct slowpath *sp, __u8 status)
 	case TETHER_STATUS_NO_CAPACITY: sp->stats.no_capacity++; break;
 	case TETHER_STATUS_CONTAINER_GONE: sp->stats.container_gone++; break;
 	case TETHER_STATUS_OVERLOADED: sp->stats.overloaded++; break;
+	case TETHER_STATUS_TOO_BIG: sp->stats.too_big++; break;
 	default: sp->stats.malformed++; break;
 	}
 }
@@ -430,6 +438,15 @@ static int send_frame(struct slowpath *sp, const struct backend_record *backend,
 	return 0;
 }
 
+/* A routed backend: through the kernel, which routes and resolves. */
+static int send_routed(struct slowpath *sp, const struct backend_record *backend, size_t len)
+{
+	struct encap_config sources = {};
+	int err = encap_config_get(sp->lc->dp, &sources);
+
+	return err ? err : routed_send(&sp->routed, &sources, backend, sp->frame, len, ETH_HLEN, 0);
+}
+
 static void log_forward_failure(struct slowpath *sp, __u32 backend_id, __u32 ifindex, int err)
 {
 	__u64 now = lifecycle_now(sp->lc);
@@ -485,15 +502,17 @@ static bool forward(struct slowpath *sp, const struct request *req, __u32 slot)
 	if (!err) {
 		size_t len = build_frame(sp->frame, req, slot, container, &backend);
 
-		err = send_frame(sp, &backend, sp->frame, len);
+		err = backend.encap == BACKEND_L2 ? send_frame(sp, &backend, sp->frame, len)
+						  : send_routed(sp, &backend, len);
 	}
 	if (err) {
 		if (room > 0)
 			container_give_back(sp->lc->dp, slot);
 		sp->stats.send_errors++;
 		log_forward_failure(sp, container->backend_id, backend.ifindex, err);
-		answer(sp, req, err == -EMSGSIZE ? TETHER_STATUS_MALFORMED
-						 : TETHER_STATUS_OVERLOADED);
+		answer(sp, req, err != -EMSGSIZE		? TETHER_STATUS_OVERLOADED
+				: backend.encap == BACKEND_L2 ? TETHER_STATUS_MALFORMED
+							      : TETHER_STATUS_TOO_BIG);
 		return true;
 	}
 	sp->stats.forwarded++;
@@ -810,7 +829,7 @@ static enum datagram_kind classify(const struct tether_hdr *hdr, size_t len)
 	if (hdr->version != TETHER_VERSION || hdr->flags & ~TETHER_F_CLIENT_MASK ||
 	    !reserved_zero(hdr) || !hdr->function_id ||
 	    (hdr->status > TETHER_STATUS_CONTAINER_GONE &&
-	     hdr->status != TETHER_STATUS_OVERLOADED) ||
+	     hdr->status != TETHER_STATUS_OVERLOADED && hdr->status != TETHER_STATUS_TOO_BIG) ||
 	    len > SLOWPATH_MAX_DATAGRAM)
 		return DATAGRAM_MALFORMED;
 	return DATAGRAM_REQUEST;
@@ -855,6 +874,13 @@ static void handle_request(struct slowpath *sp, const struct request *req)
 	}
 	if (req->hdr.status == TETHER_STATUS_OVERLOADED) {
 		handle_full(sp, req);
+		return;
+	}
+	/* Too large for a routed backend's path once encapsulated: another
+	 * container's path may be larger, but the answer must not depend on
+	 * which one a key lands on. */
+	if (req->hdr.status == TETHER_STATUS_TOO_BIG) {
+		answer(sp, req, TETHER_STATUS_TOO_BIG);
 		return;
 	}
 	switch (decide(sp, req, &slot)) {
@@ -1030,6 +1056,8 @@ void slowpath_tick(struct slowpath *sp)
 		}
 		if (g_queue_is_empty(&waiting->requests))
 			g_hash_table_iter_remove(&iter);
+		else if (now - waiting->last_event_ns >= REMIND_INTERVAL_NS)
+			emit_capacity_needed(sp, waiting, now);
 	}
 }
 
@@ -1105,6 +1133,7 @@ void slowpath_free(struct slowpath *sp)
 	close_services(sp);
 	if (sp->packet_fd >= 0)
 		close(sp->packet_fd);
+	routed_send_close(&sp->routed);
 	g_hash_table_destroy(sp->waiting);
 	g_hash_table_destroy(sp->services);
 	g_free(sp);

@@ -46,6 +46,9 @@ struct slowpath_stats {
 	__u64 send_errors;    /* answers or forwards the kernel refused */
 	__u64 capacity_requests; /* capacity_needed events emitted */
 	__u64 held_full;      /* requests the XDP program found every container full for */
+	__u64 too_big;        /* answered TOO_BIG: too large for a routed backend's path
+			       * once encapsulated (the XDP program's reason, or the
+			       * slow path's own send) */
 };
 
 struct slowpath;

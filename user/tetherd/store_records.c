@@ -269,8 +269,14 @@ void store_backend_encode(const struct store_backend *backend, char out[STORE_VA
 	proto_record_u64(&w, "id", backend->id);
 	proto_record_str(&w, "addr", addr);
 	proto_record_str(&w, "mac", mac);
-	proto_record_str(&w, "iface", backend->iface);
+	if (backend->iface[0])
+		proto_record_str(&w, "iface", backend->iface);
 	proto_record_u64(&w, "vlan", backend->vlan);
+	/* Routed backends only: the records of L2 ones read as before. */
+	if (backend->encap != BACKEND_L2) {
+		proto_record_str(&w, "encap", proto_encap_name(backend->encap));
+		proto_record_u64(&w, "vni", backend->vni);
+	}
 	proto_record_u64(&w, "heartbeat_ms", backend->heartbeat_ms);
 	proto_record_str(&w, "state", backend_state_word(backend->state));
 	proto_record_u64(&w, "drain_deadline_unix_ms", backend->drain_deadline_unix_ms);
@@ -281,18 +287,23 @@ void store_backend_encode(const struct store_backend *backend, char out[STORE_VA
 int store_backend_decode(const char *value, size_t value_len, struct store_backend *out,
 			 char *why, size_t why_size)
 {
-	static const char *const keys[] = { "id", "addr", "mac", "iface", "vlan", "heartbeat_ms",
-					    "state", "drain_deadline_unix_ms", NULL };
+	static const char *const keys[] = { "id", "addr", "mac", "iface", "vlan", "encap", "vni",
+					    "heartbeat_ms", "state", "drain_deadline_unix_ms", NULL };
 	struct proto_request record;
-	const char *iface, *state;
+	const char *iface = "", *state;
 
 	memset(out, 0, sizeof(*out));
 	if (parse(value, value_len, &record, keys, why, why_size) ||
-	    proto_get_u32(&record, "id", 1, &out->id, why, why_size) ||
+	    proto_get_encap(&record, "encap", 0, &out->encap, why, why_size))
+		return -EINVAL;
+	bool l2 = out->encap == BACKEND_L2;
+
+	if (proto_get_u32(&record, "id", 1, &out->id, why, why_size) ||
 	    proto_get_addr(&record, "addr", 1, out->addr, why, why_size) ||
 	    proto_get_mac(&record, "mac", 1, out->mac, why, why_size) ||
-	    proto_get_name(&record, "iface", 1, &iface, why, why_size) ||
+	    proto_get_name(&record, "iface", l2, &iface, why, why_size) ||
 	    proto_get_vlan(&record, "vlan", 0, &out->vlan, why, why_size) ||
+	    proto_get_vni(&record, "vni", 0, &out->vni, why, why_size) ||
 	    proto_get_u32(&record, "heartbeat_ms", 1, &out->heartbeat_ms, why, why_size) ||
 	    proto_get_name(&record, "state", 1, &state, why, why_size) ||
 	    proto_get_u64(&record, "drain_deadline_unix_ms", 1, &out->drain_deadline_unix_ms, why,

@@ -78,8 +78,10 @@ struct store_backend {
 	__u32 id;
 	__u8 addr[16];
 	__u8 mac[6];
-	char iface[16];
+	char iface[16];                 /* routed: "" for any */
 	__u16 vlan;                     /* 0: untagged */
+	__u8 encap;                     /* enum backend_encap; absent: l2 */
+	__u32 vni;                      /* vxlan */
 	__u32 heartbeat_ms;
 	enum backend_state state;       /* up or draining (down: its alive key is gone) */
 	__u64 drain_deadline_unix_ms;   /* when draining */

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <glib.h>
+
 #include "attach.h"
 #include "fleet.h"
 #include "dataplane/dataplane.h"
@@ -59,6 +61,9 @@ struct tetherd_config {
 	__u32 agent_rate;    /* lifecycle changes a second per TCP connection; 0: no limit */
 	struct metrics_config metrics; /* --metrics-listen, --metrics-functions */
 	bool accept_local;   /* set accept_local on backends' interfaces (martians.c) */
+	/* --encap-source: routed backends' outer source addresses (0: none) */
+	struct encap_config encap;
+	bool has_encap_source6;
 	char user[64];       /* run as this user once started; empty: stay root */
 	uid_t user_uid;      /* ... its ids, looked up by config_parse */
 	gid_t user_gid;
@@ -67,6 +72,7 @@ struct tetherd_config {
 
 struct control;
 struct martians;
+struct trace_feed;
 
 struct tetherd {
 	struct tetherd_config config;
@@ -78,12 +84,16 @@ struct tetherd {
 	struct fleet *fleet; /* fleet mode (--store); NULL: single host */
 	struct metrics *metrics; /* --metrics-listen; NULL: none */
 	struct martians *martians; /* accept_local on backends' interfaces */
+	struct trace_feed *trace;  /* the packet trace's ring (trace.c); NULL: none */
 	int timer_fd, signal_fd; /* the loop's tick and SIGTERM/SIGINT; -1 when not open */
 	int fast_timer_fd; /* every ms while requests are held (for full containers) */
 	bool fast_armed;
 	bool stop;
 	bool unload_requested;
-	__u64 changes_overloaded; /* changes refused: a connection over --agent-rate */
+	__u64 changes_overloaded; /* changes refused: over --agent-rate */
+	/* backend name -> struct change_budget: the budget a backend's bound
+	 * connections share (one per name with a secret or certificate). */
+	GHashTable *backend_budgets;
 };
 
 /* Where an answer given later goes: the connection's fd, and its number,
@@ -93,7 +103,8 @@ struct control_ticket {
 	__u64 id;
 };
 
-/* A token bucket of lifecycle changes, per TCP connection (--agent-rate). */
+/* A token bucket of lifecycle changes (--agent-rate): one per backend for
+ * the connections bound to it, else one per TCP connection. */
 struct change_budget {
 	double tokens;
 	__u64 refilled_ns;
@@ -102,7 +113,7 @@ struct change_budget {
 /* Who sent a request: the control socket's view of the connection. */
 struct requester {
 	struct control_ticket ticket;
-	struct change_budget budget; /* remote connections */
+	struct change_budget budget; /* remote connections bound to no backend */
 	bool remote;        /* over TCP */
 	bool authenticated; /* TCP: passed "auth agent" */
 	char backend[32];   /* TCP agent bound to this backend, or empty (any) */

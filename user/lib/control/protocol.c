@@ -567,6 +567,26 @@ static int parse_vlan(const char *text, void *out)
 	return 0;
 }
 
+static int parse_vni(const char *text, void *out)
+{
+	__u64 value;
+
+	if (parse_u64(text, &value) || value > TETHER_VNI_MAX)
+		return -1;
+	*(__u32 *)out = (__u32)value;
+	return 0;
+}
+
+static int parse_encap(const char *text, void *out)
+{
+	int encap = proto_encap_from_name(text);
+
+	if (encap < 0)
+		return -1;
+	*(__u8 *)out = (__u8)encap;
+	return 0;
+}
+
 static int parse_name(const char *text, void *out)
 {
 	if (strlen(text) > PROTO_NAME_MAX || !is_word_of(text, is_name_char))
@@ -672,6 +692,12 @@ static const struct value_type type_function = {
 static const struct value_type type_vlan = {
 	"a VLAN id from 1 to 4094, or 0 for untagged", parse_vlan
 };
+static const struct value_type type_vni = {
+	"a VXLAN network identifier from 0 to 16777215", parse_vni
+};
+static const struct value_type type_encap = {
+	"l2, vxlan or ipip", parse_encap
+};
 static const struct value_type type_name = {
 	"a name of 1 to 31 letters, digits, '.', '_' or '-'", parse_name
 };
@@ -747,6 +773,35 @@ enum proto_error proto_get_vlan(const struct proto_request *req, const char *key
 				__u16 *out, char *message, size_t message_size)
 {
 	return get_typed(req, key, required, &type_vlan, out, message, message_size);
+}
+
+enum proto_error proto_get_vni(const struct proto_request *req, const char *key, int required,
+			       __u32 *out, char *message, size_t message_size)
+{
+	return get_typed(req, key, required, &type_vni, out, message, message_size);
+}
+
+enum proto_error proto_get_encap(const struct proto_request *req, const char *key, int required,
+				 __u8 *out, char *message, size_t message_size)
+{
+	return get_typed(req, key, required, &type_encap, out, message, message_size);
+}
+
+static const char *const encap_names[] = {
+	[BACKEND_L2] = "l2", [BACKEND_VXLAN] = "vxlan", [BACKEND_IPIP] = "ipip",
+};
+
+const char *proto_encap_name(unsigned encap)
+{
+	return encap < sizeof(encap_names) / sizeof(encap_names[0]) ? encap_names[encap] : "unknown";
+}
+
+int proto_encap_from_name(const char *name)
+{
+	for (unsigned i = 0; i < sizeof(encap_names) / sizeof(encap_names[0]); i++)
+		if (!strcmp(name, encap_names[i]))
+			return (int)i;
+	return -1;
 }
 
 enum proto_error proto_get_name(const struct proto_request *req, const char *key, int required,

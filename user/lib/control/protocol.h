@@ -119,6 +119,14 @@ enum proto_error proto_get_function(const struct proto_request *req, const char 
  * reads numbers. */
 enum proto_error proto_get_vlan(const struct proto_request *req, const char *key, int required,
 				__u16 *out, char *message, size_t message_size);
+/* A VXLAN network identifier, 0 to TETHER_VNI_MAX. */
+enum proto_error proto_get_vni(const struct proto_request *req, const char *key, int required,
+			       __u32 *out, char *message, size_t message_size);
+/* How a backend is reached: "l2", "vxlan" or "ipip" (enum backend_encap). */
+enum proto_error proto_get_encap(const struct proto_request *req, const char *key, int required,
+				 __u8 *out, char *message, size_t message_size);
+const char *proto_encap_name(unsigned encap);
+int proto_encap_from_name(const char *name); /* -1: none of them */
 /* [A-Za-z0-9._-]{1,31}; *out points into req. */
 enum proto_error proto_get_name(const struct proto_request *req, const char *key, int required,
 				const char **out, char *message, size_t message_size);

@@ -21,8 +21,19 @@ int backend_set(struct dataplane *dp, __u32 backend_id, const struct backend_rec
 	int err;
 
 	if (backend_id >= TETHER_MAX_BACKENDS || record->state == BACKEND_FREE ||
-	    record->vlan > TETHER_VLAN_MAX)
+	    record->vlan > TETHER_VLAN_MAX || record->encap > BACKEND_IPIP ||
+	    (record->encap != BACKEND_L2 && record->vlan))
 		return -EINVAL;
+	/* A routed backend's egress is the FIB's, packet by packet: no source
+	 * MAC and no tx_ports entry (bpf/encap.h redirects by ifindex). */
+	if (record->encap != BACKEND_L2) {
+		if (record->ifindex && !if_indextoname(record->ifindex, iface))
+			return -ENODEV;
+		if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.backends), &backend_id, record,
+					BPF_ANY))
+			return -errno;
+		return 0;
+	}
 	if (!if_indextoname(record->ifindex, iface))
 		return -ENODEV;
 	if ((err = interface_mac(iface, filled.src_mac)))

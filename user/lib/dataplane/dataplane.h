@@ -4,7 +4,7 @@
  * services.c, backends.c, containers.c (which mints container tokens),
  * pools.c (Maglev tables, maglev.c, swapped in atomically) and admission.c
  * (the slow path's budgets) are typed writes and reads of one map each;
- * stats.c sums the per-CPU counters. tetherd's
+ * stats.c sums the per-CPU counters; trace.c switches the packet trace. tetherd's
  * lifecycle state machine is its one writer in production; the bpf tests,
  * the benches and tools/check_pins use it too. Each call returns 0 or a
  * negative errno and changes nothing on failure. */
@@ -19,6 +19,7 @@
 #include "loader.h"
 #include "maglev.h"
 #include "tether/maps.h"
+#include "tether/trace.h"
 #include "tether/wire.h"
 
 /* services.c: service address and UDP port (host order). */
@@ -28,12 +29,19 @@ int service_del(struct dataplane *dp, const __u8 addr[16], __u16 port);
  * to it are consumed by the XDP program. */
 int service_add_completion(struct dataplane *dp, const __u8 addr[16], __u16 port);
 
-/* backends.c: the record is written whole; src_mac is filled from ifindex,
- * and ifindex is added to tx_ports. vlan: 0 (untagged) or 1..TETHER_VLAN_MAX,
- * else -EINVAL. */
+/* backends.c: the record is written whole; for an L2 backend src_mac is
+ * filled from ifindex, and ifindex is added to tx_ports. vlan: 0 (untagged)
+ * or 1..TETHER_VLAN_MAX, else -EINVAL; a routed backend (encap vxlan or
+ * ipip) has no VLAN, and its ifindex is 0 or an interface that exists. */
 int backend_set(struct dataplane *dp, __u32 backend_id, const struct backend_record *record);
 int backend_get(struct dataplane *dp, __u32 backend_id, struct backend_record *record);
 int backend_del(struct dataplane *dp, __u32 backend_id);
+
+/* encap.c: the outer source addresses of routed backends (encap_config);
+ * whether config has one for addr's family. */
+int encap_config_set(struct dataplane *dp, const struct encap_config *config);
+int encap_config_get(struct dataplane *dp, struct encap_config *config);
+bool encap_source_for(const struct encap_config *config, const __u8 addr[16]);
 
 /* containers.c: install mints a new token for the slot (next generation, a
  * fresh random secret) and zeroes the slot's counters (container_stats), so
@@ -133,6 +141,20 @@ int container_stats_read(struct dataplane *dp, __u32 slot, struct container_coun
  * do not touch the LRU order). The kernel does not count LRU evictions; with
  * this count they are learned - entries - flushed (docs/protocol.md). */
 int affinity_entries_read(struct dataplane *dp, __u64 *entries);
+
+/* trace.c: the packet trace (include/tether/trace.h). tetherd alone writes
+ * trace_config; lost sums the records the ring had no room for (per CPU);
+ * trace_ring_fd is the ring buffer for ring_buffer__new(). The names: bit i
+ * of a record's reasons is counter i of struct tether_stats (NULL past the
+ * last), and the decision and malformed check as docs/protocol.md has them. */
+int trace_config_set(struct dataplane *dp, const struct trace_config *config);
+int trace_config_get(struct dataplane *dp, struct trace_config *config);
+int trace_lost_read(struct dataplane *dp, __u64 *lost);
+int trace_ring_fd(struct dataplane *dp);
+const char *trace_reason_name(unsigned bit);
+int trace_reason_bit(const char *name); /* -1: no such counter */
+const char *trace_decision_name(unsigned decision);
+const char *trace_malformed_name(unsigned check);
 
 /* CLOCK_MONOTONIC in ns: the clock of deadlines and heartbeat expiries. */
 __u64 monotonic_ns(void);

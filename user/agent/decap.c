@@ -24,7 +24,9 @@ static int run(char *const argv[])
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		freopen("/dev/null", "w", stderr);
+		/* Quiet: the caller says what failed, in words for the operator. */
+		if (!freopen("/dev/null", "w", stderr))
+			_exit(127);
 		execvp(argv[0], argv);
 		_exit(127);
 	}

@@ -208,6 +208,11 @@ $(BUILD)/tools/%: $(BUILD)/tools/%.o
 $(BUILD)/tools/bench_control $(BUILD)/tools/bench_dataplane $(BUILD)/tools/check_pins: \
 	$(LIB_dataplane) $(LIB_control) $(LIB_core)
 $(BUILD)/tools/udp_load: $(LIB_client) $(LIB_control)
+# What the bench and load tools share: their report rows, their control sessions.
+TOOL_LIB_USERS := tools/bench_control tools/bench_metrics tools/control_load tools/control_rate
+$(TOOL_LIB_USERS:%=$(BUILD)/%.o): CFLAGS += -Itools/lib
+$(BUILD)/tools/bench_control $(BUILD)/tools/bench_metrics: $(BUILD)/tools/lib/bench_report.o
+$(BUILD)/tools/control_load $(BUILD)/tools/control_rate: $(BUILD)/tools/lib/control_session.o
 # The fleet bench's writer: the store's records (tetherd's store_records.c).
 $(BUILD)/tools/fleet_fill.o: CFLAGS += -Iuser/tetherd
 $(BUILD)/tools/fleet_fill: $(TETHERD_LIB) $(LIB_store) $(LIB_control) $(LIB_tls) $(LIB_core) $(LIB_dataplane)

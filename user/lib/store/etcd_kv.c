@@ -85,8 +85,13 @@ struct etcd_call *etcd_range(struct etcd_client *client, const struct etcd_range
 {
 	if (!range || !range->key || !callback)
 		return NULL;
-	return start(client, &range_ops, (struct kv_op){ .range = callback, .ctx = ctx },
-		     "/v3/kv/range", range_body(range), ETCD_CALL_IDEMPOTENT);
+	struct kv_op op = { .range = callback, .ctx = ctx };
+	struct etcd_call *call = etcd_call_new(client, &range_ops, g_memdup2(&op, sizeof(op)),
+					       "/v3/kv/range", range_body(range),
+					       ETCD_CALL_IDEMPOTENT);
+
+	call->timeout_ms = range->timeout_ms;
+	return etcd_call_launch(call, 0);
 }
 
 /* --- A range in pages ------------------------------------------------------- */

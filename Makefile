@@ -365,11 +365,7 @@ SANITIZE_CC     ?= $(CLANG)
 SANITIZE_CFLAGS ?= -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 		   -fno-omit-frame-pointer
 # valgrind cannot run what ASan built: test_valgrind.sh runs on the plain build.
-# test_fleet.sh too, for now: with etcd on TLS, ASan slows a router cut off
-# from etcd past the suite's 10 s deadlines (cut_off, then every test after
-# it); the fleet's store client runs sanitized in tests/store/test_etcd, and
-# test_demo_fleet.sh drives sanitized routers on TLS.
-SANITIZE_E2E    := $(filter-out tests/e2e/test_valgrind.sh tests/e2e/test_fleet.sh,$(E2E_TESTS)) \
+SANITIZE_E2E    := $(filter-out tests/e2e/test_valgrind.sh,$(E2E_TESTS)) \
 		   tests/e2e/test_private_checkout.sh
 SANITIZE_TESTS  := $(patsubst $(BUILD)/%,$(SANITIZE_BUILD)/%,$(UNIT_TESTS) $(BPF_TESTS) $(STORE_TESTS))
 

@@ -51,6 +51,7 @@ E2E_ROUTER6=2001:db8:2::1
 # $E2E_RUN_DIR/agent_NAME.pid (the VM agents).
 E2E_TETHERD_ARGS=()  # extra tetherd options, kept for restarts
 E2E_TETHERD_IFACES=() # the router's client-facing interfaces (XDP), set by e2e_init/e2e_topology
+E2E_NS_EXTRA=()       # namespaces a suite makes itself (beyond e2e_topology's), removed by e2e_cleanup
 
 e2e_die() {
 	echo "e2e: FATAL: $*" >&2
@@ -135,7 +136,7 @@ e2e_cleanup() {
 	fi
 	local ns
 	for ns in "${E2E_NS_CLIENT:-}" "${E2E_NS_CLIENT2:-}" "${E2E_NS_ROUTER:-}" "${E2E_NS_VM1:-}" \
-		"${E2E_NS_VM2:-}" "${E2E_NS_VM3:-}"; do
+		"${E2E_NS_VM2:-}" "${E2E_NS_VM3:-}" "${E2E_NS_EXTRA[@]}"; do
 		[[ -n $ns && -e /var/run/netns/$ns ]] && ip netns del "$ns" 2>/dev/null || true
 	done
 	[[ -n ${E2E_RUN_DIR:-} ]] && rm -rf "$E2E_RUN_DIR"

@@ -25,6 +25,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VNI=4242
+HEARTBEAT_MS=5000 # the agents live through tetherd's restarts (test_restart) on a busy machine
 ROUTED=(vx4 ip4 vx6 ip6)
 declare -A VM_NET=([vx4]=1 [ip4]=2 [vx6]=3 [ip6]=4)
 declare -A VM_DECAP=([vx4]=vxlan [ip4]=ipip [vx6]=vxlan [ip6]=ipip)
@@ -146,6 +147,7 @@ agent_start() {
 	ip netns exec "$ns" "$E2E_AGENT" --name "$vm" --addr "${VM_ADDR[$vm]}" "${how[@]}" \
 		--vip "$E2E_VIP4:$E2E_PORT" --vip "[$E2E_VIP6]:$E2E_PORT" \
 		--tetherd "unix:$E2E_SOCKET" --function "${VM_FUNCTION[$vm]}:2" \
+		--heartbeat-ms "$HEARTBEAT_MS" \
 		>>"$E2E_LOG_DIR/agent_$vm.log" 2>&1 &
 	local pid=$!
 	disown "$pid"
@@ -399,7 +401,45 @@ test_agent_restart() {
 		fail "the stopped agent did not log its counts"
 }
 
-TESTS=(list decapsulators keys tokens drain route_change no_route agent_restart)
+# tetherd killed and started again, then stopped and started (an upgrade),
+# under keyed load on both functions: the new tetherd adopts the pinned maps
+# with the routed backends in them; nothing is lost, every session stays on
+# its container, and the agents come back.
+test_restart() {
+	local out1 out2 up
+	e2e_load --function 1 --count 40 --sessions 40 --key 95000 >/dev/null
+	e2e_load --vip "[$E2E_VIP6]:$E2E_PORT" --function 2 --count 40 --sessions 40 --key 96000 >/dev/null
+	up=$(e2e_ctl --json backend list | jq -r '[.[] | select(.state == "up") | .backend] | sort | join(" ")')
+	ip netns exec "$E2E_NS_CLIENT" "$E2E_LOAD" --vip "$E2E_VIP4:$E2E_PORT" --function 1 --count 1200 \
+		--sessions 40 --key 95000 --rate 200 --timeout-ms 2000 >"$E2E_LOG_DIR/restart1" 2>&1 &
+	local pid1=$!
+	ip netns exec "$E2E_NS_CLIENT" "$E2E_LOAD" --vip "[$E2E_VIP6]:$E2E_PORT" --function 2 --count 1200 \
+		--sessions 40 --key 96000 --rate 200 --timeout-ms 2000 >"$E2E_LOG_DIR/restart2" 2>&1 &
+	local pid2=$!
+	e2e_track "$pid1"
+	e2e_track "$pid2"
+	sleep 1
+	e2e_tetherd_stop KILL
+	e2e_tetherd_start
+	sleep 1
+	e2e_tetherd_stop TERM
+	e2e_tetherd_start
+	wait "$pid1" "$pid2" || true
+	out1=$(head -n1 "$E2E_LOG_DIR/restart1") out2=$(head -n1 "$E2E_LOG_DIR/restart2")
+	expect_eq "function 1: lost" "$(e2e_field "$out1" lost)" 0
+	expect_eq "function 2: lost" "$(e2e_field "$out2" lost)" 0
+	expect_eq "function 1: ok" "$(e2e_field "$out1" ok)" 1200
+	expect_eq "function 2: ok" "$(e2e_field "$out2" ok)" 1200
+	expect_eq "function 1: sticky" "$(e2e_field "$out1" sticky_sessions)" 40
+	expect_eq "function 2: sticky" "$(e2e_field "$out2" sticky_sessions)" 40
+	! grep -q "replacing it" "$E2E_LOG_DIR"/agent_*.log ||
+		fail "an agent replaced its backend after the restarts: $(grep -h "replacing it" "$E2E_LOG_DIR"/agent_*.log | head -n1)"
+	sleep 3
+	expect_eq "backends up after the restarts" \
+		"$(e2e_ctl --json backend list | jq -r '[.[] | select(.state == "up") | .backend] | sort | join(" ")')" "$up"
+}
+
+TESTS=(list decapsulators keys tokens drain route_change no_route restart agent_restart)
 
 main() {
 	local selected=("$@") vm

@@ -492,10 +492,18 @@ e2e_agent_start() {
 	[[ -x $E2E_AGENT ]] || e2e_die "$E2E_AGENT is missing: run 'make' first"
 	e2e_vm_vars "$name"
 	mac=$(e2e_mac "$E2E_VM_NS" "$E2E_VM_IFV")
-	echo "=== tether-agent $(date +%T.%N) $*" >>"$E2E_LOG_DIR/agent_$name.log"
-	ip netns exec "$E2E_VM_NS" "$E2E_AGENT" --name "$name" --addr "$E2E_VM_ADDR" --mac "$mac" \
+	e2e_agent_spawn "$E2E_VM_NS" "$name" --addr "$E2E_VM_ADDR" --mac "$mac" \
 		--router-iface "$E2E_VM_IFR" --vip "$E2E_VIP4:$E2E_PORT" --vip "[$E2E_VIP6]:$E2E_PORT" \
-		--tetherd "unix:$E2E_SOCKET" "$@" >>"$E2E_LOG_DIR/agent_$name.log" 2>&1 &
+		--tetherd "unix:$E2E_SOCKET" "$@"
+}
+
+# tether-agent --name NAME in namespace NS with exactly the other options
+# given (a VM of a suite's own rig), logged and tracked as e2e_agent_start's.
+e2e_agent_spawn() {
+	local ns=$1 name=$2
+	shift 2
+	echo "=== tether-agent $(date +%T.%N) $*" >>"$E2E_LOG_DIR/agent_$name.log"
+	ip netns exec "$ns" "$E2E_AGENT" --name "$name" "$@" >>"$E2E_LOG_DIR/agent_$name.log" 2>&1 &
 	local pid=$!
 	disown "$pid" # killed on purpose by the tests: no "Killed" notice from bash
 	e2e_track "$pid"

@@ -471,17 +471,11 @@ scen_routed_rig() {
 # vm4's agent: routed (--decap ipip, no MAC, no router interface), to tetherd
 # at the router's address on vm1's link (its certificate names it), routed too.
 scen_routed_agent_start() {
-	echo "=== tether-agent $(date +%T.%N)" >>"$E2E_LOG_DIR/agent_vm4.log"
-	ip netns exec "$SCEN_NS_VM4" "$E2E_AGENT" --name vm4 --addr "$SCEN_VM4" --decap ipip \
+	e2e_agent_spawn "$SCEN_NS_VM4" vm4 --addr "$SCEN_VM4" --decap ipip \
 		--vip "$E2E_VIP4:$E2E_PORT" --vip "[$E2E_VIP6]:$E2E_PORT" \
 		--tetherd "tcp:203.0.113.1:$E2E_TLS_PORT" --tls-ca "$E2E_TLS_DIR/ca.pem" \
 		--tls-cert "$E2E_TLS_DIR/vm4.pem" --tls-key "$E2E_TLS_DIR/vm4-key.pem" \
-		--function "$SCEN_F6:2" --heartbeat-ms "$SCEN_HEARTBEAT_SAFE_MS" \
-		>>"$E2E_LOG_DIR/agent_vm4.log" 2>&1 &
-	local pid=$!
-	disown "$pid"
-	e2e_track "$pid"
-	echo "$pid" >"$E2E_RUN_DIR/agent_vm4.pid"
+		--function "$SCEN_F6:2" --heartbeat-ms "$SCEN_HEARTBEAT_SAFE_MS"
 }
 
 scen_setup() {

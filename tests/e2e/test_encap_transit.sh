@@ -143,16 +143,10 @@ agent_start() {
 		how=(--decap "${VM_DECAP[$vm]}")
 		[[ ${VM_DECAP[$vm]} == ipip ]] || how+=(--vni "$VNI")
 	fi
-	echo "=== tether-agent $(date +%T.%N)" >>"$E2E_LOG_DIR/agent_$vm.log"
-	ip netns exec "$ns" "$E2E_AGENT" --name "$vm" --addr "${VM_ADDR[$vm]}" "${how[@]}" \
+	e2e_agent_spawn "$ns" "$vm" --addr "${VM_ADDR[$vm]}" "${how[@]}" \
 		--vip "$E2E_VIP4:$E2E_PORT" --vip "[$E2E_VIP6]:$E2E_PORT" \
 		--tetherd "unix:$E2E_SOCKET" --function "${VM_FUNCTION[$vm]}:2" \
-		--heartbeat-ms "$HEARTBEAT_MS" \
-		>>"$E2E_LOG_DIR/agent_$vm.log" 2>&1 &
-	local pid=$!
-	disown "$pid"
-	e2e_track "$pid"
-	echo "$pid" >"$E2E_RUN_DIR/agent_$vm.pid"
+		--heartbeat-ms "$HEARTBEAT_MS"
 }
 
 # Has the router resolve hop (a datagram to its discard port) and waits for

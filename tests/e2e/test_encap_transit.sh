@@ -433,7 +433,28 @@ test_restart() {
 		"$(e2e_ctl --json backend list | jq -r '[.[] | select(.state == "up") | .backend] | sort | join(" ")')" "$up"
 }
 
-TESTS=(list decapsulators keys tokens drain route_change no_route restart agent_restart)
+# An XDP program already on the VM's interface (here xdp_pass) gives way to
+# the decapsulator while the agent runs and is put back when it stops.
+test_previous_program() {
+	local dev=${VM_IFV[ip4]} ns=${VM_NS[ip4]} out
+	xdp_name() { ip -n "$ns" -j -d link show dev "$dev" | jq -r '.[0].xdp.prog.name // empty'; }
+	e2e_agent_stop ip4
+	expect_eq "after a clean stop" "$(xdp_name)" ""
+	ip -n "$ns" link set dev "$dev" xdpdrv obj "$E2E_XDP_PASS" sec xdp
+	agent_start ip4
+	e2e_agent_wait_warm ip4 2
+	expect_eq "while the agent runs" "$(xdp_name)" tether_decap
+	out=$(e2e_load --function 1 --count 3 --token "$(tokens_of ip4 | head -n1 | cut -d' ' -f2)" \
+		--strict --timeout-ms 2000)
+	expect_eq "through the decapsulator: ok" "$(e2e_field "$out" ok)" 3
+	e2e_agent_stop ip4
+	expect_eq "put back when the agent stopped" "$(xdp_name)" xdp_pass
+	ip -n "$ns" link set dev "$dev" xdpdrv off
+	agent_start ip4
+	e2e_agent_wait_warm ip4 2
+}
+
+TESTS=(list decapsulators keys tokens drain route_change no_route restart agent_restart previous_program)
 
 main() {
 	local selected=("$@") vm

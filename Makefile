@@ -120,6 +120,19 @@ $(BUILD)/%.bpf.o: tools/%.bpf.c
 $(SKEL): $(BPF_OBJ)
 	$(BPFTOOL) gen skeleton $< name tether_xdp > $@.tmp && mv $@.tmp $@
 
+# The VM's IPIP decapsulator (tether-agent --decap ipip), embedded in the agent.
+DECAP_BPF_OBJ := $(BUILD)/decap_ipip.bpf.o
+DECAP_SKEL    := $(BUILD)/decap_ipip.skel.h
+
+$(DECAP_BPF_OBJ): bpf/decap_ipip.c include/tether/decap.h
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(DECAP_SKEL): $(DECAP_BPF_OBJ)
+	$(BPFTOOL) gen skeleton $< name decap_ipip > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/user/agent/decap_xdp.o $(BUILD)/tests/bpf/test_decap_ipip.o: $(DECAP_SKEL)
+
 HEADERS := $(wildcard include/tether/*.h user/lib/*/*.h user/*/*.h tests/lib/*.h)
 $(BUILD)/%.o: %.c $(SKEL) $(HEADERS)
 	@mkdir -p $(dir $@)

@@ -120,7 +120,8 @@ static __always_inline int take_done(struct xdp_md *ctx, const struct request *r
 }
 
 /* An ALIVE from a backend: the tag under the backend's liveness key, a
- * sequence number above every one accepted, the backend's own interface.
+ * sequence number above every one accepted, the backend's own interface
+ * (an L2 backend's; a routed one's may come in on any).
  * Moves the heartbeat deadline forward (never back); a backend tetherd has
  * taken down stays down until its agent's heartbeat reaches tetherd. */
 static __always_inline int take_alive(struct xdp_md *ctx, const struct request *req,
@@ -138,8 +139,11 @@ static __always_inline int take_alive(struct xdp_md *ctx, const struct request *
 	struct backend_liveness *live = bpf_map_lookup_elem(&liveness, &backend_id);
 	struct backend_record *backend = bpf_map_lookup_elem(&backends, &backend_id);
 
+	/* A routed backend's datagrams come back by whatever route leads here:
+	 * the tag, under a key only its agent holds, is what vouches for them. */
 	if (!live || !backend || (!live->key[0] && !live->key[1]) ||
-	    backend->state == BACKEND_FREE || backend->ifindex != ctx->ingress_ifindex ||
+	    backend->state == BACKEND_FREE ||
+	    (backend->encap == BACKEND_L2 && backend->ifindex != ctx->ingress_ifindex) ||
 	    hdr->container_token.slot || hdr->container_token.generation ||
 	    tether_alive_tag(live->key, id, seq) != bpf_be64_to_cpu(hdr->container_token.secret)) {
 		count(stats, alive_forged);

@@ -548,6 +548,38 @@ static void test_alive_moves_deadline_and_forgeries_do_not(void **state)
 	assert_int_equal(b.heartbeat_expiry_ns, 0);
 }
 
+/* A routed backend has no interface of its own: its agent's ALIVE comes
+ * back by any route, and the tag alone decides. */
+static void test_alive_from_routed_backend_on_any_interface(void **state)
+{
+	struct fixture *fx = *state;
+	__u8 frame[HARNESS_FRAME_MAX];
+	struct xdp_result r;
+	struct tether_stats d;
+	struct backend_record b;
+
+	assert_int_equal(backend_get(&fx->dp, FIXTURE_BACKEND_LOCAL, &b), 0);
+	b.encap = BACKEND_IPIP;
+	b.ifindex = 0;
+	b.heartbeat_expiry_ns = monotonic_ns() + 50000000ULL;
+	assert_int_equal(backend_set(&fx->dp, FIXTURE_BACKEND_LOCAL, &b), 0);
+	__u64 first_expiry = b.heartbeat_expiry_ns;
+
+	assert_int_equal(liveness_set(&fx->dp, FIXTURE_BACKEND_LOCAL, live_key, 10000000000ULL), 0);
+	size_t len = alive_frame(frame, 4, 1, 1, tether_alive_tag(live_key, 1, 1) ^ 4);
+
+	run_on(fx, frame, len, fx->tx0_ifindex, &r, &d);
+	assert_int_equal(d.alive_forged, 1);
+	len = alive_frame(frame, 4, 1, 2, tether_alive_tag(live_key, 1, 2));
+	run_on(fx, frame, len, fx->tx0_ifindex, &r, &d);
+	assert_int_equal(d.alive, 1);
+	len = alive_frame(frame, 6, 1, 3, tether_alive_tag(live_key, 1, 3));
+	run_on(fx, frame, len, fx->lo_ifindex, &r, &d);
+	assert_int_equal(d.alive, 1);
+	assert_int_equal(backend_get(&fx->dp, FIXTURE_BACKEND_LOCAL, &b), 0);
+	assert_true(b.heartbeat_expiry_ns > first_expiry + 5000000000ULL);
+}
+
 /* ---- several CPUs ----------------------------------------------------- */
 
 #define CPU_ROUNDS 20000
@@ -636,6 +668,7 @@ int main(int argc, char **argv)
 		T(test_lost_done_healed_by_next),
 		T(test_lost_request_found_by_received_count),
 		T(test_alive_moves_deadline_and_forgeries_do_not),
+		T(test_alive_from_routed_backend_on_any_interface),
 		T(test_two_cpus_never_exceed_a_limit_of_one),
 #undef T
 	};

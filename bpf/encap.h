@@ -175,18 +175,6 @@ static __always_inline int inner_sum(const struct request *req, void *data_end, 
 	return 0;
 }
 
-/* Two 16-byte addresses, compared as two words (clang leaves memcmp a call). */
-static __always_inline int same_address(const __u8 a[16], const __u8 b[16])
-{
-	__u64 a0, a1, b0, b1;
-
-	__builtin_memcpy(&a0, a, 8);
-	__builtin_memcpy(&a1, a + 8, 8);
-	__builtin_memcpy(&b0, b, 8);
-	__builtin_memcpy(&b1, b + 8, 8);
-	return a0 == b0 && a1 == b1;
-}
-
 enum encap_lookup {
 	ENCAP_LOOKUP_OK,
 	ENCAP_LOOKUP_NO_ROUTE,

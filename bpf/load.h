@@ -56,8 +56,19 @@ static __always_inline int raise_to(__u64 *field, __u64 value)
 	return __sync_val_compare_and_swap(field, seen, value) == seen;
 }
 
+/* Where a backend's DONE may come from: an L2 backend's own interface; for a
+ * routed one, which routes bring back by any interface, its own address (its
+ * agent sends from it). */
+static __always_inline int done_from_backend(const struct xdp_md *ctx, const struct request *req,
+					     const struct backend_record *backend)
+{
+	if (backend->encap == BACKEND_L2)
+		return backend->ifindex == ctx->ingress_ifindex;
+	return same_address(req->flow_src.addr, backend->addr);
+}
+
 /* A DONE from a backend: the token must name a live container of the
- * function (as any token), on the backend of the interface it came in on.
+ * function (as any token), from its backend (done_from_backend).
  * Then its cumulative finished count raises done, and at most once per
  * TETHER_RECONCILE_NS its received count finds requests lost on their way:
  * those forwarded before the previous reconcile (mark) and never received. */
@@ -79,7 +90,7 @@ static __always_inline int take_done(struct xdp_md *ctx, const struct request *r
 	struct backend_record *backend = bpf_map_lookup_elem(&backends, &backend_id);
 	struct container_load *load = bpf_map_lookup_elem(&inflight, &slot);
 
-	if (!backend || backend->ifindex != ctx->ingress_ifindex || !load) {
+	if (!backend || !done_from_backend(ctx, req, backend) || !load) {
 		count(stats, done_forged);
 		return XDP_DROP;
 	}

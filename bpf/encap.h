@@ -457,7 +457,7 @@ static __always_inline int send_routed(struct xdp_md *ctx, struct request *req,
 		count(stats, encap_vxlan);
 	else
 		count(stats, encap_ipip);
-	count_container(chosen->slot, ctx->data_end - ctx->data);
+	count_container(chosen->slot, (long)ctx->data_end - (long)ctx->data);
 	if (plan.fib.ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
 	return bpf_redirect(plan.fib.ifindex, 0);

@@ -87,7 +87,6 @@ void etcd_call_stop(struct etcd_call *call)
 		call->queued = false;
 	}
 	etcd_timer_disarm(call->backoff);
-	etcd_timer_disarm(call->first_answer);
 	etcd_call_unref(call);
 }
 

@@ -454,13 +454,7 @@ test_previous_program() {
 	e2e_agent_wait_warm ip4 2
 }
 
-# restart is left out of the default run: it fails on main (12:10 UTC,
-# 2026-12-03, 4 of 4 runs): across a kill -9 and an upgrade of tetherd with
-# routed backends, the XDP program answers about 170 keyed requests
-# NO_CAPACITY and about 30 are lost while tetherd is down, so a restart is
-# not yet seamless for routed backends (issue 12, open). Run it by name:
-# tests/e2e/test_encap_transit.sh restart
-TESTS=(list decapsulators keys tokens drain route_change no_route agent_restart previous_program)
+TESTS=(list decapsulators keys tokens drain route_change no_route agent_restart restart previous_program)
 
 main() {
 	local selected=("$@") vm

@@ -303,6 +303,18 @@ $(BENCH_P2C_OBJ): tools/bench/bench_xdp.bpf.c tools/bench/bench_xdp.h $(BPF_HDRS
 $(BENCH_P2C_SKEL): $(BENCH_P2C_OBJ)
 	$(BPFTOOL) gen skeleton $< name bench_xdp_p2c > $@.tmp && mv $@.tmp $@
 
+# The same wrapper with the next hop from bpf_fib_lookup on every packet
+# (bpf/encap.h, TETHER_NEXTHOP_NO_CACHE), measured beside the cached one.
+BENCH_FIB_OBJ  := $(BUILD)/bench_xdp_fib.bpf.o
+BENCH_FIB_SKEL := $(BUILD)/bench_xdp_fib.skel.h
+
+$(BENCH_FIB_OBJ): tools/bench/bench_xdp.bpf.c tools/bench/bench_xdp.h $(BPF_HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) $(ROUTER_BPF_CFLAGS) -DTETHER_NEXTHOP_NO_CACHE -Ibpf -c $< -o $@
+
+$(BENCH_FIB_SKEL): $(BENCH_FIB_OBJ)
+	$(BPFTOOL) gen skeleton $< name bench_xdp_fib > $@.tmp && mv $@.tmp $@
+
 # Forwarding throughput (tools/bench_forward.sh): BPF programs and tools in tools/bench/.
 FWD_BPF_OBJS := $(BUILD)/forward_xdp.bpf.o $(BUILD)/forward_sink.bpf.o
 FWD_SKELS    := $(FWD_BPF_OBJS:.bpf.o=.skel.h)
@@ -326,7 +338,8 @@ $(BUILD)/tools/bench/request_frame.o: CFLAGS += -Itests/lib
 $(BUILD)/tools/bench/request_frame: $(BUILD)/tools/bench/request_frame.o $(BUILD)/tests/lib/pktgen.o
 	$(LINK)
 
-$(BUILD)/tools/bench_dataplane.o: $(BENCH_SKEL) $(BENCH_UNTRACED_SKEL) $(BENCH_P2C_SKEL)
+$(BUILD)/tools/bench_dataplane.o: $(BENCH_SKEL) $(BENCH_UNTRACED_SKEL) $(BENCH_P2C_SKEL) \
+				  $(BENCH_FIB_SKEL)
 $(BUILD)/tools/bench_dataplane.o: CFLAGS += -Itools -Itests/lib
 $(BUILD)/tools/bench_dataplane: $(BUILD)/tests/lib/pktgen.o
 

@@ -21,7 +21,14 @@
  * sent to the slow path, overflow walks, how many in flight where, flows'
  * datagrams that moved); --only balance runs it alone.
  *
- *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING]
+ *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING[|SUBSTRING...]]
+ *                   [--runs N] [--compare OTHER_BUILD/bench_xdp.bpf.o]
+ *
+ * --runs: runs per case (the median is printed; 1..31, default 5, --quick 3).
+ * --compare: the routed cases (program 7) also through another build's
+ * routed wrapper, on the same maps, run for run in turn with this build's:
+ * an A/B of a change to bpf/encap.h in one run (the other build's maps must
+ * have the same sizes).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -46,6 +53,7 @@
 #include "bench_xdp.skel.h"
 #include "bench_xdp_untraced.skel.h"
 #include "bench_xdp_p2c.skel.h"
+#include "bench_xdp_fib.skel.h"
 #include "dataplane/dataplane.h"
 #include "pktgen.h"
 #include "tether/hash.h"
@@ -58,6 +66,8 @@
 #define AFFINITY_ENTRIES 1000000
 #define FIRST_FUNCTION 1000
 
+#define MAX_RUNS 31
+
 struct scale {
 	__u32 functions, per_function, affinity, repeat, runs;
 	__u32 balance_requests; /* per case and order of the balance simulation */
@@ -68,6 +78,7 @@ struct world {
 	struct bench_xdp *bench;
 	struct bench_xdp_untraced *untraced; /* the same without the trace */
 	struct bench_xdp_p2c *p2c; /* the same wrapper, power of two choices */
+	struct bench_xdp_fib *fib; /* the same, the FIB on every packet (no nexthop cache) */
 	struct scale scale;
 	struct bench_token *tokens; /* one per container, shuffled */
 	struct bench_key *keys;     /* one per affinity entry, shuffled */
@@ -219,6 +230,12 @@ static void open_bench(struct world *w)
 	share_maps(w->p2c->obj, w->dp.skel->obj, w->bench->obj);
 	if ((err = bench_xdp_p2c__load(w->p2c)))
 		fail("loading the P2C bench object", err);
+	w->fib = bench_xdp_fib__open();
+	if (!w->fib)
+		fail("opening the FIB bench object", errno);
+	share_maps(w->fib->obj, w->dp.skel->obj, w->bench->obj);
+	if ((err = bench_xdp_fib__load(w->fib)))
+		fail("loading the FIB bench object", err);
 	int tokens_fd = bpf_map__fd(w->bench->maps.bench_tokens);
 	int keys_fd = bpf_map__fd(w->bench->maps.bench_keys);
 
@@ -228,6 +245,52 @@ static void open_bench(struct world *w)
 	for (__u32 i = 0; i < w->scale.affinity; i++)
 		if (bpf_map_update_elem(keys_fd, &i, &w->keys[i], BPF_ANY))
 			fail("bench_keys", errno);
+}
+
+/* --compare FILE: another build's bench_xdp.bpf.o (say, the previous
+ * commit's), on the same maps; the routed cases run through its routed
+ * wrapper too, in turn with this build's. Returns its program's fd. */
+static int open_compare(struct world *w, const char *path)
+{
+	struct bpf_object *obj = bpf_object__open_file(path, NULL);
+
+	if (!obj)
+		fail(path, errno);
+	struct bpf_map *map;
+
+	/* A map whose value changed size (nexthop_cache) stays the other
+	 * build's own; every other map is shared. */
+	bpf_object__for_each_map(map, obj) {
+		struct bpf_map *shared =
+			bpf_object__find_map_by_name(w->bench->obj, bpf_map__name(map));
+
+		if (shared && bpf_map__value_size(shared) == bpf_map__value_size(map) &&
+		    bpf_map__reuse_fd(map, bpf_map__fd(shared)))
+			fail("sharing a map with the --compare object", errno);
+	}
+	int err = bpf_object__load(obj);
+
+	if (err)
+		fail(path, err);
+	struct bpf_program *prog = bpf_object__find_program_by_name(obj, "bench_route_routed");
+
+	if (!prog)
+		fail("--compare: no bench_route_routed", ENOENT);
+	return bpf_program__fd(prog); /* the object lives as long as the process */
+}
+
+/* --only: substrings separated by '|', a case runs when its name holds one. */
+static int selected(const char *name, const char *only)
+{
+	char list[1024], *save = NULL;
+
+	if (!only)
+		return 1;
+	snprintf(list, sizeof(list), "%s", only);
+	for (char *part = strtok_r(list, "|", &save); part; part = strtok_r(NULL, "|", &save))
+		if (strstr(name, part))
+			return 1;
+	return 0;
 }
 
 /* The router without the trace compiled in, on the same maps. */
@@ -321,7 +384,10 @@ struct bench_case {
 	int program;      /* 0 route, 1 restore only, 2 mac swap, 3 parse+lookup,
 			   * 4 route after a whole-frame restore, 5 that restore only,
 			   * 6 route with power of two choices (bpf/routing.h,
-			   * TETHER_PICK_P2C) for flows and new keys */
+			   * TETHER_PICK_P2C) for flows and new keys,
+			   * 7 the routed wrapper, 8 the same with the next
+			   * hop from the FIB on every packet (bpf/encap.h,
+			   * TETHER_NEXTHOP_NO_CACHE) */
 	__u32 flags;      /* Tether flags of the template */
 	int vary;         /* enum bench_vary */
 	int function;     /* 1: a function with no pool */
@@ -365,6 +431,7 @@ static int program_fd(struct world *w, int program, int trace)
 	case 5: return bpf_program__fd(w->bench->progs.bench_restore_full_only);
 	case 6: return bpf_program__fd(w->p2c->progs.bench_route);
 	case 7: return bpf_program__fd(w->bench->progs.bench_route_routed);
+	case 8: return bpf_program__fd(w->fib->progs.bench_route_routed);
 	default: return bpf_program__fd(w->bench->progs.bench_route);
 	}
 }
@@ -567,12 +634,40 @@ static void set_encap(struct world *w, int encap, int outer)
 	current_outer = outer;
 }
 
-static __u32 measure(struct world *w, const struct bench_case *c)
+/* One run of a case through a program: its ns/packet. */
+static __u32 run_once(struct world *w, const struct bench_case *c, int prog_fd, __u8 *frame,
+		      size_t len)
 {
-	__u8 frame[512], out[512];
+	__u8 out[512];
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
+		    .data_out = out, .data_size_out = sizeof(out), .repeat = w->scale.repeat);
+	__u64 before = counter_value(w, c->counter);
+
+	if (bpf_prog_test_run_opts(prog_fd, &opts))
+		fail(c->name, errno);
+	__u64 moved = counter_value(w, c->counter) - before;
+
+	if (c->counter != NO_COUNTER && moved != w->scale.repeat) {
+		fprintf(stderr, "bench_dataplane: %s: counter moved %llu for %u runs: "
+				"the case does not measure what it claims\n",
+			c->name, (unsigned long long)moved, w->scale.repeat);
+		exit(1);
+	}
+	if ((c->program == 4 || c->program == 5) && opts.data_size_out > BENCH_FULL_FRAME)
+		fail("the frame grew", EINVAL);
+	return opts.duration;
+}
+
+/* The case's median; with compare_fd >= 0 (--compare), the same case through
+ * that program too, run for run in turn with this build's, its median in
+ * *compare_ns. */
+static __u32 measure(struct world *w, const struct bench_case *c, int compare_fd,
+		     __u32 *compare_ns)
+{
+	__u8 frame[512];
 	struct bench_template template;
 	size_t len = build_template(w, c, frame, &template);
-	__u32 zero = 0, durations[16];
+	__u32 zero = 0, durations[MAX_RUNS], compared[MAX_RUNS];
 
 	set_limits(w, c->accounting || c->completion ? NEVER_FULL : 0);
 	__u32 full_slot = c->accounting == 2 ? flow_home(w, c) : 0;
@@ -604,24 +699,9 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 	if (c->trace == TRACE_READING)
 		trace_start(w, &reader);
 	for (__u32 run = 0; run < w->scale.runs; run++) {
-		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
-			    .data_out = out, .data_size_out = sizeof(out),
-			    .repeat = w->scale.repeat);
-		__u64 before = counter_value(w, c->counter);
-
-		if (bpf_prog_test_run_opts(program_fd(w, c->program, c->trace), &opts))
-			fail(c->name, errno);
-		__u64 moved = counter_value(w, c->counter) - before;
-
-		if (c->counter != NO_COUNTER && moved != w->scale.repeat) {
-			fprintf(stderr, "bench_dataplane: %s: counter moved %llu for %u runs: "
-					"the case does not measure what it claims\n",
-				c->name, (unsigned long long)moved, w->scale.repeat);
-			exit(1);
-		}
-		durations[run] = opts.duration;
-		if ((c->program == 4 || c->program == 5) && opts.data_size_out > BENCH_FULL_FRAME)
-			fail("the frame grew", EINVAL);
+		durations[run] = run_once(w, c, program_fd(w, c->program, c->trace), frame, len);
+		if (compare_fd >= 0)
+			compared[run] = run_once(w, c, compare_fd, frame, len);
 	}
 	if (c->trace == TRACE_READING)
 		trace_stop(w, &reader, c->name);
@@ -629,6 +709,10 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 	if (c->accounting == 2 && container_load_reset(&w->dp, full_slot))
 		fail("inflight", EINVAL);
 	qsort(durations, w->scale.runs, sizeof(durations[0]), compare_u32);
+	if (compare_fd >= 0) {
+		qsort(compared, w->scale.runs, sizeof(compared[0]), compare_u32);
+		*compare_ns = compared[w->scale.runs / 2];
+	}
 	return durations[w->scale.runs / 2];
 }
 
@@ -734,33 +818,67 @@ static const struct bench_case cases[] = {
 	       TRACE_READING, "key hit, varied, trace compiled out"),
 #undef TRACED
 	/* Routed backends (bpf/encap.h): token and key hits through the wrapper
-	 * that moves the frame's start back (program 6), L2 through it too as
-	 * the baseline. */
+	 * that moves the frame's start back (program 7), L2 through it too as
+	 * the baseline; "FIB every packet" is the same wrapper built without
+	 * the nexthop cache (program 8), compared with the cached row above it. */
 #define ROUTED(name_, family_, flags_, vary_, counter_, encap_, outer_, baseline_)            \
 	{ .name = name_, .family = family_, .program = 7, .flags = flags_, .vary = vary_,      \
 	  .counter = counter_, .encap = encap_, .outer = outer_, .baseline = baseline_ }
-	ROUTED("L2 token hit, repeated (routed wrapper)", 4, TETHER_F_TOKEN, VARY_NONE,
-	       COUNTER(token_hit), 0, 4, NULL),
-	ROUTED("L2 token hit, varied (routed wrapper)", 4, TETHER_F_TOKEN, VARY_TOKEN,
-	       COUNTER(token_hit), 0, 4, NULL),
+#define ROUTED_FIB(name_, family_, flags_, vary_, counter_, encap_, outer_, baseline_)        \
+	{ .name = name_, .family = family_, .program = 8, .flags = flags_, .vary = vary_,      \
+	  .counter = counter_, .encap = encap_, .outer = outer_, .baseline = baseline_ }
+#define L2_REP "L2 token hit, repeated (routed wrapper)"
+#define L2_VAR "L2 token hit, varied (routed wrapper)"
+#define L2_KEY "L2 key hit, varied (routed wrapper)"
+#define L2_REP6 "IPv6 L2 token hit, repeated (routed wrapper)"
+#define L2_VAR6 "IPv6 L2 token hit, varied (routed wrapper)"
+	ROUTED(L2_REP, 4, TETHER_F_TOKEN, VARY_NONE, COUNTER(token_hit), 0, 4, NULL),
+	ROUTED(L2_VAR, 4, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(token_hit), 0, 4, NULL),
+	ROUTED(L2_KEY, 4, TETHER_F_KEY, VARY_KEY, COUNTER(key_hit), 0, 4, NULL),
+	ROUTED(L2_REP6, 6, TETHER_F_TOKEN, VARY_NONE, COUNTER(token_hit), 0, 4, NULL),
+	ROUTED(L2_VAR6, 6, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(token_hit), 0, 4, NULL),
 	ROUTED("VXLAN/IPv4 token hit, repeated", 4, TETHER_F_TOKEN, VARY_NONE, COUNTER(encap_vxlan),
-	       BACKEND_VXLAN, 4, "L2 token hit, repeated (routed wrapper)"),
+	       BACKEND_VXLAN, 4, L2_REP),
+	ROUTED_FIB("VXLAN/IPv4 token hit, repeated, FIB every packet", 4, TETHER_F_TOKEN, VARY_NONE,
+		   COUNTER(encap_vxlan), BACKEND_VXLAN, 4, "VXLAN/IPv4 token hit, repeated"),
 	ROUTED("VXLAN/IPv4 token hit, varied", 4, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(encap_vxlan),
-	       BACKEND_VXLAN, 4, "L2 token hit, varied (routed wrapper)"),
+	       BACKEND_VXLAN, 4, L2_VAR),
+	ROUTED_FIB("VXLAN/IPv4 token hit, varied, FIB every packet", 4, TETHER_F_TOKEN, VARY_TOKEN,
+		   COUNTER(encap_vxlan), BACKEND_VXLAN, 4, "VXLAN/IPv4 token hit, varied"),
 	ROUTED("VXLAN/IPv4 key hit, varied", 4, TETHER_F_KEY, VARY_KEY, COUNTER(encap_vxlan),
-	       BACKEND_VXLAN, 4, NULL),
+	       BACKEND_VXLAN, 4, L2_KEY),
 	ROUTED("IPIP/IPv4 token hit, repeated", 4, TETHER_F_TOKEN, VARY_NONE, COUNTER(encap_ipip),
-	       BACKEND_IPIP, 4, "L2 token hit, repeated (routed wrapper)"),
+	       BACKEND_IPIP, 4, L2_REP),
+	ROUTED_FIB("IPIP/IPv4 token hit, repeated, FIB every packet", 4, TETHER_F_TOKEN, VARY_NONE,
+		   COUNTER(encap_ipip), BACKEND_IPIP, 4, "IPIP/IPv4 token hit, repeated"),
 	ROUTED("IPIP/IPv4 token hit, varied", 4, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(encap_ipip),
-	       BACKEND_IPIP, 4, "L2 token hit, varied (routed wrapper)"),
+	       BACKEND_IPIP, 4, L2_VAR),
+	ROUTED_FIB("IPIP/IPv4 token hit, varied, FIB every packet", 4, TETHER_F_TOKEN, VARY_TOKEN,
+		   COUNTER(encap_ipip), BACKEND_IPIP, 4, "IPIP/IPv4 token hit, varied"),
+	ROUTED("IPIP/IPv4 key hit, varied", 4, TETHER_F_KEY, VARY_KEY, COUNTER(encap_ipip),
+	       BACKEND_IPIP, 4, L2_KEY),
 	ROUTED("IPv6 VXLAN/IPv6 token hit, repeated", 6, TETHER_F_TOKEN, VARY_NONE,
-	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, "L2 token hit, repeated (routed wrapper)"),
+	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, L2_REP6),
+	ROUTED_FIB("IPv6 VXLAN/IPv6 token hit, repeated, FIB every packet", 6, TETHER_F_TOKEN,
+		   VARY_NONE, COUNTER(encap_vxlan), BACKEND_VXLAN, 6,
+		   "IPv6 VXLAN/IPv6 token hit, repeated"),
 	ROUTED("IPv6 VXLAN/IPv6 token hit, varied", 6, TETHER_F_TOKEN, VARY_TOKEN,
-	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, "L2 token hit, varied (routed wrapper)"),
+	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, L2_VAR6),
 	ROUTED("IPv6 IPIP/IPv6 token hit, repeated", 6, TETHER_F_TOKEN, VARY_NONE,
-	       COUNTER(encap_ipip), BACKEND_IPIP, 6, "L2 token hit, repeated (routed wrapper)"),
+	       COUNTER(encap_ipip), BACKEND_IPIP, 6, L2_REP6),
+	ROUTED_FIB("IPv6 IPIP/IPv6 token hit, repeated, FIB every packet", 6, TETHER_F_TOKEN,
+		   VARY_NONE, COUNTER(encap_ipip), BACKEND_IPIP, 6,
+		   "IPv6 IPIP/IPv6 token hit, repeated"),
+	ROUTED("IPv6 IPIP/IPv6 token hit, varied", 6, TETHER_F_TOKEN, VARY_TOKEN,
+	       COUNTER(encap_ipip), BACKEND_IPIP, 6, L2_VAR6),
 	ROUTED("L2 token hit, repeated (back to L2)", 4, TETHER_F_TOKEN, VARY_NONE,
-	       COUNTER(token_hit), 0, 4, NULL),
+	       COUNTER(token_hit), 0, 4, L2_REP),
+#undef L2_REP
+#undef L2_VAR
+#undef L2_KEY
+#undef L2_REP6
+#undef L2_VAR6
+#undef ROUTED_FIB
 #undef ROUTED
 	/* Re-home and learn change the affinity table, so they come last, and
 	 * re-home (which needs the loaded entries) before learn (which evicts them). */
@@ -1104,22 +1222,35 @@ int main(int argc, char **argv)
 {
 	struct world w = { .scale = { FUNCTIONS, CONTAINERS_PER_FUNCTION, AFFINITY_ENTRIES,
 				      1000000, 5, 50000 } };
-	const char *json_path = NULL, *only = NULL;
-	int option;
+	const char *json_path = NULL, *only = NULL, *compare_path = NULL;
+	int option, runs = 0, compare_fd = -1;
 
 	static const struct option options[] = { { "quick", no_argument, 0, 'q' },
 						 { "json", required_argument, 0, 'j' },
 						 { "only", required_argument, 0, 'o' },
+						 { "runs", required_argument, 0, 'r' },
+						 { "compare", required_argument, 0, 'c' },
 						 { 0, 0, 0, 0 } };
-	while ((option = getopt_long(argc, argv, "qj:o:", options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, "qj:o:r:c:", options, NULL)) != -1) {
 		if (option == 'q')
 			w.scale = (struct scale){ 100, 10, 10000, 20000, 3, 20000 };
 		else if (option == 'j')
 			json_path = optarg;
 		else if (option == 'o')
 			only = optarg;
+		else if (option == 'r')
+			runs = atoi(optarg);
+		else if (option == 'c')
+			compare_path = optarg;
 		else
 			return 2;
+	}
+	if (runs) {
+		if (runs < 1 || runs > MAX_RUNS) {
+			fprintf(stderr, "bench_dataplane: --runs is 1..%d\n", MAX_RUNS);
+			return 2;
+		}
+		w.scale.runs = (__u32)runs;
 	}
 	enter_private_netns();
 	int err = dataplane_open(&w.dp, NULL);
@@ -1136,6 +1267,8 @@ int main(int argc, char **argv)
 	fprintf(stderr, "affinity loaded (%.1f s)\n", (monotonic_ns() - start) / 1e9);
 	open_bench(&w);
 	open_untraced(&w);
+	if (compare_path)
+		compare_fd = open_compare(&w, compare_path);
 	printf("loaded %u containers in %u functions, %u affinity entries (%.1f s)\n\n",
 	       w.containers, w.scale.functions, w.scale.affinity,
 	       (monotonic_ns() - start) / 1e9);
@@ -1155,19 +1288,24 @@ int main(int argc, char **argv)
 	__u32 measured[sizeof(cases) / sizeof(cases[0])] = { 0 };
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (only && !strstr(cases[i].name, only))
+		if (!selected(cases[i].name, only))
 			continue;
-		__u32 ns = measure(&w, &cases[i]), base = 0;
+		int routed = cases[i].program == 7;
+		__u32 old_ns = 0, ns = measure(&w, &cases[i], routed ? compare_fd : -1, &old_ns),
+		      base = 0;
 
 		measured[i] = ns;
 		for (size_t b = 0; cases[i].baseline && b < i; b++)
 			if (!strcmp(cases[b].name, cases[i].baseline))
 				base = measured[b];
 		if (base)
-			printf("%-42s %10u   %.2fx of '%s'\n", cases[i].name, ns, (double)ns / base,
-			       cases[i].baseline);
+			printf("%-42s %10u   %.2fx (%+d ns) of '%s'\n", cases[i].name, ns,
+			       (double)ns / base, (int)ns - (int)base, cases[i].baseline);
 		else
 			printf("%-42s %10u\n", cases[i].name, ns);
+		if (routed && compare_fd >= 0)
+			printf("%-42s %10u   this build %.2fx (%+d ns)\n", "  --compare build", old_ns,
+			       (double)ns / old_ns, (int)ns - (int)old_ns);
 		if (json)
 			fprintf(json, "%s{\"case\": \"%s\", \"ns_per_packet\": %u}",
 				first ? "" : ", ", cases[i].name, ns);
@@ -1175,7 +1313,7 @@ int main(int argc, char **argv)
 	}
 	if (json)
 		fprintf(json, "]");
-	if (!only || strstr("balance", only))
+	if (selected("balance", only))
 		balance(&w, w.scale.balance_requests, json);
 	if (json) {
 		fprintf(json, "}\n");

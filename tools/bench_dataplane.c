@@ -387,7 +387,12 @@ struct bench_case {
 			   * TETHER_PICK_P2C) for flows and new keys,
 			   * 7 the routed wrapper, 8 the same with the next
 			   * hop from the FIB on every packet (bpf/encap.h,
-			   * TETHER_NEXTHOP_NO_CACHE) */
+			   * TETHER_NEXTHOP_NO_CACHE), 9-11 the
+			   * encapsulation's floor after the routed
+			   * wrapper's restore: MAC addresses written
+			   * (bench_push_none), IPIP/IPv4 and VXLAN/IPv4
+			   * outer headers pushed (bench_push_ipip4,
+			   * bench_push_vxlan4) */
 	__u32 flags;      /* Tether flags of the template */
 	int vary;         /* enum bench_vary */
 	int function;     /* 1: a function with no pool */
@@ -432,6 +437,9 @@ static int program_fd(struct world *w, int program, int trace)
 	case 6: return bpf_program__fd(w->p2c->progs.bench_route);
 	case 7: return bpf_program__fd(w->bench->progs.bench_route_routed);
 	case 8: return bpf_program__fd(w->fib->progs.bench_route_routed);
+	case 9: return bpf_program__fd(w->bench->progs.bench_push_none);
+	case 10: return bpf_program__fd(w->bench->progs.bench_push_ipip4);
+	case 11: return bpf_program__fd(w->bench->progs.bench_push_vxlan4);
 	default: return bpf_program__fd(w->bench->progs.bench_route);
 	}
 }
@@ -873,6 +881,17 @@ static const struct bench_case cases[] = {
 	       COUNTER(encap_ipip), BACKEND_IPIP, 6, L2_VAR6),
 	ROUTED("L2 token hit, repeated (back to L2)", 4, TETHER_F_TOKEN, VARY_NONE,
 	       COUNTER(token_hit), 0, 4, L2_REP),
+	/* What encapsulating costs any forwarder (no routing, no next hop, no
+	 * checksum worked out): the floor of the routed rows' "+ns" over L2. */
+#define PUSH_FLOOR(name_, program_, baseline_)                                                \
+	{ .name = name_, .family = 4, .program = program_, .vary = VARY_NONE,                 \
+	  .counter = NO_COUNTER, .baseline = baseline_ }
+	PUSH_FLOOR("floor: routed wrapper + MAC addresses written", 9, NULL),
+	PUSH_FLOOR("floor: routed wrapper + IPIP/IPv4 pushed (adjust_head, 34 B)", 10,
+		   "floor: routed wrapper + MAC addresses written"),
+	PUSH_FLOOR("floor: routed wrapper + VXLAN/IPv4 pushed (adjust_head, 64 B)", 11,
+		   "floor: routed wrapper + MAC addresses written"),
+#undef PUSH_FLOOR
 #undef L2_REP
 #undef L2_VAR
 #undef L2_KEY

@@ -727,6 +727,7 @@ static int cmd_run(struct options *o)
 	sent = read_sent(gen_fd) - sent;
 	if (o->watch_cpu >= 0)
 		cpu_times(o->watch_cpu, &busy_after, &total_after);
+	usleep(20000); /* the frames still on their way count as delivered */
 	read_counts(counts_fd, &after);
 	read_tether_stats(stats_fd, &stats_after);
 	double watch_busy = total_after > total_before ?

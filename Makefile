@@ -303,7 +303,8 @@ $(BENCH_P2C_OBJ): tools/bench/bench_xdp.bpf.c tools/bench/bench_xdp.h $(BPF_HDRS
 $(BENCH_P2C_SKEL): $(BENCH_P2C_OBJ)
 	$(BPFTOOL) gen skeleton $< name bench_xdp_p2c > $@.tmp && mv $@.tmp $@
 
-# Forwarding throughput (tools/bench_forward.sh): BPF programs and tools in tools/bench/.
+# Forwarding throughput (tools/bench_forward.sh, tools/bench_forward_encap.sh): BPF
+# programs and tools in tools/bench/.
 FWD_BPF_OBJS := $(BUILD)/forward_xdp.bpf.o $(BUILD)/forward_sink.bpf.o
 FWD_SKELS    := $(FWD_BPF_OBJS:.bpf.o=.skel.h)
 FWD_TOOLS    := $(BUILD)/tools/bench/forward_ctl $(BUILD)/tools/bench/userspace_router \
@@ -356,6 +357,7 @@ bench: deps
 	$(BUILD)/tools/bench_metrics --json $(BUILD)/bench-metrics.json
 	$(BUILD)/tools/bench_hash --json $(BUILD)/bench-hash.json
 	BUILD=$(BUILD) tools/bench_forward.sh --json $(BUILD)/bench-forward.json
+	BUILD=$(BUILD) tools/bench_forward_encap.sh --json $(BUILD)/bench-forward-encap.json
 	BUILD=$(BUILD) tools/bench_socket.sh --json $(BUILD)/bench-socket.json
 	BUILD=$(BUILD) tools/bench_latency.sh --json $(BUILD)/bench-latency.json
 	BUILD=$(BUILD) tools/bench_converge.sh --json $(BUILD)/bench-converge.json

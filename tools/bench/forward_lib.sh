@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: MIT
-# What the forwarding benches share (tools/bench_forward.sh, and the next
-# one): the options they all take, the run's names (from its random ID), the
-# cleanup, the generator's and the router's namespaces, the backends', the
-# setup, attaching the router under test, running the generator, and the
-# rounds of rows. Sourced by the script after `set -euo pipefail`, with FWD_NAME (its
-# name in messages) set; the script then
+# What the forwarding benches share (tools/bench_forward.sh,
+# tools/bench_forward_encap.sh): the options both take, the run's names (from
+# its random ID), the cleanup, the generator's and the router's namespaces,
+# the backends', the setup, attaching the router under test, running the
+# generator, and the rounds of rows. Sourced by the script after
+# `set -euo pipefail`, with FWD_NAME (its name in messages) set; the script
+# then
 #   - may set ROUNDS, SECONDS_PER_RUN, QUICK_SECONDS, GEN_CPU, WATCH_CPU;
 #   - may define fwd_own_option (its own options: "$@" from the option on,
 #     sets FWD_TAKEN to the words it took, 0 for an unknown option) and

@@ -315,7 +315,8 @@ $(BENCH_FIB_OBJ): tools/bench/bench_xdp.bpf.c tools/bench/bench_xdp.h $(BPF_HDRS
 $(BENCH_FIB_SKEL): $(BENCH_FIB_OBJ)
 	$(BPFTOOL) gen skeleton $< name bench_xdp_fib > $@.tmp && mv $@.tmp $@
 
-# Forwarding throughput (tools/bench_forward.sh): BPF programs and tools in tools/bench/.
+# Forwarding throughput (tools/bench_forward.sh, tools/bench_forward_encap.sh): BPF
+# programs and tools in tools/bench/.
 FWD_BPF_OBJS := $(BUILD)/forward_xdp.bpf.o $(BUILD)/forward_sink.bpf.o
 FWD_SKELS    := $(FWD_BPF_OBJS:.bpf.o=.skel.h)
 FWD_TOOLS    := $(BUILD)/tools/bench/forward_ctl $(BUILD)/tools/bench/userspace_router \
@@ -369,6 +370,7 @@ bench: deps
 	$(BUILD)/tools/bench_metrics --json $(BUILD)/bench-metrics.json
 	$(BUILD)/tools/bench_hash --json $(BUILD)/bench-hash.json
 	BUILD=$(BUILD) tools/bench_forward.sh --json $(BUILD)/bench-forward.json
+	BUILD=$(BUILD) tools/bench_forward_encap.sh --json $(BUILD)/bench-forward-encap.json
 	BUILD=$(BUILD) tools/bench_socket.sh --json $(BUILD)/bench-socket.json
 	BUILD=$(BUILD) tools/bench_latency.sh --json $(BUILD)/bench-latency.json
 	BUILD=$(BUILD) tools/bench_converge.sh --json $(BUILD)/bench-converge.json

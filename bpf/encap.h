@@ -63,13 +63,9 @@ _Static_assert(sizeof(struct vxlan_outer) == 30, "UDP, VXLAN and inner Ethernet:
 
 /* The routed send, worked out before the frame is touched. */
 struct encap_plan {
-	struct bpf_fib_lookup fib; /* the egress ifindex, MACs */
-	/* The outer addresses (the FIB's answer replaces its destination with
-	 * the next hop's). IPv4: the first 4 bytes. */
-	__u8 source[16];
-	__u8 dest[16];
 	__u32 inner_len;           /* the request's IP packet */
 	__u32 payload_len;         /* what follows the outer IP header */
+	__u32 outer_len;           /* the outer IP packet */
 	__u32 sum;                 /* VXLAN over IPv6: the inner IP packet's sum */
 	__be32 flow_label;         /* IPv6 outer: 20 bits from the hash */
 	__be16 sport;              /* VXLAN */
@@ -177,18 +173,6 @@ static __always_inline int inner_sum(const struct request *req, void *data_end, 
 	return 0;
 }
 
-/* Two 16-byte addresses, compared as two words (clang leaves memcmp a call). */
-static __always_inline int same_address(const __u8 a[16], const __u8 b[16])
-{
-	__u64 a0, a1, b0, b1;
-
-	__builtin_memcpy(&a0, a, 8);
-	__builtin_memcpy(&a1, a + 8, 8);
-	__builtin_memcpy(&b0, b, 8);
-	__builtin_memcpy(&b1, b + 8, 8);
-	return a0 == b0 && a1 == b1;
-}
-
 enum encap_lookup {
 	ENCAP_LOOKUP_OK,
 	ENCAP_LOOKUP_NO_ROUTE,
@@ -197,44 +181,28 @@ enum encap_lookup {
 	ENCAP_LOOKUP_NO_SOURCE,
 };
 
-/* The outer header's addresses and the FIB's answer for them. The lookup
- * is the kernel's forwarding lookup from the ingress interface (or, with
- * the backend's --iface, an output lookup confined to it), with the outer
- * packet's length, so its MTU check is the egress MTU check. */
-static __always_inline enum encap_lookup look_up_next_hop(struct xdp_md *ctx,
-							   const struct backend_record *backend,
-							   __u32 backend_id, struct encap_plan *plan)
+/* The FIB's question for the outer packet: the kernel's forwarding lookup
+ * from the ingress interface (or, with the backend's --iface, an output
+ * lookup confined to it), with the outer packet's length, so that its MTU
+ * check is the egress MTU check. Returns the lookup's flags. */
+static __always_inline __u32 fib_question(struct bpf_fib_lookup *fib, struct xdp_md *ctx,
+					  const struct backend_record *backend,
+					  const struct encap_config *config,
+					  const struct encap_plan *plan, __u16 tot_len)
 {
-	__u32 zero = 0;
-	struct encap_config *config = bpf_map_lookup_elem(&encap_config, &zero);
-	struct bpf_fib_lookup *fib = &plan->fib;
-	__u32 flags = 0;
-
-	if (!config)
-		return ENCAP_LOOKUP_NO_SOURCE;
+	__builtin_memset(fib, 0, sizeof(*fib));
 	if (plan->outer_v4) {
-		if (!config->source4)
-			return ENCAP_LOOKUP_NO_SOURCE;
 		fib->family = ENCAP_AF_INET;
 		fib->tos = plan->tos;
 		fib->ipv4_src = config->source4;
 		__builtin_memcpy(&fib->ipv4_dst, &backend->addr[12], 4);
-		__builtin_memcpy(plan->source, &config->source4, 4);
-		__builtin_memcpy(plan->dest, &backend->addr[12], 4);
-		fib->tot_len = sizeof(struct iphdr) + plan->payload_len;
 	} else {
-		const __u64 *source = (const __u64 *)config->source6;
-
-		if (!source[0] && !source[1])
-			return ENCAP_LOOKUP_NO_SOURCE;
 		fib->family = ENCAP_AF_INET6;
 		fib->flowinfo = plan->flow_label;
 		__builtin_memcpy(fib->ipv6_src, config->source6, 16);
 		__builtin_memcpy(fib->ipv6_dst, backend->addr, 16);
-		__builtin_memcpy(plan->source, config->source6, 16);
-		__builtin_memcpy(plan->dest, backend->addr, 16);
-		fib->tot_len = sizeof(struct ipv6hdr) + plan->payload_len;
 	}
+	fib->tot_len = tot_len;
 	fib->l4_protocol = plan->l4_proto;
 	if (plan->vxlan) {
 		fib->sport = plan->sport;
@@ -242,71 +210,109 @@ static __always_inline enum encap_lookup look_up_next_hop(struct xdp_md *ctx,
 	}
 	if (backend->ifindex) {
 		fib->ifindex = backend->ifindex;
-		flags = BPF_FIB_LOOKUP_OUTPUT;
-	} else {
-		fib->ifindex = ctx->ingress_ifindex;
+		return BPF_FIB_LOOKUP_OUTPUT;
 	}
+	fib->ifindex = ctx->ingress_ifindex;
+	return 0;
+}
 
-	/* The cache first: a hit within its time gives the egress, MACs and
-	 * MTU of the last lookup for this backend address. */
-	__u64 now = bpf_ktime_get_coarse_ns();
-	struct nexthop_entry *cached = bpf_map_lookup_elem(&nexthop_cache, &backend_id);
+/* *hop from the FIB: egress, MACs, MTU, and what the outer header needs
+ * (source, the fixed words' checksum sum); kept for TETHER_NEXTHOP_TTL_NS
+ * from now when the cache is on. A failure leaves it empty: never kept. */
+static __always_inline enum encap_lookup fill_next_hop(struct xdp_md *ctx,
+						       const struct backend_record *backend,
+						       const struct encap_plan *plan,
+						       struct nexthop_entry *hop, __u64 now)
+{
+	__u32 zero = 0;
+	struct encap_config *config = bpf_map_lookup_elem(&encap_config, &zero);
+	struct bpf_fib_lookup fib;
 
-	if (cached && now < cached->expires_ns && same_address(cached->dest, backend->addr)) {
-		if (fib->tot_len > cached->mtu)
-			return ENCAP_LOOKUP_TOO_BIG;
-		fib->ifindex = cached->ifindex;
-		__builtin_memcpy(fib->dmac, cached->dmac, ETH_ALEN);
-		__builtin_memcpy(fib->smac, cached->smac, ETH_ALEN);
-		return ENCAP_LOOKUP_OK;
-	}
+	hop->expires_ns = 0;
+	if (!config)
+		return ENCAP_LOOKUP_NO_SOURCE;
+	if (plan->outer_v4 ? !config->source4
+			   : !(*(__u64 *)config->source6 | *(__u64 *)&config->source6[8]))
+		return ENCAP_LOOKUP_NO_SOURCE;
 
-	struct bpf_fib_lookup probe = *fib;
-	long rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), flags);
+	__u32 flags = fib_question(&fib, ctx, backend, config, plan, plan->outer_len);
+	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), flags);
 
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		/* Once per fill: the egress MTU, asked for with the largest
-		 * length (the answer is FRAG_NEEDED with mtu_result). */
-		probe.tot_len = 0xffff;
-		if (cached &&
-		    bpf_fib_lookup(ctx, &probe, sizeof(probe), flags) == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
-			cached->expires_ns = now + TETHER_NEXTHOP_TTL_NS;
-			__builtin_memcpy(cached->dest, backend->addr, 16);
-			cached->ifindex = fib->ifindex;
-			cached->mtu = probe.mtu_result;
-			__builtin_memcpy(cached->dmac, fib->dmac, ETH_ALEN);
-			__builtin_memcpy(cached->smac, fib->smac, ETH_ALEN);
-		}
-		return ENCAP_LOOKUP_OK;
-	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return ENCAP_LOOKUP_NO_NEIGH;
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return ENCAP_LOOKUP_TOO_BIG;
-	return ENCAP_LOOKUP_NO_ROUTE; /* blackhole, unreachable, prohibit, not
-				       * forwarded, forwarding off, an error */
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return ENCAP_LOOKUP_NO_ROUTE; /* blackhole, unreachable, prohibit, not
+					       * forwarded, forwarding off, an error */
+	hop->ifindex = fib.ifindex;
+	__builtin_memcpy(hop->dmac, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(hop->smac, fib.smac, ETH_ALEN);
+	hop->mtu = 0xffff; /* this packet passed the lookup's own MTU check */
+	__builtin_memcpy(hop->dest, backend->addr, 16);
+	if (plan->outer_v4) {
+		const __u16 *dest = (const __u16 *)&backend->addr[12];
+		const __u16 *source = (const __u16 *)&config->source4;
+
+		__builtin_memset(hop->source, 0, 16);
+		__builtin_memcpy(hop->source, &config->source4, 4);
+		/* Addresses and DF: the words of the outer IPv4 header that do
+		 * not change from packet to packet of this backend. */
+		hop->ip_sum = (__u32)dest[0] + dest[1] + source[0] + source[1] +
+			      bpf_htons(ENCAP_IP_DF);
+	} else {
+		__builtin_memcpy(hop->source, config->source6, 16);
+		hop->ip_sum = 0;
+	}
+#ifndef TETHER_NEXTHOP_NO_CACHE
+	/* Once per fill: the egress MTU, asked for with the largest length
+	 * (the answer is FRAG_NEEDED with mtu_result); without it, sent
+	 * but not kept. */
+	flags = fib_question(&fib, ctx, backend, config, plan, 0xffff);
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), flags) == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		hop->mtu = fib.mtu_result;
+		hop->expires_ns = now + TETHER_NEXTHOP_TTL_NS;
+	}
+#else
+	(void)now;
+#endif
+	return ENCAP_LOOKUP_OK;
 }
 
-static __always_inline void write_outer_ipv4(struct iphdr *ip, const struct encap_plan *plan)
+/* A MAC address copied as three 16-bit words (a packed Ethernet header
+ * would otherwise take six byte loads and stores). */
+static __always_inline void put_mac(void *to, const void *from)
 {
-	struct iphdr h = {
-		.version = 4,
-		.ihl = 5,
-		.tos = plan->tos,
-		.tot_len = bpf_htons(sizeof(h) + plan->payload_len),
-		.frag_off = bpf_htons(ENCAP_IP_DF),
-		.ttl = ENCAP_TTL,
-		.protocol = plan->l4_proto,
-	};
+	__u16 *out = to;
+	const __u16 *in = from;
 
-	__builtin_memcpy(&h.saddr, plan->source, 4);
-	__builtin_memcpy(&h.daddr, plan->dest, 4);
-
-	h.check = ~csum_fold(csum_add_words(0, &h, sizeof(h) / 2));
-	__builtin_memcpy(ip, &h, sizeof(h));
+	out[0] = in[0];
+	out[1] = in[1];
+	out[2] = in[2];
 }
 
-static __always_inline void write_outer_ipv6(struct ipv6hdr *ip6, const struct encap_plan *plan)
+/* The outer IPv4 header: its checksum from the backend's sum of the fixed
+ * words (the cache's) and the three that change per packet. */
+static __always_inline void write_outer_ipv4(struct iphdr *ip, const struct encap_plan *plan,
+					     const struct nexthop_entry *hop)
+{
+	__be16 first = bpf_htons(0x4500 | plan->tos);
+	__be16 tot_len = bpf_htons(plan->outer_len);
+	__be16 ttl_proto = bpf_htons(ENCAP_TTL << 8 | plan->l4_proto);
+	__u32 sum = hop->ip_sum + first + tot_len + ttl_proto;
+
+	*(__be16 *)ip = first;
+	ip->tot_len = tot_len;
+	ip->id = 0;
+	ip->frag_off = bpf_htons(ENCAP_IP_DF);
+	*(__be16 *)&ip->ttl = ttl_proto;
+	ip->check = ~csum_fold(sum);
+	__builtin_memcpy(&ip->saddr, hop->source, 4);
+	__builtin_memcpy(&ip->daddr, &hop->dest[12], 4);
+}
+
+static __always_inline void write_outer_ipv6(struct ipv6hdr *ip6, const struct encap_plan *plan,
+					     const struct nexthop_entry *hop)
 {
 	__u32 first = bpf_ntohl(plan->flow_label) & 0xfffff;
 
@@ -315,39 +321,43 @@ static __always_inline void write_outer_ipv6(struct ipv6hdr *ip6, const struct e
 	ip6->payload_len = bpf_htons(plan->payload_len);
 	ip6->nexthdr = plan->l4_proto;
 	ip6->hop_limit = ENCAP_TTL;
-	__builtin_memcpy(&ip6->saddr, plan->source, 16);
-	__builtin_memcpy(&ip6->daddr, plan->dest, 16);
+	__builtin_memcpy(&ip6->saddr, hop->source, 16);
+	__builtin_memcpy(&ip6->daddr, hop->dest, 16);
 }
 
-/* UDP, VXLAN and the inner Ethernet header; the UDP checksum over IPv6 from
- * the pseudo header, these 30 bytes and the inner packet's sum. */
+/* UDP, VXLAN and the inner Ethernet header, written as words; the UDP
+ * checksum over IPv6 from the pseudo header, these 30 bytes and the inner
+ * packet's sum. */
 static __always_inline void write_vxlan(struct vxlan_outer *out,
 					const struct backend_record *backend,
-					const struct encap_plan *plan, __be16 l3_proto)
+					const struct encap_plan *plan,
+					const struct nexthop_entry *hop, __be16 l3_proto)
 {
-	struct vxlan_outer v = {
-		.udp.source = plan->sport,
-		.udp.dest = bpf_htons(TETHER_VXLAN_PORT),
-		.udp.len = bpf_htons(plan->payload_len),
-		.vxlan.flags = VXLAN_FLAG_VNI,
-		.inner.h_proto = l3_proto,
-	};
+	struct udphdr *udp = (struct udphdr *)out;
+	__u32 *vxlan = (__u32 *)&out->vxlan;
+	__u16 *inner = (__u16 *)&out->inner;
 
-	__builtin_memcpy(v.vxlan.vni, backend->tunnel.vni, 3);
-	__builtin_memcpy(v.inner.h_dest, backend->mac, ETH_ALEN);
-	__builtin_memcpy(v.inner.h_source, plan->fib.smac, ETH_ALEN);
+	udp->source = plan->sport;
+	udp->dest = bpf_htons(TETHER_VXLAN_PORT);
+	udp->len = bpf_htons(plan->payload_len);
+	udp->check = 0; /* over IPv4: none (RFC 7348) */
+	vxlan[0] = bpf_htonl(VXLAN_FLAG_VNI << 24);
+	vxlan[1] = bpf_htonl((__u32)backend->tunnel.vni[0] << 24 |
+			     (__u32)backend->tunnel.vni[1] << 16 | (__u32)backend->tunnel.vni[2] << 8);
+	put_mac(inner, backend->mac);
+	put_mac(inner + 3, hop->smac);
+	inner[6] = l3_proto;
 	if (!plan->outer_v4) {
-		__u32 sum = plan->sum + bpf_htons(IPPROTO_UDP) + v.udp.len;
+		__u32 sum = plan->sum + bpf_htons(IPPROTO_UDP) + udp->len;
 
-		sum = csum_add_words(sum, plan->source, 8);
-		sum = csum_add_words(sum, plan->dest, 8);
-		sum = csum_add_words(sum, &v, sizeof(v) / 2);
+		sum = csum_add_words(sum, hop->source, 8);
+		sum = csum_add_words(sum, hop->dest, 8);
+		sum = csum_add_words(sum, out, sizeof(*out) / 2);
 
 		__u16 check = ~csum_fold(sum);
 
-		v.udp.check = check ? check : 0xffff;
+		udp->check = check ? check : 0xffff;
 	}
-	__builtin_memcpy(out, &v, sizeof(v));
 }
 
 /* The frame's L2 header (Ethernet and the client's tags) becomes the outer
@@ -356,7 +366,8 @@ static __always_inline void write_vxlan(struct vxlan_outer *out,
  * frame could not be grown. */
 static __always_inline int push_outer_headers(struct xdp_md *ctx, const struct request *req,
 					      const struct backend_record *backend,
-					      const struct encap_plan *plan)
+					      const struct encap_plan *plan,
+					      const struct nexthop_entry *hop)
 {
 	int old_l2 = sizeof(struct ethhdr) + req->vlan_count * VLAN_HLEN;
 	int outer_ip = plan->outer_v4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
@@ -371,36 +382,53 @@ static __always_inline int push_outer_headers(struct xdp_md *ctx, const struct r
 	struct ethhdr *eth = data;
 	void *next;
 
-	if ((void *)(eth + 1) > data_end)
-		return -1;
-	__builtin_memcpy(eth->h_dest, plan->fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, plan->fib.smac, ETH_ALEN);
+	if (data + sizeof(struct ethhdr) + sizeof(struct ipv6hdr) > data_end)
+		return -1; /* room for either outer header: one check */
+	put_mac(eth->h_dest, hop->dmac);
+	put_mac(eth->h_source, hop->smac);
 	if (plan->outer_v4) {
-		struct iphdr *ip = (void *)(eth + 1);
-
-		if ((void *)(ip + 1) > data_end)
-			return -1;
 		eth->h_proto = bpf_htons(ETH_P_IP);
-		write_outer_ipv4(ip, plan);
-		next = ip + 1;
+		write_outer_ipv4((void *)(eth + 1), plan, hop);
+		next = data + sizeof(struct ethhdr) + sizeof(struct iphdr);
 	} else {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
-
-		if ((void *)(ip6 + 1) > data_end)
-			return -1;
 		eth->h_proto = bpf_htons(ETH_P_IPV6);
-		write_outer_ipv6(ip6, plan);
-		next = ip6 + 1;
+		write_outer_ipv6((void *)(eth + 1), plan, hop);
+		next = data + sizeof(struct ethhdr) + sizeof(struct ipv6hdr);
 	}
 	if (plan->vxlan) {
 		struct vxlan_outer *v = next;
 
 		if ((void *)(v + 1) > data_end)
 			return -1;
-		write_vxlan(v, backend, plan, l3_proto);
+		write_vxlan(v, backend, plan, hop, l3_proto);
 	}
 	return 0;
 }
+
+#ifndef TETHER_NEXTHOP_NO_CACHE
+/* The next hop for the backend: the cache's entry while fresh and for this
+ * address (a lookup, the coarse clock and a compare), else filled from the
+ * FIB. NULL only for a backend id out of range. */
+static __always_inline struct nexthop_entry *cached_next_hop(struct xdp_md *ctx,
+							     const struct choice *chosen,
+							     const struct encap_plan *plan,
+							     enum encap_lookup *found)
+{
+	const struct backend_record *backend = chosen->backend;
+	__u32 id = chosen->backend_id;
+	struct nexthop_entry *hop = bpf_map_lookup_elem(&nexthop_cache, &id);
+
+	if (!hop)
+		return NULL;
+	__u64 now = bpf_ktime_get_coarse_ns();
+
+	if (now < hop->expires_ns && same_address(hop->dest, backend->addr))
+		*found = ENCAP_LOOKUP_OK;
+	else
+		*found = fill_next_hop(ctx, backend, plan, hop, now);
+	return hop;
+}
+#endif
 
 /* A routed backend's request: the next hop first (on failure the request,
  * untouched, goes to the slow path), then stamped, wrapped and sent. */
@@ -418,20 +446,43 @@ static __always_inline int send_routed(struct xdp_md *ctx, struct request *req,
 		count(stats, encap_failed);
 		return XDP_DROP;
 	}
-
-	__u64 hash = encap_hash(req);
-
-	plan.flow_label = bpf_htonl((__u32)(hash >> 12) & 0xfffff);
 	if (plan.vxlan) {
-		plan.sport = bpf_htons(VXLAN_SPORT_BASE | ((__u32)(hash >> 48) & VXLAN_SPORT_MASK));
 		plan.l4_proto = IPPROTO_UDP;
 		plan.payload_len = sizeof(struct vxlan_outer) + plan.inner_len;
 	} else {
 		plan.l4_proto = req->is_ipv4 ? IPPROTO_IPIP : IPPROTO_IPV6;
 		plan.payload_len = plan.inner_len;
 	}
+	plan.outer_len = (plan.outer_v4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr)) +
+			 plan.payload_len;
+	/* The hash only where it goes into the outer header: VXLAN's source
+	 * port, IPv6's flow label (IPIP over IPv4 has neither). */
+	if (plan.vxlan || !plan.outer_v4) {
+		__u64 hash = encap_hash(req);
 
-	switch (look_up_next_hop(ctx, backend, chosen->backend_id, &plan)) {
+		plan.flow_label = bpf_htonl((__u32)(hash >> 12) & 0xfffff);
+		plan.sport = bpf_htons(VXLAN_SPORT_BASE | ((__u32)(hash >> 48) & VXLAN_SPORT_MASK));
+	}
+
+#ifdef TETHER_NEXTHOP_NO_CACHE
+	/* Bench only: the FIB on every packet, the cache's yardstick (its
+	 * entry only scratch, never read before it is filled). */
+	__u32 id = chosen->backend_id;
+	struct nexthop_entry *hop = bpf_map_lookup_elem(&nexthop_cache, &id);
+	enum encap_lookup found = hop ? fill_next_hop(ctx, backend, &plan, hop, 0)
+				      : ENCAP_LOOKUP_NO_SOURCE;
+#else
+	enum encap_lookup found = ENCAP_LOOKUP_NO_SOURCE;
+	struct nexthop_entry *hop = cached_next_hop(ctx, chosen, &plan, &found);
+#endif
+	if (!hop) {
+		give_back_room(chosen);
+		count(stats, encap_failed);
+		return XDP_DROP;
+	}
+	if (found == ENCAP_LOOKUP_OK && plan.outer_len > hop->mtu)
+		found = ENCAP_LOOKUP_TOO_BIG;
+	switch (found) {
 	case ENCAP_LOOKUP_OK:
 		break;
 	case ENCAP_LOOKUP_NO_ROUTE:
@@ -462,7 +513,10 @@ static __always_inline int send_routed(struct xdp_md *ctx, struct request *req,
 		return hand_to_slow_path(ctx, req, TETHER_STATUS_NO_CAPACITY, stats);
 	}
 	stamp_token(req, chosen);
-	if (push_outer_headers(ctx, req, backend, &plan)) {
+
+	__u32 egress = hop->ifindex;
+
+	if (push_outer_headers(ctx, req, backend, &plan, hop)) {
 		give_back_room(chosen);
 		count(stats, encap_failed);
 		return XDP_DROP;
@@ -471,10 +525,10 @@ static __always_inline int send_routed(struct xdp_md *ctx, struct request *req,
 		count(stats, encap_vxlan);
 	else
 		count(stats, encap_ipip);
-	count_container(chosen->slot, ctx->data_end - ctx->data);
-	if (plan.fib.ifindex == ctx->ingress_ifindex)
+	count_container(chosen->slot, (long)ctx->data_end - (long)ctx->data);
+	if (egress == ctx->ingress_ifindex)
 		return XDP_TX;
-	return bpf_redirect(plan.fib.ifindex, 0);
+	return bpf_redirect(egress, 0);
 }
 
 #endif

@@ -167,7 +167,7 @@ static __always_inline int send_to_backend(struct xdp_md *ctx, struct request *r
 		}
 	}
 	/* The frame as it leaves: its tags may have changed its length. */
-	count_container(chosen->slot, ctx->data_end - ctx->data);
+	count_container(chosen->slot, (long)ctx->data_end - (long)ctx->data);
 	return action;
 }
 

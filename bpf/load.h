@@ -56,8 +56,19 @@ static __always_inline int raise_to(__u64 *field, __u64 value)
 	return __sync_val_compare_and_swap(field, seen, value) == seen;
 }
 
+/* Where a backend's DONE may come from: an L2 backend's own interface; for a
+ * routed one, which routes bring back by any interface, its own address (its
+ * agent sends from it). */
+static __always_inline int done_from_backend(const struct xdp_md *ctx, const struct request *req,
+					     const struct backend_record *backend)
+{
+	if (backend->encap == BACKEND_L2)
+		return backend->ifindex == ctx->ingress_ifindex;
+	return same_address(req->flow_src.addr, backend->addr);
+}
+
 /* A DONE from a backend: the token must name a live container of the
- * function (as any token), on the backend of the interface it came in on.
+ * function (as any token), from its backend (done_from_backend).
  * Then its cumulative finished count raises done, and at most once per
  * TETHER_RECONCILE_NS its received count finds requests lost on their way:
  * those forwarded before the previous reconcile (mark) and never received. */
@@ -79,7 +90,7 @@ static __always_inline int take_done(struct xdp_md *ctx, const struct request *r
 	struct backend_record *backend = bpf_map_lookup_elem(&backends, &backend_id);
 	struct container_load *load = bpf_map_lookup_elem(&inflight, &slot);
 
-	if (!backend || backend->ifindex != ctx->ingress_ifindex || !load) {
+	if (!backend || !done_from_backend(ctx, req, backend) || !load) {
 		count(stats, done_forged);
 		return XDP_DROP;
 	}
@@ -120,7 +131,8 @@ static __always_inline int take_done(struct xdp_md *ctx, const struct request *r
 }
 
 /* An ALIVE from a backend: the tag under the backend's liveness key, a
- * sequence number above every one accepted, the backend's own interface.
+ * sequence number above every one accepted, the backend's own interface
+ * (an L2 backend's; a routed one's may come in on any).
  * Moves the heartbeat deadline forward (never back); a backend tetherd has
  * taken down stays down until its agent's heartbeat reaches tetherd. */
 static __always_inline int take_alive(struct xdp_md *ctx, const struct request *req,
@@ -138,8 +150,11 @@ static __always_inline int take_alive(struct xdp_md *ctx, const struct request *
 	struct backend_liveness *live = bpf_map_lookup_elem(&liveness, &backend_id);
 	struct backend_record *backend = bpf_map_lookup_elem(&backends, &backend_id);
 
+	/* A routed backend's datagrams come back by whatever route leads here:
+	 * the tag, under a key only its agent holds, is what vouches for them. */
 	if (!live || !backend || (!live->key[0] && !live->key[1]) ||
-	    backend->state == BACKEND_FREE || backend->ifindex != ctx->ingress_ifindex ||
+	    backend->state == BACKEND_FREE ||
+	    (backend->encap == BACKEND_L2 && backend->ifindex != ctx->ingress_ifindex) ||
 	    hdr->container_token.slot || hdr->container_token.generation ||
 	    tether_alive_tag(live->key, id, seq) != bpf_be64_to_cpu(hdr->container_token.secret)) {
 		count(stats, alive_forged);

@@ -23,28 +23,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bench_report.h"
 #include "dataplane/dataplane.h"
 #include "lifecycle.h"
 #include "tether/hash.h"
 #include "tether_xdp.skel.h"
-
-static FILE *json;
-static int json_first = 1;
-
-static void fail(const char *what, int err)
-{
-	fprintf(stderr, "bench_control: %s: %s\n", what, strerror(err < 0 ? -err : err));
-	exit(1);
-}
-
-static void report(const char *name, double value, const char *unit)
-{
-	printf("%-52s %14.1f %s\n", name, value, unit);
-	if (json)
-		fprintf(json, "%s{\"name\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"}",
-			json_first ? "" : ", ", name, value, unit);
-	json_first = 0;
-}
 
 static __u64 clock_ns(void *ctx)
 {
@@ -79,15 +62,15 @@ static void bench_maglev(size_t n)
 
 	for (int r = 0; r < rounds; r++)
 		if (maglev_build(members, n, before, size))
-			fail("maglev_build", EINVAL);
+			bench_fail("maglev_build", EINVAL);
 	double build_ms = (monotonic_ns() - start) / 1e6 / rounds;
 	char name[96];
 
 	snprintf(name, sizeof(name), "maglev build, %zu containers (%u entries)", n, size);
-	report(name, build_ms, "ms");
+	bench_report(name, build_ms, "ms");
 	maglev_build(members, n - 1, after, size);
 	snprintf(name, sizeof(name), "keys moved, 1 of %zu leaves (ideal %.2f%%)", n, 100.0 / n);
-	report(name, 100 * moved_share(before, after, size), "%");
+	bench_report(name, 100 * moved_share(before, after, size), "%");
 	free(members);
 	free(before);
 	free(after);
@@ -107,7 +90,7 @@ static void bench_lifecycle_ops(struct dataplane *dp, __u32 count)
 	addr_parse("203.0.113.2", addr);
 	if (lifecycle_init(&lc, dp, &config) ||
 	    lc_backend_add(&lc, "vm1", addr, mac, "lo", 0, 0, &id))
-		fail("lifecycle set-up", EINVAL);
+		bench_fail("lifecycle set-up", EINVAL);
 	/* Each request as tetherd handles it: the change, then the pool swap
 	 * before the answer. 50 functions, so swaps are per function. */
 	__u64 start = monotonic_ns();
@@ -115,7 +98,7 @@ static void bench_lifecycle_ops(struct dataplane *dp, __u32 count)
 	for (__u32 i = 0; i < count; i++) {
 		if (lc_container_add(&lc, 100 + i % 50, "vm1", "", CONTAINER_STARTING, &slots[i],
 				     &token))
-			fail(lifecycle_error(&lc), EINVAL);
+			bench_fail(lifecycle_error(&lc), EINVAL);
 		lifecycle_flush_pools(&lc);
 	}
 	double add_s = (monotonic_ns() - start) / 1e9;
@@ -134,9 +117,9 @@ static void bench_lifecycle_ops(struct dataplane *dp, __u32 count)
 	}
 	double del_s = (monotonic_ns() - start) / 1e9;
 
-	report("container add (starting), per second", count / add_s, "ops/s");
-	report("container up (pool swap each), per second", count / up_s, "ops/s");
-	report("container del (pool swap each), per second", count / del_s, "ops/s");
+	bench_report("container add (starting), per second", count / add_s, "ops/s");
+	bench_report("container up (pool swap each), per second", count / up_s, "ops/s");
+	bench_report("container del (pool swap each), per second", count / del_s, "ops/s");
 	lc_backend_del(&lc, "vm1");
 	lifecycle_free(&lc);
 	free(slots);
@@ -171,15 +154,15 @@ static void bench_memory(struct dataplane *dp, __u32 pool_members)
 
 		total += bytes;
 		snprintf(name, sizeof(name), "map %s", bpf_map__name(map));
-		report(name, bytes / 1048576.0, "MiB");
+		bench_report(name, bytes / 1048576.0, "MiB");
 	}
-	report("all maps (pool tables apart)", total / 1048576.0, "MiB");
-	report("per container slot (containers + container_stats)",
+	bench_report("all maps (pool tables apart)", total / 1048576.0, "MiB");
+	bench_report("per container slot (containers + container_stats)",
 	       (double)(map_memlock(bpf_map__fd(dp->skel->maps.containers)) +
 			map_memlock(bpf_map__fd(dp->skel->maps.container_stats))) /
 		       TETHER_MAX_CONTAINERS,
 	       "bytes");
-	report("per affinity entry", (double)map_memlock(bpf_map__fd(dp->skel->maps.affinity)) /
+	bench_report("per affinity entry", (double)map_memlock(bpf_map__fd(dp->skel->maps.affinity)) /
 					     TETHER_MAX_AFFINITY,
 	       "bytes");
 	/* A pool table: one array sized to its band. */
@@ -188,7 +171,7 @@ static void bench_memory(struct dataplane *dp, __u32 pool_members)
 	for (__u32 i = 0; i < pool_members; i++)
 		members[i] = (struct maglev_member){ i + 1, i };
 	if (pool_replace(dp, 424242, members, pool_members))
-		fail("pool_replace", EINVAL);
+		bench_fail("pool_replace", EINVAL);
 	__u32 table_id;
 
 	bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.pools), &(__u64){ 424242 }, &table_id);
@@ -196,7 +179,7 @@ static void bench_memory(struct dataplane *dp, __u32 pool_members)
 	char name[96];
 
 	snprintf(name, sizeof(name), "per function pool of %u containers", pool_members);
-	report(name, map_memlock(table_fd) / 1024.0, "KiB");
+	bench_report(name, map_memlock(table_fd) / 1024.0, "KiB");
 	close(table_fd);
 	pool_replace(dp, 424242, NULL, 0);
 	free(members);
@@ -213,7 +196,7 @@ static void bench_restart(__u32 containers)
 	struct dataplane_opts opts = { .pin_root = pin_root };
 
 	if (dataplane_open(&dp, &opts))
-		fail("dataplane_open", EINVAL);
+		bench_fail("dataplane_open", EINVAL);
 	struct backend_record backend = { .state = BACKEND_UP, .ifindex = 1 };
 
 	backend_set(&dp, 1, &backend);
@@ -222,7 +205,7 @@ static void bench_restart(__u32 containers)
 	bpf_map_update_elem(bpf_map__fd(dp.skel->maps.backend_meta), &(__u32){ 1 }, &meta, 0);
 	for (__u32 slot = 0; slot < containers; slot++)
 		if (container_install(&dp, slot, 1 + slot / 100, 1, CONTAINER_WARM, NULL))
-			fail("container_install", EINVAL);
+			bench_fail("container_install", EINVAL);
 	dataplane_close(&dp);
 
 	/* First with no pool tables pinned (each is built), then the restart an
@@ -237,13 +220,13 @@ static void bench_restart(__u32 containers)
 
 		if (dataplane_open(&dp, &opts) || lifecycle_init(&lc, &dp, &config) ||
 		    lifecycle_adopt(&lc))
-			fail("adopting", EINVAL);
+			bench_fail("adopting", EINVAL);
 		double ms = (monotonic_ns() - start) / 1e6;
 		char name[128];
 
 		snprintf(name, sizeof(name), "restart: open + adopt %u containers, %u pools (%s)",
 			 containers, g_hash_table_size(lc.functions), cases[run]);
-		report(name, ms, "ms");
+		bench_report(name, ms, "ms");
 		lifecycle_free(&lc);
 		if (run == 0)
 			dataplane_close(&dp);
@@ -270,11 +253,8 @@ int main(int argc, char **argv)
 			return 2;
 	}
 	if (unshare(CLONE_NEWNET) || system("ip link set lo up"))
-		fail("a private network namespace (run as root)", errno);
-	if (json_path && !(json = fopen(json_path, "w")))
-		fail(json_path, errno);
-	if (json)
-		fprintf(json, "{\"figures\": [");
+		bench_fail("a private network namespace (run as root)", errno);
+	bench_report_open(json_path, 52);
 	printf("%-52s %14s\n", "control plane and memory", "value");
 	static const size_t pools[] = { 10, 100, 1000, 10000 };
 
@@ -284,14 +264,11 @@ int main(int argc, char **argv)
 	struct dataplane dp;
 
 	if (dataplane_open(&dp, NULL))
-		fail("dataplane_open", EINVAL);
+		bench_fail("dataplane_open", EINVAL);
 	bench_lifecycle_ops(&dp, quick ? 200 : 2000);
 	bench_memory(&dp, 100);
 	dataplane_close(&dp);
 	bench_restart(quick ? 10000 : 1000000);
-	if (json) {
-		fprintf(json, "]}\n");
-		fclose(json);
-	}
+	bench_report_close();
 	return 0;
 }

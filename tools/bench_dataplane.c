@@ -30,8 +30,14 @@
  * population; their figure is ns per packet per CPU, beside the same case on
  * CPU 0 alone.
  *
- *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING[;SUBSTRING...]]
- *                   [--runs N]
+ *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING[|SUBSTRING...]]
+ *                   [--runs N] [--compare OTHER_BUILD/bench_xdp.bpf.o]
+ *
+ * --runs: runs per case (the median is printed; 1..31, default 5, --quick 3).
+ * --compare: the routed cases (program 7) also through another build's
+ * routed wrapper, on the same maps, run for run in turn with this build's:
+ * an A/B of a change to bpf/encap.h in one run (the other build's maps must
+ * have the same sizes).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -56,6 +62,7 @@
 #include "bench_xdp.skel.h"
 #include "bench_xdp_untraced.skel.h"
 #include "bench_xdp_p2c.skel.h"
+#include "bench_xdp_fib.skel.h"
 #include "dataplane/dataplane.h"
 #include "pktgen.h"
 #include "tether/hash.h"
@@ -68,6 +75,8 @@
 #define AFFINITY_ENTRIES 1000000
 #define FIRST_FUNCTION 1000
 
+#define MAX_RUNS 31
+
 struct scale {
 	__u32 functions, per_function, affinity, repeat, runs;
 	__u32 balance_requests; /* per case and order of the balance simulation */
@@ -78,6 +87,7 @@ struct world {
 	struct bench_xdp *bench;
 	struct bench_xdp_untraced *untraced; /* the same without the trace */
 	struct bench_xdp_p2c *p2c; /* the same wrapper, power of two choices */
+	struct bench_xdp_fib *fib; /* the same, the FIB on every packet (no nexthop cache) */
 	struct scale scale;
 	struct bench_token *tokens; /* one per container, shuffled */
 	struct bench_key *keys;     /* one per affinity entry, shuffled */
@@ -201,6 +211,17 @@ static void load_affinity(struct world *w)
 	}
 }
 
+/* Of a variant build, only the program its cases run is loaded: the
+ * verifier's time and its million instructions are not spent on the rest. */
+static void only_program(struct bpf_object *obj, const char *name)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, obj)
+		if (strcmp(bpf_program__name(prog), name))
+			bpf_program__set_autoload(prog, false);
+}
+
 /* The bench objects share every map of the router's by name, and the P2C
  * build every map of the table order's (one template, one population). */
 static void share_maps(struct bpf_object *obj, struct bpf_object *router,
@@ -234,6 +255,13 @@ static void open_bench(struct world *w)
 	share_maps(w->p2c->obj, w->dp.skel->obj, w->bench->obj);
 	if ((err = bench_xdp_p2c__load(w->p2c)))
 		fail("loading the P2C bench object", err);
+	w->fib = bench_xdp_fib__open();
+	if (!w->fib)
+		fail("opening the FIB bench object", errno);
+	share_maps(w->fib->obj, w->dp.skel->obj, w->bench->obj);
+	only_program(w->fib->obj, "bench_route_routed");
+	if ((err = bench_xdp_fib__load(w->fib)))
+		fail("loading the FIB bench object", err);
 	int tokens_fd = bpf_map__fd(w->bench->maps.bench_tokens);
 	int keys_fd = bpf_map__fd(w->bench->maps.bench_keys);
 
@@ -243,6 +271,52 @@ static void open_bench(struct world *w)
 	for (__u32 i = 0; i < w->scale.affinity; i++)
 		if (bpf_map_update_elem(keys_fd, &i, &w->keys[i], BPF_ANY))
 			fail("bench_keys", errno);
+}
+
+/* --compare FILE: another build's bench_xdp.bpf.o (say, the previous
+ * commit's), on the same maps; the routed cases run through its routed
+ * wrapper too, in turn with this build's. Returns its program's fd. */
+static int open_compare(struct world *w, const char *path)
+{
+	struct bpf_object *obj = bpf_object__open_file(path, NULL);
+
+	if (!obj)
+		fail(path, errno);
+	struct bpf_map *map;
+
+	/* A map whose value changed size (nexthop_cache) stays the other
+	 * build's own; every other map is shared. */
+	bpf_object__for_each_map(map, obj) {
+		struct bpf_map *shared =
+			bpf_object__find_map_by_name(w->bench->obj, bpf_map__name(map));
+
+		if (shared && bpf_map__value_size(shared) == bpf_map__value_size(map) &&
+		    bpf_map__reuse_fd(map, bpf_map__fd(shared)))
+			fail("sharing a map with the --compare object", errno);
+	}
+	int err = bpf_object__load(obj);
+
+	if (err)
+		fail(path, err);
+	struct bpf_program *prog = bpf_object__find_program_by_name(obj, "bench_route_routed");
+
+	if (!prog)
+		fail("--compare: no bench_route_routed", ENOENT);
+	return bpf_program__fd(prog); /* the object lives as long as the process */
+}
+
+/* --only: substrings separated by '|', a case runs when its name holds one. */
+static int selected(const char *name, const char *only)
+{
+	char list[1024], *save = NULL;
+
+	if (!only)
+		return 1;
+	snprintf(list, sizeof(list), "%s", only);
+	for (char *part = strtok_r(list, "|", &save); part; part = strtok_r(NULL, "|", &save))
+		if (strstr(name, part))
+			return 1;
+	return 0;
 }
 
 /* The router without the trace compiled in, on the same maps. */
@@ -336,9 +410,16 @@ struct bench_case {
 	int program;      /* 0 route, 1 restore only, 2 mac swap, 3 parse+lookup,
 			   * 4 route after a whole-frame restore, 5 that restore only,
 			   * 6 route with power of two choices (bpf/routing.h,
-			   * TETHER_PICK_P2C) for flows and new keys, 7 route
-			   * through the routed wrapper (bench_route_routed),
-			   * 8 the baseline's LRU hit, 9 its new flow */
+			   * TETHER_PICK_P2C) for flows and new keys,
+			   * 7 the routed wrapper, 8 the same with the next
+			   * hop from the FIB on every packet (bpf/encap.h,
+			   * TETHER_NEXTHOP_NO_CACHE), 9-11 the
+			   * encapsulation's floor after the routed
+			   * wrapper's restore: MAC addresses written
+			   * (bench_push_none), IPIP/IPv4 and VXLAN/IPv4
+			   * outer headers pushed (bench_push_ipip4,
+			   * bench_push_vxlan4), 12 the baseline's LRU hit,
+			   * 13 its new flow */
 	__u32 flags;      /* Tether flags of the template */
 	int vary;         /* enum bench_vary */
 	int function;     /* 1: a function with no pool */
@@ -387,8 +468,12 @@ static int program_fd(struct world *w, int program, int trace)
 	case 5: return bpf_program__fd(w->bench->progs.bench_restore_full_only);
 	case 6: return bpf_program__fd(w->p2c->progs.bench_route);
 	case 7: return bpf_program__fd(w->bench->progs.bench_route_routed);
-	case 8: return bpf_program__fd(w->bench->progs.bench_lru_hit);
-	case 9: return bpf_program__fd(w->bench->progs.bench_lru_learn);
+	case 8: return bpf_program__fd(w->fib->progs.bench_route_routed);
+	case 9: return bpf_program__fd(w->bench->progs.bench_push_none);
+	case 10: return bpf_program__fd(w->bench->progs.bench_push_ipip4);
+	case 11: return bpf_program__fd(w->bench->progs.bench_push_vxlan4);
+	case 12: return bpf_program__fd(w->bench->progs.bench_lru_hit);
+	case 13: return bpf_program__fd(w->bench->progs.bench_lru_learn);
 	default: return bpf_program__fd(w->bench->progs.bench_route);
 	}
 }
@@ -643,7 +728,7 @@ static void load_baseline_flows(struct world *w)
 	spread_sequences(w, w->scale.affinity, 1);
 
 	__u64 before = bench_counter_value(w, offsetof(struct bench_counts, lru_learned));
-	struct bench_case fill = { .name = "filling the baseline's flow table", .program = 9,
+	struct bench_case fill = { .name = "filling the baseline's flow table", .program = 13,
 				   .vary = VARY_FLOW };
 	__u32 repeat = w->scale.repeat;
 
@@ -735,12 +820,48 @@ static void set_encap(struct world *w, int encap, int outer)
 	current_outer = outer;
 }
 
-static __u32 measure(struct world *w, const struct bench_case *c)
+/* One run of a case through a program: its ns/packet (on both CPUs at once
+ * for a case with cpus, the mean of theirs). */
+static __u32 run_once(struct world *w, const struct bench_case *c, int prog_fd, __u8 *frame,
+		      size_t len)
 {
-	__u8 frame[512], out[512];
+	__u8 out[512];
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
+		    .data_out = out, .data_size_out = sizeof(out), .repeat = w->scale.repeat);
+	__u64 before = counter_value(w, c->counter);
+	__u64 expected = (__u64)w->scale.repeat * (c->cpus ? c->cpus : 1);
+	__u32 duration;
+
+	if (c->cpus) {
+		duration = run_on_cpus(w, c, frame, len, c->cpus);
+	} else {
+		if (bpf_prog_test_run_opts(prog_fd, &opts))
+			fail(c->name, errno);
+		duration = opts.duration;
+		if ((c->program == 4 || c->program == 5) && opts.data_size_out > BENCH_FULL_FRAME)
+			fail("the frame grew", EINVAL);
+	}
+	__u64 moved = counter_value(w, c->counter) - before;
+
+	if (c->counter != NO_COUNTER && moved != expected) {
+		fprintf(stderr, "bench_dataplane: %s: counter moved %llu for %llu runs: "
+				"the case does not measure what it claims\n",
+			c->name, (unsigned long long)moved, (unsigned long long)expected);
+		exit(1);
+	}
+	return duration;
+}
+
+/* The case's median; with compare_fd >= 0 (--compare), the same case through
+ * that program too, run for run in turn with this build's, its median in
+ * *compare_ns. */
+static __u32 measure(struct world *w, const struct bench_case *c, int compare_fd,
+		     __u32 *compare_ns)
+{
+	__u8 frame[512];
 	struct bench_template template;
 	size_t len = build_template(w, c, frame, &template);
-	__u32 zero = 0, durations[16];
+	__u32 zero = 0, durations[MAX_RUNS], compared[MAX_RUNS];
 
 	set_limits(w, c->accounting || c->completion ? NEVER_FULL : 0);
 	__u32 full_slot = c->accounting == 2 ? flow_home(w, c) : 0;
@@ -772,32 +893,11 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 	if (c->trace == TRACE_READING)
 		trace_start(w, &reader);
 	for (__u32 run = 0; run < w->scale.runs; run++) {
-		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
-			    .data_out = out, .data_size_out = sizeof(out),
-			    .repeat = w->scale.repeat);
-		__u64 before = counter_value(w, c->counter);
-		__u64 expected = (__u64)w->scale.repeat * (c->cpus ? c->cpus : 1);
-
-		if (c->cpus) {
-			if (c->vary != VARY_NONE && c->vary != VARY_FLOW_NEW)
-				spread_sequences(w, template.population, c->cpus);
-			durations[run] = run_on_cpus(w, c, frame, len, c->cpus);
-		} else {
-			if (bpf_prog_test_run_opts(program_fd(w, c->program, c->trace), &opts))
-				fail(c->name, errno);
-			durations[run] = opts.duration;
-			if ((c->program == 4 || c->program == 5) &&
-			    opts.data_size_out > BENCH_FULL_FRAME)
-				fail("the frame grew", EINVAL);
-		}
-		__u64 moved = counter_value(w, c->counter) - before;
-
-		if (c->counter != NO_COUNTER && moved != expected) {
-			fprintf(stderr, "bench_dataplane: %s: counter moved %llu for %llu runs: "
-					"the case does not measure what it claims\n",
-				c->name, (unsigned long long)moved, (unsigned long long)expected);
-			exit(1);
-		}
+		if (c->cpus && c->vary != VARY_NONE && c->vary != VARY_FLOW_NEW)
+			spread_sequences(w, template.population, c->cpus);
+		durations[run] = run_once(w, c, program_fd(w, c->program, c->trace), frame, len);
+		if (compare_fd >= 0)
+			compared[run] = run_once(w, c, compare_fd, frame, len);
 	}
 	if (c->trace == TRACE_READING)
 		trace_stop(w, &reader, c->name);
@@ -805,6 +905,10 @@ static __u32 measure(struct world *w, const struct bench_case *c)
 	if (c->accounting == 2 && container_load_reset(&w->dp, full_slot))
 		fail("inflight", EINVAL);
 	qsort(durations, w->scale.runs, sizeof(durations[0]), compare_u32);
+	if (compare_fd >= 0) {
+		qsort(compared, w->scale.runs, sizeof(compared[0]), compare_u32);
+		*compare_ns = compared[w->scale.runs / 2];
+	}
 	return durations[w->scale.runs / 2];
 }
 
@@ -825,9 +929,9 @@ static const struct bench_case cases[] = {
 	{ "key hit, varied (all entries)", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
 	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 0 },
 	/* The same harness's bare flow table: one LRU_HASH lookup that hits. */
-	{ "baseline: LRU hit, repeated", 4, 8, 0, VARY_FLOW, 0, 0, 0, BENCH_COUNTER(lru_hit), 1,
+	{ "baseline: LRU hit, repeated", 4, 12, 0, VARY_FLOW, 0, 0, 0, BENCH_COUNTER(lru_hit), 1,
 	  ADMISSION_NONE, 0, 0, 0 },
-	{ "baseline: LRU hit, varied (all flows)", 4, 8, 0, VARY_FLOW, 0, 0, 0,
+	{ "baseline: LRU hit, varied (all flows)", 4, 12, 0, VARY_FLOW, 0, 0, 0,
 	  BENCH_COUNTER(lru_hit), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0 },
@@ -899,9 +1003,9 @@ static const struct bench_case cases[] = {
 	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 1 },
 	{ "key hit, varied, 2 CPUs at once", 4, 0, TETHER_F_KEY, VARY_KEY, 0, 0, 0,
 	  COUNTER(key_hit), 0, ADMISSION_NONE, 0, 0, 2 },
-	{ "baseline: LRU hit, varied, CPU 0 alone", 4, 8, 0, VARY_FLOW, 0, 0, 0,
+	{ "baseline: LRU hit, varied, CPU 0 alone", 4, 12, 0, VARY_FLOW, 0, 0, 0,
 	  BENCH_COUNTER(lru_hit), 0, ADMISSION_NONE, 0, 0, 1 },
-	{ "baseline: LRU hit, varied, 2 CPUs at once", 4, 8, 0, VARY_FLOW, 0, 0, 0,
+	{ "baseline: LRU hit, varied, 2 CPUs at once", 4, 12, 0, VARY_FLOW, 0, 0, 0,
 	  BENCH_COUNTER(lru_hit), 0, ADMISSION_NONE, 0, 0, 2 },
 	/* The packet trace: compiled out (the baseline), in and off (the
 	 * ordinary cases above), on with a reader. */
@@ -928,33 +1032,78 @@ static const struct bench_case cases[] = {
 	       TRACE_READING, "key hit, varied, trace compiled out"),
 #undef TRACED
 	/* Routed backends (bpf/encap.h): token and key hits through the wrapper
-	 * that moves the frame's start back (program 6), L2 through it too as
-	 * the baseline. */
+	 * that moves the frame's start back (program 7), L2 through it too as
+	 * the baseline; "FIB every packet" is the same wrapper built without
+	 * the nexthop cache (program 8), compared with the cached row above it. */
 #define ROUTED(name_, family_, flags_, vary_, counter_, encap_, outer_, baseline_)            \
 	{ .name = name_, .family = family_, .program = 7, .flags = flags_, .vary = vary_,      \
 	  .counter = counter_, .encap = encap_, .outer = outer_, .baseline = baseline_ }
-	ROUTED("L2 token hit, repeated (routed wrapper)", 4, TETHER_F_TOKEN, VARY_NONE,
-	       COUNTER(token_hit), 0, 4, NULL),
-	ROUTED("L2 token hit, varied (routed wrapper)", 4, TETHER_F_TOKEN, VARY_TOKEN,
-	       COUNTER(token_hit), 0, 4, NULL),
+#define ROUTED_FIB(name_, family_, flags_, vary_, counter_, encap_, outer_, baseline_)        \
+	{ .name = name_, .family = family_, .program = 8, .flags = flags_, .vary = vary_,      \
+	  .counter = counter_, .encap = encap_, .outer = outer_, .baseline = baseline_ }
+#define L2_REP "L2 token hit, repeated (routed wrapper)"
+#define L2_VAR "L2 token hit, varied (routed wrapper)"
+#define L2_KEY "L2 key hit, varied (routed wrapper)"
+#define L2_REP6 "IPv6 L2 token hit, repeated (routed wrapper)"
+#define L2_VAR6 "IPv6 L2 token hit, varied (routed wrapper)"
+	ROUTED(L2_REP, 4, TETHER_F_TOKEN, VARY_NONE, COUNTER(token_hit), 0, 4, NULL),
+	ROUTED(L2_VAR, 4, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(token_hit), 0, 4, NULL),
+	ROUTED(L2_KEY, 4, TETHER_F_KEY, VARY_KEY, COUNTER(key_hit), 0, 4, NULL),
+	ROUTED(L2_REP6, 6, TETHER_F_TOKEN, VARY_NONE, COUNTER(token_hit), 0, 4, NULL),
+	ROUTED(L2_VAR6, 6, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(token_hit), 0, 4, NULL),
 	ROUTED("VXLAN/IPv4 token hit, repeated", 4, TETHER_F_TOKEN, VARY_NONE, COUNTER(encap_vxlan),
-	       BACKEND_VXLAN, 4, "L2 token hit, repeated (routed wrapper)"),
+	       BACKEND_VXLAN, 4, L2_REP),
+	ROUTED_FIB("VXLAN/IPv4 token hit, repeated, FIB every packet", 4, TETHER_F_TOKEN, VARY_NONE,
+		   COUNTER(encap_vxlan), BACKEND_VXLAN, 4, "VXLAN/IPv4 token hit, repeated"),
 	ROUTED("VXLAN/IPv4 token hit, varied", 4, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(encap_vxlan),
-	       BACKEND_VXLAN, 4, "L2 token hit, varied (routed wrapper)"),
+	       BACKEND_VXLAN, 4, L2_VAR),
+	ROUTED_FIB("VXLAN/IPv4 token hit, varied, FIB every packet", 4, TETHER_F_TOKEN, VARY_TOKEN,
+		   COUNTER(encap_vxlan), BACKEND_VXLAN, 4, "VXLAN/IPv4 token hit, varied"),
 	ROUTED("VXLAN/IPv4 key hit, varied", 4, TETHER_F_KEY, VARY_KEY, COUNTER(encap_vxlan),
-	       BACKEND_VXLAN, 4, NULL),
+	       BACKEND_VXLAN, 4, L2_KEY),
 	ROUTED("IPIP/IPv4 token hit, repeated", 4, TETHER_F_TOKEN, VARY_NONE, COUNTER(encap_ipip),
-	       BACKEND_IPIP, 4, "L2 token hit, repeated (routed wrapper)"),
+	       BACKEND_IPIP, 4, L2_REP),
+	ROUTED_FIB("IPIP/IPv4 token hit, repeated, FIB every packet", 4, TETHER_F_TOKEN, VARY_NONE,
+		   COUNTER(encap_ipip), BACKEND_IPIP, 4, "IPIP/IPv4 token hit, repeated"),
 	ROUTED("IPIP/IPv4 token hit, varied", 4, TETHER_F_TOKEN, VARY_TOKEN, COUNTER(encap_ipip),
-	       BACKEND_IPIP, 4, "L2 token hit, varied (routed wrapper)"),
+	       BACKEND_IPIP, 4, L2_VAR),
+	ROUTED_FIB("IPIP/IPv4 token hit, varied, FIB every packet", 4, TETHER_F_TOKEN, VARY_TOKEN,
+		   COUNTER(encap_ipip), BACKEND_IPIP, 4, "IPIP/IPv4 token hit, varied"),
+	ROUTED("IPIP/IPv4 key hit, varied", 4, TETHER_F_KEY, VARY_KEY, COUNTER(encap_ipip),
+	       BACKEND_IPIP, 4, L2_KEY),
 	ROUTED("IPv6 VXLAN/IPv6 token hit, repeated", 6, TETHER_F_TOKEN, VARY_NONE,
-	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, "L2 token hit, repeated (routed wrapper)"),
+	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, L2_REP6),
+	ROUTED_FIB("IPv6 VXLAN/IPv6 token hit, repeated, FIB every packet", 6, TETHER_F_TOKEN,
+		   VARY_NONE, COUNTER(encap_vxlan), BACKEND_VXLAN, 6,
+		   "IPv6 VXLAN/IPv6 token hit, repeated"),
 	ROUTED("IPv6 VXLAN/IPv6 token hit, varied", 6, TETHER_F_TOKEN, VARY_TOKEN,
-	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, "L2 token hit, varied (routed wrapper)"),
+	       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, L2_VAR6),
 	ROUTED("IPv6 IPIP/IPv6 token hit, repeated", 6, TETHER_F_TOKEN, VARY_NONE,
-	       COUNTER(encap_ipip), BACKEND_IPIP, 6, "L2 token hit, repeated (routed wrapper)"),
+	       COUNTER(encap_ipip), BACKEND_IPIP, 6, L2_REP6),
+	ROUTED_FIB("IPv6 IPIP/IPv6 token hit, repeated, FIB every packet", 6, TETHER_F_TOKEN,
+		   VARY_NONE, COUNTER(encap_ipip), BACKEND_IPIP, 6,
+		   "IPv6 IPIP/IPv6 token hit, repeated"),
+	ROUTED("IPv6 IPIP/IPv6 token hit, varied", 6, TETHER_F_TOKEN, VARY_TOKEN,
+	       COUNTER(encap_ipip), BACKEND_IPIP, 6, L2_VAR6),
 	ROUTED("L2 token hit, repeated (back to L2)", 4, TETHER_F_TOKEN, VARY_NONE,
-	       COUNTER(token_hit), 0, 4, NULL),
+	       COUNTER(token_hit), 0, 4, L2_REP),
+	/* What encapsulating costs any forwarder (no routing, no next hop, no
+	 * checksum worked out): the floor of the routed rows' "+ns" over L2. */
+#define PUSH_FLOOR(name_, program_, baseline_)                                                \
+	{ .name = name_, .family = 4, .program = program_, .vary = VARY_NONE,                 \
+	  .counter = NO_COUNTER, .baseline = baseline_ }
+	PUSH_FLOOR("floor: routed wrapper + MAC addresses written", 9, NULL),
+	PUSH_FLOOR("floor: routed wrapper + IPIP/IPv4 pushed (adjust_head, 34 B)", 10,
+		   "floor: routed wrapper + MAC addresses written"),
+	PUSH_FLOOR("floor: routed wrapper + VXLAN/IPv4 pushed (adjust_head, 64 B)", 11,
+		   "floor: routed wrapper + MAC addresses written"),
+#undef PUSH_FLOOR
+#undef L2_REP
+#undef L2_VAR
+#undef L2_KEY
+#undef L2_REP6
+#undef L2_VAR6
+#undef ROUTED_FIB
 #undef ROUTED
 	/* Re-home and learn change the affinity table, so they come last, and
 	 * re-home (which needs the loaded entries) before learn (which evicts them). */
@@ -980,7 +1129,7 @@ static const struct bench_case cases[] = {
 	  COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 0 },
 	/* The same harness's bare flow table: a new flow every packet, one lookup
 	 * that misses and one update into the full map. */
-	{ "baseline: new flow (learn), full LRU", 4, 9, 0, VARY_FLOW_NEW, 0, 0, 0,
+	{ "baseline: new flow (learn), full LRU", 4, 13, 0, VARY_FLOW_NEW, 0, 0, 0,
 	  BENCH_COUNTER(lru_learned), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "key new (learn), one function, CPU 0 alone", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0, 0, 0,
 	  COUNTER(key_new), 1, ADMISSION_NONE, 0, 0, 1 },
@@ -990,9 +1139,9 @@ static const struct bench_case cases[] = {
 	  0, COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 1 },
 	{ "key new (learn), varied functions, 2 CPUs at once", 4, 0, TETHER_F_KEY, VARY_KEY_NEW, 0,
 	  0, 0, COUNTER(key_new), 0, ADMISSION_NONE, 0, 0, 2 },
-	{ "baseline: new flow (learn), CPU 0 alone", 4, 9, 0, VARY_FLOW_NEW, 0, 0, 0,
+	{ "baseline: new flow (learn), CPU 0 alone", 4, 13, 0, VARY_FLOW_NEW, 0, 0, 0,
 	  BENCH_COUNTER(lru_learned), 0, ADMISSION_NONE, 0, 0, 1 },
-	{ "baseline: new flow (learn), 2 CPUs at once", 4, 9, 0, VARY_FLOW_NEW, 0, 0, 0,
+	{ "baseline: new flow (learn), 2 CPUs at once", 4, 13, 0, VARY_FLOW_NEW, 0, 0, 0,
 	  BENCH_COUNTER(lru_learned), 0, ADMISSION_NONE, 0, 0, 2 },
 	/* New keys under a limit (never reached): the table order against
 	 * power of two choices, which learns the home with more room. */
@@ -1310,33 +1459,21 @@ static void setup_services(struct world *w)
 		fail("service_add", err);
 }
 
-/* --only: any of its substrings (separated by ";") in the case's name. */
-static int selected(const char *name, const char *only)
-{
-	char copy[1024];
-
-	snprintf(copy, sizeof(copy), "%s", only);
-	for (char *save = NULL, *part = strtok_r(copy, ";", &save); part;
-	     part = strtok_r(NULL, ";", &save))
-		if (strstr(name, part))
-			return 1;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct world w = { .scale = { FUNCTIONS, CONTAINERS_PER_FUNCTION, AFFINITY_ENTRIES,
 				      1000000, 5, 50000 } };
-	const char *json_path = NULL, *only = NULL;
-	int option, runs = 0;
+	const char *json_path = NULL, *only = NULL, *compare_path = NULL;
+	int option, runs = 0, compare_fd = -1;
 
 	static const struct option options[] = { { "quick", no_argument, 0, 'q' },
 						 { "json", required_argument, 0, 'j' },
 						 { "only", required_argument, 0, 'o' },
 						 { "runs", required_argument, 0, 'r' },
+						 { "compare", required_argument, 0, 'c' },
 						 { "help", no_argument, 0, 'h' },
 						 { 0, 0, 0, 0 } };
-	while ((option = getopt_long(argc, argv, "qj:o:r:h", options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, "qj:o:r:c:h", options, NULL)) != -1) {
 		if (option == 'q')
 			w.scale = (struct scale){ 100, 10, 10000, 20000, 3, 20000 };
 		else if (option == 'j')
@@ -1345,16 +1482,19 @@ int main(int argc, char **argv)
 			only = optarg;
 		else if (option == 'r')
 			runs = atoi(optarg);
+		else if (option == 'c')
+			compare_path = optarg;
 		else {
 			fprintf(option == 'h' ? stdout : stderr,
 				"usage: bench_dataplane [--quick] [--json FILE] "
-				"[--only SUBSTRING[;SUBSTRING...]] [--runs N (1-15)]\n");
+				"[--only SUBSTRING[|SUBSTRING...]] [--runs N (1-%d)] "
+				"[--compare OTHER_BUILD/bench_xdp.bpf.o]\n", MAX_RUNS);
 			return option == 'h' ? 0 : 2;
 		}
 	}
 	if (runs) {
-		if (runs < 1 || runs > 15) {
-			fprintf(stderr, "bench_dataplane: --runs takes 1 to 15\n");
+		if (runs < 1 || runs > MAX_RUNS) {
+			fprintf(stderr, "bench_dataplane: --runs is 1..%d\n", MAX_RUNS);
 			return 2;
 		}
 		w.scale.runs = (__u32)runs;
@@ -1375,6 +1515,8 @@ int main(int argc, char **argv)
 	open_bench(&w);
 	open_untraced(&w);
 	load_baseline_flows(&w);
+	if (compare_path)
+		compare_fd = open_compare(&w, compare_path);
 	printf("loaded %u containers in %u functions, %u affinity entries (%.1f s)\n\n",
 	       w.containers, w.scale.functions, w.scale.affinity,
 	       (monotonic_ns() - start) / 1e9);
@@ -1395,9 +1537,11 @@ int main(int argc, char **argv)
 	__u32 measured[sizeof(cases) / sizeof(cases[0])] = { 0 };
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (only && !selected(cases[i].name, only))
+		if (!selected(cases[i].name, only))
 			continue;
-		__u32 ns = measure(&w, &cases[i]), base = 0;
+		int routed = cases[i].program == 7;
+		__u32 old_ns = 0, ns = measure(&w, &cases[i], routed ? compare_fd : -1, &old_ns),
+		      base = 0;
 
 		measured[i] = ns;
 		for (size_t b = 0; cases[i].baseline && b < i; b++)
@@ -1405,7 +1549,8 @@ int main(int argc, char **argv)
 				base = measured[b];
 		printf("%-52s %10u", cases[i].name, ns);
 		if (base)
-			printf("   %.2fx of '%s'", (double)ns / base, cases[i].baseline);
+			printf("   %.2fx (%+d ns) of '%s'", (double)ns / base, (int)ns - (int)base,
+			       cases[i].baseline);
 		if (json)
 			fprintf(json, "%s{\"case\": \"%s\", \"ns_per_packet\": %u",
 				first ? "" : ", ", cases[i].name, ns);
@@ -1423,13 +1568,16 @@ int main(int argc, char **argv)
 		if (cases[i].cpus != 1)
 			one_cpu_ns = 0;
 		printf("\n");
+		if (routed && compare_fd >= 0)
+			printf("%-52s %10u   this build %.2fx (%+d ns)\n", "  --compare build", old_ns,
+			       (double)ns / old_ns, (int)ns - (int)old_ns);
 		if (json)
 			fprintf(json, "}");
 		first = 0;
 	}
 	if (json)
 		fprintf(json, "]");
-	if (!only || strstr("balance", only))
+	if (selected("balance", only))
 		balance(&w, w.scale.balance_requests, json);
 	if (json) {
 		fprintf(json, "}\n");

@@ -76,126 +76,41 @@
 # Prints the table and, with --json FILE, writes the same as JSON. Needs root.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${BUILD:-$ROOT/build}
-[[ $BUILD == /* ]] || BUILD=$ROOT/$BUILD
-CTL=$BUILD/tools/bench/forward_ctl
+FWD_NAME=bench_forward
+source "$(dirname "${BASH_SOURCE[0]}")/bench/forward_lib.sh"
 USER_ROUTER=$BUILD/tools/bench/userspace_router
+USER_CPU=1 COMPLETION=203.0.113.1:7700 LIMIT=1024 USER_PID=
 
-ROUNDS=8 SECONDS_PER_RUN=1 WARMUP=0.3 JSON= GEN_CPU=0 USER_CPU=1
-FLOWS=16384 FUNCTIONS=256 PER_FUNCTION=16 BACKENDS=4
-VIP=198.51.100.1 PORT=7777 SINK_PORT=9
-COMPLETION=203.0.113.1:7700 LIMIT=1024
-
-die() {
-	echo "bench_forward: FATAL: $*" >&2
-	exit 1
+fwd_own_option() {
+	case $1 in
+	--user-cpu) USER_CPU=${2:?--user-cpu N}; FWD_TAKEN=2 ;;
+	--limit) LIMIT=${2:?--limit N}; FWD_TAKEN=2 ;;
+	esac
 }
 
-while (($#)); do
-	case $1 in
-	--quick) ROUNDS=1 SECONDS_PER_RUN=1 WARMUP=0.2 ;;
-	--json) JSON=${2:?--json FILE}; shift ;;
-	--rounds) ROUNDS=${2:?--rounds N}; shift ;;
-	--seconds) SECONDS_PER_RUN=${2:?--seconds S}; shift ;;
-	--cpu) GEN_CPU=${2:?--cpu N}; shift ;;
-	--user-cpu) USER_CPU=${2:?--user-cpu N}; shift ;;
-	--limit) LIMIT=${2:?--limit N}; shift ;;
-	-h | --help) sed -n '3,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-	*) die "unknown option $1 (see --help)" ;;
-	esac
-	shift
-done
-
-[[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, XDP, bpffs, nftables); run it as root"
-for tool in "$CTL" "$USER_ROUTER"; do
-	[[ -x $tool ]] || die "$tool is missing: build it first (make bench-forward)"
-done
-for tool in ip nsenter nft jq taskset chrt; do
-	command -v "$tool" >/dev/null || die "'$tool' is not installed (make deps; nftables for nft)"
-done
-CPUS=$(nproc)
-((GEN_CPU < CPUS && USER_CPU < CPUS)) || die "--cpu $GEN_CPU / --user-cpu $USER_CPU: this machine has $CPUS CPUs"
-((GEN_CPU != USER_CPU)) || echo "bench_forward: warning: the userspace router shares the generator's CPU" >&2
-if ! mount | grep -q ' /sys/fs/bpf type bpf'; then
-	mount -t bpf bpf /sys/fs/bpf || die "cannot mount bpffs at /sys/fs/bpf"
-fi
-
-# ------------------------------------------------------------------ names
-ID=tf$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n') # 8 characters
-NS_GEN=$ID-gen
-NS_RTR=$ID-rtr
-NS_BACKENDS=()
-IF_GEN=${ID}g    # generator's end
-IF_IN=${ID}r     # router's ingress (the router under test runs here)
-IF_HOLD=${ID}h   # generator namespace, never carries traffic (see below)
-IF_HOLD_PEER=${ID}k
-PIN=/sys/fs/bpf/$ID
-TMP=$(mktemp -d "/tmp/$ID.XXXXXX")
-USER_PID=
-GEN_MAC=02:54:00:00:00:01
-
-cleanup() {
-	local status=$? ns
-	trap - EXIT INT TERM
+fwd_cleanup_hook() {
 	if [[ -n $USER_PID ]] && kill -0 "$USER_PID" 2>/dev/null; then
 		kill -TERM "$USER_PID" 2>/dev/null || true
 		wait "$USER_PID" 2>/dev/null || true
 	fi
-	for ns in "$NS_GEN" "$NS_RTR" "${NS_BACKENDS[@]}"; do
-		[[ -e /var/run/netns/$ns ]] && ip netns del "$ns" 2>/dev/null || true
-	done
-	rm -rf "$PIN"
-	if ((status == 0 || status == 130 || status == 143)); then
-		rm -rf "$TMP"
-	else
-		echo "bench_forward: failed; files kept in $TMP" >&2
-	fi
-	exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-in_ns() { # nsenter keeps the mount namespace: bpffs pins stay visible
-	local ns=$1
-	shift
-	nsenter --net="/var/run/netns/$ns" "$@"
 }
 
-quiet_ns() { # no IPv6 autoconfiguration or ND chatter on the links
-	in_ns "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-	in_ns "$1" ip link set lo up
-}
+fwd_parse_options "$@"
+WATCH_CPU=$USER_CPU
+fwd_preflight "$USER_ROUTER"
+command -v nft >/dev/null || die "'nft' is not installed (make deps; nftables)"
+((GEN_CPU != USER_CPU)) || echo "bench_forward: warning: the userspace router shares the generator's CPU" >&2
+fwd_names
 
 # --------------------------------------------------------------- topology
 topology() {
-	local b ns
-	ip netns add "$NS_GEN"
-	ip netns add "$NS_RTR"
-	quiet_ns "$NS_GEN"
-	quiet_ns "$NS_RTR"
-	ip link add "$IF_GEN" address "$GEN_MAC" netns "$NS_GEN" type veth peer name "$IF_IN" netns "$NS_RTR"
-	ip link add "$IF_HOLD" netns "$NS_GEN" type veth peer name "$IF_HOLD_PEER" netns "$NS_GEN"
-	in_ns "$NS_GEN" ip link set "$IF_GEN" up
-	in_ns "$NS_GEN" ip link set "$IF_HOLD" up
-	in_ns "$NS_GEN" ip link set "$IF_HOLD_PEER" up
-	in_ns "$NS_RTR" ip link set "$IF_IN" up
-	in_ns "$NS_RTR" ip addr add 192.0.2.1/24 dev "$IF_IN"
+	local b
+	fwd_gen_router
 	in_ns "$NS_RTR" ip addr add "$VIP/32" dev lo # the userspace router's socket
-	in_ns "$NS_RTR" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
-		net.ipv4.conf.default.rp_filter=0
 	BACKEND_ARGS=()
 	for ((b = 0; b < BACKENDS; b++)); do
-		ns=$ID-b$b
-		NS_BACKENDS+=("$ns")
-		ip netns add "$ns"
-		quiet_ns "$ns"
-		ip link add "${ID}R$b" netns "$NS_RTR" type veth peer name "${ID}B$b" netns "$ns" \
-			address "02:54:00:00:0b:0$b"
-		in_ns "$ns" ip link set "${ID}B$b" up
-		in_ns "$ns" ip addr add "203.0.113.$((16 * b + 2))/28" dev "${ID}B$b"
-		in_ns "$NS_RTR" ip link set "${ID}R$b" up
+		fwd_backend "$b" "$NS_RTR" "${ID}R$b"
+		in_ns "${NS_BACKENDS[b]}" ip addr add "203.0.113.$((16 * b + 2))/28" dev "${ID}B$b"
 		in_ns "$NS_RTR" ip addr add "203.0.113.$((16 * b + 1))/28" dev "${ID}R$b"
 		# The sinks drop everything, ARP replies included: static neighbours.
 		in_ns "$NS_RTR" ip neigh replace "203.0.113.$((16 * b + 2))" lladdr "02:54:00:00:0b:0$b" \
@@ -205,20 +120,8 @@ topology() {
 }
 
 setup() {
-	local b
-	mkdir -p "$PIN"
-	in_ns "$NS_RTR" "$CTL" setup --pin "$PIN" --router-if "$IF_IN" --client-mac "$GEN_MAC" \
-		--vip "$VIP:$PORT" "${BACKEND_ARGS[@]}" --sink-port "$SINK_PORT" --flows "$FLOWS" \
-		--functions "$FUNCTIONS" --per-function "$PER_FUNCTION" \
-		--table "$TMP/userspace.table" --nft "$TMP/dnat.nft" --completion "$COMPLETION"
-	for ((b = 0; b < BACKENDS; b++)); do
-		in_ns "${NS_BACKENDS[b]}" ip link set dev "${ID}B$b" xdpdrv pinned "$PIN/prog_sink_$b"
-	done
+	fwd_setup "${BACKEND_ARGS[@]}" --completion "$COMPLETION"
 	backend_links prog_tether # the DONEs come back on the backends' links
-	# Every BPF_PROG_TEST_RUN of an XDP program adds it to the kernel's XDP
-	# dispatcher and removes it again, a synchronize_rcu() each way; attached
-	# natively somewhere it stays there, and a test run costs nothing extra.
-	in_ns "$NS_GEN" ip link set dev "$IF_HOLD" xdpdrv pinned "$PIN/prog_gen"
 }
 
 # ------------------------------------------------------------------- rows
@@ -226,20 +129,11 @@ ROWS=("tether token" "tether key" "tether flow" "tether token, limit + DONEs" "t
 	"tether flow, limit + DONEs" "bare XDP forwarder" "bare XDP forwarder, DONEs" "nftables DNAT"
 	"userspace router" "floor")
 
-attach_router() { # a program pinned by forward_ctl setup
-	in_ns "$NS_RTR" ip -force link set dev "$IF_IN" xdpdrv pinned "$PIN/$1"
-}
-
 backend_links() { # the program on the router's backend-facing veths (DONEs)
 	local b
 	for ((b = 0; b < BACKENDS; b++)); do
 		in_ns "$NS_RTR" ip -force link set dev "${ID}R$b" xdpdrv pinned "$PIN/$1"
 	done
-}
-
-generate() { # mix -> one JSON line in $TMP/run.json
-	in_ns "$NS_GEN" chrt -f 10 "$CTL" run --pin "$PIN" --gen-if "$IF_GEN" --mix "$1" --cpu "$GEN_CPU" \
-		--seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" --watch-cpu "$USER_CPU" >"$TMP/run.json"
 }
 
 completions() { # limit, 0|1: every container's limit, and the sinks' DONEs
@@ -304,17 +198,7 @@ measure() { # row name -> one JSON line in $TMP/run.json
 echo "bench_forward: $ID: topology, Tether and the programs ($((FUNCTIONS * PER_FUNCTION)) containers in $FUNCTIONS functions on $BACKENDS backends, $FLOWS flows per mix)" >&2
 topology
 setup
-: >"$TMP/runs.jsonl"
-for ((round = 1; round <= ROUNDS; round++)); do
-	for row in "${ROWS[@]}"; do
-		measure "$row"
-		jq -c --arg row "$row" --argjson round "$round" '. + {row: $row, round: $round}' \
-			"$TMP/run.json" >>"$TMP/runs.jsonl"
-		jq -r --arg row "$row" --argjson round "$round" \
-			'"bench_forward: round \($round) \($row): \(.delivered_pps / 1e6 * 1000 | round / 1000) Mpps delivered, \(.right_share * 100 | floor)% right (CPU '"$USER_CPU"' \(.other_cpu_busy * 100 | round)% busy)"' \
-			"$TMP/run.json" >&2
-	done
-done
+fwd_rounds "${ROWS[@]}"
 
 # One object per row. Interference from other work on the machine only ever
 # lowers a row's throughput, so a row's figure is its best round; the median
@@ -324,9 +208,7 @@ jq -s --argjson rounds "$ROUNDS" --argjson seconds "$SECONDS_PER_RUN" \
 	--argjson gen_cpu "$GEN_CPU" --argjson user_cpu "$USER_CPU" --argjson flows "$FLOWS" \
 	--argjson functions "$FUNCTIONS" --argjson per_function "$PER_FUNCTION" \
 	--argjson backends "$BACKENDS" --argjson limit "$LIMIT" \
-	--slurpfile user <(cat "$TMP/userspace.jsonl" 2>/dev/null || true) '
-	def median: sort | if length % 2 == 1 then .[length / 2 | floor]
-		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+	--slurpfile user <(cat "$TMP/userspace.jsonl" 2>/dev/null || true) "$FWD_JQ_MEDIAN"'
 	def ns: 1e9 / .;
 	. as $runs
 	| ($runs | group_by(.round) | map(INDEX(.row) | map_values(.delivered_pps))) as $by_round

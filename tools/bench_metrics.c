@@ -28,30 +28,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bench_report.h"
 #include "metrics.h"
 #include "metrics_sweep.h"
 #include "tetherd.h"
 #include "tether_xdp.skel.h"
 
 #define SLICE_NS (2 * 1000000ull) /* as metrics_http.c */
-
-static FILE *json;
-static int json_first = 1;
-
-static void fail(const char *what, int err)
-{
-	fprintf(stderr, "bench_metrics: %s: %s\n", what, strerror(err < 0 ? -err : err));
-	exit(1);
-}
-
-static void report(const char *name, double value, const char *unit)
-{
-	printf("%-60s %14.1f %s\n", name, value, unit);
-	if (json)
-		fprintf(json, "%s{\"name\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"}",
-			json_first ? "" : ", ", name, value, unit);
-	json_first = 0;
-}
 
 static __u64 clock_ns(void *ctx)
 {
@@ -75,7 +58,7 @@ static void set_counters(struct dataplane *dp, __u32 containers, int cpus)
 			for (__u32 i = 0; i < n; i++)
 				keys[i] = (__u32)cpu * TETHER_MAX_CONTAINERS + first + i;
 			if (bpf_map_update_batch(fd, keys, values, &n, NULL))
-				fail("setting container_stats", errno);
+				bench_fail("setting container_stats", errno);
 		}
 	free(keys);
 	free(values);
@@ -96,7 +79,7 @@ static void fill_affinity(struct dataplane *dp, __u32 entries)
 			values[i] = (struct affinity_value){ .slot = first + i, .generation = 1 };
 		}
 		if (bpf_map_update_batch(fd, keys, values, &n, NULL))
-			fail("filling the affinity map", errno);
+			bench_fail("filling the affinity map", errno);
 	}
 	free(keys);
 	free(values);
@@ -119,7 +102,7 @@ static double unsliced_read_ms(struct dataplane *dp, __u32 containers, int cpus)
 			if (bpf_map_lookup_batch(bpf_map__fd(dp->skel->maps.container_stats),
 						 at ? &before : NULL, &out, keys, values, &n, NULL) &&
 			    errno != ENOENT)
-				fail("reading container_stats", errno);
+				bench_fail("reading container_stats", errno);
 		}
 	void *in = NULL;
 
@@ -196,11 +179,8 @@ int main(int argc, char **argv)
 	__u32 affinity = quick ? 10000 : 1000000;
 
 	if (unshare(CLONE_NEWNET) || system("ip link set lo up"))
-		fail("a private network namespace (run as root)", errno);
-	if (json_path && !(json = fopen(json_path, "w")))
-		fail(json_path, errno);
-	if (json)
-		fprintf(json, "{\"figures\": [");
+		bench_fail("a private network namespace (run as root)", errno);
+	bench_report_open(json_path, 60);
 
 	static struct tetherd d; /* what metrics.c reads: the maps, the lifecycle */
 	struct lifecycle_config config = { .heartbeat_ms = 600000, .drain_ms = 1000,
@@ -210,15 +190,15 @@ int main(int argc, char **argv)
 	__u64 start;
 
 	if (dataplane_open(&d.dp, NULL) || lifecycle_init(&d.lc, &d.dp, &config))
-		fail("dataplane_open", EINVAL);
+		bench_fail("dataplane_open", EINVAL);
 	addr_parse("203.0.113.2", addr);
 	if (lc_backend_add(&d.lc, "vm1", addr, mac, "lo", 0, 0, &id))
-		fail(lifecycle_error(&d.lc), EINVAL);
+		bench_fail(lifecycle_error(&d.lc), EINVAL);
 	start = monotonic_ns();
 	for (__u32 i = 0; i < containers; i++)
 		if (lc_container_add(&d.lc, 1 + i % functions, "vm1", "", CONTAINER_STARTING, &slot,
 				     NULL))
-			fail(lifecycle_error(&d.lc), EINVAL);
+			bench_fail(lifecycle_error(&d.lc), EINVAL);
 	printf("set-up: %u containers in %u functions (%.1f s), ", containers, functions,
 	       (monotonic_ns() - start) / 1e9);
 	set_counters(&d.dp, containers, cpus);
@@ -235,7 +215,7 @@ int main(int argc, char **argv)
 		char name[128], why[256];
 
 		if (!m)
-			fail("metrics_new", ENOMEM);
+			bench_fail("metrics_new", ENOMEM);
 		/* As metrics_http.c drives it: a slice, then the loop's other
 		 * work, until done. */
 		__u64 sweep_start = monotonic_ns();
@@ -248,31 +228,31 @@ int main(int argc, char **argv)
 
 		start = monotonic_ns();
 		if (metrics_write(m, out, why, sizeof(why)))
-			fail(why, EINVAL);
+			bench_fail(why, EINVAL);
 		double write_ms = (monotonic_ns() - start) / 1e6;
 
 		if (l == 0) {
-			report("memory /metrics keeps (resident, after a sweep)",
+			bench_report("memory /metrics keeps (resident, after a sweep)",
 			       (rss_kib() - rss_before) / 1024.0, "MiB");
-			report("sweep: start to end (sliced)", sweep_ms, "ms");
+			bench_report("sweep: start to end (sliced)", sweep_ms, "ms");
 			/* the sweep's own figures, from the exposition */
 			const char *busy = strstr(out->str, "\ntether_metrics_sweep_busy_seconds ");
 			const char *entries = strstr(out->str, "\ntether_metrics_sweep_entries ");
 
 			if (busy)
-				report("sweep: reading (sum of slices)",
+				bench_report("sweep: reading (sum of slices)",
 				       strtod(strchr(busy + 1, ' ') + 1, NULL) * 1e3, "ms");
 			if (entries)
-				report("sweep: map entries read",
+				bench_report("sweep: map entries read",
 				       strtod(strchr(entries + 1, ' ') + 1, NULL), "entries");
-			report("the same maps read unsliced, one go",
+			bench_report("the same maps read unsliced, one go",
 			       unsliced_read_ms(&d.dp, containers, cpus), "ms");
 		}
 		snprintf(name, sizeof(name), "write the exposition, --metrics-functions %u",
 			 limits[l]);
-		report(name, write_ms, "ms");
+		bench_report(name, write_ms, "ms");
 		snprintf(name, sizeof(name), "  its size (%zu samples)", count_lines(out->str, true));
-		report(name, out->len / 1024.0, "KiB");
+		bench_report(name, out->len / 1024.0, "KiB");
 		/* Every request counted once, whichever series holds it. */
 		__u64 forwarded = sum_family(out->str, "tether_function_forwarded_requests_total");
 		__u64 expected = (__u64)containers * cpus;
@@ -301,14 +281,11 @@ int main(int argc, char **argv)
 			longest = MAX(longest, monotonic_ns() - t);
 			slices++;
 		}
-		report("sweep: slices (loop turns it takes)", slices, "slices");
-		report("sweep: the longest slice (the loop waits this at most)", longest / 1e6, "ms");
+		bench_report("sweep: slices (loop turns it takes)", slices, "slices");
+		bench_report("sweep: the longest slice (the loop waits this at most)", longest / 1e6, "ms");
 		metrics_free(m);
 	}
-	if (json) {
-		fprintf(json, "]}\n");
-		fclose(json);
-	}
+	bench_report_close();
 	lifecycle_free(&d.lc);
 	dataplane_close(&d.dp);
 	return 0;

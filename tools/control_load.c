@@ -11,6 +11,8 @@
  *
  * Registers its own backend (control-load-PID), removes it at the end. */
 #define _GNU_SOURCE
+#include "control_session.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -27,73 +29,30 @@ struct options {
 };
 
 struct session {
-	int fd;
-	FILE *in;
+	struct control_session control;
 	char backend[32];
 };
 
-static void fail(const char *what, const char *detail)
-{
-	fprintf(stderr, "control_load: %s: %s\n", what, detail);
-	exit(1);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void session_open(struct session *s, const char *path)
 {
-	struct sockaddr_un address = { .sun_family = AF_UNIX };
-
-	snprintf(address.sun_path, sizeof(address.sun_path), "%s", path);
-	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&address, sizeof(address)))
-		fail(path, strerror(errno));
-	s->in = fdopen(dup(s->fd), "r");
-	if (!s->in)
-		fail("fdopen", strerror(errno));
+	control_session_unix(&s->control, path);
 	snprintf(s->backend, sizeof(s->backend), "control-load-%d", getpid());
 }
 
 static void send_line(struct session *s, const char *line)
 {
-	size_t len = strlen(line);
-
-	for (size_t sent = 0; sent < len;) {
-		ssize_t n = write(s->fd, line + sent, len - sent);
-
-		if (n < 0 && errno != EINTR)
-			fail("writing to tetherd", strerror(errno));
-		sent += n > 0 ? (size_t)n : 0;
-	}
+	control_session_send(&s->control, line);
 }
 
-/* One answer: "ok" or an error, records, an empty line. Returns the value of
- * container= in its records (add container), or 0. */
+/* One answer, which must be ok: the value of container= in its records
+ * (add container), or 0. */
 static unsigned read_answer(struct session *s, const char *request)
 {
-	char line[2048];
 	unsigned container = 0;
-	int first = 1;
 
-	while (fgets(line, sizeof(line), s->in)) {
-		if (line[0] == '\n')
-			return container;
-		if (first && strncmp(line, "ok", 2))
-			fail(request, line);
-		first = 0;
-		char *found = strstr(line, "container=");
-
-		if (found)
-			container = (unsigned)strtoul(found + strlen("container="), NULL, 10);
-	}
-	fail(request, "tetherd closed the connection");
-	return 0;
+	if (!control_session_answer(&s->control, request, &container))
+		tool_fail(request, "error overloaded");
+	return container;
 }
 
 /* Sends the phase's requests, never more than window unanswered. */
@@ -101,7 +60,7 @@ static double run_phase(struct session *s, const struct options *o, const char *
 			unsigned *containers)
 {
 	unsigned sent = 0, answered = 0;
-	double start = now_s();
+	double start = tool_now_s();
 	char line[256];
 
 	while (answered < o->count) {
@@ -122,7 +81,7 @@ static double run_phase(struct session *s, const struct options *o, const char *
 			containers[answered] = container;
 		answered++;
 	}
-	return o->count / (now_s() - start);
+	return o->count / (tool_now_s() - start);
 }
 
 static void parse_options(struct options *o, int argc, char **argv)
@@ -165,7 +124,7 @@ int main(int argc, char **argv)
 	unsigned *containers = calloc(o.count, sizeof(*containers));
 
 	if (!containers)
-		fail("memory", strerror(ENOMEM));
+		tool_fail("memory", strerror(ENOMEM));
 	snprintf(line, sizeof(line),
 		 "add backend name=%s addr=203.0.113.250 mac=02:00:00:00:fa:01 iface=%s "
 		 "heartbeat_ms=600000\n", s.backend, o.iface);
@@ -185,7 +144,7 @@ int main(int argc, char **argv)
 		FILE *json = fopen(o.json_path, "w");
 
 		if (!json)
-			fail(o.json_path, strerror(errno));
+			tool_fail(o.json_path, strerror(errno));
 		fprintf(json, "{\"window\": %u, \"count\": %u, \"functions\": %u, "
 			      "\"add_per_s\": %.1f, \"up_per_s\": %.1f, \"del_per_s\": %.1f}\n",
 			o.window, o.count, o.functions, add, up, del);

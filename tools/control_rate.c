@@ -16,6 +16,8 @@
  * and the flood goes on. Registers its backend NAME (shared secret: the
  * operator's credential) and removes it at the end. */
 #define _GNU_SOURCE
+#include "control_session.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -31,103 +33,25 @@ struct options {
 	unsigned function, paced_rate, count, flood_s, window;
 };
 
-struct session {
-	int fd;
-	FILE *in;
-};
-
 /* What the answers said. */
 struct tally {
 	unsigned long ok, overloaded;
 };
 
-static void fail(const char *what, const char *detail)
+static void request(struct control_session *s, const char *line, const char *what)
 {
-	fprintf(stderr, "control_rate: %s: %s\n", what, detail);
-	exit(1);
+	control_session_send(s, line);
+	if (!control_session_answer(s, what, NULL))
+		tool_fail(what, "overloaded (outside the measured changes)");
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void session_open(struct session *s, const char *target)
-{
-	char host[256];
-	const char *colon = strrchr(target, ':');
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *found;
-
-	if (!colon || (size_t)(colon - target) >= sizeof(host))
-		fail(target, "not ADDR:PORT");
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - target), target);
-	if (getaddrinfo(host, colon + 1, &hints, &found))
-		fail(target, "cannot resolve");
-	s->fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s->fd < 0 || connect(s->fd, found->ai_addr, found->ai_addrlen))
-		fail(target, strerror(errno));
-	freeaddrinfo(found);
-	s->in = fdopen(dup(s->fd), "r");
-	if (!s->in)
-		fail("fdopen", strerror(errno));
-}
-
-static void send_line(struct session *s, const char *line)
-{
-	size_t len = strlen(line);
-
-	for (size_t sent = 0; sent < len;) {
-		ssize_t n = write(s->fd, line + sent, len - sent);
-
-		if (n < 0 && errno != EINTR)
-			fail("writing to tetherd", strerror(errno));
-		sent += n > 0 ? (size_t)n : 0;
-	}
-}
-
-/* One answer (a first line, records, an empty line): 1 if ok, 0 if
- * overloaded; any other error ends the program. *container gets the
- * answer's container=, if any. */
-static int read_answer(struct session *s, const char *request, unsigned *container)
-{
-	char line[2048];
-	int first = 1, ok = 0;
-
-	while (fgets(line, sizeof(line), s->in)) {
-		if (line[0] == '\n')
-			return ok;
-		if (first) {
-			ok = !strncmp(line, "ok", 2);
-			if (!ok && strncmp(line, "error overloaded", 16))
-				fail(request, line);
-		}
-		first = 0;
-		char *found = strstr(line, "container=");
-
-		if (found && container)
-			*container = (unsigned)strtoul(found + strlen("container="), NULL, 10);
-	}
-	fail(request, "tetherd closed the connection");
-	return 0;
-}
-
-static void request(struct session *s, const char *line, const char *what)
-{
-	send_line(s, line);
-	if (!read_answer(s, what, NULL))
-		fail(what, "overloaded (outside the measured changes)");
-}
-
-static void authenticate(struct session *s, const struct options *o)
+static void authenticate(struct control_session *s, const struct options *o)
 {
 	char secret[256] = "", line[512];
 	FILE *file = fopen(o->secret_file, "r");
 
 	if (!file || !fgets(secret, sizeof(secret), file))
-		fail(o->secret_file, file ? "empty" : strerror(errno));
+		tool_fail(o->secret_file, file ? "empty" : strerror(errno));
 	fclose(file);
 	secret[strcspn(secret, "\n")] = '\0';
 	snprintf(line, sizeof(line), "auth agent secret=%s\n", secret);
@@ -154,24 +78,24 @@ static int compare_doubles(const void *a, const void *b)
 }
 
 /* Paced: one change at a time at o->paced_rate a second; latencies in us. */
-static void run_paced(struct session *s, const struct options *o, double *latency_us,
+static void run_paced(struct control_session *s, const struct options *o, double *latency_us,
 		      struct tally *tally)
 {
 	unsigned container = 0, measured = 0;
-	double interval = 1.0 / o->paced_rate, next = now_s();
+	double interval = 1.0 / o->paced_rate, next = tool_now_s();
 	char line[256];
 
 	for (unsigned step = 0; measured < o->count; step = (step + 1) % 3) {
-		while (now_s() < next)
+		while (tool_now_s() < next)
 			usleep(200);
 		next += interval;
 		change_line(line, sizeof(line), o, step, container);
-		double sent = now_s();
+		double sent = tool_now_s();
 
-		send_line(s, line);
-		int ok = read_answer(s, "paced change", step == 0 ? &container : NULL);
+		control_session_send(s, line);
+		int ok = control_session_answer(s, "paced change", step == 0 ? &container : NULL);
 
-		latency_us[measured++] = (now_s() - sent) * 1e6;
+		latency_us[measured++] = (tool_now_s() - sent) * 1e6;
 		ok ? tally->ok++ : tally->overloaded++;
 		if (!ok) /* this cycle's container is not there: start the next one */
 			step = 2;
@@ -180,16 +104,16 @@ static void run_paced(struct session *s, const struct options *o, double *latenc
 
 /* Flood: W cycles at a time, each step sent for all of them before their
  * answers are read; for o->flood_s seconds. */
-static void run_flood(struct session *s, const struct options *o, struct tally *tally)
+static void run_flood(struct control_session *s, const struct options *o, struct tally *tally)
 {
 	unsigned *containers = calloc(o->window, sizeof(*containers));
 	int *alive = calloc(o->window, sizeof(*alive));
-	double end = now_s() + o->flood_s;
+	double end = tool_now_s() + o->flood_s;
 	char line[256];
 
 	if (!containers || !alive)
-		fail("memory", strerror(ENOMEM));
-	while (now_s() < end) {
+		tool_fail("memory", strerror(ENOMEM));
+	while (tool_now_s() < end) {
 		for (unsigned step = 0; step < 3; step++) {
 			unsigned sent = 0;
 
@@ -197,13 +121,13 @@ static void run_flood(struct session *s, const struct options *o, struct tally *
 				if (step > 0 && !alive[i])
 					continue;
 				change_line(line, sizeof(line), o, step, containers[i]);
-				send_line(s, line);
+				control_session_send(s, line);
 				sent++;
 			}
 			for (unsigned i = 0; i < o->window && sent; i++) {
 				if (step > 0 && !alive[i])
 					continue;
-				int ok = read_answer(s, "flood change", step == 0 ? &containers[i] : NULL);
+				int ok = control_session_answer(s, "flood change", step == 0 ? &containers[i] : NULL);
 
 				ok ? tally->ok++ : tally->overloaded++;
 				/* up refused: del it anyway; del refused: it stays (leaked
@@ -265,7 +189,7 @@ static void report(const struct options *o, double *latency_us, const struct tal
 	FILE *json = o->json_path ? fopen(o->json_path, "w") : NULL;
 
 	if (o->json_path && !json)
-		fail(o->json_path, strerror(errno));
+		tool_fail(o->json_path, strerror(errno));
 	if (o->paced_rate) {
 		qsort(latency_us, o->count, sizeof(*latency_us), compare_doubles);
 		double p50 = latency_us[o->count / 2], p99 = latency_us[o->count * 99 / 100],
@@ -294,7 +218,7 @@ static void report(const struct options *o, double *latency_us, const struct tal
 int main(int argc, char **argv)
 {
 	struct options o;
-	struct session s;
+	struct control_session s;
 	struct tally tally = { 0 };
 	char line[512];
 
@@ -302,8 +226,8 @@ int main(int argc, char **argv)
 	double *latency_us = calloc(o.count ? o.count : 1, sizeof(*latency_us));
 
 	if (!latency_us)
-		fail("memory", strerror(ENOMEM));
-	session_open(&s, o.connect);
+		tool_fail("memory", strerror(ENOMEM));
+	control_session_tcp(&s, o.connect);
 	authenticate(&s, &o);
 	/* Registering is outside the measure; so it waits out a budget spent. */
 	snprintf(line, sizeof(line),
@@ -311,21 +235,21 @@ int main(int argc, char **argv)
 		 o.name, o.addr, o.iface);
 	request(&s, line, "add backend");
 
-	double started = now_s();
+	double started = tool_now_s();
 
 	if (o.paced_rate)
 		run_paced(&s, &o, latency_us, &tally);
 	else
 		run_flood(&s, &o, &tally);
-	double elapsed = now_s() - started;
+	double elapsed = tool_now_s() - started;
 
 	for (int tries = 0;; tries++) {
 		snprintf(line, sizeof(line), "del backend name=%s\n", o.name);
-		send_line(&s, line);
-		if (read_answer(&s, "del backend", NULL))
+		control_session_send(&s, line);
+		if (control_session_answer(&s, "del backend", NULL))
 			break;
 		if (tries == 50)
-			fail("del backend", "overloaded for 5 s");
+			tool_fail("del backend", "overloaded for 5 s");
 		usleep(100 * 1000);
 	}
 	report(&o, latency_us, &tally, elapsed);

@@ -7,7 +7,8 @@
 # a client back to its container, a cold start serves a request for a function
 # without a warm container, a drain under load loses nothing, a dead VM's
 # sessions move within the heartbeat time, tetherd restarts and upgrades under
-# load without losing a request; and the router's own traffic still works.
+# load without losing a request; the router's own traffic still works; and a
+# fourth VM, two routed hops away behind a transit router, serves in IPIP.
 # Ends with a summary table; removes everything it made on every exit
 # (Ctrl-C and failures included). Traffic stays inside its namespaces.
 #
@@ -66,7 +67,7 @@ main() {
 		exit 1
 	fi
 	printf '%sTether: one machine, one command%s\n' "$SCEN_BOLD" "$SCEN_OFF"
-	scen_explain "Setting up namespaces (2 clients, router, 3 VMs), tetherd and a tether-agent per VM..."
+	scen_explain "Setting up namespaces (2 clients, router, 3 VMs, a transit router and a routed VM), tetherd and a tether-agent per VM..."
 	scen_setup
 	scen_describe
 	local name

@@ -95,6 +95,10 @@ struct nexthop_entry {
 	__u32 mtu;        /* the egress MTU (the FIB's) */
 	__u8 dmac[6];
 	__u8 smac[6];
+	/* Filled with the rest for the per-packet work (bpf/encap.h): */
+	__u32 ip_sum;     /* outer IPv4: the unfolded sum of the header's fixed
+			   * words (addresses, DF); 0 for IPv6 */
+	__u8 source[16];  /* the outer source address it was filled with */
 };
 
 /* backends: ARRAY indexed by backend_id. */

@@ -4,8 +4,9 @@
 # runs end to end on small populations, each data-plane case's counter moved
 # once per packet (bench_dataplane exits 1 otherwise), forwarding delivered
 # packets to the right containers only (with limits and DONEs flowing back
-# too, the DONEs taken), power of two choices measured beside the table
-# order, and every JSON file has the figures
+# too, the DONEs taken; to routed backends through a transit, VXLAN and IPIP
+# sent by Tether's XDP, none to the slow path), power of two choices
+# measured beside the table order, and every JSON file has the figures
 # the README's tables are made of. Timings are printed, never asserted: the
 # machine is shared.
 set -uo pipefail
@@ -75,6 +76,14 @@ bench forward "$scratch/forward.json" \
 	 ([.rows[] | select(.row == "bare XDP forwarder, DONEs")] | length == 1 and
 	  all(.[]; .right_share == 1 and .delivered_pps > 0))' \
 	env BUILD="$build" tools/bench_forward.sh --quick --json "$scratch/forward.json"
+bench forward_encap "$scratch/forward_encap.json" \
+	'(.modes | length) == 5 and
+	 all(.modes[]; .tether.wrong == 0 and .bare.wrong == 0 and .tether.right > 0 and .bare.right > 0) and
+	 ([.modes[] | select(.encap != "l2") | .tether.tether_counters] | all(.[];
+	  (.encap_vxlan // 0) + (.encap_ipip // 0) > 0 and
+	  ((.fib_no_route // 0) + (.fib_no_neigh // 0) + (.too_big // 0) + (.encap_slow // 0) +
+	   (.encap_failed // 0)) == 0))' \
+	env BUILD="$build" tools/bench_forward_encap.sh --quick --json "$scratch/forward_encap.json"
 bench socket "$scratch/socket.json" \
 	'.control_socket | length == 3 and all(.[]; .add_per_s > 0 and .up_per_s > 0 and .del_per_s > 0)' \
 	env BUILD="$build" tools/bench_socket.sh --quick --json "$scratch/socket.json"

@@ -91,13 +91,17 @@ static size_t request(__u8 *buf, int family, __u8 flags, __u64 key, const struct
 	return pkt_build(&s, buf, HARNESS_FRAME_MAX);
 }
 
-/* A DONE for the container of token: finished and received cumulative. */
-static size_t done_frame(__u8 *buf, int family, __u64 function_id, const struct tether_token *token,
-			 __u64 finished, __u64 received)
+/* A DONE for the container of token: finished and received cumulative;
+ * from source4 (IPv4 dotted) when given, else the default source. */
+static size_t done_frame_from(__u8 *buf, int family, __u64 function_id,
+			      const struct tether_token *token, __u64 finished, __u64 received,
+			      const char *source4)
 {
 	struct pkt_spec s;
 
 	pkt_spec_default(&s, family);
+	if (source4)
+		assert_int_equal(pkt_addr4(s.src_addr, source4), 0);
 	s.dst_port = COMPLETION_PORT;
 	s.hdr.flags = TETHER_F_DONE | TETHER_F_STAMPED;
 	s.hdr.function_id = function_id;
@@ -113,6 +117,12 @@ static size_t done_frame(__u8 *buf, int family, __u64 function_id, const struct 
 	memcpy(buf + v.data_off, &be, 8);
 	assert_int_equal(pkt_fix_csums(buf, len), 0);
 	return len;
+}
+
+static size_t done_frame(__u8 *buf, int family, __u64 function_id, const struct tether_token *token,
+			 __u64 finished, __u64 received)
+{
+	return done_frame_from(buf, family, function_id, token, finished, received, NULL);
 }
 
 static size_t alive_frame(__u8 *buf, int family, __u64 backend_id, __u64 seq, __u64 tag)
@@ -548,6 +558,74 @@ static void test_alive_moves_deadline_and_forgeries_do_not(void **state)
 	assert_int_equal(b.heartbeat_expiry_ns, 0);
 }
 
+/* A routed backend has no interface of its own: its agent's ALIVE comes
+ * back by any route, and the tag alone decides. */
+static void test_alive_from_routed_backend_on_any_interface(void **state)
+{
+	struct fixture *fx = *state;
+	__u8 frame[HARNESS_FRAME_MAX];
+	struct xdp_result r;
+	struct tether_stats d;
+	struct backend_record b;
+
+	assert_int_equal(backend_get(&fx->dp, FIXTURE_BACKEND_LOCAL, &b), 0);
+	b.encap = BACKEND_IPIP;
+	b.ifindex = 0;
+	b.heartbeat_expiry_ns = monotonic_ns() + 50000000ULL;
+	assert_int_equal(backend_set(&fx->dp, FIXTURE_BACKEND_LOCAL, &b), 0);
+	__u64 first_expiry = b.heartbeat_expiry_ns;
+
+	assert_int_equal(liveness_set(&fx->dp, FIXTURE_BACKEND_LOCAL, live_key, 10000000000ULL), 0);
+	size_t len = alive_frame(frame, 4, 1, 1, tether_alive_tag(live_key, 1, 1) ^ 4);
+
+	run_on(fx, frame, len, fx->tx0_ifindex, &r, &d);
+	assert_int_equal(d.alive_forged, 1);
+	len = alive_frame(frame, 4, 1, 2, tether_alive_tag(live_key, 1, 2));
+	run_on(fx, frame, len, fx->tx0_ifindex, &r, &d);
+	assert_int_equal(d.alive, 1);
+	len = alive_frame(frame, 6, 1, 3, tether_alive_tag(live_key, 1, 3));
+	run_on(fx, frame, len, fx->lo_ifindex, &r, &d);
+	assert_int_equal(d.alive, 1);
+	assert_int_equal(backend_get(&fx->dp, FIXTURE_BACKEND_LOCAL, &b), 0);
+	assert_true(b.heartbeat_expiry_ns > first_expiry + 5000000000ULL);
+}
+
+/* A routed backend's DONE comes back by whatever route leads here: its
+ * source, the backend's own address, decides, not the interface. */
+static void test_done_from_routed_backend_by_its_address(void **state)
+{
+	struct fixture *fx = *state;
+	__u8 frame[HARNESS_FRAME_MAX];
+	struct xdp_result r;
+	struct tether_stats d;
+	struct backend_record b;
+	__u32 backend_id = fixture_backend_of(10);
+
+	set_limit(fx, FIXTURE_F1, FIXTURE_F1_FIRST_SLOT, FIXTURE_F1_CONTAINERS, 1);
+	size_t len = request(frame, 4, TETHER_F_TOKEN, 0, &fx->tokens[10], 0);
+
+	fixture_run(fx, frame, len, &r, &d);
+	assert_int_equal(in_flight(fx, 10), 1);
+	assert_int_equal(backend_get(&fx->dp, backend_id, &b), 0);
+	b.encap = BACKEND_IPIP;
+	b.ifindex = 0;
+	assert_int_equal(pkt_v4mapped(b.addr, "198.51.100.7"), 0);
+	assert_int_equal(backend_set(&fx->dp, backend_id, &b), 0);
+
+	len = done_frame_from(frame, 4, FIXTURE_F1, &fx->tokens[10], 1, 1, "198.51.100.8");
+	run_on(fx, frame, len, fx->tx0_ifindex, &r, &d);
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_equal(d.done_forged, 1);
+	assert_int_equal(in_flight(fx, 10), 1);
+
+	len = done_frame_from(frame, 4, FIXTURE_F1, &fx->tokens[10], 1, 1, "198.51.100.7");
+	run_on(fx, frame, len, fx->tx0_ifindex, &r, &d);
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_equal(d.done, 1);
+	assert_int_equal(d.done_forged, 0);
+	assert_int_equal(in_flight(fx, 10), 0);
+}
+
 /* ---- several CPUs ----------------------------------------------------- */
 
 #define CPU_ROUNDS 20000
@@ -636,6 +714,8 @@ int main(int argc, char **argv)
 		T(test_lost_done_healed_by_next),
 		T(test_lost_request_found_by_received_count),
 		T(test_alive_moves_deadline_and_forgeries_do_not),
+		T(test_alive_from_routed_backend_on_any_interface),
+		T(test_done_from_routed_backend_by_its_address),
 		T(test_two_cpus_never_exceed_a_limit_of_one),
 #undef T
 	};

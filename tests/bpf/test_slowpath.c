@@ -723,6 +723,28 @@ static void test_warm_since_forwarded_at_once(void **state)
 	expect_no_answer(w);
 }
 
+/* A routed backend's request the XDP program could not send (no route, an
+ * unresolved neighbour) comes with NO_CAPACITY: its token still decides. */
+static void test_handed_over_keeps_its_token(void **state)
+{
+	struct world *w = *state;
+	struct tether_token tokens[2];
+	__u32 slots[2];
+	struct pkt_spec s;
+
+	add_container(w, F1, "c1", CONTAINER_WARM, &slots[0], &tokens[0]);
+	add_container(w, F1, "c2", CONTAINER_WARM, &slots[1], &tokens[1]);
+	assert_int_equal(lifecycle_flush_pools(&w->lc), 0);
+	for (int i = 0; i < 2; i++) {
+		request_spec(w, &s, F1, TETHER_STATUS_NO_CAPACITY, 20 + i);
+		s.hdr.flags = TETHER_F_TOKEN | TETHER_F_STRICT;
+		memcpy(s.hdr.token, &tokens[i], 16);
+		send_and_pump(w, &s);
+		expect_forwarded(w, &s, &tokens[i]);
+	}
+	assert_int_equal(stats_now(w).forwarded, 2);
+}
+
 /* The slot the pool table puts the hash on (the fast path's pick). */
 static __u32 table_pick(struct world *w, __u64 function_id, __u64 hash)
 {
@@ -1023,6 +1045,7 @@ int main(void)
 		BOTH_FAMILIES(test_held_forwarded_with_backend_vlan),
 		BOTH_FAMILIES(test_warm_since_forwarded_at_once),
 		BOTH_FAMILIES(test_unrouted_follows_the_rules),
+		BOTH_FAMILIES(test_handed_over_keeps_its_token),
 		BOTH_FAMILIES(test_queue_full_overloaded),
 		BOTH_FAMILIES(test_capacity_events_rate_limited),
 		BOTH_FAMILIES(test_capacity_reminded_while_waiting),

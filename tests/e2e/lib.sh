@@ -51,6 +51,7 @@ E2E_ROUTER6=2001:db8:2::1
 # $E2E_RUN_DIR/agent_NAME.pid (the VM agents).
 E2E_TETHERD_ARGS=()  # extra tetherd options, kept for restarts
 E2E_TETHERD_IFACES=() # the router's client-facing interfaces (XDP), set by e2e_init/e2e_topology
+E2E_NS_EXTRA=()       # namespaces a suite makes itself (beyond e2e_topology's), removed by e2e_cleanup
 
 e2e_die() {
 	echo "e2e: FATAL: $*" >&2
@@ -135,7 +136,7 @@ e2e_cleanup() {
 	fi
 	local ns
 	for ns in "${E2E_NS_CLIENT:-}" "${E2E_NS_CLIENT2:-}" "${E2E_NS_ROUTER:-}" "${E2E_NS_VM1:-}" \
-		"${E2E_NS_VM2:-}" "${E2E_NS_VM3:-}"; do
+		"${E2E_NS_VM2:-}" "${E2E_NS_VM3:-}" "${E2E_NS_EXTRA[@]}"; do
 		[[ -n $ns && -e /var/run/netns/$ns ]] && ip netns del "$ns" 2>/dev/null || true
 	done
 	[[ -n ${E2E_RUN_DIR:-} ]] && rm -rf "$E2E_RUN_DIR"
@@ -491,10 +492,18 @@ e2e_agent_start() {
 	[[ -x $E2E_AGENT ]] || e2e_die "$E2E_AGENT is missing: run 'make' first"
 	e2e_vm_vars "$name"
 	mac=$(e2e_mac "$E2E_VM_NS" "$E2E_VM_IFV")
-	echo "=== tether-agent $(date +%T.%N) $*" >>"$E2E_LOG_DIR/agent_$name.log"
-	ip netns exec "$E2E_VM_NS" "$E2E_AGENT" --name "$name" --addr "$E2E_VM_ADDR" --mac "$mac" \
+	e2e_agent_spawn "$E2E_VM_NS" "$name" --addr "$E2E_VM_ADDR" --mac "$mac" \
 		--router-iface "$E2E_VM_IFR" --vip "$E2E_VIP4:$E2E_PORT" --vip "[$E2E_VIP6]:$E2E_PORT" \
-		--tetherd "unix:$E2E_SOCKET" "$@" >>"$E2E_LOG_DIR/agent_$name.log" 2>&1 &
+		--tetherd "unix:$E2E_SOCKET" "$@"
+}
+
+# tether-agent --name NAME in namespace NS with exactly the other options
+# given (a VM of a suite's own rig), logged and tracked as e2e_agent_start's.
+e2e_agent_spawn() {
+	local ns=$1 name=$2
+	shift 2
+	echo "=== tether-agent $(date +%T.%N) $*" >>"$E2E_LOG_DIR/agent_$name.log"
+	ip netns exec "$ns" "$E2E_AGENT" --name "$name" "$@" >>"$E2E_LOG_DIR/agent_$name.log" 2>&1 &
 	local pid=$!
 	disown "$pid" # killed on purpose by the tests: no "Killed" notice from bash
 	e2e_track "$pid"

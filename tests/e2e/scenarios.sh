@@ -13,6 +13,9 @@
 #   function 3: none warm; vm3's agent starts one on demand (--capacity)
 #   functions 4 and 5: 4 containers each on vm3 running the sleep handler
 #       (20 ms a request); 4 with a concurrency limit of 1, 5 without
+#   function 6: 2 containers on vm4, two routed hops away (router -> transit
+#       -> vm4, no route to it but through the transit), reached in IPIP; its
+#       agent takes the outer header off with an XDP program (--decap ipip)
 #
 # Requests: tether-invoke (one request at a time, every answer printed) where
 # the demo shows single requests, tools/udp_load for load. Where sessions are
@@ -32,6 +35,8 @@ SCEN_F2=2
 SCEN_F3=3
 SCEN_F4=4 # the hot key's function with a limit of 1 (vm3: sleep handler, 20 ms)
 SCEN_F5=5 # the same without a limit
+SCEN_F6=6 # vm4's, behind the transit: IPIP
+SCEN_VM4=10.20.1.2 # vm4's address (the outer destination), on the transit's link
 SCEN_COMPLETION=203.0.113.1:7700 # the router's completion address (on vm1's link)
 SCEN_HEARTBEAT_MS=1000      # vm2, the VM that dies: down 1 s after its last heartbeat
 SCEN_HEARTBEAT_SAFE_MS=3000 # vm1, vm3: they live through tetherd's restarts
@@ -241,7 +246,7 @@ scen_slots() {
 # and XDP (ethtool -S), interface drop counters. "none counted" when clean.
 scen_drops() {
 	local name ns n dev out=""
-	for name in client client2 router vm1 vm2 vm3; do
+	for name in client client2 router vm1 vm2 vm3 transit vm4; do
 		ns=$E2E_ID-$name
 		[[ -e /var/run/netns/$ns ]] || continue
 		n=$(ip netns exec "$ns" nstat -asz UdpRcvbufErrors Udp6RcvbufErrors |
@@ -423,6 +428,56 @@ scen_run() {
 	SCEN_STATUS=$status
 }
 
+# vm4 behind a transit router: router (172.16.1.1) -- transit (172.16.1.2,
+# 10.20.1.1) -- vm4 (10.20.1.2); the router reaches 10.20.1.0/24 only through
+# the transit, the transit everything else through the router. The transit's
+# end of the router's link runs xdp_pass: the router's XDP redirects into it.
+scen_routed_rig() {
+	local ns
+	SCEN_NS_TRANSIT=$E2E_ID-transit SCEN_NS_VM4=$E2E_ID-vm4
+	SCEN_IF_RT=${E2E_ID}rt SCEN_IF_TR=${E2E_ID}tr SCEN_IF_T4=${E2E_ID}t4 SCEN_IF_V4=${E2E_ID}v4
+	E2E_NS_EXTRA+=("$SCEN_NS_TRANSIT" "$SCEN_NS_VM4")
+	for ns in "$SCEN_NS_TRANSIT" "$SCEN_NS_VM4"; do
+		ip netns add "$ns"
+		ip -n "$ns" link set lo up
+		e2e_sysctl "$ns" net.ipv6.conf.all.accept_dad 0
+		e2e_sysctl "$ns" net.ipv4.conf.all.rp_filter 0
+		e2e_sysctl "$ns" net.ipv4.conf.default.rp_filter 0
+	done
+	e2e_sysctl "$SCEN_NS_TRANSIT" net.ipv4.ip_forward 1
+	e2e_sysctl "$SCEN_NS_TRANSIT" net.ipv6.conf.all.forwarding 1
+	e2e_veth "$E2E_NS_ROUTER" "$SCEN_IF_RT" "$SCEN_NS_TRANSIT" "$SCEN_IF_TR"
+	e2e_addr "$E2E_NS_ROUTER" "$SCEN_IF_RT" 172.16.1.1/24
+	e2e_addr "$SCEN_NS_TRANSIT" "$SCEN_IF_TR" 172.16.1.2/24
+	e2e_addr "$E2E_NS_ROUTER" "$SCEN_IF_RT" fd10:1::1/64
+	e2e_addr "$SCEN_NS_TRANSIT" "$SCEN_IF_TR" fd10:1::2/64
+	e2e_sysctl "$E2E_NS_ROUTER" "net.ipv4.conf.$SCEN_IF_RT.accept_local" 1
+	e2e_sysctl "$E2E_NS_ROUTER" "net.ipv4.conf.$SCEN_IF_RT.rp_filter" 0
+	ip -n "$SCEN_NS_TRANSIT" link set dev "$SCEN_IF_TR" xdpdrv obj "$E2E_XDP_PASS" sec xdp
+	e2e_veth "$SCEN_NS_TRANSIT" "$SCEN_IF_T4" "$SCEN_NS_VM4" "$SCEN_IF_V4"
+	e2e_addr "$SCEN_NS_TRANSIT" "$SCEN_IF_T4" 10.20.1.1/24
+	e2e_addr "$SCEN_NS_VM4" "$SCEN_IF_V4" "$SCEN_VM4/24"
+	e2e_addr "$SCEN_NS_TRANSIT" "$SCEN_IF_T4" fd20:1::1/64
+	e2e_addr "$SCEN_NS_VM4" "$SCEN_IF_V4" fd20:1::2/64
+	ip -n "$SCEN_NS_VM4" route add default via 10.20.1.1
+	ip -n "$SCEN_NS_VM4" -6 route add default via fd20:1::1
+	ip -n "$SCEN_NS_TRANSIT" route add default via 172.16.1.1
+	ip -n "$SCEN_NS_TRANSIT" -6 route add default via fd10:1::1
+	ip -n "$E2E_NS_ROUTER" route add 10.20.1.0/24 via 172.16.1.2
+	ip -n "$E2E_NS_ROUTER" -6 route add fd20:1::/64 via fd10:1::2
+	"$E2E_REPO/tools/test-certs.sh" client "$E2E_TLS_DIR" ca vm4 vm4 >/dev/null
+}
+
+# vm4's agent: routed (--decap ipip, no MAC, no router interface), to tetherd
+# at the router's address on vm1's link (its certificate names it), routed too.
+scen_routed_agent_start() {
+	e2e_agent_spawn "$SCEN_NS_VM4" vm4 --addr "$SCEN_VM4" --decap ipip \
+		--vip "$E2E_VIP4:$E2E_PORT" --vip "[$E2E_VIP6]:$E2E_PORT" \
+		--tetherd "tcp:203.0.113.1:$E2E_TLS_PORT" --tls-ca "$E2E_TLS_DIR/ca.pem" \
+		--tls-cert "$E2E_TLS_DIR/vm4.pem" --tls-key "$E2E_TLS_DIR/vm4-key.pem" \
+		--function "$SCEN_F6:2" --heartbeat-ms "$SCEN_HEARTBEAT_SAFE_MS"
+}
+
 scen_setup() {
 	scen_require
 	e2e_init
@@ -430,10 +485,12 @@ scen_setup() {
 	e2e_topology --vms 3 --clients 2
 	# The agents talk to tetherd over TCP with mutual TLS, as remote VMs do.
 	e2e_tls_certs
-	# XDP on the VMs' links too: their DONE and ALIVE datagrams come in there.
-	E2E_TETHERD_IFACES+=("$E2E_IF_R1" "$E2E_IF_R2" "$E2E_IF_R3")
+	scen_routed_rig
+	# XDP on the VMs' links too: their DONE and ALIVE datagrams come in there
+	# (vm4's by the transit's link).
+	E2E_TETHERD_IFACES+=("$E2E_IF_R1" "$E2E_IF_R2" "$E2E_IF_R3" "$SCEN_IF_RT")
 	e2e_tetherd_start --hold-ms "$SCEN_HOLD_MS" "${E2E_TLS_TETHERD[@]}" \
-		--completion "$SCEN_COMPLETION"
+		--completion "$SCEN_COMPLETION" --encap-source 172.16.1.1
 	e2e_agent_start_tls vm1 --function "$SCEN_F1:2" --heartbeat-ms "$SCEN_HEARTBEAT_SAFE_MS"
 	e2e_agent_start_tls vm2 --function "$SCEN_F1:2" --function "$SCEN_F2:2" \
 		--heartbeat-ms "$SCEN_HEARTBEAT_MS"
@@ -442,7 +499,9 @@ scen_setup() {
 		--cold-start-ms "$SCEN_COLD_START_MS" --heartbeat-ms "$SCEN_HEARTBEAT_SAFE_MS"
 	e2e_agent_wait_warm vm1 2
 	e2e_agent_wait_warm vm2 4
+	scen_routed_agent_start
 	e2e_agent_wait_warm vm3 10
+	e2e_agent_wait_warm vm4 2
 	scen_snapshot
 }
 
@@ -455,6 +514,7 @@ scen_describe() {
 	scen_say "function $SCEN_F2: containers $(scen_slots "$SCEN_F2" vm2) on vm2, $(scen_slots "$SCEN_F2" vm3) on vm3"
 	scen_say "function $SCEN_F3: no warm container; vm3 starts one on demand (cold start ${SCEN_COLD_START_MS} ms)"
 	scen_say "functions $SCEN_F4 and $SCEN_F5: 4 containers each on vm3 whose requests take 20 ms; $SCEN_F4 runs one at a time (limit 1)"
+	scen_say "function $SCEN_F6: containers $(scen_slots "$SCEN_F6" vm4) on vm4 ($SCEN_VM4), two routed hops away behind a transit router, reached in IPIP"
 }
 
 # --- 1. sessions stay on their container -----------------------------------------------------
@@ -1050,5 +1110,42 @@ scen_hot_key() {
 	expect_le "p99 with the limit x 5 (ms) under p99 without" "$((p99_limited * 5))" "$p99_unlimited"
 }
 
+# --- 9. a routed VM ------------------------------------------------------------------------
+
+scen_routed() {
+	local one two out1 out2 before after prog drops
+	scen_heading "9. A VM two routed hops away: IPIP through a transit router"
+	scen_explain "vm4 is not on the router's segment: the router reaches it only through a transit router. The XDP"
+	scen_explain "program wraps each request in an outer IPv4 header to vm4 and sends it to the next hop the kernel's"
+	scen_explain "FIB gives; vm4's agent takes the outer header off with an XDP program of its own; vm4 answers directly."
+	before=$(scen_stat encap encap_ipip)
+	one=$(inv 1 4 --function "$SCEN_F6" --key 9001 --count 3)
+	two=$(inv 2 6 --function "$SCEN_F6" --key 9002 --count 3)
+	scen_say "key 9001 (client 1, IPv4): container $(scen_containers "$one") ($(scen_slot_label "$(scen_containers "$one")")), count $(scen_counts "$one")"
+	scen_say "key 9002 (client 2, IPv6): container $(scen_containers "$two") ($(scen_slot_label "$(scen_containers "$two")")), count $(scen_counts "$two")"
+	drops=$(scen_client_drops)
+	out1=$(load 1 4 --function "$SCEN_F6" --count 200 --sessions 20 --key 90000 --rate 400 --timeout-ms 2000 --per-container)
+	out2=$(load 2 6 --function "$SCEN_F6" --count 200 --sessions 20 --key 91000 --rate 400 --timeout-ms 2000 --per-container)
+	drops=$(($(scen_client_drops) - drops))
+	after=$(scen_stat encap encap_ipip)
+	prog=$(ip -n "$SCEN_NS_VM4" -j -d link show dev "$SCEN_IF_V4" | jq -r '.[0].xdp.prog.name // "none"')
+	scen_say "vm4's next hop at the router: $(e2e_ctl --json backend list | jq -r '.[] | select(.backend == "vm4") | .nexthop'); on vm4's interface: XDP program $prog"
+	scen_say "400/s from each client, IPv4 and IPv6: sent $(scen_sum sent "$out1" "$out2"), answered $(scen_sum answered "$out1" "$out2"), lost $(scen_sum lost "$out1" "$out2"); wrapped in IPIP by XDP: $((after - before))"
+	scen_row "9 routed VM (IPIP)" "$(scen_sum sent "$out1" "$out2")" "$(scen_sum answered "$out1" "$out2")" \
+		"$(scen_sum lost "$out1" "$out2")" "$((after - before)) requests wrapped in IPIP by XDP$(scen_drops_note "$drops")"
+
+	expect_eq "key 9001 answered" "$(scen_inv_summary "$one")" "sent=3 answered=3 lost=0 ok=3"
+	expect_eq "key 9002 answered" "$(scen_inv_summary "$two")" "sent=3 answered=3 lost=0 ok=3"
+	expect_no_loss "to the routed VM" "$drops" "$out1" "$out2"
+	expect_all_ok "client 1 to the routed VM" "$out1"
+	expect_all_ok "client 2 to the routed VM" "$out2"
+	expect_sticky "client 1 to the routed VM" "$out1"
+	expect_sticky "client 2 to the routed VM" "$out2"
+	expect_served_by_function "client 1 to the routed VM" "$out1" "$SCEN_F6"
+	expect_served_by_function "client 2 to the routed VM" "$out2" "$SCEN_F6"
+	expect_ge "wrapped in IPIP by XDP" "$((after - before))" 300
+	expect_eq "vm4's decapsulator" "$prog" tether_decap
+}
+
 # The scenarios in order (each one's function is scen_NAME).
-SCEN_ALL=(sessions tokens cold_start drain vm_killed restart edge_traffic hot_key)
+SCEN_ALL=(sessions tokens cold_start drain vm_killed restart edge_traffic hot_key routed)

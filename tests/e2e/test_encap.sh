@@ -4,9 +4,9 @@
 # backend (tetherd --encap-source, the agent's --decap vxlan making a real
 # Linux vxlan device on the VNI), vm2 stays L2, both serving function 1: one
 # function, a mixed pool. The router's XDP wraps requests for vm1 in outer
-# IPv4/UDP/VXLAN to the next hop its FIB gives (here the VM itself, one hop:
-# the two-hop rig with a transit namespace is not written yet); the VM's
-# kernel decapsulates, its agent answers the client directly.
+# IPv4/UDP/VXLAN to the next hop its FIB gives (here the VM itself, one hop;
+# test_encap_transit.sh has VMs two routed hops away, IPIP and IPv6 outer);
+# the VM's kernel decapsulates, its agent answers the client directly.
 #
 #   tests/e2e/test_encap.sh [TEST...]     (TEST: a name below)
 #

@@ -1287,6 +1287,42 @@ static void test_silent_endpoint_times_out(void **state)
 	close(fd);
 }
 
+/* A watch sent where nothing answers (a member cut off leaves its connections
+ * open and quiet; here a listener that never speaks) goes to the next member
+ * after the call's timeout, instead of waiting forever: a stream has no
+ * curl timeout of its own. */
+static void test_watch_silent_endpoint_moves_on(void **state)
+{
+	(void)state;
+	NEED_ETCD();
+	int port, fd = silent_listener(&port);
+	char *endpoints = g_strdup_printf("http://127.0.0.1:%d,%s", port, cluster.endpoint[0]);
+	struct etcd_client *watching = client_on(endpoints, 1000);
+	struct etcd_client *writer = client_on(cluster.endpoints, 5000);
+	struct etcd_error error;
+	struct watcher w;
+	int64_t started = now_ms();
+
+	watcher_init(&w);
+	w.watch = etcd_watch_prefix(watching, "/t/silent/", 0, on_watch, &w);
+	assert_true(pump(etcd_client_loop(watching), 5000, until_connected, &w));
+	print_message("the watch went on from %s after %" PRId64 " ms\n",
+		      etcd_watch_endpoint(w.watch), now_ms() - started);
+	assert_in_range(now_ms() - started, 900, 5000);
+	assert_int_equal(member_of(etcd_watch_endpoint(w.watch)), 0);
+	put_surely(writer, "/t/silent/a", "v");
+	w.want = 1;
+	assert_true(pump(etcd_client_loop(watching), 5000, until_events, &w));
+	assert_string_equal(seen(&w, 0)->key, "/t/silent/a");
+	etcd_watch_cancel(w.watch);
+	watcher_clear(&w);
+	CHECK_OK(etcd_delete_sync(writer, "/t/silent/", true, NULL, &error), error);
+	etcd_client_free(writer);
+	etcd_client_free(watching);
+	g_free(endpoints);
+	close(fd);
+}
+
 static void test_member_status(void **state)
 {
 	(void)state;
@@ -1634,6 +1670,7 @@ int main(void)
 		cmocka_unit_test(test_watch_resumes_after_member_killed),
 		cmocka_unit_test(test_kv_failover_one_member_killed),
 		cmocka_unit_test(test_frozen_member),
+		cmocka_unit_test(test_watch_silent_endpoint_moves_on),
 		cmocka_unit_test(test_watch_compacted),
 		cmocka_unit_test(test_tls_client_certificates),
 	};

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control_client.h"
 #include "frame.h"
 #include "handlers.h"
 #include "options.h"
@@ -359,7 +360,7 @@ static void test_rotation_rounds(void **state)
 	static const __u32 rounds[] = { 100, 200, 400, 800, 1600, 3200, 5000, 5000 };
 
 	(void)state;
-	rotation_init(&r, 3);
+	rotation_init(&r, 3, LINK_BACKOFF_MAX_MS);
 	assert_int_equal(r.current, 0);
 	for (size_t round = 0; round < G_N_ELEMENTS(rounds); round++) {
 		assert_int_equal(rotation_fail(&r), 0);
@@ -372,7 +373,7 @@ static void test_rotation_rounds(void **state)
 
 	/* A write answered ok: it works, the next failure moves on at once and
 	 * the backoff starts over; a read or the auth answer proves nothing. */
-	rotation_init(&r, 2);
+	rotation_init(&r, 2, LINK_BACKOFF_MAX_MS);
 	assert_int_equal(rotation_fail(&r), 0);
 	assert_false(rotation_answer(&r, "auth agent", true, PROTO_OK));
 	assert_false(rotation_answer(&r, "list container", true, PROTO_OK));
@@ -386,7 +387,7 @@ static void test_rotation_rounds(void **state)
 	assert_int_equal(rotation_fail(&r), 100);
 
 	/* One endpoint: every failure is a whole round, as a single link's backoff. */
-	rotation_init(&r, 1);
+	rotation_init(&r, 1, LINK_BACKOFF_MAX_MS);
 	assert_int_equal(rotation_fail(&r), 100);
 	assert_int_equal(rotation_fail(&r), 200);
 	assert_int_equal(r.current, 0);
@@ -400,12 +401,12 @@ static void test_rotation_unavailable(void **state)
 	struct rotation r;
 
 	(void)state;
-	rotation_init(&r, 2);
+	rotation_init(&r, 2, LINK_BACKOFF_MAX_MS);
 	assert_true(rotation_answer(&r, "heartbeat backend", false, PROTO_UNAVAILABLE));
-	rotation_init(&r, 2);
+	rotation_init(&r, 2, LINK_BACKOFF_MAX_MS);
 	assert_true(rotation_answer(&r, "add backend", false, PROTO_UNAVAILABLE));
 
-	rotation_init(&r, 2);
+	rotation_init(&r, 2, LINK_BACKOFF_MAX_MS);
 	assert_false(rotation_answer(&r, "add container", false, PROTO_UNAVAILABLE));
 	assert_false(rotation_answer(&r, "up container", false, PROTO_UNAVAILABLE));
 	assert_false(rotation_answer(&r, "list container", true, PROTO_OK)); /* breaks the row */
@@ -426,6 +427,30 @@ static void test_rotation_unavailable(void **state)
 
 	assert_int_equal(rotation_patience_ms(1000), 500);
 	assert_int_equal(rotation_patience_ms(3000), 1500);
+}
+
+/* The backoff stops growing at a sixth of the heartbeat time: a tetherd back
+ * from a restart hears from the agent before the backend's deadline. */
+static void test_rotation_backoff_follows_heartbeat(void **state)
+{
+	struct rotation r;
+
+	(void)state;
+	assert_int_equal(rotation_backoff_max_ms(1000), 166);
+	assert_int_equal(rotation_backoff_max_ms(5000), 833);
+	assert_int_equal(rotation_backoff_max_ms(300), LINK_BACKOFF_MIN_MS);
+	assert_int_equal(rotation_backoff_max_ms(60000), LINK_BACKOFF_MAX_MS);
+
+	rotation_init(&r, 1, rotation_backoff_max_ms(1000));
+	assert_int_equal(rotation_fail(&r), 100);
+	assert_int_equal(rotation_fail(&r), 166);
+	assert_int_equal(rotation_fail(&r), 166);
+	rotation_init(&r, 2, rotation_backoff_max_ms(5000));
+	static const __u32 rounds[] = { 100, 200, 400, 800, 833, 833 };
+	for (size_t round = 0; round < G_N_ELEMENTS(rounds); round++) {
+		assert_int_equal(rotation_fail(&r), 0);
+		assert_int_equal(rotation_fail(&r), rounds[round]);
+	}
 }
 
 /* ---- The token check -------------------------------------------------- */
@@ -1885,6 +1910,7 @@ int main(void)
 		cmocka_unit_test(test_options_tls),
 		cmocka_unit_test(test_rotation_rounds),
 		cmocka_unit_test(test_rotation_unavailable),
+		cmocka_unit_test(test_rotation_backoff_follows_heartbeat),
 		cmocka_unit_test(test_token_own),
 		cmocka_unit_test(test_token_foreign_slot),
 		cmocka_unit_test(test_token_wrong_secret),

@@ -246,30 +246,83 @@ int bench_route_once(struct xdp_md *ctx)
 /* A routed backend's request leaves with outer headers in front (one
  * bpf_xdp_adjust_head): the frame's start goes back to where the request's
  * was, and its EtherType (an IPIP outer header covers it) with the rest of
- * the template. The L2 cases through this wrapper measure its cost. */
-SEC("xdp")
-int bench_route_routed(struct xdp_md *ctx)
+ * the template. */
+static __always_inline int restore_routed_frame(struct xdp_md *ctx)
 {
 	__u32 zero = 0;
 	struct bench_template *template = bpf_map_lookup_elem(&bench_template, &zero);
 
 	if (!template)
-		return XDP_ABORTED;
+		return -1;
 	int grown = (int)(ctx->data_end - ctx->data) - (int)template->frame_len;
 
 	if (grown > 0 && bpf_xdp_adjust_head(ctx, grown))
-		return XDP_ABORTED;
+		return -1;
 
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 
 	if ((void *)(eth + 1) > data_end)
-		return XDP_ABORTED;
+		return -1;
 	eth->h_proto = template->l3_proto;
-	if (restore_frame(ctx))
+	return restore_frame(ctx);
+}
+
+/* The L2 cases through this wrapper measure its cost. */
+SEC("xdp")
+int bench_route_routed(struct xdp_md *ctx)
+{
+	if (restore_routed_frame(ctx))
 		return XDP_ABORTED;
 	return route_frame(ctx);
+}
+
+/* The encapsulation's floor: what any encapsulating forwarder does, with
+ * nothing worked out (no route, no next hop, no checksum): one
+ * bpf_xdp_adjust_head and the outer headers, Ethernet included, copied
+ * whole from the template. bench_push_none is the L2 forwarder's part (the
+ * MAC addresses written) after the same restore. */
+static __always_inline int push_floor(struct xdp_md *ctx, int added, int written)
+{
+	__u32 zero = 0;
+	struct bench_template *template = bpf_map_lookup_elem(&bench_template, &zero);
+
+	if (!template || restore_routed_frame(ctx))
+		return XDP_ABORTED;
+	if (added && bpf_xdp_adjust_head(ctx, -added))
+		return XDP_ABORTED;
+
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (data + BENCH_PUSH_MAX > data_end)
+		return XDP_ABORTED;
+	if (written == BENCH_PUSH_VXLAN4)
+		__builtin_memcpy(data, template->frame, BENCH_PUSH_VXLAN4);
+	else if (written == BENCH_PUSH_IPIP4)
+		__builtin_memcpy(data, template->frame, BENCH_PUSH_IPIP4);
+	else
+		__builtin_memcpy(data, template->frame, ETH_ALEN * 2);
+	return XDP_TX;
+}
+
+SEC("xdp")
+int bench_push_none(struct xdp_md *ctx)
+{
+	return push_floor(ctx, 0, 0);
+}
+
+SEC("xdp")
+int bench_push_ipip4(struct xdp_md *ctx)
+{
+	return push_floor(ctx, BENCH_PUSH_IPIP4 - ETH_HLEN, BENCH_PUSH_IPIP4);
+}
+
+SEC("xdp")
+int bench_push_vxlan4(struct xdp_md *ctx)
+{
+	return push_floor(ctx, BENCH_PUSH_VXLAN4 - ETH_HLEN, BENCH_PUSH_VXLAN4);
 }
 
 /* The whole request back: its length (the answer shortened it), then its

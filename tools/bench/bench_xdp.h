@@ -75,6 +75,12 @@ struct bench_template {
 };
 
 #define BENCH_POPULATION (1u << 20)
+
+/* The encapsulation floor's outer headers (bench_push_*): Ethernet and
+ * IPv4 (IPIP), and Ethernet, IPv4, UDP, VXLAN and the inner Ethernet. */
+#define BENCH_PUSH_IPIP4 34
+#define BENCH_PUSH_VXLAN4 64
+#define BENCH_PUSH_MAX 64
 /* No container of the bench reaches this generation. */
 #define BENCH_STALE_GENERATION 0xffffffffu
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Shared by the forwarding benchmark's BPF programs (forward_xdp.bpf.c: the
- * traffic generator, the bare forwarder, the floor and a pass-through;
- * forward_sink.bpf.c: the counting sink on the backends, which can answer
- * each request with a DONE like an agent) and its control tool
- * (forward_ctl.c). See tools/bench_forward.sh for the topology. */
+ * traffic generator, the bare forwarders, the floor, a pass-through and the
+ * transit's XDP switch/router; forward_sink.bpf.c: the counting sink on the
+ * backends, which can answer each request with a DONE like an agent, or take
+ * the outer headers of a routed frame off first) and its control tool
+ * (forward_ctl.c). See tools/bench_forward.sh and
+ * tools/bench_forward_encap.sh for the topologies. */
 #ifndef TETHER_BENCH_FORWARD_H
 #define TETHER_BENCH_FORWARD_H
 
@@ -74,6 +76,43 @@ struct fwd_route {
 	__u32 ifindex;
 	__u8 dst_mac[6];
 	__u8 src_mac[6];
+};
+
+/* The bare encapsulating forwarders' table (fwd_bare_vxlan, fwd_bare_ipip):
+ * token slot -> the outer headers to push before the request's IP packet,
+ * written whole by forward_ctl mode: Ethernet to the next hop, the outer
+ * IPv4 or IPv6 header, and for VXLAN its UDP and VXLAN headers and the inner
+ * Ethernet header. The lengths (IPv4 total length, IPv6 payload length, UDP
+ * length) are 0 and the outer IPv4 checksum is that of the header with a
+ * total length of 0: the forwarder adds the length in. The outer UDP
+ * checksum is 0, over IPv6 too (RFC 6935 allows it for tunnels; the transit
+ * and the sinks are XDP programs and verify no checksum). */
+#define FWD_OUTER_MAX 88 /* 84 used at most: Ethernet, IPv6, UDP, VXLAN, Ethernet */
+
+struct fwd_encap_route {
+	__u32 ifindex;  /* the egress toward the transit (fwd_ports) */
+	__u32 outer_v6; /* 0: outer IPv4 */
+	__u8 outer[FWD_OUTER_MAX];
+};
+
+/* The transit namespace's XDP switch/router (fwd_transit), filled by
+ * forward_ctl transit: a frame to the transit's own MAC (fwd_transit_config)
+ * is routed by its (outer) IP destination (fwd_transit_routes: the address,
+ * IPv4 v4-mapped, -> a struct fwd_route: the port and the MACs to write),
+ * anything else is switched by its destination MAC (fwd_transit_ports: -> a
+ * struct fwd_route whose MACs are not used). */
+struct fwd_transit_config {
+	__u8 mac[6];
+	__u8 pad[2];
+};
+
+struct fwd_addr {
+	__u8 addr[16];
+};
+
+struct fwd_mac {
+	__u8 mac[6];
+	__u8 pad[2];
 };
 
 #endif

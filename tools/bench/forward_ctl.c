@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
-/* The forwarding benchmark's control tool (tools/bench_forward.sh drives it).
+/* The forwarding benchmark's control tool (tools/bench_forward.sh and
+ * tools/bench_forward_encap.sh drive it).
  *
  *   forward_ctl setup --pin DIR --router-if IF --client-mac MAC --vip ADDR:PORT
- *                     --backend IF,MAC,ADDR [--backend ...] --sink-port PORT
+ *                     --backend IF,MAC,ADDR[,ADDR6] [--backend ...] --sink-port PORT
  *                     [--flows N] [--functions N] [--per-function N]
  *                     --table FILE --nft FILE [--completion ADDR:PORT]
+ *                     [--encap-source ADDR [--encap-source ADDR6]]
  *     Run inside the router's namespace. Loads Tether (maps pinned under
  *     DIR/tether, program at DIR/prog_tether) and fills it: the service
  *     address, one Tether backend per backend veth, functions x per-function
@@ -16,7 +18,29 @@
  *     Writes the userspace router's tables (--table) and the nftables ruleset
  *     of the DNAT baseline (--nft). With --completion, that is the router's
  *     completion address (a services entry of kind 1) and where the sinks
- *     send their DONEs when told to (below).
+ *     send their DONEs when told to (below). With --encap-source, Tether's
+ *     outer source addresses (encap_config) for routed backends, and the
+ *     sinks take the outer headers of routed requests off (decap). Also
+ *     loads the bare encapsulating forwarders (DIR/prog_bare_vxlan,
+ *     DIR/prog_bare_ipip; their table is filled by mode) and the transit's
+ *     switch/router (DIR/prog_transit; filled by transit).
+ *
+ *   forward_ctl mode --pin DIR --mode l2|vxlan|ipip [--family 4|6] [--vni N]
+ *                    [--via MAC] --backend IF,MAC,ADDR[,ADDR6] [--backend ...]
+ *                    [--functions N] [--per-function N]
+ *     Run inside the router's namespace, with setup's backends. Rewrites
+ *     Tether's backend records: l2 as setup made them, or routed (vxlan with
+ *     VNI N + the backend's index, or ipip) to the backend's address of the
+ *     family, the next hop left to the FIB; and for the routed modes the bare
+ *     encapsulating forwarders' table (struct fwd_encap_route): every
+ *     container's outer headers toward its backend's address, from the
+ *     encap source of the family, by IF to the next hop's MAC (--via).
+ *
+ *   forward_ctl transit --pin DIR --transit-if IF --backend IF,MAC,ADDR[,ADDR6] ...
+ *     Run inside the transit's namespace. Fills the switch/router's tables
+ *     (struct fwd_transit_config): its own MAC (IF's), and for each backend
+ *     its addresses routed, and its MAC switched, to the port IF, whose MAC
+ *     becomes the routed frames' source.
  *
  *   forward_ctl completions --pin DIR --limit N --done 0|1
  *                           [--functions N] [--per-function N]
@@ -57,7 +81,11 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_ether.h>
 #include <linux/if_link.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
 
 #include "bench/forward.h"
 #include "dataplane/dataplane.h"
@@ -78,12 +106,17 @@ struct backend_arg {
 	__u32 ifindex;
 	__u8 mac[6], src_mac[6];
 	struct in_addr addr;
+	struct in6_addr addr6;
+	int have_addr6;
 };
 
 struct options {
-	const char *pin, *router_if, *gen_if, *table, *nft, *mix;
-	__u8 client_mac[6];
-	int have_client_mac;
+	const char *pin, *router_if, *gen_if, *table, *nft, *mix, *mode, *transit_if;
+	__u8 client_mac[6], via[6];
+	int have_client_mac, have_via, family;
+	struct encap_config encap;
+	int have_encap;
+	__u32 vni;
 	struct in_addr vip, completion;
 	__u16 vip_port, sink_port, completion_port;
 	__u32 limit, done;
@@ -167,6 +200,21 @@ static int open_pinned(const char *pin, const char *name)
 	return fd;
 }
 
+/* The interfaces of the --backend arguments, in this namespace. */
+static void resolve_backends(struct options *o)
+{
+	for (__u32 b = 0; b < o->n_backends; b++) {
+		struct backend_arg *backend = &o->backends[b];
+		int err;
+
+		backend->ifindex = if_nametoindex(backend->iface);
+		if (!backend->ifindex)
+			die(backend->iface, errno);
+		if ((err = interface_mac(backend->iface, backend->src_mac)))
+			die(backend->iface, err);
+	}
+}
+
 /* ---------------------------------------------------------------- setup */
 
 struct world {
@@ -217,6 +265,8 @@ static void setup_tether(struct world *w)
 		if ((err = service_add_completion(&w->dp, vip, o->completion_port)))
 			die("service_add_completion", err);
 	}
+	if (o->have_encap && (err = encap_config_set(&w->dp, &o->encap)))
+		die("encap_config_set", err);
 
 	for (__u32 b = 0; b < o->n_backends; b++) {
 		struct backend_record record = {
@@ -296,8 +346,15 @@ static void setup_programs(struct world *w)
 	pin_fd(bpf_program__fd(w->xdp->progs.fwd_pass), o->pin, "prog_pass");
 	pin_fd(bpf_program__fd(w->xdp->progs.fwd_floor), o->pin, "prog_floor");
 	pin_fd(bpf_program__fd(w->xdp->progs.fwd_drop), o->pin, "prog_drop");
+	pin_fd(bpf_program__fd(w->xdp->progs.fwd_bare_vxlan), o->pin, "prog_bare_vxlan");
+	pin_fd(bpf_program__fd(w->xdp->progs.fwd_bare_ipip), o->pin, "prog_bare_ipip");
+	pin_fd(bpf_program__fd(w->xdp->progs.fwd_transit), o->pin, "prog_transit");
 	pin_fd(bpf_map__fd(w->xdp->maps.fwd_config), o->pin, "map_config");
 	pin_fd(bpf_map__fd(w->xdp->maps.fwd_gen_state), o->pin, "map_gen");
+	pin_fd(bpf_map__fd(w->xdp->maps.fwd_encap_routes), o->pin, "map_encap_routes");
+	pin_fd(bpf_map__fd(w->xdp->maps.fwd_transit_config), o->pin, "map_transit_config");
+	pin_fd(bpf_map__fd(w->xdp->maps.fwd_transit_routes), o->pin, "map_transit_routes");
+	pin_fd(bpf_map__fd(w->xdp->maps.fwd_transit_ports), o->pin, "map_transit_ports");
 
 	for (__u32 b = 0; b < o->n_backends; b++) {
 		struct forward_sink *sink = forward_sink__open();
@@ -309,6 +366,7 @@ static void setup_programs(struct world *w)
 		sink->rodata->own_addr = o->backends[b].addr.s_addr;
 		sink->rodata->completion_addr = o->completion.s_addr;
 		sink->rodata->completion_port = o->completion_port;
+		sink->rodata->decap = o->have_encap;
 		if (b > 0 &&
 		    (bpf_map__reuse_fd(sink->maps.fwd_expect,
 				       bpf_map__fd(w->sinks[0]->maps.fwd_expect)) ||
@@ -492,17 +550,7 @@ static int cmd_setup(struct options *o)
 		usage_error("functions x per-function must be 1..65536");
 	if (mkdir(o->pin, 0700) && errno != EEXIST)
 		die(o->pin, errno);
-	for (__u32 b = 0; b < o->n_backends; b++) {
-		struct backend_arg *backend = &o->backends[b];
-
-		int err;
-
-		backend->ifindex = if_nametoindex(backend->iface);
-		if (!backend->ifindex)
-			die(backend->iface, errno);
-		if ((err = interface_mac(backend->iface, backend->src_mac)))
-			die(backend->iface, err);
-	}
+	resolve_backends(o);
 	int err = interface_mac(o->router_if, w.router_mac);
 
 	if (err)
@@ -559,6 +607,180 @@ static int cmd_completions(struct options *o)
 	}
 	if (o->done && bpf_map_update_elem(mode_fd, &zero, &mode, BPF_ANY))
 		die("map_sink_mode", errno);
+	return 0;
+}
+
+/* ----------------------------------------------------------------- mode */
+
+/* The one's complement checksum of an IPv4 header (its check field 0). */
+static __u16 ipv4_check(const struct iphdr *ip)
+{
+	const __u16 *word = (const __u16 *)ip;
+	__u32 sum = 0;
+
+	for (size_t i = 0; i < sizeof(*ip) / 2; i++)
+		sum += word[i];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/* The outer headers the bare encapsulating forwarders push for backend b
+ * (struct fwd_encap_route): what Tether's routed path writes (bpf/encap.h),
+ * the lengths 0, the outer UDP checksum 0, the source port from the slot. */
+static void outer_headers(const struct options *o, const struct encap_config *config, __u32 b,
+			  int vxlan, __u16 sport, struct fwd_encap_route *route)
+{
+	const struct backend_arg *backend = &o->backends[b];
+	int v6 = o->family == 6;
+	__u8 *at = route->outer;
+	struct ethhdr eth = { .h_proto = htons(v6 ? ETH_P_IPV6 : ETH_P_IP) };
+
+	memset(route, 0, sizeof(*route));
+	route->ifindex = backend->ifindex;
+	route->outer_v6 = v6;
+	memcpy(eth.h_dest, o->via, ETH_ALEN);
+	memcpy(eth.h_source, backend->src_mac, ETH_ALEN);
+	memcpy(at, &eth, sizeof(eth));
+	at += sizeof(eth);
+	if (v6) {
+		struct ipv6hdr ip6 = { .version = 6, .hop_limit = 64,
+				       .nexthdr = vxlan ? IPPROTO_UDP : IPPROTO_IPIP };
+
+		memcpy(&ip6.saddr, config->source6, 16);
+		memcpy(&ip6.daddr, &backend->addr6, 16);
+		memcpy(at, &ip6, sizeof(ip6));
+		at += sizeof(ip6);
+	} else {
+		struct iphdr ip = { .version = 4, .ihl = 5, .frag_off = htons(0x4000), .ttl = 64,
+				    .protocol = vxlan ? IPPROTO_UDP : IPPROTO_IPIP,
+				    .saddr = config->source4, .daddr = backend->addr.s_addr };
+
+		ip.check = ipv4_check(&ip);
+		memcpy(at, &ip, sizeof(ip));
+		at += sizeof(ip);
+	}
+	if (vxlan) {
+		struct udphdr udp = { .source = htons(sport), .dest = htons(TETHER_VXLAN_PORT) };
+		__u32 vni = o->vni + b;
+		__u8 header[8] = { 0x08, 0, 0, 0, (__u8)(vni >> 16), (__u8)(vni >> 8), (__u8)vni, 0 };
+		struct ethhdr inner = { .h_proto = htons(ETH_P_IP) };
+
+		memcpy(inner.h_dest, backend->mac, ETH_ALEN);
+		memcpy(inner.h_source, backend->src_mac, ETH_ALEN);
+		memcpy(at, &udp, sizeof(udp));
+		at += sizeof(udp);
+		memcpy(at, header, sizeof(header));
+		at += sizeof(header);
+		memcpy(at, &inner, sizeof(inner));
+	}
+}
+
+static int cmd_mode(struct options *o)
+{
+	int l2 = o->mode && !strcmp(o->mode, "l2"), vxlan = o->mode && !strcmp(o->mode, "vxlan");
+	int ipip = o->mode && !strcmp(o->mode, "ipip");
+
+	if (!o->pin || !o->n_backends || !(l2 || vxlan || ipip))
+		usage_error("mode needs --pin --mode l2|vxlan|ipip --backend");
+	if (!l2 && (!o->have_via || (o->family != 4 && o->family != 6)))
+		usage_error("mode vxlan|ipip needs --family 4|6 --via MAC");
+	resolve_backends(o);
+	int backends_fd = open_pinned(o->pin, "tether/backends");
+	int routes_fd = open_pinned(o->pin, "map_encap_routes");
+	int config_fd = open_pinned(o->pin, "tether/encap_config");
+	struct encap_config config;
+	static const __u8 none[16];
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(config_fd, &zero, &config))
+		die("tether/encap_config", errno);
+	if (!l2 && (o->family == 4 ? !config.source4 : !memcmp(config.source6, none, 16)))
+		usage_error("no --encap-source of that family was given to setup");
+	for (__u32 b = 0; b < o->n_backends; b++) {
+		struct backend_arg *backend = &o->backends[b];
+		struct backend_record record;
+
+		if (bpf_map_lookup_elem(backends_fd, &b, &record))
+			die("tether/backends", errno);
+		memcpy(record.mac, backend->mac, 6);
+		memset(record.addr, 0, 16);
+		if (l2 || o->family == 4) {
+			record.addr[10] = record.addr[11] = 0xff;
+			memcpy(&record.addr[12], &backend->addr, 4);
+		} else if (backend->have_addr6) {
+			memcpy(record.addr, &backend->addr6, 16);
+		} else {
+			usage_error("--family 6 needs every --backend with an IPv6 address");
+		}
+		record.vlan = 0;
+		if (l2) {
+			record.encap = BACKEND_L2;
+			record.ifindex = backend->ifindex;
+			memcpy(record.src_mac, backend->src_mac, 6);
+		} else {
+			record.encap = vxlan ? BACKEND_VXLAN : BACKEND_IPIP;
+			record.ifindex = 0; /* the FIB's */
+			memset(record.src_mac, 0, 6);
+			if (vxlan)
+				backend_set_vni(&record, o->vni + b);
+		}
+		if (bpf_map_update_elem(backends_fd, &b, &record, BPF_EXIST))
+			die("tether/backends", errno);
+	}
+	if (l2)
+		return 0;
+
+	__u32 n = o->functions * o->per_function;
+
+	for (__u32 slot = 0; slot < n; slot++) {
+		struct fwd_encap_route route;
+
+		outer_headers(o, &config, slot % o->n_backends, vxlan,
+			      0xc000 | (slot & 0x3fff), &route);
+		if (bpf_map_update_elem(routes_fd, &slot, &route, BPF_ANY))
+			die("map_encap_routes", errno);
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- transit */
+
+static int cmd_transit(struct options *o)
+{
+	if (!o->pin || !o->transit_if || !o->n_backends)
+		usage_error("transit needs --pin --transit-if --backend");
+	resolve_backends(o);
+	int config_fd = open_pinned(o->pin, "map_transit_config");
+	int routes_fd = open_pinned(o->pin, "map_transit_routes");
+	int ports_fd = open_pinned(o->pin, "map_transit_ports");
+	struct fwd_transit_config config = { 0 };
+	__u32 zero = 0;
+	int err = interface_mac(o->transit_if, config.mac);
+
+	if (err)
+		die(o->transit_if, err);
+	if (bpf_map_update_elem(config_fd, &zero, &config, BPF_ANY))
+		die("map_transit_config", errno);
+	for (__u32 b = 0; b < o->n_backends; b++) {
+		struct backend_arg *backend = &o->backends[b];
+		struct fwd_route hop = { .ifindex = backend->ifindex };
+		struct fwd_addr addr = { .addr = { [10] = 0xff, [11] = 0xff } };
+		struct fwd_mac mac = { 0 };
+
+		memcpy(hop.dst_mac, backend->mac, 6);
+		memcpy(hop.src_mac, backend->src_mac, 6);
+		memcpy(&addr.addr[12], &backend->addr, 4);
+		memcpy(mac.mac, backend->mac, 6);
+		if (bpf_map_update_elem(routes_fd, &addr, &hop, BPF_ANY) ||
+		    bpf_map_update_elem(ports_fd, &mac, &hop, BPF_ANY))
+			die("the transit's tables", errno);
+		if (backend->have_addr6) {
+			memcpy(addr.addr, &backend->addr6, 16);
+			if (bpf_map_update_elem(routes_fd, &addr, &hop, BPF_ANY))
+				die("the transit's routes", errno);
+		}
+	}
 	return 0;
 }
 
@@ -727,6 +949,7 @@ static int cmd_run(struct options *o)
 	sent = read_sent(gen_fd) - sent;
 	if (o->watch_cpu >= 0)
 		cpu_times(o->watch_cpu, &busy_after, &total_after);
+	usleep(20000); /* the frames still on their way count as delivered */
 	read_counts(counts_fd, &after);
 	read_tether_stats(stats_fd, &stats_after);
 	double watch_busy = total_after > total_before ?
@@ -760,21 +983,33 @@ static int cmd_run(struct options *o)
 static void parse_backend(struct options *o, char *arg)
 {
 	char *iface = strtok(arg, ","), *mac = strtok(NULL, ","), *addr = strtok(NULL, ",");
+	char *addr6 = strtok(NULL, ",");
 
 	if (o->n_backends >= FWD_MAX_BACKENDS)
 		usage_error("too many --backend");
 	struct backend_arg *b = &o->backends[o->n_backends++];
 
 	if (!iface || !mac || !addr || strlen(iface) >= IF_NAMESIZE || parse_mac(mac, b->mac) ||
-	    inet_pton(AF_INET, addr, &b->addr) != 1)
-		usage_error("--backend IFACE,MAC,IPV4");
+	    inet_pton(AF_INET, addr, &b->addr) != 1 ||
+	    (addr6 && inet_pton(AF_INET6, addr6, &b->addr6) != 1))
+		usage_error("--backend IFACE,MAC,IPV4[,IPV6]");
+	b->have_addr6 = addr6 != NULL;
 	strcpy(b->iface, iface);
+}
+
+static void parse_encap_source(struct options *o, const char *arg)
+{
+	if (inet_pton(AF_INET, arg, &o->encap.source4) != 1 &&
+	    inet_pton(AF_INET6, arg, o->encap.source6) != 1)
+		usage_error("--encap-source ADDR (IPv4 or IPv6)");
+	o->have_encap = 1;
 }
 
 int main(int argc, char **argv)
 {
 	struct options o = {
 		.flows = 16384, .functions = 256, .per_function = 16, .cpu = -1, .watch_cpu = -1,
+		.vni = 4242,
 	};
 	static const struct option options[] = {
 		{ "pin", required_argument, 0, 'p' },
@@ -797,12 +1032,18 @@ int main(int argc, char **argv)
 		{ "completion", required_argument, 0, 'D' },
 		{ "limit", required_argument, 0, 'L' },
 		{ "done", required_argument, 0, 'd' },
+		{ "encap-source", required_argument, 0, 'e' },
+		{ "mode", required_argument, 0, 'M' },
+		{ "family", required_argument, 0, '4' },
+		{ "vni", required_argument, 0, 'V' },
+		{ "via", required_argument, 0, 'h' },
+		{ "transit-if", required_argument, 0, 'T' },
 		{ 0, 0, 0, 0 },
 	};
 	int option;
 
 	if (argc < 2)
-		usage_error("a command: setup, run or completions");
+		usage_error("a command: setup, run, completions, mode or transit");
 	const char *command = argv[1];
 
 	optind = 2;
@@ -852,6 +1093,16 @@ int main(int argc, char **argv)
 		}
 		case 'L': o.limit = strtoul(optarg, NULL, 10); o.have_limit = 1; break;
 		case 'd': o.done = atoi(optarg) != 0; o.have_done = 1; break;
+		case 'e': parse_encap_source(&o, optarg); break;
+		case 'M': o.mode = optarg; break;
+		case '4': o.family = atoi(optarg); break;
+		case 'V': o.vni = strtoul(optarg, NULL, 10); break;
+		case 'h':
+			if (parse_mac(optarg, o.via))
+				usage_error("--via MAC");
+			o.have_via = 1;
+			break;
+		case 'T': o.transit_if = optarg; break;
 		default: usage_error("unknown option");
 		}
 	}
@@ -861,6 +1112,10 @@ int main(int argc, char **argv)
 		return cmd_run(&o);
 	if (!strcmp(command, "completions"))
 		return cmd_completions(&o);
-	usage_error("a command: setup, run or completions");
+	if (!strcmp(command, "mode"))
+		return cmd_mode(&o);
+	if (!strcmp(command, "transit"))
+		return cmd_transit(&o);
+	usage_error("a command: setup, run, completions, mode or transit");
 	return 2;
 }

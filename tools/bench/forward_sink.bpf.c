@@ -5,11 +5,18 @@
  * container (see struct fwd_counts), counts, and drops, so the sink costs
  * little and is never the bottleneck; or, while fwd_sink_mode says so,
  * answers it with its container's DONE (XDP_TX back to the router). Anything
- * else (ARP, IPv6 ND) passes. */
+ * else (ARP, IPv6 ND) passes.
+ *
+ * With decap set before load (tools/bench_forward_encap.sh), a request
+ * routed to the backend is judged inside its outer headers: VXLAN (outer
+ * IPv4 or IPv6, UDP to 4789, VXLAN, the inner Ethernet header) or IPIP
+ * (outer IPv4 or IPv6, protocol 4, the request's IPv4 packet); a request
+ * without them (L2) as before. No DONE is sent for a routed one. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -22,6 +29,8 @@ const volatile __u32 backend = 0;
 const volatile __u32 own_addr = 0;
 const volatile __u32 completion_addr = 0;
 const volatile __u16 completion_port = 0;
+/* 1: requests may come wrapped in VXLAN or IPIP (see the top). */
+const volatile __u32 decap = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -122,6 +131,46 @@ static __always_inline int answer_done(struct ethhdr *eth,
 	return XDP_TX;
 }
 
+#define FWD_VXLAN_PORT 4789
+
+/* The request's IPv4 header behind a routed frame's outer headers, or the
+ * frame's own (L2); NULL for what is neither. */
+static __always_inline struct iphdr *unwrap(struct ethhdr *eth, void *data_end)
+{
+	struct iphdr *ip = (void *)(eth + 1);
+	struct udphdr *udp;
+
+	if ((void *)(ip + 1) > data_end)
+		return NULL;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		if (ip->protocol == IPPROTO_IPIP)
+			return (void *)ip + ip->ihl * 4;
+		udp = (void *)ip + ip->ihl * 4;
+		if (ip->protocol != IPPROTO_UDP || (void *)(udp + 1) > data_end ||
+		    udp->dest != bpf_htons(FWD_VXLAN_PORT))
+			return ip; /* the request itself (or not UDP: passes) */
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > data_end)
+			return NULL;
+		if (ip6->nexthdr == IPPROTO_IPIP)
+			return (void *)(ip6 + 1);
+		udp = (void *)(ip6 + 1);
+		if (ip6->nexthdr != IPPROTO_UDP || (void *)(udp + 1) > data_end ||
+		    udp->dest != bpf_htons(FWD_VXLAN_PORT))
+			return NULL;
+	} else {
+		return NULL;
+	}
+	/* UDP, VXLAN (8 bytes), the inner Ethernet header. */
+	struct ethhdr *inner = (void *)(udp + 1) + 8;
+
+	if ((void *)(inner + 1) > data_end || inner->h_proto != bpf_htons(ETH_P_IP))
+		return NULL;
+	return (void *)(inner + 1);
+}
+
 SEC("xdp")
 int fwd_sink(struct xdp_md *ctx)
 {
@@ -130,8 +179,16 @@ int fwd_sink(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
 
-	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) ||
-	    ip->protocol != IPPROTO_UDP)
+	if (decap) {
+		if ((void *)(eth + 1) > data_end)
+			return XDP_PASS;
+		ip = unwrap(eth, data_end);
+		if (!ip)
+			return XDP_PASS;
+	} else if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP)) {
+		return XDP_PASS;
+	}
+	if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_UDP)
 		return XDP_PASS;
 	struct udphdr *udp = (void *)ip + ip->ihl * 4;
 	struct tether_hdr *hdr = (void *)(udp + 1);
@@ -149,7 +206,7 @@ int fwd_sink(struct xdp_md *ctx)
 		else
 			counts->wrong++;
 	}
-	if (mode && mode->done)
+	if (mode && mode->done && (void *)ip == (void *)(eth + 1))
 		return answer_done(eth, ip, udp, hdr, data_end);
 	return XDP_DROP;
 }

@@ -38,7 +38,7 @@ static void on_link(void *ctx, int fd, uint32_t events);
 
 void link_init(struct tetherd_link *link, void *owner_ctx, const char *role,
 	       const struct agent_endpoint *endpoint, const char *secret, const char *backend,
-	       const struct link_owner *owner, struct loop *loop)
+	       const struct link_owner *owner, struct loop *loop, __u32 backoff_max_ms)
 {
 	memset(link, 0, sizeof(*link));
 	link->owner_ctx = owner_ctx;
@@ -54,6 +54,7 @@ void link_init(struct tetherd_link *link, void *owner_ctx, const char *role,
 	g_queue_init(&link->pending);
 	link->answer.records = g_ptr_array_new_with_free_func(g_free);
 	link->backoff_ms = LINK_BACKOFF_MIN_MS;
+	link->backoff_max_ms = MAX(backoff_max_ms, LINK_BACKOFF_MIN_MS);
 }
 
 void link_set_tls(struct tetherd_link *link, struct tls_creds *creds, const char *server_name)
@@ -149,7 +150,7 @@ void link_drop(struct tetherd_link *link, const char *why, bool reconnect)
 	g_string_truncate(link->out, 0);
 	reset_answer(link);
 	link->retry_at_ms = reconnect ? now_ms() + link->backoff_ms : UINT64_MAX;
-	link->backoff_ms = MIN(link->backoff_ms * 2, LINK_BACKOFF_MAX_MS);
+	link->backoff_ms = MIN(link->backoff_ms * 2, link->backoff_max_ms);
 	/* The link is down before anyone hears of it, so nobody sends on it. */
 	fail_pending(link);
 	if (was_up && link->owner->down)
@@ -376,7 +377,7 @@ static void link_connect(struct tetherd_link *link)
 		}
 		log_failure(link, why);
 		link->retry_at_ms = now_ms() + link->backoff_ms;
-		link->backoff_ms = MIN(link->backoff_ms * 2, LINK_BACKOFF_MAX_MS);
+		link->backoff_ms = MIN(link->backoff_ms * 2, link->backoff_max_ms);
 		return;
 	}
 	transport_init(&link->tx, link->fd, NULL, NULL, NULL, 0); /* plain until connected */

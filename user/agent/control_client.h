@@ -18,7 +18,9 @@
 #include "tls/tls.h"
 
 /* A link that failed connects again after a backoff that starts here and
- * doubles up to the maximum; it starts over once the link is up. */
+ * doubles up to its maximum (link_init: at most LINK_BACKOFF_MAX_MS, less
+ * for a short heartbeat, rotation_backoff_max_ms); it starts over once the
+ * link is up. */
 #define LINK_BACKOFF_MIN_MS 100
 #define LINK_BACKOFF_MAX_MS 5000
 
@@ -74,7 +76,7 @@ struct tetherd_link {
 	struct tetherd_answer answer; /* the one being read */
 	bool status_read;
 	__u64 connect_started_ms, retry_at_ms;
-	__u32 backoff_ms;
+	__u32 backoff_ms, backoff_max_ms;
 	char last_failure[256]; /* a failure is logged once, not at every retry */
 	char broken[400];       /* why sending failed: link_tick drops the link */
 	/* Set when the agent has several tetherds (failover.c). failed: the link
@@ -89,7 +91,7 @@ struct tetherd_link {
 
 void link_init(struct tetherd_link *link, void *owner_ctx, const char *role,
 	       const struct agent_endpoint *endpoint, const char *secret, const char *backend,
-	       const struct link_owner *owner, struct loop *loop);
+	       const struct link_owner *owner, struct loop *loop, __u32 backoff_max_ms);
 void link_free(struct tetherd_link *link);
 /* tcp: endpoints over TLS: creds (a client's: tetherd's CA, maybe the
  * agent's certificate; the link takes a reference), and the name tetherd's

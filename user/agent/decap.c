@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-/* The decapsulating device of a routed backend (decap.h), made with ip(8):
- * one device at start and stop, where its many options read best as the
- * command an operator would type. */
+/* The VM's side of a routed backend (decap.h): the vxlan device, made with
+ * ip(8) (one device at start and stop, where its many options read best as
+ * the command an operator would type), or the IPIP decapsulator (decap_xdp.c). */
 #include "decap.h"
+#include "decap_xdp.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +25,9 @@ static int run(char *const argv[])
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		freopen("/dev/null", "w", stderr);
+		/* Quiet: the caller says what failed, in words for the operator. */
+		if (!freopen("/dev/null", "w", stderr))
+			_exit(127);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
@@ -45,16 +48,15 @@ static void rp_filter_off(void)
 
 int decap_setup(const struct agent_options *o)
 {
-	__u8 addr[16];
 	char vni[16], mac[18];
-	bool v4;
 
 	if (!o->decap)
 		return 0;
-	addr_parse(o->addr, addr);
-	v4 = addr_is_v4mapped(addr);
+	/* No ipip or ip6_tunnel module on the kernels we run: BPF does it. */
+	if (o->decap == BACKEND_IPIP)
+		return decap_xdp_attach(o->addr);
 	decap_teardown(o); /* one left by an agent that was killed */
-	if (o->decap == BACKEND_VXLAN) {
+	{
 		__u8 bytes[6];
 
 		/* The inner destination the router sends to: --mac, else its default. */
@@ -74,17 +76,6 @@ int decap_setup(const struct agent_options *o)
 				  DECAP_DEVICE, o->vni, o->addr);
 			return -1;
 		}
-	} else {
-		char *add[] = { "ip", "link", "add", DECAP_DEVICE, "type", v4 ? "ipip" : "ip6tnl",
-				"local", (char *)o->addr, v4 ? NULL : "mode", "any", NULL };
-
-		if (run(add)) {
-			agent_log("--decap ipip: this kernel has no %s tunnel (ip link add ... type "
-				  "%s fails; the ipip/ip6_tunnel modules are missing) and the agent has "
-				  "no BPF decapsulator yet: use --decap vxlan here",
-				  v4 ? "ipip" : "ip6tnl", v4 ? "ipip" : "ip6tnl");
-			return -1;
-		}
 	}
 	char *up[] = { "ip", "link", "set", DECAP_DEVICE, "up", NULL };
 
@@ -94,9 +85,7 @@ int decap_setup(const struct agent_options *o)
 		return -1;
 	}
 	rp_filter_off();
-	agent_log("--decap %s: %s up (local %s%s%s)", proto_encap_name(o->decap), DECAP_DEVICE,
-		  o->addr, o->decap == BACKEND_VXLAN ? ", vni " : "",
-		  o->decap == BACKEND_VXLAN ? vni : "");
+	agent_log("--decap vxlan: %s up (local %s, vni %s)", DECAP_DEVICE, o->addr, vni);
 	return 0;
 }
 
@@ -104,6 +93,8 @@ void decap_teardown(const struct agent_options *o)
 {
 	char *del[] = { "ip", "link", "del", DECAP_DEVICE, NULL };
 
-	if (o->decap)
+	if (o->decap == BACKEND_VXLAN)
 		run(del);
+	else if (o->decap == BACKEND_IPIP)
+		decap_xdp_detach();
 }

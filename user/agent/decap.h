@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* tether-agent --decap: the VM's side of a routed backend. vxlan: a vxlan
  * device on the VNI (UDP 4789, bound to --addr) with the inner MAC the
- * router sends to by default (02:54:45 + the VNI); ipip: an ipip (IPv4) or
- * ip6tnl (IPv6, any inner family) device from --addr. The inner request is
+ * router sends to by default (02:54:45 + the VNI); ipip: an XDP program that
+ * takes the outer header off (decap_xdp.h; this kernel has no ipip module).
+ * The inner request is
  * for a VIP the agent holds on lo: the kernel delivers it, and the reply
  * leaves by the VM's own route to the client (DSR), so reverse-path
  * filtering is turned off on the device. Removed on exit. */

@@ -32,7 +32,7 @@ static void move(struct agent *agent, const char *why)
 		agent->round_logged = true;
 		agent_log("each of the %d tetherds failed in a row; trying them again after %u ms, "
 			  "then with a backoff of up to %u ms a round",
-			  agent->rotation.count, wait, LINK_BACKOFF_MAX_MS);
+			  agent->rotation.count, wait, agent->rotation.backoff_max_ms);
 	}
 	link_move(&agent->control, to, now + wait);
 	link_move(&agent->watch, to, now + wait);
@@ -79,7 +79,8 @@ static void on_answered(struct tetherd_link *link, const struct tetherd_answer *
 
 void failover_init(struct agent *agent)
 {
-	rotation_init(&agent->rotation, agent->options.tetherd_count);
+	rotation_init(&agent->rotation, agent->options.tetherd_count,
+		      rotation_backoff_max_ms(agent->options.heartbeat_ms));
 	if (agent->options.tetherd_count < 2)
 		return;
 	agent->control.failed = on_link_failed;

@@ -91,9 +91,9 @@ static int setup(struct agent *agent)
 		return -1;
 	}
 	link_init(&agent->control, agent, "control", &o->tetherds[0], agent->secret, o->name,
-		  &session_owner, agent->loop);
+		  &session_owner, agent->loop, rotation_backoff_max_ms(o->heartbeat_ms));
 	link_init(&agent->watch, agent, "watch", &o->tetherds[0], agent->secret, o->name,
-		  &events_owner, agent->loop);
+		  &events_owner, agent->loop, rotation_backoff_max_ms(o->heartbeat_ms));
 	if (agent->tls) {
 		link_set_tls(&agent->control, agent->tls, o->tls_server_name);
 		link_set_tls(&agent->watch, agent->tls, o->tls_server_name);

@@ -7,11 +7,12 @@
 
 #include "control_client.h"
 
-void rotation_init(struct rotation *r, int count)
+void rotation_init(struct rotation *r, int count, __u32 backoff_max_ms)
 {
 	memset(r, 0, sizeof(*r));
 	r->count = count > 0 ? count : 1;
 	r->backoff_ms = LINK_BACKOFF_MIN_MS;
+	r->backoff_max_ms = MAX(backoff_max_ms, LINK_BACKOFF_MIN_MS);
 }
 
 static void worked(struct rotation *r)
@@ -28,7 +29,7 @@ __u32 rotation_fail(struct rotation *r)
 	r->unavailable = 0;
 	if (++r->failures % r->count == 0) {
 		wait = r->backoff_ms;
-		r->backoff_ms = MIN(r->backoff_ms * 2, LINK_BACKOFF_MAX_MS);
+		r->backoff_ms = MIN(r->backoff_ms * 2, r->backoff_max_ms);
 	}
 	return wait;
 }
@@ -63,4 +64,9 @@ bool rotation_answer(struct rotation *r, const char *request, bool ok, enum prot
 __u32 rotation_patience_ms(__u32 heartbeat_ms)
 {
 	return heartbeat_ms / 2;
+}
+
+__u32 rotation_backoff_max_ms(__u32 heartbeat_ms)
+{
+	return CLAMP(heartbeat_ms / 6, LINK_BACKOFF_MIN_MS, LINK_BACKOFF_MAX_MS);
 }

@@ -24,10 +24,12 @@ struct rotation {
 	int current;        /* the one the links use */
 	__u32 failures;     /* endpoints that failed in a row since one last worked */
 	__u32 backoff_ms;   /* waited after the next whole round of failures */
+	__u32 backoff_max_ms;
 	__u32 unavailable;  /* unavailable answers in a row from the current one */
 };
 
-void rotation_init(struct rotation *r, int count);
+/* backoff_max_ms: rotation_backoff_max_ms(heartbeat). */
+void rotation_init(struct rotation *r, int count, __u32 backoff_max_ms);
 
 /* The current endpoint failed: the next one becomes current. Returns how
  * long to wait before connecting to it: 0, or, when every endpoint has now
@@ -47,5 +49,14 @@ bool rotation_answer(struct rotation *r, const char *request, bool ok, enum prot
  * time (heartbeats go every third of it), so that the move and a heartbeat
  * elsewhere fit before the backend's deadline or lease. */
 __u32 rotation_patience_ms(__u32 heartbeat_ms);
+
+/* The longest wait between two attempts to reach tetherd: a sixth of the
+ * heartbeat time (at least LINK_BACKOFF_MIN_MS, at most LINK_BACKOFF_MAX_MS).
+ * Without ALIVE datagrams the backend's deadline in the data plane moves
+ * only by heartbeats through tetherd: it falls at most 2/3 of the heartbeat
+ * time after tetherd went away (heartbeats go every third of it), so a
+ * tetherd back from a restart or an upgrade must hear from the agent soon,
+ * not after a backoff grown to 5 s while it was away. */
+__u32 rotation_backoff_max_ms(__u32 heartbeat_ms);
 
 #endif

@@ -129,7 +129,8 @@ static void write_backend(struct tetherd *d, struct proto_writer *w, const struc
 	proto_record_str(w, "iface", b->meta.iface);
 	proto_record_u64(w, "vlan", b->record.vlan);
 	proto_record_str(w, "encap", proto_encap_name(b->record.encap));
-	proto_record_u64(w, "vni", backend_vni(&b->record));
+	/* L2 records hold the source MAC where a routed one's VNI is. */
+	proto_record_u64(w, "vni", b->record.encap == BACKEND_VXLAN ? backend_vni(&b->record) : 0);
 	/* Routed: the FIB's next hop of the moment, as the program finds it. */
 	char hop[96] = "-";
 

@@ -17,6 +17,8 @@
 /* Tries of one request whose compares keep failing: past this the store is
  * changing faster than the request can follow. */
 #define MAX_ATTEMPTS 8
+/* How long settle() reads for whether an uncertain try was committed. */
+#define SETTLE_TIMEOUT_MS 2000
 /* A request waits this long at most for the first read of the store. */
 #define SYNC_WAIT_NS (10ull * 1000000000ull)
 #define NS_PER_MS 1000000ull
@@ -147,7 +149,10 @@ static void on_settled(void *ctx, const struct etcd_error *error,
  * second try from applying twice. */
 static void settle(struct change *c)
 {
-	struct etcd_range range = { .key = c->f->state_key, .count_only = true };
+	/* Short: the request's first try has had the client's whole timeout,
+	 * and the operator waits for one answer (tetherctl gives up at 10 s). */
+	struct etcd_range range = { .key = c->f->state_key, .count_only = true,
+				    .timeout_ms = SETTLE_TIMEOUT_MS };
 
 	c->uncertain = true;
 	if (!etcd_range(c->f->client, &range, on_settled, c))

@@ -711,9 +711,14 @@ static enum decision by_token_or_key(struct slowpath *sp, const struct request *
 	return DECIDE_NONE;
 }
 
+/* NO_CAPACITY too: the XDP program hands over with it not only a request
+ * for a function without warm containers but also one whose routed backend
+ * it could not reach (no route, an unresolved neighbour): that request's
+ * token or key still names its container, which the kernel's routing here
+ * may reach. */
 static enum decision decide(struct slowpath *sp, const struct request *req, __u32 *slot)
 {
-	if (req->hdr.status == TETHER_STATUS_OK) {
+	if (req->hdr.status == TETHER_STATUS_OK || req->hdr.status == TETHER_STATUS_NO_CAPACITY) {
 		enum decision early = by_token_or_key(sp, req, lifecycle_now(sp->lc), slot);
 
 		if (early != DECIDE_NONE)

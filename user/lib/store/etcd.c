@@ -144,6 +144,7 @@ static bool parse_endpoints(struct etcd_client *client, const char *text, char *
 		ok = false;
 	}
 	client->n_endpoints = endpoints->len;
+	client->connect_afresh = g_new0(bool, endpoints->len);
 	g_ptr_array_add(endpoints, NULL);
 	client->endpoints = (char **)g_ptr_array_free(endpoints, false);
 	g_strfreev(parts);
@@ -255,6 +256,7 @@ void etcd_client_free(struct etcd_client *client)
 	g_clear_pointer(&client->tls_cert, g_bytes_unref);
 	g_clear_pointer(&client->tls_key, g_bytes_unref);
 	g_strfreev(client->endpoints);
+	g_free(client->connect_afresh);
 	g_hash_table_destroy(client->calls);
 	g_hash_table_destroy(client->watches);
 	g_hash_table_destroy(client->keepalives);

@@ -132,6 +132,7 @@ struct etcd_range {
 	int64_t limit;         /* at most this many keys; 0: no limit */
 	bool keys_only;        /* values left out */
 	bool count_only;       /* only the count */
+	int timeout_ms;        /* its deadline; 0: the client's (etcd_range only) */
 };
 
 struct etcd_range_result {

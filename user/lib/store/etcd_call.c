@@ -38,6 +38,7 @@ static void call_free(struct etcd_call *call)
 {
 	g_hash_table_remove(call->client->calls, call);
 	etcd_timer_free(call->backoff);
+	etcd_timer_free(call->first_answer);
 	if (call->ops->free)
 		call->ops->free(call->op);
 	g_free(call->path);
@@ -67,6 +68,7 @@ void etcd_call_unref(struct etcd_call *call)
  * not finished). */
 static void detach(struct etcd_call *call)
 {
+	etcd_timer_disarm(call->first_answer);
 	if (!call->easy)
 		return;
 	curl_multi_remove_handle(call->client->multi, call->easy);
@@ -194,6 +196,8 @@ static void set_tls(const struct etcd_client *client, CURL *easy)
 	}
 }
 
+static void on_no_first_answer(void *ctx);
+
 static void attempt(struct etcd_call *call)
 {
 	struct etcd_client *client = call->client;
@@ -249,8 +253,15 @@ static void attempt(struct etcd_call *call)
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPIDLE, 10L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPINTVL, 5L);
+	if (client->connect_afresh[call->endpoint])
+		curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
 	set_tls(client, easy);
 	call->easy = easy;
+	if (call->flags & ETCD_CALL_STREAM) {
+		if (!call->first_answer)
+			call->first_answer = etcd_timer_new(client->timers, on_no_first_answer, call);
+		etcd_timer_arm(call->first_answer, (int64_t)timeout_ms(call) * 1000);
+	}
 	CURLMcode code = curl_multi_add_handle(client->multi, easy);
 
 	if (code != CURLM_OK) {
@@ -390,9 +401,20 @@ void etcd_call_abandon(struct etcd_call *call, const char *why)
 	if (call->stopped || !call->easy)
 		return;
 	etcd_call_ref(call);
+	call->client->connect_afresh[call->endpoint] = true;
 	etcd_call_note(call, "%s", why);
 	resume_stream(call);
 	etcd_call_unref(call);
+}
+
+static void on_no_first_answer(void *ctx)
+{
+	struct etcd_call *call = ctx;
+	char why[256];
+
+	g_snprintf(why, sizeof(why), "%s: no answer to the %s within %d ms",
+		   etcd_call_endpoint(call), call->ops->what, timeout_ms(call));
+	etcd_call_abandon(call, why);
 }
 
 void etcd_call_deliver_lines(struct etcd_call *call)
@@ -429,7 +451,11 @@ void etcd_call_deliver_lines(struct etcd_call *call)
 				       etcd_call_endpoint(call), call->ops->what, why);
 			break;
 		}
-		call->answered = true;
+		if (!call->answered) {
+			call->answered = true;
+			etcd_timer_disarm(call->first_answer);
+			call->client->connect_afresh[call->endpoint] = false;
+		}
 		enum etcd_next next = call->ops->answer(call, root);
 
 		json_node_unref(root);
@@ -508,6 +534,7 @@ static void answered(struct etcd_call *call)
 	}
 	if (!(call->flags & ETCD_CALL_PINNED))
 		call->client->preferred = call->endpoint;
+	call->client->connect_afresh[call->endpoint] = false;
 	enum etcd_next next = call->ops->answer(call, root);
 
 	json_node_unref(root);
@@ -528,6 +555,8 @@ static void transfer_failed(struct etcd_call *call, CURLcode code, long sent, lo
 			       endpoint, call->ops->what, ANSWER_MAX >> 20);
 		return;
 	}
+	if (code != CURLE_COULDNT_CONNECT && code != CURLE_COULDNT_RESOLVE_HOST)
+		call->client->connect_afresh[call->endpoint] = true;
 	if (call->flags & ETCD_CALL_STREAM) {
 		etcd_call_note(call, http == 200 ? "the stream from %s broke: %s" : "%s: %s",
 			       endpoint, text);

@@ -37,6 +37,10 @@ struct etcd_client {
 	char **endpoints; /* "http://host:port", no trailing slash */
 	size_t n_endpoints;
 	size_t preferred; /* where new calls start: the last that answered */
+	/* Per endpoint: an attempt there timed out or was abandoned, so the
+	 * connections curl keeps to it may be dead (a host cut off leaves them
+	 * open and silent). Attempts there connect afresh until one is answered. */
+	bool *connect_afresh;
 	struct etcd_options options;
 	CURLM *multi;
 	struct etcd_timers *timers;
@@ -121,6 +125,10 @@ struct etcd_call {
 	size_t tried;     /* endpoints tried in this round */
 	unsigned round;
 	struct etcd_timer *backoff;
+	/* A stream's attempt that has not answered in the call's timeout is
+	 * abandoned: sent on a connection that died quietly, it would wait for
+	 * an answer forever (a stream has no curl timeout). */
+	struct etcd_timer *first_answer;
 	char **why; /* per endpoint: its last failure */
 	enum etcd_status gave_up_as;
 };

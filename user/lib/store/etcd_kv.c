@@ -22,11 +22,22 @@ static void bad_answer(struct etcd_call *call, const char *why)
 		       etcd_call_endpoint(call), call->ops->what, why);
 }
 
+/* timeout_ms: the call's deadline; 0: the client's. */
+static struct etcd_call *start_within(struct etcd_client *client, const struct etcd_call_ops *ops,
+				      struct kv_op op, const char *path, char *body, unsigned flags,
+				      int timeout_ms)
+{
+	struct etcd_call *call =
+		etcd_call_new(client, ops, g_memdup2(&op, sizeof(op)), path, body, flags);
+
+	call->timeout_ms = timeout_ms;
+	return etcd_call_launch(call, 0);
+}
+
 static struct etcd_call *start(struct etcd_client *client, const struct etcd_call_ops *ops,
 			       struct kv_op op, const char *path, char *body, unsigned flags)
 {
-	return etcd_call_launch(
-		etcd_call_new(client, ops, g_memdup2(&op, sizeof(op)), path, body, flags), 0);
+	return start_within(client, ops, op, path, body, flags, 0);
 }
 
 /* --- Range ------------------------------------------------------------------ */
@@ -85,8 +96,9 @@ struct etcd_call *etcd_range(struct etcd_client *client, const struct etcd_range
 {
 	if (!range || !range->key || !callback)
 		return NULL;
-	return start(client, &range_ops, (struct kv_op){ .range = callback, .ctx = ctx },
-		     "/v3/kv/range", range_body(range), ETCD_CALL_IDEMPOTENT);
+	return start_within(client, &range_ops, (struct kv_op){ .range = callback, .ctx = ctx },
+			    "/v3/kv/range", range_body(range), ETCD_CALL_IDEMPOTENT,
+			    range->timeout_ms);
 }
 
 /* --- A range in pages ------------------------------------------------------- */

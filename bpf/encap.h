@@ -411,7 +411,7 @@ static __always_inline int push_outer_headers(struct xdp_md *ctx, const struct r
  * FIB. NULL only for a backend id out of range. */
 static __always_inline struct nexthop_entry *cached_next_hop(struct xdp_md *ctx,
 							     const struct choice *chosen,
-							     const struct encap_plan *plan,
+							     const struct encap_plan *plan, __u64 now,
 							     enum encap_lookup *found)
 {
 	const struct backend_record *backend = chosen->backend;
@@ -420,8 +420,6 @@ static __always_inline struct nexthop_entry *cached_next_hop(struct xdp_md *ctx,
 
 	if (!hop)
 		return NULL;
-	__u64 now = bpf_ktime_get_coarse_ns();
-
 	if (now < hop->expires_ns && same_address(hop->dest, backend->addr))
 		*found = ENCAP_LOOKUP_OK;
 	else
@@ -433,7 +431,8 @@ static __always_inline struct nexthop_entry *cached_next_hop(struct xdp_md *ctx,
 /* A routed backend's request: the next hop first (on failure the request,
  * untouched, goes to the slow path), then stamped, wrapped and sent. */
 static __always_inline int send_routed(struct xdp_md *ctx, struct request *req,
-				       const struct choice *chosen, struct tether_stats *stats)
+				       const struct choice *chosen, __u64 now,
+				       struct tether_stats *stats)
 {
 	const struct backend_record *backend = chosen->backend;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -473,7 +472,7 @@ static __always_inline int send_routed(struct xdp_md *ctx, struct request *req,
 				      : ENCAP_LOOKUP_NO_SOURCE;
 #else
 	enum encap_lookup found = ENCAP_LOOKUP_NO_SOURCE;
-	struct nexthop_entry *hop = cached_next_hop(ctx, chosen, &plan, &found);
+	struct nexthop_entry *hop = cached_next_hop(ctx, chosen, &plan, now, &found);
 #endif
 	if (!hop) {
 		give_back_room(chosen);

@@ -43,11 +43,13 @@ static __always_inline int act_on(struct xdp_md *ctx, enum parse_result parsed,
 		break;
 	}
 
-	switch (route_request(req, stats, chosen)) {
+	__u64 now = bpf_ktime_get_coarse_ns();
+
+	switch (route_request(req, now, stats, chosen)) {
 	case ROUTE_FORWARD:
 #ifndef TETHER_NO_ROUTED /* the bench's P2C build, under the verifier's limit */
 		if (chosen->backend->encap != BACKEND_L2)
-			return send_routed(ctx, req, chosen, stats);
+			return send_routed(ctx, req, chosen, now, stats);
 #endif
 		stamp_token(req, chosen);
 		return send_to_backend(ctx, req, chosen, stats);

@@ -458,13 +458,14 @@ static __always_inline enum route_verdict route_by_flow(const struct request *re
 	return verdict;
 }
 
-static __always_inline enum route_verdict route_request(const struct request *req,
+/* now: the coarse clock, read once per request by the caller (the routed
+ * path's next-hop cache reads the same). */
+static __always_inline enum route_verdict route_request(const struct request *req, __u64 now,
 							struct tether_stats *stats,
 							struct choice *out)
 {
 	const struct tether_hdr *hdr = req->hdr;
 	__u64 function_id = bpf_be64_to_cpu(hdr->function_id);
-	__u64 now = bpf_ktime_get_coarse_ns();
 
 	if (hdr->flags & TETHER_F_TOKEN) {
 		enum token_result token = route_by_token(hdr, function_id, now, stats, out);

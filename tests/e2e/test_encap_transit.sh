@@ -186,6 +186,12 @@ vip_of_family() {
 	if [[ $1 == 4 ]]; then echo "$E2E_VIP4:$E2E_PORT"; else echo "[$E2E_VIP6]:$E2E_PORT"; fi
 }
 
+# "container=SLOT AGENT" for each container that answered a udp_load
+# --per-container run (served_by without its -N), one a line.
+answered_by() {
+	grep '^container=' <<<"$1" | sed 's/ .*served_by=/ /; s/-[0-9]*$//'
+}
+
 # Every OK answer of a udp_load --per-container run came from a container of
 # one of the backends named (served_by: the agent's name, -N).
 expect_served_by() {
@@ -256,7 +262,7 @@ test_tokens() {
 					--count 3 --token "$token" --strict --timeout-ms 2000 --per-container)
 				expect_eq "$vm container $slot, IPv$family: ok" "$(e2e_field "$out" ok)" 3
 				expect_eq "$vm container $slot, IPv$family: answered by" \
-					"$(grep '^container=' <<<"$out" | sed 's/ .*served_by=/ /; s/-[0-9]*$//')" "container=$slot $vm"
+					"$(answered_by "$out")" "container=$slot $vm"
 			done
 		done < <(tokens_of "$vm")
 	done
@@ -340,7 +346,7 @@ test_no_route() {
 	ipip=$(stat_of encap_ipip)
 	out=$(e2e_load --function 1 --count 10 --token "$token" --strict --timeout-ms 2000 --per-container)
 	expect_eq "route back: ok" "$(e2e_field "$out" ok)" 10
-	expect_eq "route back: answered by" "$(grep '^container=' <<<"$out" | sed 's/ .*served_by=/ /; s/-[0-9]*$//')" \
+	expect_eq "route back: answered by" "$(answered_by "$out")" \
 		"container=$slot ip4"
 	expect_ge "route back: sent in IPIP by XDP" "$(($(stat_of encap_ipip) - ipip))" 10
 }
@@ -363,7 +369,7 @@ test_unresolved_neighbour() {
 			--token "$token" --strict --timeout-ms 2000 --per-container)
 		expect_eq "$vm, neighbour unresolved: ok" "$(e2e_field "$out" ok)" 10
 		expect_eq "$vm, neighbour unresolved: answered by" \
-			"$(grep '^container=' <<<"$out" | sed 's/ .*served_by=/ /; s/-[0-9]*$//')" "container=$slot $vm"
+			"$(answered_by "$out")" "container=$slot $vm"
 		expect_ge "$vm: fib_no_neigh" "$(($(stat_of fib_no_neigh) - before))" 1
 		hop=172.16.1.2
 		[[ $vm != ip6 ]] || hop=fd10:1::2

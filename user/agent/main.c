@@ -90,10 +90,12 @@ static int setup(struct agent *agent)
 		agent_log("cannot make the ALIVE key or the completion sockets");
 		return -1;
 	}
+	__u32 backoff_max_ms = rotation_backoff_max_ms(o->heartbeat_ms);
+
 	link_init(&agent->control, agent, "control", &o->tetherds[0], agent->secret, o->name,
-		  &session_owner, agent->loop, rotation_backoff_max_ms(o->heartbeat_ms));
+		  &session_owner, agent->loop, backoff_max_ms);
 	link_init(&agent->watch, agent, "watch", &o->tetherds[0], agent->secret, o->name,
-		  &events_owner, agent->loop, rotation_backoff_max_ms(o->heartbeat_ms));
+		  &events_owner, agent->loop, backoff_max_ms);
 	if (agent->tls) {
 		link_set_tls(&agent->control, agent->tls, o->tls_server_name);
 		link_set_tls(&agent->watch, agent->tls, o->tls_server_name);

@@ -279,18 +279,6 @@ static __always_inline enum encap_lookup fill_next_hop(struct xdp_md *ctx,
 	return ENCAP_LOOKUP_OK;
 }
 
-/* A MAC address copied as three 16-bit words (a packed Ethernet header
- * would otherwise take six byte loads and stores). */
-static __always_inline void put_mac(void *to, const void *from)
-{
-	__u16 *out = to;
-	const __u16 *in = from;
-
-	out[0] = in[0];
-	out[1] = in[1];
-	out[2] = in[2];
-}
-
 /* The outer IPv4 header: its checksum from the backend's sum of the fixed
  * words (the cache's) and the three that change per packet. */
 static __always_inline void write_outer_ipv4(struct iphdr *ip, const struct encap_plan *plan,

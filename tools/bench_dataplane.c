@@ -34,10 +34,12 @@
  *                   [--runs N] [--compare OTHER_BUILD/bench_xdp.bpf.o]
  *
  * --runs: runs per case (the median is printed; 1..31, default 5, --quick 3).
- * --compare: the routed cases (program 7) also through another build's
- * routed wrapper, on the same maps, run for run in turn with this build's:
- * an A/B of a change to bpf/encap.h in one run (the other build's maps must
- * have the same sizes).
+ * --compare: every case on one CPU whose program is in bench_xdp.bpf.o also
+ * through the program of the same name in another build of it, on the same
+ * maps, run for run in turn with this build's: an A/B of a change to the
+ * data plane in one run (the other build's maps must have the same sizes;
+ * the P2C, FIB and untraced builds' cases and those on both CPUs are not
+ * compared).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -274,9 +276,8 @@ static void open_bench(struct world *w)
 }
 
 /* --compare FILE: another build's bench_xdp.bpf.o (say, the previous
- * commit's), on the same maps; the routed cases run through its routed
- * wrapper too, in turn with this build's. Returns its program's fd. */
-static int open_compare(struct world *w, const char *path)
+ * commit's), loaded on the same maps. */
+static struct bpf_object *open_compare(struct world *w, const char *path)
 {
 	struct bpf_object *obj = bpf_object__open_file(path, NULL);
 
@@ -298,11 +299,7 @@ static int open_compare(struct world *w, const char *path)
 
 	if (err)
 		fail(path, err);
-	struct bpf_program *prog = bpf_object__find_program_by_name(obj, "bench_route_routed");
-
-	if (!prog)
-		fail("--compare: no bench_route_routed", ENOENT);
-	return bpf_program__fd(prog); /* the object lives as long as the process */
+	return obj; /* it lives as long as the process */
 }
 
 /* --only: substrings separated by '|', a case runs when its name holds one. */
@@ -476,6 +473,30 @@ static int program_fd(struct world *w, int program, int trace)
 	case 13: return bpf_program__fd(w->bench->progs.bench_lru_learn);
 	default: return bpf_program__fd(w->bench->progs.bench_route);
 	}
+}
+
+/* The --compare object's program of the same name as the case's, or -1:
+ * no --compare, a case of another object (P2C, FIB, untraced) or on both
+ * CPUs. */
+static int compare_program_fd(struct world *w, struct bpf_object *compare,
+			      const struct bench_case *c)
+{
+	if (!compare || c->cpus)
+		return -1;
+	int fd = program_fd(w, c->program, c->trace);
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, w->bench->obj) {
+		if (bpf_program__fd(prog) != fd)
+			continue;
+		struct bpf_program *other =
+			bpf_object__find_program_by_name(compare, bpf_program__name(prog));
+
+		if (!other)
+			fail(bpf_program__name(prog), ENOENT); /* --compare: not in that build */
+		return bpf_program__fd(other);
+	}
+	return -1;
 }
 
 static size_t build_template(struct world *w, const struct bench_case *c, __u8 *frame,
@@ -1464,7 +1485,8 @@ int main(int argc, char **argv)
 	struct world w = { .scale = { FUNCTIONS, CONTAINERS_PER_FUNCTION, AFFINITY_ENTRIES,
 				      1000000, 5, 50000 } };
 	const char *json_path = NULL, *only = NULL, *compare_path = NULL;
-	int option, runs = 0, compare_fd = -1;
+	int option, runs = 0;
+	struct bpf_object *compare = NULL;
 
 	static const struct option options[] = { { "quick", no_argument, 0, 'q' },
 						 { "json", required_argument, 0, 'j' },
@@ -1516,7 +1538,7 @@ int main(int argc, char **argv)
 	open_untraced(&w);
 	load_baseline_flows(&w);
 	if (compare_path)
-		compare_fd = open_compare(&w, compare_path);
+		compare = open_compare(&w, compare_path);
 	printf("loaded %u containers in %u functions, %u affinity entries (%.1f s)\n\n",
 	       w.containers, w.scale.functions, w.scale.affinity,
 	       (monotonic_ns() - start) / 1e9);
@@ -1539,8 +1561,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (!selected(cases[i].name, only))
 			continue;
-		int routed = cases[i].program == 7;
-		__u32 old_ns = 0, ns = measure(&w, &cases[i], routed ? compare_fd : -1, &old_ns),
+		int compare_fd = compare_program_fd(&w, compare, &cases[i]);
+		__u32 old_ns = 0, ns = measure(&w, &cases[i], compare_fd, &old_ns),
 		      base = 0;
 
 		measured[i] = ns;
@@ -1568,7 +1590,7 @@ int main(int argc, char **argv)
 		if (cases[i].cpus != 1)
 			one_cpu_ns = 0;
 		printf("\n");
-		if (routed && compare_fd >= 0)
+		if (compare_fd >= 0)
 			printf("%-52s %10u   this build %.2fx (%+d ns)\n", "  --compare build", old_ns,
 			       (double)ns / old_ns, (int)ns - (int)old_ns);
 		if (json)

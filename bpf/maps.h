@@ -146,9 +146,11 @@ struct {
 } liveness SEC(".maps");
 
 /* A container's secret while it is warm and unlimited (include/tether/maps.h):
- * what a key hit checks instead of the record. */
+ * what a key hit checks instead of the record. Mmapable: userspace rebuilds a
+ * million words at start-up in memory, not in a million updates. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, TETHER_MAX_CONTAINERS);
 	__type(key, __u32);
 	__type(value, __u64);

@@ -288,7 +288,8 @@ struct affinity_value_v1 {
  * container's secret while it is warm and has no concurrency limit, else 0.
  * Kept by user/lib/dataplane (containers.c, load.c) beside every change of a
  * record, cleared before a change that takes work away and set after one
- * that gives it, and rebuilt from the records whenever the maps are opened. */
+ * that gives it, and rebuilt from the records whenever the maps are opened.
+ * BPF_F_MMAPABLE: userspace writes the words in place. */
 
 /* pools: HASH_OF_MAPS function_id -> pool table, an ARRAY of __u32 sized for
  * its pool (BPF_F_INNER_MAP). Entry 0 holds the table size M, entries 1..M

@@ -52,20 +52,48 @@ __u64 container_live_word(const struct container_record *record)
 /* Writes the slot's record, which was *old, and its word in container_live,
  * in the order that never lets a key hit's fast way (bpf/routing.h) see more
  * than the record allows: a word that goes away or changes is cleared before
- * the record is written, a new one is set after. */
+ * the record is written, a new one is set after (the map is mmapped; the
+ * update's system call orders the stores around it). */
 int container_record_write(struct dataplane *dp, __u32 slot, const struct container_record *old,
 			   const struct container_record *record)
 {
-	int live_fd = bpf_map__fd(dp->skel->maps.container_live);
-	__u64 before = container_live_word(old), after = container_live_word(record), zero = 0;
+	__u64 before = container_live_word(old), after = container_live_word(record);
 
-	if (before && before != after && bpf_map_update_elem(live_fd, &slot, &zero, BPF_ANY))
-		return -errno;
+	if (slot >= TETHER_MAX_CONTAINERS)
+		return -EINVAL;
+	if (before && before != after)
+		__atomic_store_n(&dp->live_words[slot], 0, __ATOMIC_SEQ_CST);
 	if (bpf_map_update_elem(containers_fd(dp), &slot, record, BPF_ANY))
 		return -errno;
-	if (after && after != before && bpf_map_update_elem(live_fd, &slot, &after, BPF_ANY))
-		return -errno;
+	if (after && after != before)
+		__atomic_store_n(&dp->live_words[slot], after, __ATOMIC_SEQ_CST);
 	return 0;
+}
+
+int containers_read_all(struct dataplane *dp, struct container_record *records)
+{
+	const __u32 batch = 65536;
+	__u32 *keys = malloc(batch * sizeof(*keys));
+	__u32 out_batch, done = 0;
+	int err = 0;
+
+	if (!keys)
+		return -ENOMEM;
+	while (done < TETHER_MAX_CONTAINERS) {
+		__u32 count = batch;
+
+		if (bpf_map_lookup_batch(containers_fd(dp), done ? &out_batch : NULL, &out_batch,
+					 keys, &records[done], &count, NULL) &&
+		    errno != ENOENT) {
+			err = -errno;
+			break;
+		}
+		done += count;
+		if (count == 0)
+			break;
+	}
+	free(keys);
+	return err;
 }
 
 int container_get(struct dataplane *dp, __u32 slot, struct container_record *record)

@@ -58,6 +58,9 @@ int container_install_identity(struct dataplane *dp, __u32 slot, __u64 function_
 int container_set_state(struct dataplane *dp, __u32 slot, enum container_state state,
 			__u64 drain_deadline_ns);
 int container_get(struct dataplane *dp, __u32 slot, struct container_record *record);
+/* Every slot's record (TETHER_MAX_CONTAINERS of them, free ones too), in large
+ * batches: a million lookups one by one would take a second. */
+int containers_read_all(struct dataplane *dp, struct container_record *records);
 int container_remove(struct dataplane *dp, __u32 slot);
 void container_token(__u32 slot, const struct container_record *record,
 		     struct tether_token *token);

@@ -57,20 +57,9 @@ __u64 container_load_in_flight(const struct container_load *load)
 
 static struct container_load *inflight_map(struct dataplane *dp)
 {
-	if (dp->inflight)
-		return dp->inflight;
-	size_t size = (size_t)TETHER_MAX_CONTAINERS * sizeof(struct container_load);
-	long page = sysconf(_SC_PAGESIZE);
-
-	size = (size + (size_t)page - 1) / (size_t)page * (size_t)page;
-	void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 bpf_map__fd(dp->skel->maps.inflight), 0);
-
-	if (map == MAP_FAILED)
-		return NULL;
-	dp->inflight = map;
-	dp->inflight_size = size;
-	return map;
+	if (!dp->inflight)
+		dp->inflight = dataplane_map_array(dp->skel->maps.inflight, &dp->inflight_size);
+	return dp->inflight;
 }
 
 /* As take_room in bpf/load.h, on the same memory with the same atomics. */

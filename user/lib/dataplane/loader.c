@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -103,10 +104,18 @@ static bool is_older_affinity(const struct dataplane *dp, const struct bpf_map *
 	       info->value_size == sizeof(struct affinity_value_v1);
 }
 
+/* container_live as the first builds of issue 15 pinned it: not mmapable. */
+static bool is_older_live(const struct dataplane *dp, const struct bpf_map *map,
+			  const struct bpf_map_info *info)
+{
+	return map == dp->skel->maps.container_live && !(info->map_flags & BPF_F_MMAPABLE);
+}
+
 /* A pinned map is adopted only when it is the map this program expects: a
  * map of another shape would be misread by the program. Returns 1 for an
  * earlier version's stats map, 2 for an earlier version's affinity map
- * (carried over, not adopted as they are). */
+ * (carried over, not adopted as they are), 3 for an earlier container_live
+ * (replaced: its words are rebuilt from the records anyway). */
 static int check_shape(struct dataplane *dp, const struct bpf_map *map, int fd, const char *path)
 {
 	struct bpf_map_info info = {};
@@ -117,7 +126,7 @@ static int check_shape(struct dataplane *dp, const struct bpf_map *map, int fd, 
 	if (info.type == (__u32)bpf_map__type(map) && info.key_size == bpf_map__key_size(map) &&
 	    info.value_size == bpf_map__value_size(map) &&
 	    info.max_entries == bpf_map__max_entries(map))
-		return 0;
+		return is_older_live(dp, map, &info) ? 3 : 0;
 	if (is_older_stats(dp, map, &info)) {
 		dp->older_stats_size = info.value_size;
 		return 1;
@@ -155,9 +164,11 @@ static int adopt_pinned_maps(struct dataplane *dp)
 			return err;
 		}
 		err = check_shape(dp, map, fd, path);
-		if (err == 1 || err == 2) {
+		if (err >= 1 && err <= 3) {
 			/* libbpf makes ours at load */
-			*(err == 1 ? &dp->older_stats_fd : &dp->older_affinity_fd) = fd;
+			*(err == 1	? &dp->older_stats_fd
+			  : err == 2	? &dp->older_affinity_fd
+					: &dp->older_live_fd) = fd;
 			dp->adopted = true;
 			continue;
 		}
@@ -215,28 +226,12 @@ static int carry_over_stats(struct dataplane *dp)
 	return 0;
 }
 
-/* Every container record, in large batches (NULL on failure). */
+/* Every container record (NULL on failure). */
 static struct container_record *read_records(struct dataplane *dp, int *err)
 {
-	int fd = bpf_map__fd(dp->skel->maps.containers);
-	const __u32 batch = 65536;
 	struct container_record *records = calloc(TETHER_MAX_CONTAINERS, sizeof(*records));
-	__u32 *keys = malloc(batch * sizeof(*keys));
-	__u32 out_batch, done = 0;
 
-	*err = !records || !keys ? -ENOMEM : 0;
-	while (!*err && done < TETHER_MAX_CONTAINERS) {
-		__u32 count = batch;
-
-		if (bpf_map_lookup_batch(fd, done ? &out_batch : NULL, &out_batch, keys,
-					 &records[done], &count, NULL) &&
-		    errno != ENOENT)
-			*err = -errno;
-		else if (!count)
-			break;
-		done += count;
-	}
-	free(keys);
+	*err = records ? containers_read_all(dp, records) : -ENOMEM;
 	if (*err) {
 		free(records);
 		return NULL;
@@ -245,28 +240,52 @@ static struct container_record *read_records(struct dataplane *dp, int *err)
 }
 
 /* container_live from the records (include/tether/maps.h): whatever words an
- * earlier run left, none is trusted. */
-static int rebuild_live(struct dataplane *dp, const struct container_record *records)
+ * earlier run left, none is trusted (a version that did not keep them may
+ * have run on these maps since). The running program reads them meanwhile;
+ * a word is one aligned store. */
+static void rebuild_live(struct dataplane *dp, const struct container_record *records)
 {
-	int fd = bpf_map__fd(dp->skel->maps.container_live);
+	for (__u32 slot = 0; slot < TETHER_MAX_CONTAINERS; slot++) {
+		__u64 word = container_live_word(&records[slot]);
+
+		if (dp->live_words[slot] != word)
+			__atomic_store_n(&dp->live_words[slot], word, __ATOMIC_RELAXED);
+	}
+}
+
+/* An earlier container_live (not mmapable) is cleared, so that the program
+ * still running on it until this one is attached takes every key hit the
+ * record's way (tetherd no longer keeps it), and its pin gives way to ours. */
+static int retire_older_live(struct dataplane *dp)
+{
 	const __u32 batch = 65536;
 	__u32 *keys = malloc(batch * sizeof(*keys));
-	__u64 *words = malloc(batch * sizeof(*words));
-	int err = !keys || !words ? -ENOMEM : 0;
+	__u64 *zeros = calloc(batch, sizeof(*zeros));
+	char path[PATH_MAX];
+	int err = !keys || !zeros ? -ENOMEM : 0;
 
 	for (__u32 first = 0; !err && first < TETHER_MAX_CONTAINERS; first += batch) {
 		__u32 count = batch;
 
-		for (__u32 i = 0; i < batch; i++) {
+		for (__u32 i = 0; i < batch; i++)
 			keys[i] = first + i;
-			words[i] = container_live_word(&records[first + i]);
-		}
-		if (bpf_map_update_batch(fd, keys, words, &count, NULL))
+		if (bpf_map_update_batch(dp->older_live_fd, keys, zeros, &count, NULL))
 			err = -errno;
 	}
 	free(keys);
-	free(words);
-	return err;
+	free(zeros);
+	if (!err &&
+	    (err = pin_path(path, sizeof(path), dp->pin_root, TETHER_MAP_CONTAINER_LIVE)) == 0 &&
+	    unlink(path))
+		err = -errno;
+	if (err) {
+		fprintf(stderr, "tether: cannot replace the container_live of an earlier version: "
+				"%s\n", strerror(-err));
+		return err;
+	}
+	close(dp->older_live_fd);
+	dp->older_live_fd = -1;
+	return 0;
 }
 
 #define AFFINITY_CARRY_BATCH 8192
@@ -338,7 +357,8 @@ static int carry_over_affinity(struct dataplane *dp, const struct container_reco
 }
 
 /* After adoption: the records' words in container_live, and an earlier
- * version's affinity entries. */
+ * version's affinity entries. The records are kept for the lifecycle
+ * (dataplane_take_adopted_records). */
 static int prepare_adopted(struct dataplane *dp)
 {
 	int err;
@@ -349,13 +369,55 @@ static int prepare_adopted(struct dataplane *dp)
 			strerror(-err));
 		return err;
 	}
-	err = rebuild_live(dp, records);
-	if (err)
-		fprintf(stderr, "tether: cannot rebuild container_live: %s\n", strerror(-err));
-	if (!err && dp->older_affinity_fd >= 0)
-		err = carry_over_affinity(dp, records);
-	free(records);
-	return err;
+	dp->adopted_records = records;
+	rebuild_live(dp, records);
+	if (dp->older_live_fd >= 0 && (err = retire_older_live(dp)))
+		return err;
+	if (dp->older_affinity_fd >= 0)
+		return carry_over_affinity(dp, records);
+	return 0;
+}
+
+struct container_record *dataplane_take_adopted_records(struct dataplane *dp)
+{
+	struct container_record *records = dp->adopted_records;
+
+	dp->adopted_records = NULL;
+	return records;
+}
+
+void *dataplane_map_array(const struct bpf_map *map, size_t *size)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t bytes = (size_t)bpf_map__max_entries(map) * ((bpf_map__value_size(map) + 7) / 8 * 8);
+	void *memory;
+
+	bytes = (bytes + page - 1) / page * page;
+	memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+	if (memory == MAP_FAILED)
+		return NULL;
+	*size = bytes;
+	return memory;
+}
+
+static int map_live_words(struct dataplane *dp)
+{
+	dp->live_words = dataplane_map_array(dp->skel->maps.container_live, &dp->live_size);
+	if (dp->live_words)
+		return 0;
+	fprintf(stderr, "tether: cannot map container_live into memory: %s\n", strerror(errno));
+	return -errno;
+}
+
+static void close_opening_fds(struct dataplane *dp)
+{
+	int *fds[] = { &dp->older_stats_fd, &dp->older_affinity_fd, &dp->older_live_fd };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
 }
 
 static int pin_new_maps(struct dataplane *dp)
@@ -395,6 +457,7 @@ int dataplane_open(struct dataplane *dp, const struct dataplane_opts *opts)
 	memset(dp, 0, sizeof(*dp));
 	dp->older_stats_fd = -1;
 	dp->older_affinity_fd = -1;
+	dp->older_live_fd = -1;
 	libbpf_set_print(print_libbpf);
 	if (opts && opts->pin_root) {
 		if (snprintf(dp->pin_root, sizeof(dp->pin_root), "%s", opts->pin_root) >=
@@ -420,6 +483,8 @@ int dataplane_open(struct dataplane *dp, const struct dataplane_opts *opts)
 				"the verifier's log is above.\n", strerror(-err));
 		goto fail;
 	}
+	if ((err = map_live_words(dp)))
+		goto fail;
 	if (dp->older_stats_fd >= 0 && (err = carry_over_stats(dp)))
 		goto fail;
 	if (dp->adopted && (err = prepare_adopted(dp)))
@@ -428,14 +493,8 @@ int dataplane_open(struct dataplane *dp, const struct dataplane_opts *opts)
 		goto fail;
 	return 0;
 fail:
-	if (dp->older_stats_fd >= 0)
-		close(dp->older_stats_fd);
-	dp->older_stats_fd = -1;
-	if (dp->older_affinity_fd >= 0)
-		close(dp->older_affinity_fd);
-	dp->older_affinity_fd = -1;
-	tether_xdp__destroy(dp->skel);
-	dp->skel = NULL;
+	close_opening_fds(dp);
+	dataplane_close(dp);
 	return err;
 }
 
@@ -444,6 +503,11 @@ void dataplane_unmap_inflight(struct dataplane *dp);
 void dataplane_close(struct dataplane *dp)
 {
 	dataplane_unmap_inflight(dp);
+	if (dp->live_words)
+		munmap(dp->live_words, dp->live_size);
+	dp->live_words = NULL;
+	free(dp->adopted_records);
+	dp->adopted_records = NULL;
 	tether_xdp__destroy(dp->skel);
 	dp->skel = NULL;
 }

@@ -405,8 +405,10 @@ static int map_live_words(struct dataplane *dp)
 	dp->live_words = dataplane_map_array(dp->skel->maps.container_live, &dp->live_size);
 	if (dp->live_words)
 		return 0;
-	fprintf(stderr, "tether: cannot map container_live into memory: %s\n", strerror(errno));
-	return -errno;
+	int err = -errno; /* before fprintf, which may change errno */
+
+	fprintf(stderr, "tether: cannot map container_live into memory: %s\n", strerror(-err));
+	return err;
 }
 
 static void close_opening_fds(struct dataplane *dp)

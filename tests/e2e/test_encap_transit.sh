@@ -25,7 +25,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VNI=4242
-HEARTBEAT_MS=5000 # the agents live through tetherd's restarts (test_restart) on a busy machine
+# The agents live through tetherd's two restarts in a row (test_restart): with
+# tetherd down they cannot heartbeat, and a start-up took up to 4.5 s here on a
+# busy machine, so the deadline is test_faults' kill -9 one (README, restart).
+HEARTBEAT_MS=15000
 ROUTED=(vx4 ip4 vx6 ip6)
 declare -A VM_NET=([vx4]=1 [ip4]=2 [vx6]=3 [ip6]=4)
 declare -A VM_DECAP=([vx4]=vxlan [ip4]=ipip [vx6]=vxlan [ip6]=ipip)

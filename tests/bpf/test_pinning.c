@@ -5,8 +5,8 @@
  * shape is refused (an earlier version's stats map, with fewer counters, is
  * carried over instead), a pin root of the version before admission gets the
  * admission maps, an affinity map of the version before issue 15 is carried
- * over into the new value shape, container_live follows the records, and
- * bpffs is mounted at a pin root that has none. */
+ * over into the new value shape, container_live follows the records (one
+ * pinned without BPF_F_MMAPABLE is replaced), and bpffs is mounted at a pin root that has none. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -237,6 +237,74 @@ static void test_container_live_follows_records(void **state)
 	assert_int_equal(container_remove(&dp, slot), 0);
 	assert_true(live_word(&dp, slot) == 0);
 	dataplane_close(&dp);
+}
+
+static __u32 pinned_map_flags(const char *map)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", pin_root, map);
+	int fd = bpf_obj_get(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+	close(fd);
+	return info.map_flags;
+}
+
+/* The first builds of issue 15 pinned container_live without BPF_F_MMAPABLE.
+ * Adopting those pins replaces it: the old map is cleared (a program still
+ * attached to it takes every key hit the record's way), its pin gives way to
+ * an mmapable one holding the words the records call for, and the next start
+ * adopts that one as it is. */
+static void test_replaces_container_live_pinned_without_mmap(void **state)
+{
+	struct dataplane first, second;
+	struct dataplane_opts opts = { .pin_root = pin_root };
+	struct tether_token token;
+	struct container_record record;
+	__u32 warm = 17, empty = 18;
+	__u64 stale = 0x1234, word = 1;
+	char path[256];
+	(void)state;
+
+	assert_int_equal(dataplane_open(&first, &opts), 0);
+	assert_int_equal(container_install(&first, warm, 4242, 3, CONTAINER_WARM, &token), 0);
+	assert_int_equal(container_get(&first, warm, &record), 0);
+	dataplane_close(&first);
+	snprintf(path, sizeof(path), "%s/%s", pin_root, TETHER_MAP_CONTAINER_LIVE);
+	assert_int_equal(unlink(path), 0);
+
+	int older = bpf_map_create(BPF_MAP_TYPE_ARRAY, "container_live", sizeof(__u32),
+				   sizeof(__u64), TETHER_MAX_CONTAINERS, NULL);
+
+	assert_true(older >= 0);
+	assert_int_equal(bpf_map_update_elem(older, &warm, &record.secret, BPF_ANY), 0);
+	assert_int_equal(bpf_map_update_elem(older, &empty, &stale, BPF_ANY), 0);
+	assert_int_equal(bpf_obj_pin(older, path), 0);
+	assert_false(pinned_map_flags(TETHER_MAP_CONTAINER_LIVE) & BPF_F_MMAPABLE);
+
+	for (int start = 0; start < 2; start++) {
+		/* The first start replaces it, the next adopts the replacement. */
+		assert_int_equal(dataplane_open(&second, &opts), 0);
+		assert_true(second.adopted);
+		assert_true(pinned_map_flags(TETHER_MAP_CONTAINER_LIVE) & BPF_F_MMAPABLE);
+		assert_true(live_word(&second, warm) == record.secret);
+		assert_true(live_word(&second, empty) == 0);
+		assert_int_equal(container_set_state(&second, warm, CONTAINER_DRAINING,
+						     monotonic_ns() + 1000000000ull), 0);
+		assert_true(live_word(&second, warm) == 0);
+		assert_int_equal(container_set_state(&second, warm, CONTAINER_WARM, 0), 0);
+		assert_true(live_word(&second, warm) == record.secret);
+		dataplane_close(&second);
+	}
+	assert_int_equal(bpf_map_lookup_elem(older, &warm, &word), 0);
+	assert_true(word == 0);
+	assert_int_equal(bpf_map_lookup_elem(older, &empty, &word), 0);
+	assert_true(word == 0);
+	close(older);
 }
 
 /* The pins of the version before the packet trace: no trace_config,
@@ -539,6 +607,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_carries_affinity_of_the_version_before_over,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_container_live_follows_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replaces_container_live_pinned_without_mmap, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_adopts_pins_of_the_version_before_the_trace,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bpftool_prints_named_fields, setup, teardown),

@@ -203,9 +203,14 @@ static void bench_restart(__u32 containers)
 	struct backend_meta meta = { .name = "vm1", .iface = "lo", .heartbeat_ms = 60000 };
 
 	bpf_map_update_elem(bpf_map__fd(dp.skel->maps.backend_meta), &(__u32){ 1 }, &meta, 0);
-	for (__u32 slot = 0; slot < containers; slot++)
-		if (container_install(&dp, slot, 1 + slot / 100, 1, CONTAINER_WARM, NULL))
+	for (__u32 slot = 0; slot < containers; slot++) {
+		struct container_meta name = {};
+
+		snprintf(name.name, sizeof(name.name), "c%u", slot); /* as agents name them */
+		if (container_install(&dp, slot, 1 + slot / 100, 1, CONTAINER_WARM, NULL) ||
+		    bpf_map_update_elem(bpf_map__fd(dp.skel->maps.container_meta), &slot, &name, 0))
 			bench_fail("container_install", EINVAL);
+	}
 	dataplane_close(&dp);
 
 	/* First with no pool tables pinned (each is built), then the restart an

@@ -1375,9 +1375,19 @@ static int adopt_function_settings(struct lifecycle *lc)
 	return 0;
 }
 
+/* The names of the containers adopted (an orphan's is ignored). */
+static void adopt_container_name(__u32 slot, const char *name, void *ctx)
+{
+	struct lifecycle *lc = ctx;
+
+	if (slot >= TETHER_MAX_CONTAINERS || !name[0] || lc->containers[slot].state == CONTAINER_FREE)
+		return;
+	g_hash_table_insert(lc->container_names, container_key(lc->containers[slot].backend_id, name),
+			    GUINT_TO_POINTER(slot + 1));
+}
+
 static int adopt_containers(struct lifecycle *lc)
 {
-	char name[TETHER_NAME_MAX];
 	int err = adopt_function_settings(lc) ?: read_all_containers(lc);
 
 	if (err)
@@ -1403,12 +1413,8 @@ static int adopt_containers(struct lifecycle *lc)
 		if (record->limit && record->limit != lc_function_limit(lc, record->function_id))
 			g_hash_table_replace(lc->own_limits, GUINT_TO_POINTER(slot + 1),
 					     GUINT_TO_POINTER(record->limit));
-		if (lc_container_name(lc, slot, name, sizeof(name))[0])
-			g_hash_table_insert(lc->container_names,
-					    container_key(record->backend_id, name),
-					    GUINT_TO_POINTER(slot + 1));
 	}
-	return 0;
+	return container_names_for_each(lc->dp, adopt_container_name, lc);
 }
 
 /* Tables of functions that no longer have containers are removed. */

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -93,6 +94,38 @@ int containers_read_all(struct dataplane *dp, struct container_record *records)
 			break;
 	}
 	free(keys);
+	return err;
+}
+
+#define NAMES_BATCH 4096
+
+int container_names_for_each(struct dataplane *dp,
+			     void (*fn)(__u32 slot, const char *name, void *ctx), void *ctx)
+{
+	int fd = bpf_map__fd(dp->skel->maps.container_meta);
+	__u32 *slots = malloc(NAMES_BATCH * sizeof(*slots));
+	struct container_meta *metas = malloc(NAMES_BATCH * sizeof(*metas));
+	__u32 position; /* the hash table's bucket, the kernel's to fill */
+	bool first = true, last = false;
+	int err = !slots || !metas ? -ENOMEM : 0;
+
+	while (!err && !last) {
+		__u32 count = NAMES_BATCH;
+
+		if (bpf_map_lookup_batch(fd, first ? NULL : &position, &position, slots, metas,
+					 &count, NULL)) {
+			if (errno != ENOENT) /* ENOENT: the last batch, count in it */
+				err = -errno;
+			last = true;
+		}
+		first = false;
+		for (__u32 i = 0; !err && i < count; i++) {
+			metas[i].name[TETHER_NAME_MAX - 1] = '\0';
+			fn(slots[i], metas[i].name, ctx);
+		}
+	}
+	free(slots);
+	free(metas);
 	return err;
 }
 

@@ -103,8 +103,10 @@ int container_names_for_each(struct dataplane *dp,
 			     void (*fn)(__u32 slot, const char *name, void *ctx), void *ctx)
 {
 	int fd = bpf_map__fd(dp->skel->maps.container_meta);
-	__u32 *slots = malloc(NAMES_BATCH * sizeof(*slots));
-	struct container_meta *metas = malloc(NAMES_BATCH * sizeof(*metas));
+	/* zeroed: valgrind 3.19 does not know BPF_MAP_LOOKUP_BATCH fills them
+	 * (test_valgrind.sh), and zeroed once they stay defined to it */
+	__u32 *slots = calloc(NAMES_BATCH, sizeof(*slots));
+	struct container_meta *metas = calloc(NAMES_BATCH, sizeof(*metas));
 	__u32 position; /* the hash table's bucket, the kernel's to fill */
 	bool first = true, last = false;
 	int err = !slots || !metas ? -ENOMEM : 0;

@@ -9,7 +9,7 @@
 #                     of a burst and 0-30 ms, and every other time only once
 #                     tetherd is inside a pool table swap (its kernel stack in
 #                     synchronize_rcu under bpf_map_do_batch: the pools
-#                     update). After each restart, tools/check_pins finds the
+#                     update; tools/kill_in_stack watches and kills). After each restart, tools/check_pins finds the
 #                     pinned maps consistent, and `container list` holds
 #                     exactly what the driver was told (an answered change is
 #                     never lost; an unanswered one happened or did not, whole).
@@ -37,6 +37,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SEED=${TETHER_FAULT_SEED:-$((($(date +%s%N) / 1000) % 1000000))}
 KILLS=${TETHER_FAULT_KILLS:-20}
+KILL_IN_STACK=$E2E_BUILD/tools/kill_in_stack
 FUNCTIONS=(101 102 103)
 BACKENDS=(vm1 vm2)
 AGENT_FUNCTION=201
@@ -233,7 +234,7 @@ where_is() {
 	read -r -d '' stack 2>/dev/null <"/proc/$1/stack" || true
 	if [[ $stack == *bpf_map_do_batch* && $stack == *synchronize_rcu* ]]; then
 		echo swap
-	elif [[ $stack == *ep_poll* ]]; then
+	elif [[ $stack == *ep_poll* || $stack == *do_epoll_wait* ]]; then
 		echo idle
 	else
 		echo other
@@ -267,12 +268,15 @@ test_kill9_lifecycle() {
 		done
 		delay=$((RANDOM % 30))
 		sleep "0.$(printf '%03d' "$delay")"
-		if ((round % 2)); then
-			# aim: the next moment tetherd is inside a pool swap (within 2 s)
-			deadline=$(($(now_ms) + 2000))
-			while [[ $(where_is "$pid") != swap ]] && (($(now_ms) < deadline)); do :; done
+		# odd rounds aim at the next moment tetherd is inside a pool swap
+		# (within 2 s): the grace period's wait may last microseconds, too
+		# short for the shell to see and then kill
+		if ((round % 2)) && "$KILL_IN_STACK" --pid "$pid" --within-ms 2000 \
+			bpf_map_do_batch synchronize_rcu >/dev/null; then
+			where=swap
+		else
+			where=$(where_is "$pid")
 		fi
-		where=$(where_is "$pid")
 		e2e_tetherd_stop KILL
 		kills_at[$where]=$((kills_at[$where] + 1))
 		wait "$burst_pid" || true
@@ -583,6 +587,7 @@ main() {
 	check_test_names test_ "${selected[@]}"
 	e2e_init
 	[[ -x $E2E_BUILD/tools/check_pins ]] || e2e_die "$E2E_BUILD/tools/check_pins is missing: run 'make' first"
+	[[ -x $KILL_IN_STACK ]] || e2e_die "$KILL_IN_STACK is missing: run 'make' first"
 	[[ -x $E2E_AGENT ]] || e2e_die "$E2E_AGENT is missing: run 'make' first"
 	e2e_topology
 	e2e_tetherd_start

@@ -1555,6 +1555,130 @@ static void test_heartbeat_expiry_seen_by_dataplane(void **state)
 	expect_warm_set(w, lc, F1, SLOTS(b), "vm1 down");
 }
 
+/* The map's deadline of a backend only tetherd's heartbeats keep up carries
+ * the restart grace: while no tetherd runs, the data plane keeps routing to it
+ * past its own deadline. A running tetherd marks it down at the deadline; a
+ * backend with an ALIVE key gets no grace (the data plane moves its deadline);
+ * an adopting tetherd gives each backend one heartbeat time, within the map's
+ * deadline. */
+#define GRACE_MS 10000
+
+static void use_restart_grace(struct world *w, struct lifecycle *lc)
+{
+	struct lifecycle_config config = world_config(w);
+
+	lifecycle_free(lc);
+	w->lc_init = false;
+	config.restart_grace_ms = GRACE_MS;
+	CHECK(lifecycle_init(lc, &w->dp, &config) == 0, "lifecycle_init with a restart grace");
+	w->lc_init = true;
+}
+
+static struct lifecycle *adopt_again(struct world *w)
+{
+	struct lifecycle_config config = world_config(w);
+
+	config.restart_grace_ms = GRACE_MS;
+	if (w->lc2) {
+		lifecycle_free(w->lc2);
+		g_free(w->lc2);
+	}
+	w->lc2 = g_new0(struct lifecycle, 1);
+	CHECK(lifecycle_init(w->lc2, &w->dp, &config) == 0, "lifecycle_init of the next tetherd");
+	int err = lifecycle_adopt(w->lc2);
+
+	CHECK(err == 0, "lifecycle_adopt failed: %d (%s)", err, lifecycle_error(w->lc2));
+	return w->lc2;
+}
+
+static void test_restart_grace(void **state)
+{
+	struct world *w = *state;
+	struct lifecycle *lc = &w->lc;
+	const __u64 alive_key[2] = { 0x0123456789abcdefULL, 0xfedcba9876543210ULL };
+
+	use_restart_grace(w, lc);
+	/* vm1 lives 150 ms of real time from here, the data plane's clock */
+	w->now = monotonic_ns();
+	__u32 vm1 = add_backend(w, lc, "vm1", "lo", 150, 1);
+	__u32 vm2 = add_backend(w, lc, "vm2", "tx0", 150, 2);
+	__u32 a = add_container(w, lc, F1, "vm1", "a", CONTAINER_WARM);
+	__u64 added = w->now;
+
+	CHECK_EQ(lc->backends[vm1].record.heartbeat_expiry_ns, added + 150 * MS,
+		 "vm1's deadline in the view: its own");
+	CHECK_EQ(map_backend(w, vm1).heartbeat_expiry_ns, added + (150 + GRACE_MS) * MS,
+		 "vm1's deadline in the map: its own plus the restart grace");
+	CHECK_PROTO(lc, lc_backend_set_liveness(lc, "vm2", alive_key), PROTO_OK,
+		    "vm2's ALIVE key");
+	CHECK(lc->backends[vm2].alive_keyed, "vm2 with an ALIVE key is not alive_keyed");
+	CHECK_EQ(map_backend(w, vm2).heartbeat_expiry_ns, added + 150 * MS,
+		 "vm2's deadline in the map once it has an ALIVE key: its own, no grace");
+
+	/* No tick (no tetherd): past vm1's own deadline in real time, the data
+	 * plane still routes to it. */
+	while (monotonic_ns() < added + 170 * MS)
+		usleep(5000);
+	expect_token_hit(w, F1, a, "a's token past vm1's own deadline, within the grace");
+
+	/* A running tetherd marks vm1 down at its own deadline. */
+	w->now = added + 150 * MS;
+	g_ptr_array_set_size(w->events, 0);
+	lifecycle_tick(lc);
+	CHECK_EQ(map_backend(w, vm1).state, BACKEND_DOWN, "vm1 in the map after a tick past its "
+							 "own deadline");
+	expect_events(w, "tick past the deadlines",
+		      "event=backend_down backend=vm1 id=1 reason=heartbeat",
+		      "event=backend_down backend=vm2 id=2 reason=heartbeat", NULL);
+
+	/* Back with a heartbeat: the grace again in the map, not in the view. */
+	w->now += 1000 * MS;
+	CHECK_PROTO(lc, lc_backend_heartbeat(lc, "vm1"), PROTO_OK, "heartbeat of down vm1");
+	__u64 beat = w->now;
+
+	CHECK_EQ(map_backend(w, vm1).heartbeat_expiry_ns, beat + (150 + GRACE_MS) * MS,
+		 "vm1's deadline in the map after a heartbeat");
+	CHECK_EQ(lc->backends[vm1].record.heartbeat_expiry_ns, beat + 150 * MS,
+		 "vm1's deadline in the view after a heartbeat");
+	CHECK_PROTO(lc, lc_backend_heartbeat(lc, "vm2"), PROTO_OK, "heartbeat of down vm2");
+	CHECK_EQ(map_backend(w, vm2).heartbeat_expiry_ns, beat + 150 * MS,
+		 "vm2's (ALIVE key) deadline in the map after a heartbeat: no grace");
+	g_ptr_array_set_size(w->events, 0);
+	lifecycle_tick(lc);
+	CHECK_EQ(lc->backends[vm1].record.heartbeat_expiry_ns, beat + 150 * MS,
+		 "vm1's deadline in the view after a tick: the map's grace is not taken in");
+
+	/* tetherd stops; the next adopts 100 ms later: vm1 has one heartbeat
+	 * time from then (within the map's deadline), vm2 the map's own. */
+	w->now = beat + 100 * MS;
+	struct lifecycle *next = adopt_again(w);
+
+	CHECK_EQ(next->backends[vm1].record.heartbeat_expiry_ns, w->now + 150 * MS,
+		 "vm1's deadline adopted: one heartbeat time from the adoption");
+	CHECK(!next->backends[vm1].alive_keyed && next->backends[vm2].alive_keyed,
+	      "adopted: vm2 has an ALIVE key, vm1 none");
+	CHECK_EQ(next->backends[vm2].record.heartbeat_expiry_ns, beat + 150 * MS,
+		 "vm2's deadline adopted: the map's");
+	w->now += 149 * MS;
+	g_ptr_array_set_size(w->events, 0);
+	lifecycle_tick(next);
+	expect_events(w, "tick of the adopting tetherd before vm1's new deadline",
+		      "event=backend_down backend=vm2 id=2 reason=heartbeat", NULL);
+	CHECK_EQ(map_backend(w, vm1).state, BACKEND_UP, "vm1 before its adopted deadline");
+
+	/* Away longer than the grace: the map's deadline passed, down at once. */
+	CHECK_PROTO(next, lc_backend_heartbeat(next, "vm1"), PROTO_OK, "heartbeat of vm1");
+	w->now += (150 + GRACE_MS + 1) * MS;
+	next = adopt_again(w);
+	CHECK(next->backends[vm1].record.heartbeat_expiry_ns < w->now,
+	      "vm1's deadline adopted past the grace is not moved: %llu ms ahead",
+	      (unsigned long long)((next->backends[vm1].record.heartbeat_expiry_ns - w->now) / MS));
+	g_ptr_array_set_size(w->events, 0);
+	lifecycle_tick(next);
+	expect_events(w, "tick of a tetherd adopting past the grace",
+		      "event=backend_down backend=vm1 id=1 reason=heartbeat", NULL);
+}
+
 /* ---- tests: drain deadlines -------------------------------------------------- */
 
 static void test_drain_deadline(void **state)
@@ -2310,6 +2434,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_heartbeat_down_and_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_expiry_seen_by_dataplane, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_restart_grace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backend_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backend_del, setup, teardown),

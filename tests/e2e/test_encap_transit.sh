@@ -26,9 +26,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VNI=4242
 # The agents live through tetherd's two restarts in a row (test_restart): with
-# tetherd down they cannot heartbeat, and a start-up took up to 4.5 s here on a
-# busy machine, so the deadline is test_faults' kill -9 one (README, restart).
-HEARTBEAT_MS=15000
+# tetherd down they cannot heartbeat (a start-up took up to 4.5 s here on a
+# busy machine); tetherd's restart grace (15 s) keeps them in the routing, and
+# once it is back they have this long to heartbeat again.
+HEARTBEAT_MS=3000
 ROUTED=(vx4 ip4 vx6 ip6)
 declare -A VM_NET=([vx4]=1 [ip4]=2 [vx6]=3 [ip6]=4)
 declare -A VM_DECAP=([vx4]=vxlan [ip4]=ipip [vx6]=vxlan [ip6]=ipip)

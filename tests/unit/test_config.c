@@ -488,6 +488,37 @@ static void test_parse_admission(void **state)
 			fail_msg("%s %s was taken", refused[i][0], refused[i][1]);
 }
 
+static void test_parse_restart_grace(void **state)
+{
+	struct tetherd_config config;
+	char path[] = "/tmp/tether-test-config.XXXXXX";
+	(void)state;
+
+	assert_int_equal(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							       "198.51.100.1:7777", NULL }),
+			 0);
+	assert_int_equal(config.restart_grace_ms, 15000);
+	assert_int_equal(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							       "198.51.100.1:7777",
+							       "--restart-grace-ms", "0", NULL }),
+			 0);
+	assert_int_equal(config.restart_grace_ms, 0);
+
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	dprintf(fd, "[tetherd]\niface = lo\nvip = 198.51.100.1:7777\nrestart-grace-ms = 60000\n");
+	close(fd);
+	int err = parse(&config, (const char *const[]){ "--config", path, NULL });
+
+	unlink(path);
+	assert_int_equal(err, 0);
+	assert_int_equal(config.restart_grace_ms, 60000);
+	assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
+							  "198.51.100.1:7777", "--restart-grace-ms",
+							  "soon", NULL }) < 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -509,6 +540,7 @@ int main(void)
 		cmocka_unit_test(test_parse_version),
 		cmocka_unit_test(test_parse_fleet),
 		cmocka_unit_test(test_parse_admission),
+		cmocka_unit_test(test_parse_restart_grace),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

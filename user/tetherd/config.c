@@ -41,6 +41,10 @@ static const char usage[] =
 	"  --socket PATH          the control socket (" TETHERD_DEFAULT_SOCKET ")\n"
 	"  --socket-group GROUP   let GROUP use the socket too (mode 0660)\n"
 	"  --heartbeat-ms N       a backend missing heartbeats this long is down (3000)\n"
+	"  --restart-grace-ms N   while no tetherd runs (a restart, an upgrade), the data\n"
+	"                         plane keeps routing to a backend this long past its\n"
+	"                         deadline: its agent cannot heartbeat then (15000; backends\n"
+	"                         that send ALIVE datagrams need none)\n"
 	"  --drain-ms N           default drain deadline (30000)\n"
 	"  --hold-ms N            how long the slow path holds a request for capacity (1000)\n"
 	"  --queue N              requests held per function (256)\n"
@@ -115,7 +119,7 @@ enum option_id {
 	OPT_TLS_KEY, OPT_TLS_CLIENT_CA, OPT_TLS_OPERATOR, OPT_TCP_PLAIN, OPT_USER, OPT_STORE,
 	OPT_FLEET, OPT_ROUTER_NAME, OPT_STORE_CA, OPT_STORE_CERT, OPT_STORE_KEY, OPT_CONFIG,
 	OPT_UNLOAD, OPT_HELP, OPT_VERSION, OPT_METRICS_LISTEN, OPT_METRICS_FUNCTIONS,
-	OPT_ACCEPT_LOCAL, OPT_COMPLETION, OPT_ENCAP_SOURCE,
+	OPT_ACCEPT_LOCAL, OPT_COMPLETION, OPT_ENCAP_SOURCE, OPT_RESTART_GRACE,
 };
 
 static const struct option options[] = {
@@ -126,6 +130,7 @@ static const struct option options[] = {
 	{ "socket", required_argument, 0, OPT_SOCKET },
 	{ "socket-group", required_argument, 0, OPT_SOCKET_GROUP },
 	{ "heartbeat-ms", required_argument, 0, OPT_HEARTBEAT },
+	{ "restart-grace-ms", required_argument, 0, OPT_RESTART_GRACE },
 	{ "drain-ms", required_argument, 0, OPT_DRAIN },
 	{ "hold-ms", required_argument, 0, OPT_HOLD },
 	{ "queue", required_argument, 0, OPT_QUEUE },
@@ -286,6 +291,8 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 				    sizeof(config->socket_group));
 	case OPT_HEARTBEAT:
 		return parse_u32(name, value, &config->heartbeat_ms);
+	case OPT_RESTART_GRACE:
+		return parse_u32(name, value, &config->restart_grace_ms);
 	case OPT_DRAIN:
 		return parse_u32(name, value, &config->drain_ms);
 	case OPT_HOLD:
@@ -810,6 +817,7 @@ static void set_defaults(struct tetherd_config *config)
 	snprintf(config->socket_path, sizeof(config->socket_path), "%s", TETHERD_DEFAULT_SOCKET);
 	config->xdp_mode = XDP_MODE_AUTO;
 	config->heartbeat_ms = 3000;
+	config->restart_grace_ms = 15000;
 	config->agent_rate = 100;
 	config->drain_ms = 30000;
 	config->slowpath = (struct slowpath_config){ .hold_ms = 1000,

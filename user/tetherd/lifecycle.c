@@ -240,27 +240,45 @@ struct backend *lc_backend_find(struct lifecycle *lc, const char *name)
 	return backend;
 }
 
-/* ALIVE datagrams move a backend's deadline in the map (bpf/load.h): the
- * view takes the later one before it judges or writes the record. */
+/* ALIVE datagrams move a keyed backend's deadline in the map (bpf/load.h):
+ * the view takes the later one before it judges or writes the record. */
 static void sync_expiry(struct lifecycle *lc, struct backend *backend)
 {
 	struct backend_record now;
 
-	if (backend->record.heartbeat_expiry_ns && !backend_get(lc->dp, backend->id, &now) &&
+	if (backend->alive_keyed && backend->record.heartbeat_expiry_ns &&
+	    !backend_get(lc->dp, backend->id, &now) &&
 	    now.heartbeat_expiry_ns > backend->record.heartbeat_expiry_ns)
 		backend->record.heartbeat_expiry_ns = now.heartbeat_expiry_ns;
 }
 
+/* The map gets the view's record, with restart_grace_ms more on the deadline
+ * of a backend only tetherd's heartbeats keep up: while tetherd restarts its
+ * agent cannot heartbeat, and the VM would drop out of routing for that. */
+static int set_backend_record(struct lifecycle *lc, const struct backend *backend)
+{
+	struct backend_record record = backend->record;
+
+	if (record.heartbeat_expiry_ns && !backend->alive_keyed && record.state != BACKEND_DOWN)
+		record.heartbeat_expiry_ns += (__u64)lc->config.restart_grace_ms * NS_PER_MS;
+	return backend_set(lc->dp, backend->id, &record);
+}
+
 static int write_backend(struct lifecycle *lc, struct backend *backend)
 {
+	__u64 expiry;
+
 	if (backend->in_use)
 		sync_expiry(lc, backend);
-	int err = backend_set(lc->dp, backend->id, &backend->record);
+	expiry = backend->record.heartbeat_expiry_ns;
+	int err = set_backend_record(lc, backend);
 
 	if (err)
 		return err;
-	/* backend_set filled in src_mac: keep the record as the map has it. */
+	/* backend_set filled in src_mac: keep the record as the map has it,
+	 * the deadline aside (the map's has the grace). */
 	backend_get(lc->dp, backend->id, &backend->record);
+	backend->record.heartbeat_expiry_ns = expiry;
 	if (bpf_map_update_elem(bpf_map__fd(lc->dp->skel->maps.backend_meta), &backend->id,
 				&backend->meta, BPF_ANY))
 		return -errno;
@@ -442,7 +460,7 @@ enum proto_error lc_backend_heartbeat(struct lifecycle *lc, const char *name)
 	/* A backend that went down while draining comes back draining. */
 	if (updated.record.state == BACKEND_DOWN)
 		updated.record.state = updated.meta.drain_deadline_ns ? BACKEND_DRAINING : BACKEND_UP;
-	int err = backend_set(lc->dp, updated.id, &updated.record);
+	int err = set_backend_record(lc, &updated);
 
 	if (err)
 		return fail_kernel(lc, "recording the heartbeat", err);
@@ -949,9 +967,19 @@ enum proto_error lc_backend_set_liveness(struct lifecycle *lc, const char *name,
 	if (!liveness_get(lc->dp, backend->id, &live) && live.key[0] == key[0] &&
 	    live.key[1] == key[1] && live.window_ns == backend->meta.heartbeat_ms * NS_PER_MS)
 		return PROTO_OK;
-	int err = liveness_set(lc->dp, backend->id, key, backend->meta.heartbeat_ms * NS_PER_MS);
+	/* ALIVE datagrams keep it up from now on, tetherd or not: the map's
+	 * deadline loses the restart grace first. */
+	struct backend keyed = *backend;
+	int err;
 
-	return err ? fail_kernel(lc, "recording the backend's liveness key", err) : PROTO_OK;
+	keyed.alive_keyed = true;
+	if ((err = set_backend_record(lc, &keyed)))
+		return fail_kernel(lc, "recording the backend's deadline", err);
+	err = liveness_set(lc->dp, backend->id, key, backend->meta.heartbeat_ms * NS_PER_MS);
+	if (err)
+		return fail_kernel(lc, "recording the backend's liveness key", err);
+	backend->alive_keyed = true;
+	return PROTO_OK;
 }
 
 /* --- requests --- */
@@ -1321,6 +1349,22 @@ void lifecycle_free(struct lifecycle *lc)
 	lc->containers = NULL;
 }
 
+/* The map's deadline of a backend without an ALIVE key has the restart grace
+ * in it (set_backend_record). Its agent could not heartbeat while no tetherd
+ * ran: it has one heartbeat time from now to do so, within that grace. */
+static void adopt_deadline(struct lifecycle *lc, struct backend *backend)
+{
+	struct backend_liveness live;
+	__u64 now = lifecycle_now(lc), expiry = backend->record.heartbeat_expiry_ns;
+
+	backend->alive_keyed = !liveness_get(lc->dp, backend->id, &live) &&
+			       (live.key[0] || live.key[1]);
+	if (backend->alive_keyed || !expiry || expiry <= now)
+		return;
+	backend->record.heartbeat_expiry_ns =
+		MIN(expiry, now + (__u64)backend->meta.heartbeat_ms * NS_PER_MS);
+}
+
 static int adopt_backends(struct lifecycle *lc)
 {
 	int meta_fd = bpf_map__fd(lc->dp->skel->maps.backend_meta);
@@ -1334,6 +1378,7 @@ static int adopt_backends(struct lifecycle *lc)
 			return -errno;
 		backend->in_use = true;
 		backend->id = id;
+		adopt_deadline(lc, backend);
 		g_hash_table_insert(lc->backend_names, backend->meta.name, backend);
 	}
 	return 0;

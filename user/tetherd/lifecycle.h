@@ -28,6 +28,11 @@ struct lifecycle_observer {
 struct lifecycle_config {
 	__u32 heartbeat_ms; /* default for backends that do not say */
 	__u32 drain_ms;     /* default drain deadline */
+	/* How long past its heartbeat deadline the data plane keeps routing to
+	 * a backend whose deadline only tetherd moves (no ALIVE key), in case no
+	 * tetherd runs then to see its heartbeats: a restart, an upgrade. A
+	 * running tetherd marks it down at the deadline itself. */
+	__u32 restart_grace_ms;
 	/* Container slots new containers may take: 0..max_containers-1; 0 (or
 	 * more than TETHER_MAX_CONTAINERS) means all of them. Tests use a small
 	 * limit to reach "full" quickly; the maps keep their size. */
@@ -43,6 +48,7 @@ struct backend {
 	struct backend_record record; /* as in the backends map */
 	struct backend_meta meta;     /* as in the backend_meta map */
 	__u32 containers;             /* live containers on it */
+	bool alive_keyed; /* ALIVE datagrams move its deadline in the map */
 };
 
 struct function {

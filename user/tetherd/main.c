@@ -399,6 +399,7 @@ static int start(struct tetherd *d)
 	struct lifecycle_config lifecycle = {
 		.heartbeat_ms = d->config.heartbeat_ms,
 		.drain_ms = d->config.drain_ms,
+		.restart_grace_ms = d->config.restart_grace_ms,
 		.now_ns = clock_monotonic,
 		.observer = { .event = on_event, .container_warm = on_container_warm, .ctx = d },
 	};

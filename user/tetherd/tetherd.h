@@ -50,6 +50,7 @@ struct tetherd_config {
 	struct tetherd_vip completions[TETHERD_MAX_VIPS];
 	int completion_count;
 	__u32 heartbeat_ms;
+	__u32 restart_grace_ms; /* lifecycle_config's */
 	__u32 drain_ms;
 	struct slowpath_config slowpath;
 	struct admission_limits admission; /* the slow path's budget in the data plane */

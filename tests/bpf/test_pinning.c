@@ -126,7 +126,7 @@ static void test_adopts_pins_of_the_version_before_limits(void **state)
 	dataplane_close(&second);
 }
 
-static __u32 pinned_value_size(const char *map);
+static struct bpf_map_info pinned_map_info(const char *map);
 
 static __u64 live_word(struct dataplane *dp, __u32 slot)
 {
@@ -182,7 +182,7 @@ static void test_carries_affinity_of_the_version_before_over(void **state)
 
 		assert_int_equal(dataplane_open(&second, &opts), 0);
 		assert_true(second.adopted);
-		assert_int_equal(pinned_value_size(TETHER_MAP_AFFINITY), sizeof(struct affinity_value));
+		assert_int_equal(pinned_map_info(TETHER_MAP_AFFINITY).value_size, sizeof(struct affinity_value));
 		affinity = bpf_map__fd(second.skel->maps.affinity);
 		assert_int_equal(bpf_map_lookup_elem(affinity, &live, &value), 0);
 		assert_int_equal(value.slot, 17);
@@ -239,7 +239,8 @@ static void test_container_live_follows_records(void **state)
 	dataplane_close(&dp);
 }
 
-static __u32 pinned_map_flags(const char *map)
+/* What the kernel says of the map pinned as MAP under the pin root. */
+static struct bpf_map_info pinned_map_info(const char *map)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
@@ -251,7 +252,7 @@ static __u32 pinned_map_flags(const char *map)
 	assert_true(fd >= 0);
 	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
 	close(fd);
-	return info.map_flags;
+	return info;
 }
 
 /* The first builds of issue 15 pinned container_live without BPF_F_MMAPABLE.
@@ -284,13 +285,13 @@ static void test_replaces_container_live_pinned_without_mmap(void **state)
 	assert_int_equal(bpf_map_update_elem(older, &warm, &record.secret, BPF_ANY), 0);
 	assert_int_equal(bpf_map_update_elem(older, &empty, &stale, BPF_ANY), 0);
 	assert_int_equal(bpf_obj_pin(older, path), 0);
-	assert_false(pinned_map_flags(TETHER_MAP_CONTAINER_LIVE) & BPF_F_MMAPABLE);
+	assert_false(pinned_map_info(TETHER_MAP_CONTAINER_LIVE).map_flags & BPF_F_MMAPABLE);
 
 	for (int start = 0; start < 2; start++) {
 		/* The first start replaces it, the next adopts the replacement. */
 		assert_int_equal(dataplane_open(&second, &opts), 0);
 		assert_true(second.adopted);
-		assert_true(pinned_map_flags(TETHER_MAP_CONTAINER_LIVE) & BPF_F_MMAPABLE);
+		assert_true(pinned_map_info(TETHER_MAP_CONTAINER_LIVE).map_flags & BPF_F_MMAPABLE);
 		assert_true(live_word(&second, warm) == record.secret);
 		assert_true(live_word(&second, empty) == 0);
 		assert_int_equal(container_set_state(&second, warm, CONTAINER_DRAINING,
@@ -436,20 +437,6 @@ static void pin_stats_of_size(__u32 value_size)
 	close(fd);
 }
 
-static __u32 pinned_value_size(const char *map)
-{
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/%s", pin_root, map);
-	int fd = bpf_obj_get(path);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
-	close(fd);
-	return info.value_size;
-}
 
 /* Counters are only appended: the stats map of a version with fewer of them
  * is carried over, its counts kept, the new counters at 0, and this
@@ -473,7 +460,7 @@ static void carries_over(size_t older)
 			want += 1000ull * cpu + i + 1;
 		assert_int_equal(((const __u64 *)&total)[i], want);
 	}
-	assert_int_equal(pinned_value_size("stats"), sizeof(struct tether_stats));
+	assert_int_equal(pinned_map_info("stats").value_size, sizeof(struct tether_stats));
 	dataplane_close(&dp);
 
 	/* The next start adopts it as it is. */
@@ -559,7 +546,7 @@ static void test_refuses_other_stats(void **state)
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		pin_stats_of_size(sizes[i]);
 		assert_int_equal(dataplane_open(&dp, &opts), -EINVAL);
-		assert_int_equal(pinned_value_size("stats"), sizes[i]);
+		assert_int_equal(pinned_map_info("stats").value_size, sizes[i]);
 		snprintf(command, sizeof(command), "rm -f '%s/stats'", pin_root);
 		assert_int_equal(system(command), 0);
 	}

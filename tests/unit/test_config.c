@@ -179,6 +179,31 @@ static int parse(struct tetherd_config *config, const char *const words[])
 	return config_parse(config, argc, argv);
 }
 
+/* tetherd's least command line, with one more OPTION VALUE (NULL: none). */
+static int parse_least(struct tetherd_config *config, const char *option, const char *value)
+{
+	return parse(config, (const char *const[]){ "--iface", "lo", "--vip", "198.51.100.1:7777",
+						    option, value, NULL });
+}
+
+/* A settings file of the least settings and KEYS ("name = value" lines),
+ * then WORDS on the command line after --config. */
+static int parse_file(struct tetherd_config *config, const char *keys, const char *const words[])
+{
+	char path[] = "/tmp/tether-test-config.XXXXXX";
+	const char *argv[16] = { "--config", path };
+	int fd = mkstemp(path), err;
+
+	assert_true(fd >= 0);
+	dprintf(fd, "[tetherd]\niface = lo\nvip = 198.51.100.1:7777\n%s", keys);
+	close(fd);
+	for (int i = 0; words[i]; i++)
+		argv[i + 2] = words[i];
+	err = parse(config, argv);
+	unlink(path);
+	return err;
+}
+
 static void test_parse_agent_secrets(void **state)
 {
 	struct secrets *s = *state;
@@ -431,12 +456,9 @@ static void test_parse_version(void **state)
 static void test_parse_admission(void **state)
 {
 	struct tetherd_config config;
-	char path[] = "/tmp/tether-test-config.XXXXXX";
 	(void)state;
 
-	assert_int_equal(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
-							       "198.51.100.1:7777", NULL }),
-			 0);
+	assert_int_equal(parse_least(&config, NULL, NULL), 0);
 	assert_int_equal(config.admission.function_rate, TETHERD_DEFAULT_ADMIT_RATE);
 	assert_int_equal(config.admission.function_burst, TETHERD_DEFAULT_ADMIT_BURST);
 	assert_int_equal(config.admission.total_rate, TETHERD_DEFAULT_ADMIT_TOTAL_RATE);
@@ -457,17 +479,10 @@ static void test_parse_admission(void **state)
 	assert_int_equal(config.admission.answer_rate, 0); /* no cap: its burst is moot */
 	assert_int_equal(config.admission.answer_burst, 0);
 
-	int fd = mkstemp(path);
-
-	assert_true(fd >= 0);
-	dprintf(fd, "[tetherd]\niface = lo\nvip = 198.51.100.1:7777\nadmit-rate = 7\n"
-		    "admit-total-burst = 9\nshed-answer-rate = 11\n");
-	close(fd);
-	int err = parse(&config, (const char *const[]){ "--config", path, "--admit-rate", "8",
-							NULL });
-
-	unlink(path);
-	assert_int_equal(err, 0);
+	assert_int_equal(parse_file(&config, "admit-rate = 7\nadmit-total-burst = 9\n"
+					     "shed-answer-rate = 11\n",
+				    (const char *const[]){ "--admit-rate", "8", NULL }),
+			 0);
 	assert_int_equal(config.admission.function_rate, 8); /* the command line wins */
 	assert_int_equal(config.admission.total_burst, 9);
 	assert_int_equal(config.admission.answer_rate, 11);
@@ -482,41 +497,25 @@ static void test_parse_admission(void **state)
 		{ "--shed-answer-rate", "many" },
 	};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-		if (parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
-							  "198.51.100.1:7777", refused[i][0],
-							  refused[i][1], NULL }) >= 0)
+		if (parse_least(&config, refused[i][0], refused[i][1]) >= 0)
 			fail_msg("%s %s was taken", refused[i][0], refused[i][1]);
 }
 
+/* The restart grace: its default, the option, the settings file's key. */
 static void test_parse_restart_grace(void **state)
 {
 	struct tetherd_config config;
-	char path[] = "/tmp/tether-test-config.XXXXXX";
 	(void)state;
 
-	assert_int_equal(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
-							       "198.51.100.1:7777", NULL }),
-			 0);
+	assert_int_equal(parse_least(&config, NULL, NULL), 0);
 	assert_int_equal(config.restart_grace_ms, 15000);
-	assert_int_equal(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
-							       "198.51.100.1:7777",
-							       "--restart-grace-ms", "0", NULL }),
-			 0);
+	assert_int_equal(parse_least(&config, "--restart-grace-ms", "0"), 0);
 	assert_int_equal(config.restart_grace_ms, 0);
-
-	int fd = mkstemp(path);
-
-	assert_true(fd >= 0);
-	dprintf(fd, "[tetherd]\niface = lo\nvip = 198.51.100.1:7777\nrestart-grace-ms = 60000\n");
-	close(fd);
-	int err = parse(&config, (const char *const[]){ "--config", path, NULL });
-
-	unlink(path);
-	assert_int_equal(err, 0);
+	assert_int_equal(parse_file(&config, "restart-grace-ms = 60000\n",
+				    (const char *const[]){ NULL }),
+			 0);
 	assert_int_equal(config.restart_grace_ms, 60000);
-	assert_true(parse(&config, (const char *const[]){ "--iface", "lo", "--vip",
-							  "198.51.100.1:7777", "--restart-grace-ms",
-							  "soon", NULL }) < 0);
+	assert_true(parse_least(&config, "--restart-grace-ms", "soon") < 0);
 }
 
 int main(void)

@@ -22,7 +22,9 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-HEARTBEAT_MS=1000       # the agent's: heartbeats every 333 ms, a move after 500 ms of silence
+# The agent's: heartbeats every 667 ms, a move after 1 s of silence (a
+# sanitized tetherd on a busy machine took over 500 ms to answer once).
+HEARTBEAT_MS=2000
 ROUTER=203.0.113.1      # the router's address on vm1's link
 FUNCTION=71
 
@@ -53,9 +55,21 @@ a_start() {
 	A_PID=$E2E_SPAWN_PID
 }
 
-# EXIT trap of a test's subshell: A stopped (woken first if stopped) and
-# unloaded, the fake's process group ended.
+# vm1's agent gone, whatever state a failed test left it in (the next test's
+# agent could not serve the VIP it holds).
+agent_gone() {
+	local pid
+	pid=$(e2e_agent_pid vm1) || true
+	[[ -n $pid ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	e2e_wait_gone "$pid" 50 || kill -KILL "$pid" 2>/dev/null || true
+	rm -f "$E2E_RUN_DIR/agent_vm1.pid"
+}
+
+# EXIT trap of a test's subshell: vm1's agent gone, A stopped (woken first if
+# stopped) and unloaded, the fake's process group ended.
 a_stop() {
+	agent_gone
 	if [[ -n ${A_PID:-} ]] && e2e_alive "$A_PID"; then
 		kill -CONT "$A_PID" 2>/dev/null || true
 		kill -TERM "$A_PID" 2>/dev/null || true
@@ -230,6 +244,7 @@ expect_one_move() {
 # A's port has no listener (connection refused): the agent moves to B at once.
 test_first_absent() {
 	local t0 ms
+	trap a_stop EXIT # no A: the agent alone
 	t0=$(now_ms)
 	agent_start "tcp:$ROUTER:$A_PORT,tcp:$ROUTER:$B_PORT"
 	ms=$(wait_warm_at "$E2E_SOCKET" 2 "$t0")
@@ -332,6 +347,7 @@ fleet_router_start() {
 
 fleet_stop() {
 	local pid
+	agent_gone
 	for pid in ${FA_PID:-} ${FB_PID:-}; do
 		kill -TERM "$pid" 2>/dev/null || true
 		e2e_wait_gone "$pid" 30 || kill -KILL "$pid" 2>/dev/null || true

@@ -14,7 +14,10 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-HOLD_MS=300   # tetherd --hold-ms: how long the slow path holds a request
+# tetherd --hold-ms: how long the slow path holds a request; the held request
+# of slow_path waits for a `container add` through it (which took over 300 ms
+# in CI's sanitized stage on a busy machine).
+HOLD_MS=1500
 HOUR=1h       # backends' heartbeat period: they stay up for the whole run
 
 # --- assertions ----------------------------------------------------------------
@@ -194,11 +197,12 @@ test_slow_path() {
 	grep -q "inet $E2E_VIP4/32 " <<<"$lo" || fail "tetherd did not make $E2E_VIP4 local on the router's lo"
 	grep -q "inet6 $E2E_VIP6/128 " <<<"$lo" || fail "tetherd did not make $E2E_VIP6 local on the router's lo"
 
-	out=$(e2e_load --function 20 --count 3 --timeout-ms 2000)
+	out=$(e2e_load --function 20 --count 3 --timeout-ms $((HOLD_MS + 2000)))
 	figures "function 20 without containers" "$out"
 	expect_eq "no capacity: answered" "$(e2e_field "$out" answered)" 3
 	expect_eq "no capacity: NO_CAPACITY" "$(e2e_field "$out" no_capacity)" 3
-	out=$(e2e_load --vip "[$E2E_VIP6]:$E2E_PORT" --function 20 --count 1 --timeout-ms 2000)
+	out=$(e2e_load --vip "[$E2E_VIP6]:$E2E_PORT" --function 20 --count 1 \
+		--timeout-ms $((HOLD_MS + 2000)))
 	figures "function 20 without containers, IPv6" "$out"
 	expect_eq "no capacity, IPv6: NO_CAPACITY" "$(e2e_field "$out" no_capacity)" 1
 
@@ -211,7 +215,7 @@ test_slow_path() {
 	expect_eq "strict: CONTAINER_GONE" "$(e2e_field "$out" container_gone)" 2
 
 	held=$(e2e_ctl --json stats | jq '.[] | select(.part == "slowpath") | .held')
-	e2e_load_bg "$load" --function 22 --count 1 --timeout-ms 3000 --per-container
+	e2e_load_bg "$load" --function 22 --count 1 --timeout-ms $((HOLD_MS + 3000)) --per-container
 	for ((i = 0; i < 50; i++)); do
 		(($(e2e_ctl --json stats | jq '.[] | select(.part == "slowpath") | .held') > held)) &&
 			break

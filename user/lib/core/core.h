@@ -53,9 +53,9 @@ int interface_mac(const char *iface, __u8 mac[6]);
  * edge host that is tetherd's slow path (what the XDP program passes up); on
  * a VM it is the agent. Plain rtnetlink, no `ip` commands. */
 
-/* Adds addr (16 bytes, v4-mapped for IPv4) to lo. Returns 0 when it added
- * the address, 1 when the address was local already (EEXIST), or a negative
- * errno. */
+/* Adds addr (16 bytes, v4-mapped for IPv4) to lo and waits (up to 2 s) until
+ * the kernel delivers datagrams to it. Returns 0 when it added the address, 1
+ * when the address was local already (EEXIST), or a negative errno. */
 int vip_make_local(const __u8 addr[16]);
 
 /* Removes addr from lo. Returns 0, also when the address was not there, or

@@ -18,15 +18,14 @@ struct addr_request {
 	char attrs[2 * RTA_SPACE(16)];
 };
 
-static void add_attr(struct addr_request *req, unsigned short type, const void *data,
-		     size_t len)
+static void add_attr(struct nlmsghdr *header, unsigned short type, const void *data, size_t len)
 {
-	struct rtattr *attr = (struct rtattr *)((char *)req + NLMSG_ALIGN(req->header.nlmsg_len));
+	struct rtattr *attr = (struct rtattr *)((char *)header + NLMSG_ALIGN(header->nlmsg_len));
 
 	attr->rta_type = type;
 	attr->rta_len = RTA_LENGTH(len);
 	memcpy(RTA_DATA(attr), data, len);
-	req->header.nlmsg_len = NLMSG_ALIGN(req->header.nlmsg_len) + RTA_ALIGN(attr->rta_len);
+	header->nlmsg_len = NLMSG_ALIGN(header->nlmsg_len) + RTA_ALIGN(attr->rta_len);
 }
 
 /* One RTM_NEWADDR or RTM_DELADDR for addr on lo, /32 or /128. */
@@ -52,8 +51,8 @@ static int build_request(struct addr_request *req, __u16 type, __u16 flags,
 	/* No duplicate address detection: the VIP is ours by configuration. */
 	req->ifa.ifa_flags = v4 ? 0 : IFA_F_NODAD;
 	req->ifa.ifa_index = lo;
-	add_attr(req, IFA_LOCAL, bytes, len);
-	add_attr(req, IFA_ADDRESS, bytes, len);
+	add_attr(&req->header, IFA_LOCAL, bytes, len);
+	add_attr(&req->header, IFA_ADDRESS, bytes, len);
 	return 0;
 }
 
@@ -76,7 +75,8 @@ static int read_ack(int fd)
 	return -EPROTO;
 }
 
-static int talk(struct addr_request *req)
+/* Sends one request; the answer is read_answer's to read. */
+static int talk(const struct nlmsghdr *request, int (*read_answer)(int fd))
 {
 	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
@@ -84,13 +84,51 @@ static int talk(struct addr_request *req)
 
 	if (fd < 0)
 		return -errno;
-	if (sendto(fd, req, req->header.nlmsg_len, 0, (struct sockaddr *)&kernel,
+	if (sendto(fd, request, request->nlmsg_len, 0, (struct sockaddr *)&kernel,
 		   sizeof(kernel)) < 0)
 		err = -errno;
 	else
-		err = read_ack(fd);
+		err = read_answer(fd);
 	close(fd);
 	return err;
+}
+
+/* The answer to RTM_GETROUTE: 1 when the route is RTN_LOCAL, else 0, or a
+ * negative errno. */
+static int read_route_is_local(int fd)
+{
+	char buf[1024];
+	ssize_t got = recv(fd, buf, sizeof(buf), 0);
+
+	if (got < 0)
+		return -errno;
+	for (struct nlmsghdr *msg = (struct nlmsghdr *)buf; NLMSG_OK(msg, (size_t)got);
+	     msg = NLMSG_NEXT(msg, got)) {
+		if (msg->nlmsg_type == NLMSG_ERROR)
+			return ((const struct nlmsgerr *)NLMSG_DATA(msg))->error;
+		if (msg->nlmsg_type == RTM_NEWROUTE)
+			return ((const struct rtmsg *)NLMSG_DATA(msg))->rtm_type == RTN_LOCAL;
+	}
+	return -EPROTO;
+}
+
+/* Does the kernel deliver datagrams to addr (IPv6) here yet? */
+static int route_is_local6(const __u8 addr[16])
+{
+	struct {
+		struct nlmsghdr header;
+		struct rtmsg rtm;
+		char attrs[RTA_SPACE(16)];
+	} req = {
+		.header = { .nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg)),
+			    .nlmsg_type = RTM_GETROUTE,
+			    .nlmsg_flags = NLM_F_REQUEST,
+			    .nlmsg_seq = 1 },
+		.rtm = { .rtm_family = AF_INET6, .rtm_dst_len = 128 },
+	};
+
+	add_attr(&req.header, RTA_DST, addr, 16);
+	return talk(&req.header, read_route_is_local);
 }
 
 int vip_make_local(const __u8 addr[16])
@@ -100,8 +138,18 @@ int vip_make_local(const __u8 addr[16])
 
 	if (err)
 		return err;
-	err = talk(&req);
-	return err == -EEXIST ? 1 : err;
+	err = talk(&req.header, read_ack);
+	if (err && err != -EEXIST)
+		return err;
+	/* An IPv6 address's local route comes from addrconf's work queue after
+	 * the ack (even without DAD): until it is there, a datagram to the
+	 * address is dropped (Ip6OutNoRoutes). Up to 2 s on a busy machine. */
+	for (int waited_ms = 0; !addr_is_v4mapped(addr) && waited_ms < 2000; waited_ms++) {
+		if (route_is_local6(addr) != 0)
+			break;
+		usleep(1000);
+	}
+	return err == -EEXIST ? 1 : 0;
 }
 
 int vip_remove_local(const __u8 addr[16])
@@ -111,6 +159,6 @@ int vip_remove_local(const __u8 addr[16])
 
 	if (err)
 		return err;
-	err = talk(&req);
+	err = talk(&req.header, read_ack);
 	return err == -EADDRNOTAVAIL || err == -ENOENT ? 0 : err;
 }

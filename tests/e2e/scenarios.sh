@@ -800,9 +800,12 @@ scen_vm_killed() {
 	v2=$(scen_keys_on "$(scen_affinity "$SCEN_F2" 51000 40)" "$victims" | wc -l)
 	v3=$(scen_keys_on "$(scen_affinity "$SCEN_F1" 52000 20)" "$victims" | wc -l)
 	drops=$(scen_client_drops)
-	load_bg s5_f1 1 4 --function "$SCEN_F1" --count 1200 --sessions 40 --key 50000 --rate 300 --per-container
-	load_bg s5_f2 2 6 --function "$SCEN_F2" --count 1200 --sessions 40 --key 51000 --rate 300 --per-container
-	load_bg s5_strict 2 4 --function "$SCEN_F1" --count 400 --sessions 20 --key 52000 --rate 100 --strict \
+	# 6 s of load: the kill comes 1.5 s after the last of these started, and
+	# vm2's sessions move only after its deadline. On a busy machine starting
+	# the five clients took 1.4 s, and a 4 s load ended before the deadline.
+	load_bg s5_f1 1 4 --function "$SCEN_F1" --count 1800 --sessions 40 --key 50000 --rate 300 --per-container
+	load_bg s5_f2 2 6 --function "$SCEN_F2" --count 1800 --sessions 40 --key 51000 --rate 300 --per-container
+	load_bg s5_strict 2 4 --function "$SCEN_F1" --count 600 --sessions 20 --key 52000 --rate 100 --strict \
 		--per-container
 	# Probes: a vm2 key of each function, one request every 10 ms (50 ms timeout).
 	pk1=$(scen_keys_on "$before" "$(scen_slots "$SCEN_F1" vm2)" | sed -n 1p)

@@ -416,7 +416,8 @@ struct bench_case {
 			   * (bench_push_none), IPIP/IPv4 and VXLAN/IPv4
 			   * outer headers pushed (bench_push_ipip4,
 			   * bench_push_vxlan4), 12 the baseline's LRU hit,
-			   * 13 its new flow */
+			   * 13 its new flow, 14 a direct-mapped line's
+			   * probe (bench_line_probe), 15 its fill */
 	__u32 flags;      /* Tether flags of the template */
 	int vary;         /* enum bench_vary */
 	int function;     /* 1: a function with no pool */
@@ -471,6 +472,8 @@ static int program_fd(struct world *w, int program, int trace)
 	case 11: return bpf_program__fd(w->bench->progs.bench_push_vxlan4);
 	case 12: return bpf_program__fd(w->bench->progs.bench_lru_hit);
 	case 13: return bpf_program__fd(w->bench->progs.bench_lru_learn);
+	case 14: return bpf_program__fd(w->bench->progs.bench_line_probe);
+	case 15: return bpf_program__fd(w->bench->progs.bench_line_fill);
 	default: return bpf_program__fd(w->bench->progs.bench_route);
 	}
 }
@@ -759,6 +762,12 @@ static void load_baseline_flows(struct world *w)
 	if (bench_counter_value(w, offsetof(struct bench_counts, lru_learned)) - before !=
 	    w->scale.affinity)
 		fail("the baseline's flow table did not take every flow", EINVAL);
+	struct bench_case lines = { .name = "filling the direct-mapped table", .program = 15,
+				    .vary = VARY_FLOW };
+
+	w->scale.repeat = w->scale.affinity;
+	run_on_cpus(w, &lines, frame, len, 1);
+	w->scale.repeat = repeat;
 }
 
 /* The slot the table order picks for the template's flow (IPv4). */
@@ -958,6 +967,11 @@ static const struct bench_case cases[] = {
 	  ADMISSION_NONE, 0, 0, 0 },
 	{ "baseline: LRU hit, varied (all flows)", 4, 12, 0, VARY_FLOW, 0, 0, 0,
 	  BENCH_COUNTER(lru_hit), 0, ADMISSION_NONE, 0, 0, 0 },
+	/* The least a keyed lookup costs here: one line of a direct-mapped
+	 * table (what the key hit's 0.8x target leaves room for). */
+	{ "floor: direct-mapped line, varied (all flows)", 4, 14, 0, VARY_FLOW, 0, 0, 0,
+	  BENCH_COUNTER(line_probe), 0, ADMISSION_NONE, 0, 0, 0,
+	  .baseline = "baseline: LRU hit, varied (all flows)" },
 	{ "flow pick, repeated", 4, 0, 0, VARY_NONE, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "flow pick, varied (all functions)", 4, 0, 0, VARY_FLOW, 0, 0, 0, COUNTER(flow_pick), 0, ADMISSION_NONE, 0, 0, 0 },
 	{ "no capacity", 4, 0, 0, VARY_NONE, 1, 0, 0, COUNTER(no_capacity), 0, ADMISSION_NONE, 0, 0, 0 },

@@ -50,6 +50,7 @@ command -v jq > /dev/null || { echo "not ok - jq is not installed (make deps)"; 
 bench dataplane "$scratch/dataplane.json" \
 	'(.cases | length) >= 78 and all(.cases[]; .ns_per_packet > 0) and
 	 ([.cases[] | select(.case | startswith("baseline: "))] | length) >= 6 and
+	 any(.cases[]; .case | startswith("floor: direct-mapped line")) and
 	 ([.cases[] | select(.cpus == 2)] | length) >= 5 and
 	 all(.cases[] | select(.cpus == 2); .per_cpu_vs_one > 0) and
 	 ([.cases[] | select(.case | endswith("P2C"))] | length) >= 4 and

@@ -43,6 +43,16 @@ struct bench_counts {
 	__u64 lru_miss;
 	__u64 lru_learned;
 	__u64 lru_learn_failed;
+	__u64 line_probe;
+	__u64 line_hit;
+};
+
+/* A line of the direct-mapped flow table (bench_line_probe): key and value
+ * in one 64-byte cache line, at the flow hash's index. */
+struct bench_line {
+	struct bench_flow_key key;
+	struct bench_flow_value value;
+	__u8 pad[8];
 };
 
 struct bench_token {

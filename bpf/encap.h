@@ -81,10 +81,10 @@ static __always_inline __u64 encap_hash(const struct request *req)
 	const struct tether_hdr *hdr = req->hdr;
 
 	if (hdr->flags & TETHER_F_KEY)
-		return tether_hash_key(bpf_be64_to_cpu(hdr->function_id),
-				       bpf_be64_to_cpu(hdr->routing_key));
-	return tether_hash_flow(req->flow_src.addr, req->service.addr, req->flow_src.port,
-				req->service.port);
+		return tether_spread_key(bpf_be64_to_cpu(hdr->function_id),
+					 bpf_be64_to_cpu(hdr->routing_key));
+	return tether_spread_flow(req->flow_src.addr, req->service.addr, req->flow_src.port,
+				  req->service.port);
 }
 
 /* The request was reserved room (bpf/load.h take_room) but is not sent from

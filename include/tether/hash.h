@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The hashes that place keys and flows on a pool table. Shared by the XDP
- * program, the Maglev builder and the tests, so every router (and every test)
- * computes the same placement from the same inputs. */
+/* The hashes that place keys and flows on a pool table, shared by the XDP
+ * program, the Maglev builder and the tests so that every router (and every
+ * test) computes the same placement from the same inputs; and cheaper ones
+ * that give a routed request's outer headers their entropy. */
 #ifndef TETHER_HASH_H
 #define TETHER_HASH_H
 
@@ -37,6 +38,29 @@ static inline __u64 tether_hash_flow(const __u8 src[16], const __u8 dst[16],
 	h = tether_mix64(h ^ words[2]);
 	h = tether_mix64(h ^ words[3]);
 	return tether_mix64(h ^ ((__u64)src_port << 16 | dst_port));
+}
+
+/* Entropy for the outer headers of a routed request (VXLAN's UDP source
+ * port, IPv6's flow label), so that ECMP in the fabric spreads requests and
+ * keeps a key or flow on one path. Nothing is placed by these: one mix
+ * instead of tether_hash_key's two and tether_hash_flow's five, as each
+ * round is a chain of multiplies on every routed request. */
+static inline __u64 tether_spread_key(__u64 function_id, __u64 routing_key)
+{
+	return tether_mix64(function_id * 0x9e3779b97f4a7c15ULL ^ routing_key);
+}
+
+/* The source's words multiplied, the destination's not, so that a flow and
+ * its reverse differ. */
+static inline __u64 tether_spread_flow(const __u8 src[16], const __u8 dst[16], __u16 src_port,
+				       __u16 dst_port)
+{
+	__u64 words[4];
+
+	__builtin_memcpy(words, src, 16);
+	__builtin_memcpy(&words[2], dst, 16);
+	return tether_mix64((words[0] ^ words[1]) * 0x9e3779b97f4a7c15ULL ^ words[2] ^ words[3] ^
+			    ((__u64)src_port << 16 | dst_port));
 }
 
 /* The second choice of power of two choices (bpf/routing.h, built for the

@@ -166,9 +166,12 @@ static size_t inner_packet(const struct pkt_spec *in, struct fixture *fx, __u8 *
 	return len - 14;
 }
 
+/* What the outer headers' entropy comes from: the key, else the flow. */
 static __u64 request_hash(const struct pkt_spec *s)
 {
-	return fixture_flow_hash(s->family, s->src_port);
+	if (s->hdr.flags & TETHER_F_KEY)
+		return tether_spread_key(s->hdr.function_id, s->hdr.routing_key);
+	return fixture_flow_spread(s->family, s->src_port);
 }
 
 /* Outer Ethernet, outer IP, [UDP, VXLAN, inner Ethernet], the inner packet. */
@@ -397,6 +400,92 @@ static void test_mtu_ipip6(void **state)
 	mtu_boundary(&((struct encap_test *)*state)->fx, BACKEND_IPIP, 6);
 }
 
+/* ---- the outer headers' entropy ------------------------------------------------ */
+
+/* The VXLAN source port and IPv6 flow label of the outer headers the request
+ * leaves with (VXLAN over IPv6 carries both). */
+static void outer_entropy(struct fixture *fx, const struct pkt_spec *s, __u32 *sport,
+			  __u32 *label)
+{
+	size_t len = pkt_build(s, frame_in, sizeof(frame_in));
+
+	struct tether_stats delta;
+
+	fixture_run(fx, frame_in, len, &result, &delta);
+	if (result.verdict != XDP_REDIRECT || result.len < 14 + 40 + 8)
+		fail_msg("a routed request: verdict %s, %u bytes out",
+			 xdp_verdict_name(result.verdict), result.len);
+	const __u8 *ip6 = result.frame + 14, *udp = ip6 + 40;
+
+	*label = ((__u32)ip6[1] & 0x0f) << 16 | (__u32)ip6[2] << 8 | ip6[3];
+	*sport = (__u32)udp[0] << 8 | udp[1];
+}
+
+static int distinct(const __u32 *values, int n)
+{
+	int count = 0;
+
+	for (int i = 0; i < n; i++) {
+		int seen = 0;
+
+		for (int j = 0; j < i && !seen; j++)
+			seen = values[j] == values[i];
+		count += !seen;
+	}
+	return count;
+}
+
+/* ECMP in the fabric spreads what the outer headers tell apart: flows
+ * (source ports) get different source ports and labels, and so do keys,
+ * while one key keeps one path from any source port. A keyed request's
+ * headers byte-exact too (run_case has flows only). */
+static void test_entropy(void **state)
+{
+	struct fixture *fx = &((struct encap_test *)*state)->fx;
+	enum { N = 64 };
+	__u32 sports[N], labels[N];
+	struct pkt_spec s;
+
+	routed_world(fx, BACKEND_VXLAN, 6);
+	for (int i = 0; i < N; i++) {
+		request_spec(&s, 4, PLAIN, fx);
+		s.src_port = (__u16)(20000 + i);
+		outer_entropy(fx, &s, &sports[i], &labels[i]);
+		assert_true(sports[i] >= 0xc000);
+	}
+	/* 14 bits of port: a few collisions among 64 at most, by chance. */
+	if (distinct(sports, N) < 60 || distinct(labels, N) < 62)
+		fail_msg("64 flows: %d distinct source ports, %d distinct labels",
+			 distinct(sports, N), distinct(labels, N));
+
+	for (int i = 0; i < N; i++) {
+		request_spec(&s, 4, PLAIN, fx);
+		s.hdr.flags |= TETHER_F_KEY;
+		s.hdr.routing_key = 7000 + (__u64)i;
+		outer_entropy(fx, &s, &sports[i], &labels[i]);
+	}
+	if (distinct(sports, N) < 60 || distinct(labels, N) < 62)
+		fail_msg("64 keys: %d distinct source ports, %d distinct labels",
+			 distinct(sports, N), distinct(labels, N));
+
+	for (int i = 0; i < 8; i++) {
+		request_spec(&s, 4, PLAIN, fx);
+		s.hdr.flags |= TETHER_F_KEY;
+		s.hdr.routing_key = 7000;
+		s.src_port = (__u16)(30000 + 1111 * i);
+		outer_entropy(fx, &s, &sports[i], &labels[i]);
+	}
+	if (distinct(sports, 8) != 1 || distinct(labels, 8) != 1)
+		fail_msg("key 7000 from 8 source ports: %d source ports, %d labels (want 1 and 1)",
+			 distinct(sports, 8), distinct(labels, 8));
+
+	struct tether_stats counters = { .token_hit = 1, .encap_vxlan = 1 };
+	size_t len = expected_frame(&s, fx, BACKEND_VXLAN, 6, frame_want);
+
+	run_and_check(fx, "VXLAN over IPv6, a keyed request", &s, XDP_REDIRECT, &counters,
+		      frame_want, len);
+}
+
 /* No route, and a route whose next hop has no neighbour entry: the request
  * goes to the slow path unstamped (NO_CAPACITY: it picks the same container
  * and sends through the kernel, which resolves the neighbour or answers). */
@@ -500,7 +589,7 @@ static int teardown(void **state)
 
 int main(int argc, char **argv)
 {
-	static struct CMUnitTest tests[ARRAY_SIZE(cases) + 6];
+	static struct CMUnitTest tests[ARRAY_SIZE(cases) + 7];
 	size_t n = 0;
 
 	for (int m = 0; m < MODES; m++)
@@ -524,6 +613,8 @@ int main(int argc, char **argv)
 					  teardown, NULL };
 	tests[n++] = (struct CMUnitTest){ "MTU boundary, IPIP over IPv6", test_mtu_ipip6, setup,
 					  teardown, NULL };
+	tests[n++] = (struct CMUnitTest){ "outer entropy from the flow, or the key", test_entropy,
+					  setup, teardown, NULL };
 	tests[n++] = (struct CMUnitTest){ "FIB failures go to the slow path", test_fib_failures,
 					  setup, teardown, NULL };
 	tests[n++] = (struct CMUnitTest){ "no encap source: dropped, counted", test_no_source,

@@ -186,13 +186,26 @@ static void map_text_addr(int family, const char *text, __u8 out[16])
 		pkt_addr6(out, text);
 }
 
+static void default_flow_addrs(int family, __u8 src[16], __u8 dst[16])
+{
+	map_text_addr(family, family == 4 ? PKT_TEST_CLIENT4 : PKT_TEST_CLIENT6, src);
+	map_text_addr(family, family == 4 ? PKT_TEST_VIP4 : PKT_TEST_VIP6, dst);
+}
+
 __u64 fixture_flow_hash(int family, __u16 src_port)
 {
 	__u8 src[16], dst[16];
 
-	map_text_addr(family, family == 4 ? PKT_TEST_CLIENT4 : PKT_TEST_CLIENT6, src);
-	map_text_addr(family, family == 4 ? PKT_TEST_VIP4 : PKT_TEST_VIP6, dst);
+	default_flow_addrs(family, src, dst);
 	return tether_hash_flow(src, dst, htons(src_port), htons(PKT_TEST_VIP_PORT));
+}
+
+__u64 fixture_flow_spread(int family, __u16 src_port)
+{
+	__u8 src[16], dst[16];
+
+	default_flow_addrs(family, src, dst);
+	return tether_spread_flow(src, dst, htons(src_port), htons(PKT_TEST_VIP_PORT));
 }
 
 void fixture_expect_output(const char *name, const char *what, const struct xdp_result *result,

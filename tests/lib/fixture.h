@@ -77,5 +77,7 @@ long fixture_model_pick(struct fixture *fx, __u64 function_id, __u64 hash);
 
 /* The flow hash of pktgen's default client -> VIP flow from src_port. */
 __u64 fixture_flow_hash(int family, __u16 src_port);
+/* Its outer headers' entropy (tether_spread_flow) when routed. */
+__u64 fixture_flow_spread(int family, __u16 src_port);
 
 #endif

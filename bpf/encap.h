@@ -262,7 +262,9 @@ static __always_inline enum encap_lookup fill_next_hop(struct xdp_md *ctx,
 			      bpf_htons(ENCAP_IP_DF);
 	} else {
 		__builtin_memcpy(hop->source, config->source6, 16);
-		hop->ip_sum = 0;
+		/* The addresses of VXLAN's pseudo header (IPIP over IPv6 has
+		 * no checksum). */
+		hop->ip_sum = csum_add_words(csum_add_words(0, hop->source, 8), hop->dest, 8);
 	}
 #ifndef TETHER_NEXTHOP_NO_CACHE
 	/* Once per fill: the egress MTU, asked for with the largest length
@@ -336,10 +338,8 @@ static __always_inline void write_vxlan(struct vxlan_outer *out,
 	put_mac(inner + 3, hop->smac);
 	inner[6] = l3_proto;
 	if (!plan->outer_v4) {
-		__u32 sum = plan->sum + bpf_htons(IPPROTO_UDP) + udp->len;
+		__u32 sum = plan->sum + hop->ip_sum + bpf_htons(IPPROTO_UDP) + udp->len;
 
-		sum = csum_add_words(sum, hop->source, 8);
-		sum = csum_add_words(sum, hop->dest, 8);
 		sum = csum_add_words(sum, out, sizeof(*out) / 2);
 
 		__u16 check = ~csum_fold(sum);

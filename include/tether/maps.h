@@ -97,7 +97,8 @@ struct nexthop_entry {
 	__u8 smac[6];
 	/* Filled with the rest for the per-packet work (bpf/encap.h): */
 	__u32 ip_sum;     /* outer IPv4: the unfolded sum of the header's fixed
-			   * words (addresses, DF); 0 for IPv6 */
+			   * words (addresses, DF); IPv6: of the addresses
+			   * (VXLAN's pseudo header) */
 	__u8 source[16];  /* the outer source address it was filled with */
 };
 

@@ -56,8 +56,10 @@ static int build_request(struct addr_request *req, __u16 type, __u16 flags,
 	return 0;
 }
 
-/* The kernel's answer to the request: 0 or a negative errno. */
-static int read_ack(int fd)
+/* The kernel's answer: the error of an NLMSG_ERROR (0 for an ack), or what
+ * take says of the first other message it takes (a value >= 0), or
+ * -EPROTO. */
+static int read_answer(int fd, int (*take)(const struct nlmsghdr *msg))
 {
 	char buf[1024];
 	ssize_t got = recv(fd, buf, sizeof(buf), 0);
@@ -66,17 +68,26 @@ static int read_ack(int fd)
 		return -errno;
 	for (struct nlmsghdr *msg = (struct nlmsghdr *)buf; NLMSG_OK(msg, (size_t)got);
 	     msg = NLMSG_NEXT(msg, got)) {
-		if (msg->nlmsg_type == NLMSG_ERROR) {
-			const struct nlmsgerr *err = NLMSG_DATA(msg);
+		if (msg->nlmsg_type == NLMSG_ERROR)
+			return ((const struct nlmsgerr *)NLMSG_DATA(msg))->error;
+		int taken = take ? take(msg) : -1;
 
-			return err->error;
-		}
+		if (taken >= 0)
+			return taken;
 	}
 	return -EPROTO;
 }
 
-/* Sends one request; the answer is read_answer's to read. */
-static int talk(const struct nlmsghdr *request, int (*read_answer)(int fd))
+/* RTM_GETROUTE's answer: 1 when the route is RTN_LOCAL, else 0. */
+static int route_type_local(const struct nlmsghdr *msg)
+{
+	if (msg->nlmsg_type != RTM_NEWROUTE)
+		return -1;
+	return ((const struct rtmsg *)NLMSG_DATA(msg))->rtm_type == RTN_LOCAL;
+}
+
+/* Sends one request and reads the kernel's answer (read_answer). */
+static int talk(const struct nlmsghdr *request, int (*take)(const struct nlmsghdr *msg))
 {
 	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
@@ -88,28 +99,9 @@ static int talk(const struct nlmsghdr *request, int (*read_answer)(int fd))
 		   sizeof(kernel)) < 0)
 		err = -errno;
 	else
-		err = read_answer(fd);
+		err = read_answer(fd, take);
 	close(fd);
 	return err;
-}
-
-/* The answer to RTM_GETROUTE: 1 when the route is RTN_LOCAL, else 0, or a
- * negative errno. */
-static int read_route_is_local(int fd)
-{
-	char buf[1024];
-	ssize_t got = recv(fd, buf, sizeof(buf), 0);
-
-	if (got < 0)
-		return -errno;
-	for (struct nlmsghdr *msg = (struct nlmsghdr *)buf; NLMSG_OK(msg, (size_t)got);
-	     msg = NLMSG_NEXT(msg, got)) {
-		if (msg->nlmsg_type == NLMSG_ERROR)
-			return ((const struct nlmsgerr *)NLMSG_DATA(msg))->error;
-		if (msg->nlmsg_type == RTM_NEWROUTE)
-			return ((const struct rtmsg *)NLMSG_DATA(msg))->rtm_type == RTN_LOCAL;
-	}
-	return -EPROTO;
 }
 
 /* Does the kernel deliver datagrams to addr (IPv6) here yet? */
@@ -128,7 +120,7 @@ static int route_is_local6(const __u8 addr[16])
 	};
 
 	add_attr(&req.header, RTA_DST, addr, 16);
-	return talk(&req.header, read_route_is_local);
+	return talk(&req.header, route_type_local);
 }
 
 int vip_make_local(const __u8 addr[16])
@@ -138,7 +130,7 @@ int vip_make_local(const __u8 addr[16])
 
 	if (err)
 		return err;
-	err = talk(&req.header, read_ack);
+	err = talk(&req.header, NULL);
 	if (err && err != -EEXIST)
 		return err;
 	/* An IPv6 address's local route comes from addrconf's work queue after
@@ -159,6 +151,6 @@ int vip_remove_local(const __u8 addr[16])
 
 	if (err)
 		return err;
-	err = talk(&req.header, read_ack);
+	err = talk(&req.header, NULL);
 	return err == -EADDRNOTAVAIL || err == -ENOENT ? 0 : err;
 }

@@ -150,8 +150,11 @@ static __always_inline int inner_sum(const struct request *req, void *data_end, 
 
 		if ((void *)(ip6 + 1) > data_end)
 			return -1;
-		pseudo = csum_add_words(pseudo, &ip6->saddr, 16);
-		sum = csum_add_words(0, ip6, sizeof(*ip6) / 2);
+		/* The header's addresses are the pseudo header's too: in the
+		 * one's complement sum they cancel, so neither side adds them
+		 * (the first 8 bytes alone: version, class, label, length, next
+		 * header, hop limit). */
+		sum = csum_add_words(0, ip6, offsetof(struct ipv6hdr, saddr) / 2);
 
 		/* Extension headers are outside the UDP checksum: summed. */
 		void *pos = ip6 + 1;

@@ -452,7 +452,12 @@ test_backend_flap() {
 	state=$(e2e_ctl --json backend list | jq -r '.[] | select(.backend == "vm1") | .state')
 	t1=$(now_ms)
 	e2e_agent_resume vm1
-	sleep 2.5
+	# Every other chunk sends the same keys, learned on vm2 while vm1 was
+	# down, and they stay there (a key keeps its live container): only the
+	# chunks of new keys can reach vm1. The window after RESUME_MS holds
+	# three chunks or more (a chunk takes up to 0.9 s sanitized), so at
+	# least one of new keys.
+	sleep 4
 	end=$(now_ms)
 	chunks_stop
 	t2=$((t1 + RESUME_MS))

@@ -454,9 +454,9 @@ test_backend_flap() {
 	e2e_agent_resume vm1
 	# Every other chunk sends the same keys, learned on vm2 while vm1 was
 	# down, and they stay there (a key keeps its live container): only the
-	# chunks of new keys can reach vm1. The window after RESUME_MS holds
-	# three chunks or more (a chunk takes up to 0.9 s sanitized), so at
-	# least one of new keys.
+	# chunks of new keys can reach vm1. The 3 s after RESUME_MS hold two
+	# whole chunks or more (a chunk takes up to 0.9 s sanitized), one of
+	# them of new keys.
 	sleep 4
 	end=$(now_ms)
 	chunks_stop

@@ -78,16 +78,13 @@ static __always_inline void stamp_token(struct request *req, const struct choice
 
 #define VLAN_HLEN 4
 
-/* A MAC address copied as three 16-bit words (a packed Ethernet header
- * would otherwise take six byte loads and stores). */
+/* A MAC address copied as a 32-bit and a 16-bit word (a packed Ethernet
+ * header would otherwise take six byte loads and stores; unaligned words
+ * cost nothing more here). */
 static __always_inline void put_mac(void *to, const void *from)
 {
-	__u16 *out = to;
-	const __u16 *in = from;
-
-	out[0] = in[0];
-	out[1] = in[1];
-	out[2] = in[2];
+	*(__u32 *)to = *(const __u32 *)from;
+	*(__u16 *)(to + 4) = *(const __u16 *)(from + 4);
 }
 
 static __always_inline void write_macs(struct ethhdr *eth, const struct backend_record *backend)

@@ -97,8 +97,9 @@ struct nexthop_entry {
 	__u8 smac[6];
 	/* Filled with the rest for the per-packet work (bpf/encap.h): */
 	__u32 ip_sum;     /* outer IPv4: the unfolded sum of the header's fixed
-			   * words (addresses, DF); IPv6: of the addresses
-			   * (VXLAN's pseudo header) */
+			   * words (addresses, DF); IPv6: of VXLAN's checksum
+			   * words fixed for this hop (addresses, protocol,
+			   * port, flags, inner source MAC) */
 	__u8 source[16];  /* the outer source address it was filled with */
 };
 

@@ -16,8 +16,9 @@
  * is 0 over IPv4 (RFC 7348) and computed over IPv6 (RFC 8200), without
  * reading the payload: the request's own, valid UDP checksum gives the sum of
  * its UDP datagram (the one's complement of its pseudo header's sum), and a
- * valid IPv4 header sums to zero. An IPv4 request without a UDP checksum has
- * no such sum: to VXLAN over IPv6 it goes to the slow path (encap_slow).
+ * valid IPv4 header sums to zero. An IPv4 request without a UDP checksum, or
+ * an IP packet longer than its UDP datagram, has no such sum: to VXLAN over
+ * IPv6 it goes to the slow path (encap_slow).
  *
  * Whatever the FIB cannot give a frame for goes up to the slow path before
  * the frame is touched (room given back): no route (fib_no_route, no_route),
@@ -127,12 +128,16 @@ static __always_inline int inner_packet(const struct request *req, void *data_en
 
 /* The one's complement sum of the request's IP packet, from its checksums
  * (see the top of this file); -1 when it cannot be had cheaply. */
-static __always_inline int inner_sum(const struct request *req, void *data_end, __u32 *out)
+static __always_inline int inner_sum(const struct request *req, void *data_end,
+				     const struct encap_plan *plan, __u32 *out)
 {
 	struct udphdr *udp = req->udp;
 
 	if ((void *)(udp + 1) > data_end || udp->check == 0)
 		return -1; /* IPv4 without a UDP checksum (IPv6 always has one) */
+	/* Bytes of the IP packet after the datagram are outside its checksum. */
+	if ((long)udp - (long)req->l3 + bpf_ntohs(udp->len) != plan->inner_len)
+		return -1;
 
 	/* The UDP datagram sums to the complement of its pseudo header. */
 	__u32 pseudo = bpf_htons(IPPROTO_UDP) + udp->len;
@@ -517,7 +522,7 @@ static __always_inline int send_routed(struct xdp_md *ctx, struct request *req,
 
 	/* The datagram's sum is the same before and after stamping: both
 	 * checksums are valid for the same pseudo header. */
-	if (plan.vxlan && !plan.outer_v4 && inner_sum(req, data_end, &plan.sum)) {
+	if (plan.vxlan && !plan.outer_v4 && inner_sum(req, data_end, &plan, &plan.sum)) {
 		give_back_room(chosen);
 		count(stats, encap_slow);
 		return hand_to_slow_path(ctx, req, TETHER_STATUS_NO_CAPACITY, stats);

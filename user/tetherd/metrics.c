@@ -372,8 +372,9 @@ static void write_dataplane(struct metrics *m, struct expo *e)
 		       "Requests for routed backends, on top of their decision: encap_vxlan and "
 		       "encap_ipip (sent encapsulated), fib_no_route and fib_no_neigh (no route, "
 		       "or the next hop unresolved: to the slow path), too_big (over the egress "
-		       "MTU once encapsulated: answered TOO_BIG), encap_slow (to the slow path: an "
-		       "IPv4 request without a UDP checksum for VXLAN over IPv6).",
+		       "MTU once encapsulated: answered TOO_BIG), encap_slow (to the slow path: for "
+		       "VXLAN over IPv6, an IPv4 request without a UDP checksum or an IP packet "
+		       "longer than its UDP datagram).",
 		       "event", encap_events, COUNT_OF(encap_events));
 }
 

@@ -4,7 +4,7 @@
  *
  *   udp_load --vip ADDR:PORT [--count N | --duration-s D] [--rate R] [--function F]
  *            [--key K] [--sessions S] [--keys-per-session N] [--token-follow]
- *            [--token HEX] [--strict] [--timeout-ms T] [--source-port P]
+ *            [--closed-loop] [--token HEX] [--strict] [--timeout-ms T] [--source-port P]
  *            [--per-container] [--json] [--stamped HEX] [--trace FILE]
  *
  * Request i belongs to session i % S. Keyed requests (--key, --sessions or
@@ -13,7 +13,10 @@
  * stays on its own key set. --token-follow presents, with TOKEN, the token of
  * the latest reply the same session got so far (a session forgets it on
  * CONTAINER_GONE); --token presents a fixed token (32 hex digits, as on the
- * wire) on every request. --duration-s sends for D seconds instead of N
+ * wire) on every request. --closed-loop: a session sends its next request
+ * only once its previous one was answered or timed out, as a client that
+ * follows tokens does (open loop, the default, it goes when the rate says,
+ * answered or not). --duration-s sends for D seconds instead of N
  * requests.
  *
  * --stamped HEX sends every request as a router forwards it to the container
@@ -87,6 +90,7 @@ struct options {
 	uint64_t sessions;
 	uint64_t keys_per_session;
 	bool token_follow;
+	bool closed_loop; /* a session's next request waits for its last answer */
 	bool fixed_token;
 	uint8_t token[TETHER_TOKEN_LEN];
 	bool strict;
@@ -150,15 +154,17 @@ struct load {
 static const char usage[] =
 	"usage: udp_load --vip ADDR:PORT [--count N | --duration-s D] [--rate R] [--function F]\n"
 	"                [--key K] [--sessions S] [--keys-per-session N] [--token-follow]\n"
-	"                [--token HEX] [--strict] [--timeout-ms T] [--source-port P]\n"
-	"                [--per-container] [--json] [--stamped HEX] [--trace FILE]\n"
+	"                [--closed-loop] [--token HEX] [--strict] [--timeout-ms T]\n"
+	"                [--source-port P] [--per-container] [--json] [--stamped HEX]\n"
+	"                [--trace FILE]\n"
 	"Sends N Tether requests (or for D seconds, R per second) to ADDR:PORT and prints\n"
 	"a summary: sent= answered= lost= ok= no_capacity= container_gone= malformed=\n"
 	"overloaded= containers= ... p50_us= p99_us= p999_us=; --per-container adds\n"
 	"'container=SLOT count=N served_by=NAME' lines; --json prints one object.\n"
 	"--stamped HEX: send each request as a router forwards it to the container whose\n"
 	"token is HEX (STAMPED set, HEX in the token field), to reach a backend with no\n"
-	"router in the path. --trace FILE: one line per request after the run:\n"
+	"router in the path. --closed-loop: a session's next request waits for the answer\n"
+	"to its previous one (or its timeout). --trace FILE: one line per request after the run:\n"
 	"'request=SEQ sent_us= answered_us= latency_us= status= container=' (wall clock, us).\n";
 
 /* ---- Options --------------------------------------------------------------- */
@@ -183,7 +189,7 @@ static int usage_error(const char *what, const char *value)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_VIP = 1, O_COUNT, O_DURATION, O_RATE, O_FUNCTION, O_KEY, O_SESSIONS, O_KPS,
-	       O_FOLLOW, O_TOKEN, O_STRICT, O_TIMEOUT, O_SPORT, O_PER_CONTAINER, O_JSON,
+	       O_FOLLOW, O_CLOSED, O_TOKEN, O_STRICT, O_TIMEOUT, O_SPORT, O_PER_CONTAINER, O_JSON,
 	       O_STAMPED, O_TRACE, O_HELP };
 	static const struct option options[] = {
 		{ "vip", required_argument, 0, O_VIP },
@@ -195,6 +201,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "sessions", required_argument, 0, O_SESSIONS },
 		{ "keys-per-session", required_argument, 0, O_KPS },
 		{ "token-follow", no_argument, 0, O_FOLLOW },
+		{ "closed-loop", no_argument, 0, O_CLOSED },
 		{ "token", required_argument, 0, O_TOKEN },
 		{ "strict", no_argument, 0, O_STRICT },
 		{ "timeout-ms", required_argument, 0, O_TIMEOUT },
@@ -251,6 +258,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->keyed = true;
 			break;
 		case O_FOLLOW: o->token_follow = true; break;
+		case O_CLOSED: o->closed_loop = true; break;
 		case O_TOKEN:
 			if (tether_token_from_hex(optarg, o->token))
 				return usage_error("--token (32 hex digits)", optarg);
@@ -347,6 +355,19 @@ static uint64_t window_wait_ns(const struct load *l, uint64_t seq, uint64_t now)
 	if (f->seq == NO_SEQ || was_answered(l, f->seq) || now - f->sent_ns > timeout_ns(l))
 		return 0;
 	return f->sent_ns + timeout_ns(l) + 1 - now;
+}
+
+/* --closed-loop: how long request seq waits for the answer to its session's
+ * previous request (or for that one's timeout). */
+static uint64_t session_wait_ns(const struct load *l, uint64_t seq, uint64_t now)
+{
+	if (!l->opt.closed_loop || seq < l->opt.sessions)
+		return 0;
+	uint64_t previous = seq - l->opt.sessions;
+
+	if (l->ring[previous % WINDOW].seq != previous)
+		return 0;
+	return window_wait_ns(l, previous, now);
 }
 
 static void count_container(struct tally *t, uint32_t slot, const char *served_by)
@@ -580,6 +601,9 @@ static void run(struct load *l)
 	while (!done_sending(l, start, now)) {
 		uint64_t due = due_ns(&l->opt, start, l->next);
 		uint64_t wait = due > now ? due - now : window_wait_ns(l, l->next, now);
+
+		if (!wait)
+			wait = session_wait_ns(l, l->next, now);
 
 		if (wait)
 			receive(l, wait);

@@ -126,10 +126,10 @@ static __always_inline int inner_packet(const struct request *req, void *data_en
 	return 0;
 }
 
-/* The one's complement sum of the request's IP packet, from its checksums
- * (see the top of this file); -1 when it cannot be had cheaply. */
+/* plan->sum: the one's complement sum of the request's IP packet, from its
+ * checksums (see the top of this file); -1 when it cannot be had cheaply. */
 static __always_inline int inner_sum(const struct request *req, void *data_end,
-				     const struct encap_plan *plan, __u32 *out)
+				     struct encap_plan *plan)
 {
 	struct udphdr *udp = req->udp;
 
@@ -177,7 +177,7 @@ static __always_inline int inner_sum(const struct request *req, void *data_end,
 		if (pos != (void *)udp)
 			return -1;
 	}
-	*out = sum + (__u16)~csum_fold(pseudo);
+	plan->sum = sum + (__u16)~csum_fold(pseudo);
 	return 0;
 }
 
@@ -522,7 +522,7 @@ static __always_inline int send_routed(struct xdp_md *ctx, struct request *req,
 
 	/* The datagram's sum is the same before and after stamping: both
 	 * checksums are valid for the same pseudo header. */
-	if (plan.vxlan && !plan.outer_v4 && inner_sum(req, data_end, &plan, &plan.sum)) {
+	if (plan.vxlan && !plan.outer_v4 && inner_sum(req, data_end, &plan)) {
 		give_back_room(chosen);
 		count(stats, encap_slow);
 		return hand_to_slow_path(ctx, req, TETHER_STATUS_NO_CAPACITY, stats);

@@ -164,7 +164,8 @@ static const char usage[] =
 	"--stamped HEX: send each request as a router forwards it to the container whose\n"
 	"token is HEX (STAMPED set, HEX in the token field), to reach a backend with no\n"
 	"router in the path. --closed-loop: a session's next request waits for the answer\n"
-	"to its previous one (or its timeout). --trace FILE: one line per request after the run:\n"
+	"to its previous one (or its timeout). --trace FILE: one line per request after\n"
+	"the run:\n"
 	"'request=SEQ sent_us= answered_us= latency_us= status= container=' (wall clock, us).\n";
 
 /* ---- Options --------------------------------------------------------------- */

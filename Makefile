@@ -211,6 +211,7 @@ $(BUILD)/tests/unit/test_client: $(LIB_client)
 $(BUILD)/tests/unit/test_tls: $(LIB_tls)
 $(BUILD)/tests/unit/test_tls: LDLIBS += $(TLS_LIBS)
 $(BUILD)/tests/unit/test_protocol: $(LIB_control)
+$(BUILD)/tests/unit/test_loop: $(LIB_core)
 $(BUILD)/tests/unit/test_maglev: $(LIB_dataplane) $(LIB_core)
 $(BUILD)/tests/unit/test_pktgen: $(LIB_dataplane) $(LIB_core)
 # Every bpf test drives the maps through the dataplane library.

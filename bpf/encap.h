@@ -155,6 +155,16 @@ static __always_inline int inner_sum(const struct request *req, void *data_end,
 
 		if ((void *)(ip6 + 1) > data_end)
 			return -1;
+		if ((void *)(ip6 + 1) == (void *)udp) {
+			/* No extension header: the payload length is the
+			 * datagram's (checked above) and cancels the pseudo
+			 * header's, and the addresses cancel (below); left are
+			 * the header's other words and minus the protocol. */
+			__u16 *word = (void *)ip6;
+
+			plan->sum = word[0] + word[1] + word[3] + (__u16)~bpf_htons(IPPROTO_UDP);
+			return 0;
+		}
 		/* The header's addresses are the pseudo header's too: in the
 		 * one's complement sum they cancel, so neither side adds them
 		 * (the first 8 bytes alone: version, class, label, length, next

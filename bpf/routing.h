@@ -378,7 +378,6 @@ static __always_inline enum route_verdict route_by_key(const struct tether_hdr *
 		.routing_key = bpf_be64_to_cpu(hdr->routing_key),
 	};
 	struct affinity_value *known = bpf_map_lookup_elem(&affinity, &key);
-	__u64 hash = tether_hash_key(function_id, key.routing_key);
 	int overflowed = 0;
 	enum route_verdict verdict;
 
@@ -386,6 +385,9 @@ static __always_inline enum route_verdict route_by_key(const struct tether_hdr *
 		count(stats, key_hit);
 		return ROUTE_FORWARD;
 	}
+	/* Past the hit: only a pick in the pool table needs the key's hash. */
+	__u64 hash = tether_hash_key(function_id, key.routing_key);
+
 	if (known) {
 		__u32 slot = known->slot;
 		struct container_record *container = bpf_map_lookup_elem(&containers, &slot);

@@ -291,10 +291,21 @@ test_cut_off() {
 	echo "#   r3 back: $(fleet_ctl r3 --json container list | jq 'length') containers, as r1"
 }
 
+# Members 1 and 2 started again after test_quorum_lost killed them.
+quorum_back() {
+	local member
+	for member in 1 2; do
+		"$E2E_REPO/tools/etcd-cluster.sh" restart "$FLEET_ETCD_DIR" "$member"
+	done
+}
+
 test_quorum_lost() {
 	local out node up
 	"$E2E_REPO/tools/etcd-cluster.sh" kill "$FLEET_ETCD_DIR" 1
 	"$E2E_REPO/tools/etcd-cluster.sh" kill "$FLEET_ETCD_DIR" 2
+	# Also when a check below fails: every test after this one needs the
+	# quorum (without it they failed too, one of them after 14 minutes).
+	trap quorum_back EXIT
 	echo "#   etcd members 1 and 2 killed: no quorum"
 	out=$(timeout 20 "$E2E_TETHERCTL" --socket "$(fleet_socket r1)" container add --function "$F" \
 		--backend vm1 --name noquorum 2>&1) && fail "a change was taken without quorum"
@@ -306,8 +317,8 @@ test_quorum_lost() {
 	done
 	out=$(fleet_load clx --function "$F" --sessions 20 --count 300 --rate 1000)
 	expect_eq "requests lost without quorum" "$(e2e_field "$out" lost)" 0
-	"$E2E_REPO/tools/etcd-cluster.sh" restart "$FLEET_ETCD_DIR" 1
-	"$E2E_REPO/tools/etcd-cluster.sh" restart "$FLEET_ETCD_DIR" 2
+	trap - EXIT
+	quorum_back
 	fleet_wait_converged 200 || fail "the fleet did not converge after the quorum came back"
 }
 

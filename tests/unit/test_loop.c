@@ -44,7 +44,6 @@ static void on_original(void *ctx, int fd, uint32_t events)
 	struct batch *batch = ctx;
 	int index = fd == batch->fds[0] ? 0 : 1;
 	int other = batch->fds[!index];
-
 	eventfd_t value;
 
 	(void)events;

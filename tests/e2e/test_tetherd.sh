@@ -973,17 +973,27 @@ hb_state() {
 	e2e_raw "list backend" | sed -n 's/^backend=hb .* state=\([a-z]*\) .*/\1/p'
 }
 
+# The state (enum backend_state: 1 up, 2 draining, 3 down) of backend id $1
+# in the data plane's backends map.
+dataplane_backend_state() {
+	local id=$1
+	bpftool -j map lookup pinned "$E2E_PIN_ROOT/backends" \
+		key $((id & 255)) $((id >> 8 & 255)) $((id >> 16 & 255)) $((id >> 24)) |
+		jq '.formatted.value.state // .value[8]'
+}
+
 # f. A backend without heartbeats is down at its deadline: 'list backend' says
 # so, and its containers get no traffic (the slow path answers NO_CAPACITY);
 # a heartbeat brings it back.
 test_heartbeat() {
 	local function=80 h t0 t_added ts te state out before loop i polls=""
-	local last_up=-1 first_down=-1
+	local last_up=-1 first_down=-1 hb_id
 	t0=$(now_ms)
 	e2e_ctl backend add hb --addr 203.0.113.2 --mac "$(vm_mac vm1)" --iface "$E2E_IF_R1" \
 		--heartbeat-ms 500 >/dev/null
 	t_added=$(now_ms)
 	h=$(add_warm "$function" hb)
+	hb_id=$(backend_field hb id)
 	# Each poll is timed from before it was sent to after its answer: the
 	# deadline lies between t0 + 500 and t_added + 500 ms.
 	while :; do
@@ -993,6 +1003,11 @@ test_heartbeat() {
 		polls+=" $((ts - t0))-$((te - t0)):$state"
 		if [[ $state == down ]]; then
 			first_down=$((te - t0))
+			# Down in the list is down where requests are routed: the
+			# next tick must not be what writes it (it once let one
+			# request through in between).
+			expect_eq "hb's state in the data plane once listed down" \
+				"$(dataplane_backend_state "$hb_id")" 3
 			((te >= t0 + 480)) || fail "hb down in a poll answered $((te - t0)) ms after the add began"
 			break
 		fi

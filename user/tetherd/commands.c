@@ -257,6 +257,10 @@ static enum proto_error list_backend(struct tetherd *d, const struct requester *
 				     char *message, size_t size)
 {
 	(void)req, (void)message, (void)size;
+	/* A backend listed as down takes no more requests (test_tetherd
+	 * heartbeat: one was forwarded after the list said down, before the
+	 * next tick wrote it down). */
+	lifecycle_expire_backends(&d->lc);
 	proto_write_ok(w);
 	for (__u32 id = 1; id < TETHER_MAX_BACKENDS; id++) {
 		const struct backend *b = &d->lc.backends[id];

@@ -1299,6 +1299,11 @@ static void expire_drains(struct lifecycle *lc, __u64 now)
 	g_array_free(expired, TRUE);
 }
 
+void lifecycle_expire_backends(struct lifecycle *lc)
+{
+	expire_backends(lc, lifecycle_now(lc));
+}
+
 void lifecycle_tick(struct lifecycle *lc)
 {
 	__u64 now = lifecycle_now(lc);

@@ -245,6 +245,10 @@ enum proto_error lc_container_forget(struct lifecycle *lc, __u32 slot, const cha
 /* Deadlines and heartbeats: backends past their heartbeat expiry go down,
  * draining containers past their deadline are gone. Call it often. */
 void lifecycle_tick(struct lifecycle *lc);
+/* The backends part of it alone: before a backend is shown as down, the data
+ * plane has it down too (between ticks its record there still has the
+ * restart grace on its deadline, and takes requests). */
+void lifecycle_expire_backends(struct lifecycle *lc);
 
 /* Rebuilds and swaps in the table of every function whose warm set changed.
  * The daemon calls it after each batch of requests, before answering them,

@@ -35,22 +35,16 @@ struct loop *loop_new(void)
 		g_free(loop);
 		return NULL;
 	}
-	loop->watches = g_hash_table_new(g_direct_hash, g_direct_equal);
+	loop->watches = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
 	loop->removed = g_ptr_array_new_with_free_func(g_free);
 	return loop;
 }
 
 void loop_free(struct loop *loop)
 {
-	GHashTableIter iter;
-	gpointer watch;
-
 	if (!loop)
 		return;
 	close(loop->epoll_fd);
-	g_hash_table_iter_init(&iter, loop->watches);
-	while (g_hash_table_iter_next(&iter, NULL, &watch))
-		g_free(watch);
 	g_hash_table_destroy(loop->watches);
 	g_ptr_array_free(loop->removed, TRUE);
 	g_free(loop);
@@ -59,11 +53,11 @@ void loop_free(struct loop *loop)
 /* The live watch of fd, if any, off the table and dead. */
 static void retire(struct loop *loop, int fd)
 {
-	struct watch *watch = g_hash_table_lookup(loop->watches, GINT_TO_POINTER(fd));
+	struct watch *watch;
 
-	if (!watch)
+	if (!g_hash_table_steal_extended(loop->watches, GINT_TO_POINTER(fd), NULL,
+					 (gpointer *)&watch))
 		return;
-	g_hash_table_remove(loop->watches, GINT_TO_POINTER(fd));
 	watch->removed = true;
 	g_ptr_array_add(loop->removed, watch);
 }

@@ -480,6 +480,13 @@ e2e_field() {
 	sed -n "s/.*\(^\| \)$key=\([^ ]*\).*/\2/p" <<<"$line" | head -n1
 }
 
+# The 4 bytes of a u32 map key (little-endian), as bpftool takes them after
+# "key": a backend id or container slot, for a lookup in a pinned map.
+e2e_key_bytes() {
+	local n=$1
+	printf '%d %d %d %d' $((n & 255)) $((n >> 8 & 255)) $((n >> 16 & 255)) $((n >> 24 & 255))
+}
+
 # --- VM agents -------------------------------------------------------------------
 
 # Starts the VM agent in VM NAME (vm1..vm3), registered with this rig's tetherd

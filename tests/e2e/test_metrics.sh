@@ -540,18 +540,12 @@ test_many() {
 
 # --- container show against bpftool map lookup ------------------------------------------------
 
-# The 4 bytes of a u32 map key (little-endian), as bpftool takes them.
-key_bytes() {
-	local n=$1
-	printf '%d %d %d %d' $((n & 255)) $((n >> 8 & 255)) $((n >> 16 & 255)) $((n >> 24 & 255))
-}
-
 test_container_show() {
 	local h shown raw secret_hex le field
 	h=$(e2e_ctl --json container list --function "$F_KEYED" | jq -er '.[0].container')
 	shown=$(e2e_ctl --json container show "$h")
 	# shellcheck disable=SC2046 # the key's bytes, one word each
-	raw=$(bpftool map lookup pinned "$E2E_PIN_ROOT/containers" key $(key_bytes "$h"))
+	raw=$(bpftool map lookup pinned "$E2E_PIN_ROOT/containers" key $(e2e_key_bytes "$h"))
 	for field in generation backend_id drain_deadline_ns; do
 		expect_eq "$field: container show and bpftool" "$(jq -r ".$field" <<<"$shown")" \
 			"$(jq -r ".value.$field" <<<"$raw")"

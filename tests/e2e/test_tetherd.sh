@@ -977,9 +977,9 @@ hb_state() {
 # in the data plane's backends map.
 dataplane_backend_state() {
 	local id=$1
-	bpftool -j map lookup pinned "$E2E_PIN_ROOT/backends" \
-		key $((id & 255)) $((id >> 8 & 255)) $((id >> 16 & 255)) $((id >> 24)) |
-		jq '.formatted.value.state // .value[8]'
+	# shellcheck disable=SC2046 # four words, one per byte
+	bpftool -j map lookup pinned "$E2E_PIN_ROOT/backends" key $(e2e_key_bytes "$id") |
+		jq '.formatted.value.state'
 }
 
 # f. A backend without heartbeats is down at its deadline: 'list backend' says

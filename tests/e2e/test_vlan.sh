@@ -188,8 +188,9 @@ test_config() {
 	# The pinned record, by its BTF field name.
 	local id
 	id=$(jq -r '.[] | select(.backend == "vm2") | .id' <<<"$json")
+	# shellcheck disable=SC2046 # the key's bytes, one word each
 	expect_eq "vm2's vlan in the pinned backends map" \
-		"$(bpftool -j map lookup pinned "$E2E_PIN_ROOT/backends" key $((id & 255)) $((id >> 8 & 255)) 0 0 |
+		"$(bpftool -j map lookup pinned "$E2E_PIN_ROOT/backends" key $(e2e_key_bytes "$id") |
 			jq -r '.formatted.value.vlan')" "$TRUNK_VID"
 
 	before=$(e2e_ctl --json backend list | sed 's/"expires_in_ms":[0-9]*,//g')

@@ -1621,12 +1621,32 @@ static void test_restart_grace(void **state)
 		usleep(5000);
 	expect_token_hit(w, F1, a, "a's token past vm1's own deadline, within the grace");
 
+	/* What operators are shown follows the data plane, not the view's
+	 * deadline: vm1 is routed to until a tick marks it down; vm2's deadline
+	 * moved in the map (as an ALIVE datagram moves it) keeps it up. */
+	struct backend_record alive = map_backend(w, vm2);
+
+	alive.heartbeat_expiry_ns = added + 1000 * MS;
+	CHECK(backend_set(&w->dp, vm2, &alive) == 0, "moving vm2's deadline in the map");
+	w->now = added + 150 * MS;
+	CHECK(!lifecycle_backend_down(lc, &lc->backends[vm1]),
+	      "vm1 past its own deadline, no tick yet, still routed: shown as down");
+	CHECK(!lifecycle_backend_down(lc, &lc->backends[vm2]),
+	      "vm2 past the view's deadline, the map's moved by an ALIVE: shown as down");
+	w->now = added + 1000 * MS;
+	CHECK(lifecycle_backend_down(lc, &lc->backends[vm2]),
+	      "vm2 past the map's deadline: not shown as down");
+	alive.heartbeat_expiry_ns = added + 150 * MS;
+	CHECK(backend_set(&w->dp, vm2, &alive) == 0, "vm2's deadline back in the map");
+
 	/* A running tetherd marks vm1 down at its own deadline. */
 	w->now = added + 150 * MS;
 	g_ptr_array_set_size(w->events, 0);
 	lifecycle_tick(lc);
 	CHECK_EQ(map_backend(w, vm1).state, BACKEND_DOWN, "vm1 in the map after a tick past its "
 							 "own deadline");
+	CHECK(lifecycle_backend_down(lc, &lc->backends[vm1]),
+	      "vm1 down in the map: not shown as down");
 	expect_events(w, "tick past the deadlines",
 		      "event=backend_down backend=vm1 id=1 reason=heartbeat",
 		      "event=backend_down backend=vm2 id=2 reason=heartbeat", NULL);

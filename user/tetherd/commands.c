@@ -117,13 +117,12 @@ static void write_backend(struct tetherd *d, struct proto_writer *w, const struc
 	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", b->record.mac[0],
 		 b->record.mac[1], b->record.mac[2], b->record.mac[3], b->record.mac[4],
 		 b->record.mac[5]);
-	__u64 now = lifecycle_now(&d->lc);
-	bool expired = b->record.heartbeat_expiry_ns && now >= b->record.heartbeat_expiry_ns;
+	bool down = lifecycle_backend_down(&d->lc, b);
 
 	proto_record_begin(w);
 	proto_record_str(w, "backend", b->meta.name);
 	proto_record_u64(w, "id", b->id);
-	proto_record_str(w, "state", expired ? "down" : backend_state_name(b->record.state));
+	proto_record_str(w, "state", down ? "down" : backend_state_name(b->record.state));
 	proto_record_str(w, "addr", addr);
 	proto_record_str(w, "mac", mac);
 	proto_record_str(w, "iface", b->meta.iface);

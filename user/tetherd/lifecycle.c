@@ -1299,6 +1299,16 @@ static void expire_drains(struct lifecycle *lc, __u64 now)
 	g_array_free(expired, TRUE);
 }
 
+bool lifecycle_backend_down(const struct lifecycle *lc, const struct backend *backend)
+{
+	struct backend_record record;
+
+	if (backend_get(lc->dp, backend->id, &record))
+		record = backend->record;
+	return record.state == BACKEND_DOWN ||
+	       (record.heartbeat_expiry_ns && lifecycle_now(lc) >= record.heartbeat_expiry_ns);
+}
+
 void lifecycle_expire_backends(struct lifecycle *lc)
 {
 	expire_backends(lc, lifecycle_now(lc));

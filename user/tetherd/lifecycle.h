@@ -249,6 +249,12 @@ void lifecycle_tick(struct lifecycle *lc);
  * plane has it down too (between ticks its record there still has the
  * restart grace on its deadline, and takes requests). */
 void lifecycle_expire_backends(struct lifecycle *lc);
+/* Whether the data plane sends the backend nothing, judged as the program
+ * judges it (bpf/routing.h, backend_takes_work): its record in the map down
+ * or past the map's deadline. The view's own deadline is earlier (the map's
+ * has the restart grace) or later (ALIVE datagrams move the map's), so what
+ * operators see as down (backend list, /metrics) asks the map. */
+bool lifecycle_backend_down(const struct lifecycle *lc, const struct backend *backend);
 
 /* Rebuilds and swaps in the table of every function whose warm set changed.
  * The daemon calls it after each batch of requests, before answering them,

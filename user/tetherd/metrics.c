@@ -382,7 +382,6 @@ static void write_states(struct metrics *m, struct expo *e)
 {
 	const struct lifecycle *lc = &m->d->lc;
 	__u64 containers[CONTAINER_GONE + 1] = {}, backends[BACKEND_DOWN + 1] = {};
-	__u64 now = lifecycle_now(lc);
 	GHashTableIter iter;
 	gpointer value;
 	__u64 pools = 0;
@@ -392,9 +391,8 @@ static void write_states(struct metrics *m, struct expo *e)
 
 		if (!b->in_use)
 			continue;
-		bool expired = b->record.heartbeat_expiry_ns && now >= b->record.heartbeat_expiry_ns;
-
-		backends[expired ? BACKEND_DOWN : MIN(b->record.state, (__u32)BACKEND_DOWN)]++;
+		backends[lifecycle_backend_down(lc, b) ? BACKEND_DOWN
+						       : MIN(b->record.state, (__u32)BACKEND_DOWN)]++;
 	}
 	g_hash_table_iter_init(&iter, lc->functions);
 	while (g_hash_table_iter_next(&iter, NULL, &value))

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* The lifecycle: errors and events, requests, time, set-up. Backends,
+/* The lifecycle: errors and events, requests, the tick, set-up. Backends,
  * containers, pools and adoption are in their own lifecycle_*.c. */
 #include "lifecycle_internal.h"
 
@@ -130,78 +130,12 @@ enum proto_error lc_execute(struct lifecycle *lc, const struct lc_request *r, __
 
 /* --- time --- */
 
-static void expire_backends(struct lifecycle *lc, __u64 now)
-{
-	for (__u32 id = 1; id < TETHER_MAX_BACKENDS; id++) {
-		struct backend *backend = &lc->backends[id];
-
-		if (!backend->in_use || backend->record.state == BACKEND_DOWN)
-			continue;
-		lc_sync_expiry(lc, backend);
-		bool missed = backend->record.heartbeat_expiry_ns &&
-			      now >= backend->record.heartbeat_expiry_ns;
-		bool drained = backend->record.state == BACKEND_DRAINING && !backend->containers;
-
-		if (!missed && !drained)
-			continue;
-		struct backend_record down = backend->record;
-
-		down.state = BACKEND_DOWN;
-		if (backend_set(lc->dp, id, &down))
-			continue; /* tried again on the next tick */
-		backend->record = down;
-		lc_mark_backend_pools_dirty(lc, id);
-		lc_emit(lc, "event=backend_down backend=%s id=%u reason=%s", backend->meta.name, id,
-			missed ? "heartbeat" : "drained");
-	}
-}
-
-static void expire_drains(struct lifecycle *lc, __u64 now)
-{
-	GHashTableIter iter;
-	gpointer value;
-	GArray *expired = g_array_new(FALSE, FALSE, sizeof(__u32));
-
-	g_hash_table_iter_init(&iter, lc->functions);
-	while (g_hash_table_iter_next(&iter, NULL, &value)) {
-		GHashTableIter slots;
-		gpointer key;
-
-		g_hash_table_iter_init(&slots, ((struct function *)value)->slots);
-		while (g_hash_table_iter_next(&slots, &key, NULL)) {
-			__u32 slot = GPOINTER_TO_UINT(key) - 1;
-			const struct container_record *record = &lc->containers[slot];
-
-			if (record->state == CONTAINER_DRAINING && now >= record->drain_deadline_ns)
-				g_array_append_val(expired, slot);
-		}
-	}
-	for (guint i = 0; i < expired->len; i++)
-		lc_container_gone(lc, g_array_index(expired, __u32, i), "deadline");
-	g_array_free(expired, TRUE);
-}
-
-bool lifecycle_backend_down(const struct lifecycle *lc, const struct backend *backend)
-{
-	struct backend_record record;
-
-	if (backend_get(lc->dp, backend->id, &record))
-		record = backend->record;
-	return record.state == BACKEND_DOWN ||
-	       (record.heartbeat_expiry_ns && lifecycle_now(lc) >= record.heartbeat_expiry_ns);
-}
-
-void lifecycle_expire_backends(struct lifecycle *lc)
-{
-	expire_backends(lc, lifecycle_now(lc));
-}
-
 void lifecycle_tick(struct lifecycle *lc)
 {
 	__u64 now = lifecycle_now(lc);
 
-	expire_drains(lc, now);
-	expire_backends(lc, now);
+	lc_expire_drains(lc, now);
+	lc_expire_backends(lc, now);
 }
 
 /* --- set-up (adoption: lifecycle_adopt.c) --- */

@@ -38,7 +38,7 @@ struct backend *lc_backend_find(struct lifecycle *lc, const char *name)
 
 /* ALIVE datagrams move a keyed backend's deadline in the map (bpf/load.h):
  * the view takes the later one before it judges or writes the record. */
-void lc_sync_expiry(struct lifecycle *lc, struct backend *backend)
+static void sync_expiry(struct lifecycle *lc, struct backend *backend)
 {
 	struct backend_record now;
 
@@ -65,7 +65,7 @@ static int write_backend(struct lifecycle *lc, struct backend *backend)
 	__u64 expiry;
 
 	if (backend->in_use)
-		lc_sync_expiry(lc, backend);
+		sync_expiry(lc, backend);
 	expiry = backend->record.heartbeat_expiry_ns;
 	int err = lc_set_backend_record(lc, backend);
 
@@ -207,7 +207,7 @@ enum proto_error lc_backend_add_link(struct lifecycle *lc, const char *name, con
 }
 
 /* Every function with a container on the backend rebuilds its pool. */
-void lc_mark_backend_pools_dirty(struct lifecycle *lc, __u32 backend_id)
+static void mark_backend_pools_dirty(struct lifecycle *lc, __u32 backend_id)
 {
 	GHashTableIter iter;
 	gpointer value;
@@ -263,7 +263,7 @@ enum proto_error lc_backend_heartbeat(struct lifecycle *lc, const char *name)
 		return lc_fail_kernel(lc, "recording the heartbeat", err);
 	*backend = updated;
 	if (was_down) {
-		lc_mark_backend_pools_dirty(lc, backend->id);
+		mark_backend_pools_dirty(lc, backend->id);
 		lc_emit(lc, "event=backend_%s backend=%s id=%u",
 			backend_state_name(backend->record.state), name, backend->id);
 		announce_warm_containers(lc, backend->id);
@@ -315,7 +315,7 @@ enum proto_error lc_backend_drain(struct lifecycle *lc, const char *name, __u32 
 		return lc_fail_kernel(lc, "draining the backend", err);
 	*backend = updated;
 	drain_containers_of(lc, backend);
-	lc_mark_backend_pools_dirty(lc, backend->id);
+	mark_backend_pools_dirty(lc, backend->id);
 	lc_emit(lc, "event=backend_draining backend=%s id=%u", name, backend->id);
 	return PROTO_OK;
 }
@@ -352,6 +352,49 @@ enum proto_error lc_backend_del(struct lifecycle *lc, const char *name)
 	return PROTO_OK;
 }
 
+
+/* --- deadlines --- */
+
+void lc_expire_backends(struct lifecycle *lc, __u64 now)
+{
+	for (__u32 id = 1; id < TETHER_MAX_BACKENDS; id++) {
+		struct backend *backend = &lc->backends[id];
+
+		if (!backend->in_use || backend->record.state == BACKEND_DOWN)
+			continue;
+		sync_expiry(lc, backend);
+		bool missed = backend->record.heartbeat_expiry_ns &&
+			      now >= backend->record.heartbeat_expiry_ns;
+		bool drained = backend->record.state == BACKEND_DRAINING && !backend->containers;
+
+		if (!missed && !drained)
+			continue;
+		struct backend_record down = backend->record;
+
+		down.state = BACKEND_DOWN;
+		if (backend_set(lc->dp, id, &down))
+			continue; /* tried again on the next tick */
+		backend->record = down;
+		mark_backend_pools_dirty(lc, id);
+		lc_emit(lc, "event=backend_down backend=%s id=%u reason=%s", backend->meta.name, id,
+			missed ? "heartbeat" : "drained");
+	}
+}
+
+bool lifecycle_backend_down(const struct lifecycle *lc, const struct backend *backend)
+{
+	struct backend_record record;
+
+	if (backend_get(lc->dp, backend->id, &record))
+		record = backend->record;
+	return record.state == BACKEND_DOWN ||
+	       (record.heartbeat_expiry_ns && lifecycle_now(lc) >= record.heartbeat_expiry_ns);
+}
+
+void lifecycle_expire_backends(struct lifecycle *lc)
+{
+	lc_expire_backends(lc, lifecycle_now(lc));
+}
 
 /* --- the functions a backend may hold --- */
 
@@ -508,7 +551,7 @@ enum proto_error lc_backend_apply(struct lifecycle *lc, const struct lc_backend_
 		return PROTO_OK;
 	if (spec->state == BACKEND_DRAINING)
 		drain_containers_of(lc, backend);
-	lc_mark_backend_pools_dirty(lc, spec->id);
+	mark_backend_pools_dirty(lc, spec->id);
 	lc_emit(lc, "event=backend_%s backend=%s id=%u", backend_state_name(spec->state),
 		spec->name, spec->id);
 	if (!was_up && lc_backend_is_up(lc, spec->id))

@@ -363,6 +363,33 @@ enum proto_error lc_container_del(struct lifecycle *lc, __u32 slot)
 }
 
 
+/* --- deadlines --- */
+
+void lc_expire_drains(struct lifecycle *lc, __u64 now)
+{
+	GHashTableIter iter;
+	gpointer value;
+	GArray *expired = g_array_new(FALSE, FALSE, sizeof(__u32));
+
+	g_hash_table_iter_init(&iter, lc->functions);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		GHashTableIter slots;
+		gpointer key;
+
+		g_hash_table_iter_init(&slots, ((struct function *)value)->slots);
+		while (g_hash_table_iter_next(&slots, &key, NULL)) {
+			__u32 slot = GPOINTER_TO_UINT(key) - 1;
+			const struct container_record *record = &lc->containers[slot];
+
+			if (record->state == CONTAINER_DRAINING && now >= record->drain_deadline_ns)
+				g_array_append_val(expired, slot);
+		}
+	}
+	for (guint i = 0; i < expired->len; i++)
+		lc_container_gone(lc, g_array_index(expired, __u32, i), "deadline");
+	g_array_free(expired, TRUE);
+}
+
 /* --- a fleet store's records, applied --- */
 
 /* Whether the container at slot is the one the record names. */

@@ -10,7 +10,7 @@
 
 #define NS_PER_MS 1000000ull
 
-/* errors, events, requests, time, set-up (lifecycle.c) */
+/* errors and events (lifecycle.c) */
 enum proto_error lc_fail(struct lifecycle *lc, enum proto_error code, const char *format, ...)
 	__attribute__((format(printf, 3, 4)));
 enum proto_error lc_fail_kernel(struct lifecycle *lc, const char *what, int err);
@@ -28,19 +28,18 @@ void lc_keep_table(struct lifecycle *lc, struct function *function, int fd);
 
 /* backends (lifecycle_backends.c) */
 bool lc_name_is_valid(const char *name);
-/* ALIVE datagrams move a keyed backend's deadline in the map (bpf/load.h):
- * the view takes the later one before it judges or writes the record. */
-void lc_sync_expiry(struct lifecycle *lc, struct backend *backend);
 /* The map gets the view's record, with restart_grace_ms more on the deadline
  * of a backend only tetherd's heartbeats keep up: while tetherd restarts its
  * agent cannot heartbeat, and the VM would drop out of routing for that. */
 int lc_set_backend_record(struct lifecycle *lc, const struct backend *backend);
-/* Every function with a container on the backend rebuilds its pool. */
-void lc_mark_backend_pools_dirty(struct lifecycle *lc, __u32 backend_id);
+/* Backends past their heartbeat deadline, or drained, go down. */
+void lc_expire_backends(struct lifecycle *lc, __u64 now);
 
 /* containers (lifecycle_containers.c) */
 char *lc_container_key(__u32 backend_id, const char *name);
 enum proto_error lc_container_drain_until(struct lifecycle *lc, __u32 slot, __u64 deadline);
 enum proto_error lc_container_gone(struct lifecycle *lc, __u32 slot, const char *why);
+/* Draining containers past their deadline are gone. */
+void lc_expire_drains(struct lifecycle *lc, __u64 now);
 
 #endif

@@ -212,6 +212,7 @@ $(BUILD)/tests/unit/test_tls: $(LIB_tls)
 $(BUILD)/tests/unit/test_tls: LDLIBS += $(TLS_LIBS)
 $(BUILD)/tests/unit/test_protocol: $(LIB_control)
 $(BUILD)/tests/unit/test_loop: $(LIB_core)
+$(BUILD)/tests/unit/test_endpoint: $(LIB_core)
 $(BUILD)/tests/unit/test_maglev: $(LIB_dataplane) $(LIB_core)
 $(BUILD)/tests/unit/test_pktgen: $(LIB_dataplane) $(LIB_core)
 # Every bpf test drives the maps through the dataplane library.
@@ -222,6 +223,7 @@ $(BUILD)/tools/%: $(BUILD)/tools/%.o
 $(BUILD)/tools/bench_control $(BUILD)/tools/bench_dataplane $(BUILD)/tools/check_pins: \
 	$(LIB_dataplane) $(LIB_control) $(LIB_core)
 $(BUILD)/tools/udp_load: $(LIB_client) $(LIB_control)
+$(BUILD)/tools/echo_backend: $(LIB_core)
 # What the bench and load tools share: their report rows, their control sessions.
 TOOL_LIB_USERS := tools/bench_control tools/bench_metrics tools/control_load tools/control_rate
 $(TOOL_LIB_USERS:%=$(BUILD)/%.o): CFLAGS += -Itools/lib

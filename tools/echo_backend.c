@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/core.h"
 #include "tether/wire.h"
 
 #define MAX_VIPS 8
@@ -54,51 +55,18 @@ static const char usage[] =
 	"Answers Tether requests on the service addresses straight to the client\n"
 	"with the router's token and the payload \"served-by=NAME slot=SLOT\".\n";
 
-/* "198.51.100.1:7777" or "[2001:db8::1]:7777" to a socket address. */
-static int parse_endpoint(const char *text, struct sockaddr_storage *out, socklen_t *len)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon = strrchr(text, ':');
-	char *end;
-
-	if (!colon || (size_t)(colon - text) >= sizeof(host))
-		return -1;
-	memcpy(host, text, colon - text);
-	host[colon - text] = '\0';
-	unsigned long port = strtoul(colon + 1, &end, 10);
-
-	if (!colon[1] || *end || port == 0 || port > 65535)
-		return -1;
-	memset(out, 0, sizeof(*out));
-	size_t hlen = strlen(host);
-
-	if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
-
-		host[hlen - 1] = '\0';
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		*len = sizeof(*sin6);
-		return inet_pton(AF_INET6, host + 1, &sin6->sin6_addr) == 1 ? 0 : -1;
-	}
-	struct sockaddr_in *sin = (struct sockaddr_in *)out;
-
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons(port);
-	*len = sizeof(*sin);
-	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
-}
-
 static int open_socket(const char *text)
 {
 	struct sockaddr_storage addr;
-	socklen_t len;
+	__u8 vip[16];
+	__u16 port;
 	int one = 1;
 
-	if (parse_endpoint(text, &addr, &len)) {
+	if (endpoint_parse(text, vip, &port)) {
 		fprintf(stderr, "echo_backend: --vip '%s' is not ADDR:PORT or [IPv6]:PORT\n", text);
 		return -1;
 	}
+	socklen_t len = endpoint_sockaddr(vip, port, &addr);
 	int fd = socket(addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0 ||

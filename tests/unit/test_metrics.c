@@ -457,29 +457,6 @@ static void test_martians(void **state)
 	assert_int_equal(system(command), 0);
 }
 
-/* ---- --metrics-listen ------------------------------------------------------------- */
-
-static void test_listen_address(void **state)
-{
-	struct sockaddr_storage address;
-	unsigned int len;
-
-	(void)state;
-	assert_int_equal(metrics_http_parse_address("127.0.0.1:9417", &address, &len), 0);
-	assert_int_equal(address.ss_family, AF_INET);
-	assert_int_equal(metrics_http_parse_address("[::1]:9417", &address, &len), 0);
-	assert_int_equal(address.ss_family, AF_INET6);
-	assert_int_equal(metrics_http_parse_address("0.0.0.0:1", &address, &len), 0);
-	static const char *const bad[] = { "127.0.0.1",	  "127.0.0.1:",	    "127.0.0.1:0",
-					   "127.0.0.1:65536", "127.0.0.1:9x", "::1:9417",
-					   "[127.0.0.1]:9417", "[::1:9417",	    "localhost:9417",
-					   ":9417",	      "" };
-
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (metrics_http_parse_address(bad[i], &address, &len) != -EINVAL)
-			fail_msg("'%s' was taken as an address", bad[i]);
-}
-
 /* ---- the options --------------------------------------------------------------------- */
 
 /* config_parse with the words given (after "tetherd"). */
@@ -545,7 +522,6 @@ int main(void)
 		cmocka_unit_test(test_series_sticky),
 		cmocka_unit_test(test_series_counters_only_grow),
 		cmocka_unit_test(test_martians),
-		cmocka_unit_test(test_listen_address),
 		cmocka_unit_test(test_options),
 	};
 

@@ -206,41 +206,9 @@ static bool name_is_valid(const char *name, size_t max)
 	return true;
 }
 
-/* "host:port" with host possibly "[v6]": splits in place. */
-static int split_host_port(char *text, char **host, __u16 *port)
-{
-	char *colon = strrchr(text, ':');
-	__u64 value;
-
-	if (!colon)
-		return -1;
-	*colon = '\0';
-	if (strncmp(colon + 1, "0x", 2) == 0 || parse_u64(colon + 1, &value) || value == 0 ||
-	    value > 65535)
-		return -1;
-	*port = value;
-	*host = text;
-	if (text[0] == '[') {
-		size_t len = strlen(text);
-
-		if (len < 3 || text[len - 1] != ']')
-			return -1;
-		text[len - 1] = '\0';
-		*host = text + 1;
-	} else if (strchr(text, ':')) {
-		return -1; /* a bare IPv6 address needs brackets before :PORT */
-	}
-	return 0;
-}
-
 int agent_parse_vip(const char *text, struct agent_vip *vip)
 {
-	char copy[64], *host;
-
-	if (strlen(text) >= sizeof(copy))
-		return -1;
-	strcpy(copy, text);
-	if (split_host_port(copy, &host, &vip->port) || addr_parse(host, vip->addr))
+	if (strlen(text) >= sizeof(vip->text) || endpoint_parse(text, vip->addr, &vip->port))
 		return -1;
 	snprintf(vip->text, sizeof(vip->text), "%s", text);
 	return 0;
@@ -248,31 +216,13 @@ int agent_parse_vip(const char *text, struct agent_vip *vip)
 
 static int parse_tcp_address(const char *text, struct agent_endpoint *endpoint)
 {
-	struct sockaddr_in *v4 = (struct sockaddr_in *)&endpoint->address;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&endpoint->address;
-	char copy[128], *host;
+	__u8 addr[16];
 	__u16 port;
 
-	if (strlen(text) >= sizeof(copy))
+	if (endpoint_parse(text, addr, &port))
 		return -1;
-	strcpy(copy, text);
-	if (split_host_port(copy, &host, &port))
-		return -1;
-	memset(&endpoint->address, 0, sizeof(endpoint->address));
-	snprintf(endpoint->host, sizeof(endpoint->host), "%s", host);
-	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons(port);
-		endpoint->address_len = sizeof(*v4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons(port);
-		endpoint->address_len = sizeof(*v6);
-		return 0;
-	}
-	return -1;
+	endpoint->address_len = endpoint_sockaddr(addr, port, &endpoint->address);
+	return addr_format(addr, endpoint->host, sizeof(endpoint->host));
 }
 
 int agent_parse_endpoint(const char *text, struct agent_endpoint *endpoint)

@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "metrics_http.h"
 #include "privileges.h"
 #include "store_records.h"
 #include "tether_version.h"
@@ -168,31 +167,6 @@ static const struct option options[] = {
 	{ 0, 0, 0, 0 },
 };
 
-int config_parse_vip(const char *text, struct tetherd_vip *vip)
-{
-	g_autofree char *copy = g_strdup(text);
-	char *colon = strrchr(copy, ':');
-	char *host = copy, *end;
-
-	if (!colon)
-		return -EINVAL;
-	*colon = '\0';
-	unsigned long port = strtoul(colon + 1, &end, 10);
-
-	if (*end || port == 0 || port > 65535)
-		return -EINVAL;
-	if (host[0] == '[') {
-		size_t len = strlen(host);
-
-		if (len < 2 || host[len - 1] != ']')
-			return -EINVAL;
-		host[len - 1] = '\0';
-		host++;
-	}
-	vip->port = port;
-	return addr_parse(host, vip->addr);
-}
-
 static int parse_u32(const char *name, const char *text, __u32 *out)
 {
 	char *end;
@@ -240,7 +214,8 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 				    sizeof(config->ifaces[0]));
 	case OPT_VIP:
 		if (config->vip_count == TETHERD_MAX_VIPS ||
-		    config_parse_vip(value, &config->vips[config->vip_count]))
+		    endpoint_parse(value, config->vips[config->vip_count].addr,
+				   &config->vips[config->vip_count].port))
 			return fprintf(stderr, "tetherd: --vip '%s' is not ADDR:PORT or "
 					       "[IPv6]:PORT (at most %d)\n",
 				       value, TETHERD_MAX_VIPS),
@@ -249,7 +224,8 @@ static int apply(struct tetherd_config *config, int id, const char *name, const 
 		return 0;
 	case OPT_COMPLETION:
 		if (config->completion_count == TETHERD_MAX_VIPS ||
-		    config_parse_vip(value, &config->completions[config->completion_count]))
+		    endpoint_parse(value, config->completions[config->completion_count].addr,
+				   &config->completions[config->completion_count].port))
 			return fprintf(stderr, "tetherd: --completion '%s' is not ADDR:PORT or "
 					       "[IPv6]:PORT (at most %d)\n",
 				       value, TETHERD_MAX_VIPS),
@@ -794,11 +770,11 @@ static int check_settings(struct tetherd_config *config)
 	if ((err = check_admission(&config->admission)))
 		return err;
 
-	struct sockaddr_storage metrics_address;
-	unsigned int metrics_len;
+	__u8 metrics_addr[16];
+	__u16 metrics_port;
 
 	if (config->metrics.listen[0] &&
-	    metrics_http_parse_address(config->metrics.listen, &metrics_address, &metrics_len)) {
+	    endpoint_parse(config->metrics.listen, metrics_addr, &metrics_port)) {
 		fprintf(stderr, "tetherd: --metrics-listen '%s' is not ADDR:PORT or [IPv6]:PORT "
 				"(such as 127.0.0.1:9417)\n",
 			config->metrics.listen);

@@ -26,9 +26,6 @@ int config_parse(struct tetherd_config *config, int argc, char **argv);
 /* A backend's name, as the protocol has it: [A-Za-z0-9._-]{1,31}. */
 bool config_is_name(const char *name);
 
-/* "198.51.100.1:7777" or "[2001:db8::1]:7777". */
-int config_parse_vip(const char *text, struct tetherd_vip *vip);
-
 /* --agent-secrets-dir: opened once, at start (as root, so its parents need
  * not be open to --user), and checked: a directory of owner's that nobody
  * else may use. Returns its fd, or a negative errno with why, a sentence for

@@ -784,42 +784,6 @@ int control_listen_unix(struct control *control, const char *path, const char *g
 	return loop_add(control->d->loop, fd, EPOLLIN, on_unix_listener, control);
 }
 
-static int parse_listen_address(const char *text, struct sockaddr_storage *out, socklen_t *len)
-{
-	g_autofree char *copy = g_strdup(text);
-	char *colon = strrchr(copy, ':');
-	char *host = copy;
-
-	if (!colon)
-		return -EINVAL;
-	*colon = '\0';
-	long port = strtol(colon + 1, NULL, 10);
-
-	if (port <= 0 || port > 65535)
-		return -EINVAL;
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		host[strlen(host) - 1] = '\0';
-		host++;
-	}
-	struct sockaddr_in *v4 = (struct sockaddr_in *)out;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
-
-	memset(out, 0, sizeof(*out));
-	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons(port);
-		*len = sizeof(*v4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons(port);
-		*len = sizeof(*v6);
-		return 0;
-	}
-	return -EINVAL;
-}
-
 /* Opened now, while tetherd may still be root, and read as the user it will
  * run as (--user), who owns the directory. */
 static int open_agent_secrets(struct control *control, const char *dir)
@@ -907,10 +871,16 @@ int control_listen_tcp(struct control *control, const char *address, const char 
 				"several of them\n");
 		return -EINVAL;
 	}
-	if (parse_listen_address(address, &bind_address, &len)) {
-		fprintf(stderr, "tetherd: --tcp-listen '%s' is not ADDR:PORT\n", address);
+	__u8 bind_addr[16];
+	__u16 bind_port;
+
+	if (endpoint_parse(address, bind_addr, &bind_port)) {
+		fprintf(stderr, "tetherd: --tcp-listen '%s' is not ADDR:PORT or [IPv6]:PORT "
+				"(such as 0.0.0.0:7070)\n",
+			address);
 		return -EINVAL;
 	}
+	len = endpoint_sockaddr(bind_addr, bind_port, &bind_address);
 	if (!config->tls.plain && !(control->tls = load_tls(&config->tls, "cannot use TLS")))
 		return -EINVAL;
 	snprintf(control->secret, sizeof(control->secret), "%s", shared ? secret : "");

@@ -203,55 +203,18 @@ static void log_mhd(void *cls, const char *format, va_list args)
 	vfprintf(stderr, format, args);
 }
 
-int metrics_http_parse_address(const char *text, struct sockaddr_storage *out, unsigned int *len)
-{
-	g_autofree char *copy = g_strdup(text);
-	char *colon = strrchr(copy, ':'), *host = copy, *end;
-
-	if (!colon)
-		return -EINVAL;
-	*colon = '\0';
-	unsigned long port = strtoul(colon + 1, &end, 10);
-
-	if (!colon[1] || *end || port == 0 || port > 65535)
-		return -EINVAL;
-	if (host[0] == '[') {
-		size_t n = strlen(host);
-
-		if (n < 2 || host[n - 1] != ']')
-			return -EINVAL;
-		host[n - 1] = '\0';
-		host++;
-	}
-	struct sockaddr_in *v4 = (struct sockaddr_in *)out;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
-
-	memset(out, 0, sizeof(*out));
-	if (host != copy + 1 && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons(port);
-		*len = sizeof(*v4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1 && (host == copy + 1)) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons(port);
-		*len = sizeof(*v6);
-		return 0;
-	}
-	return -EINVAL;
-}
-
 static int open_listener(const char *text, char *why, size_t size)
 {
 	struct sockaddr_storage address;
-	unsigned int len;
+	__u8 addr[16];
+	__u16 port;
 	int one = 1, err;
 
-	if (metrics_http_parse_address(text, &address, &len)) {
+	if (endpoint_parse(text, addr, &port)) {
 		snprintf(why, size, "--metrics-listen '%s' is not ADDR:PORT or [IPv6]:PORT", text);
 		return -EINVAL;
 	}
+	socklen_t len = endpoint_sockaddr(addr, port, &address);
 	int fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||

@@ -24,9 +24,4 @@ struct metrics_http *metrics_http_new(struct metrics *m, struct loop *loop, cons
 				      char *why, size_t size);
 void metrics_http_free(struct metrics_http *h);
 
-/* "ADDR:PORT" or "[IPv6]:PORT" to a socket address: 0 or -EINVAL. */
-struct sockaddr_storage;
-int metrics_http_parse_address(const char *text, struct sockaddr_storage *out,
-			       unsigned int *len);
-
 #endif

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* libtether-core: the plumbing Tether's daemons share, none of it specific to
  * routing: the event loop (loop.c) that tetherd and tether-agent run on,
- * addresses in the 16-byte form the maps and the control protocol use
- * (addr.c), interfaces by name (interface.c), and service addresses made
- * local on lo over rtnetlink (vip.c). Used by tetherd, tether-agent, the
+ * addresses in the 16-byte form the maps and the control protocol use, and
+ * "ADDR:PORT" endpoints as operators write them (addr.c), interfaces by name
+ * (interface.c), and service addresses made local on lo over rtnetlink
+ * (vip.c). Used by tetherd, tether-agent, the
  * data-plane library and the tests; it uses nothing of Tether's but
  * include/tether. */
 #ifndef TETHER_CORE_H
@@ -12,6 +13,7 @@
 #include <linux/types.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* ---- The event loop (loop.c) ---------------------------------------------- */
 
@@ -40,6 +42,15 @@ int addr_parse(const char *text, __u8 out[16]);
 int addr_format(const __u8 addr[16], char *out, size_t size);
 /* 1 when addr is an IPv4 address (v4-mapped), else 0. */
 int addr_is_v4mapped(const __u8 addr[16]);
+
+/* Endpoints as operators write them: "ADDR:PORT", an IPv6 address in
+ * brackets ("192.0.2.1:7777", "[2001:db8::1]:7777"), the port 1-65535 in
+ * decimal. Anything else (a bare IPv6 address, a name, "[192.0.2.1]:7777", a
+ * port of 0 or "7777x") is -EINVAL; else 0, with the address in the 16-byte
+ * form and the port. */
+int endpoint_parse(const char *text, __u8 addr[16], __u16 *port);
+/* The address and port as a socket address to bind or connect: its length. */
+socklen_t endpoint_sockaddr(const __u8 addr[16], __u16 port, struct sockaddr_storage *out);
 
 /* ---- Interfaces (interface.c) --------------------------------------------- */
 

@@ -4,9 +4,8 @@
  * addresses in the 16-byte form the maps and the control protocol use, and
  * "ADDR:PORT" endpoints as operators write them (addr.c), interfaces by name
  * (interface.c), and service addresses made local on lo over rtnetlink
- * (vip.c). Used by tetherd, tether-agent, the
- * data-plane library and the tests; it uses nothing of Tether's but
- * include/tether. */
+ * (vip.c). Used by tetherd, tether-agent, the data-plane library and the
+ * tests; it uses nothing of Tether's but include/tether. */
 #ifndef TETHER_CORE_H
 #define TETHER_CORE_H
 

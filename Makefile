@@ -256,10 +256,10 @@ test: deps
 
 $(BUILD)/fuzz/fuzz_protocol: user/lib/control/protocol.c
 $(BUILD)/fuzz/fuzz_agent_wire: user/agent/wire.c
+$(BUILD)/fuzz/fuzz_agent_wire: FUZZ_CFLAGS += -Iuser/agent
 $(BUILD)/fuzz/fuzz_store_records: user/tetherd/store_records.c user/lib/control/protocol.c \
 				  user/lib/core/addr.c
 $(BUILD)/fuzz/fuzz_store_records: FUZZ_CFLAGS += -Iuser/tetherd
-$(BUILD)/fuzz/fuzz_agent_wire: FUZZ_CFLAGS += -Iuser/agent
 $(BUILD)/fuzz/%: tests/fuzz/%.c
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) $^ -o $@

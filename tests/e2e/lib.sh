@@ -480,6 +480,16 @@ e2e_field() {
 	sed -n "s/.*\(^\| \)$key=\([^ ]*\).*/\2/p" <<<"$line" | head -n1
 }
 
+# A port for a test's listener, with COUNT-1 more after it free for others
+# (default 1): from 20000 up to 32767, below the ephemeral range of a new
+# namespace (32768-60999). A port picked within that range can be taken
+# meanwhile as the source port of an outgoing connection (a curl, a scrape),
+# and the listener's bind then fails with "Address already in use".
+e2e_random_port() {
+	local count=${1:-1}
+	echo $((20000 + RANDOM % (32768 - 20000 - count + 1)))
+}
+
 # The 4 bytes of a u32 map key (little-endian), as bpftool takes them after
 # "key": a backend id or container slot, for a lookup in a pinned map.
 e2e_key_bytes() {

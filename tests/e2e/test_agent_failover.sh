@@ -458,7 +458,7 @@ main() {
 	for name in setsid ss; do
 		command -v "$name" >/dev/null || e2e_die "'$name' is not installed"
 	done
-	B_PORT=$((20000 + RANDOM % 20000))
+	B_PORT=$(e2e_random_port 3)
 	A_PORT=$((B_PORT + 1))
 	B_PORT_FLEET=$((B_PORT + 2))
 	SECRET_FILE=$E2E_LOG_DIR/tcp.secret

@@ -65,12 +65,13 @@ FLEET_FAMILIES=(tether_fleet_synced tether_fleet_watch_connected tether_fleet_ap
 	tether_fleet_lag_revisions tether_fleet_router_record_age_seconds tether_fleet_resyncs_total
 	tether_fleet_bad_records_total tether_fleet_pending_changes)
 
-# A TCP port nothing listens on in the router's namespace.
+# A TCP port no socket of the router's namespace uses (below the ephemeral
+# range: e2e_random_port).
 free_port() {
 	local port used
-	used=$(e2e_in_router ss -Hltn | awk '{print $4}' | sed 's/.*://')
+	used=$(e2e_in_router ss -Hatn | awk '{print $4}' | sed 's/.*://')
 	for ((;;)); do
-		port=$((20000 + RANDOM % 30000))
+		port=$(e2e_random_port)
 		grep -qx "$port" <<<"$used" || break
 	done
 	echo "$port"

@@ -362,7 +362,7 @@ main() {
 	# A system user of the run's own, with a group of its own, for --user.
 	TEST_USER=${E2E_ID}u
 	useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$TEST_USER"
-	TCP_PORT=$((20000 + RANDOM % 20000))
+	TCP_PORT=$(e2e_random_port 2)
 	e2e_topology
 	e2e_tetherd_start
 	e2e_backend_start vm1

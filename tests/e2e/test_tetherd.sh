@@ -1155,7 +1155,7 @@ main() {
 	done
 	DEFAULT_SOCKET_EXISTED=$([[ -e /run/tether/tetherd.sock ]] && echo yes || echo no)
 	DEFAULT_PIN_EXISTED=$([[ -e /sys/fs/bpf/tether ]] && echo yes || echo no)
-	TCP_PORT=$((20000 + RANDOM % 20000))
+	TCP_PORT=$(e2e_random_port 2)
 	AGENT_RATE=50
 	# 16 characters: the shortest secret tetherd takes.
 	SECRET=$(random_secret)

@@ -593,7 +593,7 @@ main() {
 	e2e_init
 	CERTS=$E2E_LOG_DIR/certs
 	make_certs
-	TCP_PORT=$((20000 + RANDOM % 20000))
+	TCP_PORT=$(e2e_random_port 4)
 	SECRET=$(random_secret)
 	SECRET_FILE=$E2E_LOG_DIR/tcp.secret
 	(umask 077 && printf '%s\n' "$SECRET" >"$SECRET_FILE")

@@ -112,7 +112,7 @@ main() {
 	sed -n '/<!-- example: libtether-client -->/,/^```$/p' "$E2E_REPO/README.md" |
 		sed '1,2d;$d' >"$SCRATCH/example.c"
 	[[ -s $SCRATCH/example.c ]] || e2e_die "no example in README.md (the <!-- example: libtether-client --> block)"
-	PORT=$((30000 + RANDOM % 20000))
+	PORT=$(e2e_random_port)
 	"$E2E_ECHO" --vip "127.0.0.1:$PORT" --name example >"$SCRATCH/echo.log" 2>&1 &
 	ECHO_PID=$!
 	for _ in $(seq 50); do

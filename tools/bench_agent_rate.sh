@@ -45,7 +45,7 @@ RATE_TOOL=$E2E_BUILD/tools/control_rate
 
 e2e_init
 e2e_topology
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(e2e_random_port)
 SECRET_FILE=$E2E_RUN_DIR/tcp-secret
 head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$SECRET_FILE"
 chmod 600 "$SECRET_FILE"

@@ -1029,13 +1029,13 @@ static const struct bench_case cases[] = {
 	  ADMISSION_NONE, 0, 0, 0 },
 	{ "baseline: LRU hit, varied (all flows)", 4, 12, 0, VARY_FLOW, 0, 0, 0,
 	  BENCH_COUNTER(lru_hit), 0, ADMISSION_NONE, 0, 0, 0 },
-	/* The least a keyed lookup costs here: one line of a direct-mapped
-	 * table (what the key hit's 0.8x target leaves room for). */
 	/* Issue 15's ratio run for run in turn (see the learn's below); before
 	 * any case learns new keys or flows, which evict the million loaded. */
 	{ .name = "key hit, varied, in turn with the bare LRU hit", .family = 4,
 	  .flags = TETHER_F_KEY, .vary = VARY_KEY, .counter = COUNTER(key_hit),
 	  .in_turn_with = "baseline: LRU hit, varied (all flows)" },
+	/* The least a keyed lookup costs here: one line of a direct-mapped
+	 * table (what the key hit's 0.8x target leaves room for). */
 	{ "floor: direct-mapped line, varied (all flows)", 4, 14, 0, VARY_FLOW, 0, 0, 0,
 	  BENCH_COUNTER(line_probe), 0, ADMISSION_NONE, 0, 0, 0,
 	  .baseline = "baseline: LRU hit, varied (all flows)" },
@@ -1260,7 +1260,7 @@ static const struct bench_case cases[] = {
 	{ "key new, varied functions, accounting on, P2C", 4, 6, TETHER_F_KEY, VARY_KEY_NEW, 0, 0,
 	  0, COUNTER(key_new), 0, ADMISSION_NONE, 1, 0 },
 	/* The target's ratio (issue 15) from runs in turn, not two cases apart:
-	 * the two learn rows above drift apart by up to 10% in one process. */
+	 * the two learn pairs above drift up to 20% apart in one process. */
 	{ .name = "key new (learn), one function, in turn with the bare new flow", .family = 4,
 	  .flags = TETHER_F_KEY, .vary = VARY_KEY_NEW, .counter = COUNTER(key_new),
 	  .population = 1, .in_turn_with = "baseline: new flow (learn), full LRU" },

@@ -5,6 +5,8 @@ set -euo pipefail
 
 packages=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev iproute2 make gcc
 	  libglib2.0-dev pkg-config jq ethtool libclang-rt-14-dev nftables
+	  # sysctl in the tests' namespaces (a minimal Debian 12 image lacks it)
+	  procps
 	  socat valgrind etcd-server etcd-client libcurl4-openssl-dev libjson-glib-dev
 	  # TLS on the control connections (GnuTLS); certtool makes the tests' certificates
 	  libgnutls28-dev gnutls-bin

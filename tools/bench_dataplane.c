@@ -443,8 +443,8 @@ struct bench_case {
 			   * bench_route_routed (program 7); 0: L2 */
 	int outer;        /* routed: the outer family, 6, else IPv4 */
 	/* Measured run for run in turn with this case (which goes first
-	 * alternating, as --compare does): both medians and the median of the
-	 * runs' ratios, for a ratio that one process's drift cannot move. */
+	 * alternating, as --compare does): both medians and the medians of the
+	 * runs' ratios and differences, which one process's drift cannot move. */
 	const char *in_turn_with;
 };
 

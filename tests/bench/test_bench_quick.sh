@@ -3,13 +3,13 @@
 # `make bench` in --quick mode, as a smoke test in `make test`: every bench
 # runs end to end on small populations, each data-plane case's counter moved
 # once per packet (bench_dataplane exits 1 otherwise), the "in turn with"
-# rows carry both medians and their ratio, forwarding delivered packets to
-# the right containers only (with limits and DONEs flowing back too, the
-# DONEs taken; to routed backends through a transit, VXLAN and IPIP sent by
-# Tether's XDP, none to the slow path), power of two choices measured beside
-# the table order, and every JSON file has the figures the README's tables
-# are made of. Timings are printed, never asserted: the
-# machine is shared.
+# rows carry both medians, their ratio and their difference, forwarding
+# delivered packets to the right containers only (with limits and DONEs
+# flowing back too, the DONEs taken; to routed backends through a transit,
+# VXLAN and IPIP sent by Tether's XDP, none to the slow path), power of two
+# choices measured beside the table order, and every JSON file has the
+# figures the README's tables are made of. Timings are printed, never
+# asserted: the machine is shared.
 set -uo pipefail
 build=${BUILD:-build}
 scratch=$(mktemp -d /tmp/tether-bench-quick-XXXXXX)

@@ -32,8 +32,9 @@
  * with their baselines ("in turn with" rows: a new key against the bare new
  * flow, a varied key hit against the bare LRU hit), each printed as the
  * median of the runs' ratios; so are issue 12's, each routed mode's hot
- * token hit in turn with L2's through the same wrapper (the median of the
- * runs' differences: the ns encapsulation adds).
+ * token hit in turn with L2's through the same wrapper, the frame leaving
+ * both ways the same way (by its ingress, or both by another port: the
+ * median of the runs' differences is the ns encapsulation adds).
  *
  *   bench_dataplane [--quick] [--json FILE] [--only SUBSTRING[|SUBSTRING...]]
  *                   [--runs N] [--compare OTHER_BUILD/bench_xdp.bpf.o]
@@ -442,10 +443,24 @@ struct bench_case {
 	int encap;        /* every backend routed (enum backend_encap), through
 			   * bench_route_routed (program 7); 0: L2 */
 	int outer;        /* routed: the outer family, 6, else IPv4 */
+	int egress;       /* enum bench_egress: which way the frame leaves */
 	/* Measured run for run in turn with this case (which goes first
 	 * alternating, as --compare does): both medians and the medians of the
 	 * runs' ratios and differences, which one process's drift cannot move. */
 	const char *in_turn_with;
+};
+
+/* Which way a frame leaves, for L2 and routed alike: the routed path and
+ * L2 compared with the same kind of exit, so that what a row adds over L2 is
+ * the encapsulation's and not that of a helper call L2 did not make. */
+enum bench_egress {
+	EGRESS_LO = 0,     /* every other row: ingress lo, L2 backends on lo (XDP_TX),
+			    * routed by bt0 (bpf_redirect) */
+	EGRESS_SAME = 1,   /* one-armed: ingress bt0 (the test_run's ctx), L2
+			    * backends on bt0 and the routed next hop by it: both
+			    * XDP_TX */
+	EGRESS_OTHER = 2,  /* two-armed: ingress lo, both leave by bt0: L2 through
+			    * the DEVMAP (bpf_redirect_map), routed bpf_redirect */
 };
 
 enum bench_trace {
@@ -834,17 +849,24 @@ static void routed_world(void)
 		fail("the routed world (ip)", EINVAL);
 }
 
-/* Every backend L2 on lo (encap 0), or routed to 10.200.0.5 / fd00:200::5. */
-static void set_encap(struct world *w, int encap, int outer)
+/* bt0's ifindex once routed_world() made it, else 0. */
+static __u32 routed_port;
+
+/* Every backend L2 on lo (encap 0; on bt0 for EGRESS_SAME and EGRESS_OTHER),
+ * or routed to 10.200.0.5 / fd00:200::5. */
+static void set_encap(struct world *w, int encap, int outer, int egress)
 {
-	static int current = 0, current_outer = 4, made;
+	static int current = 0, current_outer = 4, current_egress = EGRESS_LO, made;
 	struct encap_config sources = {};
 
 	outer = outer == 6 ? 6 : 4;
-	if (encap == current && outer == current_outer)
+	if (encap == current && outer == current_outer && egress == current_egress)
 		return;
-	if (encap && !made++) {
+	if ((encap || egress != EGRESS_LO) && !made++) {
 		routed_world();
+		routed_port = if_nametoindex("bt0");
+		if (!routed_port)
+			fail("bt0", errno);
 		inet_pton(AF_INET, "10.99.0.1", &sources.source4);
 		inet_pton(AF_INET6, "fd99::1", sources.source6);
 		if (encap_config_set(&w->dp, &sources))
@@ -856,7 +878,7 @@ static void set_encap(struct world *w, int encap, int outer)
 		if (backend_get(&w->dp, id, &backend))
 			fail("backend_get", EINVAL);
 		backend.encap = (__u8)encap;
-		backend.ifindex = encap ? 0 : 1;
+		backend.ifindex = encap ? 0 : egress != EGRESS_LO ? routed_port : 1;
 		memset(backend.src_mac, 0, 6);
 		if (encap == BACKEND_VXLAN)
 			backend_set_vni(&backend, 4242);
@@ -871,6 +893,7 @@ static void set_encap(struct world *w, int encap, int outer)
 	}
 	current = encap;
 	current_outer = outer;
+	current_egress = egress;
 }
 
 /* One run of a case through a program: its ns/packet (on both CPUs at once
@@ -879,6 +902,9 @@ static __u32 run_once(struct world *w, const struct bench_case *c, int prog_fd, 
 		      size_t len)
 {
 	__u8 out[512];
+	/* EGRESS_SAME: the frame arrives on bt0 (test_run's ctx; its data_end
+	 * must be the frame's length). */
+	struct xdp_md arrival = { .data_end = (__u32)len, .ingress_ifindex = routed_port };
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len,
 		    .data_out = out, .data_size_out = sizeof(out), .repeat = w->scale.repeat);
 	__u64 before = counter_value(w, c->counter);
@@ -888,9 +914,19 @@ static __u32 run_once(struct world *w, const struct bench_case *c, int prog_fd, 
 	if (c->cpus) {
 		duration = run_on_cpus(w, c, frame, len, c->cpus);
 	} else {
+		if (c->egress == EGRESS_SAME) {
+			opts.ctx_in = &arrival;
+			opts.ctx_size_in = sizeof(arrival);
+		}
 		if (bpf_prog_test_run_opts(prog_fd, &opts))
 			fail(c->name, errno);
 		duration = opts.duration;
+		if (c->egress != EGRESS_LO &&
+		    opts.retval != (c->egress == EGRESS_SAME ? XDP_TX : XDP_REDIRECT)) {
+			fprintf(stderr, "bench_dataplane: %s: verdict %u: the frame does not "
+					"leave the way the case claims\n", c->name, opts.retval);
+			exit(1);
+		}
 		if ((c->program == 4 || c->program == 5) && opts.data_size_out > BENCH_FULL_FRAME)
 			fail("the frame grew", EINVAL);
 	}
@@ -926,7 +962,7 @@ static __u32 measure(struct world *w, const struct bench_case *c, int compare_fd
 					BPF_ANY))
 			fail("inflight", errno);
 	}
-	set_encap(w, c->encap, c->outer);
+	set_encap(w, c->encap, c->outer, c->egress);
 	if (c->completion) {
 		/* A DONE credits at most what the router forwarded: the DONEs'
 		 * finished counts (growing every run) stay below this. */
@@ -1001,7 +1037,8 @@ static double measure_in_turn(struct world *w, const struct bench_case *a, __u32
 		for (int turn = 0; turn < 2; turn++) {
 			int i = (int)(run + turn) % 2; /* a first in even runs */
 
-			set_encap(w, pair[i]->encap, pair[i]->outer); /* no change: nothing */
+			/* no change: nothing */
+			set_encap(w, pair[i]->encap, pair[i]->outer, pair[i]->egress);
 			if (bpf_map_update_elem(bpf_map__fd(w->bench->maps.bench_template), &zero,
 						&templates[i], BPF_ANY))
 				fail("bench_template", errno);
@@ -1206,20 +1243,42 @@ static const struct bench_case cases[] = {
 	ROUTED("IPv6 IPIP/IPv6 token hit, varied", 6, TETHER_F_TOKEN, VARY_TOKEN,
 	       COUNTER(encap_ipip), BACKEND_IPIP, 6, L2_VAR6),
 	/* Issue 12's target (under 20 ns added to a hot token hit), each mode
-	 * run for run in turn with L2 through the same wrapper. */
-#define ROUTED_IN_TURN(name_, family_, counter_, encap_, outer_, l2_)                          \
+	 * run for run in turn with L2 through the same wrapper, both leaving
+	 * the same way: by the interface they came in on (one-armed, XDP_TX),
+	 * and by another (L2 through the DEVMAP, routed bpf_redirect). */
+#define L2_SAME "L2 token hit, repeated (routed wrapper, one-armed)"
+#define L2_SAME6 "IPv6 L2 token hit, repeated (routed wrapper, one-armed)"
+#define L2_OTHER "L2 token hit, repeated (routed wrapper, out another port)"
+#define L2_OTHER6 "IPv6 L2 token hit, repeated (routed wrapper, out another port)"
+#define EGRESS_ROW(name_, family_, counter_, encap_, outer_, egress_, l2_)                     \
 	{ .name = name_, .family = family_, .program = 7, .flags = TETHER_F_TOKEN,             \
 	  .vary = VARY_NONE, .counter = counter_, .encap = encap_, .outer = outer_,            \
-	  .in_turn_with = l2_ }
-	ROUTED_IN_TURN("IPIP/IPv4 token hit, repeated, in turn with L2", 4, COUNTER(encap_ipip),
-		       BACKEND_IPIP, 4, L2_REP),
-	ROUTED_IN_TURN("VXLAN/IPv4 token hit, repeated, in turn with L2", 4, COUNTER(encap_vxlan),
-		       BACKEND_VXLAN, 4, L2_REP),
-	ROUTED_IN_TURN("IPv6 IPIP/IPv6 token hit, repeated, in turn with L2", 6,
-		       COUNTER(encap_ipip), BACKEND_IPIP, 6, L2_REP6),
-	ROUTED_IN_TURN("IPv6 VXLAN/IPv6 token hit, repeated, in turn with L2", 6,
-		       COUNTER(encap_vxlan), BACKEND_VXLAN, 6, L2_REP6),
-#undef ROUTED_IN_TURN
+	  .egress = egress_, .in_turn_with = l2_ }
+	EGRESS_ROW(L2_SAME, 4, COUNTER(token_hit), 0, 4, EGRESS_SAME, NULL),
+	EGRESS_ROW(L2_SAME6, 6, COUNTER(token_hit), 0, 4, EGRESS_SAME, NULL),
+	EGRESS_ROW(L2_OTHER, 4, COUNTER(token_hit), 0, 4, EGRESS_OTHER, NULL),
+	EGRESS_ROW(L2_OTHER6, 6, COUNTER(token_hit), 0, 4, EGRESS_OTHER, NULL),
+	EGRESS_ROW("IPIP/IPv4 token hit, repeated, one-armed, in turn with L2", 4,
+		   COUNTER(encap_ipip), BACKEND_IPIP, 4, EGRESS_SAME, L2_SAME),
+	EGRESS_ROW("VXLAN/IPv4 token hit, repeated, one-armed, in turn with L2", 4,
+		   COUNTER(encap_vxlan), BACKEND_VXLAN, 4, EGRESS_SAME, L2_SAME),
+	EGRESS_ROW("IPv6 IPIP/IPv6 token hit, repeated, one-armed, in turn with L2", 6,
+		   COUNTER(encap_ipip), BACKEND_IPIP, 6, EGRESS_SAME, L2_SAME6),
+	EGRESS_ROW("IPv6 VXLAN/IPv6 token hit, repeated, one-armed, in turn with L2", 6,
+		   COUNTER(encap_vxlan), BACKEND_VXLAN, 6, EGRESS_SAME, L2_SAME6),
+	EGRESS_ROW("IPIP/IPv4 token hit, repeated, out another port, in turn with L2", 4,
+		   COUNTER(encap_ipip), BACKEND_IPIP, 4, EGRESS_OTHER, L2_OTHER),
+	EGRESS_ROW("VXLAN/IPv4 token hit, repeated, out another port, in turn with L2", 4,
+		   COUNTER(encap_vxlan), BACKEND_VXLAN, 4, EGRESS_OTHER, L2_OTHER),
+	EGRESS_ROW("IPv6 IPIP/IPv6 token hit, repeated, out another port, in turn with L2", 6,
+		   COUNTER(encap_ipip), BACKEND_IPIP, 6, EGRESS_OTHER, L2_OTHER6),
+	EGRESS_ROW("IPv6 VXLAN/IPv6 token hit, repeated, out another port, in turn with L2", 6,
+		   COUNTER(encap_vxlan), BACKEND_VXLAN, 6, EGRESS_OTHER, L2_OTHER6),
+#undef EGRESS_ROW
+#undef L2_SAME
+#undef L2_SAME6
+#undef L2_OTHER
+#undef L2_OTHER6
 	ROUTED("L2 token hit, repeated (back to L2)", 4, TETHER_F_TOKEN, VARY_NONE,
 	       COUNTER(token_hit), 0, 4, L2_REP),
 	/* What encapsulating costs any forwarder (no routing, no next hop, no

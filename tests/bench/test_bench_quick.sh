@@ -55,7 +55,9 @@ bench dataplane "$scratch/dataplane.json" \
 	 ([.cases[] | select(.cpus == 2)] | length) >= 5 and
 	 all(.cases[] | select(.cpus == 2); .per_cpu_vs_one > 0) and
 	 ([.cases[] | select(.case | endswith("P2C"))] | length) >= 4 and
-	 ([.cases[] | select(.in_turn_with)] | length) == 6 and
+	 ([.cases[] | select(.in_turn_with)] | length) == 10 and
+	 ([.cases[] | select(.in_turn_with) | select(.case | test("one-armed|out another port"))]
+	  | length) == 8 and
 	 all(.cases[] | select(.in_turn_with); .ratio > 0 and .other_ns > 0 and .added_ns != null) and
 	 (.balance.rows | length) >= 14 and all(.balance.rows[]; .sent > 0 and .forwarded > 0) and
 	 ([.balance.rows[] | select(.order == "p2c")] | length) == ([.balance.rows[] | select(.order == "table")] | length)' \

@@ -28,7 +28,7 @@ struct bench_flow_key {
 	__be16 sport, dport;
 	__u8 proto;
 	__u8 pad[3];
-};
+} __attribute__((aligned(8))); /* its addresses copied as words, not bytes */
 
 struct bench_flow_value {
 	__u32 pos;   /* the real's index */

@@ -151,22 +151,6 @@ static __always_inline __u32 next_index(__u32 population)
 	return index;
 }
 
-/* len bytes in 8-byte words, then 2-byte ones (len even and constant, so
- * the loops unroll): clang copies to a packet pointer byte by byte, and a
- * floor made of 34 or 64 byte loads and stores would be no floor, nor a
- * restore of 60 a fair part of every row. Misaligned words (the template's
- * fields are 4-byte aligned, the frame's need not be) cost nothing more on
- * x86-64 and arm64, and the verifier allows them there. */
-static __always_inline void copy_words(void *to, const void *from, int len)
-{
-	int done = 0;
-
-	for (; done + 8 <= len; done += 8)
-		*(__u64 *)(to + done) = *(const __u64 *)(from + done);
-	for (; done + 2 <= len; done += 2)
-		*(__u16 *)(to + done) = *(const __u16 *)(from + done);
-}
-
 static __always_inline int restore_frame(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -531,7 +515,7 @@ int bench_mac_swap(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	__u8 mac[8]; /* a put_mac word pair: the stack needs whole words */
+	__u8 mac[8] __attribute__((aligned(8))); /* put_mac's words */
 
 	if ((void *)(eth + 1) > data_end)
 		return XDP_DROP;

@@ -1258,22 +1258,19 @@ static const struct bench_case cases[] = {
 	EGRESS_ROW(L2_SAME6, 6, COUNTER(token_hit), 0, 4, EGRESS_SAME, NULL),
 	EGRESS_ROW(L2_OTHER, 4, COUNTER(token_hit), 0, 4, EGRESS_OTHER, NULL),
 	EGRESS_ROW(L2_OTHER6, 6, COUNTER(token_hit), 0, 4, EGRESS_OTHER, NULL),
-	EGRESS_ROW("IPIP/IPv4 token hit, repeated, one-armed, in turn with L2", 4,
-		   COUNTER(encap_ipip), BACKEND_IPIP, 4, EGRESS_SAME, L2_SAME),
-	EGRESS_ROW("VXLAN/IPv4 token hit, repeated, one-armed, in turn with L2", 4,
-		   COUNTER(encap_vxlan), BACKEND_VXLAN, 4, EGRESS_SAME, L2_SAME),
-	EGRESS_ROW("IPv6 IPIP/IPv6 token hit, repeated, one-armed, in turn with L2", 6,
-		   COUNTER(encap_ipip), BACKEND_IPIP, 6, EGRESS_SAME, L2_SAME6),
-	EGRESS_ROW("IPv6 VXLAN/IPv6 token hit, repeated, one-armed, in turn with L2", 6,
-		   COUNTER(encap_vxlan), BACKEND_VXLAN, 6, EGRESS_SAME, L2_SAME6),
-	EGRESS_ROW("IPIP/IPv4 token hit, repeated, out another port, in turn with L2", 4,
-		   COUNTER(encap_ipip), BACKEND_IPIP, 4, EGRESS_OTHER, L2_OTHER),
-	EGRESS_ROW("VXLAN/IPv4 token hit, repeated, out another port, in turn with L2", 4,
-		   COUNTER(encap_vxlan), BACKEND_VXLAN, 4, EGRESS_OTHER, L2_OTHER),
-	EGRESS_ROW("IPv6 IPIP/IPv6 token hit, repeated, out another port, in turn with L2", 6,
-		   COUNTER(encap_ipip), BACKEND_IPIP, 6, EGRESS_OTHER, L2_OTHER6),
-	EGRESS_ROW("IPv6 VXLAN/IPv6 token hit, repeated, out another port, in turn with L2", 6,
-		   COUNTER(encap_vxlan), BACKEND_VXLAN, 6, EGRESS_OTHER, L2_OTHER6),
+	/* The four modes, leaving one way. */
+#define MODES_LEAVING(way_, egress_, l2_, l2_6_)                                               \
+	EGRESS_ROW("IPIP/IPv4 token hit, repeated, " way_ ", in turn with L2", 4,              \
+		   COUNTER(encap_ipip), BACKEND_IPIP, 4, egress_, l2_),                          \
+	EGRESS_ROW("VXLAN/IPv4 token hit, repeated, " way_ ", in turn with L2", 4,             \
+		   COUNTER(encap_vxlan), BACKEND_VXLAN, 4, egress_, l2_),                        \
+	EGRESS_ROW("IPv6 IPIP/IPv6 token hit, repeated, " way_ ", in turn with L2", 6,         \
+		   COUNTER(encap_ipip), BACKEND_IPIP, 6, egress_, l2_6_),                        \
+	EGRESS_ROW("IPv6 VXLAN/IPv6 token hit, repeated, " way_ ", in turn with L2", 6,        \
+		   COUNTER(encap_vxlan), BACKEND_VXLAN, 6, egress_, l2_6_)
+	MODES_LEAVING("one-armed", EGRESS_SAME, L2_SAME, L2_SAME6),
+	MODES_LEAVING("out another port", EGRESS_OTHER, L2_OTHER, L2_OTHER6),
+#undef MODES_LEAVING
 #undef EGRESS_ROW
 #undef L2_SAME
 #undef L2_SAME6

@@ -329,9 +329,10 @@ FWD_TOOLS    := $(BUILD)/tools/bench/forward_ctl $(BUILD)/tools/bench/userspace_
 		$(BUILD)/tools/bench/request_frame
 all: $(FWD_TOOLS)
 
-$(BUILD)/forward_%.bpf.o: tools/bench/forward_%.bpf.c tools/bench/forward.h include/tether/wire.h
+$(BUILD)/forward_%.bpf.o: tools/bench/forward_%.bpf.c tools/bench/forward.h include/tether/wire.h \
+			 bpf/words.h
 	@mkdir -p $(dir $@)
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(CLANG) $(BPF_CFLAGS) -Ibpf -c $< -o $@
 
 $(BUILD)/forward_%.skel.h: $(BUILD)/forward_%.bpf.o
 	$(BPFTOOL) gen skeleton $< name forward_$* > $@.tmp && mv $@.tmp $@

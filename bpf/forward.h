@@ -12,6 +12,7 @@
 #include "maps.h"
 #include "parse.h"
 #include "routing.h"
+#include "words.h"
 
 /* RFC 1624: HC' = ~(~HC + ~m + m') over each changed 16-bit word. The sum
  * is byte-order neutral, so words are used as they lie in the packet. */
@@ -77,31 +78,6 @@ static __always_inline void stamp_token(struct request *req, const struct choice
 }
 
 #define VLAN_HLEN 4
-
-/* A MAC address copied as a 32-bit and a 16-bit word (a packed Ethernet
- * header would otherwise take six byte loads and stores; unaligned words
- * cost nothing more here). */
-static __always_inline void put_mac(void *to, const void *from)
-{
-	*(__u32 *)to = *(const __u32 *)from;
-	*(__u16 *)(to + 4) = *(const __u16 *)(from + 4);
-}
-
-/* len bytes as 8-byte words, then 2-byte ones (len even and constant, so
- * the loops unroll). Not memcpy: clang's BPF target copies to or from a
- * packet pointer a byte at a time. Misaligned packet words cost nothing
- * more on x86-64 and arm64, and the verifier allows them there; a stack
- * side must be aligned for its words (else the verifier refuses the
- * program at load). */
-static __always_inline void copy_words(void *to, const void *from, int len)
-{
-	int done = 0;
-
-	for (; done + 8 <= len; done += 8)
-		*(__u64 *)(to + done) = *(const __u64 *)(from + done);
-	for (; done + 2 <= len; done += 2)
-		*(__u16 *)(to + done) = *(const __u16 *)(from + done);
-}
 
 static __always_inline void write_macs(struct ethhdr *eth, const struct backend_record *backend)
 {

@@ -22,6 +22,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "forward.h"
+#include "words.h" /* bpf/ */
 
 const volatile __u32 backend = 0;
 /* Where DONEs go (network order): the router's completion address, and this
@@ -88,7 +89,7 @@ static __always_inline int answer_done(struct ethhdr *eth,
 	__u32 slot = bpf_ntohl(hdr->container_token.slot);
 	__u64 *finished = bpf_map_lookup_elem(&fwd_finished, &slot);
 	__be64 *received = (void *)(hdr + 1);
-	__u8 mac[ETH_ALEN];
+	__u8 mac[8] __attribute__((aligned(8))); /* put_mac's words */
 
 	if (!finished || !(hdr->flags & TETHER_F_STAMPED) || ip->ihl != 5 ||
 	    (void *)(received + 1) > data_end)
@@ -99,9 +100,9 @@ static __always_inline int answer_done(struct ethhdr *eth,
 
 	*finished = count;
 
-	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+	put_mac(mac, eth->h_dest);
+	put_mac(eth->h_dest, eth->h_source);
+	put_mac(eth->h_source, mac);
 	ip->tot_len = bpf_htons(FWD_DONE_FRAME_LEN - 14);
 	ip->saddr = own_addr;
 	ip->daddr = completion_addr;

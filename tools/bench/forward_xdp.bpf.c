@@ -31,6 +31,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "forward.h"
+#include "words.h" /* bpf/ */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -90,7 +91,7 @@ int fwd_generate(struct xdp_md *ctx)
 
 	if (!frame)
 		return XDP_ABORTED;
-	__builtin_memcpy(data, frame->bytes, FWD_FRAME_LEN);
+	copy_words(data, frame->bytes, FWD_FRAME_LEN);
 	return XDP_TX;
 }
 
@@ -128,8 +129,8 @@ int fwd_bare(struct xdp_md *ctx)
 
 	if (!route || !route->ifindex)
 		return XDP_DROP;
-	__builtin_memcpy(eth->h_dest, route->dst_mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, route->src_mac, ETH_ALEN);
+	put_mac(eth->h_dest, route->dst_mac);
+	put_mac(eth->h_source, route->src_mac);
 	return bpf_redirect_map(&fwd_ports, route->ifindex, XDP_DROP);
 }
 
@@ -256,8 +257,8 @@ int fwd_floor(struct xdp_md *ctx)
 
 	if (!route || !route->ifindex)
 		return XDP_DROP;
-	__builtin_memcpy(eth->h_dest, route->dst_mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, route->src_mac, ETH_ALEN);
+	put_mac(eth->h_dest, route->dst_mac);
+	put_mac(eth->h_source, route->src_mac);
 	return bpf_redirect_map(&fwd_ports, route->ifindex, XDP_DROP);
 }
 
@@ -321,7 +322,7 @@ int fwd_transit(struct xdp_md *ctx)
 		return XDP_DROP;
 	if (*(__u32 *)eth->h_dest == *(__u32 *)config->mac &&
 	    *(__u16 *)&eth->h_dest[4] == *(__u16 *)&config->mac[4]) {
-		struct fwd_addr dest = {};
+		struct fwd_addr dest __attribute__((aligned(8))) = {}; /* copied as words */
 
 		if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 			struct iphdr *ip = (void *)(eth + 1);
@@ -335,15 +336,15 @@ int fwd_transit(struct xdp_md *ctx)
 
 			if ((void *)(ip6 + 1) > data_end)
 				return XDP_PASS;
-			__builtin_memcpy(dest.addr, &ip6->daddr, 16);
+			copy_words(dest.addr, &ip6->daddr, 16);
 		} else {
 			return XDP_PASS;
 		}
 		hop = bpf_map_lookup_elem(&fwd_transit_routes, &dest);
 		if (!hop)
 			return XDP_PASS;
-		__builtin_memcpy(eth->h_dest, hop->dst_mac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, hop->src_mac, ETH_ALEN);
+		put_mac(eth->h_dest, hop->dst_mac);
+		put_mac(eth->h_source, hop->src_mac);
 	} else {
 		struct fwd_mac mac = {};
 

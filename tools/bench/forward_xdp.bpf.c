@@ -346,9 +346,9 @@ int fwd_transit(struct xdp_md *ctx)
 		put_mac(eth->h_dest, hop->dst_mac);
 		put_mac(eth->h_source, hop->src_mac);
 	} else {
-		struct fwd_mac mac = {};
+		struct fwd_mac mac __attribute__((aligned(8))) = {}; /* put_mac's words */
 
-		__builtin_memcpy(mac.mac, eth->h_dest, ETH_ALEN);
+		put_mac(mac.mac, eth->h_dest);
 		hop = bpf_map_lookup_elem(&fwd_transit_ports, &mac);
 		if (!hop)
 			return XDP_PASS;
